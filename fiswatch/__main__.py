@@ -1,0 +1,3 @@
+from fiswatch.cli import main
+
+main()

@@ -1,0 +1,260 @@
+"""Immutable state shared between threads.
+
+Every object here is a frozen dataclass (or an Enum): a probe thread builds a new
+Snapshot after every step and publishes it by swapping one reference; readers never
+take a lock that a stuck probe could hold.
+"""
+import enum
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+
+class State(str, enum.Enum):
+    """What a probe is doing, as the screen and the JSON stream name it."""
+
+    CONNECTING = "CONNECTING"
+    OK = "OK"
+    STALLED = "STALLED"  # derived by the monitor, never published by a probe
+    ERROR = "ERROR"
+    RECONNECTING = "RECONNECTING"
+    UNAVAILABLE = "UNAVAILABLE"  # backend library not installed
+    STOPPED = "STOPPED"
+
+    def __str__(self) -> str:  # pragma: no cover - trivial
+        return self.value
+
+
+class Op(str, enum.Enum):
+    """The driver call a probe is inside of."""
+
+    RESOLVE = "resolve"
+    CONNECT = "connect"
+    INSERT = "INSERT"
+    COMMIT = "COMMIT"
+    SELECT = "SELECT"
+
+    def __str__(self) -> str:  # pragma: no cover - trivial
+        return self.value
+
+
+class Secret:
+    """A password that never shows itself in repr(), str(), logs or records."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One database to write to: the workshop's `aurora` or `rds`."""
+
+    name: str
+    host: str
+    port: int = 3306
+    user: str = ""
+    database: str = "testdb"
+    table: str = "test"
+    password: Optional[Secret] = field(default=None, repr=False, compare=False)
+    source: str = "cli"  # cli | secret:<id> | lab:<dir>
+    cluster_id: Optional[str] = None
+    instance_id: Optional[str] = None
+
+    def url(self) -> str:
+        """The endpoint as a URL, never with the password."""
+        return "mysql://%s@%s:%d/%s" % (self.user, self.host, self.port, self.database)
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """A backend name plus the options given on the command line."""
+
+    name: str
+    options: Tuple[Tuple[str, str], ...] = ()
+
+    @property
+    def label(self) -> str:
+        if not self.options:
+            return self.name
+        return self.name + ":" + ",".join("%s=%s" % kv for kv in self.options)
+
+    def option_dict(self) -> Dict[str, str]:
+        return dict(self.options)
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """What a column header says about the library behind it."""
+
+    name: str
+    library: str
+    version: str
+    timeouts: Tuple[Tuple[str, Optional[float]], ...] = ()
+    available: bool = True
+    reason: str = ""  # why unavailable
+    notes: str = ""  # e.g. "C extension" / "pure Python"
+
+    def timeout(self, key: str) -> Optional[float]:
+        return dict(self.timeouts).get(key)
+
+    def timeouts_text(self) -> str:
+        """`connect 1s read none write none` - 'none' means wait forever."""
+        parts = []
+        for key, value in self.timeouts:
+            parts.append("%s %s" % (key, "none" if value is None else "%gs" % value))
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """A driver or resolution error reduced to what a human needs."""
+
+    code: Optional[int]
+    kind: str  # auth | read-only | refused | lost | read-timeout | dns | ...
+    message: str
+
+    def short(self) -> str:
+        if self.code is not None:
+            return "%d %s" % (self.code, self.kind)
+        return self.kind
+
+    def text(self) -> str:
+        return "%s: %s" % (self.short(), self.message) if self.message else self.short()
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """One DNS lookup of an endpoint host."""
+
+    name: str
+    addresses: Tuple[str, ...] = ()
+    cname_chain: Tuple[str, ...] = ()  # names followed, first is the target of `name`
+    ttl: Optional[int] = None
+    error: Optional[str] = None  # NXDOMAIN | empty | timeout | ...
+    source: str = "dns"  # dns | literal | hosts
+    ts: float = 0.0
+
+    @property
+    def address(self) -> Optional[str]:
+        return self.addresses[0] if self.addresses else None
+
+    @property
+    def cname(self) -> Optional[str]:
+        return self.cname_chain[-1] if self.cname_chain else None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything one probe knows after its last step. Replaced, never mutated."""
+
+    probe: str  # "<endpoint>/<backend label>"
+    endpoint: str
+    backend: str
+    state: State = State.CONNECTING
+    op: Optional[Op] = None  # driver call in flight
+    op_started: Optional[float] = None  # time.monotonic() when that call began
+    rows: Tuple[Tuple[int, int], ...] = ()
+    address: Optional[str] = None
+    previous_address: Optional[str] = None
+    resolution: Optional[Resolution] = None
+    iterations: int = 0  # completed INSERT+COMMIT+SELECT rounds
+    errors: int = 0
+    reconnects: int = 0
+    latency: Tuple[Tuple[str, float], ...] = ()  # last latency per op, seconds
+    latency_total: float = 0.0  # sum of iteration latencies, for per-second means
+    last_error: Optional[ErrorInfo] = None
+    last_ok: Optional[float] = None  # wall-clock time of the last completed round
+    retry_at: Optional[float] = None  # monotonic time of the next reconnect attempt
+    seq: int = 0
+
+    def in_flight_for(self, now: float) -> float:
+        """Seconds the current driver call has been running (0 when idle)."""
+        if self.op is None or self.op_started is None:
+            return 0.0
+        return max(0.0, now - self.op_started)
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something that happened, in the shape every output writes (JSON lines)."""
+
+    event: str  # state | dns | error | write | write_in_doubt | lab | topology | ...
+    ts: float
+    fields: Tuple[Tuple[str, Any], ...] = ()
+
+    @classmethod
+    def make(cls, event: str, ts: Optional[float] = None, **fields: Any) -> "Event":
+        return cls(event, time.time() if ts is None else ts, tuple(fields.items()))
+
+    def get(self, key: str, default: Any = None) -> Any:
+        for k, v in self.fields:
+            if k == key:
+                return v
+        return default
+
+    def as_dict(self) -> Dict[str, Any]:
+        out: Dict[str, Any] = {"ts": round(self.ts, 3), "event": self.event}
+        out.update(self.fields)
+        return out
+
+
+@dataclass(frozen=True)
+class ProbeView:
+    """A probe as the monitor sees it on one tick: snapshot plus derived facts."""
+
+    snapshot: Snapshot
+    info: BackendInfo
+    state: State  # STALLED derived here
+    stalled_for: float  # seconds the call in flight has run (0 if none)
+    ops_per_s: float  # last full second
+    history: Tuple[int, ...]  # iterations per second, oldest first
+    longest_stall: float
+
+    @property
+    def probe(self) -> str:
+        return self.snapshot.probe
+
+
+@dataclass(frozen=True)
+class EndpointView:
+    """Per-endpoint facts that are not per probe: DNS watch, AWS topology."""
+
+    name: str
+    host: str
+    resolution: Optional[Resolution] = None
+    previous_addresses: Tuple[str, ...] = ()
+    topology: Tuple[str, ...] = ()  # short lines for the column header
+
+
+@dataclass(frozen=True)
+class View:
+    """One frame's worth of state: what every output renders."""
+
+    ts: float
+    probes: Tuple[ProbeView, ...]
+    endpoints: Tuple[EndpointView, ...] = ()
+    events: Tuple[Event, ...] = ()  # recent, oldest first
+    paused: bool = False
+    status: Tuple[str, ...] = ()  # extra status lines (lab, experiment)
+    keys: Tuple[Tuple[str, str], ...] = ()  # extra key bindings shown in help line
+
+
+def freeze_mapping(mapping: Mapping[str, Any]) -> Tuple[Tuple[str, Any], ...]:
+    """A mapping as a sorted tuple of pairs, for frozen dataclass fields."""
+    return tuple(sorted(mapping.items()))
