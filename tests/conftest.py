@@ -1,0 +1,86 @@
+"""Shared test fixtures.
+
+Tests talk to real MariaDB servers over real sockets. The machine's server listens on
+127.0.0.1:3306 (root, empty password); the suite creates a non-root user (root would
+bypass read_only) and its own database. Nothing here resolves a name through the
+system's resolver, and no AWS endpoint is ever reached.
+"""
+import os
+import secrets
+import sys
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+# Never let boto3 (or anything) reach the instance-metadata address or real AWS.
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.pop("AWS_PROFILE", None)
+
+MYSQL_HOST = os.environ.get("FISWATCH_TEST_MYSQL_HOST", "127.0.0.1")
+MYSQL_PORT = int(os.environ.get("FISWATCH_TEST_MYSQL_PORT", "3306"))
+TEST_DB = "fiswatch_test"
+TEST_USER = "fiswatch_probe"
+
+
+def wait_for(predicate, timeout=30.0, interval=0.05, message="condition"):
+    """Poll `predicate` until it returns a truthy value; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError("timed out after %.0fs waiting for %s (last: %r)" % (timeout, message, last))
+
+
+class MariaDB:
+    """Connection facts of the test server, for a non-root user."""
+
+    def __init__(self, host, port, user, password, database):
+        self.host, self.port, self.user = host, port, user
+        self.password, self.database = password, database
+
+    def root(self, database=None):
+        import pymysql
+
+        return pymysql.connect(host=self.host, port=self.port, user="root", password="",
+                               database=database, autocommit=True, connect_timeout=5)
+
+    def query(self, sql, args=None, database=None):
+        conn = self.root(database or self.database)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql, args)
+                return cur.fetchall()
+        finally:
+            conn.close()
+
+
+@pytest.fixture(scope="session")
+def mariadb():
+    """The machine's MariaDB with a database and a non-root user for the probes."""
+    import pymysql
+
+    password = "pw-" + secrets.token_hex(8)
+    try:
+        conn = pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user="root", password="",
+                               autocommit=True, connect_timeout=5)
+    except pymysql.err.OperationalError as exc:  # pragma: no cover - CI installs it
+        pytest.fail("MariaDB is not reachable on %s:%d (%s); .ci/run starts it" % (MYSQL_HOST, MYSQL_PORT, exc))
+    with conn.cursor() as cur:
+        cur.execute("CREATE DATABASE IF NOT EXISTS %s" % TEST_DB)
+        cur.execute("CREATE TABLE IF NOT EXISTS %s.test (id INT AUTO_INCREMENT PRIMARY KEY, value INT)" % TEST_DB)
+        for host in ("127.0.0.1", "localhost", "%"):
+            cur.execute("CREATE USER IF NOT EXISTS '%s'@'%s'" % (TEST_USER, host))
+            cur.execute("ALTER USER '%s'@'%s' IDENTIFIED BY %%s" % (TEST_USER, host), (password,))
+            cur.execute("GRANT ALL ON %s.* TO '%s'@'%s'" % (TEST_DB, TEST_USER, host))
+    conn.close()
+    return MariaDB(MYSQL_HOST, MYSQL_PORT, TEST_USER, password, TEST_DB)
