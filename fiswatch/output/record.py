@@ -1,0 +1,233 @@
+"""The run record: every event of a run as JSON lines, one flushed line per event.
+
+`RecordWriter` appends one JSON object per event (the shape of docs/events.md) and flushes
+it with the write, so a killed process loses at most the line being written. The file is
+created 0600 and never followed through a symbolic link. A defensive filter drops any key
+named like a password or secret and any `Secret` value, wherever it is nested.
+
+`read_record` reads a record back, skipping a truncated or garbled line (a killed writer
+leaves one at the end) and counting what it skipped.
+"""
+import errno
+import json
+import math
+import os
+import re
+import threading
+from typing import Any, Dict, Iterator, List, Mapping, Optional
+
+_SECRET_KEY = re.compile(r"passw|pwd|secret|credential|token", re.IGNORECASE)
+
+
+class RecordError(Exception):
+    """A record file cannot be written or read; str() is one line for the user."""
+
+
+def is_secret_key(key: str) -> bool:
+    """True for key names that could hold a credential (password, secret, token...)."""
+    return bool(_SECRET_KEY.search(str(key)))
+
+
+def scrub(value: Any) -> Any:
+    """A JSON-ready copy of `value` without secret-named keys or `Secret` objects.
+
+    Tuples become lists, enums their value, NaN/inf null, unknown objects their str().
+    """
+    from fiswatch.model import Secret
+
+    if isinstance(value, Secret):
+        return None
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if is_secret_key(str(key)) or isinstance(item, Secret):
+                continue
+            out[str(key)] = scrub(item)
+        return out
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [scrub(item) for item in value if not isinstance(item, Secret)]
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, str):
+        return str(value)  # str-based enums (State, Op) become plain strings
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, int):
+        return int(value)
+    return str(value)
+
+
+def event_line(event: Any) -> str:
+    """One event (an `Event` or a dict shaped like one) as a JSON line without secrets."""
+    data = event.as_dict() if hasattr(event, "as_dict") else dict(event)
+    return json.dumps(scrub(data), separators=(",", ":"), allow_nan=False) + "\n"
+
+
+class RecordWriter:
+    """Appends events to a record file, one flushed JSON line each.
+
+    Thread-safe; a write costs one small `os.write` on a local file, and no probe thread
+    ever calls it (the monitor/UI thread does), so it cannot hold up a driver call.
+    A write error does not raise: it is kept in `error` and later writes are dropped, so
+    the watch keeps running and can say once that the record stopped.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.lines = 0
+        self.error = None  # type: Optional[str]
+        self._lock = threading.Lock()
+        self._fd = _open_private(path)  # type: Optional[int]
+
+    def write(self, event: Any) -> None:
+        try:
+            data = event_line(event).encode("utf-8")
+        except (TypeError, ValueError) as exc:  # pragma: no cover - scrub makes all JSON-able
+            data = event_line({"ts": getattr(event, "ts", 0), "event": "warning",
+                               "message": "unrecordable event: %s" % exc}).encode("utf-8")
+        with self._lock:
+            if self._fd is None:
+                return
+            try:
+                view = memoryview(data)
+                while view:  # os.write on a regular file writes it all; loop anyway
+                    written = os.write(self._fd, view)
+                    view = view[written:]
+                self.lines += 1
+            except OSError as exc:
+                self.error = "record %s stopped: %s" % (self.path, exc.strerror or exc)
+                self._close_fd()
+
+    def close(self) -> None:
+        with self._lock:
+            self._close_fd()
+
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            try:
+                os.close(fd)
+            except OSError:  # pragma: no cover
+                pass
+
+    def __enter__(self) -> "RecordWriter":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _open_private(path: str) -> int:
+    """Open `path` for writing (truncated), mode 0600, refusing symlinks and non-files."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
+    flags |= getattr(os, "O_CLOEXEC", 0)
+    if os.path.islink(path):
+        raise RecordError("cannot record to %s: it is a symbolic link; give a plain file path" % path)
+    if os.path.isdir(path):
+        raise RecordError("cannot record to %s: it is a directory; give a file path" % path)
+    try:
+        fd = os.open(path, flags | os.O_NONBLOCK, 0o600)
+    except OSError as exc:
+        raise RecordError(_open_error(path, exc))
+    try:
+        import stat
+
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise RecordError("cannot record to %s: not a regular file; give a plain file path" % path)
+        os.set_blocking(fd, True)
+        if info.st_mode & 0o077:
+            os.fchmod(fd, 0o600)  # an existing file keeps its mode otherwise
+    except RecordError:
+        os.close(fd)
+        raise
+    except OSError as exc:
+        os.close(fd)
+        raise RecordError(_open_error(path, exc))
+    return fd
+
+
+def _open_error(path: str, exc: OSError) -> str:
+    code = exc.errno
+    if code == errno.ELOOP:
+        return "cannot record to %s: it is a symbolic link; give a plain file path" % path
+    if code == errno.ENOENT:
+        return "cannot record to %s: directory %s does not exist; create it or pick another path" % (
+            path, os.path.dirname(os.path.abspath(path)))
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "cannot record to %s: permission denied; pick a path you can write (e.g. in your home)" % path
+    if code == errno.EISDIR:
+        return "cannot record to %s: it is a directory; give a file path" % path
+    return "cannot record to %s: %s" % (path, exc.strerror or exc)
+
+
+class RecordReader:
+    """Iterates over the events of a record file; counts lines it had to skip.
+
+    After iteration `skipped` is the number of lines that were not JSON objects with an
+    `event` key (a truncated last line counts as one), `skipped_last` tells whether the
+    last line was one of them, and `lines` how many events were read.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.lines = 0
+        self.skipped = 0
+        self.skipped_last = False
+        self.skipped_at = []  # type: List[int]  # 1-based line numbers
+
+    def __iter__(self) -> Iterator[Dict[str, Any]]:
+        try:
+            handle = open(self.path, "rb")
+        except OSError as exc:
+            raise RecordError("cannot read record %s: %s" % (self.path, exc.strerror or exc))
+        with handle:
+            number = 0
+            for raw in handle:
+                number += 1
+                if not raw.strip():
+                    continue
+                item = _parse(raw)
+                if item is None:
+                    self.skipped += 1
+                    self.skipped_at.append(number)
+                    self.skipped_last = True
+                    continue
+                self.skipped_last = False
+                self.lines += 1
+                yield item
+
+    def note(self) -> Optional[str]:
+        """One line about skipped lines, or None when every line was read."""
+        if not self.skipped:
+            return None
+        if self.skipped == 1 and self.skipped_last:
+            return "%s: skipped a truncated last line (the run was probably killed)" % self.path
+        return "%s: skipped %d unreadable line(s) (line %s)" % (
+            self.path, self.skipped, ", ".join(str(n) for n in self.skipped_at[:5]))
+
+
+def _parse(raw: bytes) -> Optional[Dict[str, Any]]:
+    try:
+        item = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(item, dict) or not isinstance(item.get("event"), str):
+        return None
+    return item
+
+
+def read_record(path: str) -> RecordReader:
+    """The events of a record file, as an iterable of dicts (see `RecordReader`)."""
+    return RecordReader(path)
+
+
+def load_record(path: str) -> List[Dict[str, Any]]:
+    """All events of a record; raises RecordError (one line) if there are none at all."""
+    reader = read_record(path)
+    events = list(reader)
+    if not events:
+        if reader.skipped:
+            raise RecordError("%s is not a fiswatch record: no line is a JSON event" % path)
+        raise RecordError("%s is empty: no events recorded" % path)
+    return events
