@@ -1,0 +1,402 @@
+"""A fault-injecting TCP proxy: pass, blackhole, reset, refuse, latency.
+
+Every proxy runs on an asyncio event loop owned by a `ProxyLoop` (one background daemon
+thread). Several proxies can share one loop (the lab daemon hosts four); a proxy created
+without a loop gets a private one that stops with it. The public methods are called from
+any thread except the loop's own and wait until the change is in effect.
+
+Modes:
+  pass       forward bytes both ways.
+  blackhole  fence every open connection for good (bytes both ways are read and dropped,
+             sockets stay open: no FIN, no RST) and accept-and-fence new ones. Back in
+             `pass`, new connections work and fenced ones stay dead, as after an Aurora
+             failover.
+  reset      close open connections with RST; accept new ones and reset them at once.
+  refuse     stop listening (connect gets ECONNREFUSED) and reset open connections;
+             `pass` listens again on the same address.
+  latency    forward, delaying each chunk by `latency` seconds.
+"""
+import asyncio
+import socket
+import struct
+import threading
+from typing import Any, Callable, Optional, Set, Tuple
+
+MODES = ("pass", "blackhole", "reset", "refuse", "latency")
+_CHUNK = 65536
+
+
+class ProxyLoop:
+    """An asyncio loop running in one daemon thread, shared by many proxies."""
+
+    def __init__(self, name: str = "fiswatch-proxy-loop") -> None:
+        self._name = name
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._thread: Optional[threading.Thread] = None
+        self._lock = threading.Lock()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        self.start()
+        assert self._loop is not None
+        return self._loop
+
+    def start(self) -> "ProxyLoop":
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return self
+            loop = asyncio.new_event_loop()
+            ready = threading.Event()
+
+            def run() -> None:
+                asyncio.set_event_loop(loop)
+                loop.call_soon(ready.set)
+                loop.run_forever()
+                loop.close()
+
+            self._loop = loop
+            self._thread = threading.Thread(target=run, name=self._name, daemon=True)
+            self._thread.start()
+            ready.wait(10)
+            return self
+
+    def in_loop_thread(self) -> bool:
+        return self._thread is not None and threading.current_thread() is self._thread
+
+    def call(self, func: Callable[..., Any], *args: Any, timeout: float = 15.0) -> Any:
+        """Run a coroutine function or plain function on the loop and return its result."""
+        if self.in_loop_thread():
+            raise RuntimeError("ProxyLoop.call() from the loop's own thread would deadlock")
+        loop = self.loop
+
+        async def wrapper() -> Any:
+            result = func(*args)
+            if asyncio.iscoroutine(result):
+                result = await result
+            return result
+
+        return asyncio.run_coroutine_threadsafe(wrapper(), loop).result(timeout)
+
+    def stop(self) -> None:
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is None or thread is None:
+            return
+        if thread.is_alive():
+            loop.call_soon_threadsafe(loop.stop)
+            if threading.current_thread() is not thread:
+                thread.join(10)
+
+
+def _abort_with_rst(transport: Optional[asyncio.BaseTransport]) -> None:
+    """Close a TCP transport so the peer sees RST, not FIN."""
+    if transport is None or transport.is_closing():
+        if transport is not None:
+            transport.abort()
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+    transport.abort()
+
+
+class _Side(asyncio.Protocol):
+    """One socket of a proxied connection; hands received bytes to its connection."""
+
+    def __init__(self, conn: "_Connection", upstream: bool) -> None:
+        self.conn = conn
+        self.upstream = upstream
+        self.transport: Optional[asyncio.Transport] = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        if not self.upstream:
+            self.conn.proxy._client_connected(self.conn)
+
+    def data_received(self, data: bytes) -> None:
+        self.conn.received(self.upstream, data)
+
+    def eof_received(self) -> Optional[bool]:
+        self.conn.eof(self.upstream)
+        return True  # keep the transport open: the connection decides
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        self.conn.lost(self.upstream)
+
+
+class _Connection:
+    """A client connection and (unless fenced from the start) its upstream connection."""
+
+    def __init__(self, proxy: "FaultProxy") -> None:
+        self.proxy = proxy
+        self.client = _Side(self, upstream=False)
+        self.server: Optional[_Side] = None
+        self.fenced = False
+        self.closed = False
+        self.pending: list = []  # client bytes received before upstream is connected
+        self.client_eof = False
+        self.server_eof = False
+        self._tails = {False: None, True: None}  # per-direction last delayed write
+
+    # --- state changes -------------------------------------------------------------
+    def fence(self) -> None:
+        self.fenced = True
+        self.pending = []
+
+    def reset(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        _abort_with_rst(self.client.transport)
+        if self.server is not None:
+            _abort_with_rst(self.server.transport)
+        self.proxy._forget(self)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for side in (self.client, self.server):
+            if side is not None and side.transport is not None:
+                side.transport.close()
+        self.proxy._forget(self)
+
+    # --- data ----------------------------------------------------------------------
+    def received(self, from_upstream: bool, data: bytes) -> None:
+        if self.fenced or self.closed:
+            return  # read and dropped
+        if not from_upstream and (self.server is None or self.server.transport is None):
+            self.pending.append(data)
+            return
+        target = self.client if from_upstream else self.server
+        delay = self.proxy._latency if self.proxy._mode == "latency" else 0.0
+        previous = self._tails[from_upstream]
+        if previous is not None and previous.done():
+            previous = self._tails[from_upstream] = None
+        if delay > 0 or previous is not None:  # keep order behind delayed chunks
+            loop = asyncio.get_event_loop()
+            due = loop.time() + delay
+            self._tails[from_upstream] = asyncio.ensure_future(self._later(previous, due, target, data))
+        else:
+            self._write(target, data)
+
+    async def _later(self, previous: Optional["asyncio.Future"], due: float, target: Optional[_Side],
+                     data: bytes) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])
+        loop = asyncio.get_event_loop()
+        remaining = due - loop.time()
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+        self._write(target, data)
+
+    def _write(self, target: Optional[_Side], data: bytes) -> None:
+        if self.fenced or self.closed or target is None or target.transport is None:
+            return
+        if not target.transport.is_closing():
+            target.transport.write(data)
+
+    def upstream_ready(self) -> None:
+        assert self.server is not None and self.server.transport is not None
+        pending, self.pending = self.pending, []
+        for chunk in pending:
+            self._write(self.server, chunk)
+        if self.client_eof and self.server.transport.can_write_eof():
+            self.server.transport.write_eof()
+
+    def eof(self, from_upstream: bool) -> None:
+        if self.fenced or self.closed:
+            return  # a fenced connection never shows the peer's FIN
+        if from_upstream:
+            self.server_eof = True
+        else:
+            self.client_eof = True
+        target = self.client if from_upstream else self.server
+        if target is not None and target.transport is not None and not target.transport.is_closing() \
+                and target.transport.can_write_eof():
+            target.transport.write_eof()
+        if self.client_eof and self.server_eof:
+            self.close()
+
+    def lost(self, from_upstream: bool) -> None:
+        if self.closed:
+            return
+        if from_upstream and self.fenced:
+            return  # the server side went away; the fenced client keeps waiting
+        self.close()
+
+
+class FaultProxy:
+    """A TCP proxy from (listen_host, listen_port) to (target_host, target_port) with faults."""
+
+    def __init__(self, listen_host: str, listen_port: int, target_host: str, target_port: int,
+                 name: str = "", loop: Optional[ProxyLoop] = None) -> None:
+        self.name = name or "%s:%d" % (listen_host, listen_port)
+        self._listen = (listen_host, int(listen_port))
+        self._target = (target_host, int(target_port))
+        self._own_loop = loop is None
+        self._ploop = loop if loop is not None else ProxyLoop("fiswatch-proxy-" + self.name)
+        self._mode = "pass"
+        self._latency = 0.0
+        self._bound: Optional[Tuple[str, int]] = None
+        self._server: Optional[asyncio.AbstractServer] = None
+        self._conns: Set[_Connection] = set()
+        self._stopped = False
+
+    # --- public API ----------------------------------------------------------------
+    @property
+    def mode(self) -> str:
+        return self._mode
+
+    @property
+    def latency(self) -> float:
+        return self._latency
+
+    @property
+    def address(self) -> Tuple[str, int]:
+        if self._bound is None:
+            return self._listen
+        return self._bound
+
+    @property
+    def target(self) -> Tuple[str, int]:
+        return self._target
+
+    def connection_count(self) -> int:
+        return len(self._conns)
+
+    def start(self) -> "FaultProxy":
+        """Bind now (OSError with a clear message if the address is taken) and serve."""
+        sock = self._bind(self._listen[1])
+        self._bound = sock.getsockname()[:2]
+        self._stopped = False
+        try:
+            self._ploop.call(self._serve, sock)
+        except BaseException:
+            sock.close()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Close the listener and every connection. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._ploop._loop is not None:
+            try:
+                self._ploop.call(self._stop_in_loop)
+            except RuntimeError:
+                pass
+        if self._own_loop:
+            self._ploop.stop()
+
+    def set_mode(self, mode: str, latency: float = 0.0) -> None:
+        if mode not in MODES:
+            raise ValueError("unknown proxy mode %r: use one of %s" % (mode, ", ".join(MODES)))
+        if latency < 0:
+            raise ValueError("latency must be >= 0 seconds, got %r" % latency)
+        sock = None
+        if mode != "refuse" and self._server is None and not self._stopped:
+            sock = self._bind(self.address[1])  # listen again on the same address
+        self._ploop.call(self._set_mode_in_loop, mode, float(latency), sock)
+
+    def set_target(self, host: str, port: int) -> None:
+        """Send NEW connections to host:port (open ones keep their server)."""
+        self._target = (host, int(port))
+
+    def __enter__(self) -> "FaultProxy":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return "FaultProxy(%s %s:%d -> %s:%d mode=%s)" % (
+            self.name, self.address[0], self.address[1], self._target[0], self._target[1], self._mode)
+
+    # --- internals -----------------------------------------------------------------
+    def _bind(self, port: int) -> socket.socket:
+        host = self._listen[0]
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+            sock.listen(128)
+            sock.setblocking(False)
+        except OSError as exc:
+            sock.close()
+            raise OSError(exc.errno, "proxy %s cannot listen on %s:%d: %s; stop whatever uses that "
+                          "address or choose another port" % (self.name, host, port, exc.strerror or exc)) from None
+        return sock
+
+    async def _serve(self, sock: socket.socket) -> None:
+        loop = asyncio.get_event_loop()
+        self._server = await loop.create_server(self._accept, sock=sock)
+
+    def _accept(self) -> _Side:
+        conn = _Connection(self)
+        self._conns.add(conn)
+        return conn.client
+
+    def _client_connected(self, conn: _Connection) -> None:
+        mode = self._mode
+        if self._stopped:
+            conn.close()
+        elif mode == "blackhole":
+            conn.fence()
+        elif mode in ("reset", "refuse"):
+            conn.reset()
+        else:
+            asyncio.ensure_future(self._connect_upstream(conn))
+
+    async def _connect_upstream(self, conn: _Connection) -> None:
+        loop = asyncio.get_event_loop()
+        host, port = self._target
+        side = _Side(conn, upstream=True)
+        conn.server = side
+        try:
+            await loop.create_connection(lambda: side, host, port)
+        except OSError:
+            conn.reset()  # the client sees the connection reset, as from a dead server
+            return
+        if conn.closed:
+            _abort_with_rst(side.transport)
+            return
+        if conn.fenced:
+            return
+        conn.upstream_ready()
+
+    def _forget(self, conn: _Connection) -> None:
+        self._conns.discard(conn)
+
+    def _close_listener(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
+    async def _set_mode_in_loop(self, mode: str, latency: float, sock: Optional[socket.socket]) -> None:
+        self._mode = mode
+        self._latency = latency if mode == "latency" else 0.0
+        if mode == "blackhole":
+            for conn in list(self._conns):
+                conn.fence()
+        elif mode in ("reset", "refuse"):
+            for conn in list(self._conns):
+                conn.reset()
+            if mode == "refuse":
+                self._close_listener()
+        if sock is not None:
+            if self._server is None:
+                await self._serve(sock)
+            else:
+                sock.close()
+
+    async def _stop_in_loop(self) -> None:
+        self._close_listener()
+        for conn in list(self._conns):
+            conn.close()
+        self._conns.clear()
