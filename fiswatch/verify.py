@@ -1,0 +1,308 @@
+"""Did every acknowledged write survive the failover?
+
+A write is *acknowledged* when its COMMIT returned (`write` event) and *in doubt* when the
+COMMIT (or the INSERT) was sent but no answer came back (`write_in_doubt` event). `verify`
+reads the record's events, connects to each endpoint's current writer and looks the ids up
+in batches:
+
+- lost: an acknowledged row is missing, or its id now holds the row of a later
+  acknowledged write (a promoted replica that missed the row hands the same
+  AUTO_INCREMENT id out again);
+- changed: the row is there with another value;
+- in doubt, committed / not committed: the row with that id and value is / is not there.
+
+Rows are compared per (endpoint, id): several probes write to the same endpoint's table.
+"""
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+DEFAULT_TABLE = "test"
+CHUNK = 1000
+_TABLE_NAME = re.compile(r"^[A-Za-z0-9_$]{1,64}(\.[A-Za-z0-9_$]{1,64})?$")
+
+
+@dataclass(frozen=True)
+class WriteRef:
+    """One recorded write, as verify reports it."""
+
+    endpoint: str
+    id: Optional[int]
+    value: Optional[int]
+    probe: str = ""
+    address: Optional[str] = None
+    ts: float = 0.0
+    found: Optional[int] = None  # the value now stored under `id` (changed / reused)
+    note: str = ""
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {"endpoint": self.endpoint, "id": self.id, "value": self.value, "probe": self.probe,
+                "address": self.address, "ts": round(self.ts, 3), "found": self.found, "note": self.note}
+
+
+@dataclass(frozen=True)
+class EndpointVerify:
+    """The verdict for one endpoint's table."""
+
+    endpoint: str
+    table: str
+    acknowledged: int
+    lost: Tuple[WriteRef, ...] = ()
+    changed: Tuple[WriteRef, ...] = ()
+    in_doubt_committed: Tuple[WriteRef, ...] = ()
+    in_doubt_not_committed: Tuple[WriteRef, ...] = ()
+    in_doubt_unknown: Tuple[WriteRef, ...] = ()  # no id recorded: cannot be looked up
+    error: Optional[str] = None  # could not verify (connection or query failed)
+    server: str = ""  # what answered, e.g. "127.0.0.1:3306 read_only=0"
+    warnings: Tuple[str, ...] = ()
+
+    @property
+    def lost_ids(self) -> Tuple[int, ...]:
+        return tuple(ref.id for ref in self.lost if ref.id is not None)
+
+    @property
+    def changed_ids(self) -> Tuple[int, ...]:
+        return tuple(ref.id for ref in self.changed if ref.id is not None)
+
+    @property
+    def in_doubt(self) -> int:
+        return len(self.in_doubt_committed) + len(self.in_doubt_not_committed) + len(self.in_doubt_unknown)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.lost and not self.changed
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {
+            "endpoint": self.endpoint, "table": self.table, "ok": self.ok,
+            "acknowledged": self.acknowledged, "lost": [r.as_dict() for r in self.lost],
+            "changed": [r.as_dict() for r in self.changed],
+            "in_doubt_committed": [r.as_dict() for r in self.in_doubt_committed],
+            "in_doubt_not_committed": [r.as_dict() for r in self.in_doubt_not_committed],
+            "in_doubt_unknown": [r.as_dict() for r in self.in_doubt_unknown],
+            "error": self.error, "server": self.server, "warnings": list(self.warnings),
+        }
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    endpoints: Tuple[EndpointVerify, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return all(item.ok for item in self.endpoints)
+
+    @property
+    def lost(self) -> int:
+        return sum(len(item.lost) + len(item.changed) for item in self.endpoints)
+
+    @property
+    def failed(self) -> bool:
+        """True when some endpoint could not be checked at all."""
+        return any(item.error is not None for item in self.endpoints)
+
+    def endpoint(self, name: str) -> Optional[EndpointVerify]:
+        for item in self.endpoints:
+            if item.endpoint == name:
+                return item
+        return None
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {"ok": self.ok, "endpoints": [item.as_dict() for item in self.endpoints]}
+
+
+@dataclass
+class _Collected:
+    """What the record says about one endpoint (mutable while reading, local only)."""
+
+    acked: Dict[int, List[WriteRef]] = field(default_factory=dict)
+    doubts: List[WriteRef] = field(default_factory=list)
+    count: int = 0
+
+
+def collect(events: Iterable[Dict[str, Any]]) -> Tuple[Dict[str, _Collected], Dict[str, str]]:
+    """Writes per endpoint and table name per endpoint, from the event dicts."""
+    per = {}  # type: Dict[str, _Collected]
+    tables = {}  # type: Dict[str, str]
+    default_table = DEFAULT_TABLE
+    for ev in events:
+        kind = ev.get("event")
+        if kind == "run_start":
+            default_table = str(ev.get("table") or default_table)
+            for item in ev.get("endpoints") or ():
+                if isinstance(item, dict) and item.get("name") and item.get("table"):
+                    tables[str(item["name"])] = str(item["table"])
+        elif kind in ("write", "write_in_doubt"):
+            endpoint = str(ev.get("endpoint") or "")
+            ref = WriteRef(endpoint=endpoint, id=_int(ev.get("id")), value=_int(ev.get("value")),
+                           probe=str(ev.get("probe") or ""), address=ev.get("address"),
+                           ts=float(ev.get("ts") or 0.0))
+            bucket = per.setdefault(endpoint, _Collected())
+            if kind == "write" and ref.id is not None:
+                bucket.acked.setdefault(ref.id, []).append(ref)
+                bucket.count += 1
+            elif kind == "write":  # acknowledged but no id: nothing to look up
+                bucket.doubts.append(_with(ref, note="acknowledged without id"))
+            else:
+                bucket.doubts.append(ref)
+    for name in per:
+        tables.setdefault(name, default_table)
+    return per, tables
+
+
+def _int(value: Any) -> Optional[int]:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def fetch_rows(conn: Any, table: str, ids: Sequence[int], chunk: int = CHUNK) -> Dict[int, Optional[int]]:
+    """{id: value} for the ids present in `table`, looked up `chunk` ids per query."""
+    if not _TABLE_NAME.match(table):
+        raise ValueError("bad table name %r" % table)
+    quoted = ".".join("`%s`" % part for part in table.split("."))
+    found = {}  # type: Dict[int, Optional[int]]
+    ordered = sorted(set(ids))
+    cur = conn.cursor()
+    try:
+        for start in range(0, len(ordered), chunk):
+            part = ordered[start:start + chunk]
+            sql = "SELECT id, value FROM %s WHERE id IN (%s)" % (quoted, ",".join(["%s"] * len(part)))
+            cur.execute(sql, tuple(part))
+            for row_id, value in cur.fetchall():
+                found[int(row_id)] = None if value is None else int(value)
+    finally:
+        try:
+            cur.close()
+        except Exception:  # pragma: no cover - closing a cursor on a dead link
+            pass
+    return found
+
+
+def _server_facts(conn: Any) -> Tuple[str, Tuple[str, ...]]:
+    """`host read_only=N` of the server answering, and a warning if it is read-only."""
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT @@hostname, @@port, @@read_only")
+        host, port, read_only = cur.fetchone()
+        cur.close()
+    except Exception:  # facts only; the lookup itself decides
+        return "", ()
+    text = "%s:%s read_only=%s" % (host, port, read_only)
+    if str(read_only) not in ("0", "OFF", "False"):
+        return text, ("the server answering is read-only (a reader?): rows may not be there yet",)
+    return text, ()
+
+
+def verify_endpoint(name: str, table: str, data: _Collected, conn: Any, chunk: int = CHUNK) -> EndpointVerify:
+    """Compare one endpoint's recorded writes with its table, through an open connection."""
+    server, warnings = _server_facts(conn)
+    ids = list(data.acked) + [ref.id for ref in data.doubts if ref.id is not None]
+    rows = fetch_rows(conn, table, ids, chunk)
+    lost, changed = [], []  # type: List[WriteRef], List[WriteRef]
+    for row_id in sorted(data.acked):
+        refs = data.acked[row_id]
+        present = row_id in rows
+        stored = rows.get(row_id)
+        matched = False
+        for ref in sorted(refs, key=lambda r: r.ts, reverse=True):  # newest claim first
+            if not present:
+                lost.append(_with(ref, note="missing"))
+            elif ref.value == stored and not matched:
+                matched = True
+            elif len(refs) > 1:
+                lost.append(_with(ref, found=stored, note="id reused by a later write"))
+            else:
+                changed.append(_with(ref, found=stored, note="value differs"))
+    committed, not_committed, unknown = [], [], []  # type: List[WriteRef], List[WriteRef], List[WriteRef]
+    for ref in data.doubts:
+        if ref.id is None:
+            unknown.append(ref if ref.note else _with(ref, note="no id recorded"))
+        elif ref.id in rows and rows[ref.id] == ref.value and ref.id not in data.acked:
+            committed.append(_with(ref, found=rows[ref.id]))
+        elif ref.id in rows and rows[ref.id] == ref.value:
+            committed.append(_with(ref, found=rows[ref.id], note="also acknowledged"))
+        elif ref.id in rows:
+            not_committed.append(_with(ref, found=rows[ref.id], note="id holds another row"))
+        else:
+            not_committed.append(_with(ref, note="missing"))
+    return EndpointVerify(endpoint=name, table=table, acknowledged=data.count, lost=tuple(lost),
+                          changed=tuple(changed), in_doubt_committed=tuple(committed),
+                          in_doubt_not_committed=tuple(not_committed), in_doubt_unknown=tuple(unknown),
+                          server=server, warnings=warnings)
+
+
+def _with(ref: WriteRef, **changes: Any) -> WriteRef:
+    from dataclasses import replace
+
+    return replace(ref, **changes)
+
+
+def verify(events: Iterable[Dict[str, Any]], connect: Callable[[str], Any], chunk: int = CHUNK) -> VerifyResult:
+    """Check a run's writes against each endpoint's current writer.
+
+    `connect(endpoint_name)` returns an open DB-API connection (format paramstyle, as
+    PyMySQL and mysql-connector use) to that endpoint's writer; it is closed here. A
+    connection or query error becomes that endpoint's `error`, never an exception.
+    """
+    per, tables = collect(events)
+    results = []
+    for name in sorted(per):
+        data, table = per[name], tables[name]
+        conn = None
+        try:
+            conn = connect(name)
+            results.append(verify_endpoint(name, table, data, conn, chunk))
+        except Exception as exc:  # one clear line per endpoint, never a traceback
+            results.append(EndpointVerify(endpoint=name, table=table, acknowledged=data.count,
+                                          error=_one_line(exc)))
+        finally:
+            if conn is not None:
+                try:
+                    conn.close()
+                except Exception:  # pragma: no cover
+                    pass
+    return VerifyResult(tuple(results))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return "%s: %s" % (exc.__class__.__name__, text) if text else exc.__class__.__name__
+
+
+def _ids(refs: Sequence[WriteRef], limit: int = 8) -> str:
+    shown = ", ".join(str(r.id) for r in refs[:limit])
+    return shown + (", ... (%d more)" % (len(refs) - limit) if len(refs) > limit else "")
+
+
+def render_verify(result: VerifyResult) -> List[str]:
+    """Text lines: one verdict line per endpoint plus a line per kind of problem."""
+    lines = []
+    if not result.endpoints:
+        return ["verify: the record holds no writes to check"]
+    for item in result.endpoints:
+        head = "%s (table %s)" % (item.endpoint, item.table)
+        if item.error is not None:
+            lines.append("%s: NOT VERIFIED - %s" % (head, item.error))
+            continue
+        verdict = "OK" if item.ok else "LOST WRITES"
+        lines.append("%s: %s - %d acknowledged, %d lost, %d changed; in doubt: %d committed, "
+                     "%d not committed%s" % (
+                         head, verdict, item.acknowledged, len(item.lost), len(item.changed),
+                         len(item.in_doubt_committed), len(item.in_doubt_not_committed),
+                         ", %d without id" % len(item.in_doubt_unknown) if item.in_doubt_unknown else ""))
+        if item.lost:
+            lines.append("  lost ids: %s" % _ids(item.lost))
+            reused = [r for r in item.lost if r.note.startswith("id reused")]
+            if reused:
+                lines.append("  (%d of them: the id now holds a later write - the new writer never got the row)"
+                             % len(reused))
+        if item.changed:
+            lines.append("  changed: %s" % ", ".join("%s (%s -> %s)" % (r.id, r.value, r.found)
+                                                   for r in item.changed[:8]))
+        for warning in item.warnings:
+            lines.append("  warning: %s" % warning)
+    return lines
