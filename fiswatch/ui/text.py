@@ -1,0 +1,346 @@
+"""Short texts shared by the dashboard and the plain output: pure functions, no curses.
+
+Every function that takes a `width` returns text no wider than it. Texts that come from
+outside (error messages, host names) are cleaned of control characters first.
+"""
+import time
+from typing import Iterable, List, Optional, Sequence
+
+from fiswatch.model import BackendInfo, Event, ProbeView, State
+
+ELLIPSIS = "~"
+
+
+def clean(text: object) -> str:
+    """`text` as one printable line: control characters become spaces.
+
+    >>> clean("lost\\nconnection\\t1")
+    'lost connection 1'
+    """
+    out = []
+    for ch in str(text):
+        if ch == "\t" or ch == "\n" or ch == "\r":
+            out.append(" ")
+        elif ord(ch) < 32 or 0x7F <= ord(ch) < 0xA0:
+            out.append("?")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def truncate(text: str, width: int) -> str:
+    """`text` cut to `width`, the cut marked with a trailing '~'.
+
+    >>> truncate("read_timeout: none", 10)
+    'read_time~'
+    >>> truncate("ok", 10)
+    'ok'
+    """
+    text = clean(text)
+    if width <= 0:
+        return ""
+    if len(text) <= width:
+        return text
+    if width == 1:
+        return text[:1]
+    return text[: width - 1] + ELLIPSIS
+
+
+def fit(candidates: Iterable[str], width: int) -> str:
+    """The first candidate that fits in `width`, else the last one truncated.
+
+    >>> fit(["STALLED 12.3s in INSERT", "STALLED 12s INSERT"], 19)
+    'STALLED 12s INSERT'
+    """
+    last = ""
+    for text in candidates:
+        last = clean(text)
+        if len(last) <= width:
+            return last
+    return truncate(last, width)
+
+
+def wrap(text: str, width: int) -> List[str]:
+    """Greedy word wrap into lines of at most `width` (long words are cut).
+
+    >>> wrap("pymysql not installed: pip install PyMySQL", 20)
+    ['pymysql not', 'installed: pip', 'install PyMySQL']
+    """
+    if width <= 0:
+        return []
+    lines: List[str] = []
+    current = ""
+    for word in clean(text).split():
+        while len(word) > width:
+            if current:
+                lines.append(current)
+                current = ""
+            lines.append(word[:width])
+            word = word[width:]
+        if not word:
+            continue
+        if not current:
+            current = word
+        elif len(current) + 1 + len(word) <= width:
+            current += " " + word
+        else:
+            lines.append(current)
+            current = word
+    if current:
+        lines.append(current)
+    return lines
+
+
+def seconds(value: float) -> str:
+    """A duration the way the state line shows it.
+
+    >>> seconds(3.04), seconds(12.34), seconds(123.4), seconds(4000)
+    ('3.0s', '12.3s', '123s', '66m')
+    """
+    if value < 100:
+        return "%.1fs" % value
+    if value < 1000:
+        return "%.0fs" % value
+    return "%dm" % int(value // 60)
+
+
+def short_seconds(value: float) -> str:
+    """
+    >>> short_seconds(12.34), short_seconds(123.4)
+    ('12s', '123s')
+    """
+    if value < 1000:
+        return "%ds" % int(value)
+    return "%dm" % int(value // 60)
+
+
+def stall_age(probe: ProbeView, now: Optional[float] = None) -> float:
+    """How long the call in flight has run.
+
+    With `now` (time.monotonic()) and a snapshot that knows when its call began, the age is
+    exact at render time; otherwise the monitor's `stalled_for` is used.
+    """
+    snap = probe.snapshot
+    if now is not None and snap.op is not None and snap.op_started is not None:
+        return max(probe.stalled_for, snap.in_flight_for(now))
+    return probe.stalled_for
+
+
+def state_candidates(probe: ProbeView, now: Optional[float] = None) -> List[str]:
+    """The state line, longest first: `STALLED 12.3s in INSERT` ... `STALLED`."""
+    state = probe.state
+    snap = probe.snapshot
+    op = str(snap.op) if snap.op is not None else ""
+    if state == State.STALLED:
+        age = stall_age(probe, now)
+        out = []
+        if op:
+            out += ["STALLED %s in %s" % (seconds(age), op), "STALLED %s %s" % (seconds(age), op),
+                    "STALLED %s %s" % (short_seconds(age), op)]
+        out += ["STALLED %s" % seconds(age), "STALLED %s" % short_seconds(age), "STALLED"]
+        return out
+    if state == State.OK:
+        rate = "%.0f ops/s" % probe.ops_per_s
+        lat = dict(snap.latency)
+        total = sum(lat.values()) if lat else None
+        out = []
+        if total is not None:
+            out.append("OK %s %.0fms" % (rate, total * 1000))
+        out += ["OK %s" % rate, "OK %.0f/s" % probe.ops_per_s, "OK"]
+        return out
+    if state in (State.ERROR, State.RECONNECTING):
+        name = "ERROR" if state == State.ERROR else "RECONNECTING"
+        out = []
+        if snap.last_error is not None:
+            out.append("%s %s" % (name, snap.last_error.short()))
+        out.append(name)
+        if state == State.RECONNECTING:
+            out.append("RECONNECT")
+        return out
+    if state == State.CONNECTING:
+        age = snap.in_flight_for(now) if now is not None else probe.stalled_for
+        if op and age >= 0.5:
+            return ["CONNECTING %s %s" % (seconds(age), op), "CONNECTING %s" % seconds(age), "CONNECTING"]
+        return ["CONNECTING", "CONNECT"]
+    if state == State.UNAVAILABLE:
+        return ["UNAVAILABLE", "N/A"]
+    return [str(state.value)]
+
+
+def state_text(probe: ProbeView, width: int = 80, now: Optional[float] = None) -> str:
+    return fit(state_candidates(probe, now), width)
+
+
+def state_style(state: State) -> str:
+    """The style name a state is painted with (see screen.py for what each looks like)."""
+    return {
+        State.OK: "ok",
+        State.STALLED: "stalled",
+        State.ERROR: "error",
+        State.RECONNECTING: "warn",
+        State.CONNECTING: "warn",
+        State.UNAVAILABLE: "error",
+        State.STOPPED: "dim",
+    }.get(state, "normal")
+
+
+SHORT_KEYS = {"connect": "conn"}
+
+
+def timeouts_candidates(info: BackendInfo) -> List[str]:
+    """`connect 1s read none write none` ... `read_timeout: none`: the read timeout matters most."""
+    if not info.timeouts:
+        return ["timeouts: unknown", "timeouts ?"]
+    full = info.timeouts_text()
+    short = " ".join("%s %s" % (SHORT_KEYS.get(key, key), "none" if val is None else "%gs" % val)
+                     for key, val in info.timeouts)
+    out = [full, short]
+    keys = [key for key, _ in info.timeouts]
+    if "read" in keys:
+        val = info.timeout("read")
+        val_text = "none" if val is None else "%gs" % val
+        out += ["read_timeout: %s" % val_text, "read_timeout %s" % val_text, "read %s" % val_text]
+    return out
+
+
+def read_timeout_unset(info: BackendInfo) -> bool:
+    """True when the backend reads without a timeout: a silent failover hangs it forever."""
+    keys = [key for key, _ in info.timeouts]
+    return "read" in keys and info.timeout("read") is None
+
+
+def backend_candidates(probe: ProbeView) -> List[str]:
+    """`mysql-connector 9.4.0 C extension` ... `mysql-connector`."""
+    info = probe.info
+    label = probe.snapshot.backend or info.name
+    out = []
+    if info.available and info.version and info.version != "-":
+        if info.notes:
+            out.append("%s %s %s" % (label, info.version, info.notes))
+        out.append("%s %s" % (label, info.version))
+        major_minor = ".".join(info.version.split(".")[:2])
+        if major_minor != info.version:
+            out.append("%s %s" % (label, major_minor))
+    out.append(label)
+    if label != info.name:
+        out.append(info.name)
+    return out
+
+
+def address_candidates(address: Optional[str], previous: Optional[str]) -> List[str]:
+    """
+    >>> address_candidates("10.0.1.2", "10.0.1.1")
+    ['10.0.1.2 (was 10.0.1.1)', '10.0.1.2 was 10.0.1.1', '10.0.1.2']
+    """
+    if not address:
+        return ["(no address)", "-"]
+    if previous and previous != address:
+        return ["%s (was %s)" % (address, previous), "%s was %s" % (address, previous), address]
+    return [address]
+
+
+def row_text(row: Sequence[int]) -> str:
+    """A row the way the workshop printed it.
+
+    >>> row_text((7711, 2282))
+    '(7711, 2282)'
+    """
+    return "(%s)" % ", ".join(str(v) for v in row)
+
+
+def clock(ts: float) -> str:
+    """Local wall-clock time of a unix timestamp, HH:MM:SS."""
+    return time.strftime("%H:%M:%S", time.localtime(ts))
+
+
+def _addresses(value: object) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value) if value else "(empty)"
+    return str(value) or "(empty)"
+
+
+def event_text(ev: Event) -> str:
+    """One event as a short human line, without the timestamp."""
+    kind = ev.event
+    g = ev.get
+    if kind == "state":
+        text = "%s %s -> %s" % (g("probe", "?"), g("previous") or "-", g("state", "?"))
+        if g("op"):
+            text += " (%s)" % g("op")
+        if g("error"):
+            text += " %s" % g("error")
+        return text
+    if kind == "dns":
+        addresses = g("addresses")
+        now = g("error") if g("error") and not addresses else _addresses(addresses)
+        text = "dns %s %s -> %s" % (g("endpoint", "?"), _addresses(g("previous")), now)
+        if g("cname"):
+            text += " cname %s" % g("cname")
+        return text
+    if kind == "error":
+        code = g("code")
+        head = "%s %s" % (code, g("kind", "")) if code is not None else str(g("kind", "error"))
+        text = "%s error %s" % (g("probe", "?"), head.strip())
+        if g("op"):
+            text += " in %s" % g("op")
+        if g("message"):
+            text += ": %s" % g("message")
+        return text
+    if kind == "connect":
+        return "%s connected to %s:%s" % (g("probe", "?"), g("address", "?"), g("port", "?"))
+    if kind == "write":
+        return "%s wrote (%s, %s)" % (g("probe", "?"), g("id", "?"), g("value", "?"))
+    if kind == "write_in_doubt":
+        text = "%s write IN DOUBT (%s, %s)" % (g("probe", "?"), g("id", "?"), g("value", "?"))
+        if g("error"):
+            text += " %s" % g("error")
+        return text
+    if kind == "lab":
+        text = "lab %s: %s" % (g("target", "?"), g("step", "?"))
+        if g("detail"):
+            text += " %s" % g("detail")
+        return text
+    if kind == "topology":
+        lines = g("lines") or ()
+        return "topology %s: %s" % (g("endpoint", "?"), "; ".join(str(x) for x in lines) or "(none)")
+    if kind == "experiment":
+        text = "FIS %s %s: %s" % (g("experiment_id", "?"), g("target", ""), g("state", "?"))
+        if g("reason"):
+            text += " (%s)" % g("reason")
+        return " ".join(text.split())
+    if kind in ("info", "warning"):
+        prefix = "warning: " if kind == "warning" else ""
+        return prefix + str(g("message", ""))
+    if kind == "run_start":
+        probes = g("probes") or ()
+        return "run started: %d probe%s" % (len(probes), "" if len(probes) == 1 else "s")
+    if kind == "summary":
+        return "run ended"
+    rest = " ".join("%s=%s" % (k, v) for k, v in ev.fields)
+    return ("%s %s" % (kind, rest)).strip()
+
+
+def event_style(ev: Event) -> str:
+    kind = ev.event
+    if kind == "state":
+        try:
+            return state_style(State(ev.get("state")))
+        except ValueError:
+            return "normal"
+    if kind in ("error", "write_in_doubt"):
+        return "error"
+    if kind in ("dns", "lab", "topology", "experiment", "warning"):
+        return "warn"
+    if kind == "connect":
+        return "ok"
+    return "normal"
+
+
+# events too frequent or too dull for the log pane
+QUIET_EVENTS = ("write", "tick", "summary")
+
+
+def loggable(events: Iterable[Event]) -> List[Event]:
+    return [ev for ev in events if ev.event not in QUIET_EVENTS]
