@@ -1,0 +1,45 @@
+"""PyMySQL, as the workshop's second script used it: connect, read and write timeouts 1 s.
+
+PyMySQL's read_timeout bounds each socket read; on expiry it raises 2013 and closes the
+connection, so the probe reconnects - to whatever address the name resolves to now.
+"""
+from typing import Any, Dict, Mapping, Optional
+
+from fiswatch.backends.base import Backend, BackendOptionError, classify_error, classify_os_error, parse_seconds
+from fiswatch.model import ErrorInfo
+
+
+class PyMySQLBackend(Backend):
+    name = "pymysql"
+    library = "PyMySQL"
+    module = "pymysql"
+    defaults = {"connect_timeout": "1", "read_timeout": "1", "write_timeout": "1"}
+    timeout_options = (("connect_timeout", "connect"), ("read_timeout", "read"), ("write_timeout", "write"))
+
+    def parse_options(self, options: Mapping[str, str]) -> Dict[str, Any]:
+        settings = {key: parse_seconds(key, options[key]) for key in self.defaults}
+        if settings["connect_timeout"] is None:
+            raise BackendOptionError("connect_timeout for pymysql must be a number of seconds above 0")
+        return settings
+
+    def import_driver(self) -> Any:
+        import pymysql
+
+        return pymysql
+
+    def notes(self, driver: Any) -> str:
+        return "pure Python"
+
+    def connect(self, address: str, port: int, user: str, password: str, database: str,
+                server_hostname: Optional[str] = None) -> Any:
+        driver = self.import_driver()
+        return driver.connect(host=address, port=port, user=user, password=password, database=database,
+                              autocommit=False, **self.settings)
+
+    def classify(self, exc: BaseException) -> ErrorInfo:
+        args = getattr(exc, "args", ())
+        if len(args) >= 2 and isinstance(args[0], int):
+            return classify_error(args[0], str(args[1]))
+        if isinstance(exc, OSError):
+            return classify_os_error(exc)
+        return classify_error(None, str(exc) or type(exc).__name__)

@@ -1,0 +1,116 @@
+"""Command line: argparse, sub-commands, exit codes (0 ok, 1 failure, 2 bad usage).
+
+Every sub-command module registers its own parser; this file only assembles them, so
+`fiswatch --help` imports no driver, no boto3 and no curses.
+"""
+import argparse
+import importlib
+import os
+import sys
+from typing import List, Optional
+
+from fiswatch import __version__
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+DESCRIPTION = """\
+Watch MySQL client libraries side by side while an Aurora cluster or an RDS Multi-AZ
+database fails over. Each (endpoint, backend) pair writes in its own thread: INSERT,
+COMMIT, SELECT the 10 newest rows; a call that hangs longer than --stall-after shows as
+STALLED, so a driver without a read timeout is seen locking up next to one that recovers.
+"""
+
+EPILOG = """\
+examples:
+  fiswatch demo                                   the whole lesson on a local lab, no AWS needed
+  fiswatch watch --workshop                       the workshop's two databases (Secrets Manager)
+  FISWATCH_PASSWORD_AURORA=... fiswatch watch --endpoint aurora=mysql://admin@HOST/testdb
+  fiswatch backends                               installed connector backends and their defaults
+
+passwords never go on the command line: FISWATCH_PASSWORD_<NAME>, MYSQL_PWD or a prompt.
+"""
+
+
+class UsageError(Exception):
+    """Bad usage found after parsing: one line, exit 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line (plus where to get help)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, "%s: error: %s (try: %s --help)\n" % (self.prog, message, self.prog))
+
+
+# Sub-commands that live in their own package: module, parser registration, runners.
+PLUGGED = (
+    ("fiswatch.lab.cli", "add_lab_parser", {"lab": "run_lab"}),
+    ("fiswatch.report_cli", "add_report_parsers", {"report": "run_report", "verify": "run_verify"}),
+    ("fiswatch.aws.cli", "add_experiment_parser", {"experiment": "run_experiment"}),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from fiswatch import app
+
+    parser = Parser(prog="fiswatch", description=DESCRIPTION, epilog=EPILOG,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version="fiswatch " + __version__)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    app.add_watch_parser(sub)
+    app.add_demo_parser(sub)
+    app.add_create_db_parser(sub)
+    app.add_backends_parser(sub)
+    for module, register, _ in PLUGGED:
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:  # a partial checkout: leave that command out
+            if exc.name != module:
+                raise
+            continue
+        getattr(mod, register)(sub)
+    return parser
+
+
+def run(argv: Optional[List[str]] = None) -> int:
+    """Parse and run one command; return the exit code. Safe to call in-process."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_USAGE
+    handler = getattr(args, "handler", None)
+    for module, _, runners in PLUGGED:
+        if handler is None and args.command in runners:
+            handler = getattr(importlib.import_module(module), runners[args.command])
+    try:
+        return int(handler(args) or 0)
+    except UsageError as exc:
+        sys.stderr.write("fiswatch %s: error: %s\n" % (args.command, exc))
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """Console-script entry point.
+
+    Probes stuck forever inside a driver are daemon threads; to end within a second no
+    matter what they hold, flush and leave with os._exit once the command is done.
+    """
+    import threading
+
+    try:
+        code = run(argv)
+    except KeyboardInterrupt:
+        code = EXIT_OK
+    except BrokenPipeError:
+        code = EXIT_OK
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    if threading.active_count() > 1:
+        os._exit(code)
+    sys.exit(code)

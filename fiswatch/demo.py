@@ -1,0 +1,134 @@
+"""`fiswatch demo`: the workshop's lesson on the local lab, in one command.
+
+Starts a lab when none runs, watches both endpoints with both backends, fails the Aurora
+cluster over after ~10 s and the RDS instance later (or on the keys f and r), records
+the run into the lab dir, and on quit stops the lab it started (or says how to).
+"""
+import argparse
+import os
+import sys
+import threading
+import time
+from typing import Callable, Dict, List, Optional, Tuple
+
+from fiswatch.model import Event
+
+EXIT_OK, EXIT_FAIL = 0, 1
+
+
+def add_parser(sub) -> None:
+    from fiswatch.app import add_output_args, add_probe_args
+
+    p = sub.add_parser(
+        "demo", help="run the whole lesson on a local lab (no AWS account needed)",
+        description="Start a local lab (MariaDB servers, DNS, fault proxies) if none runs, watch both endpoints "
+                    "with both backends, and fail the Aurora cluster and then the RDS instance over, so the "
+                    "mysql-connector probes (no read timeout) lock up while the PyMySQL probes recover.")
+    p.add_argument("--dir", metavar="DIR", help="lab directory (default: the one `fiswatch lab up` uses)")
+    p.add_argument("--aurora-after", type=float, default=10.0, metavar="SECONDS",
+                   help="fail the Aurora cluster over this long after the start (default: %(default)s)")
+    p.add_argument("--rds-after", type=float, default=45.0, metavar="SECONDS",
+                   help="reboot the RDS instance with failover this long after the start (default: %(default)s)")
+    p.add_argument("--no-failover", action="store_true", help="no automatic failovers: use the keys f and r")
+    p.add_argument("--realistic", action="store_true",
+                   help="realistic timings: DNS flips after ~15 s and flaps for a while (default: fast)")
+    p.add_argument("--keep-lab", action="store_true", help="leave a lab this demo started running on quit")
+    add_probe_args(p)
+    add_output_args(p)
+    p.set_defaults(handler=run_demo, endpoint=[], table="test", nameserver=None)
+
+
+class DemoHooks:
+    """Failover jobs and keys for the watch loop."""
+
+    def __init__(self, lab_dir: str, profile: str, schedule: List[Tuple[float, str]]) -> None:
+        self.lab_dir = lab_dir
+        self.profile = profile
+        self.schedule = schedule
+        self._busy = threading.Lock()
+        self._runner = None
+        self._timers: List[threading.Timer] = []
+
+    def attach(self, runner, actions: Dict[str, Callable[[], None]], keys: List[Tuple[str, str]]) -> None:
+        self._runner = runner
+        actions["f"] = lambda: self.failover("aurora")
+        actions["r"] = lambda: self.failover("rds")
+        keys.extend([("f", "failover aurora"), ("r", "failover rds")])
+        for delay, target in self.schedule:
+            timer = threading.Timer(delay, self.failover, args=(target,))
+            timer.daemon = True
+            timer.start()
+            self._timers.append(timer)
+
+    def failover(self, target: str) -> None:
+        """Run one failover in the background; a second one waits for the first."""
+        threading.Thread(target=self._failover, args=(target,), name="failover " + target, daemon=True).start()
+
+    def _failover(self, target: str) -> None:
+        from fiswatch.lab import api
+
+        runner = self._runner
+        if runner is None or runner.stop_event.is_set():
+            return
+        with self._busy:
+            if runner.stop_event.is_set():
+                return
+            try:
+                api.failover(self.lab_dir, target, emit=runner.emit, profile=self.profile)
+            except Exception as exc:  # shown in the event log; the dashboard keeps running
+                runner.emit(Event.make("warning", message="failover %s failed: %s" % (target, exc)))
+
+    def before_stop(self, runner) -> None:
+        for timer in self._timers:
+            timer.cancel()
+
+    def after_stop(self, runner) -> None:
+        pass
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from fiswatch.app import watch
+    from fiswatch.lab import api
+
+    lab_dir = args.dir or api.default_lab_dir()
+    started_here = False
+    try:
+        info = api.lab_status(lab_dir)
+        say("using the lab already running in %s" % lab_dir)
+    except api.LabNotRunning:
+        say("starting a local lab in %s (MariaDB x4, DNS, fault proxies) ..." % lab_dir)
+        t0 = time.monotonic()
+        try:
+            info = api.lab_up(lab_dir)
+        except api.LabError as exc:
+            sys.stderr.write("fiswatch demo: %s\n" % exc)
+            return EXIT_FAIL
+        started_here = True
+        say("lab ready in %.1fs" % (time.monotonic() - t0))
+    except api.LabError as exc:
+        sys.stderr.write("fiswatch demo: %s\n" % exc)
+        return EXIT_FAIL
+    if not args.record:
+        runs = os.path.join(lab_dir, "runs")
+        os.makedirs(runs, exist_ok=True)
+        args.record = os.path.join(runs, time.strftime("demo-%Y%m%d-%H%M%S.jsonl"))
+    schedule = [] if args.no_failover else [(args.aurora_after, "aurora"), (args.rds_after, "rds")]
+    hooks = DemoHooks(lab_dir, "realistic" if args.realistic else "fast", schedule)
+    try:
+        code = watch(args, list(info.endpoints), tuple(info.nameserver), hooks=hooks)
+    finally:
+        if started_here and not args.keep_lab:
+            say("stopping the lab this demo started ...")
+            try:
+                api.lab_down(lab_dir)
+            except api.LabError as exc:
+                sys.stderr.write("fiswatch demo: %s\n" % exc)
+        else:
+            say("the lab keeps running: stop it with `fiswatch lab down%s`"
+                % ("" if lab_dir == api.default_lab_dir() else " --dir " + lab_dir))
+    return code
+
+
+def say(message: str) -> None:
+    sys.stderr.write("fiswatch demo: %s\n" % message)
+    sys.stderr.flush()

@@ -1,0 +1,53 @@
+"""Watch each endpoint's name about once a second and report when the answer changes.
+
+This is how the DNS flip of a failover reaches the screen even when no probe reconnects:
+the cluster endpoint's CNAME moving to another instance, or the answer going empty.
+"""
+import threading
+from typing import Callable, Optional, Tuple
+
+from fiswatch.model import Endpoint, Event, Resolution
+from fiswatch.resolve import Resolver
+
+
+class DnsWatcher:
+    """A daemon thread per endpoint; `latest` and `previous` are read by the monitor."""
+
+    def __init__(self, endpoint: Endpoint, emit: Callable[[Event], None], nameserver=None,
+                 interval: float = 1.0) -> None:
+        self.endpoint = endpoint
+        self.emit = emit
+        self.interval = interval
+        self.resolver = Resolver(nameserver)
+        self.latest: Optional[Resolution] = None
+        self.previous: Tuple[str, ...] = ()  # the last non-empty answer before the current one
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="dns " + endpoint.name, daemon=True)
+
+    def start(self) -> "DnsWatcher":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def poll(self) -> Resolution:
+        """Resolve once, publish, and emit a `dns` event when the answer changed."""
+        res = self.resolver.resolve(self.endpoint.host)
+        old = self.latest
+        self.latest = res
+        if old is None or old.addresses != res.addresses or old.error != res.error or old.cname != res.cname:
+            before = old.addresses if old is not None else ()
+            if before and before != res.addresses:
+                self.previous = before
+            self.emit(Event.make(
+                "dns", endpoint=self.endpoint.name, name=self.endpoint.host, addresses=list(res.addresses),
+                previous=list(before), cname=res.cname, ttl=res.ttl, error=res.error, source=res.source))
+        return res
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.poll()
+            if self.latest is not None and self.latest.source == "literal":
+                return  # an IP literal never changes
+            self._stop.wait(self.interval)

@@ -1,0 +1,223 @@
+"""One probe: one daemon thread writing to one endpoint through one backend.
+
+The workshop's workload, per round: INSERT a random value 0..32767, COMMIT, SELECT the 10
+newest rows, pause. Before every driver call the probe publishes a Snapshot naming the
+call and when it started; the monitor (another thread) turns "in flight for too long"
+into STALLED. A probe stuck forever inside a driver costs one parked daemon thread and
+nothing else: no lock is shared with the screen or with other probes.
+"""
+import random
+import re
+import threading
+import time
+from typing import Any, Callable, Optional
+
+from fiswatch.backends.base import Backend, BackendOptionError
+from fiswatch.model import BackendSpec, Endpoint, ErrorInfo, Event, Op, Resolution, Snapshot, State
+from fiswatch.resolve import Resolver
+
+ROWS = 10
+BACKOFF_MIN = 0.1
+BACKOFF_MAX = 1.0
+TABLE_NAME = re.compile(r"^[A-Za-z0-9_$]{1,64}$")
+
+Emit = Callable[[Event], None]
+
+
+def probe_id(endpoint: Endpoint, spec: BackendSpec) -> str:
+    return "%s/%s" % (endpoint.name, spec.label)
+
+
+class Probe:
+    """Runs the workload in its own daemon thread; read `snapshot` from any thread."""
+
+    def __init__(self, endpoint: Endpoint, spec: BackendSpec, backend: Backend, emit: Emit,
+                 interval: float = 0.05, nameserver=None, connect_by_name: bool = False,
+                 seed: Optional[int] = None) -> None:
+        if not TABLE_NAME.match(endpoint.table):
+            raise ValueError("table name %r is not a plain identifier" % endpoint.table)
+        self.endpoint = endpoint
+        self.spec = spec
+        self.backend = backend
+        self.emit = emit
+        self.interval = interval
+        self.connect_by_name = connect_by_name
+        self.id = probe_id(endpoint, spec)
+        self.resolver = Resolver(nameserver)
+        self.snapshot = Snapshot(probe=self.id, endpoint=endpoint.name, backend=spec.label)
+        self._stop = threading.Event()
+        self._running = threading.Event()  # cleared while paused
+        self._running.set()
+        self._rng = random.Random(seed)
+        self._thread = threading.Thread(target=self._run, name="probe " + self.id, daemon=True)
+        table = "`%s`" % endpoint.table
+        self._insert_sql = "INSERT INTO %s (value) VALUES (%%s)" % table
+        self._select_sql = "SELECT id, value FROM %s ORDER BY id DESC LIMIT %d" % (table, ROWS)
+
+    # -- control, from any thread -------------------------------------------------------------------
+    def start(self) -> "Probe":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._running.set()
+
+    def pause(self, paused: bool) -> None:
+        if paused:
+            self._running.clear()
+        else:
+            self._running.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def join(self, timeout: Optional[float] = None) -> None:
+        self._thread.join(timeout)
+
+    # -- publishing ----------------------------------------------------------------------------------
+    def _publish(self, **changes: Any) -> None:
+        old = self.snapshot
+        fields = old.__dict__.copy()
+        fields.update(changes)
+        fields["seq"] = old.seq + 1
+        self.snapshot = Snapshot(**fields)
+
+    def _begin(self, op: Op, **changes: Any) -> float:
+        started = time.monotonic()
+        self._publish(op=op, op_started=started, **changes)
+        return started
+
+    # -- the workload --------------------------------------------------------------------------------
+    def _run(self) -> None:
+        conn = None
+        backoff = BACKOFF_MIN
+        ever_connected = False
+        while not self._stop.is_set():
+            if not self._running.is_set():
+                self._running.wait()
+                continue
+            if conn is None:
+                conn = self._connect(ever_connected)
+                if conn is None:
+                    if self.snapshot.state is State.STOPPED:
+                        return
+                    self._wait_retry(backoff)
+                    backoff = min(BACKOFF_MAX, backoff * 2)
+                    continue
+                ever_connected = True
+            try:
+                self._round(conn)
+            except Exception as exc:  # any driver failure: drop the connection, reconnect
+                self._fail(exc, self.snapshot.op)
+                _close_quietly(conn)
+                conn = None
+                self._wait_retry(backoff)
+                backoff = min(BACKOFF_MAX, backoff * 2)
+                continue
+            backoff = BACKOFF_MIN
+            if self.interval > 0:
+                self._stop.wait(self.interval)
+        _close_quietly(conn)
+
+    def _wait_retry(self, delay: float) -> None:
+        self._publish(retry_at=time.monotonic() + delay)
+        self._stop.wait(delay)
+
+    def _connect(self, reconnect: bool) -> Any:
+        ep = self.endpoint
+        state = State.RECONNECTING if reconnect else State.CONNECTING
+        if reconnect:
+            self._publish(reconnects=self.snapshot.reconnects + 1)
+        self._begin(Op.RESOLVE, state=state, retry_at=None)
+        resolution = self.resolver.resolve(ep.host)
+        address = resolution.address
+        if address is None:
+            self._fail_info(ErrorInfo(None, "dns", "%s: %s" % (ep.host, resolution.error or "no address")),
+                            Op.RESOLVE, resolution=resolution)
+            return None
+        previous = self.snapshot.previous_address
+        if self.snapshot.address and self.snapshot.address != address:
+            previous = self.snapshot.address
+        started = self._begin(Op.CONNECT, address=address, previous_address=previous, resolution=resolution)
+        password = ep.password.reveal() if ep.password is not None else ""
+        target = ep.host if self.connect_by_name else address
+        try:
+            conn = self.backend.connect(target, ep.port, ep.user, password, ep.database,
+                                        server_hostname=ep.host)
+        except BackendOptionError as exc:  # a configuration problem: retrying cannot help
+            self._fail_info(ErrorInfo(None, "config", str(exc)), Op.CONNECT)
+            self._publish(state=State.STOPPED)
+            return None
+        except Exception as exc:
+            self._fail(exc, Op.CONNECT)
+            return None
+        elapsed = time.monotonic() - started
+        self._publish(op=None, op_started=None, latency=_set_latency(self.snapshot.latency, "connect", elapsed))
+        self.emit(Event.make("connect", probe=self.id, endpoint=ep.name, address=address, port=ep.port))
+        return conn
+
+    def _round(self, conn: Any) -> None:
+        value = self._rng.randint(0, 32767)
+        t0 = self._begin(Op.INSERT)
+        cur = conn.cursor()
+        try:
+            cur.execute(self._insert_sql, (value,))
+            row_id = cur.lastrowid
+            t1 = self._begin(Op.COMMIT, latency=_set_latency(self.snapshot.latency, "INSERT", time.monotonic() - t0))
+            try:
+                conn.commit()
+            except Exception as exc:
+                self.emit(Event.make("write_in_doubt", probe=self.id, endpoint=self.endpoint.name, id=row_id,
+                                     value=value, address=self.snapshot.address,
+                                     error=self.backend.classify(exc).short()))
+                raise
+            t2 = self._begin(Op.SELECT, latency=_set_latency(self.snapshot.latency, "COMMIT", time.monotonic() - t1))
+            self.emit(Event.make("write", probe=self.id, endpoint=self.endpoint.name, id=row_id, value=value,
+                                 address=self.snapshot.address))
+            cur.execute(self._select_sql)
+            rows = tuple((int(r[0]), int(r[1]) if r[1] is not None else 0) for r in cur.fetchall())
+        finally:
+            _close_quietly(cur)
+        end = time.monotonic()
+        snap = self.snapshot
+        self._publish(
+            state=State.OK, op=None, op_started=None, rows=rows, iterations=snap.iterations + 1,
+            latency=_set_latency(snap.latency, "SELECT", end - t2), latency_total=snap.latency_total + (end - t0),
+            last_ok=time.time(),
+        )
+
+    def _fail(self, exc: BaseException, op: Optional[Op]) -> None:
+        try:
+            info = self.backend.classify(exc)
+        except Exception:  # a classifier bug must not kill the probe
+            info = ErrorInfo(None, type(exc).__name__, str(exc))
+        self._fail_info(info, op)
+
+    def _fail_info(self, info: ErrorInfo, op: Optional[Op], resolution: Optional[Resolution] = None) -> None:
+        changes = dict(state=State.ERROR, op=None, op_started=None, last_error=info,
+                       errors=self.snapshot.errors + 1)
+        if resolution is not None:
+            changes["resolution"] = resolution
+        self._publish(**changes)
+        self.emit(Event.make("error", probe=self.id, endpoint=self.endpoint.name, code=info.code, kind=info.kind,
+                             message=info.message, op=str(op) if op else None))
+
+
+def _set_latency(latency, op: str, seconds: float):
+    out = [(k, v) for k, v in latency if k != op]
+    out.append((op, seconds))
+    return tuple(out)
+
+
+def _close_quietly(obj: Any) -> None:
+    if obj is None:
+        return
+    try:
+        obj.close()
+    except Exception:
+        pass
