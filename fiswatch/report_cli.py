@@ -1,0 +1,252 @@
+"""`fiswatch report FILE` and `fiswatch verify FILE`: read a run record back.
+
+Exit codes: 0 ok, 1 lost writes found (verify), 2 bad usage, unreadable record, or an
+endpoint that could not be checked.
+"""
+import argparse
+import json
+import sys
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+EXIT_OK, EXIT_LOST, EXIT_USAGE = 0, 1, 2
+
+
+def add_report_parsers(subparsers: Any) -> None:
+    """Register `report` and `verify` on the main parser's sub-parsers."""
+    rep = subparsers.add_parser(
+        "report", help="summarise a recorded run: write gaps, stalls, DNS flip, outage",
+        description="Summarise a run recorded with --record (fiswatch demo records by default): per probe the "
+                    "write gaps, stall windows, errors by kind, addresses before/after, the DNS flip and, for a "
+                    "lab run, each driver's downtime beyond the injected outage.")
+    rep.add_argument("file", metavar="FILE", help="the record (JSON lines)")
+    rep.add_argument("--format", choices=("text", "json", "markdown"), default="text", help="output format")
+    rep.add_argument("--plot", metavar="OUT.png", help="also draw the timeline into OUT.png (needs fiswatch[plot])")
+    rep.set_defaults(handler=run_report)
+
+    ver = subparsers.add_parser(
+        "verify", help="check that no acknowledged write of a recorded run was lost",
+        description="Connect to each endpoint's current writer and check every acknowledged write of the "
+                    "record (missing or changed = lost), and resolve writes whose COMMIT outcome was unknown. "
+                    "Connection facts come from the record (no password is ever recorded: give it with "
+                    "FISWATCH_PASSWORD_<NAME> or MYSQL_PWD, or type it at the prompt).")
+    ver.add_argument("file", metavar="FILE", help="the record (JSON lines)")
+    ver.add_argument("--endpoint", action="append", default=[], metavar="NAME=mysql://USER@HOST[:PORT]/DB",
+                     help="where endpoint NAME's writer is now (overrides the record; repeatable)")
+    ver.add_argument("--lab", nargs="?", const="", default=None, metavar="DIR",
+                     help="take the connection facts from the local lab (default lab dir if no DIR)")
+    ver.add_argument("--nameserver", metavar="IP[:PORT]", help="resolve endpoint names through this DNS server")
+    ver.add_argument("--table", metavar="NAME", help="table name when the record does not say (default test)")
+    ver.add_argument("--format", choices=("text", "json"), default="text", help="output format")
+    ver.add_argument("--timeout", type=float, default=10.0, metavar="S",
+                     help="connect and read timeout per endpoint, seconds (default 10)")
+    ver.set_defaults(handler=run_verify)
+
+
+def _fail(command: str, message: str) -> int:
+    sys.stderr.write("fiswatch %s: %s\n" % (command, message))
+    return EXIT_USAGE
+
+
+def _load(command: str, path: str) -> Tuple[Optional[List[Dict[str, Any]]], Optional[str], Optional[str]]:
+    """(events, note about skipped lines, error line)."""
+    from fiswatch.output.record import RecordError, read_record
+
+    reader = read_record(path)
+    try:
+        events = list(reader)
+    except RecordError as exc:
+        return None, None, str(exc)
+    if not events:
+        if reader.skipped:
+            return None, None, "%s is not a fiswatch record: no line is a JSON event" % path
+        return None, None, "%s is empty: no events recorded" % path
+    return events, reader.note(), None
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from fiswatch.report import build_report, render_markdown, render_text, report_as_dict
+
+    events, note, error = _load("report", args.file)
+    if error:
+        return _fail("report", error)
+    report = build_report(events, notes=[note] if note else [])
+    fmt = getattr(args, "format", "text") or "text"
+    if fmt == "json":
+        out = json.dumps(report_as_dict(report), indent=2) + "\n"
+    elif fmt == "markdown":
+        out = render_markdown(report)
+    else:
+        out = render_text(report)
+    sys.stdout.write(out)
+    plot = getattr(args, "plot", None)
+    if plot:
+        from fiswatch.report_plot import PlotUnavailable, plot_report
+
+        try:
+            plot_report(events, plot, report=report, title="fiswatch run %s" % args.file)
+            sys.stderr.write("fiswatch report: timeline written to %s\n" % plot)
+        except PlotUnavailable as exc:
+            sys.stderr.write("fiswatch report: %s\n" % exc)  # the text report is still there
+        except OSError as exc:
+            return _fail("report", "cannot write the plot to %s: %s" % (plot, exc.strerror or exc))
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------------- verify
+
+
+def password_for(name: str) -> Optional[Any]:
+    """The endpoint's password as a Secret (env FISWATCH_PASSWORD_<NAME>, MYSQL_PWD, TTY prompt)."""
+    from fiswatch.config import password_for as config_password_for
+
+    return config_password_for(name)
+
+
+def endpoints_from_record(events: Sequence[Mapping[str, Any]], table: Optional[str] = None) -> Dict[str, Any]:
+    """name -> Endpoint (no password) from the record's run_start `endpoints` URLs."""
+    from fiswatch.config import ConfigError, parse_endpoint
+
+    out = {}
+    for ev in events:
+        if ev.get("event") != "run_start":
+            continue
+        for item in ev.get("endpoints") or ():
+            if not isinstance(item, Mapping) or not item.get("name") or not item.get("url"):
+                continue
+            try:
+                out[str(item["name"])] = parse_endpoint(
+                    "%s=%s" % (item["name"], item["url"]), table=str(item.get("table") or table or "test"))
+            except ConfigError:
+                continue  # an override or --lab can still provide it
+        break
+    return out
+
+
+def make_connect(endpoints: Mapping[str, Any], nameserver: Optional[Tuple[str, int]] = None,
+                 timeout: float = 10.0) -> Callable[[str], Any]:
+    """A `connect(endpoint_name)` for verify(): PyMySQL to the endpoint's current writer.
+
+    Each `Endpoint` needs its password filled in. Host names are resolved through
+    `nameserver` when one is given (the lab's DNS), else by the system as usual.
+    Timeouts bound everything: verify never hangs on a dead writer.
+    """
+
+    def connect(name: str) -> Any:
+        import pymysql
+
+        endpoint = endpoints.get(name)
+        if endpoint is None:
+            raise LookupError("no connection facts for endpoint %s: give --endpoint %s=mysql://USER@HOST/DB"
+                              % (name, name))
+        host = endpoint.host
+        if nameserver is not None:
+            from fiswatch.resolve import Resolver, is_ip
+
+            if not is_ip(host):
+                answer = Resolver(nameserver=nameserver, timeout=min(timeout, 3.0)).resolve(host)
+                if not answer.addresses:
+                    raise LookupError("%s does not resolve (%s) through %s:%d"
+                                      % (host, answer.error or "empty", nameserver[0], nameserver[1]))
+                host = answer.addresses[0]
+        password = endpoint.password.reveal() if endpoint.password is not None else ""
+        return pymysql.connect(host=host, port=endpoint.port, user=endpoint.user, password=password,
+                               database=endpoint.database, autocommit=True, connect_timeout=timeout,
+                               read_timeout=timeout, write_timeout=timeout)
+
+    return connect
+
+
+def _table_of(events: Sequence[Mapping[str, Any]]) -> Optional[str]:
+    for ev in events:
+        if ev.get("event") == "run_start":
+            return ev.get("table")
+    return None
+
+
+def _lab_endpoints(lab_dir: str) -> Tuple[Dict[str, Any], Optional[Tuple[str, int]]]:
+    from fiswatch.lab import api
+
+    try:
+        info = api.lab_status(lab_dir or api.default_lab_dir())
+    except Exception as exc:  # LabNotRunning / LabError: one line
+        raise LookupError("lab: %s" % (" ".join(str(exc).split()) or exc.__class__.__name__))
+    endpoints = getattr(info, "endpoints", ())
+    if isinstance(endpoints, Mapping):
+        endpoints = list(endpoints.values())
+    nameserver = getattr(info, "nameserver", None)
+    return {e.name: e for e in endpoints}, (tuple(nameserver) if nameserver else None)  # type: ignore
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from fiswatch.config import ConfigError, parse_endpoint
+    from fiswatch.verify import collect, render_verify, verify
+
+    events, note, error = _load("verify", args.file)
+    if error:
+        return _fail("verify", error)
+    if note:
+        sys.stderr.write("fiswatch verify: %s\n" % note)
+    table = getattr(args, "table", None)
+    if table:
+        events = [dict(ev, table=table) if ev.get("event") == "run_start" else ev for ev in events]
+        if not any(ev.get("event") == "run_start" for ev in events):
+            events.insert(0, {"ts": 0, "event": "run_start", "table": table})
+    wanted = sorted(collect(events)[0])
+    if not wanted:
+        sys.stdout.write("verify: the record holds no writes to check\n")
+        return EXIT_OK
+    endpoints = endpoints_from_record(events, table)
+    nameserver = None  # type: Optional[Tuple[str, int]]
+    try:
+        if getattr(args, "lab", None) is not None:
+            lab_endpoints, nameserver = _lab_endpoints(args.lab)
+            endpoints.update(lab_endpoints)
+        if getattr(args, "nameserver", None):
+            from fiswatch.resolve import parse_nameserver
+
+            nameserver = parse_nameserver(args.nameserver)
+        for text in getattr(args, "endpoint", None) or ():
+            endpoint = parse_endpoint(text)
+            endpoints[endpoint.name] = endpoint
+    except (ConfigError, ValueError, LookupError) as exc:
+        return _fail("verify", str(exc))
+    missing = [name for name in wanted if name not in endpoints]
+    if missing:
+        return _fail("verify", "the record does not say where endpoint %s is: give --endpoint %s=mysql://USER@HOST/DB"
+                     % (missing[0], missing[0]))
+    try:
+        for name in wanted:
+            if endpoints[name].password is None:
+                secret = password_for(name)
+                if secret is None:
+                    from fiswatch.config import password_env_name
+
+                    return _fail("verify", "no password for endpoint %s: set %s (or MYSQL_PWD), or run in a terminal "
+                                 "to be asked" % (name, password_env_name(name)))
+                endpoints[name] = replace(endpoints[name], password=secret)
+    except ConfigError as exc:
+        return _fail("verify", str(exc))
+    result = verify(events, make_connect(endpoints, nameserver, timeout=float(getattr(args, "timeout", 10.0))))
+    if getattr(args, "format", "text") == "json":
+        sys.stdout.write(json.dumps(result.as_dict(), indent=2) + "\n")
+    else:
+        sys.stdout.write("\n".join(render_verify(result)) + "\n")
+    if result.lost:
+        return EXIT_LOST
+    if result.failed:
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """`python -m fiswatch.report_cli report|verify ...` (the same as `fiswatch report|verify`)."""
+    parser = argparse.ArgumentParser(prog="fiswatch")
+    add_report_parsers(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
