@@ -16,7 +16,7 @@ Screen, top to bottom:
     detail           last error, previous address, or counters
     rows             the newest rows as (id, value), newest first
     sparkline        ops/s over the last seconds, a gap for each second without a round
-  event log          status lines (lab, FIS experiment), then the newest events
+  event log          the newest events (oldest on top), then status lines (lab, FIS)
   footer             keys, or the y/n question / message of the moment
 
 Ages: a STALLED probe's age is `snapshot.in_flight_for(now)` with `now` =
@@ -356,7 +356,7 @@ def band_lines(band: Sequence[ProbeView], endpoints: Dict[str, EndpointView], wi
 
 
 def log_lines(view: View, width: int, count: int) -> List[Line]:
-    """The event log pane: a rule, status lines, then the newest events (oldest on top)."""
+    """The event log pane: a rule, the newest events (oldest on top), then the status lines."""
     if count <= 0:
         return []
     head = "-- events "

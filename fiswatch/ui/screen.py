@@ -1,0 +1,232 @@
+"""The curses painter: the only module that touches the terminal.
+
+`run_dashboard()` owns curses for its whole life (curses.wrapper restores the terminal
+on return, on exceptions and on Ctrl-C), fetches a View from `get_view()` every
+`refresh` seconds, paints `layout.render()` of it, and polls keys every 0.1 s at most.
+It never calls a driver and never takes a lock: `get_view` must return quickly (the
+runner's monitor hands over its latest frozen View).
+
+On quit (q, Q, Ctrl-C) it calls `actions['quit']` if given, then returns; it also
+returns as soon as `stop` is set. Other actions ('pause', extra bindings such as 'f')
+run in a daemon thread each, so a slow one (an AWS call) never freezes the screen; an
+exception in one becomes a footer message.
+"""
+import os
+import queue
+import threading
+import time
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional
+
+from fiswatch.model import View
+from fiswatch.ui.keys import as_bindings, handle_key
+from fiswatch.ui.layout import Line, UiState, render
+
+POLL_SECONDS = 0.1
+
+
+class DashboardUnavailable(RuntimeError):
+    """curses cannot run on this terminal (unknown TERM, no tty): use --plain."""
+
+
+def color_wanted(env: Optional[Mapping[str, str]] = None) -> bool:
+    """Colour unless NO_COLOR is set to a non-empty value (https://no-color.org).
+
+    >>> color_wanted({}), color_wanted({"NO_COLOR": "1"}), color_wanted({"NO_COLOR": ""})
+    (True, False, True)
+    """
+    env = os.environ if env is None else env
+    return not env.get("NO_COLOR")
+
+
+def make_palette(curses: Any, use_color: bool) -> Dict[str, int]:
+    """Style name -> curses attribute. Monochrome uses reverse/bold/dim/underline only."""
+    palette = {
+        "title": curses.A_REVERSE,
+        "header": curses.A_BOLD,
+        "ok": curses.A_NORMAL,
+        "stalled": curses.A_REVERSE | curses.A_BOLD,
+        "error": curses.A_BOLD,
+        "warn": curses.A_UNDERLINE,
+        "dim": curses.A_DIM,
+        "normal": curses.A_NORMAL,
+        "help": curses.A_NORMAL,
+    }
+    if not use_color:
+        return palette
+    try:
+        curses.start_color()
+        background = -1
+        try:
+            curses.use_default_colors()
+        except curses.error:
+            background = curses.COLOR_BLACK
+        pairs = {"red": curses.COLOR_RED, "green": curses.COLOR_GREEN,
+                 "yellow": curses.COLOR_YELLOW, "cyan": curses.COLOR_CYAN}
+        attr = {}
+        for number, (name, fg) in enumerate(sorted(pairs.items()), start=1):
+            curses.init_pair(number, fg, background)
+            attr[name] = curses.color_pair(number)
+    except curses.error:
+        return palette
+    palette.update({
+        "header": attr["cyan"] | curses.A_BOLD,
+        "ok": attr["green"],
+        "stalled": attr["red"] | curses.A_REVERSE | curses.A_BOLD,
+        "error": attr["red"] | curses.A_BOLD,
+        "warn": attr["yellow"] | curses.A_BOLD,
+        "help": attr["cyan"],
+    })
+    return palette
+
+
+def key_name(curses: Any, ch: int) -> Optional[str]:
+    """A getch() result as the string handle_key() expects (None = no key)."""
+    if ch is None or ch < 0:
+        return None
+    if ch == curses.KEY_RESIZE:
+        return "KEY_RESIZE"
+    if ch < 256:
+        return chr(ch)
+    try:
+        return curses.keyname(ch).decode("ascii", "replace")
+    except (ValueError, curses.error):
+        return None
+
+
+def paint(curses: Any, stdscr: Any, lines: Iterable[Line], palette: Mapping[str, int], ascii_only: bool) -> None:
+    """Erase, draw every segment with addnstr, then one doupdate()."""
+    stdscr.erase()
+    height, width = stdscr.getmaxyx()
+    for y, line in enumerate(lines):
+        if y >= height:
+            break
+        x = 0
+        for text, style in line.segments:
+            if x >= width:
+                break
+            text = text[: width - x]
+            if ascii_only:
+                text = text.encode("ascii", "replace").decode("ascii")
+            try:
+                stdscr.addnstr(y, x, text, width - x, palette.get(style, 0))
+            except curses.error:
+                pass  # writing the bottom-right cell moves the cursor off screen: curses complains
+            x += len(text)
+    stdscr.noutrefresh()
+    curses.doupdate()
+
+
+def _unicode_terminal() -> bool:
+    import locale
+
+    try:
+        locale.setlocale(locale.LC_ALL, "")
+    except locale.Error:
+        pass
+    return "utf" in (locale.getpreferredencoding(False) or "").lower().replace("-", "")
+
+
+def run_dashboard(get_view: Callable[[], View], actions: Mapping[str, Callable[[], None]],
+                  stop: threading.Event, refresh: float = 0.25, color: Optional[bool] = None,
+                  confirm_keys: Iterable[str] = ()) -> None:
+    """Paint the dashboard until q / Ctrl-C (then `actions['quit']()` runs) or until `stop` is set.
+
+    `color`: None = automatic (the terminal has colours and NO_COLOR is unset), True/False
+    forces it. `confirm_keys`: extra binding keys (from View.keys) that ask y/n first.
+    Raises DashboardUnavailable when curses cannot drive this terminal.
+    """
+    import curses
+
+    unicode_ok = _unicode_terminal()
+    confirm = tuple(confirm_keys)
+    state: Dict[str, Any] = {"quit": False}
+
+    def loop(stdscr: Any) -> None:
+        state["started"] = True
+        state["quit"] = _loop(curses, stdscr, get_view, actions, stop, refresh, color, confirm, unicode_ok)
+
+    try:
+        curses.wrapper(loop)
+    except KeyboardInterrupt:
+        state["quit"] = True
+    except curses.error as exc:
+        if not state.get("started"):
+            raise DashboardUnavailable("the terminal cannot show the dashboard (%s): use --plain" % exc)
+        raise
+    if state["quit"]:
+        _call_quit(actions)
+
+
+def _call_quit(actions: Mapping[str, Callable[[], None]]) -> None:
+    quit_action = actions.get("quit")
+    if quit_action is not None:
+        try:
+            quit_action()
+        except Exception:  # the runner is shutting down anyway; never a traceback on screen
+            pass
+
+
+def _start_action(name: str, action: Callable[[], None], messages: "queue.SimpleQueue[str]") -> None:
+    def target() -> None:
+        try:
+            action()
+        except Exception as exc:  # shown in the footer, never raised into the screen loop
+            messages.put("%s failed: %s" % (name, exc))
+
+    threading.Thread(target=target, name="fiswatch-action-%s" % name, daemon=True).start()
+
+
+def _loop(curses: Any, stdscr: Any, get_view: Callable[[], View], actions: Mapping[str, Callable[[], None]],
+          stop: threading.Event, refresh: float, color: Optional[bool], confirm_keys: Iterable[str],
+          unicode_ok: bool) -> bool:
+    """The screen loop; True when the user asked to quit."""
+    try:
+        curses.curs_set(0)
+    except curses.error:
+        pass
+    if hasattr(curses, "set_escdelay"):  # Esc closes the help at once, not after 1 s
+        curses.set_escdelay(25)
+    use_color = (color_wanted() if color is None else color) and curses.has_colors()
+    palette = make_palette(curses, use_color)
+    stdscr.keypad(True)
+    stdscr.timeout(int(max(0.01, min(POLL_SECONDS, refresh)) * 1000))
+    messages: "queue.SimpleQueue[str]" = queue.SimpleQueue()
+    ui = UiState(unicode=unicode_ok)
+    view: Optional[View] = None
+    frame_now = time.monotonic()
+    next_fetch = 0.0
+    while not stop.is_set():
+        now = time.monotonic()
+        if view is None or (not ui.paused and now >= next_fetch):
+            try:
+                view = get_view()
+            except Exception as exc:  # keep the last good frame, say what failed
+                ui = UiState(ui.paused, ui.show_help, ui.confirm, "view failed: %s" % exc, ui.unicode)
+                if view is None:
+                    view = View(ts=time.time(), probes=())
+            frame_now = now
+            next_fetch = now + refresh
+        while not messages.empty():
+            ui = UiState(ui.paused, ui.show_help, ui.confirm, messages.get(), ui.unicode)
+        height, width = stdscr.getmaxyx()
+        paint(curses, stdscr, render(view, width, height, ui, frame_now if ui.paused else now),
+              palette, not unicode_ok)
+        key = key_name(curses, stdscr.getch())
+        if key is None:
+            continue
+        if key == "KEY_RESIZE":
+            if hasattr(curses, "update_lines_cols"):
+                curses.update_lines_cols()
+            continue
+        bindings = as_bindings(view.keys, confirm_keys)
+        ui, action = handle_key(key, ui, bindings)
+        if action == "quit":
+            return True
+        if action is None:
+            continue
+        fn = actions.get(action)
+        if fn is not None:
+            _start_action(action, fn, messages)
+        elif action != "pause":
+            messages.put("no action for key %s" % action)
+    return False
