@@ -80,7 +80,7 @@ def mariadb():
         cur.execute("CREATE TABLE IF NOT EXISTS %s.test (id INT AUTO_INCREMENT PRIMARY KEY, value INT)" % TEST_DB)
         for host in ("127.0.0.1", "localhost", "%"):
             cur.execute("CREATE USER IF NOT EXISTS '%s'@'%s'" % (TEST_USER, host))
-            cur.execute("ALTER USER '%s'@'%s' IDENTIFIED BY %%s" % (TEST_USER, host), (password,))
+            cur.execute("ALTER USER '%s'@'%s' IDENTIFIED BY %%s" % (TEST_USER, host.replace("%", "%%")), (password,))
             cur.execute("GRANT ALL ON %s.* TO '%s'@'%s'" % (TEST_DB, TEST_USER, host))
     conn.close()
     return MariaDB(MYSQL_HOST, MYSQL_PORT, TEST_USER, password, TEST_DB)
