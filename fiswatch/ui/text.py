@@ -203,6 +203,14 @@ def timeouts_candidates(info: BackendInfo) -> List[str]:
     return out
 
 
+def read_timeout_text(info: BackendInfo) -> str:
+    """`read_timeout: none` / `read_timeout: 1s`, or '' when the backend does not say."""
+    if "read" not in [key for key, _ in info.timeouts]:
+        return ""
+    val = info.timeout("read")
+    return "read_timeout: %s" % ("none" if val is None else "%gs" % val)
+
+
 def read_timeout_unset(info: BackendInfo) -> bool:
     """True when the backend reads without a timeout: a silent failover hangs it forever."""
     keys = [key for key, _ in info.timeouts]
