@@ -1,0 +1,230 @@
+"""Write verification against the real MariaDB: lost, changed, in-doubt, id reuse, CLI."""
+import json
+import secrets
+import socket
+
+import pytest
+
+from fiswatch.output.record import RecordWriter
+from fiswatch.report_cli import main as cli_main
+from fiswatch.verify import render_verify, verify
+
+
+@pytest.fixture(scope="module")
+def db(mariadb):
+    """The test server with a user of this module's own.
+
+    The shared probe user's password is reset by every test session that starts, and
+    several sessions may share this server: a private user keeps these tests steady.
+    """
+    from conftest import MariaDB
+
+    user, password = "fv_" + secrets.token_hex(4), "pw-" + secrets.token_hex(8)
+    for host in ("127.0.0.1", "localhost"):
+        mariadb.query("CREATE USER '%s'@'%s' IDENTIFIED BY %%s" % (user, host), (password,))
+        mariadb.query("GRANT SELECT ON %s.* TO '%s'@'%s'" % (mariadb.database, user, host))
+    yield MariaDB(mariadb.host, mariadb.port, user, password, mariadb.database)
+    for host in ("127.0.0.1", "localhost"):
+        mariadb.query("DROP USER IF EXISTS '%s'@'%s'" % (user, host))
+
+
+@pytest.fixture
+def table(mariadb):
+    name = "verify_" + secrets.token_hex(4)
+    mariadb.query("CREATE TABLE %s (id INT AUTO_INCREMENT PRIMARY KEY, value INT)" % name)
+    yield name
+    mariadb.query("DROP TABLE IF EXISTS %s" % name)
+
+
+def connector(mariadb, calls=None):
+    import pymysql
+
+    def connect(name):
+        conn = pymysql.connect(host=mariadb.host, port=mariadb.port, user=mariadb.user, password=mariadb.password,
+                               database=mariadb.database, autocommit=True, connect_timeout=5, read_timeout=30)
+        if calls is not None:
+            calls.append(name)
+        return conn
+
+    return connect
+
+
+def insert(mariadb, table, values):
+    """Insert rows the way a probe does; return their ids."""
+    conn = mariadb.root(mariadb.database)
+    ids = []
+    try:
+        with conn.cursor() as cur:
+            for value in values:
+                cur.execute("INSERT INTO %s (value) VALUES (%%s)" % table, (value,))
+                ids.append(cur.lastrowid)
+    finally:
+        conn.close()
+    return ids
+
+
+def run_events(table, writes, doubts=(), endpoint="aurora", url=None):
+    """A record's events: run_start naming the table, then write / write_in_doubt lines."""
+    events = [{"ts": 100.0, "event": "run_start", "table": table,
+               "endpoints": [{"name": endpoint, "url": url or "mysql://x@127.0.0.1:1/db", "source": "cli",
+                              "table": table}]}]
+    for n, (row_id, value) in enumerate(writes):
+        events.append({"ts": 101.0 + n * 0.01, "event": "write", "probe": "%s/pymysql" % endpoint,
+                       "endpoint": endpoint, "id": row_id, "value": value, "address": "127.0.0.1"})
+    for n, (row_id, value) in enumerate(doubts):
+        events.append({"ts": 150.0 + n, "event": "write_in_doubt", "probe": "%s/mysql-connector" % endpoint,
+                       "endpoint": endpoint, "id": row_id, "value": value, "address": "127.0.0.1",
+                       "error": "2013 lost"})
+    return events
+
+
+def test_every_acknowledged_write_present_is_ok(db, table):
+    values = list(range(100, 150))
+    ids = insert(db, table, values)
+    result = verify(run_events(table, zip(ids, values)), connector(db))
+    item = result.endpoint("aurora")
+    assert result.ok and item.ok
+    assert item.acknowledged == 50 and item.lost == () and item.changed == ()
+    assert item.table == table
+    assert "OK - 50 acknowledged, 0 lost, 0 changed" in render_verify(result)[0]
+
+
+def test_deleted_row_is_lost_and_updated_row_is_changed(db, table):
+    values = [11, 22, 33, 44, 55]
+    ids = insert(db, table, values)
+    db.query("DELETE FROM %s WHERE id = %%s" % table, (ids[1],))
+    db.query("UPDATE %s SET value = 999 WHERE id = %%s" % table, (ids[3],))
+    result = verify(run_events(table, zip(ids, values)), connector(db))
+    item = result.endpoint("aurora")
+    assert not result.ok and result.lost == 2
+    assert item.lost_ids == (ids[1],)
+    assert item.changed_ids == (ids[3],)
+    assert (item.changed[0].value, item.changed[0].found) == (44, 999)
+    text = "\n".join(render_verify(result))
+    assert "LOST WRITES" in text and "lost ids: %d" % ids[1] in text and "(44 -> 999)" in text
+
+
+def test_in_doubt_writes_are_resolved(db, table):
+    ids = insert(db, table, [1, 2, 3])
+    gone = ids[-1] + 1000  # an id that was never committed
+    doubts = [(ids[0], 1), (gone, 7), (ids[2], 12345), (None, 5)]
+    result = verify(run_events(table, [(ids[1], 2)], doubts), connector(db))
+    item = result.endpoint("aurora")
+    assert item.ok  # in-doubt writes never count as lost
+    assert [r.id for r in item.in_doubt_committed] == [ids[0]]
+    assert sorted(r.id for r in item.in_doubt_not_committed) == sorted([gone, ids[2]])
+    assert [r.note for r in item.in_doubt_unknown] == ["no id recorded"]
+    assert "in doubt: 1 committed, 2 not committed, 1 without id" in render_verify(result)[0]
+
+
+def test_id_handed_out_again_by_a_new_writer_is_a_lost_write(db, table):
+    """Crash failover: the promoted replica never got row N and gives id N to a new row."""
+    ids = insert(db, table, [500, 600])
+    new_value = 777
+    writes = [(ids[0], 500), (ids[1], 321), (ids[1], new_value)]  # id ids[1]: acked twice, old row lost
+    db.query("UPDATE %s SET value = %%s WHERE id = %%s" % table, (new_value, ids[1]))
+    events = run_events(table, writes)
+    result = verify(events, connector(db))
+    item = result.endpoint("aurora")
+    assert item.lost_ids == (ids[1],)
+    assert item.lost[0].value == 321 and item.lost[0].found == new_value
+    assert "id reused" in item.lost[0].note
+    assert item.changed == ()
+    assert "now holds a later write" in "\n".join(render_verify(result))
+
+
+def test_lookups_are_batched_per_endpoint_and_an_unreachable_endpoint_is_reported(db, table):
+    values = [n % 32768 for n in range(2500)]
+    ids = insert(db, table, values)
+    events = run_events(table, zip(ids, values))
+    events += run_events(table, [(1, 1)], endpoint="rds")[1:]
+    statements = []
+    real = connector(db)
+
+    class Counting:
+        """The real connection, counting the statements verify sends through it."""
+
+        def __init__(self, conn):
+            self.conn = conn
+
+        def cursor(self):
+            cur = self.conn.cursor()
+            execute = cur.execute
+
+            def counted(sql, args=None):
+                statements.append(sql)
+                return execute(sql, args)
+
+            cur.execute = counted
+            return cur
+
+        def close(self):
+            self.conn.close()
+
+    def connect(name):
+        if name == "rds":
+            raise ConnectionRefusedError("nothing listens on the rds writer")
+        return Counting(real(name))
+
+    result = verify(events, connect, chunk=1000)
+    aurora, rds = result.endpoint("aurora"), result.endpoint("rds")
+    assert aurora.ok and aurora.acknowledged == 2500
+    lookups = [s for s in statements if s.startswith("SELECT id, value")]
+    assert len(lookups) == 3  # 2500 ids in chunks of 1000
+    assert rds.error.startswith("ConnectionRefusedError") and not rds.ok
+    assert result.failed and not result.ok and result.lost == 0
+    assert any("rds (table %s): NOT VERIFIED" % table in line for line in render_verify(result))
+    assert json.loads(json.dumps(result.as_dict()))["endpoints"][1]["error"]
+
+
+def write_record(path, events):
+    with RecordWriter(str(path)) as writer:
+        for ev in events:
+            writer.write(ev)
+
+
+def test_cli_verify_finds_the_loss_and_exits_1(db, table, tmp_path, monkeypatch, capsys):
+    ids = insert(db, table, [5, 6, 7])
+    db.query("DELETE FROM %s WHERE id = %%s" % table, (ids[0],))
+    url = "mysql://%s@%s:%d/%s" % (db.user, db.host, db.port, db.database)
+    record = tmp_path / "run.jsonl"
+    write_record(record, run_events(table, zip(ids, [5, 6, 7]), url=url))
+    monkeypatch.delenv("MYSQL_PWD", raising=False)
+    monkeypatch.setenv("FISWATCH_PASSWORD_AURORA", db.password)
+    assert cli_main(["verify", str(record)]) == 1
+    out = capsys.readouterr().out
+    assert "LOST WRITES" in out and "lost ids: %d" % ids[0] in out
+    assert db.password not in out
+    db.query("INSERT INTO %s (id, value) VALUES (%%s, 5)" % table, (ids[0],))
+    assert cli_main(["verify", str(record), "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["ok"] is True and data["endpoints"][0]["acknowledged"] == 3
+
+
+def test_cli_verify_endpoint_override_and_bad_inputs(db, table, tmp_path, monkeypatch, capsys):
+    ids = insert(db, table, [9])
+    record = tmp_path / "run.jsonl"
+    write_record(record, run_events(table, [(ids[0], 9)]))  # the record's URL points nowhere useful
+    monkeypatch.delenv("MYSQL_PWD", raising=False)
+    monkeypatch.delenv("FISWATCH_PASSWORD_AURORA", raising=False)
+    override = "aurora=mysql://%s@%s:%d/%s" % (db.user, db.host, db.port, db.database)
+    # no password anywhere and no terminal to ask on: one line, exit 2
+    assert cli_main(["verify", str(record), "--endpoint", override]) == 2
+    err = capsys.readouterr().err
+    assert "FISWATCH_PASSWORD_AURORA" in err and len(err.strip().splitlines()) == 1
+    monkeypatch.setenv("MYSQL_PWD", db.password)
+    assert cli_main(["verify", str(record), "--endpoint", override]) == 0
+    assert "OK - 1 acknowledged" in capsys.readouterr().out
+    # a writer that is not there: the endpoint is reported not verified, exit 2
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    dead = "aurora=mysql://%s@127.0.0.1:%d/%s" % (db.user, closed_port, db.database)
+    assert cli_main(["verify", str(record), "--endpoint", dead, "--timeout", "3"]) == 2
+    assert "NOT VERIFIED" in capsys.readouterr().out
+    # a password in the URL is refused, a missing file is one line
+    assert cli_main(["verify", str(record), "--endpoint", "aurora=mysql://u:pw@127.0.0.1/db"]) == 2
+    assert "remove the password" in capsys.readouterr().err
+    assert cli_main(["verify", str(tmp_path / "nope.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot read record" in err and len(err.strip().splitlines()) == 1
