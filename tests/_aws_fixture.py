@@ -1,0 +1,136 @@
+"""AWS test helpers: moto as a library and as a loopback server, and botocore Stubber.
+
+Everything stays on 127.0.0.1: conftest sets fake credentials, a region and
+AWS_EC2_METADATA_DISABLED=true; the server is bound to 127.0.0.1 on a free port and
+reached through AWS_ENDPOINT_URL, which botocore honours for every service.
+"""
+import contextlib
+import json
+import os
+import socket
+from typing import Any, Dict, Iterator, Optional
+
+import pytest
+
+REGION = "us-east-1"
+CLUSTER_ID = "fisworkshop"
+WRITER, READER = "fisworkshop-aurora-1", "fisworkshop-aurora-2"
+MYSQL_ID = "fisworkshop-mysql"
+
+
+def moto_has_fis() -> bool:
+    try:
+        import moto.fis  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# moto releases that still run on Python 3.9 (<= 5.1.x) have no FIS backend; the FIS logic
+# is covered by Stubber tests on every Python, moto's FIS on the Pythons where it exists.
+needs_moto_fis = pytest.mark.skipif(not moto_has_fis(), reason="this moto release has no FIS backend "
+                                    "(moto >= 5.2 needs Python >= 3.10); Stubber tests cover FIS here")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def moto_server() -> Iterator[str]:
+    """A ThreadedMotoServer on 127.0.0.1; yields its URL and sets AWS_ENDPOINT_URL to it."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    url = "http://127.0.0.1:%d" % port
+    _reset(url)  # moto's backends live in this process and outlive one server
+    old = os.environ.get("AWS_ENDPOINT_URL")
+    os.environ["AWS_ENDPOINT_URL"] = url
+    try:
+        yield url
+    finally:
+        if old is None:
+            os.environ.pop("AWS_ENDPOINT_URL", None)
+        else:
+            os.environ["AWS_ENDPOINT_URL"] = old
+        _reset(url)
+        server.stop()
+
+
+def _reset(url: str) -> None:
+    import urllib.request
+
+    request = urllib.request.Request(url + "/moto-api/reset", data=b"", method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+
+
+def session() -> Any:
+    import boto3
+
+    return boto3.session.Session(region_name=REGION)
+
+
+def make_cluster(sess: Any) -> Dict[str, Any]:
+    """An Aurora cluster with a writer in us-east-1a and a reader in us-east-1b."""
+    rds = sess.client("rds")
+    rds.create_db_cluster(DBClusterIdentifier=CLUSTER_ID, Engine="aurora-mysql", MasterUsername="admin",
+                          MasterUserPassword="not-a-real-password", DatabaseName="testdb")
+    for ident, az in ((WRITER, "us-east-1a"), (READER, "us-east-1b")):
+        rds.create_db_instance(DBInstanceIdentifier=ident, DBInstanceClass="db.r5.large", Engine="aurora-mysql",
+                               DBClusterIdentifier=CLUSTER_ID, AvailabilityZone=az)
+    return rds.describe_db_clusters(DBClusterIdentifier=CLUSTER_ID)["DBClusters"][0]
+
+
+def make_mysql(sess: Any) -> Dict[str, Any]:
+    rds = sess.client("rds")
+    return rds.create_db_instance(DBInstanceIdentifier=MYSQL_ID, DBInstanceClass="db.t3.small", Engine="mysql",
+                                  MultiAZ=True, AvailabilityZone="us-east-1a", MasterUsername="admin",
+                                  MasterUserPassword="not-a-real-password", AllocatedStorage=20)["DBInstance"]
+
+
+def put_secret(sess: Any, name: str, **fields: Any) -> None:
+    sess.client("secretsmanager").create_secret(Name=name, SecretString=json.dumps(fields))
+
+
+def make_role(sess: Any, name: str = "FisWorkshopServiceRole") -> str:
+    doc = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                               "Principal": {"Service": "fis.amazonaws.com"}}]})
+    return sess.client("iam").create_role(RoleName=name, AssumeRolePolicyDocument=doc)["Role"]["Arn"]
+
+
+class StubSession:
+    """Hands out real botocore clients that a Stubber checks against the service models.
+
+    Only `client()` and `region_name` are used by fiswatch.aws; every request still goes
+    through botocore's parameter validation, and Stubber checks the expected parameters.
+    """
+
+    def __init__(self, region: str = REGION) -> None:
+        import boto3
+
+        self._session = boto3.session.Session(region_name=region)
+        self.region_name = region
+        self.clients: Dict[str, Any] = {}
+        self.stubbers: Dict[str, Any] = {}
+
+    def stub(self, service: str) -> Any:
+        from botocore.stub import Stubber
+
+        if service not in self.stubbers:
+            self.clients[service] = self._session.client(service)
+            self.stubbers[service] = Stubber(self.clients[service])
+            self.stubbers[service].activate()
+        return self.stubbers[service]
+
+    def client(self, service: str, config: Optional[Any] = None) -> Any:
+        self.stub(service)
+        return self.clients[service]
+
+    def assert_no_pending(self) -> None:
+        for stubber in self.stubbers.values():
+            stubber.assert_no_pending_responses()
