@@ -107,6 +107,10 @@ class FakeSource:
     def __init__(self, started: float) -> None:
         self.started = started
         self.calls = 0
+        self.paused = False
+
+    def toggle_pause(self) -> None:
+        self.paused = not self.paused
 
     def __call__(self) -> View:
         self.calls += 1
@@ -121,7 +125,7 @@ class FakeSource:
                 p = ProbeView(snap, p.info, p.state, p.stalled_for, p.ops_per_s, p.history, p.longest_stall)
             grown.append(p)
         return View(ts=base.ts, probes=tuple(grown), endpoints=base.endpoints, events=base.events,
-                    keys=base.keys, status=("lab: aurora failover in progress (step promote)",))
+                    keys=base.keys, paused=self.paused, status=("lab: aurora failover in progress (step promote)",))
 
 
 def _park_forever() -> None:
@@ -153,7 +157,15 @@ def main(argv: Sequence[str]) -> int:
         return action
 
     source = FakeSource(time.monotonic())
-    actions = {"pause": count("pause"), "f": count("f")}
+    actions = {"f": count("f")}
+    if "--no-pause-action" not in argv:  # like the runner: p pauses the source, View.paused says so
+        pause = count("pause")
+
+        def toggle() -> None:
+            pause()
+            source.toggle_pause()
+
+        actions["pause"] = toggle
     if "--stop-after" in argv:
         delay = float(argv[list(argv).index("--stop-after") + 1])
         threading.Timer(delay, stop.set).start()

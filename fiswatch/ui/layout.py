@@ -48,7 +48,8 @@ STYLES = ("title", "header", "ok", "stalled", "error", "warn", "dim", "normal", 
 class UiState:
     """What the dashboard itself remembers between key presses."""
 
-    paused: bool = False  # display frozen on the last frame (probes keep running)
+    paused: bool = False  # p pressed: the runner pauses the probes, or (without a 'pause'
+    # action) the dashboard freezes its display on the last frame
     show_help: bool = False
     confirm: Optional[str] = None  # key of a binding awaiting y/n
     message: str = ""  # one line for the footer ("failover aurora? (y/n)", "cancelled")
@@ -197,15 +198,15 @@ def title_line(view: View, ui: UiState, width: int) -> Line:
         segs.append((" ", "title"))
         segs.append((text, style if style in ("stalled", "error") else "title"))
     if ui.paused or view.paused:
-        label = " PAUSED (display frozen, probes running) " if ui.paused and not view.paused else " PAUSED "
-        right = Line.of(label, "stalled")
+        label = " PAUSED " if view.paused else " PAUSED (display frozen, probes running) "
+        right = Line.of(T.truncate(label, max(0, width - 20)), "stalled")
         left = Line(tuple(segs)).clip(max(0, width - len(right)))
         return left.pad(width - len(right), "title") + right
     return Line(tuple(segs)).pad(width, "title")
 
 
 def footer_line(view: View, ui: UiState, width: int) -> Line:
-    keys = [("q", "quit"), ("p", "resume" if ui.paused else "pause"), ("?", "help")] + list(view.keys)
+    keys = [("q", "quit"), ("p", "resume" if ui.paused or view.paused else "pause"), ("?", "help")] + list(view.keys)
     key_text = "  ".join("%s %s" % (k, label) for k, label in keys)
     if ui.message:
         style = "warn" if ui.confirm else "normal"
@@ -380,7 +381,7 @@ def log_lines(view: View, width: int, count: int) -> List[Line]:
 
 def help_lines(view: View, width: int) -> List[Line]:
     keys = [("q, Ctrl-C", "quit; the terminal is restored and a summary printed"),
-            ("p", "pause/resume the display (the probes keep running)"),
+            ("p", "pause/resume the probes (or freeze the display only)"),
             ("?, Esc", "show/hide this help")]
     keys += [(k, label + " (asks y/n)") for k, label in view.keys]
     out = [Line.of("Keys", "header")]

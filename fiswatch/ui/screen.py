@@ -6,6 +6,9 @@ on return, on exceptions and on Ctrl-C), fetches a View from `get_view()` every
 It never calls a driver and never takes a lock: `get_view` must return quickly (the
 runner's monitor hands over its latest frozen View).
 
+p: with a 'pause' action (the runner pauses its probes; View.paused says so) the display
+keeps updating; without one, p freezes the display on the last frame.
+
 On quit (q, Q, Ctrl-C) it calls `actions['quit']` if given, then returns; it also
 returns as soon as `stop` is set. Other actions ('pause', extra bindings such as 'f')
 run in a daemon thread each, so a slow one (an AWS call) never freezes the screen; an
@@ -195,9 +198,11 @@ def _loop(curses: Any, stdscr: Any, get_view: Callable[[], View], actions: Mappi
     view: Optional[View] = None
     frame_now = time.monotonic()
     next_fetch = 0.0
+    runner_pauses = "pause" in actions
     while not stop.is_set():
         now = time.monotonic()
-        if view is None or (not ui.paused and now >= next_fetch):
+        frozen = ui.paused and not runner_pauses
+        if view is None or (not frozen and now >= next_fetch):
             try:
                 view = get_view()
             except Exception as exc:  # keep the last good frame, say what failed
@@ -209,7 +214,8 @@ def _loop(curses: Any, stdscr: Any, get_view: Callable[[], View], actions: Mappi
         while not messages.empty():
             ui = UiState(ui.paused, ui.show_help, ui.confirm, messages.get(), ui.unicode)
         height, width = stdscr.getmaxyx()
-        paint(curses, stdscr, render(view, width, height, ui, frame_now if ui.paused else now),
+        shown = UiState(False, ui.show_help, ui.confirm, ui.message, ui.unicode) if runner_pauses else ui
+        paint(curses, stdscr, render(view, width, height, shown, frame_now if frozen else now),
               palette, not unicode_ok)
         key = key_name(curses, stdscr.getch())
         if key is None:

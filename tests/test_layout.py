@@ -1,0 +1,289 @@
+"""The dashboard layout as text: pure render() on Views built by hand."""
+import dataclasses
+import doctest
+import time
+
+import pytest
+
+import fiswatch.ui.sparkline
+import fiswatch.ui.text
+from dashboard_app import CONNECTOR, endpoint, failover_view, probe, rows
+from fiswatch.model import BackendInfo, ErrorInfo, Event, Op, State, View
+from fiswatch.ui import layout
+from fiswatch.ui.layout import Line, UiState, render
+from fiswatch.ui.sparkline import sparkline
+
+NOW = 1000.0
+
+
+def screen(view, width=80, height=24, ui=UiState(), now=NOW):
+    lines = render(view, width, height, ui, now)
+    return lines, [line.text for line in lines]
+
+
+def check_bounds(lines, width, height):
+    assert len(lines) <= height
+    for line in lines:
+        assert isinstance(line, Line)
+        assert len(line.text) <= width, line.text
+        for text, style in line.segments:
+            assert style in layout.STYLES, style
+
+
+def column_of(texts, needle):
+    """(row, col) of the first occurrence of `needle` on the screen."""
+    for y, text in enumerate(texts):
+        x = text.find(needle)
+        if x >= 0:
+            return y, x
+    raise AssertionError("%r not on screen:\n%s" % (needle, "\n".join(texts)))
+
+
+def test_80x24_two_endpoints_two_backends_shows_every_probe():
+    view = failover_view(now=NOW)
+    lines, texts = screen(view)
+    check_bounds(lines, 80, 24)
+    assert len(lines) == 24
+    # endpoint groups, AURORA left of RDS, on the header line
+    y_a, x_a = column_of(texts, "AURORA")
+    y_r, x_r = column_of(texts, "RDS")
+    assert y_a == y_r and x_a < x_r
+    # the four columns in display order: each probe's newest rows, at least 5, in its own column
+    lefts = []
+    for p in view.probes:
+        first = p.snapshot.rows
+        ys, xs = zip(*[column_of(texts, layout.T.row_text(r)) for r in first[:5]])
+        assert len(set(xs)) == 1, "rows of %s not aligned" % p.probe
+        assert list(ys) == sorted(ys) and ys[-1] - ys[0] == 4
+        lefts.append(xs[0])
+    assert lefts == sorted(lefts) and len(set(lefts)) == 4
+    # state and address of every probe, in its column
+    state_row = texts[1 + column_of(texts[1:], "STALLED")[0]]  # below the title bar and its counts
+    assert state_row[lefts[0]:].startswith("STALLED")
+    for x in lefts[1:]:
+        assert state_row[x:].startswith("OK")
+    addr_row = texts[column_of(texts, "127.0.10.11 stale")[0]]
+    for p, x in zip(view.probes, lefts):
+        assert addr_row[x:].startswith(p.snapshot.address)
+    # the timeout that explains the hang
+    assert "read_timeout: none" in "\n".join(texts)
+    # log pane and keys
+    assert any("lab aurora: promote" in t for t in texts)
+    assert "q quit" in texts[-1] and "f failover aurora" in texts[-1]
+
+
+def test_stalled_line_carries_age_and_call_and_keeps_counting():
+    view = failover_view(now=NOW, stalled_for=12.3)
+    _, wide = screen(view, 120, 40)
+    assert any("STALLED 12.3s in INSERT" in t for t in wide)
+    _, narrow = screen(view, 80, 24)
+    assert any("STALLED 12s INSERT" in t for t in narrow)
+    # the age is taken at render time from op_started, not frozen at the monitor's tick
+    _, later = screen(view, 120, 40, now=NOW + 5)
+    assert any("STALLED 17.3s in INSERT" in t for t in later)
+    # and the STALLED line is painted in its own style across the whole column
+    lines, texts = screen(view, 120, 40)
+    y = 1 + column_of(texts[1:], "STALLED")[0]
+    styles = [style for text, style in lines[y].segments if "STALLED" in text]
+    assert styles == ["stalled"]
+
+
+def test_stall_age_falls_back_to_monitor_without_start_time():
+    p = probe("aurora", "pymysql", State.STALLED, op=Op.COMMIT, op_started=None, stalled_for=4.5)
+    view = View(ts=time.time(), probes=(p,), endpoints=(endpoint("aurora"),))
+    _, texts = screen(view, 80, 24)
+    assert any("STALLED 4.5s in COMMIT" in t for t in texts)
+
+
+@pytest.mark.parametrize("width,height", [(120, 40), (100, 30), (80, 24), (75, 16)])
+def test_resizes_keep_everything_inside(width, height):
+    view = failover_view(now=NOW)
+    lines, texts = screen(view, width, height)
+    check_bounds(lines, width, height)
+    assert len(lines) == height
+    assert sum(t.count("STALLED") for t in texts) >= 1
+    for p in view.probes:
+        assert any(p.snapshot.address in t for t in texts)
+        for r in p.snapshot.rows[:5]:
+            assert any(layout.T.row_text(r) in t for t in texts), (width, height, r)
+
+
+def test_bigger_terminal_shows_more():
+    view = failover_view(now=NOW)
+    _, small = screen(view, 80, 24)
+    _, big = screen(view, 120, 40)
+    # all 10 rows, the full library version and more of the log
+    last_row = layout.T.row_text(view.probes[0].snapshot.rows[9])
+    assert not any(last_row in t for t in small)
+    assert any(last_row in t for t in big)
+    assert any("mysql-connector 9.4.0" in t for t in big)
+    assert sum(":" in t[:9] for t in big) > sum(":" in t[:9] for t in small)
+
+
+@pytest.mark.parametrize("width,height", [(59, 24), (80, 15), (74, 21), (20, 5), (1, 1)])
+def test_too_small_asks_for_a_larger_terminal(width, height):
+    lines, texts = screen(failover_view(now=NOW), width, height)
+    check_bounds(lines, width, height)
+    joined = " ".join(t.strip() for t in texts)
+    if width >= 20:
+        assert "too small" in joined and "75x16" in joined
+    assert "STALLED" not in joined
+
+
+def test_zero_size_renders_nothing():
+    assert render(failover_view(now=NOW), 0, 24, UiState(), NOW) == []
+    assert render(failover_view(now=NOW), 80, 0, UiState(), NOW) == []
+
+
+def test_six_probes_wrap_into_bands_on_80x24():
+    base = failover_view(now=NOW)
+    extra = (
+        probe("aurora", "mysql-connector:read_timeout=1", first_id=9100,
+              info=dataclasses.replace(CONNECTOR, timeouts=(("connect", 1.0), ("read", 1.0), ("write", None)))),
+        probe("rds", "mysql-connector:read_timeout=1", first_id=9200),
+    )
+    probes = base.probes[:2] + extra[:1] + base.probes[2:] + extra[1:]
+    view = dataclasses.replace(base, probes=probes)
+    lines, texts = screen(view, 80, 24)
+    check_bounds(lines, 80, 24)
+    assert "too small" not in " ".join(texts)
+    for p in probes:
+        assert any(layout.T.row_text(p.snapshot.rows[0]) in t for t in texts), p.probe
+    assert sum(t.count("RDS") for t in texts) == 2  # rds spans both bands
+
+
+def test_states_distinct_without_colour():
+    err = ErrorInfo(2013, "lost", "Lost connection to MySQL server during query")
+    states = [
+        probe("a", "b1", State.OK),
+        probe("a", "b2", State.STALLED, op=Op.SELECT, op_started=NOW - 3, stalled_for=3),
+        probe("b", "b1", State.ERROR, error=err),
+        probe("b", "b2", State.RECONNECTING, error=err),
+    ]
+    view = View(ts=time.time(), probes=tuple(states), endpoints=(endpoint("a"), endpoint("b")))
+    _, texts = screen(view, 80, 24)
+    row = texts[1 + column_of(texts[1:], "STALLED")[0]]
+    words = [cell.split()[0] for cell in row.split("|")]
+    assert words == ["OK", "STALLED", "ERROR", "RECONNECTING"]
+    assert any("2013 lost" in t for t in texts)
+
+
+def test_monochrome_palette_distinguishes_stalled():
+    import curses
+
+    from fiswatch.ui.screen import make_palette
+
+    mono = make_palette(curses, False)
+    assert mono["stalled"] & curses.A_REVERSE
+    assert mono["stalled"] != mono["ok"] != mono["error"]
+    assert set(mono) == set(layout.STYLES)
+
+
+def test_stale_address_and_previous_address():
+    view = failover_view(now=NOW)
+    _, texts = screen(view, 80, 24)
+    # mysql-connector is still on the old writer while DNS points at the new one
+    assert any("127.0.10.11 stale" in t for t in texts)
+    assert any("was 127.0.10.11" in t for t in texts)
+    _, wide = screen(view, 120, 40)
+    assert any("127.0.10.12 (was 127.0.10.11)" in t for t in wide)
+
+
+def test_long_values_are_truncated_not_wrapped():
+    long_err = ErrorInfo(2003, "refused", "Can't connect\nto MySQL server on 'x' " + "x" * 200)
+    host = "fisworkshop-aurora-cluster." + "a" * 80 + ".us-east-1.rds.amazonaws.com"
+    p = probe("aurora-with-a-very-long-endpoint-name", "mysql-connector:read_timeout=1,write_timeout=1",
+              State.ERROR, error=long_err, address="fd00:1234:5678:9abc:def0:1234:5678:9abc")
+    p = dataclasses.replace(p, snapshot=dataclasses.replace(p.snapshot, rows=((123456789012, 32767),) * 10))
+    ev = Event.make("warning", ts=time.time(), message="m" * 300)
+    view = View(ts=time.time(), probes=(p,), events=(ev,),
+                endpoints=(endpoint("aurora-with-a-very-long-endpoint-name", host=host),))
+    for width, height in ((60, 16), (80, 24)):
+        lines, texts = screen(view, width, height)
+        check_bounds(lines, width, height)
+        assert all("\n" not in t for t in texts)
+        assert any(t.rstrip().endswith("~") for t in texts)
+
+
+def test_unavailable_backend_shows_its_reason():
+    info = BackendInfo("pymysql", "PyMySQL", "-", (("connect", 1.0), ("read", 1.0)), available=False,
+                       reason="PyMySQL not installed: pip install PyMySQL")
+    view = failover_view(now=NOW)
+    view = dataclasses.replace(view, probes=view.probes[:3] + (
+        probe("rds", "pymysql", State.UNAVAILABLE, info=info, address=None, nrows=0),))
+    lines, texts = screen(view, 80, 24)
+    check_bounds(lines, 80, 24)
+    screen_text = "\n".join(texts)
+    y = 1 + column_of(texts[1:], "UNAVAILABLE")[0]
+    x = texts[y].index("UNAVAILABLE")
+    column = " ".join(t[x:x + 19].strip() for t in texts[y + 1:y + 6])
+    assert "PyMySQL not installed: pip install PyMySQL" in column
+    # the other columns are intact
+    assert "STALLED" in screen_text
+
+
+def test_help_pause_and_confirm_prompt():
+    view = failover_view(now=NOW)
+    _, texts = screen(view, ui=UiState(show_help=True))
+    joined = "\n".join(texts)
+    assert "Keys" in joined and "failover aurora (asks y/n)" in joined and "STALLED" in joined
+    _, texts = screen(view, ui=UiState(paused=True))
+    assert "PAUSED (display frozen" in texts[0] and "p resume" in texts[-1]
+    _, texts = screen(dataclasses.replace(view, paused=True))
+    assert "PAUSED" in texts[0] and "frozen" not in texts[0]
+    _, texts = screen(view, ui=UiState(confirm="f", message="failover aurora? (y/n)"))
+    assert texts[-1].startswith("failover aurora? (y/n)")
+
+
+def test_event_log_lines():
+    base = time.mktime((2024, 5, 1, 16, 2, 11, 0, 0, -1))
+    events = (
+        Event.make("state", ts=base, probe="aurora/mysql-connector", state="STALLED", previous="OK", op="INSERT"),
+        Event.make("dns", ts=base + 1, endpoint="aurora", addresses=[], previous=["127.0.10.11"], error=None),
+        Event.make("write", ts=base + 2, probe="aurora/pymysql", id=1, value=2),
+        Event.make("lab", ts=base + 3, target="aurora", step="promote", detail="reader -> writer"),
+        Event.make("experiment", ts=base + 4, experiment_id="EXP1", target="aurora", state="running"),
+    )
+    view = dataclasses.replace(failover_view(now=NOW), events=events, status=("FIS EXP1 running",))
+    _, texts = screen(view, 100, 30)
+    joined = "\n".join(texts)
+    assert "16:02:11 aurora/mysql-connector OK -> STALLED (INSERT)" in joined
+    assert "16:02:12 dns aurora 127.0.10.11 -> (empty)" in joined
+    assert "16:02:14 lab aurora: promote reader -> writer" in joined
+    assert "16:02:15 FIS EXP1 aurora: running" in joined
+    assert "wrote" not in joined  # writes are too frequent for the log pane
+    assert "FIS EXP1 running" in joined
+
+
+def test_topology_lines_when_height_allows():
+    view = failover_view(now=NOW)
+    eps = (dataclasses.replace(view.endpoints[0], topology=("writer aurora-2 us-east-1b", "reader aurora-1")),
+           view.endpoints[1])
+    view = dataclasses.replace(view, endpoints=eps)
+    _, tall = screen(view, 100, 40)
+    assert any("writer aurora-2 us-east-1b" in t for t in tall)
+    _, short = screen(view, 80, 24)  # rows and log come first on a small screen
+    assert not any("writer aurora-2" in t for t in short)
+
+
+def test_no_probes():
+    lines, texts = screen(View(ts=time.time(), probes=()), 80, 24)
+    check_bounds(lines, 80, 24)
+    assert any("no probes" in t for t in texts)
+
+
+def test_sparkline_shapes():
+    assert sparkline([10, 10, 0, 0, 10], 5, ascii=True) == "##  #"
+    assert sparkline([1, 2, 3], 6, ascii=True)[:3] == "   "
+    assert len(sparkline(list(range(50)), 12)) == 12
+    assert sparkline([0, 0, 0], 3) == "   "
+
+
+def test_rows_helper_is_newest_first():
+    assert [r[0] for r in rows(10, 3)] == [10, 9, 8]
+
+
+@pytest.mark.parametrize("module", [fiswatch.ui.text, fiswatch.ui.sparkline])
+def test_doctests(module):
+    result = doctest.testmod(module)
+    assert result.attempted > 0 and result.failed == 0
