@@ -1,0 +1,363 @@
+"""The lab daemon: owns the mariadbd children, the DNS server and the fault proxies.
+
+Started in the background by `lab_up` (`python -m fiswatch.lab.daemon`); answers JSON
+requests on a unix socket in the lab dir (see control.py) and holds `lab.lock` while it
+runs. On `shutdown` or SIGTERM it stops everything and removes its socket, state and lock.
+"""
+import argparse
+import fcntl
+import json
+import os
+import secrets
+import signal
+import socket
+import socketserver
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Dict, List, Optional
+
+from fiswatch.lab import layout as L
+from fiswatch.lab.dnsserver import DnsServer, Zone
+from fiswatch.lab.mariadb import MariaDBError, Server, ensure_template, find_binaries, sql
+from fiswatch.lab.proxy import FaultProxy, ProxyLoop
+
+
+class LabStartError(RuntimeError):
+    """Why the lab could not start; one line."""
+
+
+def log_line(layout: L.Layout, message: str) -> None:
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime()) + ".%03d" % (int(time.time() * 1000) % 1000)
+    with open(layout.log_file, "a") as fh:
+        fh.write("%s %s\n" % (stamp, message))
+
+
+def check_free(layout: L.Layout) -> None:
+    """Every address the lab binds is free, or LabStartError naming the first taken one."""
+    wanted = [(layout.dns_address, socket.SOCK_DGRAM, "DNS server (UDP)"),
+              (layout.dns_address, socket.SOCK_STREAM, "DNS server (TCP)")]
+    for spec in L.INSTANCES:
+        wanted.append((layout.proxy_address(spec), socket.SOCK_STREAM, "proxy of " + spec.name))
+        wanted.append((layout.server_address(spec), socket.SOCK_STREAM, "mariadbd of " + spec.name))
+    for address, kind, what in wanted:
+        sock = socket.socket(socket.AF_INET, kind)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+        except OSError as exc:
+            raise LabStartError("%s:%d is taken (%s, wanted by the %s): stop what uses it, or start the lab "
+                                "with another --base/--port/--dns-port" % (address[0], address[1],
+                                                                         exc.strerror or exc, what))
+        finally:
+            sock.close()
+
+
+class Lab:
+    """Everything the daemon runs, and the requests it answers."""
+
+    def __init__(self, layout: L.Layout) -> None:
+        self.layout = layout
+        self.loop = ProxyLoop("fiswatch-lab-loop")
+        self.zone = Zone(L.ZONE)
+        self.dns: Optional[DnsServer] = None
+        self.servers: Dict[str, Server] = {}
+        self.proxies: Dict[str, FaultProxy] = {}
+        self.roles = {spec.name: spec.initial_role for spec in L.INSTANCES}
+        self.stopping = threading.Event()
+        self.control: Optional[socketserver.BaseServer] = None
+        self.lock = threading.Lock()
+
+    # --- start -------------------------------------------------------------------------
+    def start(self) -> None:
+        layout = self.layout
+        check_free(layout)
+        mariadbd, install_db = find_binaries(layout)
+        log_line(layout, "lab: initialising MariaDB template")
+        template = ensure_template(layout, install_db)
+        for spec in L.INSTANCES:
+            self.servers[spec.name] = Server(layout, spec, mariadbd)
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda s: s.prepare(template), self.servers.values()))
+            list(pool.map(lambda s: s.start(), self.servers.values()))
+        log_line(layout, "lab: 4 mariadbd instances up")
+        password = secrets.token_urlsafe(18)
+        self._setup_sql(password)
+        self.loop.start()
+        for spec in L.INSTANCES:
+            host, port = layout.proxy_address(spec)
+            target = layout.server_address(spec)
+            self.proxies[spec.name] = FaultProxy(host, port, target[0], target[1], name=spec.name,
+                                                 loop=self.loop).start()
+        self._publish_dns()
+        self.dns = DnsServer(self.zone, layout.dns_address[0], layout.dns_address[1], self.loop).start()
+        self._write_credentials(password)
+        self._start_control()
+        self.write_state()
+        log_line(layout, "lab: ready (DNS %s:%d)" % layout.dns_address)
+
+    def _setup_sql(self, password: str) -> None:
+        layout = self.layout
+        for spec in L.INSTANCES:
+            sock = layout.server_socket(spec)
+            others = sql(sock, ["SELECT host FROM mysql.user WHERE user='root' AND host<>'localhost'"])
+            drops = ["SET sql_log_bin=0"] + ["DROP USER IF EXISTS 'root'@'%s'" % h.replace("'", "")
+                                           for (h,) in others]
+            sql(sock, drops)  # root only over the unix socket
+        for cluster in ("aurora", "rds"):
+            writer, reader = L.cluster_specs(cluster)
+            sql(layout.server_socket(writer), [
+                "CREATE USER IF NOT EXISTS '%s'@'%%' IDENTIFIED BY 'x'" % L.REPL_USER,
+                ("ALTER USER '" + L.REPL_USER + "'@'%%' IDENTIFIED BY %s", (password,)),
+                "GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO '%s'@'%%'" % L.REPL_USER,
+                "CREATE USER IF NOT EXISTS '%s'@'%%' IDENTIFIED BY 'x'" % L.CLIENT_USER,
+                ("ALTER USER '" + L.CLIENT_USER + "'@'%%' IDENTIFIED BY %s", (password,)),
+                "CREATE DATABASE IF NOT EXISTS %s" % L.DATABASE,
+                "GRANT ALL ON %s.* TO '%s'@'%%'" % (L.DATABASE, L.CLIENT_USER),
+                "CREATE TABLE IF NOT EXISTS %s.%s (id INT AUTO_INCREMENT PRIMARY KEY, value INT)"
+                % (L.DATABASE, L.TABLE),
+            ])
+            replicate(layout, reader, writer, password)
+        for cluster in ("aurora", "rds"):
+            writer, reader = L.cluster_specs(cluster)
+            wait_caught_up(layout, reader, writer, timeout=30)
+
+    def _write_credentials(self, password: str) -> None:
+        layout = self.layout
+        creds: Dict[str, Any] = {}
+        for cluster in ("aurora", "rds"):
+            entry = {"username": L.CLIENT_USER, "password": password, "engine": "mysql",
+                     "host": L.ENDPOINT_NAMES[cluster], "port": layout.port, "dbname": L.DATABASE}
+            if cluster == "aurora":
+                entry["dbClusterIdentifier"] = L.CLUSTER
+            else:
+                entry["dbInstanceIdentifier"] = L.CLUSTER + "-mysql"
+            creds[cluster] = entry
+        creds["replication"] = {"username": L.REPL_USER, "password": password}
+        L.write_private(layout.credentials_file, creds)
+
+    # --- DNS ---------------------------------------------------------------------------
+    def _publish_dns(self) -> None:
+        layout = self.layout
+        for spec in L.INSTANCES:
+            if spec.dns_name:
+                self.zone.set(spec.dns_name, "A", (layout.proxy_address(spec)[0],), ttl=5)
+        writer = self.role_holder("aurora", "writer")
+        reader = self.role_holder("aurora", "reader")
+        self.zone.set(L.ENDPOINT_NAMES["aurora"], "CNAME", (writer.dns_name,), ttl=5)
+        self.zone.set(L.ENDPOINT_NAMES["aurora-ro"], "CNAME", (reader.dns_name,), ttl=5)
+        primary = self.role_holder("rds", "primary")
+        self.zone.set(L.ENDPOINT_NAMES["rds"], "A", (layout.proxy_address(primary)[0],), ttl=5)
+
+    def role_holder(self, cluster: str, role: str) -> L.InstanceSpec:
+        for spec in L.cluster_specs(cluster):
+            if self.roles[spec.name] == role:
+                return spec
+        raise KeyError(role)
+
+    # --- state ---------------------------------------------------------------------------
+    def state(self) -> Dict[str, Any]:
+        layout = self.layout
+        instances = []
+        for spec in L.INSTANCES:
+            proxy = self.proxies.get(spec.name)
+            server = self.servers.get(spec.name)
+            instances.append({
+                "name": spec.name, "cluster": spec.cluster, "role": self.roles[spec.name],
+                "address": layout.proxy_address(spec)[0], "port": layout.proxy_address(spec)[1],
+                "dns_name": spec.dns_name, "proxy_mode": proxy.mode if proxy else None,
+                "connections": proxy.connection_count() if proxy else 0,
+                "server": list(layout.server_address(spec)), "socket": layout.server_socket(spec),
+                "running": bool(server and server.alive()),
+            })
+        records = {}
+        for name, rec in self.zone.snapshot().items():
+            records[name] = {"kind": rec.kind, "values": list(rec.values), "ttl": rec.ttl, "blank": rec.blank,
+                             "flap_until": rec.flap_until}
+        return {"pid": os.getpid(), "dir": layout.dir, "layout": layout.to_dict(),
+                "nameserver": list(layout.dns_address), "endpoints": dict(L.ENDPOINT_NAMES),
+                "instances": instances, "dns": records, "credentials_file": layout.credentials_file,
+                "log_file": layout.log_file, "updated": time.time()}
+
+    def write_state(self) -> None:
+        L.write_private(self.layout.state_file, self.state())
+
+    # --- control -------------------------------------------------------------------------
+    def handle(self, request: Dict[str, Any]) -> Dict[str, Any]:
+        cmd = request.get("cmd")
+        handler: Optional[Callable[[Dict[str, Any]], Any]] = getattr(self, "cmd_" + str(cmd), None)
+        if handler is None:
+            return {"ok": False, "error": "unknown command %r" % cmd}
+        try:
+            with self.lock:
+                result = handler(request)
+        except (KeyError, ValueError, MariaDBError, OSError) as exc:
+            return {"ok": False, "error": "%s: %s" % (type(exc).__name__, exc)}
+        return {"ok": True, "result": result}
+
+    def cmd_ping(self, req: Dict[str, Any]) -> Any:
+        return {"pid": os.getpid()}
+
+    def cmd_state(self, req: Dict[str, Any]) -> Any:
+        return self.state()
+
+    def cmd_proxy(self, req: Dict[str, Any]) -> Any:
+        self.proxies[req["instance"]].set_mode(req["mode"], float(req.get("latency", 0.0)))
+        return self.proxies[req["instance"]].mode
+
+    def cmd_dns_blank(self, req: Dict[str, Any]) -> Any:
+        self.zone.blank(req["name"], req.get("style"))
+
+    def cmd_dns_set(self, req: Dict[str, Any]) -> Any:
+        self.zone.set(req["name"], req["kind"], tuple(req["values"]), int(req.get("ttl", 5)),
+                      req.get("flap_until"))
+
+    def cmd_kill(self, req: Dict[str, Any]) -> Any:
+        self.servers[req["instance"]].kill()
+
+    def cmd_start(self, req: Dict[str, Any]) -> Any:
+        self.servers[req["instance"]].start(read_only=bool(req.get("read_only", True)))
+
+    def cmd_roles(self, req: Dict[str, Any]) -> Any:
+        for name, role in req["roles"].items():
+            if name not in self.roles:
+                raise KeyError(name)
+            self.roles[name] = role
+        self.write_state()
+
+    def cmd_shutdown(self, req: Dict[str, Any]) -> Any:
+        self.stopping.set()
+
+    def _start_control(self) -> None:
+        lab = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                line = self.rfile.readline()
+                try:
+                    request = json.loads(line.decode("utf-8"))
+                except ValueError:
+                    reply = {"ok": False, "error": "bad request"}
+                else:
+                    reply = lab.handle(request)
+                self.wfile.write((json.dumps(reply) + "\n").encode("utf-8"))
+
+        class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+            daemon_threads = True
+
+        path = self.layout.control_socket
+        if os.path.exists(path):
+            os.unlink(path)
+        old = os.umask(0o077)
+        try:
+            self.control = Server(path, Handler)
+        finally:
+            os.umask(old)
+        threading.Thread(target=self.control.serve_forever, name="lab-control", daemon=True).start()
+
+    # --- stop ----------------------------------------------------------------------------
+    def stop(self) -> None:
+        if self.control is not None:
+            self.control.shutdown()
+            self.control.server_close()
+        for proxy in self.proxies.values():
+            proxy.stop()
+        if self.dns is not None:
+            self.dns.stop()
+        self.loop.stop()
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda s: s.stop(), self.servers.values()))
+        for path in (self.layout.control_socket, self.layout.state_file):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+
+def replicate(layout: L.Layout, replica: L.InstanceSpec, source: L.InstanceSpec, password: str,
+              gtid_pos: Optional[str] = None) -> None:
+    """Make `replica` a read-only GTID replica of `source` (server to server, not via proxies)."""
+    host, port = layout.server_address(source)
+    statements: List[Any] = ["SET GLOBAL read_only=1", "STOP SLAVE", "RESET SLAVE ALL"]
+    if gtid_pos is not None:
+        statements.append(("SET GLOBAL gtid_slave_pos=%s", (gtid_pos,)))
+    statements += [
+        ("CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%s, MASTER_USER=%s, MASTER_PASSWORD=%s, "
+         "MASTER_CONNECT_RETRY=1, MASTER_USE_GTID=slave_pos", (host, port, L.REPL_USER, password)),
+        "START SLAVE",
+    ]
+    sql(layout.server_socket(replica), statements)
+
+
+def wait_caught_up(layout: L.Layout, replica: L.InstanceSpec, source: L.InstanceSpec, timeout: float) -> str:
+    """Wait until the replica has applied the source's binlog position; returns it."""
+    pos = sql(layout.server_socket(source), ["SELECT @@gtid_binlog_pos"])[0][0]
+    rows = sql(layout.server_socket(replica), [("SELECT MASTER_GTID_WAIT(%s, %s)", (pos, timeout))])
+    if rows[0][0] != 0:
+        raise MariaDBError("%s did not catch up with %s within %.0fs" % (replica.name, source.name, timeout))
+    return pos
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="fiswatch-lab-daemon")
+    parser.add_argument("--layout", required=True, help="layout as JSON")
+    parser.add_argument("--ready-fd", type=int, default=-1, help="write 'ready' or 'error: ...' here")
+    args = parser.parse_args(argv)
+    layout = L.Layout.from_dict(json.loads(args.layout))
+
+    def report(text: str) -> None:
+        if args.ready_fd >= 0:
+            try:
+                os.write(args.ready_fd, (text + "\n").encode("utf-8"))
+                os.close(args.ready_fd)
+            except OSError:
+                pass
+            args.ready_fd = -1
+
+    os.makedirs(layout.dir, exist_ok=True)
+    lock_fd = os.open(layout.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        report("error: a lab already runs in %s: stop it with `fiswatch lab down --dir %s`" % (layout.dir, layout.dir))
+        return 1
+    os.ftruncate(lock_fd, 0)
+    os.write(lock_fd, str(os.getpid()).encode())
+    lab = Lab(layout)
+    signal.signal(signal.SIGTERM, lambda *a: lab.stopping.set())
+    signal.signal(signal.SIGINT, lambda *a: lab.stopping.set())
+    rc = 0
+    try:
+        try:
+            lab.start()
+        except (LabStartError, MariaDBError, OSError) as exc:
+            report("error: %s" % exc)
+            log_line(layout, "lab: start failed: %s" % exc)
+            rc = 1
+        except Exception as exc:  # a bug: still one line to the user, details in the log
+            report("error: lab failed to start (%s: %s); see %s" % (type(exc).__name__, exc, layout.log_file))
+            import traceback
+
+            with open(layout.log_file, "a") as fh:
+                traceback.print_exc(file=fh)
+            rc = 1
+        else:
+            report("ready")
+            while not lab.stopping.wait(1.0):
+                pass
+            log_line(layout, "lab: shutting down")
+    finally:
+        lab.stop()
+        try:
+            os.unlink(layout.lock_file)
+        except OSError:
+            pass
+        os.close(lock_fd)
+        if rc == 0:
+            log_line(layout, "lab: down")
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

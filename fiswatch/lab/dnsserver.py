@@ -1,0 +1,203 @@
+"""A tiny authoritative DNS server on loopback (dnspython for the wire format).
+
+The zone holds CNAME and A records. A name can be "blanked" for a failover window
+(NOERROR with no answer, or NXDOMAIN) and a CNAME can flap between several targets
+(each query gets the next one), as resolvers were seen to do after an Aurora flip.
+Runs on a `ProxyLoop` (UDP and TCP); the zone is changed from any thread.
+"""
+import asyncio
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass, replace
+from typing import Dict, Optional, Tuple
+
+from fiswatch.lab.proxy import ProxyLoop
+
+
+@dataclass(frozen=True)
+class Record:
+    kind: str  # 'A' | 'CNAME'
+    values: Tuple[str, ...]  # addresses or target names; several = flapping
+    ttl: int = 5
+    blank: Optional[str] = None  # None | 'empty' | 'nxdomain'
+    flap_until: Optional[float] = None  # time.time() after which only values[-1] is served
+
+
+class Zone:
+    """Records by lower-case name without trailing dot. Thread-safe, copy-on-write."""
+
+    def __init__(self, origin: str) -> None:
+        self.origin = origin.lower().rstrip(".")
+        self._records: Dict[str, Record] = {}
+        self._lock = threading.Lock()
+        self._counter = 0
+
+    def set(self, name: str, kind: str, values: Tuple[str, ...], ttl: int = 5,
+            flap_until: Optional[float] = None) -> None:
+        key = name.lower().rstrip(".")
+        with self._lock:
+            records = dict(self._records)
+            records[key] = Record(kind, tuple(v.lower().rstrip(".") if kind == "CNAME" else v for v in values),
+                                  ttl, None, flap_until)
+            self._records = records
+
+    def blank(self, name: str, style: Optional[str]) -> None:
+        """Answer `name` empty ('empty'), NXDOMAIN ('nxdomain') or normally again (None)."""
+        if style not in (None, "empty", "nxdomain"):
+            raise ValueError("dns blank style must be 'empty' or 'nxdomain', got %r" % style)
+        key = name.lower().rstrip(".")
+        with self._lock:
+            records = dict(self._records)
+            records[key] = replace(records[key], blank=style)
+            self._records = records
+
+    def get(self, name: str) -> Optional[Record]:
+        return self._records.get(name.lower().rstrip("."))
+
+    def snapshot(self) -> Dict[str, Record]:
+        return dict(self._records)
+
+    def pick(self, record: Record) -> str:
+        """The value served now: flapping records alternate until flap_until."""
+        if len(record.values) == 1 or (record.flap_until is not None and time.time() >= record.flap_until):
+            return record.values[-1]
+        with self._lock:
+            self._counter += 1
+            n = self._counter
+        return record.values[n % len(record.values)]
+
+    def in_zone(self, name: str) -> bool:
+        name = name.lower().rstrip(".")
+        return name == self.origin or name.endswith("." + self.origin)
+
+
+def answer(zone: Zone, wire: bytes) -> Optional[bytes]:
+    """The response to one query in wire format (None for garbage)."""
+    import dns.flags
+    import dns.message
+    import dns.rcode
+    import dns.rdataclass
+    import dns.rdatatype
+    import dns.rrset
+
+    try:
+        query = dns.message.from_wire(wire)
+    except Exception:
+        return None
+    response = dns.message.make_response(query)
+    response.flags |= dns.flags.AA
+    if not query.question:
+        response.set_rcode(dns.rcode.FORMERR)
+        return response.to_wire()
+    question = query.question[0]
+    qname = question.name.to_text().lower().rstrip(".")
+    if not zone.in_zone(qname):
+        response.set_rcode(dns.rcode.REFUSED)
+        return response.to_wire()
+    name, hops = qname, 0
+    while hops < 8:
+        hops += 1
+        record = zone.get(name)
+        if record is None:
+            if hops == 1:
+                response.set_rcode(dns.rcode.NXDOMAIN)
+            break
+        if record.blank == "nxdomain":
+            if hops == 1:
+                response.set_rcode(dns.rcode.NXDOMAIN)
+            break
+        if record.blank == "empty":
+            break
+        value = zone.pick(record)
+        if record.kind == "CNAME":
+            response.answer.append(dns.rrset.from_text(name + ".", record.ttl, "IN", "CNAME", value + "."))
+            if question.rdtype == dns.rdatatype.CNAME:
+                break
+            name = value
+            continue
+        if question.rdtype in (dns.rdatatype.A, dns.rdatatype.ANY):
+            response.answer.append(dns.rrset.from_text(name + ".", record.ttl, "IN", "A", value))
+        break
+    return response.to_wire()
+
+
+class _Udp(asyncio.DatagramProtocol):
+    def __init__(self, zone: Zone) -> None:
+        self.zone = zone
+        self.transport: Optional[asyncio.DatagramTransport] = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: Tuple[str, int]) -> None:
+        reply = answer(self.zone, data)
+        if reply is not None and self.transport is not None:
+            self.transport.sendto(reply, addr)
+
+
+class DnsServer:
+    """Serves `zone` over UDP and TCP on (host, port) of loopback."""
+
+    def __init__(self, zone: Zone, host: str, port: int, loop: ProxyLoop) -> None:
+        self.zone = zone
+        self.host, self.port = host, int(port)
+        self._ploop = loop
+        self._udp: Optional[asyncio.BaseTransport] = None
+        self._tcp: Optional[asyncio.AbstractServer] = None
+
+    @property
+    def address(self) -> Tuple[str, int]:
+        return (self.host, self.port)
+
+    def start(self) -> "DnsServer":
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            for sock in (udp, tcp):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind((self.host, self.port))
+            tcp.listen(16)
+            udp.setblocking(False)
+            tcp.setblocking(False)
+        except OSError as exc:
+            udp.close()
+            tcp.close()
+            raise OSError(exc.errno, "DNS server cannot listen on %s:%d: %s; stop whatever uses it or "
+                          "choose another --dns-port" % (self.host, self.port, exc.strerror or exc)) from None
+        self.port = udp.getsockname()[1]
+        self._ploop.call(self._serve, udp, tcp)
+        return self
+
+    async def _serve(self, udp: socket.socket, tcp: socket.socket) -> None:
+        loop = asyncio.get_event_loop()
+        self._udp, _ = await loop.create_datagram_endpoint(lambda: _Udp(self.zone), sock=udp)
+        self._tcp = await asyncio.start_server(self._tcp_client, sock=tcp)
+
+    async def _tcp_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readexactly(2)
+                data = await reader.readexactly(struct.unpack("!H", head)[0])
+                reply = answer(self.zone, data)
+                if reply is None:
+                    break
+                writer.write(struct.pack("!H", len(reply)) + reply)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    def stop(self) -> None:
+        def close() -> None:
+            if self._udp is not None:
+                self._udp.close()
+                self._udp = None
+            if self._tcp is not None:
+                self._tcp.close()
+                self._tcp = None
+
+        if self._ploop._loop is not None:
+            self._ploop.call(close)
