@@ -68,7 +68,7 @@ def classify_error(code: Optional[int], message: str) -> ErrorInfo:
     """Reduce an error number and text to the ErrorInfo shown on screen."""
     message = " ".join(str(message).split())[:200]
     lowered = message.lower()
-    if "timed out" in lowered or "timeout" in lowered:
+    if "timed out" in lowered or "timeout" in lowered or "system error: 110" in lowered:
         if code in (None, 2013, 2055, 3024) or "read" in lowered:
             return ErrorInfo(code, "read-timeout", message)
     kind = ERROR_KINDS.get(code or -1)
