@@ -278,11 +278,11 @@ def lab_down(lab_dir: str) -> None:
         _wait_gone(pid, 10)
     if _kill_strays(lab_dir):
         found = True
-    for name in (L.CONTROL_SOCKET, L.STATE_FILE, L.LOCK_FILE):
+    for name in (L.CONTROL_SOCKET, L.STATE_FILE, L.LOCK_FILE, "failover.lock"):
         path = os.path.join(lab_dir, name)
         if os.path.exists(path) and _lock_holder(lab_dir) is None:
             os.unlink(path)
-            found = True
+            found = found or name != "failover.lock"
     if not found:
         raise LabNotRunning(lab_dir)
 

@@ -44,7 +44,8 @@ def check_free(layout: L.Layout) -> None:
     for address, kind, what in wanted:
         sock = socket.socket(socket.AF_INET, kind)
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if kind == socket.SOCK_STREAM:  # on UDP it would let two labs share a port
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(address)
         except OSError as exc:
             raise LabStartError("%s:%d is taken (%s, wanted by the %s): stop what uses it, or start the lab "

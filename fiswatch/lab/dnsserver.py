@@ -155,9 +155,9 @@ class DnsServer:
         udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
-            for sock in (udp, tcp):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                sock.bind((self.host, self.port))
+            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # not on UDP: it would share the port
+            udp.bind((self.host, self.port))
+            tcp.bind((self.host, udp.getsockname()[1]))
             tcp.listen(16)
             udp.setblocking(False)
             tcp.setblocking(False)

@@ -1,0 +1,143 @@
+"""`fiswatch lab up | status | failover aurora|rds | down`."""
+import argparse
+import json
+import sys
+from typing import Any, List, Optional
+
+
+def add_lab_parser(subparsers: Any) -> None:
+    """Register the `lab` sub-command on an argparse subparsers object."""
+    from fiswatch.lab.layout import default_lab_dir
+
+    lab = subparsers.add_parser(
+        "lab", help="run a local failover lab (MariaDB, DNS, fault proxies) on loopback",
+        description="A local stand-in for the workshop's Aurora cluster and RDS Multi-AZ instance: "
+                    "real MariaDB servers with replication, an RDS-shaped DNS server and fault-injecting "
+                    "proxies, all on 127.0.0.0/8.")
+    lab.set_defaults(func=run_lab, lab_command=None)
+    actions = lab.add_subparsers(dest="lab_command", metavar="COMMAND")
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--dir", default=None, metavar="DIR",
+                       help="lab directory (default: %s)" % default_lab_dir())
+
+    up = actions.add_parser("up", help="start the lab in the background; returns when it is ready")
+    common(up)
+    up.add_argument("--base", default="127.0.10", metavar="A.B.C",
+                    help="loopback prefix: proxies on A.B.C.1-4, servers on A.B.C.101-104, DNS on A.B.C.53 "
+                         "(default: 127.0.10)")
+    up.add_argument("--port", type=int, default=3306, help="port of the proxies and servers (default: 3306)")
+    up.add_argument("--dns-port", type=int, default=5300, help="UDP/TCP port of the DNS server (default: 5300)")
+    up.add_argument("--buffer-pool", default="16M", metavar="SIZE",
+                    help="InnoDB buffer pool per server (default: 16M)")
+    up.add_argument("--json", action="store_true", help="print the lab's status as JSON once it is up")
+
+    status = actions.add_parser("status", help="show endpoints, instances and their roles")
+    common(status)
+    status.add_argument("--json", action="store_true",
+                        help="print JSON: DNS server, endpoints, instances, credentials file")
+
+    fo = actions.add_parser("failover", help="fail over the aurora cluster or the rds instance")
+    common(fo)
+    fo.add_argument("target", choices=("aurora", "rds"), help="what to fail over")
+    fo.add_argument("--realistic", action="store_true",
+                    help="AWS-like timings: DNS flip after ~15 s, then the answer flaps for ~20 s "
+                         "(default: a fast demo, a few seconds)")
+    fo.add_argument("--crash", action="store_true",
+                    help="kill the writer without letting the reader catch up (acknowledged writes may be lost)")
+    fo.add_argument("--dns-style", choices=("empty", "nxdomain"), default="empty",
+                    help="how DNS answers during the flip: NOERROR with no address, or NXDOMAIN (default: empty)")
+    fo.add_argument("--json", action="store_true", help="print each step as a JSON line (the `lab` event)")
+
+    down = actions.add_parser("down", help="stop the lab: no process, port or lock is left")
+    common(down)
+
+
+def _dir(args: argparse.Namespace) -> str:
+    from fiswatch.lab.layout import default_lab_dir
+
+    return getattr(args, "dir", None) or default_lab_dir()
+
+
+def _print_status(info: Any, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(info.to_dict(), indent=2, sort_keys=True))
+        return
+    print("lab in %s (daemon pid %d)" % (info.dir, info.pid))
+    print("DNS server   %s port %d" % info.nameserver)
+    for ep in info.endpoints:
+        print("endpoint     %-7s %s:%d" % (ep.name, ep.host, ep.port))
+    print("endpoint     %-7s %s:%d" % ("reader", info.reader_endpoint, info.endpoints[0].port))
+    for inst in info.instances:
+        extra = "" if inst.proxy_mode == "pass" else " [proxy %s]" % inst.proxy_mode
+        if not inst.running:
+            extra += " [stopped]"
+        print("instance     %-24s %-6s %-8s %s:%d%s" % (inst.name, inst.cluster, inst.role, inst.address,
+                                                      inst.port, extra))
+    print("credentials  %s (user %s)" % (info.credentials_file, info.endpoints[0].user))
+    print("log          %s" % info.log_file)
+
+
+def run_lab(args: argparse.Namespace) -> int:
+    """Run a parsed `lab` command. 0 ok, 1 failure, 2 usage."""
+    from fiswatch.lab.api import LabError, LabNotRunning, failover, lab_down, lab_status, lab_up
+
+    command = getattr(args, "lab_command", None)
+    if command is None:
+        print("fiswatch lab: say what to do: up, status, failover aurora|rds, or down", file=sys.stderr)
+        return 2
+    lab_dir = _dir(args)
+    try:
+        if command == "up":
+            print("starting the lab in %s ..." % lab_dir, file=sys.stderr)
+            info = lab_up(lab_dir, base=args.base, port=args.port, dns_port=args.dns_port,
+                          buffer_pool=args.buffer_pool)
+            _print_status(info, args.json)
+            return 0
+        if command == "status":
+            _print_status(lab_status(lab_dir), args.json)
+            return 0
+        if command == "down":
+            try:
+                lab_down(lab_dir)
+            except LabNotRunning:
+                print("no lab runs in %s; nothing to stop" % lab_dir)
+                return 0
+            print("lab in %s stopped" % lab_dir)
+            return 0
+        if command == "failover":
+            if args.json:
+                def emit(event: Any) -> None:
+                    print(json.dumps(event.as_dict(), sort_keys=True), flush=True)
+                echo = None
+            else:
+                emit = None  # type: ignore[assignment]
+
+                def echo(line: str) -> None:
+                    print(line, flush=True)
+            failover(lab_dir, args.target, emit=emit, echo=echo, profile="realistic" if args.realistic else "fast",
+                     crash=args.crash, dns_style=args.dns_style)
+            return 0
+    except LabError as exc:
+        print("fiswatch lab %s: %s" % (command, exc), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("fiswatch lab %s: interrupted; check `fiswatch lab status --dir %s`" % (command, lab_dir),
+              file=sys.stderr)
+        return 1
+    print("fiswatch lab: unknown command %r" % command, file=sys.stderr)
+    return 2
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="fiswatch")
+    add_lab_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    if getattr(args, "command", None) != "lab":
+        parser.print_usage(sys.stderr)
+        return 2
+    return run_lab(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
