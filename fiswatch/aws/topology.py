@@ -28,14 +28,16 @@ Target = Tuple[str, str]  # (CLUSTER | INSTANCE, identifier)
 def shorten(text: str, width: int) -> str:
     """`text` cut in the middle with `~` so it fits `width` characters.
 
+    The tail is kept longer than the head: instance names differ at the end.
+
     >>> shorten("fisworkshop-instance-1", 12)
-    'fiswor~nce-1'
+    'fis~stance-1'
     """
     if len(text) <= width:
         return text
     if width <= 1:
         return text[:width]
-    head = (width - 1) // 2 + (width - 1) % 2
+    head = (width - 1) // 3
     tail = width - 1 - head
     return text[:head] + "~" + (text[-tail:] if tail else "")
 
