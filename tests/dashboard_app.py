@@ -145,7 +145,7 @@ def _park_forever() -> None:
 def main(argv: Sequence[str]) -> int:
     import threading
 
-    from fiswatch.ui.screen import run_dashboard
+    from fiswatch.ui.screen import DashboardUnavailable, run_dashboard
 
     _park_forever()
     stop = threading.Event()
@@ -169,7 +169,11 @@ def main(argv: Sequence[str]) -> int:
     if "--stop-after" in argv:
         delay = float(argv[list(argv).index("--stop-after") + 1])
         threading.Timer(delay, stop.set).start()
-    run_dashboard(source, actions, stop, refresh=0.1, confirm_keys=("f",))
+    try:
+        run_dashboard(source, actions, stop, refresh=0.1, confirm_keys=("f",))
+    except DashboardUnavailable as exc:
+        print("dashboard_app: %s" % exc)
+        return 1
     print("summary: dashboard closed after %d frames; actions %s"
           % (source.calls, ",".join("%s=%d" % kv for kv in sorted(calls.items())) or "none"))
     sys.stdout.flush()

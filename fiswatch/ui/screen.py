@@ -1,6 +1,6 @@
 """The curses painter: the only module that touches the terminal.
 
-`run_dashboard()` owns curses for its whole life (curses.wrapper restores the terminal
+`run_dashboard()` owns curses for its whole life (its own wrapper restores the terminal
 on return, on exceptions and on Ctrl-C), fetches a View from `get_view()` every
 `refresh` seconds, paints `layout.render()` of it, and polls keys every 0.1 s at most.
 It never calls a driver and never takes a lock: `get_view` must return quickly (the
@@ -149,7 +149,7 @@ def run_dashboard(get_view: Callable[[], View], actions: Mapping[str, Callable[[
         state["quit"] = _loop(curses, stdscr, get_view, actions, stop, refresh, color, confirm, unicode_ok)
 
     try:
-        curses.wrapper(loop)
+        _wrapper(curses, loop)
     except KeyboardInterrupt:
         state["quit"] = True
     except curses.error as exc:
@@ -158,6 +158,27 @@ def run_dashboard(get_view: Callable[[], View], actions: Mapping[str, Callable[[
         raise
     if state["quit"]:
         _call_quit(actions)
+
+
+def _wrapper(curses: Any, fn: Callable[[Any], None]) -> None:
+    """curses.wrapper without its start_color(): with NO_COLOR not even the default pair is set.
+
+    endwin() runs on every way out (return, exception, KeyboardInterrupt), so the terminal
+    gets its modes, cursor and main screen back.
+    """
+    stdscr = curses.initscr()  # raises curses.error for an unknown TERM (setupterm first)
+    try:
+        curses.noecho()
+        curses.cbreak()
+        stdscr.keypad(True)
+        fn(stdscr)
+    finally:
+        try:
+            stdscr.keypad(False)
+            curses.echo()
+            curses.nocbreak()
+        finally:
+            curses.endwin()
 
 
 def _call_quit(actions: Mapping[str, Callable[[], None]]) -> None:
