@@ -253,3 +253,30 @@ def test_unknown_terminal_type_is_one_clear_line(term):
     assert t.wait_exit() != 0
     assert b"use --plain" in t.raw
     assert b"Traceback" not in t.raw
+
+
+def test_fiswatch_watch_paints_rows_and_address_from_a_real_server(mariadb):
+    url = "a=mysql://%s@%s:%d/%s" % (mariadb.user, mariadb.host, mariadb.port, mariadb.database)
+    t = PtyTerminal([sys.executable, "-m", "fiswatch", "watch", "--endpoint", url, "--backend", "pymysql",
+                     "--backend", "mysql-connector:read_timeout=1"],
+                    env={"FISWATCH_PASSWORD_A": mariadb.password})
+    try:
+        t.wait_text("OK")
+
+        def rows_and_address():
+            t.pump()
+            lines = t.lines
+            header = [l for l in lines if l.startswith("A ")]
+            rows = [l for l in lines if re.match(r"\(\d+, \d+\)\s*\|\(\d+, \d+\)", l)]
+            addresses = [l for l in lines if re.match(r"127\.0\.0\.1\s*\|127\.0\.0\.1", l)]
+            return header and len(rows) >= 5 and addresses
+        wait_for(rows_and_address, timeout=60, message="rows and addresses of both probes:\n%s" % t.text)
+        assert "pymysql" in t.text and "mysql-connector" in t.text
+        assert mariadb.password not in t.text
+        t.send(b"q")
+        assert t.wait_exit(timeout=30) == 0
+        assert_restored(t)
+        assert b"Traceback" not in t.raw
+        assert mariadb.password.encode() not in t.raw
+    finally:
+        t.close()

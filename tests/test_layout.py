@@ -287,3 +287,19 @@ def test_rows_helper_is_newest_first():
 def test_doctests(module):
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_literal_address_header_and_cut_backend_name_keeps_version():
+    from fiswatch.model import EndpointView, Resolution
+
+    info = BackendInfo("mysql-connector", "mysql-connector-python", "26.10.0", (("connect", 1.0), ("read", None)))
+    probes = tuple(probe("a", name, info=info if name == "mysql-connector" else None, address="127.0.0.1")
+                   for name in ("pymysql", "mysql-connector"))
+    ep = EndpointView("a", "127.0.0.1", resolution=Resolution("127.0.0.1", ("127.0.0.1",), source="literal"))
+    view = View(ts=time.time(), probes=probes, endpoints=(ep,))
+    probes4 = probes + tuple(dataclasses.replace(p, snapshot=dataclasses.replace(p.snapshot, endpoint="b"))
+                             for p in probes)
+    _, texts = screen(dataclasses.replace(view, probes=probes4), 80, 24)
+    assert texts[1].startswith("A literal 127.0.0.1 ")
+    assert texts[1].count("127.0.0.1") == 1  # the host is not repeated
+    assert "mysql-connec~ 26.10" in texts[2]

@@ -242,15 +242,16 @@ def endpoint_header(name: str, ep: Optional[EndpointView], width: int) -> Line:
     parts: List[Tuple[str, str]] = [(name.upper(), "header")]
     if ep is not None:
         res = ep.resolution
+        how = "dns" if res is None or res.source == "dns" else res.source  # literal | hosts
         if res is not None and res.addresses:
-            parts.append((" dns " + ",".join(res.addresses), "normal"))
+            parts.append((" %s %s" % (how, ",".join(res.addresses)), "normal"))
         elif res is not None:
-            parts.append((" dns " + (res.error or "empty"), "error"))
+            parts.append((" %s %s" % (how, res.error or "empty"), "error"))
         if ep.previous_addresses:
             parts.append((" was %s" % ",".join(ep.previous_addresses), "warn"))
         if res is not None and res.ttl is not None:
             parts.append((" ttl %d" % res.ttl, "dim"))
-        if ep.host:
+        if ep.host and (res is None or ep.host not in res.addresses):
             parts.append((" " + ep.host, "dim"))
     return _greedy(parts, width).pad(width)
 

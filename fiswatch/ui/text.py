@@ -54,6 +54,11 @@ def fit(candidates: Iterable[str], width: int) -> str:
     """
     last = ""
     for text in candidates:
+        if isinstance(text, ShortLabel):
+            short = text.within(width)
+            if short:
+                return clean(short)
+            continue
         last = clean(text)
         if len(last) <= width:
             return last
@@ -217,6 +222,21 @@ def read_timeout_unset(info: BackendInfo) -> bool:
     return "read" in keys and info.timeout("read") is None
 
 
+class ShortLabel(str):
+    """`mysql-connec~ 26.10`: a label cut so that the version still fits (decided in fit())."""
+
+    def __new__(cls, label: str, version: str) -> "ShortLabel":
+        obj = str.__new__(cls, "%s %s" % (label, version))
+        obj.label, obj.version = label, version
+        return obj
+
+    def within(self, width: int) -> str:
+        room = width - len(self.version) - 1
+        if room < 6:
+            return ""
+        return "%s %s" % (truncate(self.label, room), self.version)
+
+
 def backend_candidates(probe: ProbeView) -> List[str]:
     """`mysql-connector 9.4.0 C extension` ... `mysql-connector`."""
     info = probe.info
@@ -229,6 +249,10 @@ def backend_candidates(probe: ProbeView) -> List[str]:
         major_minor = ".".join(info.version.split(".")[:2])
         if major_minor != info.version:
             out.append("%s %s" % (label, major_minor))
+        if label != info.name:  # options are shown by the timeouts line anyway
+            out += ["%s %s" % (info.name, info.version), "%s %s" % (info.name, major_minor)]
+        # a cut name still leaves room for the version, which says what the library can do
+        out.append(ShortLabel(info.name, major_minor))
     out.append(label)
     if label != info.name:
         out.append(info.name)
