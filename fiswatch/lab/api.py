@@ -238,7 +238,8 @@ def _kill_strays(lab_dir: str) -> int:
     """mariadbd processes left by a daemon that died: found by their pid files in the lab dir."""
     killed = 0
     for spec in L.INSTANCES:
-        pid_file = os.path.join(lab_dir, spec.name, "mysqld.pid")
+        datadir = os.path.join(lab_dir, L.datadir_name(spec))
+        pid_file = os.path.join(datadir, "mysqld.pid")
         try:
             with open(pid_file) as fh:
                 pid = int(fh.read().strip())
@@ -246,7 +247,7 @@ def _kill_strays(lab_dir: str) -> int:
                 cmdline = fh.read().decode("utf-8", "replace")
         except (OSError, ValueError):
             continue
-        if os.path.join(lab_dir, spec.name) in cmdline:
+        if "--datadir=" + datadir in cmdline:
             os.kill(pid, signal.SIGKILL)
             _wait_gone(pid, 30)
             killed += 1

@@ -121,7 +121,7 @@ class Layout:
         return self.path(LOG_FILE)
 
     def datadir(self, spec: InstanceSpec) -> str:
-        return self.path(spec.name)
+        return self.path(datadir_name(spec))
 
     def server_socket(self, spec: InstanceSpec) -> str:
         return os.path.join(self.datadir(spec), "mysqld.sock")
@@ -136,6 +136,11 @@ class Layout:
         data = dict(data)
         data["extra"] = tuple(tuple(x) for x in data.get("extra", ()))
         return cls(**data)
+
+
+def datadir_name(spec: InstanceSpec) -> str:
+    """Short on purpose: unix socket paths inside it must stay under 108 bytes."""
+    return "db%d" % spec.index
 
 
 def spec_by_name(name: str) -> InstanceSpec:

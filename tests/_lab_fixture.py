@@ -1,0 +1,126 @@
+"""Session-scoped `lab` fixture: a real local failover lab in a temp dir.
+
+Use it from a test module with `from _lab_fixture import lab  # noqa: F401`, or for the
+whole suite add `pytest_plugins = ["_lab_fixture"]` to tests/conftest.py.
+
+Each session picks a random loopback prefix 127.X.Y (and a random DNS port) that is free,
+so parallel runs do not collide. Teardown runs `lab_down` even when tests fail.
+"""
+import os
+import random
+import socket
+
+import pytest
+
+
+def _free(base: str, port: int, dns_port: int) -> bool:
+    from fiswatch.lab.daemon import LabStartError, check_free
+    from fiswatch.lab.layout import Layout
+
+    try:
+        check_free(Layout(dir="/nonexistent", base=base, port=port, dns_port=dns_port))
+    except LabStartError:
+        return False
+    return True
+
+
+def pick_lab_addresses(rng: random.Random = None):
+    """(base, port, dns_port) that are free right now."""
+    rng = rng or random.Random()
+    for _ in range(50):
+        base = "127.%d.%d" % (rng.randint(20, 250), rng.randint(1, 250))
+        dns_port = rng.randint(20000, 30000)
+        if _free(base, 3306, dns_port):
+            return base, 3306, dns_port
+    raise RuntimeError("no free loopback prefix found for a lab")
+
+
+def start_lab(lab_dir: str):
+    from fiswatch.lab.api import lab_up
+
+    base, port, dns_port = pick_lab_addresses()
+    return lab_up(lab_dir, base=base, port=port, dns_port=dns_port)
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory):
+    """A running lab (LabInfo); torn down at the end of the session."""
+    from fiswatch.lab.api import LabNotRunning, lab_down
+
+    lab_dir = str(tmp_path_factory.mktemp("lab"))
+    try:
+        info = start_lab(lab_dir)
+    except Exception:
+        try:
+            lab_down(lab_dir)
+        except LabNotRunning:
+            pass
+        raise
+    try:
+        yield info
+    finally:
+        try:
+            lab_down(lab_dir)
+        except LabNotRunning:
+            pass
+
+
+def resolver_for(info):
+    """A dnspython resolver that asks only the lab's DNS server (never the system's)."""
+    import dns.resolver
+
+    resolver = dns.resolver.Resolver(configure=False)
+    resolver.nameservers = [info.nameserver[0]]
+    resolver.port = info.nameserver[1]
+    resolver.lifetime = 5.0
+    resolver.cache = None
+    return resolver
+
+
+def answer_of(info, name):
+    """('ok', [addresses], [cname targets], ttl) | ('empty', ...) | ('nxdomain', ...)."""
+    import dns.rdatatype
+    import dns.resolver
+
+    try:
+        result = resolver_for(info).resolve(name, "A", raise_on_no_answer=False)
+    except dns.resolver.NXDOMAIN:
+        return ("nxdomain", [], [], None)
+    cnames, addresses, ttl = [], [], None
+    for rrset in result.response.answer:
+        for rdata in rrset:
+            if rrset.rdtype == dns.rdatatype.CNAME:
+                cnames.append(rdata.target.to_text().rstrip("."))
+            elif rrset.rdtype == dns.rdatatype.A:
+                addresses.append(rdata.address)
+                ttl = rrset.ttl
+        if rrset.rdtype == dns.rdatatype.CNAME and ttl is None:
+            ttl = rrset.ttl
+    return ("ok" if addresses else "empty", addresses, cnames, ttl)
+
+
+def port_free(host: str, port: int) -> bool:
+    sock = socket.socket()
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.close()
+
+
+def lab_processes(lab_dir: str):
+    """Processes whose command line mentions the lab dir (daemon, mariadbd)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+        try:
+            cmd = " ".join(proc.info["cmdline"] or ())
+        except (psutil.Error, TypeError):
+            continue
+        if lab_dir in cmd and proc.info["status"] != psutil.STATUS_ZOMBIE and proc.pid != os.getpid():
+            found.append(proc.pid)
+    return found
