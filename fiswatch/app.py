@@ -59,6 +59,8 @@ def add_output_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--duration", type=_seconds, metavar="SECONDS", help="end the run by itself after this long")
     g.add_argument("--record", metavar="FILE", help="write every event and acknowledged write to FILE (JSON lines)")
     g.add_argument("--no-color", action="store_true", help="no colours (also NO_COLOR=1)")
+    g.add_argument("--no-verify", action="store_true",
+                   help="skip checking, at the end, that every acknowledged write is on the current writer")
 
 
 def add_watch_parser(sub) -> None:
@@ -251,13 +253,30 @@ def watch(args: argparse.Namespace, endpoints: Sequence[Endpoint], nameserver, h
         extras.stop()
         if hooks is not None:
             hooks.before_stop(runner)
-        runner.stop()
+        verified: List = []
+        runner.stop(closing=lambda: final_verify(runner, endpoints, nameserver, args, mode, verified))
         if record is not None:
             record.close()
     if hooks is not None:
         hooks.after_stop(runner)
-    print_summary(runner, mode, args.record)
+    print_summary(runner, mode, args.record, verified[0] if verified else None)
     return EXIT_OK
+
+
+def final_verify(runner, endpoints, nameserver, args, mode: str, out: List) -> List[Event]:
+    """Check every acknowledged write of the run against the current writer (bounded by timeouts)."""
+    from fiswatch.autoverify import has_writes, verify_run
+
+    if getattr(args, "no_verify", False) or not has_writes(runner.history):
+        return []
+    if mode != "json":
+        sys.stderr.write("fiswatch: verifying the acknowledged writes on each endpoint's current writer ...\n")
+    try:
+        result, events = verify_run(runner.history, endpoints, nameserver)
+    except Exception as exc:  # verification must never turn the end of a run into a traceback
+        return [Event.make("warning", message="verification failed: %s" % exc)]
+    out.append(result)
+    return events
 
 
 def open_record(path: str):
@@ -291,14 +310,17 @@ def run_plain(runner) -> None:
         sys.stdout.flush()
 
 
-def print_summary(runner, mode: str, record_path: Optional[str]) -> None:
+def print_summary(runner, mode: str, record_path: Optional[str], verified=None) -> None:
     """The end-of-run summary, from the same code as `fiswatch report`."""
     if mode == "json":
         return  # the summary event is the last JSON line
     from fiswatch.report import build_report, summary_lines
+    from fiswatch.verify import render_verify
 
     report = build_report(e.as_dict() for e in runner.history)
     lines = summary_lines(report, width=80)
+    if verified is not None:
+        lines.extend(render_verify(verified))
     if record_path:
         lines.append("record: %s  (fiswatch report %s)" % (record_path, record_path))
     sys.stdout.write("\n".join(lines) + "\n")

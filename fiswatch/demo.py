@@ -41,8 +41,9 @@ def add_parser(sub) -> None:
 class DemoHooks:
     """Failover jobs and keys for the watch loop."""
 
-    def __init__(self, lab_dir: str, profile: str, schedule: List[Tuple[float, str]]) -> None:
+    def __init__(self, lab_dir: str, profile: str, schedule: List[Tuple[float, str]], info=None) -> None:
         self.lab_dir = lab_dir
+        self.info = info
         self.profile = profile
         self.schedule = schedule
         self._busy = threading.Lock()
@@ -77,6 +78,23 @@ class DemoHooks:
                 api.failover(self.lab_dir, target, emit=runner.emit, profile=self.profile)
             except Exception as exc:  # shown in the event log; the dashboard keeps running
                 runner.emit(Event.make("warning", message="failover %s failed: %s" % (target, exc)))
+                return
+            self.verify(target)
+
+    def verify(self, target: str) -> None:
+        """Once the new writer is reachable: is every write acknowledged so far still there?"""
+        from fiswatch.autoverify import verify_run
+
+        runner = self._runner
+        if self.info is None or runner is None or runner.stop_event.is_set():
+            return
+        try:
+            _, events = verify_run(list(runner.history), self.info.endpoints, tuple(self.info.nameserver),
+                                   only=target)
+        except Exception as exc:
+            events = [Event.make("warning", message="verify %s failed: %s" % (target, exc))]
+        for event in events:
+            runner.emit(event)
 
     def before_stop(self, runner) -> None:
         for timer in self._timers:
@@ -113,7 +131,7 @@ def run_demo(args: argparse.Namespace) -> int:
         os.makedirs(runs, exist_ok=True)
         args.record = os.path.join(runs, time.strftime("demo-%Y%m%d-%H%M%S.jsonl"))
     schedule = [] if args.no_failover else [(args.aurora_after, "aurora"), (args.rds_after, "rds")]
-    hooks = DemoHooks(lab_dir, "realistic" if args.realistic else "fast", schedule)
+    hooks = DemoHooks(lab_dir, "realistic" if args.realistic else "fast", schedule, info)
     try:
         code = watch(args, list(info.endpoints), tuple(info.nameserver), hooks=hooks)
     finally:

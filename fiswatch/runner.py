@@ -148,8 +148,12 @@ class Runner:
             p.pause(paused)
         self.emit(Event.make("info", message="paused" if paused else "resumed"))
 
-    def stop(self) -> Event:
-        """Stop everything without waiting for probes stuck in a driver; return the summary event."""
+    def stop(self, closing: Optional[Callable[[], List[Event]]] = None) -> Event:
+        """Stop without waiting for probes stuck in a driver; return the summary event.
+
+        `closing` runs once everything is stopped; the events it returns (e.g. the
+        verification of the run's writes) reach every sink just before the summary.
+        """
         self.stop_event.set()
         for p in self.probes:
             p.stop()
@@ -159,11 +163,13 @@ class Runner:
         if self._thread.is_alive():
             self._thread.join(1.0)
         view = self.step()
+        final = list(closing()) if closing is not None else []
         summary = self.monitor.summary(view)
-        self.history.append(summary)
+        final.append(summary)
+        self.history.extend(final)
         for sink in list(self.sinks):
             try:
-                sink(view, [summary])
+                sink(view, final)
             except Exception:
                 pass
         return summary
