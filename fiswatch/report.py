@@ -96,6 +96,8 @@ class Marker:
     ts: float
     kind: str  # lab | fis | topology | dns
     text: str
+    endpoint: str = ""  # the endpoint it concerns ("" = all)
+    label: str = ""  # a short name for the picture (the step)
 
 
 @dataclass(frozen=True)
@@ -191,6 +193,8 @@ def build_report(events: Iterable[Dict[str, Any]], notes: Sequence[str] = ()) ->
         mine = [e for e in evs if e.get("probe") == name]
         probes.append(_probe_report(name, meta, mine, evs, summary, start, end, stall_after,
                                     _failover_for(failovers, meta["endpoint"], endpoints)))
+    order = {name: n for n, name in enumerate(endpoints)}
+    dns.sort(key=lambda d: (order.get(d.endpoint, len(order)), d.endpoint))
     markers = _markers(evs, dns)
     return Report(start=start, end=end, probes=tuple(probes), dns=tuple(dns), failovers=tuple(failovers),
                   markers=tuple(markers), notes=tuple(out_notes), complete=summary is not None)
@@ -334,7 +338,7 @@ def _outage_gap(gaps: List[Gap], failover: Optional[LabFailover]) -> Tuple[Optio
         return None, None
     lo = failover.outage_start
     hi = failover.outage_end if failover.outage_end is not None else float("inf")
-    over = [g for g in gaps if g.start <= hi and g.end >= lo]
+    over = [g for g in gaps if g.start <= hi and g.end >= lo and not (g.open and g.from_start)]
     if not over:
         return None, None
     gap = max(over, key=lambda g: g.duration)
@@ -444,15 +448,19 @@ def _markers(evs: List[Dict[str, Any]], dns: List[DnsChange]) -> List[Marker]:
     for ev in evs:
         kind, ts = ev.get("event"), float(ev["ts"])
         if kind == "lab":
-            out.append(Marker(ts, "lab", "%s %s" % (ev.get("target") or "", ev.get("step") or "")))
+            target, step = str(ev.get("target") or ""), str(ev.get("step") or "")
+            out.append(Marker(ts, "lab", "%s %s" % (target, step), target, step))
         elif kind == "experiment":
-            out.append(Marker(ts, "fis", "FIS %s %s" % (ev.get("target") or "", ev.get("state") or "")))
+            target, state = str(ev.get("target") or ""), str(ev.get("state") or "")
+            out.append(Marker(ts, "fis", "FIS %s %s" % (target, state), target, "FIS " + state))
         elif kind == "topology":
             lines = ev.get("lines") or []
-            out.append(Marker(ts, "topology", "%s: %s" % (ev.get("endpoint") or "", lines[0] if lines else "changed")))
+            endpoint = str(ev.get("endpoint") or "")
+            out.append(Marker(ts, "topology", "%s: %s" % (endpoint, lines[0] if lines else "changed"), endpoint,
+                              "topology"))
     for item in dns:
         if item.flip_at is not None:
-            out.append(Marker(item.flip_at, "dns", "%s DNS flip" % item.endpoint))
+            out.append(Marker(item.flip_at, "dns", "%s DNS flip" % item.endpoint, item.endpoint, "DNS flip"))
     return sorted(out, key=lambda m: m.ts)
 
 
@@ -468,6 +476,8 @@ def _secs(value: Optional[float]) -> str:
 
 
 def _gap_text(report: Report, gap: Gap) -> str:
+    if gap.open and gap.from_start:
+        return "never wrote (faults from the start, %d err)" % gap.errors
     if gap.open:
         return "%s.. never recovered (%.1fs so far)" % (_t(report, gap.start), gap.duration)
     extra = [] if gap.anchored else ["silent"]
@@ -551,6 +561,8 @@ def _probe_cells(report: Report, p: ProbeReport) -> List[str]:
     stall = p.longest_stall
     if gap is None:
         gap_cell = "-"
+    elif gap.open and gap.from_start:
+        gap_cell = "never wrote"
     elif gap.open:
         gap_cell = "never recovered (from %s)" % _t(report, gap.start)
     else:
@@ -639,7 +651,9 @@ def summary_lines(report: Report, width: int = 80) -> List[str]:
             lines.append("%-*s unavailable" % (name_w, p.probe))
             continue
         gap = p.longest_gap
-        if gap is not None and gap.open:
+        if gap is not None and gap.open and gap.from_start:
+            verdict = "NEVER WROTE (%s)" % (p.errors_by_kind[0][0] if p.errors_by_kind else "no write")
+        elif gap is not None and gap.open:
             verdict = "NEVER RECOVERED from %s" % _t(report, gap.start)
         elif gap is not None:
             verdict = "gap %.1fs" % gap.duration

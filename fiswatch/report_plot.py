@@ -42,6 +42,7 @@ def plot_report(events: Iterable[Dict[str, Any]], out_path: str, report: Optiona
     rows = max(1, len(probes))
     fig, axes = plt.subplots(rows, 1, figsize=(10, 1.0 + 1.8 * rows), sharex=True, squeeze=False)
     t0 = report.start
+    legend = {}  # type: Dict[str, Any]
     try:
         for ax, probe in zip(axes[:, 0], probes):
             points = series.get(probe.probe, [])
@@ -64,24 +65,25 @@ def plot_report(events: Iterable[Dict[str, Any]], out_path: str, report: Optiona
                 ax.axvspan(win.start - t0, win.end - t0, ymin=0.0, ymax=0.18, color="#ff7f0e", alpha=0.7, lw=0,
                            label="stall")
             for marker in report.markers:
-                ax.axvline(marker.ts - t0, color=_MARKER_COLORS.get(marker.kind, "#555555"), linestyle="--",
-                           linewidth=0.8)
+                if marker.endpoint and marker.endpoint != probe.endpoint and len(report.failovers) != 1:
+                    continue  # another endpoint's step: not on this row
+                x = marker.ts - t0
+                ax.axvline(x, color=_MARKER_COLORS.get(marker.kind, "#555555"), linestyle="--", linewidth=0.8)
+                ax.annotate(marker.label or marker.text, xy=(x, 0.98), xycoords=("data", "axes fraction"),
+                            rotation=90, fontsize=6, va="top", ha="right", color="#333333")
             label = probe.probe + (" (%s %s)" % (probe.library, probe.version) if probe.library else "")
             ax.set_title(label, loc="left", fontsize=9)
             ax.set_ylabel("ops/s", fontsize=8)
             ax.tick_params(labelsize=8)
-            handles, labels = ax.get_legend_handles_labels()
-            unique = dict(zip(labels, handles))
-            if unique:
-                ax.legend(unique.values(), unique.keys(), fontsize=7, loc="upper right", framealpha=0.8)
-        top = axes[0, 0]
-        for marker in report.markers:
-            top.annotate(marker.text.strip(), xy=(marker.ts - t0, 1.0), xycoords=("data", "axes fraction"),
-                         rotation=90, fontsize=6, va="top", ha="right", color="#333333")
+            for handle, text in zip(*ax.get_legend_handles_labels()):
+                legend.setdefault(text, handle)
+        if legend:
+            fig.legend(list(legend.values()), list(legend.keys()), fontsize=7, loc="lower center",
+                       ncol=len(legend), frameon=False)
         axes[-1, 0].set_xlabel("seconds since run start", fontsize=8)
         axes[-1, 0].set_xlim(0, max(report.duration, 1.0))
         fig.suptitle(title, fontsize=10)
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0.04, 1, 1))
         fig.savefig(out_path, format="png", dpi=100)
     finally:
         plt.close(fig)

@@ -223,7 +223,8 @@ def test_probe_that_never_wrote_and_missing_lines_give_notes():
     assert len(p.write_gaps) == 1 and p.write_gaps[0].open and p.write_gaps[0].from_start
     assert not p.recovered and not report.complete
     assert any("no run_start" in n for n in report.notes) and any("no summary" in n for n in report.notes)
-    assert "NEVER RECOVERED" in "\n".join(summary_lines(report))
+    assert "NEVER WROTE (2003 refused)" in "\n".join(summary_lines(report))
+    assert "never wrote (faults from the start, 1 err)" in render_text(report)
     assert build_report([]).notes == ("no events",)
 
 
