@@ -5,6 +5,7 @@ endpoint that could not be checked.
 """
 import argparse
 import json
+import os
 import sys
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -83,7 +84,7 @@ def run_report(args: argparse.Namespace) -> int:
         from fiswatch.report_plot import PlotUnavailable, plot_report
 
         try:
-            plot_report(events, plot, report=report, title="fiswatch run %s" % args.file)
+            plot_report(events, plot, report=report, title="fiswatch run %s" % os.path.basename(args.file))
             sys.stderr.write("fiswatch report: timeline written to %s\n" % plot)
         except PlotUnavailable as exc:
             sys.stderr.write("fiswatch report: %s\n" % exc)  # the text report is still there
