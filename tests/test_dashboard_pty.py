@@ -73,7 +73,14 @@ class PtyTerminal:
         def seen():
             self.pump()
             return needle in self.text
-        wait_for(seen, timeout=timeout, message="%r on screen:\n%s" % (needle, self.text))
+        self.wait(seen, timeout, repr(needle))
+
+    def wait(self, predicate, timeout, what):
+        """wait_for(), with the screen as it is at the deadline in the failure message."""
+        try:
+            wait_for(predicate, timeout=timeout, message=what)
+        except AssertionError as exc:
+            raise AssertionError("%s; screen:\n%s" % (exc, self.text)) from None
 
     def send(self, data: bytes):
         os.write(self.master, data)
@@ -87,7 +94,7 @@ class PtyTerminal:
         def done():
             self.pump()
             return self.proc.poll() is not None
-        wait_for(done, timeout=timeout, message="the process to exit")
+        self.wait(done, timeout, "the process to exit")
         self.pump()
         return self.proc.returncode
 
@@ -142,7 +149,7 @@ def test_screen_shows_columns_addresses_and_a_counting_stall(term):
         t.pump()
         age = stall_age(t.text)
         return age is not None and age > first
-    wait_for(older, timeout=30, message="the stall age to grow")
+    t.wait(older, 30, "the stall age to grow")
     assert "lab: aurora failover in progress" in t.text
 
 
@@ -224,7 +231,7 @@ def test_frozen_display_without_a_pause_action(term):
     def moving():
         t.pump()
         return "frozen" not in t.text and (stall_age(t.text) or 0) > frozen
-    wait_for(moving, timeout=30, message="the display to resume")
+    t.wait(moving, 30, "the display to resume")
     t.send(b"q")
     assert t.wait_exit() == 0
 
@@ -270,7 +277,7 @@ def test_fiswatch_watch_paints_rows_and_address_from_a_real_server(mariadb):
             rows = [l for l in lines if re.match(r"\(\d+, \d+\)\s*\|\(\d+, \d+\)", l)]
             addresses = [l for l in lines if re.match(r"127\.0\.0\.1\s*\|127\.0\.0\.1", l)]
             return header and len(rows) >= 5 and addresses
-        wait_for(rows_and_address, timeout=60, message="rows and addresses of both probes:\n%s" % t.text)
+        t.wait(rows_and_address, 60, "rows and addresses of both probes")
         assert "pymysql" in t.text and "mysql-connector" in t.text
         assert mariadb.password not in t.text
         t.send(b"q")
