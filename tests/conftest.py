@@ -6,7 +6,6 @@ bypass read_only) and its own database. Nothing here resolves a name through the
 system's resolver, and no AWS endpoint is ever reached.
 """
 import os
-import secrets
 import sys
 import time
 
@@ -22,6 +21,8 @@ os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.pop("AWS_PROFILE", None)
+
+pytest_plugins = ["_lab_fixture"]
 
 MYSQL_HOST = os.environ.get("FISWATCH_TEST_MYSQL_HOST", "127.0.0.1")
 MYSQL_PORT = int(os.environ.get("FISWATCH_TEST_MYSQL_PORT", "3306"))
@@ -69,7 +70,9 @@ def mariadb():
     """The machine's MariaDB with a database and a non-root user for the probes."""
     import pymysql
 
-    password = "pw-" + secrets.token_hex(8)
+    # a fixed password: several test sessions may share this server, and a random one per
+    # session would let one session lock the other out mid-run
+    password = "fiswatch-probe-test-pw"
     try:
         conn = pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user="root", password="",
                                autocommit=True, connect_timeout=5)

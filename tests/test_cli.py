@@ -96,7 +96,7 @@ def test_probe_errors_are_reported_not_fatal(mariadb):
 
 def test_missing_table_names_the_table(mariadb):
     mariadb.query("DROP TABLE IF EXISTS nosuchtable")
-    out = fiswatch("watch", "--json", "--duration", "2", "--backend", "pymysql", "--table", "nosuchtable",
+    out = fiswatch("watch", "--json", "--duration", "4", "--backend", "pymysql", "--table", "nosuchtable",
                    "--endpoint", "db=mysql://%s@127.0.0.1:%d/%s" % (mariadb.user, mariadb.port, mariadb.database),
                    env={PW: mariadb.password})
     _, errors = _errors(out.stdout)

@@ -97,6 +97,9 @@ def _resync_from(layout: L.Layout, old: L.InstanceSpec, new: L.InstanceSpec) -> 
     return pos
 
 
+CRASH_LAG = 1.0  # seconds of replication lag a crash failover injects before killing the writer
+
+
 def run_failover(lab_dir: str, target: str, emit: Emit, profile: str = "fast", crash: bool = False,
                  dns_style: str = "empty", timings: Optional[Profile] = None) -> Dict[str, float]:
     """Run one failover of `target` ('aurora' | 'rds'); returns outage_start / outage_end."""
@@ -124,9 +127,17 @@ def run_failover(lab_dir: str, target: str, emit: Emit, profile: str = "fast", c
         except OSError:
             raise FailoverError("a failover already runs in %s: wait for it to finish" % layout.dir)
         password = _password(layout)
-        t0 = time.time()
+        lag_for = CRASH_LAG if crash else 0.0
+        t0 = time.time() + lag_for  # the outage starts when the writer is fenced
         emit("start", "%s failover (%s%s): %s -> %s" % (target, plan.name, ", crash" if crash else "",
                                                          old.name, new.name), outage_start=t0)
+        if crash:
+            # asynchronous replication falls behind: what the writer acknowledges from now on
+            # exists only on the writer, and the crash below loses it
+            sql(layout.server_socket(new), ["STOP SLAVE IO_THREAD"])
+            emit("lag", "replication to %s paused for %.1fs: writes acknowledged now exist only on %s"
+                 % (new.name, lag_for, old.name))
+            time.sleep(max(0.0, t0 - time.time()))
         request(ctl, "proxy", instance=old.name, mode="blackhole")
         if crash:
             request(ctl, "kill", instance=old.name)
