@@ -39,10 +39,12 @@ def test_watch_from_secret_writes_rows_and_publishes_metrics(mariadb):
     before = _count(mariadb, table)
     with moto_server() as url:
         sess = session()
+        make_cluster(sess)
         put_secret(sess, "E2eAuroraSecret", username=mariadb.user, password=mariadb.password,
-                   host=mariadb.host, port=mariadb.port, dbname=mariadb.database, engine="mysql")
+                   host=mariadb.host, port=mariadb.port, dbname=mariadb.database, engine="mysql",
+                   dbClusterIdentifier=CLUSTER_ID)
         result = _fiswatch(["watch", "--secret", "aurora=E2eAuroraSecret", "--json", "--duration", "4",
-                            "--cloudwatch", "--backend", "pymysql", "--table", table, "--no-topology"], url)
+                            "--cloudwatch", "--backend", "pymysql", "--table", table], url)
         assert result.returncode == 0, result.stderr
         events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
         summary = next(e for e in events if e["event"] == "summary")
@@ -60,8 +62,11 @@ def test_watch_from_secret_writes_rows_and_publishes_metrics(mariadb):
 
         names = wait_for(listed, timeout=30, message="metrics in moto")
         assert {"interactions", "errors", "stalled"} <= names
-        warnings = [e for e in events if e["event"] == "warning" and "CloudWatch" in e.get("message", "")]
+        warnings = [e for e in events if e["event"] == "warning"]
         assert warnings == []
+        topology = [e for e in events if e["event"] == "topology"]
+        assert topology and topology[0]["endpoint"] == "aurora"
+        assert topology[0]["lines"][0] == "cluster %s available" % CLUSTER_ID
 
 
 def test_watch_with_missing_secret_says_one_line(mariadb):
