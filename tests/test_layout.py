@@ -224,9 +224,11 @@ def test_unavailable_backend_shows_its_reason():
 
 def test_help_pause_and_confirm_prompt():
     view = failover_view(now=NOW)
-    _, texts = screen(view, ui=UiState(show_help=True))
+    _, texts = screen(view, ui=UiState(show_help=True, confirm_keys=("f",)))
     joined = "\n".join(texts)
     assert "Keys" in joined and "failover aurora (asks y/n)" in joined and "STALLED" in joined
+    _, texts = screen(view, ui=UiState(show_help=True))  # a key without confirmation (the demo's)
+    assert "failover aurora" in "\n".join(texts) and "(asks y/n)" not in "\n".join(texts)
     _, texts = screen(view, ui=UiState(paused=True))
     assert "PAUSED (display frozen" in texts[0] and "p resume" in texts[-1]
     _, texts = screen(dataclasses.replace(view, paused=True))

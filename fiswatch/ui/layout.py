@@ -23,7 +23,6 @@ Ages: a STALLED probe's age is `snapshot.in_flight_for(now)` with `now` =
 time.monotonic() at render time (so it keeps counting between monitor ticks), never less
 than the monitor's `probe.stalled_for`.
 """
-import math
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -54,6 +53,7 @@ class UiState:
     confirm: Optional[str] = None  # key of a binding awaiting y/n
     message: str = ""  # one line for the footer ("failover aurora? (y/n)", "cancelled")
     unicode: bool = True  # block characters for sparklines; False = ASCII only
+    confirm_keys: Tuple[str, ...] = ()  # extra keys that ask y/n first (shown in the help)
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ def render(view: View, width: int, height: int, ui: UiState, now: float) -> List
     if need is not None:
         return too_small(width, height, need[0], need[1])
     if ui.show_help:
-        lines = [title_line(view, ui, width)] + help_lines(view, width)
+        lines = [title_line(view, ui, width)] + help_lines(view, width, ui.confirm_keys)
         lines = lines[: height - 1]
         lines += [BLANK] * (height - 1 - len(lines))
         lines.append(footer_line(view, ui, width))
@@ -380,11 +380,11 @@ def log_lines(view: View, width: int, count: int) -> List[Line]:
     return out
 
 
-def help_lines(view: View, width: int) -> List[Line]:
+def help_lines(view: View, width: int, confirm_keys: Sequence[str] = ()) -> List[Line]:
     keys = [("q, Ctrl-C", "quit; the terminal is restored and a summary printed"),
             ("p", "pause/resume the probes (or freeze the display only)"),
             ("?, Esc", "show/hide this help")]
-    keys += [(k, label + " (asks y/n)") for k, label in view.keys]
+    keys += [(k, label + (" (asks y/n)" if k in confirm_keys else "")) for k, label in view.keys]
     out = [Line.of("Keys", "header")]
     out += [Line.of("  %-10s " % k, "help") + Line.of(label) for k, label in keys]
     out.append(BLANK)

@@ -16,6 +16,7 @@ exception in one becomes a footer message.
 """
 import os
 import queue
+from dataclasses import replace
 import threading
 import time
 from typing import Any, Callable, Dict, Iterable, Mapping, Optional
@@ -215,7 +216,8 @@ def _loop(curses: Any, stdscr: Any, get_view: Callable[[], View], actions: Mappi
     stdscr.keypad(True)
     stdscr.timeout(int(max(0.01, min(POLL_SECONDS, refresh)) * 1000))
     messages: "queue.SimpleQueue[str]" = queue.SimpleQueue()
-    ui = UiState(unicode=unicode_ok)
+    confirm_keys = tuple(confirm_keys)
+    ui = UiState(unicode=unicode_ok, confirm_keys=confirm_keys)
     view: Optional[View] = None
     frame_now = time.monotonic()
     next_fetch = 0.0
@@ -227,15 +229,15 @@ def _loop(curses: Any, stdscr: Any, get_view: Callable[[], View], actions: Mappi
             try:
                 view = get_view()
             except Exception as exc:  # keep the last good frame, say what failed
-                ui = UiState(ui.paused, ui.show_help, ui.confirm, "view failed: %s" % exc, ui.unicode)
+                ui = replace(ui, message="view failed: %s" % exc)
                 if view is None:
                     view = View(ts=time.time(), probes=())
             frame_now = now
             next_fetch = now + refresh
         while not messages.empty():
-            ui = UiState(ui.paused, ui.show_help, ui.confirm, messages.get(), ui.unicode)
+            ui = replace(ui, message=messages.get())
         height, width = stdscr.getmaxyx()
-        shown = UiState(False, ui.show_help, ui.confirm, ui.message, ui.unicode) if runner_pauses else ui
+        shown = replace(ui, paused=False) if runner_pauses else ui
         paint(curses, stdscr, render(view, width, height, shown, frame_now if frozen else now),
               palette, not unicode_ok)
         key = key_name(curses, stdscr.getch())
