@@ -25,6 +25,24 @@ SMCUP, RMCUP = b"\x1b[?1049h", b"\x1b[?1049l"  # xterm's alternate screen on / o
 CURSOR_OFF, CURSOR_ON = b"\x1b[?25l", b"\x1b[?25h"
 
 
+class Screen(pyte.Screen):
+    """pyte's screen plus REP (CSI n b, "repeat the last character"), which ncurses uses."""
+
+    last_char = " "
+
+    def draw(self, data):
+        if data:
+            self.last_char = data[-1]
+        super().draw(data)
+
+    def repeat_last(self, count=1, *args, **kwargs):
+        self.draw(self.last_char * max(1, count))
+
+
+class ByteStream(pyte.ByteStream):
+    csi = dict(pyte.ByteStream.csi, b="repeat_last")
+
+
 def _take_controlling_tty() -> None:  # runs in the child after setsid()
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
@@ -34,8 +52,8 @@ class PtyTerminal:
         self.master, self.slave = os.openpty()
         self.set_size(rows, cols)
         self.attrs_before = termios.tcgetattr(self.slave)
-        self.screen = pyte.Screen(cols, rows)
-        self.stream = pyte.ByteStream(self.screen)
+        self.screen = Screen(cols, rows)
+        self.stream = ByteStream(self.screen)
         self.raw = bytearray()
         full_env = dict(os.environ, TERM="xterm-256color", LANG="C.UTF-8", LC_ALL="C.UTF-8",
                         PYTHONPATH=ROOT, PYTHONUNBUFFERED="1")
@@ -253,6 +271,16 @@ def test_colour_and_no_color(term):
     y = next(i for i, l in enumerate(mono.lines) if "STALLED" in l and i > 0)
     x = mono.lines[y].index("STALLED")
     assert mono.screen.buffer[y][x].reverse
+
+
+def test_ascii_only_terminal_gets_ascii_sparklines(term):
+    t = term(env={"LC_ALL": "C", "LANG": "C"})
+    t.wait_text("STALLED")
+    t.wait_text("#### 19/s")
+    assert max(bytes(t.raw)) < 0x80, "non-ASCII bytes sent to a C-locale terminal"
+    assert any(l.startswith("-- events -----") and len(l.rstrip()) == 80 for l in t.lines)
+    t.send(b"q")
+    assert t.wait_exit() == 0
 
 
 def test_unknown_terminal_type_is_one_clear_line(term):

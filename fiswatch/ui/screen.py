@@ -217,6 +217,10 @@ def _loop(curses: Any, stdscr: Any, get_view: Callable[[], View], actions: Mappi
     stdscr.timeout(int(max(0.01, min(POLL_SECONDS, refresh)) * 1000))
     messages: "queue.SimpleQueue[str]" = queue.SimpleQueue()
     confirm_keys = tuple(confirm_keys)
+    # curses encodes text with the window's encoding: in a C/POSIX locale that is ASCII even
+    # when Python itself runs in UTF-8 mode, so block characters would break the layout
+    encoding = (getattr(stdscr, "encoding", "") or "").lower().replace("-", "").replace("_", "")
+    unicode_ok = unicode_ok and "utf8" in encoding
     ui = UiState(unicode=unicode_ok, confirm_keys=confirm_keys)
     view: Optional[View] = None
     frame_now = time.monotonic()
