@@ -228,3 +228,193 @@ def test_cli_verify_endpoint_override_and_bad_inputs(db, table, tmp_path, monkey
     assert cli_main(["verify", str(tmp_path / "nope.jsonl")]) == 2
     err = capsys.readouterr().err
     assert "cannot read record" in err and len(err.strip().splitlines()) == 1
+
+
+# ----------------------------------------------------------------------------- from real lab runs
+
+from _lab_fixture import lab  # noqa: F401,E402  (session fixture: a real local failover lab)
+
+ROOT = __import__("os").path.dirname(__import__("os").path.dirname(__import__("os").path.abspath(__file__)))
+
+
+def lab_connect(info):
+    from fiswatch.report_cli import make_connect
+
+    return make_connect({e.name: e for e in info.endpoints}, tuple(info.nameserver), timeout=10)
+
+
+@pytest.mark.lab
+@pytest.mark.slow
+def test_demo_record_of_two_failovers_reports_gaps_and_verifies_clean(lab, tmp_path):  # noqa: F811
+    """`fiswatch demo` on the lab: both failovers recorded, gaps found, nothing lost."""
+    import os
+    import subprocess
+    import sys
+
+    from fiswatch.lab.api import lab_status
+    from fiswatch.output.record import read_record
+    from fiswatch.report import build_report, summary_lines
+
+    record = str(tmp_path / "demo.jsonl")
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    proc = subprocess.run([sys.executable, "-m", "fiswatch", "demo", "--dir", lab.dir, "--json", "--duration", "26",
+                           "--aurora-after", "4", "--rds-after", "13", "--record", record],
+                          cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                          timeout=180)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    events = list(read_record(record))
+    report = build_report(events)
+    assert report.complete
+    assert [f.target for f in report.failovers] == ["aurora", "rds"]
+    for name in ("aurora", "rds"):
+        fo = report.failover_for(name)
+        assert fo.outage_start is not None and fo.outage_end is not None and not fo.crash
+        py = next(p for p in report.probes if p.probe == name + "/pymysql")
+        mc = next(p for p in report.probes if p.probe == name + "/mysql-connector")
+        # PyMySQL (read_timeout=1) has one closed gap around the outage and moved to the new writer
+        assert py.recovered, (name, py.write_gaps)
+        assert py.outage_gap is not None and not py.outage_gap.open
+        assert py.outage_gap.start < fo.outage_end <= py.outage_gap.end
+        assert py.beyond_outage is not None and py.beyond_outage >= 0
+        assert py.address_before != py.address_after
+        # mysql-connector without a read timeout hangs on the fenced writer until the end
+        assert not mc.recovered and mc.stalls and mc.stalls[-1].open
+        assert mc.outage_gap is not None and mc.outage_gap.open and mc.beyond_outage is None
+        assert report.dns_for(name).flip_at is not None
+    assert any("NEVER RECOVERED" in line for line in summary_lines(report))
+
+    result = verify(events, lab_connect(lab_status(lab.dir)))
+    assert result.ok, render_verify(result)
+    assert {e.endpoint for e in result.endpoints} == {"aurora", "rds"}
+    acked = sum(1 for e in events if e["event"] == "write")
+    assert sum(e.acknowledged for e in result.endpoints) == acked > 0
+
+
+class Writer:
+    """A PyMySQL probe loop (read_timeout=1) that records its writes as events."""
+
+    def __init__(self, info, target, emit):
+        import threading
+
+        from fiswatch.resolve import Resolver
+
+        self.endpoint = {e.name: e for e in info.endpoints}[target]
+        self.target, self.emit = target, emit
+        self.resolver = Resolver(nameserver=tuple(info.nameserver))
+        self.acked = []  # (monotonic time the COMMIT returned, id)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        import random
+        import time
+
+        import pymysql
+
+        from fiswatch.model import Event
+
+        ep, probe, conn, address = self.endpoint, self.target + "/pymysql", None, None
+        while not self.stop.is_set():
+            try:
+                if conn is None:
+                    address = self.resolver.resolve(ep.host).address
+                    if address is None:
+                        raise OSError("no address for %s" % ep.host)
+                    conn = pymysql.connect(host=address, port=ep.port, user=ep.user, password=ep.password.reveal(),
+                                           database=ep.database, connect_timeout=1, read_timeout=1, write_timeout=1)
+                value = random.randint(0, 32767)
+                with conn.cursor() as cur:
+                    cur.execute("INSERT INTO test (value) VALUES (%s)", (value,))
+                    row_id = cur.lastrowid
+                try:
+                    conn.commit()
+                except Exception as exc:
+                    self.emit(Event.make("write_in_doubt", probe=probe, endpoint=self.target, id=row_id, value=value,
+                                         address=address, error=str(exc)[:60]))
+                    raise
+                self.acked.append((time.monotonic(), row_id))
+                self.emit(Event.make("write", probe=probe, endpoint=self.target, id=row_id, value=value,
+                                     address=address))
+                time.sleep(0.02)
+            except Exception as exc:
+                code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+                self.emit(Event.make("error", probe=probe, endpoint=self.target, code=code, kind="lost",
+                                     message=str(exc)[:60], op="COMMIT"))
+                try:
+                    if conn is not None:
+                        conn.close()
+                except Exception:
+                    pass
+                conn = None
+                time.sleep(0.1)
+
+
+@pytest.mark.lab
+@pytest.mark.slow
+def test_crash_failover_with_a_lagging_standby_loses_acknowledged_writes(lab, tmp_path, capsys):  # noqa: F811
+    """Crash failover while the standby lags: verify names exactly the writes it never got."""
+    import os
+    import threading
+    import time
+
+    from conftest import wait_for
+    from fiswatch.lab import layout as L
+    from fiswatch.lab.api import failover, lab_status
+    from fiswatch.lab.control import request
+    from fiswatch.lab.mariadb import sql
+    from fiswatch.model import Event
+    from fiswatch.output.record import read_record
+    from fiswatch.report import build_report
+
+    info = lab_status(lab.dir)
+    record = str(tmp_path / "crash.jsonl")
+    recorder = RecordWriter(record)
+    lock = threading.Lock()
+
+    def emit(event):
+        with lock:
+            recorder.write(event)
+
+    emit(Event.make("run_start", probes=[{"probe": "rds/pymysql", "endpoint": "rds", "backend": "pymysql"}],
+                    endpoints=[{"name": "rds", "url": {e.name: e for e in info.endpoints}["rds"].url(),
+                                "source": "lab:" + lab.dir, "table": "test"}], stall_after=2.0, interval=0.02))
+    writer = Writer(info, "rds", emit)
+    writer.thread.start()
+    try:
+        wait_for(lambda: len(writer.acked) >= 20, 60, message="writes before the crash")
+        # let the standby fall behind: stop its replication (the lab's crash kills the primary
+        # right after fencing it, but a replica on loopback is never far behind on its own)
+        state = request(os.path.join(lab.dir, L.CONTROL_SOCKET), "state")
+        layout = L.Layout.from_dict(state["layout"])
+        standby = info.instance("rds", "standby")
+        sql(layout.server_socket(next(s for s in L.cluster_specs("rds") if s.name == standby.name)), ["STOP SLAVE"])
+        lag_from, lag_from_wall = time.monotonic(), time.time()
+        wait_for(lambda: sum(1 for t, _ in writer.acked if t > lag_from) >= 20, 60, message="writes the standby misses")
+        failover(lab.dir, "rds", emit=emit, crash=True)
+        done_at = time.monotonic()
+        wait_for(lambda: sum(1 for t, _ in writer.acked if t > done_at) >= 10, 60, message="writes after the crash")
+    finally:
+        writer.stop.set()
+        writer.thread.join(30)
+    emit(Event.make("summary", probes={"rds/pymysql": {"state": "OK"}}))
+    recorder.close()
+
+    events = list(read_record(record))
+    result = verify(events, lab_connect(lab_status(lab.dir)))
+    rds = result.endpoint("rds")
+    lost = {(r.id, r.value) for r in rds.lost + rds.changed}
+    steps = {e["step"]: e for e in events if e["event"] == "lab"}
+    fenced, killed = steps["start"]["outage_start"], steps["blackhole"]["ts"]
+    acked = [(e["ts"], (e["id"], e["value"])) for e in events if e["event"] == "write"]
+    missed = {w for ts, w in acked if lag_from_wall < ts < fenced}
+    assert not result.ok and rds.error is None and len(missed) >= 15
+    assert missed <= lost  # every write acknowledged while the standby lagged is found lost
+    assert lost <= {w for ts, w in acked if ts < killed}  # nothing acknowledged by the new primary
+    report = build_report(events)
+    (probe,) = report.probes
+    assert probe.recovered and probe.outage_gap is not None and report.failovers[0].crash
+
+    # the command says so too: exit 1, the lost ids listed
+    assert cli_main(["verify", record, "--lab", lab.dir]) == 1
+    out = capsys.readouterr().out
+    assert "LOST WRITES" in out and "lost ids:" in out
