@@ -147,6 +147,7 @@ class Report:
     markers: Tuple[Marker, ...] = ()
     notes: Tuple[str, ...] = ()
     complete: bool = False  # the run's `summary` line is there
+    verified: Tuple[Tuple[float, str, str], ...] = ()  # (ts, endpoint, verdict) of `verify` events
 
     @property
     def duration(self) -> float:
@@ -196,8 +197,18 @@ def build_report(events: Iterable[Dict[str, Any]], notes: Sequence[str] = ()) ->
     order = {name: n for n, name in enumerate(endpoints)}
     dns.sort(key=lambda d: (order.get(d.endpoint, len(order)), d.endpoint))
     markers = _markers(evs, dns)
+    verified = tuple((float(e["ts"]), str(e.get("endpoint") or ""), _verdict(e)) for e in evs
+                     if e.get("event") == "verify")
     return Report(start=start, end=end, probes=tuple(probes), dns=tuple(dns), failovers=tuple(failovers),
-                  markers=tuple(markers), notes=tuple(out_notes), complete=summary is not None)
+                  markers=tuple(markers), notes=tuple(out_notes), complete=summary is not None, verified=verified)
+
+
+def _verdict(ev: Dict[str, Any]) -> str:
+    """`verify` event (written by the run after a failover / at the end) as a few words."""
+    if ev.get("error"):
+        return "not verified (%s)" % ev["error"]
+    lost = (_int(ev.get("lost")) or 0) + (_int(ev.get("changed")) or 0)
+    return "%s, %s acknowledged, %d lost" % ("OK" if not lost else "LOST WRITES", ev.get("acknowledged"), lost)
 
 
 def _float(value: Any) -> Optional[float]:
@@ -518,6 +529,11 @@ def _headline(report: Report) -> List[str]:
             lines.append(text)
         elif item.initial:
             lines.append("DNS %s: %s, no flip seen" % (item.endpoint, ",".join(item.initial)))
+    last = {}  # type: Dict[str, Tuple[float, str]]
+    for ts, endpoint, verdict in report.verified:
+        last[endpoint] = (ts, verdict)
+    for endpoint, (ts, verdict) in last.items():
+        lines.append("Writes %s (verified %s): %s" % (endpoint, _t(report, ts), verdict))
     return lines
 
 
@@ -638,6 +654,7 @@ def report_as_dict(report: Report) -> Dict[str, Any]:
                        "outage_s": None if f.outage is None else round(f.outage, 3),
                        "steps": [{"ts": ts, "t": rel(ts), "step": s, "detail": d} for ts, s, d in f.steps]}
                       for f in report.failovers],
+        "verified": [{"ts": ts, "t": rel(ts), "endpoint": ep, "verdict": v} for ts, ep, v in report.verified],
         "markers": [{"ts": m.ts, "t": rel(m.ts), "kind": m.kind, "text": m.text} for m in report.markers],
     }
 

@@ -318,3 +318,16 @@ def test_without_matplotlib_the_text_report_still_prints(tmp_path):
     assert "aurora/pymysql" in proc.stdout
     assert proc.stderr.strip() == "fiswatch report: install the plot extra for --plot: pip install 'fiswatch[plot]'"
     assert not os.path.exists(out)
+
+
+def test_verify_events_of_the_run_show_in_the_headline():
+    events = make_run()
+    events.append({"ts": T0 + 20.0, "event": "verify", "endpoint": "aurora", "ok": True, "acknowledged": 100,
+                   "lost": 0, "changed": 0, "error": None})
+    events.append({"ts": T0 + 30.0, "event": "verify", "endpoint": "aurora", "ok": False, "acknowledged": 319,
+                   "lost": 2, "changed": 0, "error": None})
+    report = build_report(events)
+    text = render_text(report)
+    assert "Writes aurora (verified t+30.0): LOST WRITES, 319 acknowledged, 2 lost" in text
+    assert "verified t+20.0" not in text
+    assert report_as_dict(report)["verified"][0]["verdict"] == "OK, 100 acknowledged, 0 lost"
