@@ -1,0 +1,127 @@
+"""`python -m fiswatch.bench [--quick] [--out FILE] [--memory-minutes N] [--only 1,2,...]`
+
+Runs every figure of issue 6 against the local MariaDB (127.0.0.1:3306, root with an
+empty password creates the `fiswatch_bench` database and a non-root user) and a local lab,
+prints a table of figures vs targets and writes JSON. A missed target never changes the
+exit code (timings are not pass/fail on shared machines); a figure that cannot run does
+(exit 1), so CI keeps the harness working with --quick.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any, Callable, Dict, List
+
+from fiswatch.bench.common import ROOT_DIR, BenchError, Figure, machine_info, setup_database
+
+DEFAULT_OUT = os.path.join(ROOT_DIR, "bench", "results.json")
+FIGURES = (1, 2, 3, 4, 5, 6, 7)
+
+
+def parse_args(argv: List[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m fiswatch.bench", description=__doc__.split("\n\n")[1])
+    p.add_argument("--quick", action="store_true", help="short runs of every figure (< 2 min), for CI")
+    p.add_argument("--out", help="JSON file to write (default: bench/results.json; with --quick: none unless given)")
+    p.add_argument("--memory-minutes", type=float, default=10.0, metavar="N",
+                   help="length of the full-rate memory run (default: %(default)s)")
+    p.add_argument("--only", default="", metavar="1,2,...", help="run only these figures")
+    args = p.parse_args(argv)
+    try:
+        args.figures = [int(x) for x in args.only.split(",") if x.strip()] or list(FIGURES)
+    except ValueError:
+        p.error("--only takes figure numbers such as 1,4,7")
+    if any(f not in FIGURES for f in args.figures):
+        p.error("--only: figures are numbered 1 to 7")
+    if args.memory_minutes <= 0:
+        p.error("--memory-minutes must be above 0")
+    return args
+
+
+def _timed(number: int, title: str, func: Callable[[], Any]) -> List[Figure]:
+    t0 = time.monotonic()
+    try:
+        result = func()
+        figs = result if isinstance(result, list) else [result]
+    except Exception as exc:  # one line per broken figure, the others still run
+        figs = [Figure(number, title, error="%s: %s" % (type(exc).__name__, exc))]
+    for f in figs:
+        f.seconds = time.monotonic() - t0
+    return figs
+
+
+def run_all(args: argparse.Namespace) -> Dict[str, Any]:
+    from fiswatch.bench import labfigs, memory, overhead, scale, screen, stall, startup
+
+    tables = ["test", overhead.TABLE, stall.TABLE] + scale.tables()
+    db = setup_database(tables)
+    q = args.quick
+    figs: List[Figure] = []
+    plan = [
+        (1, "Probe overhead", lambda: overhead.run(db, q)),
+        (2, "Stall detection latency", lambda: stall.run(db, q)),
+        (3, "Recovery after a lab failover (and 7b)", lambda: labfigs.run(q)),
+        (4, "Screen cost", lambda: screen.run(db, q)),
+        (5, "Scale", lambda: scale.run(db, q)),
+        (6, "Start-up", lambda: startup.run(db, q)),
+        (7, "Memory", lambda: memory.run(db, q, args.memory_minutes)),
+    ]
+    wanted = set(args.figures)
+    if 7 in wanted:
+        wanted.add(3)  # 7b (threads/fds through failovers) runs on the same lab as 3
+    for number, title, func in plan:
+        if number in wanted:
+            sys.stderr.write("figure %d: %s...\n" % (number, title))
+            sys.stderr.flush()
+            figs.extend(_timed(number, title, func))
+    figs.sort(key=lambda f: f.number)
+    return {"machine": machine_info(db), "quick": q, "memory_minutes": args.memory_minutes,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "figures": [f.as_dict() for f in figs]}
+
+
+def table(results: Dict[str, Any]) -> List[str]:
+    lines = ["%-3s %-40s %12s %-12s %-8s %s" % ("#", "metric", "value", "unit", "target", "met")]
+    for fig in results["figures"]:
+        if fig["error"]:
+            lines.append("%-3s %-40s ERROR %s" % (fig["figure"], fig["title"][:40], fig["error"]))
+            continue
+        for m in fig["metrics"]:
+            value = "-" if m["value"] is None else "%.4g" % m["value"]
+            target = "%s %g" % (m["op"], m["target"]) if m["op"] else ""
+            met = {True: "yes", False: "MISSED", None: ""}[m["met"]]
+            lines.append("%-3s %-40s %12s %-12s %-8s %s" % (fig["figure"], m["name"][:40], value, m["unit"][:12],
+                                                           target, met))
+    return lines
+
+
+def main(argv: List[str] = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        results = run_all(args)
+    except BenchError as exc:
+        sys.stderr.write("fiswatch.bench: %s\n" % exc)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    m = results["machine"]
+    print("machine: %s x %s, %s GiB, Python %s, %s, MariaDB %s" % (
+        m["nproc"], m["cpu"], m["memory_gib"], m["python"],
+        ", ".join("%s %s" % kv for kv in m["drivers"].items()), m.get("server")))
+    print("\n".join(table(results)))
+    out = args.out or (None if args.quick else DEFAULT_OUT)
+    if out:
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+        with open(out, "w") as fh:
+            json.dump(results, fh, indent=1, sort_keys=False)
+            fh.write("\n")
+        print("written: %s" % out)
+    broken = [f["figure"] for f in results["figures"] if f["error"]]
+    if broken:
+        sys.stderr.write("fiswatch.bench: figures %s could not run (see ERROR lines)\n" % broken)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
