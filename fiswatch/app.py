@@ -169,19 +169,13 @@ def aws_call(func: Callable, *args):
 
 # -- watch -------------------------------------------------------------------------------------------------
 def output_mode(args: argparse.Namespace, stream=None) -> str:
-    stream = stream or sys.stdout
+    from fiswatch.output.plain import plain_wanted
+
     if args.json:
         return "json"
-    if args.plain or not _isatty(stream) or os.environ.get("TERM", "") in ("dumb", ""):
+    if args.plain or plain_wanted(stream):
         return "plain"
     return "curses"
-
-
-def _isatty(stream) -> bool:
-    try:
-        return stream.isatty()
-    except Exception:
-        return False
 
 
 def run_watch(args: argparse.Namespace) -> int:
@@ -253,17 +247,16 @@ def watch(args: argparse.Namespace, endpoints: Sequence[Endpoint], nameserver, h
         extras.stop()
         if hooks is not None:
             hooks.before_stop(runner)
-        verified: List = []
-        runner.stop(closing=lambda: final_verify(runner, endpoints, nameserver, args, mode, verified))
+        runner.stop(closing=lambda: final_verify(runner, endpoints, nameserver, args, mode))
         if record is not None:
             record.close()
     if hooks is not None:
         hooks.after_stop(runner)
-    print_summary(runner, mode, args.record, verified[0] if verified else None)
+    print_summary(runner, mode, args.record)
     return EXIT_OK
 
 
-def final_verify(runner, endpoints, nameserver, args, mode: str, out: List) -> List[Event]:
+def final_verify(runner, endpoints, nameserver, args, mode: str) -> List[Event]:
     """Check every acknowledged write of the run against the current writer (bounded by timeouts)."""
     from fiswatch.autoverify import has_writes, verify_run
 
@@ -272,10 +265,9 @@ def final_verify(runner, endpoints, nameserver, args, mode: str, out: List) -> L
     if mode != "json":
         sys.stderr.write("fiswatch: verifying the acknowledged writes on each endpoint's current writer ...\n")
     try:
-        result, events = verify_run(runner.history, endpoints, nameserver)
+        _, events = verify_run(runner.history, endpoints, nameserver)
     except Exception as exc:  # verification must never turn the end of a run into a traceback
         return [Event.make("warning", message="verification failed: %s" % exc)]
-    out.append(result)
     return events
 
 
@@ -290,10 +282,14 @@ def open_record(path: str):
 
 
 def run_curses(runner, actions, confirm_keys, no_color: bool) -> None:
-    from fiswatch.ui.screen import run_dashboard
+    from fiswatch.ui.screen import DashboardUnavailable, run_dashboard
 
     color = False if (no_color or os.environ.get("NO_COLOR")) else None
-    run_dashboard(lambda: runner.view, actions, runner.stop_event, color=color, confirm_keys=confirm_keys)
+    try:
+        run_dashboard(lambda: runner.view, actions, runner.stop_event, color=color, confirm_keys=confirm_keys)
+    except DashboardUnavailable as exc:  # e.g. an unknown TERM: fall back to the plain text
+        sys.stderr.write("fiswatch: %s\n" % exc)
+        run_plain(runner)
     runner.stop_event.set()
 
 
@@ -310,17 +306,14 @@ def run_plain(runner) -> None:
         sys.stdout.flush()
 
 
-def print_summary(runner, mode: str, record_path: Optional[str], verified=None) -> None:
+def print_summary(runner, mode: str, record_path: Optional[str]) -> None:
     """The end-of-run summary, from the same code as `fiswatch report`."""
     if mode == "json":
         return  # the summary event is the last JSON line
     from fiswatch.report import build_report, summary_lines
-    from fiswatch.verify import render_verify
 
     report = build_report(e.as_dict() for e in runner.history)
     lines = summary_lines(report, width=80)
-    if verified is not None:
-        lines.extend(render_verify(verified))
     if record_path:
         lines.append("record: %s  (fiswatch report %s)" % (record_path, record_path))
     sys.stdout.write("\n".join(lines) + "\n")

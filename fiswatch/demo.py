@@ -9,7 +9,7 @@ import os
 import sys
 import threading
 import time
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Tuple
 
 from fiswatch.model import Event
 

@@ -7,7 +7,7 @@ the snapshots the probes publish, so a probe blocked forever cannot slow it down
 import collections
 import queue
 import time
-from typing import Callable, Deque, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Deque, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from fiswatch.model import BackendInfo, EndpointView, Event, ProbeView, Snapshot, State, View
 
@@ -141,5 +141,3 @@ class Monitor:
         return Event.make("summary", probes=probes)
 
 
-def probe_ids(views: Iterable[ProbeView]) -> List[str]:
-    return [v.probe for v in views]

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from _lab_fixture import answer_of, lab, lab_processes, pick_lab_addresses, port_free, start_lab  # noqa: F401
+from _lab_fixture import answer_of, lab_processes, pick_lab_addresses, port_free, start_lab
 from conftest import ROOT, wait_for
 
 pytestmark = pytest.mark.lab
@@ -233,7 +233,8 @@ def test_crash_failover_leaves_a_working_cluster(lab):
     steps = []
     failover(lab.dir, "aurora", emit=steps.append, crash=True)
     assert all(e.get("crash") is True for e in steps)
-    assert "killed" in steps[1].get("detail")
+    assert [e.get("step") for e in steps[:3]] == ["start", "lag", "blackhole"]
+    assert "paused" in steps[1].get("detail") and "killed" in steps[2].get("detail")
     after = lab_status(lab.dir)
     assert after.instance("aurora", "writer").name == new.name
     row = _insert(after, new.address, 7)

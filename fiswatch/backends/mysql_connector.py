@@ -4,7 +4,7 @@ Workshop defaults: `connection_timeout=1` and no read or write timeout. The libr
 had `read_timeout` / `write_timeout` since 9.2.0, but they default to None: wait
 forever. That unset read timeout, not the library, is why the workshop's script hangs.
 """
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional
 
 from fiswatch.backends.base import Backend, BackendOptionError, classify_error, classify_os_error, parse_bool, parse_seconds
 from fiswatch.model import ErrorInfo
