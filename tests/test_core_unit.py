@@ -129,3 +129,14 @@ def test_monitor_derives_stall_and_emits_state_changes():
     assert any(e.event == "info" for e in view.events)
     summary = m.summary(view).as_dict()["probes"]["a/b"]
     assert summary["stalled_now"] is True and summary["longest_stall_s"] == 10.0 and summary["ops"] == 5
+
+
+def test_verify_events_read_well_in_the_log():
+    from fiswatch.ui.text import event_style, event_text
+
+    lost = Event.make("verify", endpoint="aurora", ok=False, acknowledged=120, lost=18, changed=0,
+                      lost_ids=[19, 20, 21], error=None)
+    assert event_text(lost) == "verify aurora: 18 LOST, 0 changed of 120 acknowledged (ids 19, 20, 21...)"
+    assert event_style(lost) == "error"
+    ok = Event.make("verify", endpoint="rds", ok=True, acknowledged=7, lost=0, changed=0, lost_ids=[], error=None)
+    assert event_text(ok) == "verify rds: OK, 7 acknowledged writes all there" and event_style(ok) == "ok"

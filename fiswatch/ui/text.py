@@ -345,6 +345,15 @@ def event_text(ev: Event) -> str:
     if kind in ("info", "warning"):
         prefix = "warning: " if kind == "warning" else ""
         return prefix + str(g("message", ""))
+    if kind == "verify":
+        if g("error"):
+            return "verify %s: not verified (%s)" % (g("endpoint", "?"), g("error"))
+        if g("ok"):
+            return "verify %s: OK, %s acknowledged writes all there" % (g("endpoint", "?"), g("acknowledged", "?"))
+        ids = ", ".join(str(i) for i in (g("lost_ids") or ())[:5])
+        return "verify %s: %s LOST, %s changed of %s acknowledged%s" % (
+            g("endpoint", "?"), g("lost", "?"), g("changed", "?"), g("acknowledged", "?"),
+            " (ids %s...)" % ids if ids else "")
     if kind == "run_start":
         probes = g("probes") or ()
         return "run started: %d probe%s" % (len(probes), "" if len(probes) == 1 else "s")
@@ -363,6 +372,8 @@ def event_style(ev: Event) -> str:
             return "normal"
     if kind in ("error", "write_in_doubt"):
         return "error"
+    if kind == "verify":
+        return "ok" if ev.get("ok") else "error"
     if kind in ("dns", "lab", "topology", "experiment", "warning"):
         return "warn"
     if kind == "connect":
