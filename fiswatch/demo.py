@@ -25,6 +25,10 @@ def add_parser(sub) -> None:
                     "with both backends, and fail the Aurora cluster and then the RDS instance over, so the "
                     "mysql-connector probes (no read timeout) lock up while the PyMySQL probes recover.")
     p.add_argument("--dir", metavar="DIR", help="lab directory (default: the one `fiswatch lab up` uses)")
+    p.add_argument("--base", default="127.0.10", metavar="A.B.C",
+                   help="loopback prefix for a lab this demo starts (default: %(default)s)")
+    p.add_argument("--dns-port", type=int, default=5300, metavar="PORT",
+                   help="DNS port for a lab this demo starts (default: %(default)s)")
     p.add_argument("--aurora-after", type=float, default=10.0, metavar="SECONDS",
                    help="fail the Aurora cluster over this long after the start (default: %(default)s)")
     p.add_argument("--rds-after", type=float, default=45.0, metavar="SECONDS",
@@ -117,7 +121,7 @@ def run_demo(args: argparse.Namespace) -> int:
         say("starting a local lab in %s (MariaDB x4, DNS, fault proxies) ..." % lab_dir)
         t0 = time.monotonic()
         try:
-            info = api.lab_up(lab_dir)
+            info = api.lab_up(lab_dir, base=args.base, dns_port=args.dns_port)
         except api.LabError as exc:
             sys.stderr.write("fiswatch demo: %s\n" % exc)
             return EXIT_FAIL
