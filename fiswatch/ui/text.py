@@ -146,8 +146,9 @@ def state_candidates(probe: ProbeView, now: Optional[float] = None) -> List[str]
         return out
     if state == State.OK:
         rate = "%.0f ops/s" % probe.ops_per_s
-        lat = dict(snap.latency)
-        total = sum(lat.values()) if lat else None
+        # one round: INSERT + COMMIT + SELECT (the connect time is not part of it)
+        lat = [v for k, v in snap.latency if k in ("INSERT", "COMMIT", "SELECT")]
+        total = sum(lat) if lat else None
         out = []
         if total is not None:
             out.append("OK %s %.0fms" % (rate, total * 1000))
