@@ -26,10 +26,22 @@ def moto_has_fis() -> bool:
     return True
 
 
-# moto releases that still run on Python 3.9 (<= 5.1.x) have no FIS backend; the FIS logic
-# is covered by Stubber tests on every Python, moto's FIS on the Pythons where it exists.
-needs_moto_fis = pytest.mark.skipif(not moto_has_fis(), reason="this moto release has no FIS backend "
-                                    "(moto >= 5.2 needs Python >= 3.10); Stubber tests cover FIS here")
+def external_moto_python() -> Optional[str]:
+    """A Python 3.10+ whose moto has FIS, to serve FIS tests run on an older Python.
+
+    moto releases that still run on Python 3.9 (<= 5.1.x) have no FIS backend. The suite
+    then runs moto's server from FISWATCH_MOTO_PYTHON or the repository's .venv (the
+    default Python's virtualenv that scripts/setup.sh creates), on 127.0.0.1.
+    """
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for candidate in (os.environ.get("FISWATCH_MOTO_PYTHON"), os.path.join(root, ".venv", "bin", "python")):
+        if candidate and os.path.exists(candidate):
+            probe = subprocess.run([candidate, "-c", "import moto.fis, moto.server"], capture_output=True, timeout=60)
+            if probe.returncode == 0:
+                return candidate
+    return None
 
 
 def free_port() -> int:
@@ -59,6 +71,50 @@ def moto_server() -> Iterator[str]:
             os.environ["AWS_ENDPOINT_URL"] = old
         _reset(url)
         server.stop()
+
+
+@contextlib.contextmanager
+def fis_moto_server() -> Iterator[str]:
+    """A moto server with FIS on 127.0.0.1: in-process where moto has FIS, else another Python's."""
+    if moto_has_fis():
+        with moto_server() as url:
+            yield url
+        return
+    import subprocess
+    import time
+    import urllib.request
+
+    python = external_moto_python()
+    if python is None:
+        pytest.fail("moto on this Python has no FIS backend and no Python with moto>=5.2 was found: run "
+                    "scripts/setup.sh (it creates .venv) or set FISWATCH_MOTO_PYTHON")
+    port = free_port()
+    url = "http://127.0.0.1:%d" % port
+    proc = subprocess.Popen([python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    old = os.environ.get("AWS_ENDPOINT_URL")
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(url + "/moto-api/", timeout=2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    pytest.fail("the moto server of %s did not start on %s" % (python, url))
+                time.sleep(0.1)
+        os.environ["AWS_ENDPOINT_URL"] = url
+        yield url
+    finally:
+        if old is None:
+            os.environ.pop("AWS_ENDPOINT_URL", None)
+        else:
+            os.environ["AWS_ENDPOINT_URL"] = old
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def _reset(url: str) -> None:

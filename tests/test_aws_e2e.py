@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 from _aws_fixture import (CLUSTER_ID, MYSQL_ID, REGION, make_cluster, make_mysql, make_role, moto_server,
-                          needs_moto_fis, put_secret, session)
+                          fis_moto_server, put_secret, session)
 from conftest import ROOT, wait_for
 
 
@@ -92,9 +92,8 @@ def test_watch_without_credentials_says_one_line(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
-@needs_moto_fis
 def test_experiment_commands_against_moto_server():
-    with moto_server() as url:
+    with fis_moto_server() as url:
         sess = session()
         make_cluster(sess)
         make_mysql(sess)

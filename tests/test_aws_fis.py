@@ -3,7 +3,7 @@ import datetime
 
 import pytest
 
-from _aws_fixture import CLUSTER_ID, MYSQL_ID, StubSession, make_cluster, make_mysql, make_role, needs_moto_fis, \
+from _aws_fixture import CLUSTER_ID, MYSQL_ID, StubSession, make_cluster, make_mysql, make_role, fis_moto_server, \
     put_secret, session
 from conftest import wait_for
 from fiswatch.aws import fis
@@ -175,15 +175,27 @@ def moto_world():
         yield sess
 
 
-@needs_moto_fis
-def test_ensure_template_finds_cluster_through_secret_host(moto_world):
-    template_id, created = fis.ensure_template(moto_world, "aurora")
+@pytest.fixture
+def fis_world():
+    """The same world on a moto server with FIS (another Python's where this moto has none)."""
+    with fis_moto_server():
+        sess = session()
+        cluster = make_cluster(sess)
+        make_mysql(sess)
+        make_role(sess)
+        put_secret(sess, "FisAuroraSecret", username="admin", password="pw", host=cluster["Endpoint"], port=3306,
+                   dbname="testdb", engine="aurora-mysql")
+        yield sess
+
+
+def test_ensure_template_finds_cluster_through_secret_host(fis_world):
+    template_id, created = fis.ensure_template(fis_world, "aurora")
     assert created
-    template = moto_world.client("fis").get_experiment_template(id=template_id)["experimentTemplate"]
+    template = fis_world.client("fis").get_experiment_template(id=template_id)["experimentTemplate"]
     assert template["targets"]["FisWorkshopAuroraCluster"]["resourceArns"] == [CLUSTER_ARN]
     assert template["roleArn"] == ROLE_ARN and template["tags"] == {"Name": "FisWorkshopAurora1"}
-    assert fis.ensure_template(moto_world, "aurora") == (template_id, False)
-    assert len(moto_world.client("fis").list_experiment_templates()["experimentTemplates"]) == 1
+    assert fis.ensure_template(fis_world, "aurora") == (template_id, False)
+    assert len(fis_world.client("fis").list_experiment_templates()["experimentTemplates"]) == 1
 
 
 def test_rds_target_needs_an_instance(moto_world):
@@ -194,11 +206,10 @@ def test_rds_target_needs_an_instance(moto_world):
     assert fis.resource_arn(moto_world, fis.TEMPLATES["rds"], instance_id=MYSQL_ID) == DB_ARN
 
 
-@needs_moto_fis
-def test_experiment_watcher_starts_and_follows_a_run(moto_world):
-    fis.ensure_template(moto_world, "aurora", cluster_id=CLUSTER_ID)
+def test_experiment_watcher_starts_and_follows_a_run(fis_world):
+    fis.ensure_template(fis_world, "aurora", cluster_id=CLUSTER_ID)
     events = []
-    watcher = fis.ExperimentWatcher(moto_world, "aurora", events.append, interval=0.1)
+    watcher = fis.ExperimentWatcher(fis_world, "aurora", events.append, interval=0.1)
     watcher.start()
     try:
         wait_for(lambda: "ready, no run yet" in watcher.status_line(), timeout=30, message="template seen")
