@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any, Callable, Dict, List
 
-from fiswatch.bench.common import ROOT_DIR, BenchError, Figure, machine_info, setup_database
+from fiswatch.bench.common import ROOT_DIR, BenchError, Figure, drop_user, machine_info, setup_database
 
 DEFAULT_OUT = os.path.join(ROOT_DIR, "bench", "results.json")
 FIGURES = (1, 2, 3, 4, 5, 6, 7)
@@ -69,13 +69,17 @@ def run_all(args: argparse.Namespace) -> Dict[str, Any]:
     wanted = set(args.figures)
     if 7 in wanted:
         wanted.add(3)  # 7b (threads/fds through failovers) runs on the same lab as 3
-    for number, title, func in plan:
-        if number in wanted:
-            sys.stderr.write("figure %d: %s...\n" % (number, title))
-            sys.stderr.flush()
-            figs.extend(_timed(number, title, func))
+    try:
+        for number, title, func in plan:
+            if number in wanted:
+                sys.stderr.write("figure %d: %s...\n" % (number, title))
+                sys.stderr.flush()
+                figs.extend(_timed(number, title, func))
+        machine = machine_info(db)
+    finally:
+        drop_user(db)
     figs.sort(key=lambda f: f.number)
-    return {"machine": machine_info(db), "quick": q, "memory_minutes": args.memory_minutes,
+    return {"machine": machine, "quick": q, "memory_minutes": args.memory_minutes,
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "figures": [f.as_dict() for f in figs]}
 

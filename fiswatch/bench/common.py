@@ -125,6 +125,7 @@ def setup_database(tables: Sequence[str] = ("test",), host: str = HOST, port: in
     import pymysql
 
     password = "bench-" + secrets.token_hex(8)
+    user = "%s_%s" % (USER, secrets.token_hex(3))  # per run: concurrent runs must not reset each other's password
     try:
         conn = root_connect(host, port)
     except pymysql.err.OperationalError as exc:
@@ -137,12 +138,26 @@ def setup_database(tables: Sequence[str] = ("test",), host: str = HOST, port: in
                 cur.execute("CREATE TABLE IF NOT EXISTS %s.`%s` (id INT AUTO_INCREMENT PRIMARY KEY, value INT)"
                             % (DATABASE, table))
             for h in ("127.0.0.1", "localhost", "%"):
-                cur.execute("CREATE USER IF NOT EXISTS '%s'@'%s'" % (USER, h))
-                cur.execute("ALTER USER '%s'@'%s' IDENTIFIED BY %%s" % (USER, h.replace("%", "%%")), (password,))
-                cur.execute("GRANT ALL ON %s.* TO '%s'@'%s'" % (DATABASE, USER, h))
+                cur.execute("CREATE USER IF NOT EXISTS '%s'@'%s' IDENTIFIED BY %%s" % (user, h.replace("%", "%%")),
+                            (password,))
+                cur.execute("GRANT ALL ON %s.* TO '%s'@'%s'" % (DATABASE, user, h))
     finally:
         conn.close()
-    return BenchDb(host, port, USER, Secret(password), DATABASE)
+    return BenchDb(host, port, user, Secret(password), DATABASE)
+
+
+def drop_user(db: BenchDb) -> None:
+    """Remove the per-run user (best effort)."""
+    try:
+        conn = root_connect(db.host, db.port)
+    except Exception:
+        return
+    try:
+        with conn.cursor() as cur:
+            for h in ("127.0.0.1", "localhost", "%"):
+                cur.execute("DROP USER IF EXISTS '%s'@'%s'" % (db.user, h))
+    finally:
+        conn.close()
 
 
 def truncate(db: BenchDb, tables: Sequence[str]) -> None:
