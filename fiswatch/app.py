@@ -228,6 +228,13 @@ def watch(args: argparse.Namespace, endpoints: Sequence[Endpoint], nameserver, h
     runner.monitor.keys = tuple(keys)
     stop_on_signals(runner.stop_event)
     runner.start()
+    for ep in endpoints:
+        if ep.password is None:
+            from fiswatch.config import password_env_name
+
+            runner.emit(Event.make("warning", message="no password for endpoint %s (set %s or MYSQL_PWD): trying "
+                                   "without one" % (ep.name, password_env_name(ep.name))))
+
     timer = None
     if args.duration:
         timer = threading.Timer(args.duration, runner.stop_event.set)
