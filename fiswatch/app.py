@@ -209,12 +209,14 @@ def watch(args: argparse.Namespace, endpoints: Sequence[Endpoint], nameserver, h
         sys.stderr.write("fiswatch: %s\n" % exc)
         return EXIT_FAIL
     mode = output_mode(args)
-    record = None
-    if args.record:
-        record = open_record(args.record)
-        if record is None:
-            return EXIT_FAIL
-        runner.sinks.append(event_sink_to(record.write))
+    # Every run is recorded: the summary and the verification read the record back, so
+    # memory stays flat. Without --record the file is private and removed at the end.
+    record_path = args.record or private_record_path()
+    record = open_record(record_path)
+    if record is None:
+        return EXIT_FAIL
+    runner.record_path = record_path
+    runner.sinks.append(event_sink_to(record.write))
     if mode == "json":
         from fiswatch.output.jsonl import JsonLines
 
@@ -256,12 +258,30 @@ def watch(args: argparse.Namespace, endpoints: Sequence[Endpoint], nameserver, h
         if hooks is not None:
             hooks.before_stop(runner)
         runner.stop(closing=lambda: final_verify(runner, endpoints, nameserver, args, mode))
-        if record is not None:
-            record.close()
+        record.close()
     if hooks is not None:
         hooks.after_stop(runner)
-    print_summary(runner, mode, args.record)
+    try:
+        print_summary(record_path, mode, args.record)
+    finally:
+        if not args.record:
+            remove_private_record(record_path)
     return EXIT_OK
+
+
+def private_record_path() -> str:
+    """A 0600 file in a fresh 0700 temp dir, for a run without --record."""
+    import tempfile
+
+    return os.path.join(tempfile.mkdtemp(prefix="fiswatch-"), "run.jsonl")
+
+
+def remove_private_record(path: str) -> None:
+    try:
+        os.remove(path)
+        os.rmdir(os.path.dirname(path))
+    except OSError:
+        pass
 
 
 VERIFY_BUDGET = 3.0  # seconds the end of a run may spend verifying writes
@@ -274,10 +294,10 @@ def final_verify(runner, endpoints, nameserver, args, mode: str) -> List[Event]:
     within VERIFY_BUDGET seconds, so quitting stays quick even in the middle of a failover;
     `fiswatch verify FILE` checks a record later.
     """
-    from fiswatch.autoverify import has_writes, verify_run
+    from fiswatch.autoverify import verify_record
     from fiswatch.model import State
 
-    if getattr(args, "no_verify", False) or not has_writes(runner.history):
+    if getattr(args, "no_verify", False) or not runner.wrote():
         return []
     live = {pv.snapshot.endpoint for pv in runner.view.probes if pv.state is State.OK}
     skipped = sorted({e.name for e in endpoints} - live)
@@ -292,9 +312,7 @@ def final_verify(runner, endpoints, nameserver, args, mode: str) -> List[Event]:
 
     def work() -> None:
         try:
-            history = [e for e in runner.history if e.event not in ("write", "write_in_doubt")
-                       or e.get("endpoint") in live]
-            found.extend(verify_run(history, targets, nameserver)[1])
+            found.extend(verify_record(runner.record_path, targets, nameserver, only=sorted(live))[1])
         except Exception as exc:  # verification must never turn the end of a run into a traceback
             found.append(Event.make("warning", message="verification failed: %s" % exc))
 
@@ -353,13 +371,14 @@ def run_plain(runner) -> None:
         sys.stdout.flush()
 
 
-def print_summary(runner, mode: str, record_path: Optional[str]) -> None:
-    """The end-of-run summary, from the same code as `fiswatch report`."""
+def print_summary(path: str, mode: str, record_path: Optional[str]) -> None:
+    """The end-of-run summary, from the same code as `fiswatch report`, read from the run's record."""
     if mode == "json":
         return  # the summary event is the last JSON line
+    from fiswatch.output.record import read_record
     from fiswatch.report import build_report, summary_lines
 
-    report = build_report(e.as_dict() for e in runner.history)
+    report = build_report(read_record(path))
     lines = summary_lines(report, width=80)
     if record_path:
         lines.append("record: %s  (fiswatch report %s)" % (record_path, record_path))

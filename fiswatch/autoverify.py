@@ -1,5 +1,5 @@
 """Verify a run's acknowledged writes automatically: after a lab failover and at the end of a run."""
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from fiswatch.model import Endpoint, Event
 
@@ -20,21 +20,23 @@ def verify_events(result: Any, endpoint: Optional[str] = None) -> List[Event]:
     return out
 
 
-def verify_run(events: Iterable[Event], endpoints: Sequence[Endpoint], nameserver: Optional[Tuple[str, int]],
-               only: Optional[str] = None) -> Tuple[Any, List[Event]]:
-    """Check the writes among `events` (of endpoint `only`, or all) against each current writer."""
+def verify_record(path: str, endpoints: Sequence[Endpoint], nameserver: Optional[Tuple[str, int]],
+                  only: Optional[Sequence[str]] = None) -> Tuple[Any, List[Event]]:
+    """Check the writes of a record (to the endpoints `only`, or all) against each current writer.
+
+    The record may still be growing: a half-written last line is skipped.
+    """
+    from fiswatch.output.record import read_record
     from fiswatch.report_cli import make_connect
     from fiswatch.verify import verify
 
-    dicts: List[Dict[str, Any]] = []
-    for e in events:
-        if only is not None and e.event in ("write", "write_in_doubt") and e.get("endpoint") != only:
-            continue
-        dicts.append(e.as_dict())
-    connect = make_connect({e.name: e for e in endpoints}, nameserver, timeout=TIMEOUT)
-    result = verify(dicts, connect)
-    return result, verify_events(result, only)
+    def wanted(event: Dict[str, Any]) -> bool:
+        return only is None or event.get("event") not in ("write", "write_in_doubt") or event.get("endpoint") in only
 
-
-def has_writes(events: Iterable[Event]) -> bool:
-    return any(e.event in ("write", "write_in_doubt") for e in events)
+    connect = make_connect({e.name: e for e in endpoints if only is None or e.name in only}, nameserver,
+                           timeout=TIMEOUT)
+    result = verify((e for e in read_record(path) if wanted(e)), connect)
+    events: List[Event] = []
+    for name in (only or [None]):
+        events.extend(verify_events(result, name))
+    return result, events

@@ -87,14 +87,14 @@ class DemoHooks:
 
     def verify(self, target: str) -> None:
         """Once the new writer is reachable: is every write acknowledged so far still there?"""
-        from fiswatch.autoverify import verify_run
+        from fiswatch.autoverify import verify_record
 
         runner = self._runner
         if self.info is None or runner is None or runner.stop_event.is_set():
             return
         try:
-            _, events = verify_run(list(runner.history), self.info.endpoints, tuple(self.info.nameserver),
-                                   only=target)
+            _, events = verify_record(runner.record_path, self.info.endpoints, tuple(self.info.nameserver),
+                                      only=[target])
         except Exception as exc:
             events = [Event.make("warning", message="verify %s failed: %s" % (target, exc))]
         for event in events:

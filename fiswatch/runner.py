@@ -20,6 +20,7 @@ from fiswatch.monitor import Monitor
 from fiswatch.probe import Probe, probe_id
 
 TICK = 0.1
+FREQUENT = ("write", "tick")  # events kept on disk (the record), not in memory
 
 Sink = Callable[[View, List[Event]], None]
 
@@ -67,7 +68,11 @@ class Runner:
 
     def __post_init__(self) -> None:
         self.sinks: List[Sink] = []
-        self.history: List[Event] = []  # every event of the run, for the summary and report
+        # the run's rare events (states, DNS, errors, lab steps...); the frequent ones (one
+        # `write` per round, a `tick` a second) go only to the sinks, i.e. the record file,
+        # so memory stays flat however long the run
+        self.history: List[Event] = []
+        self.record_path: Optional[str] = None  # the run's record, set by whoever adds the record sink
         self.stop_event = threading.Event()
         self._stop_monitor = threading.Event()
         self.probes: List = []
@@ -124,7 +129,7 @@ class Runner:
     def step(self) -> View:
         """One monitor tick: new View, events to every sink."""
         view, events = self.monitor.tick()
-        self.history.extend(events)
+        self.history.extend(e for e in events if e.event not in FREQUENT)
         for sink in list(self.sinks):
             try:
                 sink(view, events)
@@ -140,6 +145,10 @@ class Runner:
     @property
     def view(self) -> View:
         return self.monitor.view
+
+    def wrote(self) -> bool:
+        """Did any probe complete a round (so there are acknowledged writes to verify)?"""
+        return any(p.snapshot.iterations for p in self.probes)
 
     def toggle_pause(self) -> None:
         paused = not self.monitor.paused
@@ -166,7 +175,7 @@ class Runner:
         final = list(closing()) if closing is not None else []
         summary = self.monitor.summary(view)
         final.append(summary)
-        self.history.extend(final)
+        self.history.extend(e for e in final if e.event not in FREQUENT)
         for sink in list(self.sinks):
             try:
                 sink(view, final)

@@ -61,8 +61,9 @@ def test_watch_lab_json_stalled_vs_recovered(lab):
                              for t in lines.of("tick")), 60, message="pymysql writing after the failover")
         assert any(e["code"] == 2013 for e in lines.of("error", probe=PY))
         # DNS: the answer went from the old writer to the new one
-        flips = [d for d in lines.of("dns", endpoint="aurora") if d["addresses"] == [new.address]]
-        assert flips and flips[0]["previous"] in ([old.address], [])
+        flips = wait_for(lambda: [d for d in lines.of("dns", endpoint="aurora") if d["addresses"] == [new.address]],
+                         30, message="the DNS watcher saw the flip")
+        assert flips[0]["previous"] in ([old.address], [])
         # mysql-connector with defaults: STALLED, and never anything else afterwards
         wait_for(lambda: lines.of("state", probe=MC, state="STALLED"), 30, message="mysql-connector STALLED")
     finally:

@@ -10,6 +10,7 @@
 """
 import os
 import random
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -172,4 +173,5 @@ def run(quick: bool) -> List[Figure]:
             lab_down(lab_dir)
         except LabNotRunning:
             pass
+        shutil.rmtree(lab_dir, ignore_errors=True)  # ~400 MB of datadirs
     return figs
