@@ -8,6 +8,7 @@ so parallel runs do not collide. Teardown runs `lab_down` even when tests fail.
 """
 import os
 import random
+import shutil
 import socket
 
 import pytest
@@ -63,6 +64,7 @@ def lab(tmp_path_factory):
             lab_down(lab_dir)
         except LabNotRunning:
             pass
+        shutil.rmtree(lab_dir, ignore_errors=True)  # four datadirs, ~400 MB
 
 
 def resolver_for(info):

@@ -8,7 +8,6 @@
 7b: a `fiswatch watch --lab --plain` child through 20 failovers: its threads and file
    descriptors sampled after each one must stay bounded.
 """
-import os
 import random
 import shutil
 import subprocess
