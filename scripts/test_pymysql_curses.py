@@ -3,7 +3,7 @@
 
 Write to both workshop databases with PyMySQL, side by side, stalls shown.
 
-A thin call into fiswatch (pip install fiswatch): the workshop's secrets FisAuroraSecret
+A thin call into fiswatch (installed from its source: python3 -m pip install --user ./fiswatch): the workshop's secrets FisAuroraSecret
 and FisMysqlSecret, both endpoints. Extra arguments are passed on (e.g. --region).
 """
 import sys
@@ -18,7 +18,7 @@ def _main():
         if not (getattr(exc, "name", None) or "fiswatch").startswith("fiswatch"):
             raise
         sys.stderr.write("%s: fiswatch is not installed for %s; install it with "
-                         "`python3 -m pip install --user fiswatch` and run this again\n"
+                         "`python3 -m pip install --user ./fiswatch` (a copy of its source) and run this again\n"
                          % (sys.argv[0], sys.executable))
         return 1
     return main(ARGS + sys.argv[1:])
