@@ -264,8 +264,13 @@ def test_topology_lines_when_height_allows():
     view = dataclasses.replace(view, endpoints=eps)
     _, tall = screen(view, 100, 40)
     assert any("writer aurora-2 us-east-1b" in t for t in tall)
-    _, short = screen(view, 80, 24)  # rows and log come first on a small screen
-    assert not any("writer aurora-2" in t for t in short)
+    _, short = screen(view, 80, 24)  # topology outranks rows beyond the minimum of 5
+    assert any("writer aurora-2 us-east-1b" in t for t in short)
+    assert sum(1 for t in short if t.startswith("(77")) >= 5
+    assert any("-- events" in t for t in short)
+    _, tiny = screen(view, 80, 17)  # no room for it without starving rows and log: it gives way
+    assert not any("writer aurora-2" in t for t in tiny)
+    assert sum(1 for t in tiny if t.startswith("(77")) >= 5
 
 
 def test_no_probes():

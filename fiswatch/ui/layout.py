@@ -37,6 +37,7 @@ MAX_ROWS = 10  # the workshop printed the 10 newest rows
 MIN_ROWS = 5
 MIN_ROWS_BANDED = 2  # when probes wrap into several bands, rows give way first
 LOG_WANTED = 6  # event log lines (with its header) before rows grow past MIN_ROWS
+LOG_MIN = 3  # event log lines (with its header) that topology lines never take
 PROBE_HEADER = 5  # backend, timeouts, state, address, detail
 SEPARATOR = "|"
 
@@ -121,12 +122,15 @@ def render(view: View, width: int, height: int, ui: UiState, now: float) -> List
     bands = split_bands(view.probes, width)
     fixed = PROBE_HEADER + 2  # + endpoint header + sparkline
     spare = body - fixed * len(bands)
-    rows = max(min_rows(len(bands)), min(MAX_ROWS, (spare - LOG_WANTED) // max(1, len(bands))))
-    log = spare - rows * len(bands)
+    nb = max(1, len(bands))
+    # AWS topology (the writer moving between AZs) outranks rows beyond MIN_ROWS; the
+    # event log keeps at least LOG_MIN lines, else the topology gives way
     topo = min(3, max([len(ep.topology) for ep in view.endpoints] or [0]))
-    if topo and log - topo * len(bands) < LOG_WANTED:
+    rows = max(min_rows(len(bands)), min(MAX_ROWS, (spare - topo * nb - LOG_WANTED) // nb))
+    if topo and spare - (rows + topo) * nb < LOG_MIN:
         topo = 0
-    log -= topo * len(bands)
+        rows = max(min_rows(len(bands)), min(MAX_ROWS, (spare - LOG_WANTED) // nb))
+    log = spare - (rows + topo) * nb
     endpoints = {ep.name: ep for ep in view.endpoints}
     if not view.probes:
         lines.append(Line.of("no probes: give --endpoint and --backend", "warn"))
