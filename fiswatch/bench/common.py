@@ -225,11 +225,11 @@ def _memory_gib() -> Optional[float]:
 
 
 def _driver_versions() -> Dict[str, str]:
-    out = {}
-    try:
-        import pymysql
+    from importlib import metadata
 
-        out["PyMySQL"] = pymysql.__version__
+    out = {}
+    try:  # pymysql.__version__ is a MySQLdb-compatibility number, not the release
+        out["PyMySQL"] = metadata.version("PyMySQL")
     except Exception:
         out["PyMySQL"] = "missing"
     try:
