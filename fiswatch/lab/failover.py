@@ -67,6 +67,25 @@ def _promote(layout: L.Layout, new: L.InstanceSpec) -> str:
     return pos
 
 
+def _end_client_sessions(layout: L.Layout, spec: L.InstanceSpec) -> int:
+    """Close the client sessions still open on a demoted writer, as the instance's restart does.
+
+    A fenced client may have left a transaction open (its INSERT arrived, its COMMIT never
+    will); `SET GLOBAL read_only=1` would wait for it forever. The clients do not notice:
+    their side of the proxy stays fenced, silent.
+    """
+    socket_path = layout.server_socket(spec)
+    rows = sql(socket_path, [("SELECT id FROM information_schema.processlist WHERE user = %s", (L.CLIENT_USER,))])
+    closed = 0
+    for (thread_id,) in rows:
+        try:
+            sql(socket_path, ["KILL %d" % int(thread_id)])
+            closed += 1
+        except Exception:  # already gone
+            pass
+    return closed
+
+
 def _resync_from(layout: L.Layout, old: L.InstanceSpec, new: L.InstanceSpec) -> str:
     """After a crash the old writer may hold writes the new one never got: copy the table
     from a consistent snapshot of the new writer and return the GTID position to replicate from."""
@@ -187,7 +206,8 @@ def run_failover(lab_dir: str, target: str, emit: Emit, profile: str = "fast", c
             detail = "restarted after the crash, data re-copied from %s" % new.name
         else:
             gtid = pos
-            detail = "demoted"
+            closed = _end_client_sessions(layout, old)
+            detail = "demoted, %d client session%s closed as by its restart" % (closed, "" if closed == 1 else "s")
         replicate(layout, old, new, password, gtid_pos=gtid)
         request(ctl, "proxy", instance=old.name, mode="pass")
         emit("rejoin", "%s back as read-only %s replicating from %s (%s): writes through it get 1290"
