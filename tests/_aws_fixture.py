@@ -60,6 +60,17 @@ def moto_server() -> Iterator[str]:
     server.start()
     url = "http://127.0.0.1:%d" % port
     _reset(url)  # moto's backends live in this process and outlive one server
+    try:
+        with endpoint_url(url):
+            yield url
+    finally:
+        _reset(url)
+        server.stop()
+
+
+@contextlib.contextmanager
+def endpoint_url(url: str) -> Iterator[str]:
+    """AWS_ENDPOINT_URL set to `url` for the duration, then restored."""
     old = os.environ.get("AWS_ENDPOINT_URL")
     os.environ["AWS_ENDPOINT_URL"] = url
     try:
@@ -69,8 +80,6 @@ def moto_server() -> Iterator[str]:
             os.environ.pop("AWS_ENDPOINT_URL", None)
         else:
             os.environ["AWS_ENDPOINT_URL"] = old
-        _reset(url)
-        server.stop()
 
 
 @contextlib.contextmanager
@@ -92,7 +101,6 @@ def fis_moto_server() -> Iterator[str]:
     url = "http://127.0.0.1:%d" % port
     proc = subprocess.Popen([python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-    old = os.environ.get("AWS_ENDPOINT_URL")
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -103,13 +111,9 @@ def fis_moto_server() -> Iterator[str]:
                 if time.monotonic() > deadline or proc.poll() is not None:
                     pytest.fail("the moto server of %s did not start on %s" % (python, url))
                 time.sleep(0.1)
-        os.environ["AWS_ENDPOINT_URL"] = url
-        yield url
+        with endpoint_url(url):
+            yield url
     finally:
-        if old is None:
-            os.environ.pop("AWS_ENDPOINT_URL", None)
-        else:
-            os.environ["AWS_ENDPOINT_URL"] = old
         proc.terminate()
         try:
             proc.wait(timeout=10)
@@ -129,6 +133,16 @@ def session() -> Any:
     import boto3
 
     return boto3.session.Session(region_name=REGION)
+
+
+def make_world(sess: Any) -> Any:
+    """The workshop's account: an Aurora cluster, a Multi-AZ MySQL, the FIS role, the Aurora secret."""
+    cluster = make_cluster(sess)
+    make_mysql(sess)
+    make_role(sess)
+    put_secret(sess, "FisAuroraSecret", username="admin", password="pw", host=cluster["Endpoint"], port=3306,
+               dbname="testdb", engine="aurora-mysql")
+    return sess
 
 
 def make_cluster(sess: Any) -> Dict[str, Any]:

@@ -3,8 +3,7 @@ import datetime
 
 import pytest
 
-from _aws_fixture import CLUSTER_ID, MYSQL_ID, StubSession, make_cluster, make_mysql, make_role, fis_moto_server, \
-    put_secret, session
+from _aws_fixture import CLUSTER_ID, MYSQL_ID, StubSession, fis_moto_server, make_world, session
 from conftest import wait_for
 from fiswatch.aws import fis
 from fiswatch.aws.session import AwsError
@@ -166,26 +165,14 @@ def moto_world():
     from moto import mock_aws
 
     with mock_aws():
-        sess = session()
-        cluster = make_cluster(sess)
-        make_mysql(sess)
-        make_role(sess)
-        put_secret(sess, "FisAuroraSecret", username="admin", password="pw", host=cluster["Endpoint"], port=3306,
-                   dbname="testdb", engine="aurora-mysql")
-        yield sess
+        yield make_world(session())
 
 
 @pytest.fixture
 def fis_world():
     """The same world on a moto server with FIS (another Python's where this moto has none)."""
     with fis_moto_server():
-        sess = session()
-        cluster = make_cluster(sess)
-        make_mysql(sess)
-        make_role(sess)
-        put_secret(sess, "FisAuroraSecret", username="admin", password="pw", host=cluster["Endpoint"], port=3306,
-                   dbname="testdb", engine="aurora-mysql")
-        yield sess
+        yield make_world(session())
 
 
 def test_ensure_template_finds_cluster_through_secret_host(fis_world):
