@@ -28,10 +28,8 @@ def add_endpoint_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--table", default="test", help="table to write to (default: %(default)s)")
     g.add_argument("--nameserver", metavar="IP[:PORT]",
                    help="resolve endpoint names with this DNS server instead of the system's")
-    try:
-        from fiswatch.aws.cli import add_aws_options
-    except ImportError:
-        return
+    from fiswatch.aws.cli import add_aws_options
+
     add_aws_options(p)
 
 
@@ -124,12 +122,9 @@ def collect_endpoints(args: argparse.Namespace) -> Tuple[List[Endpoint], Optiona
         info = lab_info(args.lab)
         endpoints.extend(_with_table(e, args.table) for e in info.endpoints)
         nameserver = nameserver or tuple(info.nameserver)
-    try:
-        from fiswatch.aws.cli import endpoints_from_args
-    except ImportError:
-        endpoints_from_args = None
-    if endpoints_from_args is not None:
-        endpoints.extend(_with_table(e, args.table) for e in aws_call(endpoints_from_args, args))
+    from fiswatch.aws.cli import endpoints_from_args
+
+    endpoints.extend(_with_table(e, args.table) for e in aws_call(endpoints_from_args, args))
     names = [e.name for e in endpoints]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -157,13 +152,11 @@ def lab_info(lab_dir: str):
 
 def aws_call(func: Callable, *args):
     """Run an AWS call; its errors become one line (exit 1)."""
-    try:
-        from fiswatch.aws.session import AwsError
-    except ImportError:  # pragma: no cover
-        AwsError = ()  # type: ignore
+    from fiswatch.aws.session import AwsError
+
     try:
         return func(*args)
-    except AwsError as exc:  # type: ignore[misc]
+    except AwsError as exc:
         raise CommandError(str(exc))
 
 
@@ -259,8 +252,6 @@ def watch(args: argparse.Namespace, endpoints: Sequence[Endpoint], nameserver, h
             hooks.before_stop(runner)
         runner.stop(closing=lambda: final_verify(runner, endpoints, nameserver, args, mode))
         record.close()
-    if hooks is not None:
-        hooks.after_stop(runner)
     try:
         print_summary(record_path, mode, args.record)
     finally:
@@ -303,8 +294,7 @@ def final_verify(runner, endpoints, nameserver, args, mode: str) -> List[Event]:
     skipped = sorted({e.name for e in endpoints} - live)
     events: List[Event] = [Event.make("warning", message="writes to %s not verified: no probe was writing at the "
                                       "end; check later with `fiswatch verify FILE`" % name) for name in skipped]
-    targets = [e for e in endpoints if e.name in live]
-    if not targets:
+    if not live:
         return events
     if mode != "json":
         sys.stderr.write("fiswatch: verifying the acknowledged writes on each endpoint's current writer ...\n")
@@ -312,7 +302,7 @@ def final_verify(runner, endpoints, nameserver, args, mode: str) -> List[Event]:
 
     def work() -> None:
         try:
-            found.extend(verify_record(runner.record_path, targets, nameserver, only=sorted(live))[1])
+            found.extend(verify_record(runner.record_path, endpoints, nameserver, only=sorted(live))[1])
         except Exception as exc:  # verification must never turn the end of a run into a traceback
             found.append(Event.make("warning", message="verification failed: %s" % exc))
 

@@ -104,9 +104,6 @@ class DemoHooks:
         for timer in self._timers:
             timer.cancel()
 
-    def after_stop(self, runner) -> None:
-        pass
-
 
 def run_demo(args: argparse.Namespace) -> int:
     from fiswatch.app import watch

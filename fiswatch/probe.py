@@ -136,9 +136,8 @@ class Probe:
     def _connect(self, reconnect: bool) -> Any:
         ep = self.endpoint
         state = State.RECONNECTING if reconnect else State.CONNECTING
-        if reconnect:
-            self._publish(reconnects=self.snapshot.reconnects + 1)
-        self._begin(Op.RESOLVE, state=state, retry_at=None)
+        self._begin(Op.RESOLVE, state=state, retry_at=None,
+                    reconnects=self.snapshot.reconnects + (1 if reconnect else 0))
         resolution = self.resolver.resolve(ep.host)
         address = resolution.address
         if address is None:

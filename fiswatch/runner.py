@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from fiswatch.backends.base import BackendOptionError
 from fiswatch.backends.registry import make_backend
 from fiswatch.dnswatch import DnsWatcher
 from fiswatch.model import BackendInfo, BackendSpec, Endpoint, Event, Snapshot, State, View
@@ -191,12 +190,3 @@ class Runner:
             if remaining is not None and remaining <= 0:
                 return
             self.stop_event.wait(0.2 if remaining is None else min(0.2, remaining))
-
-
-def validate_specs(specs: Sequence[BackendSpec]) -> None:
-    """Raise BackendOptionError / UnknownBackend early, before any thread starts."""
-    for spec in specs:
-        make_backend(spec)
-
-
-__all__ = ["Runner", "RunOptions", "validate_specs", "BackendOptionError"]

@@ -143,10 +143,8 @@ class Backend:
 
     # -- shared ----------------------------------------------------------------------------------
     def version(self) -> str:
-        try:
-            from importlib import metadata
-        except ImportError:  # pragma: no cover - Python < 3.8
-            return "?"
+        from importlib import metadata
+
         try:
             return metadata.version(self.library)
         except Exception:

@@ -46,7 +46,7 @@ class MySQLConnectorBackend(Backend):
             kwargs["connection_timeout"] = _whole_seconds(self.settings["connection_timeout"])
         for key in ("read_timeout", "write_timeout"):
             if self.settings[key] is not None:
-                if not _supports_io_timeouts(driver):
+                if not _supports_io_timeouts():
                     raise BackendOptionError(
                         "%s needs mysql-connector-python 9.2 or newer (installed: %s)" % (key, self.version()))
                 kwargs[key] = _whole_seconds(self.settings[key])
@@ -68,7 +68,7 @@ def _whole_seconds(value: float) -> int:
     return whole if whole == value else whole + 1
 
 
-def _supports_io_timeouts(driver: Any) -> bool:
+def _supports_io_timeouts() -> bool:
     try:
         from mysql.connector.constants import DEFAULT_CONFIGURATION
     except ImportError:  # pragma: no cover - very old library

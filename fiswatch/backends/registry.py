@@ -18,10 +18,8 @@ class UnknownBackend(ValueError):
 
 def _entry_points() -> Dict[str, str]:
     """Installed entry points of our group as name -> 'module:attr' (3.9 and 3.10+ APIs)."""
-    try:
-        from importlib import metadata
-    except ImportError:  # pragma: no cover
-        return {}
+    from importlib import metadata
+
     try:
         eps = metadata.entry_points()
         if hasattr(eps, "select"):
