@@ -1,7 +1,9 @@
 """Command line: argparse, sub-commands, exit codes (0 ok, 1 failure, 2 bad usage).
 
-Every sub-command module registers its own parser; this file only assembles them, so
-`fiswatch --help` imports no driver, no boto3 and no curses.
+This is the one place that registers every command: each command's module defines its
+parser (and imports nothing heavy at import time), this file calls them in order, so
+`fiswatch --help` imports no driver, no boto3 and no curses. Imports only go downward:
+no command module imports this one (exit codes and UsageError live in fiswatch.exits).
 """
 import argparse
 import importlib
@@ -11,7 +13,7 @@ from typing import List, Optional
 
 from fiswatch import __version__
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+from fiswatch.exits import EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE, UsageError
 
 DESCRIPTION = """\
 Watch MySQL client libraries side by side while an Aurora cluster or an RDS Multi-AZ
@@ -28,11 +30,8 @@ examples:
   fiswatch backends                               installed connector backends and their defaults
 
 passwords never go on the command line: FISWATCH_PASSWORD_<NAME>, MYSQL_PWD or a prompt.
-"""
-
-
-class UsageError(Exception):
-    """Bad usage found after parsing: one line, exit 2."""
+exit codes: 0 ok, 1 failure, 2 bad usage, %d a run whose record or output is incomplete (disk full...).
+""" % EXIT_INCOMPLETE
 
 
 class Parser(argparse.ArgumentParser):
@@ -42,8 +41,12 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, "%s: error: %s (try: %s --help)\n" % (self.prog, message, self.prog))
 
 
-# Sub-commands that live in their own package: module, parser registration, runners.
+# Every command: module, parser registration, runners (for modules that set no handler).
 PLUGGED = (
+    ("fiswatch.watch", "add_watch_parser", {}),
+    ("fiswatch.demo", "add_parser", {}),
+    ("fiswatch.commands", "add_create_db_parser", {}),
+    ("fiswatch.commands", "add_backends_parser", {}),
     ("fiswatch.lab.cli", "add_lab_parser", {"lab": "run_lab"}),
     ("fiswatch.report_cli", "add_report_parsers", {"report": "run_report", "verify": "run_verify"}),
     ("fiswatch.aws.cli", "add_experiment_parser", {"experiment": "run_experiment"}),
@@ -51,16 +54,10 @@ PLUGGED = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from fiswatch import app
-
     parser = Parser(prog="fiswatch", description=DESCRIPTION, epilog=EPILOG,
                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version="fiswatch " + __version__)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    app.add_watch_parser(sub)
-    app.add_demo_parser(sub)
-    app.add_create_db_parser(sub)
-    app.add_backends_parser(sub)
     for module, register, _ in PLUGGED:
         getattr(importlib.import_module(module), register)(sub)
     return parser

@@ -17,10 +17,11 @@ EXIT_OK, EXIT_FAIL = 0, 1
 
 
 def add_parser(sub) -> None:
-    from fiswatch.app import add_output_args, add_probe_args
+    from fiswatch.options import RUN_EPILOG, add_output_args, add_probe_args
 
     p = sub.add_parser(
         "demo", help="run the whole lesson on a local lab (no AWS account needed)",
+        epilog=RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Start a local lab (MariaDB servers, DNS, fault proxies) if none runs, watch both endpoints "
                     "with both backends, and fail the Aurora cluster and then the RDS instance over, so the "
                     "mysql-connector probes (no read timeout) lock up while the PyMySQL probes recover.")
@@ -106,9 +107,10 @@ class DemoHooks:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from fiswatch.app import watch
     from fiswatch.lab import api
+    from fiswatch.watch import check_record_target, watch
 
+    check_record_target(args)
     lab_dir = args.dir or api.default_lab_dir()
     started_here = False
     try:

@@ -3,23 +3,34 @@
     endpoints x backends -> Probe threads --snapshots--> Monitor thread --View + events--> sinks
                                                                                          (screen, --plain, --json,
                                                                                           --record, CloudWatch)
-The monitor thread ticks every 0.1 s, so a stall shows within stall_after + 0.1 s. Sinks
-are called from the monitor thread and must not block for long; none of them ever
-touches a driver.
+The monitor thread ticks every 0.1 s, so a stall shows within stall_after + 0.1 s; it is
+the only thread that ticks. Each sink runs in its own thread behind a bounded queue
+(fiswatch.output.outlet): a slow, blocked or failing output never delays the monitor, and
+none of them ever touches a driver.
+
+At stop the probes get ROUND_GRACE seconds to finish the round in flight, so a write the
+server acknowledged just before the stop reaches the record; a probe stuck in a driver
+is left behind after that.
 """
+import collections
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 from fiswatch.backends.registry import make_backend
 from fiswatch.dnswatch import DnsWatcher
 from fiswatch.model import BackendInfo, BackendSpec, Endpoint, Event, Snapshot, State, View
 from fiswatch.monitor import Monitor
+from fiswatch.output.outlet import Outlet
 from fiswatch.probe import Probe, probe_id
 
 TICK = 0.1
 FREQUENT = ("write", "tick")  # events kept on disk (the record), not in memory
+HISTORY_EVENTS = 1000  # the rare events kept in memory (the newest); the record has them all
+ROUND_GRACE = 0.5  # seconds the probes get at stop to finish the round in flight
+OUTPUT_GRACE = 1.0  # seconds the outputs get at stop to write what is queued
+SINK_QUEUE = 2000  # batches (one per tick) an output may fall behind before it drops
 
 Sink = Callable[[View, List[Event]], None]
 
@@ -67,10 +78,15 @@ class Runner:
 
     def __post_init__(self) -> None:
         self.sinks: List[Sink] = []
-        # the run's rare events (states, DNS, errors, lab steps...); the frequent ones (one
+        # the newest rare events (states, DNS, errors, lab steps...); the frequent ones (one
         # `write` per round, a `tick` a second) go only to the sinks, i.e. the record file,
-        # so memory stays flat however long the run
-        self.history: List[Event] = []
+        # and the history is bounded, so memory stays flat however long the run
+        self.history: Deque[Event] = collections.deque(maxlen=HISTORY_EVENTS)
+        self.final_events: List[Event] = []  # verification + summary, once stop() ran
+        self._outlets: Dict[int, Outlet] = {}
+        self._outlet_options: Dict[int, Tuple[str, int, Optional[Callable[[BaseException], None]]]] = {}
+        self._pause_lock = threading.Lock()
+        self._last_view: Optional[View] = None
         self.record_path: Optional[str] = None  # the run's record, set by whoever adds the record sink
         self.stop_event = threading.Event()
         self._stop_monitor = threading.Event()
@@ -125,21 +141,44 @@ class Runner:
         self._thread.start()
         return self
 
+    def add_sink(self, sink: Sink, name: str = "output", maxsize: int = SINK_QUEUE,
+                 on_error: Optional[Callable[[BaseException], None]] = None) -> None:
+        """Feed `sink` from its own thread; `on_error` (default: a warning event) hears a failure once."""
+        self._outlet_options[id(sink)] = (name, maxsize, on_error)
+        self.sinks.append(sink)
+
+    def outlet(self, sink: Sink) -> Outlet:
+        """The queue and thread in front of `sink` (made on first use)."""
+        outlet = self._outlets.get(id(sink))
+        if outlet is None:
+            name, maxsize, on_error = self._outlet_options.get(
+                id(sink), (getattr(sink, "__name__", type(sink).__name__), SINK_QUEUE, None))
+            outlet = Outlet(name, lambda batch: sink(*batch), maxsize=maxsize,
+                            on_error=on_error or self._output_failed(name))
+            self._outlets[id(sink)] = outlet
+        return outlet
+
+    def _output_failed(self, name: str) -> Callable[[BaseException], None]:
+        def report(exc: BaseException) -> None:  # a broken output is dropped and reported once, never fatal
+            self.emit(Event.make("warning", message="output %s disabled: %s" % (name, exc)))
+        return report
+
     def step(self) -> View:
-        """One monitor tick: new View, events to every sink."""
+        """One monitor tick: new View, events queued for every sink. Only the monitor thread calls it
+        once the run started."""
         view, events = self.monitor.tick()
+        self._deliver(view, events)
+        return view
+
+    def _deliver(self, view: View, events: List[Event]) -> None:
         self.history.extend(e for e in events if e.event not in FREQUENT)
         for sink in list(self.sinks):
-            try:
-                sink(view, events)
-            except Exception as exc:  # a broken output is dropped and reported once, never fatal
-                self.sinks.remove(sink)
-                self.emit(Event.make("warning", message="output disabled: %s" % exc))
-        return view
+            self.outlet(sink).put((view, events))
 
     def _monitor_loop(self) -> None:
         while not self._stop_monitor.wait(TICK):
             self.step()
+        self._last_view = self.step()  # the last tick: events the probes emitted while stopping
 
     @property
     def view(self) -> View:
@@ -150,37 +189,60 @@ class Runner:
         return any(p.snapshot.iterations for p in self.probes)
 
     def toggle_pause(self) -> None:
-        paused = not self.monitor.paused
-        self.monitor.paused = paused
-        for p in self.probes:
-            p.pause(paused)
-        self.emit(Event.make("info", message="paused" if paused else "resumed"))
+        """Pause or resume every probe; safe from several threads at once (two key presses)."""
+        with self._pause_lock:
+            paused = not self.monitor.paused
+            self.monitor.paused = paused
+            for p in self.probes:
+                p.pause(paused)
+            self.emit(Event.make("info", message="paused" if paused else "resumed"))
 
     def stop(self, closing: Optional[Callable[[], List[Event]]] = None) -> Event:
-        """Stop without waiting for probes stuck in a driver; return the summary event.
+        """Stop without waiting long for probes stuck in a driver; return the summary event.
 
-        `closing` runs once everything is stopped; the events it returns (e.g. the
-        verification of the run's writes) reach every sink just before the summary.
+        The probes get ROUND_GRACE seconds to finish their round; the monitor's last tick
+        hands their events to the sinks, whose queues get OUTPUT_GRACE seconds to reach
+        disk before `closing` runs (it reads the record: the verification of the run's
+        writes); its events and the summary reach every sink last.
         """
         self.stop_event.set()
         for p in self.probes:
             p.stop()
         for w in self.watchers:
             w.stop()
+        deadline = time.monotonic() + ROUND_GRACE
+        for p in self.probes:
+            join = getattr(p, "join", None)
+            if join is not None and p.is_alive():
+                join(max(0.0, deadline - time.monotonic()))
         self._stop_monitor.set()
         if self._thread.is_alive():
             self._thread.join(1.0)
-        view = self.step()
+        if self._thread.ident is None:  # never started: nobody else ticks
+            view = self.step()
+        else:
+            view = self._last_view or self.monitor.view
+        self.flush_outputs(OUTPUT_GRACE)
         final = list(closing()) if closing is not None else []
         summary = self.monitor.summary(view)
         final.append(summary)
-        self.history.extend(e for e in final if e.event not in FREQUENT)
-        for sink in list(self.sinks):
-            try:
-                sink(view, final)
-            except Exception:
-                pass
+        self.final_events = final
+        self._deliver(view, final)
+        self.close_outputs(OUTPUT_GRACE)
         return summary
+
+    def flush_outputs(self, timeout: float) -> bool:
+        """Wait (at most `timeout` s in all) until every output wrote what it was given."""
+        deadline = time.monotonic() + timeout
+        done = True
+        for outlet in list(self._outlets.values()):
+            done = outlet.flush(max(0.0, deadline - time.monotonic())) and done
+        return done
+
+    def close_outputs(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for outlet in list(self._outlets.values()):
+            outlet.close(max(0.0, deadline - time.monotonic()))
 
     def wait(self, duration: Optional[float]) -> None:
         """Block the calling thread until stop_event or the duration is over."""

@@ -26,7 +26,7 @@ def test_existing_wide_open_file_is_tightened_and_truncated(tmp_path):
     path = tmp_path / "run.jsonl"
     path.write_text('{"ts": 1, "event": "old"}\n')
     os.chmod(str(path), 0o644)
-    with RecordWriter(str(path)) as writer:
+    with RecordWriter(str(path), overwrite=True) as writer:
         writer.write(Event.make("info", ts=2.0, message="new"))
     assert stat.S_IMODE(os.stat(str(path)).st_mode) == 0o600
     assert [e["event"] for e in read_record(str(path))] == ["info"]

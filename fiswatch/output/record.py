@@ -14,13 +14,22 @@ import math
 import os
 import re
 import threading
-from typing import Any, Dict, Iterator, List, Mapping, Optional
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
 
 _SECRET_KEY = re.compile(r"passw|pwd|secret|credential|token", re.IGNORECASE)
 
 
 class RecordError(Exception):
     """A record file cannot be written or read; str() is one line for the user."""
+
+
+class RecordExists(RecordError):
+    """--record names a file that exists (and --overwrite was not given): a usage error."""
+
+
+def exists_message(path: str) -> str:
+    return ("will not record to %s: the file already exists; give a new file name, or add %s to replace it"
+            % (path, OVERWRITE_FLAG))
 
 
 def is_secret_key(key: str) -> bool:
@@ -67,17 +76,26 @@ class RecordWriter:
     """Appends events to a record file, one flushed JSON line each.
 
     Thread-safe; a write costs one small `os.write` on a local file, and no probe thread
-    ever calls it (the monitor/UI thread does), so it cannot hold up a driver call.
-    A write error does not raise: it is kept in `error` and later writes are dropped, so
-    the watch keeps running and can say once that the record stopped.
+    ever calls it (the record's own output thread does), so it cannot hold up a driver call.
+    A write error (disk or quota full, `ulimit -f`) does not raise: it is kept in `error`,
+    `failed_at` is the time of the first event that did not make it, `on_error(message)`
+    is called once, and later events are only counted in `lost`, so the watch keeps
+    running and says at once and at the end what the record is missing.
+
+    An existing file is refused (RecordError) unless `overwrite` is true.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, overwrite: bool = False,
+                 on_error: Optional[Callable[[str], None]] = None) -> None:
         self.path = path
         self.lines = 0
+        self.lost = 0  # events not written after the error
         self.error = None  # type: Optional[str]
+        self.first_ts = None  # type: Optional[float]
+        self.failed_at = None  # type: Optional[float]
+        self.on_error = on_error
         self._lock = threading.Lock()
-        self._fd = _open_private(path)  # type: Optional[int]
+        self._fd = _open_private(path, overwrite)  # type: Optional[int]
 
     def write(self, event: Any) -> None:
         try:
@@ -85,8 +103,12 @@ class RecordWriter:
         except (TypeError, ValueError) as exc:  # pragma: no cover - scrub makes all JSON-able
             data = event_line({"ts": getattr(event, "ts", 0), "event": "warning",
                                "message": "unrecordable event: %s" % exc}).encode("utf-8")
+        ts = _ts(event)
+        failed = None
         with self._lock:
             if self._fd is None:
+                if self.error is not None:
+                    self.lost += 1
                 return
             try:
                 view = memoryview(data)
@@ -94,9 +116,16 @@ class RecordWriter:
                     written = os.write(self._fd, view)
                     view = view[written:]
                 self.lines += 1
+                if self.first_ts is None:
+                    self.first_ts = ts
             except OSError as exc:
-                self.error = "record %s stopped: %s" % (self.path, exc.strerror or exc)
+                self.error = "%s (%s)" % (exc.strerror or exc, _errno_name(exc))
+                self.failed_at = ts
+                self.lost += 1
                 self._close_fd()
+                failed = self.error
+        if failed is not None and self.on_error is not None:
+            self.on_error(failed)
 
     def close(self) -> None:
         with self._lock:
@@ -117,17 +146,35 @@ class RecordWriter:
         self.close()
 
 
-def _open_private(path: str) -> int:
-    """Open `path` for writing (truncated), mode 0600, refusing symlinks and non-files."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
+def _ts(event: Any) -> Optional[float]:
+    ts = event.get("ts") if isinstance(event, Mapping) else getattr(event, "ts", None)
+    return float(ts) if isinstance(ts, (int, float)) and not isinstance(ts, bool) else None
+
+
+def _errno_name(exc: OSError) -> str:
+    return errno.errorcode.get(exc.errno or 0, "error %s" % exc.errno)
+
+
+OVERWRITE_FLAG = "--overwrite"
+
+
+def _open_private(path: str, overwrite: bool = False) -> int:
+    """Open `path` for writing, mode 0600, refusing symlinks, non-files and (unless
+    `overwrite`) any file that already exists."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
     flags |= getattr(os, "O_CLOEXEC", 0)
+    flags |= os.O_TRUNC if overwrite else os.O_EXCL
     if os.path.islink(path):
         raise RecordError("cannot record to %s: it is a symbolic link; give a plain file path" % path)
     if os.path.isdir(path):
         raise RecordError("cannot record to %s: it is a directory; give a file path" % path)
+    if not overwrite and os.path.lexists(path):
+        raise RecordExists(exists_message(path))
     try:
         fd = os.open(path, flags | os.O_NONBLOCK, 0o600)
     except OSError as exc:
+        if exc.errno == errno.EEXIST:
+            raise RecordExists(exists_message(path))
         raise RecordError(_open_error(path, exc))
     try:
         import stat
@@ -156,6 +203,8 @@ def _open_error(path: str, exc: OSError) -> str:
             path, os.path.dirname(os.path.abspath(path)))
     if code in (errno.EACCES, errno.EPERM, errno.EROFS):
         return "cannot record to %s: permission denied; pick a path you can write (e.g. in your home)" % path
+    if code == errno.EEXIST:
+        return exists_message(path)
     if code == errno.EISDIR:
         return "cannot record to %s: it is a directory; give a file path" % path
     return "cannot record to %s: %s" % (path, exc.strerror or exc)

@@ -176,7 +176,8 @@ def split_bands(probes: Sequence[ProbeView], width: int) -> List[Tuple[ProbeView
 
 def too_small(width: int, height: int, need_w: int, need_h: int) -> List[Line]:
     """One centred message instead of a broken screen."""
-    message = "terminal too small (%dx%d): need at least %dx%d" % (width, height, need_w, need_h)
+    message = "terminal too small (%dx%d): need at least %dx%d; enlarge it or run with --plain" % (
+        width, height, need_w, need_h)
     parts = [message] if len(message) <= width else T.wrap(message, width)
     top = max(0, (height - len(parts)) // 2)
     lines = [BLANK] * top

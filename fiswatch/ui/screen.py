@@ -9,16 +9,20 @@ runner's monitor hands over its latest frozen View).
 p: with a 'pause' action (the runner pauses its probes; View.paused says so) the display
 keeps updating; without one, p freezes the display on the last frame.
 
-On quit (q, Q, Ctrl-C) it calls `actions['quit']` if given, then returns; it also
-returns as soon as `stop` is set. Other actions ('pause', extra bindings such as 'f')
+On quit (q, Q, Ctrl-C) it calls `actions['quit']` if given, then returns "quit"; it
+returns "stop" as soon as `stop` is set, and "lost" when the terminal went away (an SSM
+session or tmux closed under it: reads and writes fail with EIO): then nothing is raised,
+the caller ends the run as on q. With stdin not a terminal (`</dev/null`) there are no
+keys: the loop sleeps between frames instead of polling (no spinning). Other actions ('pause', extra bindings such as 'f')
 run in a daemon thread each, so a slow one (an AWS call) never freezes the screen; an
 exception in one becomes a footer message.
 """
+import errno
 import os
 import queue
-from dataclasses import replace
 import threading
 import time
+from dataclasses import replace
 from typing import Any, Callable, Dict, Iterable, Mapping, Optional
 
 from fiswatch.model import View
@@ -26,6 +30,7 @@ from fiswatch.ui.keys import as_bindings, handle_key
 from fiswatch.ui.layout import Line, UiState, render
 
 POLL_SECONDS = 0.1
+QUICK_EMPTY_READS = 5  # getch() returning nothing at once this often in a row: is the terminal gone?
 
 
 class DashboardUnavailable(RuntimeError):
@@ -130,42 +135,64 @@ def _unicode_terminal() -> bool:
     return "utf" in (locale.getpreferredencoding(False) or "").lower().replace("-", "")
 
 
+def terminal_gone(fds: Iterable[int] = (1, 0)) -> bool:
+    """True when the terminal behind these fds was hung up (its pty master closed): EIO."""
+    import termios
+
+    for fd in fds:
+        try:
+            termios.tcgetattr(fd)
+        except termios.error as exc:
+            if exc.args and exc.args[0] in (errno.EIO, errno.ENXIO):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
 def run_dashboard(get_view: Callable[[], View], actions: Mapping[str, Callable[[], None]],
                   stop: threading.Event, refresh: float = 0.25, color: Optional[bool] = None,
-                  confirm_keys: Iterable[str] = ()) -> None:
+                  confirm_keys: Iterable[str] = ()) -> str:
     """Paint the dashboard until q / Ctrl-C (then `actions['quit']()` runs) or until `stop` is set.
 
     `color`: None = automatic (the terminal has colours and NO_COLOR is unset), True/False
     forces it. `confirm_keys`: extra binding keys (from View.keys) that ask y/n first.
+    Returns how it ended: "quit", "stop" or "lost" (the terminal went away).
     Raises DashboardUnavailable when curses cannot drive this terminal.
     """
     import curses
 
     unicode_ok = _unicode_terminal()
     confirm = tuple(confirm_keys)
-    state: Dict[str, Any] = {"quit": False}
+    state: Dict[str, Any] = {"how": "stop"}
 
     def loop(stdscr: Any) -> None:
         state["started"] = True
-        state["quit"] = _loop(curses, stdscr, get_view, actions, stop, refresh, color, confirm, unicode_ok)
+        state["how"] = _loop(curses, stdscr, get_view, actions, stop, refresh, color, confirm, unicode_ok)
 
     try:
         _wrapper(curses, loop)
     except KeyboardInterrupt:
-        state["quit"] = True
-    except curses.error as exc:
+        state["how"] = "quit"
+    except (curses.error, OSError) as exc:
         if not state.get("started"):
             raise DashboardUnavailable("the terminal cannot show the dashboard (%s): use --plain" % exc)
-        raise
-    if state["quit"]:
+        if not terminal_gone():
+            raise
+        state["how"] = "lost"
+    if state["how"] != "lost" and terminal_gone():  # e.g. SIGHUP as the pty closed
+        state["how"] = "lost"
+    if state["how"] == "quit":
         _call_quit(actions)
+    return state["how"]
 
 
 def _wrapper(curses: Any, fn: Callable[[Any], None]) -> None:
     """curses.wrapper without its start_color(): with NO_COLOR not even the default pair is set.
 
     endwin() runs on every way out (return, exception, KeyboardInterrupt), so the terminal
-    gets its modes, cursor and main screen back.
+    gets its modes, cursor and main screen back; on a terminal that is gone each restoring
+    call fails (ERR) and is skipped, never raised.
     """
     stdscr = curses.initscr()  # raises curses.error for an unknown TERM (setupterm first)
     try:
@@ -174,12 +201,11 @@ def _wrapper(curses: Any, fn: Callable[[Any], None]) -> None:
         stdscr.keypad(True)
         fn(stdscr)
     finally:
-        try:
-            stdscr.keypad(False)
-            curses.echo()
-            curses.nocbreak()
-        finally:
-            curses.endwin()
+        for restore in (lambda: stdscr.keypad(False), curses.echo, curses.nocbreak, curses.endwin):
+            try:
+                restore()
+            except curses.error:
+                pass
 
 
 def _call_quit(actions: Mapping[str, Callable[[], None]]) -> None:
@@ -203,8 +229,8 @@ def _start_action(name: str, action: Callable[[], None], messages: "queue.Simple
 
 def _loop(curses: Any, stdscr: Any, get_view: Callable[[], View], actions: Mapping[str, Callable[[], None]],
           stop: threading.Event, refresh: float, color: Optional[bool], confirm_keys: Iterable[str],
-          unicode_ok: bool) -> bool:
-    """The screen loop; True when the user asked to quit."""
+          unicode_ok: bool) -> str:
+    """The screen loop; "quit" when the user asked to, "stop" when `stop` was set, "lost" without a terminal."""
     try:
         curses.curs_set(0)
     except curses.error:
@@ -214,7 +240,10 @@ def _loop(curses: Any, stdscr: Any, get_view: Callable[[], View], actions: Mappi
     use_color = (color_wanted() if color is None else color) and curses.has_colors()
     palette = make_palette(curses, use_color)
     stdscr.keypad(True)
-    stdscr.timeout(int(max(0.01, min(POLL_SECONDS, refresh)) * 1000))
+    poll = max(0.01, min(POLL_SECONDS, refresh))
+    stdscr.timeout(int(poll * 1000))
+    keys_ok = _is_tty(0)  # stdin </dev/null: getch() returns at once, forever
+    quick_reads = 0
     messages: "queue.SimpleQueue[str]" = queue.SimpleQueue()
     confirm_keys = tuple(confirm_keys)
     # curses encodes text with the window's encoding: in a C/POSIX locale that is ASCII even
@@ -244,9 +273,19 @@ def _loop(curses: Any, stdscr: Any, get_view: Callable[[], View], actions: Mappi
         shown = replace(ui, paused=False) if runner_pauses else ui
         paint(curses, stdscr, render(view, width, height, shown, frame_now if frozen else now),
               palette, not unicode_ok)
+        if not keys_ok:
+            stop.wait(refresh)
+            continue
+        asked = time.monotonic()
         key = key_name(curses, stdscr.getch())
         if key is None:
+            quick_reads = quick_reads + 1 if time.monotonic() - asked < poll / 4 else 0
+            if quick_reads >= QUICK_EMPTY_READS:  # no wait, no key: a hung-up terminal (EIO) or EOF
+                if terminal_gone():
+                    return "lost"
+                stop.wait(poll)
             continue
+        quick_reads = 0
         if key == "KEY_RESIZE":
             if hasattr(curses, "update_lines_cols"):
                 curses.update_lines_cols()
@@ -254,7 +293,7 @@ def _loop(curses: Any, stdscr: Any, get_view: Callable[[], View], actions: Mappi
         bindings = as_bindings(view.keys, confirm_keys)
         ui, action = handle_key(key, ui, bindings)
         if action == "quit":
-            return True
+            return "quit"
         if action is None:
             continue
         fn = actions.get(action)
@@ -262,4 +301,11 @@ def _loop(curses: Any, stdscr: Any, get_view: Callable[[], View], actions: Mappi
             _start_action(action, fn, messages)
         elif action != "pause":
             messages.put("no action for key %s" % action)
-    return False
+    return "stop"
+
+
+def _is_tty(fd: int) -> bool:
+    try:
+        return os.isatty(fd)
+    except OSError:
+        return False

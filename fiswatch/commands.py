@@ -1,0 +1,82 @@
+"""The small commands: `create-db` (the workshop's table, each endpoint's address) and `backends`."""
+import argparse
+import sys
+
+from fiswatch.endpoints import collect_endpoints
+from fiswatch.exits import EXIT_FAIL, EXIT_OK, CommandError, UsageError
+from fiswatch.options import add_endpoint_args
+
+COLUMN = 30  # the workshop's column width
+
+
+def add_create_db_parser(sub) -> None:
+    p = sub.add_parser("create-db", help="create the test table if missing and show each endpoint's address",
+                       description="Create the workshop's table (id INT AUTO_INCREMENT PRIMARY KEY, value INT) "
+                                   "where it is missing and print each endpoint with the address it resolves to.")
+    add_endpoint_args(p)
+    p.add_argument("--backend", default="pymysql", help="library used to connect (default: %(default)s)")
+    p.set_defaults(handler=run_create_db)
+
+
+def add_backends_parser(sub) -> None:
+    p = sub.add_parser("backends", help="list installed connector backends, versions and default options")
+    p.set_defaults(handler=run_backends)
+
+
+# -- create-db -------------------------------------------------------------------------------------------------
+CREATE_TABLE = "CREATE TABLE IF NOT EXISTS `%s` (id INT AUTO_INCREMENT PRIMARY KEY, value INT)"
+
+
+def run_create_db(args: argparse.Namespace) -> int:
+    from fiswatch.backends.base import BackendOptionError
+    from fiswatch.backends.registry import UnknownBackend, make_backend, parse_backend_spec
+    from fiswatch.resolve import Resolver
+
+    try:
+        endpoints, nameserver = collect_endpoints(args)
+        backend = make_backend(parse_backend_spec(args.backend))
+    except (BackendOptionError, UnknownBackend) as exc:
+        raise UsageError(str(exc))
+    except CommandError as exc:
+        sys.stderr.write("fiswatch: %s\n" % exc)
+        return EXIT_FAIL
+    resolver = Resolver(nameserver)
+    addresses, problems = [], []
+    for ep in endpoints:
+        res = resolver.resolve(ep.host)
+        if res.address is None:
+            addresses.append("(%s)" % (res.error or "no address"))
+            problems.append("%s: %s does not resolve (%s)" % (ep.name, ep.host, res.error))
+            continue
+        addresses.append(res.address)
+        try:
+            conn = backend.connect(res.address, ep.port, ep.user, ep.password.reveal() if ep.password else "",
+                                   ep.database, server_hostname=ep.host)
+            try:
+                cur = conn.cursor()
+                cur.execute(CREATE_TABLE % ep.table)
+                conn.commit()
+            finally:
+                conn.close()
+        except Exception as exc:
+            problems.append("%s: %s" % (ep.name, backend.classify(exc).text()))
+    print("".join(("%-" + str(COLUMN) + "s") % e.name.upper() for e in endpoints).rstrip())
+    print("".join(("%-" + str(COLUMN) + "s") % a for a in addresses).rstrip())
+    for line in problems:
+        sys.stderr.write("fiswatch create-db: %s\n" % line)
+    return EXIT_FAIL if problems else EXIT_OK
+
+
+# -- backends --------------------------------------------------------------------------------------------------
+def run_backends(args: argparse.Namespace) -> int:
+    from fiswatch.backends.registry import describe_backends
+
+    rows = describe_backends()
+    print("%-16s %-24s %-9s %s" % ("BACKEND", "LIBRARY", "VERSION", "DEFAULT OPTIONS"))
+    for name, library, version, defaults, notes in rows:
+        print("%-16s %-24s %-9s %s" % (name, library, version, defaults))
+        if notes:
+            print("%-16s %s" % ("", notes))
+    print("\nA timeout of 'none' waits forever: mysql-connector-python has read_timeout since 9.2,\n"
+          "but it defaults to none. Set options per backend: --backend mysql-connector:read_timeout=1")
+    return EXIT_OK

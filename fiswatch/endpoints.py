@@ -1,0 +1,65 @@
+"""Where a command's endpoints come from: --endpoint, --lab, AWS (Secrets Manager, --workshop)."""
+import argparse
+from typing import Callable, List, Optional, Tuple
+
+from fiswatch.config import ConfigError, parse_endpoint, with_password
+from fiswatch.exits import CommandError, UsageError
+from fiswatch.model import Endpoint
+
+
+def collect_endpoints(args: argparse.Namespace) -> Tuple[List[Endpoint], Optional[Tuple[str, int]]]:
+    """Endpoints from --endpoint, --lab and AWS secrets; the DNS server to use."""
+    from fiswatch.resolve import parse_nameserver
+
+    nameserver = None
+    if getattr(args, "nameserver", None):
+        try:
+            nameserver = parse_nameserver(args.nameserver)
+        except ValueError as exc:
+            raise UsageError(str(exc))
+    endpoints: List[Endpoint] = []
+    for text in args.endpoint:
+        try:
+            endpoints.append(with_password(parse_endpoint(text, args.table)))
+        except ConfigError as exc:
+            raise UsageError(str(exc))
+    if args.lab is not None:
+        info = lab_info(args.lab)
+        endpoints.extend(_with_table(e, args.table) for e in info.endpoints)
+        nameserver = nameserver or tuple(info.nameserver)
+    from fiswatch.aws.cli import endpoints_from_args
+
+    endpoints.extend(_with_table(e, args.table) for e in aws_call(endpoints_from_args, args))
+    names = [e.name for e in endpoints]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise UsageError("endpoint name %s given twice; each endpoint needs its own name" % ", ".join(dupes))
+    if not endpoints:
+        raise UsageError("no endpoint: give --endpoint NAME=mysql://USER@HOST/DB, --lab, or --workshop "
+                         "(or run `fiswatch demo` for the local lab)")
+    return endpoints, nameserver
+
+
+def _with_table(endpoint: Endpoint, table: str) -> Endpoint:
+    from dataclasses import replace
+
+    return endpoint if endpoint.table == table else replace(endpoint, table=table)
+
+
+def lab_info(lab_dir: str):
+    from fiswatch.lab import api
+
+    try:
+        return api.lab_status(lab_dir or api.default_lab_dir())
+    except (api.LabNotRunning, api.LabError) as exc:
+        raise CommandError(str(exc))
+
+
+def aws_call(func: Callable, *args):
+    """Run an AWS call; its errors become one line (exit 1)."""
+    from fiswatch.aws.session import AwsError
+
+    try:
+        return func(*args)
+    except AwsError as exc:
+        raise CommandError(str(exc))

@@ -1,0 +1,67 @@
+"""The option groups `watch` and `demo` share (endpoints, probes, output) and their value parsers."""
+import argparse
+
+from fiswatch.exits import EXIT_INCOMPLETE
+
+
+def add_endpoint_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("endpoints")
+    g.add_argument("--endpoint", action="append", metavar="NAME=mysql://USER@HOST[:PORT]/DB", default=[],
+                   help="a database to write to (repeatable); password from FISWATCH_PASSWORD_<NAME>, "
+                        "MYSQL_PWD or a prompt, never from the URL")
+    g.add_argument("--lab", nargs="?", const="", default=None, metavar="DIR",
+                   help="take endpoints, credentials and the DNS server from a running local lab "
+                        "(default dir: the one `fiswatch lab up` uses)")
+    g.add_argument("--table", default="test", help="table to write to (default: %(default)s)")
+    g.add_argument("--nameserver", metavar="IP[:PORT]",
+                   help="resolve endpoint names with this DNS server instead of the system's")
+    from fiswatch.aws.cli import add_aws_options
+
+    add_aws_options(p)
+
+
+def add_probe_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("probes")
+    g.add_argument("--backend", action="append", metavar="NAME[:OPT=VAL,...]",
+                   help="connector backend to run against every endpoint (repeatable; default: mysql-connector "
+                        "and pymysql), e.g. --backend mysql-connector:read_timeout=1; see `fiswatch backends`")
+    g.add_argument("--interval", type=_seconds, default=0.05, metavar="SECONDS",
+                   help="pause between rounds of INSERT/COMMIT/SELECT (default: %(default)s)")
+    g.add_argument("--stall-after", type=_seconds, default=2.0, metavar="SECONDS",
+                   help="a driver call in flight longer than this shows as STALLED (default: %(default)s)")
+    g.add_argument("--connect-by-name", action="store_true",
+                   help="let the driver resolve the host name itself (for TLS host checks); the address shown "
+                        "is then fiswatch's own lookup")
+
+
+def add_output_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("output")
+    mode = g.add_mutually_exclusive_group()
+    mode.add_argument("--plain", action="store_true",
+                      help="the workshop's column text, reprinted every second (automatic when stdout is not a "
+                           "terminal or TERM=dumb)")
+    mode.add_argument("--json", action="store_true", help="one JSON object per line (see docs/events.md)")
+    g.add_argument("--duration", type=_seconds, metavar="SECONDS", help="end the run by itself after this long")
+    g.add_argument("--record", metavar="FILE",
+                   help="write every event and acknowledged write to FILE (JSON lines); FILE must not exist yet")
+    g.add_argument("--overwrite", action="store_true", help="let --record replace an existing FILE")
+    g.add_argument("--no-color", action="store_true", help="no colours (also NO_COLOR=1)")
+    g.add_argument("--no-verify", action="store_true",
+                   help="skip checking, at the end, that every acknowledged write is on the current writer")
+
+
+RUN_EPILOG = """\
+exit codes: 0 the run ended (q, Ctrl-C, --duration, SIGTERM, the terminal closed); 1 a failure before
+the run (one line); 2 bad usage; %d the run ended but its record or its output could not be written in
+full (disk or quota full, `ulimit -f`): the end of the run says from when and what is missing.
+""" % EXIT_INCOMPLETE
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not a number of seconds" % text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("seconds must not be negative")
+    return value

@@ -1,0 +1,150 @@
+"""The end of a run: verify its writes, print its summary, and say loudly what is missing.
+
+A run can lose parts of itself to the world around it: the record's disk or quota fills
+(or `ulimit -f`), the record cannot keep up, stdout fails. `RunTrouble` hears each at once
+(an event in the dashboard's log, a line on stderr outside the dashboard) and at the end
+turns them into lines saying what they mean, and the exit code 3 (fiswatch.exits).
+"""
+import json
+import threading
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from fiswatch.exits import EXIT_INCOMPLETE, EXIT_OK
+from fiswatch.model import Event
+from fiswatch.output.streams import describe_stdout_error, say, silence
+
+VERIFY_BUDGET = 3.0  # seconds the end of a run may spend verifying writes
+
+
+class RunTrouble:
+    """What went wrong around a run; callbacks run in output threads, so they only note and tell."""
+
+    def __init__(self, mode: str, emit: Callable[[Event], None], stop: Callable[[], None]) -> None:
+        self.mode = mode
+        self.emit = emit
+        self.stop = stop
+        self.stdout_error: Optional[str] = None
+        self.terminal_lost = False
+        self._lock = threading.Lock()
+
+    def stdout_failed(self, exc: BaseException) -> None:
+        """stdout cannot be written: the reader left (silence) or the disk is full (one line). The run ends."""
+        message = describe_stdout_error(exc)
+        with self._lock:
+            first = self.stdout_error is None and not self.terminal_lost
+            if message is None:
+                self.terminal_lost = True
+            else:
+                self.stdout_error = message
+        if message is None:
+            silence(1)
+        if first:
+            if message is not None:
+                say(message + "; ending the run")
+            self.emit(Event.make("warning", message=message or "stdout closed (the reader or the terminal went "
+                                 "away): the run ends as on q"))
+        self.stop()
+
+    def lost_terminal(self) -> None:
+        """The dashboard's terminal is gone: nothing more is shown, the run ends as on q."""
+        self.terminal_lost = True
+        silence(1)
+        silence(2)
+        self.emit(Event.make("warning", message="the terminal closed: the run ends as on q"))
+
+    def record_failed(self, message: str) -> None:
+        """The record cannot be written (from its output thread): say so now, keep running."""
+        text = "the record cannot be written: %s; the run goes on, but the record misses everything from now " \
+               "(the end of the run says what)" % message
+        self.emit(Event.make("warning", message=text))
+        if self.mode != "curses":
+            say(text)
+
+    def end_lines(self, record: Any, record_outlet: Any, final_events: Sequence[Event], path: str,
+                  private: bool) -> List[str]:
+        """One loud line per thing the run could not keep, saying what it means."""
+        lines = []
+        where = "the record" if private else path
+        end = _summary_ts(final_events)
+        if record.error is not None:
+            start = record.first_ts if record.first_ts is not None else record.failed_at
+            t_fail = (record.failed_at or 0.0) - (start or 0.0)
+            total = (end or record.failed_at or 0.0) - (start or 0.0)
+            lines.append("record incomplete from t+%.1fs (%s): the summary covers only the first %.1fs of the "
+                         "%.1fs run and the verification only the writes recorded before then; %d later events "
+                         "(writes, states, the verification and the summary) are not in %s"
+                         % (t_fail, record.error, t_fail, total, record.lost, where))
+        elif record_outlet is not None and record_outlet.stuck:
+            lines.append("record incomplete: writing %s did not finish (its disk stopped answering); the summary "
+                         "and the verification cover only what reached it" % where)
+        if record_outlet is not None and record_outlet.dropped and record.error is None:
+            lines.append("record incomplete: %d batches of events were dropped because %s could not keep up; "
+                         "the summary may miss writes and gaps" % (record_outlet.dropped, where))
+        if self.stdout_error is not None:
+            lines.append("output incomplete: %s" % self.stdout_error)
+        return lines
+
+    def exit_code(self, end_lines: Sequence[str]) -> int:
+        return EXIT_INCOMPLETE if end_lines else EXIT_OK
+
+
+def _summary_ts(events: Sequence[Event]) -> Optional[float]:
+    return next((e.ts for e in reversed(list(events)) if e.event == "summary"), None)
+
+
+def final_verify(runner, endpoints, nameserver, args, mode: str) -> List[Event]:
+    """Check every acknowledged write of the run against the current writer.
+
+    Only endpoints with a probe writing right now are checked (their writer answers), and
+    within VERIFY_BUDGET seconds, so quitting stays quick even in the middle of a failover;
+    `fiswatch verify FILE` checks a record later.
+    """
+    from fiswatch.autoverify import verify_record
+    from fiswatch.model import State
+
+    if getattr(args, "no_verify", False) or not runner.wrote():
+        return []
+    live = {pv.snapshot.endpoint for pv in runner.view.probes if pv.state is State.OK}
+    skipped = sorted({e.name for e in endpoints} - live)
+    events: List[Event] = [Event.make("warning", message="writes to %s not verified: no probe was writing at the "
+                                      "end; check later with `fiswatch verify FILE`" % name) for name in skipped]
+    if not live:
+        return events
+    if mode != "json":
+        say("verifying the acknowledged writes on each endpoint's current writer ...")
+    found: List[Event] = []
+
+    def work() -> None:
+        try:
+            found.extend(verify_record(runner.record_path, endpoints, nameserver, only=sorted(live))[1])
+        except Exception as exc:  # verification must never turn the end of a run into a traceback
+            found.append(Event.make("warning", message="verification failed: %s" % exc))
+
+    worker = threading.Thread(target=work, name="verify", daemon=True)
+    worker.start()
+    worker.join(VERIFY_BUDGET)
+    if worker.is_alive():
+        return events + [Event.make("warning", message="verification did not finish in %.0fs; check later with "
+                                    "`fiswatch verify FILE`" % VERIFY_BUDGET)]
+    return events + list(found)
+
+
+def summary_lines(path: str, final_events: Sequence[Event], record_path: Optional[str]) -> List[str]:
+    """The end-of-run summary, from the same code as `fiswatch report`, read from the run's record.
+
+    When the record lost its end (disk full), the verification and summary events are
+    taken from memory, so a LOST WRITES verdict is shown all the same.
+    """
+    from fiswatch.output.record import RecordError, event_line, read_record
+    from fiswatch.report import build_report, summary_lines as report_lines
+
+    try:
+        events: List[Dict[str, Any]] = list(read_record(path))
+    except RecordError:
+        events = []
+    if not any(e.get("event") == "summary" for e in events):
+        events.extend(json.loads(event_line(e)) for e in final_events)
+    lines = report_lines(build_report(events), width=80)
+    if record_path:
+        lines.append("record: %s  (fiswatch report %s)" % (record_path, record_path))
+    return lines

@@ -1,0 +1,265 @@
+"""`fiswatch watch`: run the probes, feed the outputs, and end every run the same way.
+
+However a run ends (q, Ctrl-C, --duration, SIGTERM, SIGHUP, the terminal or the stdout
+reader going away), the same steps follow: probes stopped, writes drained into the
+record, verification, summary, private record removed. Every output (record, --json,
+--plain, the summary on stdout, CloudWatch) has its own thread and queue, so none of
+them can hold the run; what could not be written is said at the end (fiswatch.run_end).
+"""
+import argparse
+import os
+import threading
+from typing import Callable, Dict, List, Sequence, Tuple
+
+from fiswatch.endpoints import aws_call, collect_endpoints
+from fiswatch.exits import EXIT_FAIL, CommandError, UsageError
+from fiswatch.model import Endpoint, Event
+from fiswatch.options import RUN_EPILOG, add_endpoint_args, add_output_args, add_probe_args
+from fiswatch.output.streams import say
+
+PLAIN_FILE_WIDTH = 1000  # --plain into a file or pipe: no terminal width to cut messages at
+STDOUT_QUEUE = 8  # frames/texts stdout may fall behind before frames are dropped
+
+
+def add_watch_parser(sub) -> None:
+    p = sub.add_parser("watch", help="run the probes and show the dashboard",
+                       description="Run every backend against every endpoint and show them side by side.",
+                       epilog=RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_endpoint_args(p)
+    add_probe_args(p)
+    add_output_args(p)
+    p.set_defaults(handler=run_watch)
+
+
+def output_mode(args: argparse.Namespace, stream=None) -> str:
+    from fiswatch.output.plain import plain_wanted
+
+    if args.json:
+        return "json"
+    if args.plain or plain_wanted(stream):
+        return "plain"
+    return "curses"
+
+
+def run_watch(args: argparse.Namespace) -> int:
+    check_record_target(args)
+    try:
+        endpoints, nameserver = collect_endpoints(args)
+    except CommandError as exc:
+        say(str(exc))
+        return EXIT_FAIL
+    return watch(args, endpoints, nameserver)
+
+
+def check_record_target(args: argparse.Namespace) -> None:
+    """Refuse an existing --record file before anything starts (UsageError naming --overwrite)."""
+    from fiswatch.output.record import exists_message
+
+    if args.record and not getattr(args, "overwrite", False) and os.path.lexists(args.record):
+        raise UsageError(exists_message(args.record))
+
+
+def watch(args: argparse.Namespace, endpoints: Sequence[Endpoint], nameserver, hooks=None) -> int:
+    """Run probes until q, Ctrl-C, --duration or a signal; print the summary. `hooks` lets demo add keys and jobs."""
+    from fiswatch.backends.base import BackendOptionError
+    from fiswatch.backends.registry import UnknownBackend, resolve_specs
+    from fiswatch.output.outlet import Outlet
+    from fiswatch.output.streams import write_fd
+    from fiswatch.run_end import RunTrouble, final_verify, summary_lines
+    from fiswatch.runner import RunOptions, Runner
+
+    check_record_target(args)
+    try:
+        specs = resolve_specs(args.backend)
+        labels = [s.label for s in specs]
+        if len(set(labels)) != len(labels):
+            raise UsageError("the same backend is given twice: %s" % ", ".join(labels))
+        options = RunOptions(interval=args.interval, stall_after=args.stall_after, nameserver=nameserver,
+                             connect_by_name=args.connect_by_name)
+        extras = aws_extras(args, endpoints)
+        runner = Runner(endpoints, specs, options, topology=extras.topology, status=extras.status_lines)
+    except (BackendOptionError, UnknownBackend, ValueError) as exc:
+        raise UsageError(str(exc))
+    except CommandError as exc:
+        say(str(exc))
+        return EXIT_FAIL
+    mode = output_mode(args)
+    trouble = RunTrouble(mode, runner.emit, runner.stop_event.set)
+    # Every run is recorded: the summary and the verification read the record back, so
+    # memory stays flat. Without --record the file is private and removed at the end.
+    record_path = args.record or private_record_path()
+    record = open_record(record_path, bool(getattr(args, "overwrite", False)), trouble.record_failed)
+    if record is None:
+        return EXIT_FAIL
+    runner.record_path = record_path
+    record_sink = event_sink_to(record.write)
+    runner.add_sink(record_sink, "record", maxsize=20000)
+    stdout = Outlet("stdout", lambda text: write_fd(1, text), maxsize=STDOUT_QUEUE, on_error=trouble.stdout_failed)
+    if mode == "json":
+        from fiswatch.output.jsonl import JsonLines
+        from fiswatch.output.streams import FdStream
+
+        runner.add_sink(JsonLines(FdStream(1)), "json", on_error=trouble.stdout_failed)
+    extras.attach(runner)
+    actions: Dict[str, Callable[[], None]] = {"pause": runner.toggle_pause}
+    keys: List[Tuple[str, str]] = list(extras.keys)
+    actions.update(extras.actions)
+    if hooks is not None:
+        hooks.attach(runner, actions, keys)
+    runner.monitor.keys = tuple(keys)
+    stop_on_signals(runner.stop_event)
+    runner.start()
+    warn_missing_passwords(runner, endpoints, mode)
+
+    timer = None
+    if args.duration:
+        timer = threading.Timer(args.duration, runner.stop_event.set)
+        timer.daemon = True
+        timer.start()
+    try:
+        if mode == "curses":
+            if run_curses(runner, actions, extras.confirm_keys, args.no_color, stdout) == "lost":
+                trouble.lost_terminal()
+        elif mode == "plain":
+            run_plain(runner, stdout)
+        else:
+            runner.wait(None)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if timer is not None:
+            timer.cancel()
+        extras.stop()
+        if hooks is not None:
+            hooks.before_stop(runner)
+        runner.stop(closing=lambda: final_verify(runner, endpoints, nameserver, args, mode))
+        record_outlet = runner.outlet(record_sink)
+        if not record_outlet.stuck:
+            record.close()
+    try:
+        problems = trouble.end_lines(record, record_outlet, runner.final_events, record_path, not args.record)
+        if mode != "json":
+            lines = summary_lines(record_path, runner.final_events, args.record)
+            stdout.put("\n".join(lines) + "\n")
+        stdout.close(1.0)
+        for line in problems:
+            say(line)
+    finally:
+        if not args.record:
+            remove_private_record(record_path)
+    return trouble.exit_code(problems)
+
+
+def warn_missing_passwords(runner, endpoints: Sequence[Endpoint], mode: str) -> None:
+    from fiswatch.config import password_env_name
+
+    for ep in endpoints:
+        if ep.password is None:
+            message = "no password for endpoint %s (set %s or MYSQL_PWD): trying without one" % (
+                ep.name, password_env_name(ep.name))
+            runner.emit(Event.make("warning", message=message))
+            if mode == "plain":  # the dashboard shows it in its event log, --json as an event
+                say(message)
+
+
+def private_record_path() -> str:
+    """A 0600 file in a fresh 0700 temp dir, for a run without --record."""
+    import tempfile
+
+    return os.path.join(tempfile.mkdtemp(prefix="fiswatch-"), "run.jsonl")
+
+
+def remove_private_record(path: str) -> None:
+    try:
+        os.remove(path)
+        os.rmdir(os.path.dirname(path))
+    except OSError:
+        pass
+
+
+def stop_on_signals(stop: threading.Event) -> None:
+    """SIGTERM and SIGHUP (a closed SSM session) end the run like q: terminal restored, summary kept."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), lambda signum, frame: stop.set())
+
+
+def open_record(path: str, overwrite: bool, on_error):
+    from fiswatch.output.record import RecordError, RecordExists, RecordWriter
+
+    try:
+        return RecordWriter(path, overwrite=overwrite, on_error=on_error)
+    except RecordExists as exc:
+        raise UsageError(str(exc))
+    except RecordError as exc:
+        say(str(exc))
+        return None
+
+
+def run_curses(runner, actions, confirm_keys, no_color: bool, stdout) -> str:
+    """The dashboard until it ends: "quit", "stop" or "lost" (the terminal went away)."""
+    from fiswatch.ui.screen import DashboardUnavailable, run_dashboard
+
+    color = False if (no_color or os.environ.get("NO_COLOR")) else None
+    try:
+        how = run_dashboard(lambda: runner.view, actions, runner.stop_event, color=color, confirm_keys=confirm_keys)
+    except DashboardUnavailable as exc:  # e.g. an unknown TERM: fall back to the plain text
+        say(str(exc))
+        run_plain(runner, stdout)
+        how = "stop"
+    runner.stop_event.set()
+    return how or "quit"
+
+
+def run_plain(runner, stdout) -> None:
+    """The workshop's text every second, handed to stdout's own thread (a blocked stdout drops frames)."""
+    from fiswatch.output.plain import plain_lines
+
+    width = PLAIN_FILE_WIDTH
+    try:
+        if os.isatty(1):
+            width = max(40, os.get_terminal_size(1).columns)
+    except OSError:
+        pass
+    while not runner.stop_event.wait(1.0):
+        stdout.put("\n".join(plain_lines(runner.view, width)) + "\n\n")
+
+
+# -- AWS pieces the watch command may run ----------------------------------------------------------------------
+class NoExtras:
+    """No AWS sources: the default."""
+
+    topology = None
+    status_lines = None
+    keys: Tuple[Tuple[str, str], ...] = ()
+    actions: Dict[str, Callable[[], None]] = {}
+    confirm_keys: Tuple[str, ...] = ()
+
+    def attach(self, runner) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+def aws_extras(args: argparse.Namespace, endpoints: Sequence[Endpoint]):
+    """Topology, FIS experiment and CloudWatch sources, when the AWS flags ask for them."""
+    wanted = any(getattr(args, k, None) for k in ("experiment", "cloudwatch", "secret", "workshop",
+                                                  "cluster_id", "instance_id"))
+    if not wanted:
+        return NoExtras()
+    from fiswatch.aws.runtime import AwsExtras
+
+    return aws_call(AwsExtras.from_args, args, endpoints)
+
+
+def event_sink_to(func: Callable[[Event], None]):
+    """Adapt a per-event callable to a runner sink."""
+    def sink(view, events):
+        for e in events:
+            func(e)
+    return sink
