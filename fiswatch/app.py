@@ -285,7 +285,7 @@ def final_verify(runner, endpoints, nameserver, args, mode: str) -> List[Event]:
     within VERIFY_BUDGET seconds, so quitting stays quick even in the middle of a failover;
     `fiswatch verify FILE` checks a record later.
     """
-    from fiswatch.autoverify import verify_record
+    from fiswatch.report.autoverify import verify_record
     from fiswatch.model import State
 
     if getattr(args, "no_verify", False) or not runner.wrote():
@@ -366,7 +366,8 @@ def print_summary(path: str, mode: str, record_path: Optional[str]) -> None:
     if mode == "json":
         return  # the summary event is the last JSON line
     from fiswatch.output.record import read_record
-    from fiswatch.report import build_report, summary_lines
+    from fiswatch.report.build import build_report
+    from fiswatch.report.render_text import summary_lines
 
     report = build_report(read_record(path))
     lines = summary_lines(report, width=80)

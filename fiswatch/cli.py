@@ -45,7 +45,7 @@ class Parser(argparse.ArgumentParser):
 # Sub-commands that live in their own package: module, parser registration, runners.
 PLUGGED = (
     ("fiswatch.lab.cli", "add_lab_parser", {"lab": "run_lab"}),
-    ("fiswatch.report_cli", "add_report_parsers", {"report": "run_report", "verify": "run_verify"}),
+    ("fiswatch.report.cli", "add_report_parsers", {"report": "run_report", "verify": "run_verify"}),
     ("fiswatch.aws.cli", "add_experiment_parser", {"experiment": "run_experiment"}),
 )
 
