@@ -48,7 +48,7 @@ PLUGGED = (
     ("fiswatch.commands", "add_create_db_parser", {}),
     ("fiswatch.commands", "add_backends_parser", {}),
     ("fiswatch.lab.cli", "add_lab_parser", {"lab": "run_lab"}),
-    ("fiswatch.report_cli", "add_report_parsers", {"report": "run_report", "verify": "run_verify"}),
+    ("fiswatch.report.cli", "add_report_parsers", {"report": "run_report", "verify": "run_verify"}),
     ("fiswatch.aws.cli", "add_experiment_parser", {"experiment": "run_experiment"}),
 )
 

@@ -88,7 +88,7 @@ class DemoHooks:
 
     def verify(self, target: str) -> None:
         """Once the new writer is reachable: is every write acknowledged so far still there?"""
-        from fiswatch.autoverify import verify_record
+        from fiswatch.report.autoverify import verify_record
 
         runner = self._runner
         if self.info is None or runner is None or runner.stop_event.is_set():

@@ -99,7 +99,7 @@ def final_verify(runner, endpoints, nameserver, args, mode: str) -> List[Event]:
     within VERIFY_BUDGET seconds, so quitting stays quick even in the middle of a failover;
     `fiswatch verify FILE` checks a record later.
     """
-    from fiswatch.autoverify import verify_record
+    from fiswatch.report.autoverify import verify_record
     from fiswatch.model import State
 
     if getattr(args, "no_verify", False) or not runner.wrote():
@@ -136,7 +136,8 @@ def summary_lines(path: str, final_events: Sequence[Event], record_path: Optiona
     taken from memory, so a LOST WRITES verdict is shown all the same.
     """
     from fiswatch.output.record import RecordError, event_line, read_record
-    from fiswatch.report import build_report, summary_lines as report_lines
+    from fiswatch.report.build import build_report
+    from fiswatch.report.render_text import summary_lines as report_lines
 
     try:
         events: List[Dict[str, Any]] = list(read_record(path))

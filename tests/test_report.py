@@ -8,8 +8,11 @@ import sys
 import pytest
 
 from fiswatch.output.record import RecordWriter, read_record
-from fiswatch.report import build_report, render_markdown, render_text, report_as_dict, summary_lines
-from fiswatch.report_cli import main as cli_main
+from fiswatch.report.build import build_report
+from fiswatch.report.render_json import report_as_dict
+from fiswatch.report.render_markdown import render_markdown
+from fiswatch.report.render_text import render_text, summary_lines
+from fiswatch.report.cli import main as cli_main
 
 T0 = 1764088000.0
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -311,7 +314,7 @@ def test_plot_makes_a_png_or_says_how_to_get_one(tmp_path, capsys):
 def test_without_matplotlib_the_text_report_still_prints(tmp_path):
     path = record_file(tmp_path / "run.jsonl", make_run())
     out = str(tmp_path / "timeline.png")
-    code = ("import sys; sys.modules['matplotlib'] = None; from fiswatch.report_cli import main; "
+    code = ("import sys; sys.modules['matplotlib'] = None; from fiswatch.report.cli import main; "
             "sys.exit(main(['report', %r, '--plot', %r]))" % (path, out))
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr

@@ -6,8 +6,8 @@ import socket
 import pytest
 
 from fiswatch.output.record import RecordWriter
-from fiswatch.report_cli import main as cli_main
-from fiswatch.verify import render_verify, verify
+from fiswatch.report.cli import main as cli_main
+from fiswatch.report.verify import render_verify, verify
 
 
 @pytest.fixture(scope="module")
@@ -238,7 +238,7 @@ ROOT = __import__("os").path.dirname(__import__("os").path.dirname(__import__("o
 
 
 def lab_connect(info):
-    from fiswatch.report_cli import make_connect
+    from fiswatch.report.verify_cli import make_connect
 
     return make_connect({e.name: e for e in info.endpoints}, tuple(info.nameserver), timeout=10)
 
@@ -253,7 +253,8 @@ def test_demo_record_of_two_failovers_reports_gaps_and_verifies_clean(lab, tmp_p
 
     from fiswatch.lab.api import lab_status
     from fiswatch.output.record import read_record
-    from fiswatch.report import build_report, summary_lines
+    from fiswatch.report.build import build_report
+    from fiswatch.report.render_text import summary_lines
 
     record = str(tmp_path / "demo.jsonl")
     env = dict(os.environ, PYTHONPATH=ROOT)
@@ -360,7 +361,7 @@ def test_crash_failover_with_a_lagging_standby_loses_acknowledged_writes(lab, tm
     from fiswatch.lab.api import failover, lab_status
     from fiswatch.model import Event
     from fiswatch.output.record import read_record
-    from fiswatch.report import build_report
+    from fiswatch.report.build import build_report
 
     info = lab_status(lab.dir)
     record = str(tmp_path / "crash.jsonl")

@@ -1,29 +1,18 @@
-"""`fiswatch report FILE` and `fiswatch verify FILE`: read a run record back.
+"""`fiswatch verify FILE`: where a record's endpoints are now, and the check of its writes.
 
-Exit codes: 0 ok, 1 lost writes found (verify), 2 bad usage, unreadable record, or an
-endpoint that could not be checked.
+Exit codes: 0 ok, 1 lost writes found, 2 bad usage, unreadable record, or an endpoint that
+could not be checked.
 """
 import argparse
 import json
-import os
 import sys
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
-EXIT_OK, EXIT_LOST, EXIT_USAGE = 0, 1, 2
+from fiswatch.report.load import EXIT_LOST, EXIT_OK, EXIT_USAGE, fail, load
 
 
-def add_report_parsers(subparsers: Any) -> None:
-    """Register `report` and `verify` on the main parser's sub-parsers."""
-    rep = subparsers.add_parser(
-        "report", help="summarise a recorded run: write gaps, stalls, DNS flip, outage",
-        description="Summarise a run recorded with --record (fiswatch demo records by default): per probe the "
-                    "write gaps, stall windows, errors by kind, addresses before/after, the DNS flip and, for a "
-                    "lab run, each driver's downtime beyond the injected outage.")
-    rep.add_argument("file", metavar="FILE", help="the record (JSON lines)")
-    rep.add_argument("--format", choices=("text", "json", "markdown"), default="text", help="output format")
-    rep.add_argument("--plot", metavar="OUT.png", help="also draw the timeline into OUT.png (needs fiswatch[plot])")
-    rep.set_defaults(handler=run_report)
-
+def add_verify_parser(subparsers: Any) -> None:
+    """Register `verify` on the main parser's sub-parsers."""
     ver = subparsers.add_parser(
         "verify", help="check that no acknowledged write of a recorded run was lost",
         description="Connect to each endpoint's current writer and check every acknowledged write of the "
@@ -41,59 +30,6 @@ def add_report_parsers(subparsers: Any) -> None:
     ver.add_argument("--timeout", type=float, default=10.0, metavar="S",
                      help="connect and read timeout per endpoint, seconds (default 10)")
     ver.set_defaults(handler=run_verify)
-
-
-def _fail(command: str, message: str) -> int:
-    sys.stderr.write("fiswatch %s: %s\n" % (command, message))
-    return EXIT_USAGE
-
-
-def _load(command: str, path: str) -> Tuple[Optional[List[Dict[str, Any]]], Optional[str], Optional[str]]:
-    """(events, note about skipped lines, error line)."""
-    from fiswatch.output.record import RecordError, read_record
-
-    reader = read_record(path)
-    try:
-        events = list(reader)
-    except RecordError as exc:
-        return None, None, str(exc)
-    if not events:
-        if reader.skipped:
-            return None, None, "%s is not a fiswatch record: no line is a JSON event" % path
-        return None, None, "%s is empty: no events recorded" % path
-    return events, reader.note(), None
-
-
-def run_report(args: argparse.Namespace) -> int:
-    from fiswatch.report import build_report, render_markdown, render_text, report_as_dict
-
-    events, note, error = _load("report", args.file)
-    if error:
-        return _fail("report", error)
-    report = build_report(events, notes=[note] if note else [])
-    fmt = getattr(args, "format", "text") or "text"
-    if fmt == "json":
-        out = json.dumps(report_as_dict(report), indent=2) + "\n"
-    elif fmt == "markdown":
-        out = render_markdown(report)
-    else:
-        out = render_text(report)
-    sys.stdout.write(out)
-    plot = getattr(args, "plot", None)
-    if plot:
-        from fiswatch.report_plot import PlotUnavailable, plot_report
-
-        try:
-            plot_report(events, plot, report=report, title="fiswatch run %s" % os.path.basename(args.file))
-            sys.stderr.write("fiswatch report: timeline written to %s\n" % plot)
-        except PlotUnavailable as exc:
-            sys.stderr.write("fiswatch report: %s\n" % exc)  # the text report is still there
-        except OSError as exc:
-            return _fail("report", "cannot write the plot to %s: %s" % (plot, exc.strerror or exc))
-    return EXIT_OK
-
-
-# ----------------------------------------------------------------------------- verify
 
 
 def password_for(name: str) -> Optional[Any]:
@@ -182,11 +118,11 @@ def run_verify(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from fiswatch.config import ConfigError, parse_endpoint
-    from fiswatch.verify import collect, render_verify, verify
+    from fiswatch.report.verify import collect, render_verify, verify
 
-    events, note, error = _load("verify", args.file)
+    events, note, error = load("verify", args.file)
     if error:
-        return _fail("verify", error)
+        return fail("verify", error)
     if note:
         sys.stderr.write("fiswatch verify: %s\n" % note)
     table = getattr(args, "table", None)
@@ -212,10 +148,10 @@ def run_verify(args: argparse.Namespace) -> int:
             endpoint = parse_endpoint(text)
             endpoints[endpoint.name] = endpoint
     except (ConfigError, ValueError, LookupError) as exc:
-        return _fail("verify", str(exc))
+        return fail("verify", str(exc))
     missing = [name for name in wanted if name not in endpoints]
     if missing:
-        return _fail("verify", "the record does not say where endpoint %s is: give --endpoint %s=mysql://USER@HOST/DB"
+        return fail("verify", "the record does not say where endpoint %s is: give --endpoint %s=mysql://USER@HOST/DB"
                      % (missing[0], missing[0]))
     try:
         for name in wanted:
@@ -224,11 +160,11 @@ def run_verify(args: argparse.Namespace) -> int:
                 if secret is None:
                     from fiswatch.config import password_env_name
 
-                    return _fail("verify", "no password for endpoint %s: set %s (or MYSQL_PWD), or run in a terminal "
+                    return fail("verify", "no password for endpoint %s: set %s (or MYSQL_PWD), or run in a terminal "
                                  "to be asked" % (name, password_env_name(name)))
                 endpoints[name] = replace(endpoints[name], password=secret)
     except ConfigError as exc:
-        return _fail("verify", str(exc))
+        return fail("verify", str(exc))
     result = verify(events, make_connect(endpoints, nameserver, timeout=float(getattr(args, "timeout", 10.0))))
     if getattr(args, "format", "text") == "json":
         sys.stdout.write(json.dumps(result.as_dict(), indent=2) + "\n")
@@ -239,15 +175,3 @@ def run_verify(args: argparse.Namespace) -> int:
     if result.failed:
         return EXIT_USAGE
     return EXIT_OK
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    """`python -m fiswatch.report_cli report|verify ...` (the same as `fiswatch report|verify`)."""
-    parser = argparse.ArgumentParser(prog="fiswatch")
-    add_report_parsers(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return int(args.handler(args))
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -27,8 +27,8 @@ def verify_record(path: str, endpoints: Sequence[Endpoint], nameserver: Optional
     The record may still be growing: a half-written last line is skipped.
     """
     from fiswatch.output.record import read_record
-    from fiswatch.report_cli import make_connect
-    from fiswatch.verify import verify
+    from fiswatch.report.verify_cli import make_connect
+    from fiswatch.report.verify import verify
 
     def wanted(event: Dict[str, Any]) -> bool:
         return only is None or event.get("event") not in ("write", "write_in_doubt") or event.get("endpoint") in only

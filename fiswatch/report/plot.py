@@ -7,7 +7,9 @@ matplotlib is an optional extra, imported only here and only when a plot is aske
 """
 from typing import Any, Dict, Iterable, Optional
 
-from fiswatch.report import Report, build_report, ops_series
+from fiswatch.report.build import build_report
+from fiswatch.report.model import Report
+from fiswatch.report.timeline import ops_series
 
 INSTALL_HINT = "install the plot extra for --plot: pip install 'fiswatch[plot]'"
 

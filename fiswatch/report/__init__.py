@@ -1,0 +1,18 @@
+"""Reading a run back: the report and the check of its writes.
+
+    build.py            build_report(events) -> Report (pure): write gaps, stalls, outage pairing
+    timeline.py         run-wide facts: lab failovers, DNS changes, markers, ops/s series
+    model.py            the frozen dataclasses a Report is made of
+    coerce.py           record field values with the wrong type become None, never an exception
+    render_text.py      `fiswatch report` text and the lines printed when `watch` ends
+    render_markdown.py  --format markdown
+    render_json.py      --format json
+    plot.py             --plot OUT.png (matplotlib, optional)
+    verify.py           verify(events, connect): did every acknowledged write survive?
+    autoverify.py       the verification run after a lab failover and at the end of a run
+    load.py             reading a record for both commands (one error line, or events)
+    cli.py              `fiswatch report` (registers `verify` too)
+    verify_cli.py       `fiswatch verify`: where the record's endpoints are now
+
+Nothing is imported here: importing a submodule costs only what it needs.
+"""

@@ -1,0 +1,45 @@
+"""The report as Markdown: headline, one table row per probe, failover steps, gap/stall details."""
+from typing import List
+
+from fiswatch.report.model import ProbeReport, Report
+from fiswatch.report.render_text import gap_text, headline, at, window_text
+
+
+def _probe_cells(report: Report, p: ProbeReport) -> List[str]:
+    gap = p.longest_gap
+    stall = p.longest_stall
+    if gap is None:
+        gap_cell = "-"
+    elif gap.open and gap.from_start:
+        gap_cell = "never wrote"
+    elif gap.open:
+        gap_cell = "never recovered (from %s)" % at(report, gap.start)
+    else:
+        gap_cell = "%.1fs at %s" % (gap.duration, at(report, gap.start))
+    beyond = "-" if p.outage_gap is None else ("never" if p.beyond_outage is None else "%+.1fs" % p.beyond_outage)
+    stall_cell = "-" if stall is None else ("%.1fs (open)" % stall.duration if stall.open else "%.1fs" % stall.duration)
+    kinds = ", ".join("%s x%d" % kv for kv in p.errors_by_kind) or "-"
+    addr = "-" if not p.address_before else (
+        p.address_before if p.address_before == p.address_after else "%s -> %s" % (p.address_before, p.address_after))
+    return [p.probe, str(p.ops), "%d" % p.errors, kinds, gap_cell, beyond, stall_cell, addr]
+
+
+def render_markdown(report: Report) -> str:
+    lines = ["# fiswatch report", ""]
+    lines += ["- %s" % line for line in headline(report)]
+    for note in report.notes:
+        lines.append("- note: %s" % note)
+    lines += ["", "| probe | ops | errors | errors by kind | longest write gap | beyond outage | longest stall | address |",
+              "|---|---:|---:|---|---|---:|---:|---|"]
+    for p in report.probes:
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in _probe_cells(report, p)) + " |")
+    steps = [(ts, "%s %s" % (fo.target, step), detail) for fo in report.failovers for ts, step, detail in fo.steps]
+    if steps:
+        lines += ["", "Failover steps:", ""]
+        lines += ["- %s %s%s" % (at(report, ts), what, " - %s" % detail if detail else "") for ts, what, detail in steps]
+    for p in report.probes:
+        if p.write_gaps or p.stalls:
+            lines += ["", "**%s**: write gaps %s; stalls %s" % (
+                p.probe, "; ".join(gap_text(report, g) for g in p.write_gaps) or "none",
+                "; ".join(window_text(report, w) for w in p.stalls) or "none")]
+    return "\n".join(lines) + "\n"

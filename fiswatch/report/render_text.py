@@ -1,0 +1,137 @@
+"""The report as text: the full `fiswatch report`, and the few lines printed when `watch` ends."""
+import time
+from typing import Dict, List, Optional, Tuple
+
+from fiswatch.report.model import Gap, Report, Window
+
+
+def at(report: Report, ts: Optional[float]) -> str:
+    return "-" if ts is None else "t+%.1f" % (ts - report.start)
+
+
+def _secs(value: Optional[float]) -> str:
+    return "-" if value is None else "%.1fs" % value
+
+
+def gap_text(report: Report, gap: Gap) -> str:
+    if gap.open and gap.from_start:
+        return "never wrote (faults from the start, %d err)" % gap.errors
+    if gap.open:
+        return "%s.. never recovered (%.1fs so far)" % (at(report, gap.start), gap.duration)
+    extra = [] if gap.anchored else ["silent"]
+    if gap.errors:
+        extra.append("%d err" % gap.errors)
+    if gap.in_doubt:
+        extra.append("%d in doubt" % gap.in_doubt)
+    return "%s..%s %.1fs%s" % (at(report, gap.start), at(report, gap.end), gap.duration,
+                               " (%s)" % ", ".join(extra) if extra else "")
+
+
+def window_text(report: Report, win: Window) -> str:
+    if win.open:
+        return "%s.. still stalled at the end (%.1fs)" % (at(report, win.start), win.duration)
+    return "%s..%s %.1fs" % (at(report, win.start), at(report, win.end), win.duration)
+
+
+def headline(report: Report) -> List[str]:
+    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(report.start)) if report.start else "?"
+    lines = ["Run of %.1fs from %s, %d probe(s)%s" % (report.duration, when, len(report.probes),
+                                                    "" if report.complete else " (incomplete)")]
+    for fo in report.failovers:
+        if fo.outage is not None:
+            lines.append("Lab failover %s%s: outage %s..%s (%.1fs injected)" % (
+                fo.target, " (crash)" if fo.crash else "", at(report, fo.outage_start),
+                at(report, fo.outage_end), fo.outage))
+        else:
+            lines.append("Lab failover %s%s started %s, not finished" % (
+                fo.target, " (crash)" if fo.crash else "", at(report, fo.started)))
+    for item in report.dns:
+        if item.flip_at is not None:
+            text = "DNS %s: %s -> %s at %s" % (item.endpoint, ",".join(item.initial), ",".join(item.flipped_to),
+                                               at(report, item.flip_at))
+            if item.empty_at is not None and item.empty_at < item.flip_at:
+                text += ", empty from %s" % at(report, item.empty_at)
+            if item.flaps:
+                text += ", %d flap(s) back" % item.flaps
+            lines.append(text)
+        elif item.initial:
+            lines.append("DNS %s: %s, no flip seen" % (item.endpoint, ",".join(item.initial)))
+    last = {}  # type: Dict[str, Tuple[float, str]]
+    for ts, endpoint, verdict in report.verified:
+        last[endpoint] = (ts, verdict)
+    for endpoint, (ts, verdict) in last.items():
+        lines.append("Writes %s (verified %s): %s" % (endpoint, at(report, ts), verdict))
+    return lines
+
+
+def render_text(report: Report) -> str:
+    """The full report: headline, failover steps, then a block per probe."""
+    lines = headline(report)
+    for fo in report.failovers:
+        if fo.steps:
+            lines.append("  steps: " + "  ".join("%s %s" % (at(report, ts), step) for ts, step, _ in fo.steps))
+    for note in report.notes:
+        lines.append("note: %s" % note)
+    for p in report.probes:
+        lines.append("")
+        lib = " (%s %s)" % (p.library, p.version) if p.library else ""
+        lines.append("%s%s%s" % (p.probe, lib, "" if p.available else " - unavailable"))
+        kinds = ", ".join("%s x%d" % kv for kv in p.errors_by_kind)
+        lines.append("  ops %d, errors %d%s, final state %s" % (p.ops, p.errors, " (%s)" % kinds if kinds else "",
+                                                             p.final_state or "-"))
+        lines.append("  writes: %d acknowledged, %d in doubt" % (p.acknowledged, p.in_doubt))
+        if p.write_gaps:
+            lines.append("  write gaps: " + "; ".join(gap_text(report, g) for g in p.write_gaps[:6])
+                         + (" (+%d more)" % (len(p.write_gaps) - 6) if len(p.write_gaps) > 6 else ""))
+        else:
+            lines.append("  write gaps: none")
+        if p.outage_gap is not None:
+            if p.beyond_outage is None:
+                lines.append("  vs injected outage: never recovered")
+            else:
+                lines.append("  vs injected outage: writes resumed %.1fs after it ended" % p.beyond_outage)
+        lines.append("  stalls: " + ("; ".join(window_text(report, w) for w in p.stalls[:6]) or "none"))
+        if p.address_before or p.address_after:
+            moved = p.address_before != p.address_after
+            lines.append("  address: %s%s" % (p.address_before, " -> %s" % p.address_after if moved else " (unchanged)"))
+        if p.latency_ms_mean is not None:
+            lines.append("  latency: mean %.1f ms, worst second %.1f ms" % (p.latency_ms_mean, p.latency_ms_worst or 0))
+    return "\n".join(lines) + "\n"
+
+
+
+def summary_lines(report: Report, width: int = 80) -> List[str]:
+    """A few lines for the end of `watch`: the run, then one line per probe."""
+    lines = headline(report)
+    name_w = min(max([len(p.probe) for p in report.probes] + [5]), 28)
+    for p in report.probes:
+        if not p.available:
+            lines.append("%-*s unavailable" % (name_w, p.probe))
+            continue
+        gap = p.longest_gap
+        if gap is not None and gap.open and gap.from_start:
+            verdict = "NEVER WROTE (%s)" % (p.errors_by_kind[0][0] if p.errors_by_kind else "no write")
+        elif gap is not None and gap.open:
+            verdict = "NEVER RECOVERED from %s" % at(report, gap.start)
+        elif gap is not None:
+            verdict = "gap %.1fs" % gap.duration
+            if p.beyond_outage is not None:
+                verdict += " (%+.1fs vs outage)" % p.beyond_outage
+        else:
+            verdict = "no write gap"
+        line = "%-*s %6d ops %3d err  %s" % (name_w, p.probe, p.ops, p.errors, verdict)
+        stall = p.longest_stall
+        optional = []
+        if stall is not None and not (gap is not None and gap.open and stall.open):
+            optional.append("stall %.1fs" % stall.duration)
+        if p.address_before and p.address_after and p.address_before != p.address_after:
+            optional.append("%s->%s" % (p.address_before, p.address_after))
+        for part in optional:  # only what fits: the verdict matters most
+            if len(line) + 2 + len(part) <= width:
+                line += "  " + part
+        lines.append(line)
+    return [_fit(line, width) for line in lines]
+
+
+def _fit(line: str, width: int) -> str:
+    return line if len(line) <= width else line[:max(1, width - 1)] + "~"
