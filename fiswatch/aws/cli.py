@@ -56,6 +56,9 @@ def add_aws_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--cloudwatch", action="store_true",
                        help="publish metrics every second to CloudWatch namespace fisworkshop (the "
                             "workshop's *_interactions_per_second plus per-probe metrics)")
+    group.add_argument("--cloudwatch-host", metavar="NAME", default=None,
+                       help="with --cloudwatch: the host dimension, the row name in `fiswatch fleet` (default: "
+                            "$FISWATCH_CLOUDWATCH_HOST, else the EC2 instance id, else the host name)")
     group.add_argument("--no-topology", dest="topology", action="store_false", default=True,
                        help="do not poll RDS for the writer/reader AZs shown in the headers of endpoints "
                             "from secrets (on by default)")

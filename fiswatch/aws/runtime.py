@@ -79,9 +79,12 @@ class AwsExtras:
 
             extras.set_experiment_watcher(ExperimentWatcher(session, experiment, extras.emit))
         if cloudwatch:
-            from fiswatch.aws.cloudwatch import CloudWatchPublisher
+            from fiswatch.aws.cloudwatch import CloudWatchPublisher, cloudwatch_host
 
-            extras.publisher = CloudWatchPublisher(session, extras.emit)
+            extras.publisher = CloudWatchPublisher(session, extras.emit,
+                                                   host_id=cloudwatch_host(getattr(args, "cloudwatch_host", None)))
+            extras.emit(Event.make("info", message="CloudWatch: publishing as host %s, run %s"
+                                   % (extras.publisher.host, extras.publisher.run)))
         return extras
 
     def emit(self, event: Event) -> None:
