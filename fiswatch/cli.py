@@ -50,6 +50,7 @@ PLUGGED = (
     ("fiswatch.lab.cli", "add_lab_parser", {"lab": "run_lab"}),
     ("fiswatch.report.cli", "add_report_parsers", {"report": "run_report", "verify": "run_verify"}),
     ("fiswatch.aws.cli", "add_experiment_parser", {"experiment": "run_experiment"}),
+    ("fiswatch.aws.fleet_cli", "add_fleet_parser", {"fleet": "run_fleet"}),
 )
 
 
