@@ -36,13 +36,12 @@ def _number(low: float, high: float, what: str) -> Callable[[str], float]:
 
 
 def parse_since(text: str, now: float) -> float:
-    """`--since`: a relative duration (15m, 90s, 1h30m), a UTC clock time (03:40, 03:40:15, the
-    latest such moment not in the future) or an ISO time (2026-11-26T03:40:00Z). ValueError else.
+    """`--since`: a relative duration (15m, 90s, 1h30m), a local clock time as the screen shows
+    it (03:40, 03:40:15: the latest such moment not in the future) or an ISO time
+    (2026-11-26T03:40:00Z; without a zone: UTC). ValueError else.
 
     >>> parse_since("15m", 10000.0), parse_since("1h30m", 10000.0)
     (9100.0, 4600.0)
-    >>> parse_since("00:10", 86400.0 + 3600)
-    87000.0
     """
     text = text.strip()
     match = _RELATIVE.match(text)
@@ -54,14 +53,13 @@ def parse_since(text: str, now: float) -> float:
         hour, minute, second = int(match.group(1)), int(match.group(2)), int(match.group(3) or 0)
         if hour > 23 or minute > 59 or second > 59:
             raise ValueError("%r is not a clock time" % text)
-        day = datetime.datetime.fromtimestamp(now, tz=datetime.timezone.utc).replace(
-            hour=hour, minute=minute, second=second, microsecond=0)
-        ts = day.timestamp()
+        day = datetime.datetime.fromtimestamp(now).replace(hour=hour, minute=minute, second=second, microsecond=0)
+        ts = day.timestamp()  # naive: local time, like the clock on the screen
         return ts - 86400 if ts > now else ts
     try:
         stamp = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError("--since %r: give a duration (15m, 1h), a UTC time (03:40) or an ISO time "
+        raise ValueError("--since %r: give a duration (15m, 1h), a clock time (03:40) or an ISO time "
                          "(2026-11-26T03:40:00Z), or `fis` for the newest FIS experiment" % text)
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=datetime.timezone.utc)
@@ -80,7 +78,7 @@ def add_fleet_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--minutes", type=_number(1, MAX_MINUTES, "minutes"), default=60.0, metavar="N",
                         help="hosts that published in the last N minutes (default 60, at most 180)")
     parser.add_argument("--since", metavar="WHEN", default=None,
-                        help="start of the gap/stall statistics: 15m, 1h (ago), 03:40 (UTC), an ISO time, or "
+                        help="start of the gap/stall statistics: 15m, 1h (ago), 03:40 (local time), an ISO time, or "
                              "`fis` for the newest FIS experiment (default: the start of the window)")
     parser.add_argument("--refresh", type=_number(2, 3600, "seconds"), default=10.0, metavar="S",
                         help="read CloudWatch every S seconds (default 10; each read costs, see "

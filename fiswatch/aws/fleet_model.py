@@ -202,7 +202,8 @@ def build_fleet(series: Mapping[SeriesKey, Mapping[str, Samples]], now: float, w
                               since, now, silent_after)
             if cell is not None:
                 cells.append(cell)
-        cells.sort(key=lambda c: column_order([c.probe for c in cells]).index(c.probe))
+        order = column_order(c.probe for c in cells)
+        cells.sort(key=lambda c: order.index(c.probe))
         rows.append(HostRow(host=host, run=run, runs=len(runs[host]), last_seen=newest[(host, run)],
                             cells=tuple(cells)))
     columns = column_order(cell.probe for row in rows for cell in row.cells)

@@ -28,6 +28,7 @@ STATUS = {"OK": "writing", "STALLED": "stalled", "ERROR": "erroring", "RECONNECT
           "CONNECTING": "connecting", "UNAVAILABLE": "unavailable", "STOPPED": "stopped"}
 STYLE = {"writing": "ok", "stalled": "stalled", "erroring": "error", "connecting": "warn", "silent": "dim",
          "unavailable": "dim", "stopped": "dim"}
+SHORT_BACKEND = {"mysql-connector": "connector", "aws-wrapper": "wrapper"}
 HELP = (
     "Each row is a host (its newest fiswatch run), each column a probe (endpoint/backend).",
     "writing       the probe completed a round in its last reported second",
@@ -112,7 +113,8 @@ def header_lines(fleet: Fleet, width: int) -> List[Line]:
         head = endpoint.upper() if endpoint != last_endpoint else ""
         last_endpoint = endpoint
         top.append((T.truncate(head, cellw - 1).ljust(cellw), "header"))
-        bottom.append((T.truncate(backend, cellw - 1).ljust(cellw), "header"))
+        short = [backend] + ([SHORT_BACKEND[backend]] if backend in SHORT_BACKEND else [])
+        bottom.append((T.fit(short, cellw - 1).ljust(cellw), "header"))
     return [Line(tuple(top)).clip(width), Line(tuple(bottom)).clip(width)]
 
 

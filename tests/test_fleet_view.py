@@ -1,0 +1,132 @@
+"""The fleet's model and pure views on a fake room of 30 hosts; its curses screen in a pty (pyte)."""
+import json
+import sys
+
+import pytest
+
+from _fleet_fixture import COLUMNS, fake_fleet, fake_series, host_name, probe_samples
+from fiswatch.aws.fleet_cli import parse_since
+from fiswatch.aws.fleet_model import SeriesKey, build_fleet, longest_gap
+from fiswatch.aws.fleet_view import FleetUi, fleet_event, handle_key, page_rows, plain_lines, render
+from test_dashboard_pty import PtyTerminal
+
+NOW = 1795660000.0
+
+
+def test_model_counts_stalls_gaps_and_silent_hosts():
+    fleet = fake_fleet(NOW)
+    assert len(fleet.hosts) == 30 and fleet.columns == COLUMNS
+    totals = {t.name: t for t in fleet.totals}
+    mc = totals["aurora/mysql-connector"]
+    assert (mc.probes, mc.stalled, mc.never_recovered, mc.silent, mc.writing) == (30, 10, 10, 1, 19)
+    assert mc.worst_gap == pytest.approx(100.05) and mc.median_gap == pytest.approx(0.05)
+    assert mc.worst_host in {host_name(i) for i in range(0, 30, 3)}
+    py = totals["aurora/pymysql"]
+    assert (py.stalled, py.never_recovered, py.writing, py.silent) == (0, 0, 29, 1)
+    assert py.worst_gap == pytest.approx(5.05) and py.median_gap == pytest.approx(3.05)
+    backends = {t.name: t for t in fleet.backends}
+    assert backends["mysql-connector"].probes == 60 and backends["mysql-connector"].never_recovered == 10
+    silent = fleet.hosts[[r.host for r in fleet.hosts].index(host_name(29))]
+    assert all(cell.silent for cell in silent.cells)
+
+
+def test_since_bounds_the_gaps_and_the_stalls():
+    fleet = fake_fleet(NOW, since=NOW - 50)  # the stall began 100 s ago: counted from since
+    totals = {t.name: t for t in fleet.totals}
+    assert totals["aurora/mysql-connector"].worst_gap == pytest.approx(50.0)
+    assert totals["aurora/pymysql"].worst_gap == pytest.approx(0.05)  # its gap was before since
+    assert longest_gap(((10.0, 0.5),), 0.0, 40.0, True) == 30.5  # an open gap counts up to now
+
+
+def test_two_runs_on_one_host_do_not_mix():
+    old_states, old_gaps = probe_samples(NOW, stall_at=NOW - 300, end=NOW - 200)
+    new_states, new_gaps = probe_samples(NOW)
+    series = {SeriesKey("aurora", "mysql-connector", "alice", "run-1"): {"state": old_states, "write_gap": old_gaps},
+              SeriesKey("aurora", "mysql-connector", "alice", "run-2"): {"state": new_states, "write_gap": new_gaps}}
+    fleet = build_fleet(series, NOW, NOW - 3600, NOW - 600)
+    assert len(fleet.hosts) == 1
+    row = fleet.hosts[0]
+    assert (row.run, row.runs) == ("run-2", 2)
+    assert row.cells[0].state == "OK" and not row.cells[0].stalled and not row.cells[0].silent
+
+
+def test_render_80x24_pages_through_30_hosts():
+    fleet = fake_fleet(NOW)
+    ui = FleetUi()
+    lines = render(fleet, 80, 24, ui, NOW)
+    texts = [line.text for line in lines]
+    assert len(lines) == 24 and all(len(t) <= 80 for t in texts)
+    rows = page_rows(fleet, 24)
+    assert rows == 15
+    assert "30 hosts" in texts[0] and "1-15/30" in texts[0]
+    assert "AURORA" in texts[1] and "RDS" in texts[1] and texts[2].split() == ["connector", "pymysql"] * 2
+    assert texts[3].startswith(host_name(0)) and "STALLED 1m40" in texts[3] and "writing" in texts[3]
+    assert texts[-6].startswith("ROOM") and texts[-5].startswith("aurora/mysql-connector")
+    assert texts[-5].split()[1:6] == ["30", "19", "10", "10", "0"]
+    assert "q quit" in texts[-1]
+    stalled_styles = [style for text, style in lines[3].segments if text.startswith("STALLED")]
+    assert stalled_styles == ["stalled"]
+
+    ui, action = handle_key(" ", ui, fleet, 24)
+    assert action is None and ui.top == 15
+    texts = [line.text for line in render(fleet, 80, 24, ui, NOW)]
+    assert "16-30/30" in texts[0]
+    assert any(t.startswith(host_name(29)) and "silent 2m00" in t for t in texts)
+    ui, _ = handle_key(" ", ui, fleet, 24)
+    assert ui.top == 15  # the last page stays
+    ui, _ = handle_key("KEY_UP", ui, fleet, 24)
+    assert ui.top == 14
+    ui, _ = handle_key("?", ui, fleet, 24)
+    assert any("silent 45s" in line.text for line in render(fleet, 80, 24, ui, NOW))
+    assert handle_key("q", ui, fleet, 24)[1] == "quit"
+
+
+def test_render_small_and_empty():
+    fleet = fake_fleet(NOW)
+    small = [line.text for line in render(fleet, 50, 10, FleetUi(), NOW)]
+    assert any("too small" in t for t in small) and all(len(t) <= 50 for t in small)
+    empty = build_fleet({}, NOW, NOW - 3600, NOW - 3600)
+    texts = [line.text for line in render(empty, 80, 24, FleetUi(), NOW)]
+    assert any("no fiswatch host published" in t for t in texts)
+
+
+def test_plain_and_json_views():
+    fleet = fake_fleet(NOW)
+    lines = plain_lines(fleet, 80, NOW)
+    assert all(len(line) <= 80 for line in lines)
+    assert len([line for line in lines if line.startswith("i-0")]) == 30
+    event = json.loads(json.dumps(fleet_event(fleet, NOW)))
+    assert event["event"] == "fleet" and event["ts"] == NOW
+    assert len(event["hosts"]) == 30
+    first = event["hosts"][0]["probes"]["aurora/mysql-connector"]
+    assert first["status"] == "stalled" and first["never_recovered"] and first["for_s"] == pytest.approx(100.0, abs=0.2)
+    assert event["totals"]["aurora/mysql-connector"]["never_recovered"] == 10
+    assert event["backends"]["pymysql"]["probes"] == 60
+
+
+def test_parse_since():
+    assert parse_since("90s", NOW) == NOW - 90
+    assert parse_since("2026-11-26T03:40:00Z", NOW) == 1795664400.0
+    assert parse_since("03:40", NOW) <= NOW
+    for bad in ("yesterday", "25:00", "5x"):
+        with pytest.raises(ValueError):
+            parse_since(bad, NOW)
+
+
+def test_curses_screen_80x24_with_30_hosts_in_a_pty():
+    from conftest import ROOT
+
+    t = PtyTerminal([sys.executable, ROOT + "/tests/fleet_app.py", "30"], rows=24, cols=80)
+    try:
+        t.wait_text("1-15/30")
+        lines = t.lines
+        assert "AURORA" in lines[1] and lines[3].startswith(host_name(0)) and "STALLED" in lines[3]
+        assert lines[-6].startswith("ROOM") and "q quit" in lines[-1]
+        t.send(b" ")
+        t.wait_text("16-30/30")
+        t.wait_text("silent 2m")
+        t.send(b"q")
+        assert t.wait_exit() == 0
+        t.wait_text("fleet_app: done")
+    finally:
+        t.close()
