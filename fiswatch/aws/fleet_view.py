@@ -139,8 +139,8 @@ def totals_lines(fleet: Fleet, width: int, rows: Sequence[Totals]) -> List[Line]
         text = "%-*s %6d %3d %5d %5d %3d %6d %7s %7s" % (
             namew, T.truncate(t.name, namew), t.probes, t.writing, t.stalled, t.never_recovered, t.erroring,
             t.silent, duration(t.median_gap), duration(t.worst_gap))
-        if t.worst_host and len(text) + 2 < width:
-            text += " " + T.truncate(t.worst_host, width - len(text) - 1)
+        if t.worst_host and len(text) + 1 + len(t.worst_host) <= width:
+            text += " " + T.clean(t.worst_host)  # whole or not at all: a cut instance id names nobody
         style = "stalled" if t.never_recovered else ("error" if t.erroring else "normal")
         lines.append(Line.of(text, style).clip(width))
     return lines
