@@ -174,7 +174,7 @@ class FleetSource:
                 del self._series[key]
 
 
-def experiment_start(session: Any, client_factory: Any) -> Optional[Tuple[float, str]]:
+def experiment_start(session: Any, client_factory: Any, now: Optional[float] = None) -> Optional[Tuple[float, str]]:
     """(start time, "FIS <id> <name>") of the newest FIS experiment started in the last 3 hours.
 
     One or a few ListExperiments calls (read-only). None when there is none.
@@ -182,7 +182,7 @@ def experiment_start(session: Any, client_factory: Any) -> Optional[Tuple[float,
     fis = client_factory(session, "fis")
     best: Optional[Tuple[float, str]] = None
     token: Optional[str] = None
-    now = time.time()
+    now = time.time() if now is None else now
     while True:
         answer = fis.list_experiments(**({"nextToken": token} if token else {}))
         for exp in answer.get("experiments", []):
