@@ -6,7 +6,7 @@ aurora/mysql-connector stalls 100 s before `now` and never recovers; every auror
 has a write gap of (2 + host % 5) seconds 90 s before `now` and recovers; the last host
 stopped publishing 120 s before `now` (silent).
 """
-from fiswatch.aws.fleet_model import SeriesKey, build_fleet
+from fiswatch.aws.fleet_model import ProbeSeries, SeriesKey, build_fleet
 
 COLUMNS = ("aurora/mysql-connector", "aurora/pymysql", "rds/mysql-connector", "rds/pymysql")
 START = 600.0  # seconds of history before now
@@ -35,24 +35,27 @@ def host_name(index):
     return "i-0%016x" % (0xabc000 + index)  # EC2 instance ids sort like the indexes
 
 
-def fake_series(now, hosts=30):
+def fake_series(now, hosts=30, anchor=None):
+    """The room as seen at `now`; stalls, gaps and the silence happen relative to `anchor`
+    (default: now), so a read before them can be built too."""
+    anchor = now if anchor is None else anchor
     series = {}
     for i in range(hosts):
         host = host_name(i)
-        end = now - 120 if i == hosts - 1 else now
+        end = min(now, anchor - 120) if i == hosts - 1 else now
         for column in COLUMNS:
             endpoint, backend = column.split("/")
             key = SeriesKey(endpoint, backend, host, "20261126T030000-%04x" % i)
             if column == "aurora/mysql-connector" and i % 3 == 0:
-                states, gaps = probe_samples(now, stall_at=now - 100, end=end)
+                states, gaps = probe_samples(now, stall_at=anchor - 100, end=end)
             elif column == "aurora/pymysql":
-                states, gaps = probe_samples(now, gap_at=now - 90, gap_len=2 + i % 5, end=end)
+                states, gaps = probe_samples(now, gap_at=anchor - 90, gap_len=2 + i % 5, end=end)
             else:
                 states, gaps = probe_samples(now, end=end)
-            series[key] = {"state": states, "write_gap": gaps}
+            series[key] = ProbeSeries(states, gaps)
     return series
 
 
-def fake_fleet(now, hosts=30, since=None):
+def fake_fleet(now, hosts=30, since=None, anchor=None):
     since = now - 300 if since is None else since
-    return build_fleet(fake_series(now, hosts), now, now - 3600, since, "5m")
+    return build_fleet(fake_series(now, hosts, anchor), now, now - 3600, since, "5m")

@@ -152,3 +152,30 @@ def test_since_fis_finds_the_newest_experiment():
         {"id": "EXPb", "creationTime": _at(NOW - 300), "tags": {"Name": "FisWorkshopRds1Run1"}}]}, {"nextToken": "n"})
     found = experiment_start(stub, lambda session, service: session.client(service), now=NOW)
     assert found == (NOW - 300, "FIS EXPb FisWorkshopRds1Run1")
+
+
+def test_old_samples_are_folded_and_memory_stays_flat():
+    stub = StubSession()
+    s = stub.stub("cloudwatch")
+    listing = {"Namespace": "fisworkshop", "MetricName": "state", "RecentlyActive": "PT3H"}
+    s.add_response("list_metrics", {"Metrics": [_metric("alice")]}, listing)
+    stamps = [NOW - 200 + i for i in range(201)]
+    states = [1.0 if NOW - 150 <= t < NOW - 140 else 0.0 for t in stamps]
+    gaps = [t - (NOW - 150) if NOW - 150 <= t < NOW - 140 else 0.05 for t in stamps]
+    s.add_response("get_metric_data", {"MetricDataResults": [
+        {"Id": "q0_0", "Timestamps": [_at(t) for t in stamps], "Values": states, "StatusCode": "Complete"},
+        {"Id": "q0_1", "Timestamps": [_at(t) for t in stamps], "Values": gaps, "StatusCode": "Complete"}]})
+    s.add_response("get_metric_data", {"MetricDataResults": [
+        {"Id": "q0_0", "Timestamps": [_at(NOW + 5)], "Values": [0.0], "StatusCode": "Complete"},
+        {"Id": "q0_1", "Timestamps": [_at(NOW + 5)], "Values": [0.05], "StatusCode": "Complete"}]})
+    source = FleetSource(stub.client("cloudwatch"), minutes=5)
+    first = source.fetch(now=NOW)
+    cell = first.hosts[0].cells[0]
+    assert cell.stalled and not cell.never_recovered and cell.longest_gap == pytest.approx(9.0)
+    assert all(len(samples) <= 62 for samples in source._series[SeriesKey("aurora", "pymysql", "alice", "r1")]
+               .values())  # the last OVERLAP seconds, plus nothing older than the newest kept
+    second = source.fetch(now=NOW + 10)
+    cell = second.hosts[0].cells[0]
+    assert cell.stalled and cell.longest_gap == pytest.approx(9.0) and cell.state == "OK"
+    assert second.since == first.since == NOW - 300  # without --since: fixed at the first read
+    stub.assert_no_pending()

@@ -6,7 +6,7 @@ import pytest
 
 from _fleet_fixture import COLUMNS, fake_fleet, fake_series, host_name, probe_samples
 from fiswatch.aws.fleet_cli import parse_since
-from fiswatch.aws.fleet_model import SeriesKey, build_fleet, longest_gap
+from fiswatch.aws.fleet_model import ProbeSeries, SeriesKey, build_fleet, longest_gap
 from fiswatch.aws.fleet_view import FleetUi, fleet_event, handle_key, page_rows, plain_lines, render
 from test_dashboard_pty import PtyTerminal
 
@@ -41,8 +41,8 @@ def test_since_bounds_the_gaps_and_the_stalls():
 def test_two_runs_on_one_host_do_not_mix():
     old_states, old_gaps = probe_samples(NOW, stall_at=NOW - 300, end=NOW - 200)
     new_states, new_gaps = probe_samples(NOW)
-    series = {SeriesKey("aurora", "mysql-connector", "alice", "run-1"): {"state": old_states, "write_gap": old_gaps},
-              SeriesKey("aurora", "mysql-connector", "alice", "run-2"): {"state": new_states, "write_gap": new_gaps}}
+    series = {SeriesKey("aurora", "mysql-connector", "alice", "run-1"): ProbeSeries(old_states, old_gaps),
+              SeriesKey("aurora", "mysql-connector", "alice", "run-2"): ProbeSeries(new_states, new_gaps)}
     fleet = build_fleet(series, NOW, NOW - 3600, NOW - 600)
     assert len(fleet.hosts) == 1
     row = fleet.hosts[0]
@@ -130,3 +130,18 @@ def test_curses_screen_80x24_with_30_hosts_in_a_pty():
         t.wait_text("fleet_app: done")
     finally:
         t.close()
+
+
+def test_fleet_state_events_name_what_changed():
+    from fiswatch.aws.fleet_view import fleet_changes
+
+    before = fake_fleet(NOW - 200, anchor=NOW)  # 200 s earlier: no stall yet, host 29 still publishing
+    after = fake_fleet(NOW)
+    assert fleet_changes(None, after, NOW) == []
+    events = fleet_changes(before, after, NOW)
+    stalled = [e for e in events if e["status"] == "stalled"]
+    assert len(stalled) == 10 and all(e["previous"] == "writing" and e["probe"] == "aurora/mysql-connector"
+                                      for e in stalled)
+    silent = [e for e in events if e["status"] == "silent"]
+    assert {e["host"] for e in silent} == {host_name(29)} and len(silent) == 4
+    assert all(set(e) >= {"ts", "event", "host", "run", "probe", "status", "previous", "for_s"} for e in events)

@@ -185,14 +185,17 @@ def _plain_wanted(out: TextIO) -> bool:
 def _print_loop(poller: Poller, fleet: Any, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     import shutil
 
-    from fiswatch.aws.fleet_view import fleet_event, plain_lines
+    from fiswatch.aws.fleet_view import fleet_changes, fleet_event, plain_lines
 
     width = max(60, shutil.get_terminal_size((80, 24)).columns)
+    previous = None
     while True:
         if fleet is not None:
             now = time.time()
             if args.json:
-                out.write(json.dumps(fleet_event(fleet, now), separators=(",", ":")) + "\n")
+                events = fleet_changes(previous, fleet, now) + [fleet_event(fleet, now)]
+                out.write("".join(json.dumps(e, separators=(",", ":")) + "\n" for e in events))
+                previous = fleet
             else:
                 out.write("\n".join(plain_lines(fleet, width, now)) + "\n\n")
             out.flush()

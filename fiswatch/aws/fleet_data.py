@@ -4,7 +4,10 @@
 backend, host, run; ListMetrics, paginated, at most every `list_every` seconds), asks
 GetMetricData for the per-second `state` and `write_gap` of each (at most 500 queries per
 call, NextToken followed), and keeps the samples in a cache so that each later fetch
-only asks for the last `OVERLAP` seconds again. What CloudWatch is asked costs money:
+only asks for the last `OVERLAP` seconds again. Samples older than that are folded into
+each probe's statistics (longest gap, stalled since `since`) and dropped, so memory stays
+flat however long the session. Without --since, `since` is the window's start at the
+first read (the statistics then cover the whole time the instructor has been watching). What CloudWatch is asked costs money:
 `api` counts calls and metrics requested (GetMetricData is billed per metric requested).
 
 Read-only: this module never writes to CloudWatch (the dashboard is fleet_dashboard.py).
@@ -13,7 +16,7 @@ import datetime
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from fiswatch.aws.fleet_model import Fleet, SeriesKey, build_fleet
+from fiswatch.aws.fleet_model import Fleet, ProbeSeries, SeriesKey, build_fleet, longest_gap
 
 NAMESPACE = "fisworkshop"
 MAX_QUERIES = 500  # GetMetricData: at most 500 MetricDataQuery per call
@@ -94,13 +97,16 @@ class FleetSource:
         self._listed_at: Optional[float] = None
         self._fetched_until: Optional[float] = None
         self._series: Series = {}
+        self._settled: Dict[SeriesKey, Tuple[Optional[float], bool]] = {}
         self.calls: Dict[str, int] = {"ListMetrics": 0, "GetMetricData": 0, "metrics_requested": 0}
 
     def window(self, now: float) -> Tuple[float, float]:
-        """(window_start, since): hosts seen since window_start; statistics from since."""
+        """(window_start, since): hosts seen since window_start; statistics from since (fixed at
+        the first read when not given)."""
         window_start = now - self.minutes * 60.0
-        since = self.since if self.since is not None else window_start
-        return window_start, since
+        if self.since is None:
+            self.since = window_start
+        return window_start, self.since
 
     def fetch(self, now: Optional[float] = None, notes: Sequence[str] = ()) -> Fleet:
         """List (when due), read the new samples, and build the Fleet. Raises botocore errors."""
@@ -113,9 +119,9 @@ class FleetSource:
         start = oldest if self._fetched_until is None else max(oldest, self._fetched_until - OVERLAP)
         self.read(self._keys, start, now + 1)
         self._fetched_until = now
-        self._prune(oldest)
-        series = {key: {m: tuple(sorted(v.items())) for m, v in metrics.items()}
-                  for key, metrics in self._series.items()}
+        self._prune(window_start)
+        self._fold(now - OVERLAP, since)
+        series = {key: self._probe_series(key) for key in self._series}
         label = self.since_label or "window start"
         return build_fleet(series, now, window_start, since, label, self.silent_after, notes,
                            tuple(sorted(self.calls.items())))
@@ -165,13 +171,39 @@ class FleetSource:
                 if not token:
                     break
 
-    def _prune(self, oldest: float) -> None:
+    def _prune(self, window_start: float) -> None:
+        """Forget probes whose newest sample is older than the window (their host left)."""
         for key in list(self._series):
-            metrics = self._series[key]
-            for name in list(metrics):
-                metrics[name] = {ts: v for ts, v in metrics[name].items() if ts >= oldest}
-            if not any(metrics.values()):
+            if max((max(v) for v in self._series[key].values() if v), default=0.0) < window_start:
                 del self._series[key]
+                self._settled.pop(key, None)
+
+    def _fold(self, horizon: float, since: float) -> None:
+        """Fold samples older than `horizon` (never asked for again) into the settled statistics,
+        keeping each metric's newest sample (a silent probe's last word). Folding twice is
+        harmless: a maximum and an "ever stalled" do not count twice."""
+        for key, metrics in self._series.items():
+            gap, stalled = self._settled.get(key, (None, False))
+            gaps = metrics.get("write_gap", {})
+            old = sorted((ts, v) for ts, v in gaps.items() if ts < horizon)
+            if old:
+                folded = longest_gap(tuple(old), since, horizon, False)
+                if folded is not None:
+                    gap = folded if gap is None else max(gap, folded)
+            states = metrics.get("state", {})
+            stalled = stalled or any(v == 1 for ts, v in states.items() if since <= ts < horizon)
+            self._settled[key] = (gap, stalled)
+            for samples in metrics.values():
+                newest = max(samples) if samples else None
+                for ts in [ts for ts in samples if ts < horizon and ts != newest]:
+                    del samples[ts]
+
+    def _probe_series(self, key: SeriesKey) -> ProbeSeries:
+        metrics = self._series[key]
+        gap, stalled = self._settled.get(key, (None, False))
+        return ProbeSeries(states=tuple(sorted(metrics.get("state", {}).items())),
+                           gaps=tuple(sorted(metrics.get("write_gap", {}).items())), settled_gap=gap,
+                           settled_stalled=stalled)
 
 
 def experiment_start(session: Any, client_factory: Any, now: Optional[float] = None) -> Optional[Tuple[float, str]]:

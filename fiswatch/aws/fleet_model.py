@@ -25,6 +25,17 @@ ENDPOINT_ORDER = ("aurora", "rds")
 Samples = Tuple[Tuple[float, float], ...]  # (unix ts, value), oldest first
 
 
+@dataclass(frozen=True)
+class ProbeSeries:
+    """One probe's samples: the recent ones, plus what older samples (already folded away
+    to keep memory flat over a long session) contributed to the statistics since `since`."""
+
+    states: Samples = ()
+    gaps: Samples = ()
+    settled_gap: Optional[float] = None  # the longest gap among folded samples
+    settled_stalled: bool = False  # a folded sample since `since` was STALLED
+
+
 class SeriesKey(NamedTuple):
     """The dimensions of one probe's metrics in one run."""
 
@@ -150,9 +161,10 @@ def longest_gap(gaps: Samples, since: float, now: float, open_until_now: bool) -
     return None if best is None else round(best, 3)
 
 
-def probe_cell(key: SeriesKey, states: Samples, gaps: Samples, since: float, now: float,
+def probe_cell(key: SeriesKey, series: ProbeSeries, since: float, now: float,
                silent_after: float = SILENT_AFTER) -> Optional[ProbeCell]:
     """One probe's cell, or None when it has no sample at all."""
+    states, gaps = series.states, series.gaps
     newest = [s[-1][0] for s in (states, gaps) if s]
     if not newest:
         return None
@@ -161,10 +173,12 @@ def probe_cell(key: SeriesKey, states: Samples, gaps: Samples, since: float, now
     silent = now - last_seen > silent_after
     last_write = round(gaps[-1][0] - gaps[-1][1], 3) if gaps else None
     open_gap = not silent and state != "OK"
-    stalled = any(value == 1 for ts, value in states if ts >= since)
+    stalled = series.settled_stalled or any(value == 1 for ts, value in states if ts >= since)
+    longest = longest_gap(gaps, since, now, open_gap)
+    if series.settled_gap is not None:
+        longest = series.settled_gap if longest is None else max(longest, series.settled_gap)
     return ProbeCell(probe=key.probe, endpoint=key.endpoint, backend=key.backend, state=state, silent=silent,
-                     last_seen=last_seen, last_write=last_write,
-                     longest_gap=longest_gap(gaps, since, now, open_gap), stalled=stalled)
+                     last_seen=last_seen, last_write=last_write, longest_gap=longest, stalled=stalled)
 
 
 def _totals(name: str, cells: Sequence[Tuple[str, ProbeCell]]) -> Totals:
@@ -181,14 +195,14 @@ def _totals(name: str, cells: Sequence[Tuple[str, ProbeCell]]) -> Totals:
         worst_gap=worst[0] if worst else None, worst_host=worst[1] if worst else "")
 
 
-def build_fleet(series: Mapping[SeriesKey, Mapping[str, Samples]], now: float, window_start: float,
+def build_fleet(series: Mapping[SeriesKey, ProbeSeries], now: float, window_start: float,
                 since: float, since_label: str = "", silent_after: float = SILENT_AFTER,
                 notes: Sequence[str] = (), api: Sequence[Tuple[str, int]] = ()) -> Fleet:
-    """The Fleet for `series` (per key: {"state": samples, "write_gap": samples})."""
+    """The Fleet for `series`: hosts with a sample since `window_start`, statistics since `since`."""
     runs: Dict[str, Dict[str, List[SeriesKey]]] = {}
     newest: Dict[Tuple[str, str], float] = {}
-    for key, metrics in series.items():
-        stamps = [s[-1][0] for s in (metrics.get("state", ()), metrics.get("write_gap", ())) if s]
+    for key, probe in series.items():
+        stamps = [s[-1][0] for s in (probe.states, probe.gaps) if s]
         if not stamps or max(stamps) < window_start:
             continue  # did not publish inside the window
         runs.setdefault(key.host, {}).setdefault(key.run, []).append(key)
@@ -198,8 +212,7 @@ def build_fleet(series: Mapping[SeriesKey, Mapping[str, Samples]], now: float, w
         run = max(runs[host], key=lambda r: (newest[(host, r)], r))
         cells = []
         for key in runs[host][run]:
-            cell = probe_cell(key, tuple(series[key].get("state", ())), tuple(series[key].get("write_gap", ())),
-                              since, now, silent_after)
+            cell = probe_cell(key, series[key], since, now, silent_after)
             if cell is not None:
                 cells.append(cell)
         order = column_order(c.probe for c in cells)

@@ -255,6 +255,24 @@ def fleet_event(fleet: Fleet, now: float) -> Dict[str, Any]:
     }
 
 
+def fleet_changes(old: Optional[Fleet], new: Fleet, now: float) -> List[Dict[str, Any]]:
+    """`fleet_state` events: every probe whose status differs from the previous read
+    (a host new to the room has `previous` null). Nothing for the first read."""
+    if old is None:
+        return []
+    before = {(row.host, cell.probe): status_of(cell) for row in old.hosts for cell in row.cells}
+    out = []
+    for row in new.hosts:
+        for cell in row.cells:
+            status = status_of(cell)
+            previous = before.get((row.host, cell.probe))
+            if status != previous:
+                out.append({"ts": round(now, 3), "event": "fleet_state", "host": row.host, "run": row.run,
+                            "probe": cell.probe, "endpoint": cell.endpoint, "backend": cell.backend,
+                            "status": status, "previous": previous, "for_s": round(cell.age(now), 1)})
+    return out
+
+
 PAGE_KEYS = {" ": "page_down", "KEY_NPAGE": "page_down", "b": "page_up", "KEY_PPAGE": "page_up",
              "j": "down", "KEY_DOWN": "down", "k": "up", "KEY_UP": "up", "g": "home", "KEY_HOME": "home",
              "G": "end", "KEY_END": "end"}
