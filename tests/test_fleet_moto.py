@@ -4,7 +4,6 @@ mysql-connector probe (no read timeout) stalls for good. `fleet --json`, `--plai
 screen in a pty (pyte) and `--dashboard` then read the room back through the real CLI.
 """
 import json
-import os
 import subprocess
 import sys
 

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from _fleet_fixture import COLUMNS, fake_fleet, fake_series, host_name, probe_samples
+from _fleet_fixture import COLUMNS, fake_fleet, host_name, probe_samples
 from fiswatch.aws.fleet_cli import parse_since
 from fiswatch.aws.fleet_model import ProbeSeries, SeriesKey, build_fleet, longest_gap
 from fiswatch.aws.fleet_view import FleetUi, fleet_event, handle_key, page_rows, plain_lines, render

@@ -191,7 +191,7 @@ def _print_loop(poller: Poller, fleet: Any, args: argparse.Namespace, out: TextI
     previous = None
     while True:
         if fleet is not None:
-            now = time.time()
+            now = fleet.ts  # as of the read: ages, gaps and `ts` agree
             if args.json:
                 events = fleet_changes(previous, fleet, now) + [fleet_event(fleet, now)]
                 out.write("".join(json.dumps(e, separators=(",", ":")) + "\n" for e in events))

@@ -128,7 +128,7 @@ class FleetSource:
 
     def list_keys(self) -> List[SeriesKey]:
         """Every probe series published in the last 3 hours (ListMetrics, all pages)."""
-        keys: List[SeriesKey] = []
+        keys: Dict[SeriesKey, None] = {}  # ordered, and each once (moto lists a metric once per datapoint)
         token: Optional[str] = None
         while True:
             kwargs: Dict[str, Any] = {"Namespace": self.namespace, "MetricName": "state", "RecentlyActive": "PT3H"}
@@ -138,11 +138,11 @@ class FleetSource:
             self.calls["ListMetrics"] += 1
             for metric in answer.get("Metrics", []):
                 key = series_key(metric)
-                if key is not None and key not in keys:
-                    keys.append(key)
+                if key is not None:
+                    keys[key] = None
             token = answer.get("NextToken")
             if not token:
-                return keys
+                return list(keys)
 
     def read(self, keys: Sequence[SeriesKey], start: float, end: float) -> None:
         """GetMetricData for `keys` over [start, end): batches of 500 queries, every page."""

@@ -147,8 +147,9 @@ def totals_lines(fleet: Fleet, width: int, rows: Sequence[Totals]) -> List[Line]
 
 
 def title_line(fleet: Fleet, width: int, first: int, last: int, ui: FleetUi) -> Line:
-    since = "since %s (%s)" % (T.clock(fleet.since), T.clean(fleet.since_label)) if fleet.since_label else \
-        "since %s" % T.clock(fleet.since)
+    since = "since %s" % T.clock(fleet.since)
+    if fleet.since_label and fleet.since_label not in since:
+        since += " (%s)" % T.clean(fleet.since_label)
     rows = " %d-%d/%d " % (first + 1, last, len(fleet.hosts)) if fleet.hosts else " "
     left = " fiswatch fleet %s  %d hosts  %s%s" % (T.clock(fleet.ts), len(fleet.hosts), since,
                                                    "  PAUSED" if ui.base.paused else "")
