@@ -94,7 +94,9 @@ def test_publisher_puts_metrics_into_moto():
         dims = [m["Dimensions"] for m in cw.list_metrics(Namespace="fisworkshop", MetricName="interactions")
                 ["Metrics"]]
         assert {"Name": "host", "Value": "test-host"} in dims[0]
-        assert events == []
+        assert {"Name": "run", "Value": pub.run} in dims[0]
+        assert [e.get("message") for e in events] == ["CloudWatch: publishing as host test-host, run %s" % pub.run]
+        assert {"state", "write_gap"} <= names
 
 
 def test_unreachable_cloudwatch_warns_once_and_never_blocks(monkeypatch):
@@ -115,3 +117,38 @@ def test_unreachable_cloudwatch_warns_once_and_never_blocks(monkeypatch):
     assert len(warnings) == 1, [e.as_dict() for e in events]
     assert "CloudWatch" in warnings[0].get("message") and "cannot reach" in warnings[0].get("message")
     assert len(pub._queue) == 0 and pub.published == 0
+
+
+def test_state_write_gap_and_run_for_the_fleet_workshop_metrics_unchanged():
+    from fiswatch.aws.cloudwatch import STATE_CODES, cloudwatch_host, new_run_id
+    from fiswatch.aws.session import AwsError
+
+    ok = Snapshot(probe="aurora/pymysql", endpoint="aurora", backend="pymysql", state=State.OK, iterations=5,
+                  last_ok=1000.2)
+    stuck = Snapshot(probe="aurora/mysql-connector", endpoint="aurora", backend="mysql-connector", iterations=0)
+    view = _view(1001.0, ProbeView(ok, BackendInfo("pymysql", "PyMySQL", "1"), State.OK, 0.0, 5, (), 0.0),
+                 ProbeView(stuck, BackendInfo("mysql-connector", "m", "1"), State.STALLED, 3.0, 0, (), 3.0))
+    data, counters = view_metrics(view, {}, "alice", "20261126T030000-abcd")
+    assert _by(data, "state", "aurora", "pymysql")["Value"] == STATE_CODES[State.OK] == 0
+    assert _by(data, "state", "aurora", "mysql-connector")["Value"] == 1
+    assert _by(data, "write_gap", "aurora", "pymysql")["Value"] == pytest.approx(0.8)
+    assert _by(data, "write_gap", "aurora", "mysql-connector")["Value"] == 0.0  # first second seen, no write yet
+    assert _by(data, "write_gap", "aurora", "pymysql")["Unit"] == "Seconds"
+    assert [d["Name"] for d in _by(data, "state", "aurora", "pymysql")["Dimensions"]] == \
+        ["endpoint", "backend", "host", "run"]
+    later = _view(1011.0, ProbeView(stuck, BackendInfo("mysql-connector", "m", "1"), State.STALLED, 13.0, 0, (),
+                                    13.0))
+    data, _ = view_metrics(later, counters, "alice", "20261126T030000-abcd")
+    assert _by(data, "write_gap", "aurora", "mysql-connector")["Value"] == 10.0  # since its first second
+    workshop = _by(data, "aurora_interactions_per_second")
+    assert workshop == {"MetricName": "aurora_interactions_per_second", "Value": 0.0, "Unit": "Count",
+                        "Timestamp": workshop["Timestamp"], "StorageResolution": 1}
+
+    assert cloudwatch_host(None, {}) is None
+    assert cloudwatch_host(None, {"FISWATCH_CLOUDWATCH_HOST": " bob "}) == "bob"
+    assert cloudwatch_host("alice", {"FISWATCH_CLOUDWATCH_HOST": "bob"}) == "alice"
+    with pytest.raises(AwsError) as caught:
+        cloudwatch_host("tab\there", {})
+    assert "--cloudwatch-host" in str(caught.value)
+    assert host_identity("/nonexistent", {"FISWATCH_CLOUDWATCH_HOST": "carol"}) == "carol"
+    assert new_run_id(0.0).startswith("19700101T000000-") and len(new_run_id()) == 20

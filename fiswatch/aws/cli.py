@@ -35,6 +35,12 @@ def add_session_options(parser: argparse.ArgumentParser) -> None:
                              "EC2 instance's own region)")
 
 
+def _cloudwatch_host(text: str) -> str:
+    from fiswatch.aws.cloudwatch import host_arg
+
+    return host_arg(text)
+
+
 def add_aws_options(parser: argparse.ArgumentParser) -> None:
     """Options for `watch` and `create-db`."""
     group = parser.add_argument_group("AWS")
@@ -56,7 +62,7 @@ def add_aws_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--cloudwatch", action="store_true",
                        help="publish metrics every second to CloudWatch namespace fisworkshop (the "
                             "workshop's *_interactions_per_second plus per-probe metrics)")
-    group.add_argument("--cloudwatch-host", metavar="NAME", default=None,
+    group.add_argument("--cloudwatch-host", metavar="NAME", default=None, type=_cloudwatch_host,
                        help="with --cloudwatch: the host dimension, the row name in `fiswatch fleet` (default: "
                             "$FISWATCH_CLOUDWATCH_HOST, else the EC2 instance id, else the host name)")
     group.add_argument("--no-topology", dest="topology", action="store_false", default=True,

@@ -51,6 +51,16 @@ def check_host_name(text: str) -> str:
     return name
 
 
+def host_arg(text: str) -> str:
+    """argparse type for --cloudwatch-host: a usage error (exit 2) for an unusable name."""
+    import argparse
+
+    try:
+        return check_host_name(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc))
+
+
 def new_run_id(now: Optional[float] = None) -> str:
     """`20261126T034512-a1b2`: the UTC start time of this run plus 4 random hex digits."""
     stamp = datetime.datetime.fromtimestamp(now if now is not None else time.time(), tz=datetime.timezone.utc)
@@ -192,6 +202,8 @@ class CloudWatchPublisher:
 
     def start(self) -> None:
         if self._thread is None:
+            self._emit(Event.make("info", message="CloudWatch: publishing as host %s, run %s"
+                                  % (self._host, self._run_id)))
             self._thread = threading.Thread(target=self._run, name="fiswatch-cloudwatch", daemon=True)
             self._thread.start()
 

@@ -83,8 +83,6 @@ class AwsExtras:
 
             extras.publisher = CloudWatchPublisher(session, extras.emit,
                                                    host_id=cloudwatch_host(getattr(args, "cloudwatch_host", None)))
-            extras.emit(Event.make("info", message="CloudWatch: publishing as host %s, run %s"
-                                   % (extras.publisher.host, extras.publisher.run)))
         return extras
 
     def emit(self, event: Event) -> None:
