@@ -17,8 +17,10 @@ from fiswatch.aws.fleet_screen import run_fleet_screen  # noqa: E402
 def main() -> None:
     hosts = int(sys.argv[1]) if len(sys.argv) > 1 else 30
     fleet = fake_fleet(time.time(), hosts)
-    run_fleet_screen(lambda: fleet, threading.Event())
-    print("fleet_app: done")
+    how = run_fleet_screen(lambda: fleet, threading.Event())
+    if how == "lost":
+        sys.exit(4)  # nobody to tell
+    print("fleet_app: done (%s)" % how)
 
 
 if __name__ == "__main__":

@@ -145,3 +145,46 @@ def test_fleet_state_events_name_what_changed():
     silent = [e for e in events if e["status"] == "silent"]
     assert {e["host"] for e in silent} == {host_name(29)} and len(silent) == 4
     assert all(set(e) >= {"ts", "event", "host", "run", "probe", "status", "previous", "for_s"} for e in events)
+
+
+def test_curses_screen_ends_when_its_terminal_goes_away():
+    import os
+
+    from conftest import ROOT
+
+    t = PtyTerminal([sys.executable, ROOT + "/tests/fleet_app.py", "30"], rows=24, cols=80)
+    try:
+        t.wait_text("1-15/30")
+        os.close(t.master)  # the terminal hangs up, as when an SSM session drops
+        t.master = os.open(os.devnull, os.O_RDONLY)  # for close()
+        t.proc.wait(30)
+        assert t.proc.returncode in (4, -1)  # "lost", or SIGHUP's default action
+    finally:
+        t.close()
+
+
+def test_curses_screen_with_stdin_not_a_tty_does_not_spin():
+    import os
+    import subprocess
+    import time
+
+    import psutil
+
+    from conftest import ROOT
+
+    t = PtyTerminal([sys.executable, "-c", "pass"], rows=24, cols=80)  # only for its pty and screen
+    t.wait_exit()
+    env = dict(os.environ, TERM="xterm-256color", LANG="C.UTF-8", LC_ALL="C.UTF-8", PYTHONPATH=ROOT)
+    proc = subprocess.Popen([sys.executable, ROOT + "/tests/fleet_app.py", "30"], stdin=subprocess.DEVNULL,
+                            stdout=t.slave, stderr=t.slave, env=env, start_new_session=True)
+    try:
+        t.proc = proc
+        t.wait_text("1-15/30")
+        before = psutil.Process(proc.pid).cpu_times()
+        time.sleep(3)
+        after = psutil.Process(proc.pid).cpu_times()
+        used = (after.user + after.system) - (before.user + before.system)
+        assert used < 1.5, "%.2fs of CPU in 3s: the loop spins" % used  # a spin burns ~3 s
+        assert proc.poll() is None
+    finally:
+        t.close()

@@ -231,13 +231,13 @@ def _screen(poller: Poller, first: Any, err: TextIO) -> int:
     thread = threading.Thread(target=fetching, name="fiswatch-fleet-fetch", daemon=True)
     thread.start()
     try:
-        run_fleet_screen(lambda: latest[0], stop)
+        how = run_fleet_screen(lambda: latest[0], stop)
     except DashboardUnavailable as exc:
         err.write("fiswatch fleet: %s\n" % exc)
         return 1
     finally:
         stop.set()
-    return 0
+    return 1 if how == "lost" else 0
 
 
 def _dashboard(session: Any, cw: Any, name: str, out: TextIO, err: TextIO) -> int:
