@@ -7,7 +7,6 @@ room (fleet_model) and shows it: curses (fleet_screen), `--plain` or `--json`
 """
 import argparse
 import datetime
-import json
 import math
 import re
 import sys
@@ -186,6 +185,7 @@ def _print_loop(poller: Poller, fleet: Any, args: argparse.Namespace, out: TextI
     import shutil
 
     from fiswatch.aws.fleet_view import fleet_changes, fleet_event, plain_lines
+    from fiswatch.output.record import event_line  # the JSON lines of --json and --record: NaN -> null
 
     width = max(60, shutil.get_terminal_size((80, 24)).columns)
     previous = None
@@ -194,7 +194,7 @@ def _print_loop(poller: Poller, fleet: Any, args: argparse.Namespace, out: TextI
             now = fleet.ts  # as of the read: ages, gaps and `ts` agree
             if args.json:
                 events = fleet_changes(previous, fleet, now) + [fleet_event(fleet, now)]
-                out.write("".join(json.dumps(e, separators=(",", ":")) + "\n" for e in events))
+                out.write("".join(event_line(e) for e in events))
                 previous = fleet
             else:
                 out.write("\n".join(plain_lines(fleet, width, now)) + "\n\n")
@@ -205,8 +205,7 @@ def _print_loop(poller: Poller, fleet: Any, args: argparse.Namespace, out: TextI
         fleet, problem = poller.once()
         if problem is not None:
             if args.json:
-                event = {"ts": round(time.time(), 3), "event": "warning", "message": "fleet: " + problem}
-                out.write(json.dumps(event, separators=(",", ":")) + "\n")
+                out.write(event_line({"ts": round(time.time(), 3), "event": "warning", "message": "fleet: " + problem}))
                 out.flush()
             else:
                 err.write("fiswatch fleet: %s\n" % problem)
