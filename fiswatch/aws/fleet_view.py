@@ -36,6 +36,7 @@ HELP = (
     "ERROR 12s     errors/reconnects, no write for that long",
     "silent 45s    no metric from that probe for that long (fiswatch stopped?)",
     "-             this host has no such probe",
+    "host*         this host ran fiswatch more than once: the row is its newest run",
     "ROOM: probes, ok = writing now, stall = stalled since the start, still = stalled",
     "and never recovered, err = erroring now, med/max gap = median and worst of each",
     "probe's longest write gap since the start (`--since`).",
