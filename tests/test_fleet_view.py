@@ -188,3 +188,12 @@ def test_curses_screen_with_stdin_not_a_tty_does_not_spin():
         assert proc.poll() is None
     finally:
         t.close()
+
+
+def test_plain_view_on_an_80x24_terminal_never_wraps():
+    import pyte
+
+    lines = plain_lines(fake_fleet(NOW), 80, NOW)
+    screen = pyte.Screen(80, 24)
+    pyte.Stream(screen).feed("\r\n".join(lines))
+    assert [row.rstrip() for row in screen.display] == lines[-24:]  # a wrapped line would shift them
