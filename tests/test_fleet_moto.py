@@ -58,8 +58,10 @@ def _status(room, host, probe):
     return None
 
 
-@pytest.fixture
-def room(mariadb, tmp_path):
+@pytest.fixture(scope="module")
+def room(mariadb, tmp_path_factory):
+    """Three hosts writing, published to a moto server; shared by this module's tests."""
+    tmp_path = tmp_path_factory.mktemp("fleet")
     mariadb.query("CREATE TABLE IF NOT EXISTS `%s` (id INT AUTO_INCREMENT PRIMARY KEY, value INT)" % TABLE)
     proxy = FaultProxy("127.0.0.1", 0, mariadb.host, mariadb.port, name="fleet-test").start()
     procs = []
