@@ -144,7 +144,7 @@ def _probe_report(name: str, meta: Dict[str, Any], mine: List[Dict[str, Any]], e
         kinds[key] = kinds.get(key, 0) + 1
     stalls = _stalls(states, end, stall_after)
     faults = sorted([e["ts"] for e in errors] + doubts
-                    + [e["ts"] for e in states if e.get("state") in FAULT_STATES]
+                    + [e["ts"] for e in states if as_text(e.get("state")) in FAULT_STATES]
                     + [w.start for w in stalls])
     final = as_dict(as_dict(as_dict(summary).get("probes")).get(name))
     final_state = as_text(final.get("state")) or (as_text(states[-1].get("state")) if states else "") or None

@@ -66,7 +66,10 @@ def outage_text(report: Report, pair: OutagePair) -> str:
 
 
 def headline(report: Report) -> List[str]:
-    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(report.start)) if report.start else "?"
+    try:
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(report.start)) if report.start else "?"
+    except (OverflowError, OSError, ValueError):  # a `ts` no clock can show
+        when = "?"
     lines = ["Run of %.1fs from %s, %d probe(s)%s" % (report.duration, when, len(report.probes),
                                                     "" if report.complete else " (incomplete)")]
     for number, fo in enumerate(report.failovers, 1):
@@ -158,7 +161,8 @@ def summary_lines(report: Report, width: int = 80) -> List[str]:
             verdict = "no write gap"
         line = "%-*s %6d ops %3d err  %s" % (name_w, p.probe, p.ops, p.errors, verdict)
         stall = p.longest_stall
-        optional = ["%s%s" % (("outage%s " % _number(report, o)).lstrip(), _beyond(o)) for o in p.outages
+        # the other failovers' pairings, short: "#2 +0.5s" after "(+8.0s vs outage #1)"
+        optional = ["%s %s" % (_number(report, o).strip() or "outage", _beyond(o)) for o in p.outages
                     if o.gap is not None and o.gap is not gap]
         if stall is not None and not (gap is not None and gap.open and stall.open):
             optional.append("stall %.1fs" % stall.duration)
