@@ -127,7 +127,7 @@ def test_two_failovers_each_paired_with_its_own_gap_and_the_summary_says_which()
     # DNS: the second failover's flip back to the first address is a flip, not a flap
     dns = report.dns_for("aurora")
     assert dns.flaps == 0 and [(round(ts - T0, 1), to) for ts, _, to in dns.flips] == [(10.5, (B,)), (30.5, (A,))]
-    assert "then -> 127.0.0.11 at t+30.5" in text and "flap" not in text
+    assert "DNS aurora: flip 2 -> 127.0.0.11 at t+30.5" in text and "flap" not in text
     assert [m.label for m in report.markers if m.kind == "dns"] == ["DNS flip", "DNS flip 2"]
 
 

@@ -90,13 +90,13 @@ def headline(report: Report) -> List[str]:
                                                at(report, item.flip_at))
             if item.empty_at is not None and item.empty_at < item.flip_at:
                 text += ", empty from %s" % at(report, item.empty_at)
-            for ts, _, to in item.flips[1:4]:
-                text += ", then -> %s at %s" % (",".join(to), at(report, ts))
-            if len(item.flips) > 4:
-                text += " (+%d more flips)" % (len(item.flips) - 4)
             if item.flaps:
                 text += ", %d flap(s) back" % item.flaps
             lines.append(text)
+            for n, (ts, _, to) in enumerate(item.flips[1:4], 2):  # each later failover's flip on its own line
+                lines.append("DNS %s: flip %d -> %s at %s" % (item.endpoint, n, ",".join(to), at(report, ts)))
+            if len(item.flips) > 4:
+                lines.append("DNS %s: %d more flips" % (item.endpoint, len(item.flips) - 4))
         elif item.initial:
             lines.append("DNS %s: %s, no flip seen" % (item.endpoint, ",".join(item.initial)))
     last = {}  # type: Dict[str, Tuple[float, str]]
