@@ -171,10 +171,18 @@ def _probe_report(name: str, meta: Dict[str, Any], mine: List[Dict[str, Any]], e
         errors_by_kind=tuple(sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))),
         stalls=tuple(stalls), write_gaps=tuple(gaps),
         address_before=addresses[0] if addresses else None,
-        address_after=addresses[-1] if addresses else None, final_state=final_state,
+        address_after=addresses[-1] if addresses else None, addresses=_in_turn(addresses), final_state=final_state,
         latency_ms_mean=None if mean is None else round(mean, 2),
         latency_ms_worst=max(lat for _, lat in latencies) if latencies else None,
         outages=_outage_pairs(gaps, failovers, own_pauses))
+
+
+def _in_turn(addresses: List[str], limit: int = 8) -> Tuple[str, ...]:
+    out = []  # type: List[str]
+    for address in addresses:
+        if not out or out[-1] != address:
+            out.append(address)
+    return tuple(out[:limit])
 
 
 def _error_key(ev: Dict[str, Any]) -> str:
@@ -255,6 +263,7 @@ def _outage_pairs(gaps: List[Gap], failovers: List[Tuple[int, LabFailover]],
         if gap.open or failover.outage_end is None or into_next:
             out.append(OutagePair(number, failover, gap, None, into_next=into_next and not gap.open))
             continue
-        beyond = gap.end - failover.outage_end - overlap(pauses, failover.outage_end, gap.end)
-        out.append(OutagePair(number, failover, gap, beyond))
+        paused_after = overlap(pauses, failover.outage_end, gap.end)
+        out.append(OutagePair(number, failover, gap, gap.end - failover.outage_end - paused_after,
+                              paused_after=paused_after))
     return tuple(out)

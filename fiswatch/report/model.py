@@ -104,6 +104,7 @@ class OutagePair:
     gap: Optional[Gap] = None
     beyond: Optional[float] = None
     into_next: bool = False
+    paused_after: float = 0.0  # seconds paused between the outage's end and the gap's end (not in `beyond`)
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,7 @@ class ProbeReport:
     write_gaps: Tuple[Gap, ...] = ()
     address_before: Optional[str] = None
     address_after: Optional[str] = None
+    addresses: Tuple[str, ...] = ()  # every address in turn (A, B, A after two failovers), at most 8
     final_state: Optional[str] = None
     latency_ms_mean: Optional[float] = None
     latency_ms_worst: Optional[float] = None  # worst one-second mean

@@ -31,6 +31,7 @@ def report_as_dict(report: Report) -> Dict[str, Any]:
             "write_gaps": [gap(g) for g in p.write_gaps],
             "longest_gap_s": round(p.longest_gap.duration, 3) if p.longest_gap else None,
             "recovered": p.recovered, "address_before": p.address_before, "address_after": p.address_after,
+            "addresses": list(p.addresses),
             "final_state": p.final_state, "latency_ms_mean": p.latency_ms_mean,
             "latency_ms_worst": p.latency_ms_worst,
             "outage_gap": gap(p.outage_gap) if p.outage_gap else None,
@@ -38,7 +39,8 @@ def report_as_dict(report: Report) -> Dict[str, Any]:
             "outages": [{"failover": o.number, "target": o.failover.target,
                          "gap": gap(o.gap) if o.gap is not None else None,
                          "beyond_outage_s": None if o.beyond is None else round(o.beyond, 3),
-                         "into_next": o.into_next} for o in p.outages]})
+                         "into_next": o.into_next, "paused_after_s": round(o.paused_after, 3)}
+                        for o in p.outages]})
     return {
         "start": round(report.start, 3), "end": round(report.end, 3), "duration_s": round(report.duration, 3),
         "complete": report.complete, "notes": list(report.notes), "probes": probes,

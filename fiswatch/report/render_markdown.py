@@ -19,8 +19,7 @@ def _probe_cells(report: Report, p: ProbeReport) -> List[str]:
     beyond = "; ".join(_beyond_cell(report, o) for o in p.outages if o.gap is not None) or "-"
     stall_cell = "-" if stall is None else ("%.1fs (open)" % stall.duration if stall.open else "%.1fs" % stall.duration)
     kinds = ", ".join("%s x%d" % kv for kv in p.errors_by_kind) or "-"
-    addr = "-" if not p.address_before else (
-        p.address_before if p.address_before == p.address_after else "%s -> %s" % (p.address_before, p.address_after))
+    addr = " -> ".join(p.addresses) or "-"
     return [p.probe, str(p.ops), "%d" % p.errors, kinds, gap_cell, beyond, stall_cell, addr]
 
 

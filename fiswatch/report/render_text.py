@@ -62,7 +62,10 @@ def outage_text(report: Report, pair: OutagePair) -> str:
         return "%s: %s, still not writing when the next failover began" % (label, where)
     if pair.beyond is None:
         return "%s: %s, never recovered" % (label, where)
-    return "%s: %s, writes resumed %.1fs after the outage ended" % (label, where, pair.beyond)
+    text = "%s: %s, writes resumed %.1fs after the outage ended" % (label, where, pair.beyond)
+    if pair.paused_after >= 0.05:
+        text += " (and %.1fs paused after it, not counted)" % pair.paused_after
+    return text
 
 
 def headline(report: Report) -> List[str]:
@@ -131,9 +134,9 @@ def render_text(report: Report) -> str:
         for pair in p.outages:
             lines.append("  vs injected outage %s" % outage_text(report, pair))
         lines.append("  stalls: " + ("; ".join(window_text(report, w) for w in p.stalls[:6]) or "none"))
-        if p.address_before or p.address_after:
-            moved = p.address_before != p.address_after
-            lines.append("  address: %s%s" % (p.address_before, " -> %s" % p.address_after if moved else " (unchanged)"))
+        if p.addresses:
+            lines.append("  address: %s" % (" -> ".join(p.addresses) if len(p.addresses) > 1
+                                            else "%s (unchanged)" % p.addresses[0]))
         if p.latency_ms_mean is not None:
             lines.append("  latency: mean %.1f ms, worst second %.1f ms" % (p.latency_ms_mean, p.latency_ms_worst or 0))
     return "\n".join(lines) + "\n"
@@ -166,8 +169,8 @@ def summary_lines(report: Report, width: int = 80) -> List[str]:
                     if o.gap is not None and o.gap is not gap]
         if stall is not None and not (gap is not None and gap.open and stall.open):
             optional.append("stall %.1fs" % stall.duration)
-        if p.address_before and p.address_after and p.address_before != p.address_after:
-            optional.append("%s->%s" % (p.address_before, p.address_after))
+        if len(p.addresses) > 1:
+            optional.append("->".join(p.addresses))
         for part in optional:  # only what fits: the verdict matters most
             if len(line) + 2 + len(part) <= width:
                 line += "  " + part
