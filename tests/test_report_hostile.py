@@ -131,7 +131,10 @@ def test_a_100_mb_single_line_is_skipped_in_bounded_memory(tmp_path):
         handle.write(b'"}\n')
         for ev in events[1:]:
             handle.write((json.dumps(ev) + "\n").encode())
-    result = run_measured(["report", str(path)])
+    try:
+        result = run_measured(["report", str(path)])
+    finally:
+        os.remove(str(path))  # 100 MiB: not left for pytest's temp-dir retention
     assert result["rc"] == 0, result["err"]
     assert "Traceback" not in result["err"] + result["out"]
     assert "skipped 1 unreadable line(s): 1 longer than 1 MiB (line 2)" in result["out"]

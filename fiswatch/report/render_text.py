@@ -85,8 +85,9 @@ def headline(report: Report) -> List[str]:
             lines.append("Lab failover %s%s started %s, not finished" % (
                 label, " (crash)" if fo.crash else "", at(report, fo.started)))
     if report.pauses:
-        lines.append("Paused (key p): %s; not counted in write gaps" % "; ".join(
-            pause_text(report, w) for w in report.pauses[:4]))
+        lines.append("Paused (key p): %s%s; not counted in write gaps" % (
+            "; ".join(pause_text(report, w) for w in report.pauses[:4]),
+            " (+%d more)" % (len(report.pauses) - 4) if len(report.pauses) > 4 else ""))
     for item in report.dns:
         if item.flip_at is not None:
             text = "DNS %s: %s -> %s at %s" % (item.endpoint, ",".join(item.initial), ",".join(item.flipped_to),
