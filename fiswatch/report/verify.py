@@ -12,6 +12,12 @@ in batches:
 - in doubt, committed / not committed: the row with that id and value is / is not there.
 
 Rows are compared per (endpoint, id): several probes write to the same endpoint's table.
+
+Another database is refused, not called lost: when (almost) none of the acknowledged rows
+is there (see FOREIGN_SHARE), the endpoint's verdict is an `error` saying so, because
+another lab, a lab started again or the wrong server would otherwise read as "every write
+lost". An in-doubt write still in flight when the run stopped (`at_stop`) is resolved like
+any other.
 """
 import re
 from dataclasses import dataclass, field
