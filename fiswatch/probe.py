@@ -172,7 +172,8 @@ class Probe:
         try:
             cur.execute(self._insert_sql, (value,))
             row_id = cur.lastrowid
-            t1 = self._begin(Op.COMMIT, latency=_set_latency(self.snapshot.latency, "INSERT", time.monotonic() - t0))
+            t1 = self._begin(Op.COMMIT, pending=(row_id, value),
+                             latency=_set_latency(self.snapshot.latency, "INSERT", time.monotonic() - t0))
             try:
                 conn.commit()
             except Exception as exc:
@@ -180,7 +181,8 @@ class Probe:
                                      value=value, address=self.snapshot.address,
                                      error=self.backend.classify(exc).short()))
                 raise
-            t2 = self._begin(Op.SELECT, latency=_set_latency(self.snapshot.latency, "COMMIT", time.monotonic() - t1))
+            t2 = self._begin(Op.SELECT, pending=None,
+                             latency=_set_latency(self.snapshot.latency, "COMMIT", time.monotonic() - t1))
             self.emit(Event.make("write", probe=self.id, endpoint=self.endpoint.name, id=row_id, value=value,
                                  address=self.snapshot.address))
             cur.execute(self._select_sql)
@@ -194,6 +196,20 @@ class Probe:
             latency=_set_latency(snap.latency, "SELECT", end - t2), latency_total=snap.latency_total + (end - t0),
             last_ok=time.time(),
         )
+
+    def in_doubt_at_stop(self) -> Optional[Event]:
+        """A `write_in_doubt` for the write whose COMMIT is still in flight (call once the probes stopped).
+
+        Its id and value are known, so `verify` can tell whether it committed; without this
+        a COMMIT that never returns would leave no trace of its write in the record.
+        """
+        snap = self.snapshot
+        if snap.op is not Op.COMMIT or snap.pending is None:
+            return None
+        row_id, value = snap.pending
+        return Event.make("write_in_doubt", probe=self.id, endpoint=self.endpoint.name, id=row_id, value=value,
+                          address=snap.address, error="COMMIT never returned before the probes stopped",
+                          at_stop=True)
 
     def _fail(self, exc: BaseException, op: Optional[Op]) -> None:
         try:

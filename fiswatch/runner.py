@@ -195,7 +195,7 @@ class Runner:
             self.monitor.paused = paused
             for p in self.probes:
                 p.pause(paused)
-            self.emit(Event.make("info", message="paused" if paused else "resumed"))
+            self.emit(Event.make("info", message="paused" if paused else "resumed", pause=paused))
 
     def stop(self, closing: Optional[Callable[[], List[Event]]] = None) -> Event:
         """Stop without waiting long for probes stuck in a driver; return the summary event.
@@ -206,6 +206,7 @@ class Runner:
         writes); its events and the summary reach every sink last.
         """
         self.stop_event.set()
+        self.emit(Event.make("run_stop"))  # where open gaps and stalls end in the report (not after verifying)
         for p in self.probes:
             p.stop()
         for w in self.watchers:
@@ -215,6 +216,10 @@ class Runner:
             join = getattr(p, "join", None)
             if join is not None and p.is_alive():
                 join(max(0.0, deadline - time.monotonic()))
+        for p in self.probes:  # a COMMIT still in flight after the grace: in doubt, id and value known
+            doubt = p.in_doubt_at_stop() if isinstance(p, Probe) else None
+            if doubt is not None:
+                self.emit(doubt)
         self._stop_monitor.set()
         if self._thread.is_alive():
             self._thread.join(1.0)

@@ -92,6 +92,7 @@ def make_run(t0=T0, crash=False, end=30.0):
                         "latency_ms": 4.0 if ops0 else None, "stalled_for": max(0, s - 10)},
             probes[1]: {"state": "OK", "ops": ops1, "errors": 0, "latency_ms": 3.0 if ops1 else None,
                         "stalled_for": 0}})
+    add(end, "run_stop")
     add(end, "summary", probes={
         probes[0]: {"ops": 99, "errors": 0, "longest_stall_s": end - 10, "stalled_now": True, "state": "STALLED"},
         probes[1]: {"ops": 225, "errors": 5, "longest_stall_s": 1.0, "stalled_now": False, "state": "OK"}})

@@ -210,12 +210,19 @@ def _open_error(path: str, exc: OSError) -> str:
     return "cannot record to %s: %s" % (path, exc.strerror or exc)
 
 
+MAX_LINE = 1 << 20  # bytes: far above any event fiswatch writes; a longer line is skipped, never held
+_CHUNK = 1 << 16
+
+
 class RecordReader:
     """Iterates over the events of a record file; counts lines it had to skip.
 
     After iteration `skipped` is the number of lines that were not JSON objects with an
-    `event` key (a truncated last line counts as one), `skipped_last` tells whether the
-    last line was one of them, and `lines` how many events were read.
+    `event` text and a numeric `ts` (a truncated last line counts as one), `skipped_last`
+    tells whether the last line was one of them, and `lines` how many events were read.
+    Memory stays bounded whatever the file holds: a line longer than MAX_LINE is skipped
+    as it streams by, and binary data (NUL bytes with no line end within MAX_LINE, such as
+    /dev/zero) ends the reading with `stopped` saying where.
     """
 
     def __init__(self, path: str) -> None:
@@ -223,47 +230,114 @@ class RecordReader:
         self.lines = 0
         self.skipped = 0
         self.skipped_last = False
-        self.skipped_at = []  # type: List[int]  # 1-based line numbers
+        self.skipped_at = []  # type: List[int]  # 1-based line numbers (the first few)
+        self.too_long = 0
+        self.bad_ts = 0
+        self.stopped = None  # type: Optional[str]
 
     def __iter__(self) -> Iterator[Dict[str, Any]]:
         try:
-            handle = open(self.path, "rb")
+            handle = open(self.path, "rb", buffering=0)
         except OSError as exc:
             raise RecordError("cannot read record %s: %s" % (self.path, exc.strerror or exc))
         with handle:
             number = 0
-            for raw in handle:
+            for raw in self._raw_lines(handle):
                 number += 1
-                if not raw.strip():
+                if raw is not None and not raw.strip():
                     continue
-                item = _parse(raw)
+                item = _parse(raw) if raw is not None else None
                 if item is None:
+                    if raw is None:
+                        self.too_long += 1
+                    elif _bad_ts(raw):
+                        self.bad_ts += 1
                     self.skipped += 1
-                    self.skipped_at.append(number)
+                    if len(self.skipped_at) < 5:
+                        self.skipped_at.append(number)
                     self.skipped_last = True
                     continue
                 self.skipped_last = False
                 self.lines += 1
                 yield item
 
+    def _raw_lines(self, handle: Any) -> Iterator[Optional[bytes]]:
+        """Lines as bytes; None for a line longer than MAX_LINE (skipped while it streams by)."""
+        buf = b""
+        skipping = False  # inside an over-long line
+        offset = 0
+        while True:
+            try:
+                chunk = handle.read(_CHUNK)
+            except OSError as exc:
+                raise RecordError("cannot read record %s: %s" % (self.path, exc.strerror or exc))
+            if not chunk:
+                break
+            offset += len(chunk)
+            buf += chunk
+            start = 0
+            while True:
+                cut = buf.find(b"\n", start)
+                if cut < 0:
+                    break
+                if skipping:
+                    skipping = False
+                    yield None
+                else:
+                    yield buf[start:cut]
+                start = cut + 1
+            buf = buf[start:]
+            if len(buf) > MAX_LINE:
+                if b"\0" in buf:
+                    self.stopped = "binary data (NUL bytes, no line end) from about byte %d" % max(0, offset - len(buf))
+                    if not skipping:
+                        yield None
+                    return
+                skipping = True
+                buf = b""
+        if skipping:
+            yield None
+        elif buf:
+            yield buf
+
     def note(self) -> Optional[str]:
         """One line about skipped lines, or None when every line was read."""
+        if self.stopped:
+            return "%s: stopped reading at %s; %d event(s) read before it" % (self.path, self.stopped, self.lines)
         if not self.skipped:
             return None
-        if self.skipped == 1 and self.skipped_last:
+        if self.skipped == 1 and self.skipped_last and not (self.too_long or self.bad_ts):
             return "%s: skipped a truncated last line (the run was probably killed)" % self.path
-        return "%s: skipped %d unreadable line(s) (line %s)" % (
-            self.path, self.skipped, ", ".join(str(n) for n in self.skipped_at[:5]))
+        why = []
+        if self.too_long:
+            why.append("%d longer than %d MiB" % (self.too_long, MAX_LINE >> 20))
+        if self.bad_ts:
+            why.append("%d with a `ts` that is not a number" % self.bad_ts)
+        return "%s: skipped %d unreadable line(s)%s (line %s)" % (
+            self.path, self.skipped, ": " + ", ".join(why) if why else "",
+            ", ".join(str(n) for n in self.skipped_at[:5]) + (", ..." if self.skipped > 5 else ""))
 
 
 def _parse(raw: bytes) -> Optional[Dict[str, Any]]:
     try:
         item = json.loads(raw.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     if not isinstance(item, dict) or not isinstance(item.get("event"), str):
         return None
+    ts = item.get("ts")
+    if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not math.isfinite(ts):
+        return None
     return item
+
+
+def _bad_ts(raw: bytes) -> bool:
+    """A JSON event whose only fault is its `ts` (for the note)."""
+    try:
+        item = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return False
+    return isinstance(item, dict) and isinstance(item.get("event"), str)
 
 
 def read_record(path: str) -> RecordReader:

@@ -16,7 +16,7 @@ def verify_events(result: Any, endpoint: Optional[str] = None) -> List[Event]:
             "verify", endpoint=item.endpoint, ok=item.ok, acknowledged=item.acknowledged, lost=len(item.lost),
             changed=len(item.changed), in_doubt_committed=len(item.in_doubt_committed),
             in_doubt_not_committed=len(item.in_doubt_not_committed), lost_ids=list(item.lost_ids[:20]),
-            error=item.error))
+            error=item.error, server=item.server, warnings=list(item.warnings)))
     return out
 
 

@@ -15,131 +15,178 @@ to the first success after it, so it is what a user of that driver waited.
 
 Stall windows run from the start of the call that hung (the STALLED event's time minus
 `stalled_for`, else minus the run's `stall_after`) to the probe's next state change, or to
-the end of the run when it never changed again.
+the moment the probes stopped (`run_stop`) when it never changed again.
+
+Pauses. While the dashboard is paused (key p) no probe starts a round: that silence is the
+user's, not the driver's. Pause windows are listed on their own; the paused seconds inside a
+gap are not counted in its duration (a gap that is only a pause is no gap), except while the
+probe was stalled in a call (a paused dashboard does not unstick a driver).
+
+Failovers. Each lab failover of a probe's endpoint is paired with the longest gap that
+overlaps its injected outage; `beyond` = how long after the outage ended the writes came
+back (paused time after the outage not counted).
+
+The end. Open gaps and stalls end when the probes were stopped (`run_stop`), not when the
+run's closing verification finished; records without `run_stop` use the last event before
+that verification.
 """
 import bisect
 import statistics
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from fiswatch.report.coerce import as_float, as_int
-from fiswatch.report.model import Gap, LabFailover, ProbeReport, Report, Window, failover_for
-from fiswatch.report.timeline import dns_changes, lab_failovers, tick_series, timeline_markers
+from fiswatch.report.coerce import as_dict, as_float, as_int, as_list, as_text, timed
+from fiswatch.report.model import Gap, LabFailover, OutagePair, ProbeReport, Report, Window, failovers_for
+from fiswatch.report.timeline import (dns_changes, lab_failovers, overlap, pause_windows, subtract, tick_series,
+                                      timeline_markers)
 
 FAULT_STATES = frozenset(["STALLED", "ERROR", "RECONNECTING"])
 MIN_SILENT_GAP = 1.0
 SILENT_GAP_FACTOR = 10.0
+CLOSING = ("verify", "summary")  # written after the probes stopped
+
 
 def build_report(events: Iterable[Dict[str, Any]], notes: Sequence[str] = ()) -> Report:
-    """A Report from event dicts (any order; sorted by `ts` here). Pure."""
-    evs = sorted((e for e in events if isinstance(e, dict) and "ts" in e), key=lambda e: float(e["ts"]))
+    """A Report from event dicts (any order; sorted by `ts` here; any field may be of a wrong type). Pure."""
+    evs, dropped = timed(events)
     out_notes = list(notes)
+    if dropped:
+        out_notes.append("ignored %d event(s) without a usable time (`ts` not a number)" % dropped)
     if not evs:
         return Report(start=0.0, end=0.0, notes=tuple(out_notes + ["no events"]))
-    run_start = next((e for e in evs if e.get("event") == "run_start"), None)
-    summary = next((e for e in reversed(evs) if e.get("event") == "summary"), None)
-    start = float(run_start["ts"]) if run_start else float(evs[0]["ts"])
-    end = float(evs[-1]["ts"])
+    run_start = next((e for e in evs if e["event"] == "run_start"), None)
+    summary = next((e for e in reversed(evs) if e["event"] == "summary"), None)
+    stop = next((e for e in evs if e["event"] == "run_stop"), None)
+    start = run_start["ts"] if run_start else evs[0]["ts"]
+    if stop is not None:
+        end = stop["ts"]
+    else:
+        end = next((e["ts"] for e in reversed(evs) if e["event"] not in CLOSING), evs[-1]["ts"])
     if run_start is None:
         out_notes.append("no run_start line: times are relative to the first event")
     if summary is None:
         out_notes.append("no summary line: the run did not end cleanly (killed?)")
-    stall_after = as_float((run_start or {}).get("stall_after")) or 0.0
+    stall_after = as_float(as_dict(run_start).get("stall_after")) or 0.0
 
     failovers = lab_failovers(evs)
-    dns = dns_changes(evs)
+    pauses = pause_windows(evs, end)
+    dns = dns_changes(evs, failovers)
     probe_meta = _probe_meta(run_start, evs)
     endpoints = [meta["endpoint"] for meta in probe_meta.values()]
+    by_probe = {}  # type: Dict[str, List[Dict[str, Any]]]
+    for ev in evs:
+        name = ev.get("probe")
+        if isinstance(name, str) and name in probe_meta:
+            by_probe.setdefault(name, []).append(ev)
     probes = []
     for name, meta in probe_meta.items():
-        mine = [e for e in evs if e.get("probe") == name]
-        probes.append(_probe_report(name, meta, mine, evs, summary, start, end, stall_after,
-                                    failover_for(failovers, meta["endpoint"], endpoints)))
+        probes.append(_probe_report(name, meta, by_probe.get(name, []), evs, summary, start, end, stall_after,
+                                    failovers_for(failovers, meta["endpoint"], endpoints), pauses))
     order = {name: n for n, name in enumerate(endpoints)}
     dns.sort(key=lambda d: (order.get(d.endpoint, len(order)), d.endpoint))
-    marks = timeline_markers(evs, dns)
-    verified = tuple((float(e["ts"]), str(e.get("endpoint") or ""), _verdict(e)) for e in evs
-                     if e.get("event") == "verify")
-    return Report(start=start, end=end, probes=tuple(probes), dns=tuple(dns), failovers=tuple(failovers),
-                  markers=tuple(marks), notes=tuple(out_notes), complete=summary is not None, verified=verified)
+    marks = timeline_markers(evs, dns, pauses)
+    verify_events = [e for e in evs if e["event"] == "verify"]
+    verified = tuple((e["ts"], as_text(e.get("endpoint")), _verdict(e)) for e in verify_events)
+    caveats = tuple((as_text(e.get("endpoint")), as_text(w)) for e in verify_events
+                    for w in as_list(e.get("warnings")) if w)
+    return Report(start=start, end=max(start, end), probes=tuple(probes), dns=tuple(dns),
+                  failovers=tuple(failovers), markers=tuple(marks), notes=tuple(out_notes),
+                  complete=summary is not None, verified=verified, pauses=tuple(pauses), verify_caveats=caveats)
 
 
 def _verdict(ev: Dict[str, Any]) -> str:
     """`verify` event (written by the run after a failover / at the end) as a few words."""
     if ev.get("error"):
-        return "not verified (%s)" % ev["error"]
-    lost = (as_int(ev.get("lost")) or 0) + (as_int(ev.get("changed")) or 0)
-    return "%s, %s acknowledged, %d lost" % ("OK" if not lost else "LOST WRITES", ev.get("acknowledged"), lost)
+        return "not verified (%s)" % as_text(ev["error"])
+    lost = max(0, as_int(ev.get("lost")) or 0) + max(0, as_int(ev.get("changed")) or 0)
+    acked = as_int(ev.get("acknowledged"))
+    text = "%s, %s acknowledged, %d lost" % ("OK" if not lost else "LOST WRITES", "?" if acked is None else acked, lost)
+    if lost and as_list(ev.get("warnings")):
+        text += " (may have read a lagging reader: check again with `fiswatch verify FILE`)"
+    return text
 
 
 def _probe_meta(run_start: Optional[Dict[str, Any]], evs: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
     """probe name -> {endpoint, backend, library, version, available}, run_start order first."""
     meta = {}  # type: Dict[str, Dict[str, Any]]
-    for item in (run_start or {}).get("probes") or ():
-        if isinstance(item, dict) and item.get("probe"):
-            meta[str(item["probe"])] = {
-                "endpoint": str(item.get("endpoint") or str(item["probe"]).split("/")[0]),
-                "backend": str(item.get("backend") or str(item["probe"]).split("/", 1)[-1]),
-                "library": str(item.get("library") or ""), "version": str(item.get("version") or ""),
+    for item in as_list(as_dict(run_start).get("probes")):
+        if isinstance(item, dict) and isinstance(item.get("probe"), str) and item["probe"]:
+            name = item["probe"]
+            meta[name] = {
+                "endpoint": as_text(item.get("endpoint")) or name.split("/")[0],
+                "backend": as_text(item.get("backend")) or name.split("/", 1)[-1],
+                "library": as_text(item.get("library")), "version": as_text(item.get("version")),
                 "available": item.get("available", True) is not False}
     for ev in evs:
         name = ev.get("probe")
         if isinstance(name, str) and name and name not in meta:
-            meta[name] = {"endpoint": str(ev.get("endpoint") or name.split("/")[0]),
-                          "backend": str(ev.get("backend") or name.split("/", 1)[-1]),
+            meta[name] = {"endpoint": as_text(ev.get("endpoint")) or name.split("/")[0],
+                          "backend": as_text(ev.get("backend")) or name.split("/", 1)[-1],
                           "library": "", "version": "", "available": True}
     return meta
 
 
 def _probe_report(name: str, meta: Dict[str, Any], mine: List[Dict[str, Any]], evs: List[Dict[str, Any]],
                   summary: Optional[Dict[str, Any]], start: float, end: float, stall_after: float,
-                  failover: Optional[LabFailover]) -> ProbeReport:
-    writes = [float(e["ts"]) for e in mine if e.get("event") == "write"]
-    doubts = [float(e["ts"]) for e in mine if e.get("event") == "write_in_doubt"]
-    errors = [e for e in mine if e.get("event") == "error"]
-    states = [e for e in mine if e.get("event") == "state"]
+                  failovers: List[Tuple[int, LabFailover]], pauses: Sequence[Window]) -> ProbeReport:
+    write_evs = [e for e in mine if e["event"] == "write"]
+    writes = [e["ts"] for e in write_evs]
+    acked_ids = {as_int(e.get("id")) for e in write_evs} - {None}
+    doubt_evs = [e for e in mine if e["event"] == "write_in_doubt"]
+    # an in-doubt write whose COMMIT did return after all (a `write` with its id) is not in doubt
+    open_doubts = [e for e in doubt_evs if as_int(e.get("id")) is None or as_int(e.get("id")) not in acked_ids]
+    # one still in flight when the probes stopped is no fault seen by the probe (its stall is)
+    doubts = [e["ts"] for e in doubt_evs if e.get("at_stop") is not True]
+    errors = [e for e in mine if e["event"] == "error"]
+    states = [e for e in mine if e["event"] == "state"]
     kinds = {}  # type: Dict[str, int]
     for e in errors:
         key = _error_key(e)
         kinds[key] = kinds.get(key, 0) + 1
     stalls = _stalls(states, end, stall_after)
-    faults = sorted([float(e["ts"]) for e in errors] + doubts
-                    + [float(e["ts"]) for e in states if e.get("state") in FAULT_STATES]
+    faults = sorted([e["ts"] for e in errors] + doubts
+                    + [e["ts"] for e in states if as_text(e.get("state")) in FAULT_STATES]
                     + [w.start for w in stalls])
-    final = (summary or {}).get("probes", {}).get(name) if isinstance((summary or {}).get("probes"), dict) else None
-    final = final if isinstance(final, dict) else {}
-    final_state = final.get("state") or (states[-1].get("state") if states else None)
-    gaps = _write_gaps(writes, faults, [float(e["ts"]) for e in errors], doubts, start, end,
-                       ended_ok=final_state in (None, "OK", "STOPPED"))
-    addresses = [e.get("address") for e in mine if e.get("event") in ("connect", "write") and e.get("address")]
+    final = as_dict(as_dict(as_dict(summary).get("probes")).get(name))
+    final_state = as_text(final.get("state")) or (as_text(states[-1].get("state")) if states else "") or None
+    own_pauses = subtract(pauses, stalls)  # stuck in a call: the pause did not cause that silence
+    gaps = _write_gaps(writes, faults, [e["ts"] for e in errors], doubts, start, end,
+                       ended_ok=final_state in (None, "OK", "STOPPED"), pauses=own_pauses)
+    addresses = [as_text(e.get("address")) for e in mine if e["event"] in ("connect", "write") and e.get("address")]
     ticks = tick_series(evs, name)
     ops_from_ticks = sum(ops for _, ops, _ in ticks)
     latencies = [(ops, lat) for _, ops, lat in ticks if lat is not None]
     weight = sum(max(ops, 1) for ops, _ in latencies)
     mean = sum(max(ops, 1) * lat for ops, lat in latencies) / weight if latencies else None
     ops = as_int(final.get("ops"))
-    if ops is None:
+    if ops is None or ops < 0:
         ops = ops_from_ticks if ticks else len(writes)
     n_errors = as_int(final.get("errors"))
     if not meta.get("available", True):
         final_state = final_state or "UNAVAILABLE"
-    outage_gap, beyond = _outage_gap(gaps, failover)
     return ProbeReport(
         probe=name, endpoint=meta["endpoint"], backend=meta["backend"], library=meta["library"],
         version=meta["version"], available=bool(meta.get("available", True)), ops=ops,
-        acknowledged=len(writes), in_doubt=len(doubts),
+        acknowledged=len(writes), in_doubt=len(open_doubts),
         errors=max(n_errors if n_errors is not None else 0, len(errors)),
         errors_by_kind=tuple(sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))),
         stalls=tuple(stalls), write_gaps=tuple(gaps),
         address_before=addresses[0] if addresses else None,
-        address_after=addresses[-1] if addresses else None, final_state=final_state,
+        address_after=addresses[-1] if addresses else None, addresses=_in_turn(addresses), final_state=final_state,
         latency_ms_mean=None if mean is None else round(mean, 2),
         latency_ms_worst=max(lat for _, lat in latencies) if latencies else None,
-        outage_gap=outage_gap, beyond_outage=beyond)
+        outages=_outage_pairs(gaps, failovers, own_pauses))
 
+
+def _in_turn(addresses: List[str], limit: int = 8) -> Tuple[str, ...]:
+    out = []  # type: List[str]
+    for address in addresses:
+        if not out or out[-1] != address:
+            out.append(address)
+    return tuple(out[:limit])
 
 
 def _error_key(ev: Dict[str, Any]) -> str:
-    code, kind = ev.get("code"), str(ev.get("kind") or "error")
+    code, kind = as_int(ev.get("code")), as_text(ev.get("kind")) or "error"
     return "%s %s" % (code, kind) if code is not None else kind
 
 
@@ -147,11 +194,11 @@ def _stalls(states: List[Dict[str, Any]], end: float, stall_after: float) -> Lis
     out = []
     began = None  # type: Optional[float]
     for ev in states:
-        ts = float(ev["ts"])
+        ts = ev["ts"]
         if ev.get("state") == "STALLED":
             if began is None:
                 back = as_float(ev.get("stalled_for"))
-                began = ts - (back if back is not None else stall_after)
+                began = ts - (back if back is not None and back >= 0 else stall_after)
         elif began is not None:
             out.append(Window(began, max(ts, began)))
             began = None
@@ -161,11 +208,12 @@ def _stalls(states: List[Dict[str, Any]], end: float, stall_after: float) -> Lis
 
 
 def _write_gaps(writes: List[float], faults: List[float], errors: List[float], doubts: List[float],
-                start: float, end: float, ended_ok: bool = True) -> List[Gap]:
-    """See the module docstring: gaps anchored on faults, or silent and long."""
+                start: float, end: float, ended_ok: bool = True, pauses: Sequence[Window] = ()) -> List[Gap]:
+    """See the module docstring: gaps anchored on faults, or silent and long; paused time not counted."""
     if not writes:
         if faults:
-            return [Gap(start, end, open=True, errors=len(errors), in_doubt=len(doubts), from_start=True)]
+            return [Gap(start, max(start, end), open=True, errors=len(errors), in_doubt=len(doubts), from_start=True,
+                        paused=overlap(pauses, start, end))]
         return []
     intervals = [b - a for a, b in zip(writes, writes[1:])]
     normal = statistics.median(intervals) if intervals else 0.0
@@ -177,29 +225,45 @@ def _write_gaps(writes: List[float], faults: List[float], errors: List[float], d
     gaps = []
     if count(faults, start - 1e9, writes[0]):
         gaps.append(Gap(start, writes[0], errors=count(errors, -1e18, writes[0]),
-                        in_doubt=count(doubts, -1e18, writes[0]), from_start=True))
+                        in_doubt=count(doubts, -1e18, writes[0]), from_start=True,
+                        paused=overlap(pauses, start, writes[0])))
     for a, b in zip(writes, writes[1:]):
         anchored = count(faults, a, b) > 0
-        if anchored or b - a > threshold:
-            gaps.append(Gap(a, b, anchored=anchored, errors=count(errors, a, b), in_doubt=count(doubts, a, b)))
+        paused = overlap(pauses, a, b)
+        if anchored or b - a - paused > threshold:
+            gaps.append(Gap(a, b, anchored=anchored, errors=count(errors, a, b), in_doubt=count(doubts, a, b),
+                            paused=paused))
     last = writes[-1]
     tail_faults = count(faults, last, 1e18)
-    if tail_faults or (end - last > threshold and not ended_ok):
+    paused = overlap(pauses, last, end)
+    if tail_faults or (end - last - paused > threshold and not ended_ok):
         gaps.append(Gap(last, max(end, last), open=True, anchored=tail_faults > 0,
-                        errors=count(errors, last, 1e18), in_doubt=count(doubts, last, 1e18)))
+                        errors=count(errors, last, 1e18), in_doubt=count(doubts, last, 1e18), paused=paused))
     return gaps
 
 
-def _outage_gap(gaps: List[Gap], failover: Optional[LabFailover]) -> Tuple[Optional[Gap], Optional[float]]:
-    """The longest gap overlapping the injected outage, and how far it ran past its end."""
-    if failover is None or failover.outage_start is None:
-        return None, None
-    lo = failover.outage_start
-    hi = failover.outage_end if failover.outage_end is not None else float("inf")
-    over = [g for g in gaps if g.start <= hi and g.end >= lo and not (g.open and g.from_start)]
-    if not over:
-        return None, None
-    gap = max(over, key=lambda g: g.duration)
-    if gap.open or failover.outage_end is None:
-        return gap, None
-    return gap, gap.end - failover.outage_end
+def _outage_pairs(gaps: List[Gap], failovers: List[Tuple[int, LabFailover]],
+                  pauses: Sequence[Window]) -> Tuple[OutagePair, ...]:
+    """Each failover with the longest gap overlapping its own outage, and how far it ran past its end."""
+    out = []
+    for k, (number, failover) in enumerate(failovers):
+        if failover.outage_start is None:
+            out.append(OutagePair(number, failover))
+            continue
+        lo = failover.outage_start
+        hi = failover.outage_end if failover.outage_end is not None else float("inf")
+        over = [g for g in gaps if g.start <= hi and g.end >= lo and not (g.open and g.from_start)]
+        if not over:
+            out.append(OutagePair(number, failover))
+            continue
+        gap = max(over, key=lambda g: g.duration)
+        nxt = failovers[k + 1][1] if k + 1 < len(failovers) else None
+        next_start = None if nxt is None else (nxt.outage_start if nxt.outage_start is not None else nxt.started)
+        into_next = next_start is not None and gap.end > next_start
+        if gap.open or failover.outage_end is None or into_next:
+            out.append(OutagePair(number, failover, gap, None, into_next=into_next and not gap.open))
+            continue
+        paused_after = overlap(pauses, failover.outage_end, gap.end)
+        out.append(OutagePair(number, failover, gap, gap.end - failover.outage_end - paused_after,
+                              paused_after=paused_after))
+    return tuple(out)

@@ -20,6 +20,8 @@ def load(command: str, path: str) -> Tuple[Optional[List[Dict[str, Any]]], Optio
     except RecordError as exc:
         return None, None, str(exc)
     if not events:
+        if reader.stopped:
+            return None, None, "%s is not a fiswatch record: %s" % (path, reader.stopped)
         if reader.skipped:
             return None, None, "%s is not a fiswatch record: no line is a JSON event" % path
         return None, None, "%s is empty: no events recorded" % path

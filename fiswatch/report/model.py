@@ -1,11 +1,11 @@
 """The report's data: frozen dataclasses built by fiswatch.report.build, read by the renderers."""
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 
 @dataclass(frozen=True)
 class Window:
-    """A stall window (absolute unix times); `open` = still going when the run ended."""
+    """A stall or pause window (absolute unix times); `open` = still going when the probes stopped."""
 
     start: float
     end: float
@@ -27,15 +27,28 @@ class Gap:
     errors: int = 0
     in_doubt: int = 0
     from_start: bool = False  # no write before it: starts at the run start
+    paused: float = 0.0  # seconds of it the dashboard was paused (p): not counted in `duration`
+
+    @property
+    def span(self) -> float:
+        """Wall-clock time from start to end, pauses included."""
+        return max(0.0, self.end - self.start)
 
     @property
     def duration(self) -> float:
-        return max(0.0, self.end - self.start)
+        """What a user of the driver waited: the span minus the time the run was paused."""
+        return max(0.0, self.end - self.start - self.paused)
 
 
 @dataclass(frozen=True)
 class DnsChange:
-    """How an endpoint's DNS answer moved during the run."""
+    """How an endpoint's DNS answer moved during the run.
+
+    A *flip* is a new answer that stays (each failover gives one, a second failover back to
+    the first address is a second flip); a *flap* is an answer going back to the one before
+    the latest flip while the DNS is still settling (the lab's `dns_flap` step, or within
+    FLAP_WINDOW seconds of the last change with no new failover started in between).
+    """
 
     endpoint: str
     initial: Tuple[str, ...] = ()
@@ -43,7 +56,8 @@ class DnsChange:
     flip_at: Optional[float] = None  # first non-empty answer different from `initial`
     empty_at: Optional[float] = None  # first empty / failed answer
     changes: int = 0  # answer changes seen after the first
-    flaps: int = 0  # answers back to `initial` after the flip
+    flaps: int = 0  # answers back to the pre-flip answer while settling
+    flips: Tuple[Tuple[float, Tuple[str, ...], Tuple[str, ...]], ...] = ()  # (ts, from, to), first one included
 
 
 @dataclass(frozen=True)
@@ -76,6 +90,24 @@ class Marker:
 
 
 @dataclass(frozen=True)
+class OutagePair:
+    """One lab failover of a probe's endpoint and the write gap it caused.
+
+    `number` is the failover's place in Report.failovers (1-based, as the headline shows it).
+    `beyond`: seconds the writes resumed after the injected outage ended, time paused after
+    the outage not counted; None when the gap never closed or ran into the next failover
+    (`into_next`).
+    """
+
+    number: int
+    failover: LabFailover
+    gap: Optional[Gap] = None
+    beyond: Optional[float] = None
+    into_next: bool = False
+    paused_after: float = 0.0  # seconds paused between the outage's end and the gap's end (not in `beyond`)
+
+
+@dataclass(frozen=True)
 class ProbeReport:
     probe: str
     endpoint: str
@@ -92,11 +124,27 @@ class ProbeReport:
     write_gaps: Tuple[Gap, ...] = ()
     address_before: Optional[str] = None
     address_after: Optional[str] = None
+    addresses: Tuple[str, ...] = ()  # every address in turn (A, B, A after two failovers), at most 8
     final_state: Optional[str] = None
     latency_ms_mean: Optional[float] = None
     latency_ms_worst: Optional[float] = None  # worst one-second mean
-    outage_gap: Optional[Gap] = None  # the gap spanning the lab's injected outage
-    beyond_outage: Optional[float] = None  # outage_gap.end - outage_end (None if open)
+    outages: Tuple["OutagePair", ...] = ()  # one per lab failover of this probe's endpoint, in order
+
+    @property
+    def main_outage(self) -> Optional["OutagePair"]:
+        """The pairing whose gap is the longest (what the one-line summary quotes)."""
+        paired = [o for o in self.outages if o.gap is not None]
+        return max(paired, key=lambda o: o.gap.duration) if paired else None  # type: ignore[union-attr]
+
+    @property
+    def outage_gap(self) -> Optional[Gap]:
+        main = self.main_outage
+        return main.gap if main is not None else None
+
+    @property
+    def beyond_outage(self) -> Optional[float]:
+        main = self.main_outage
+        return main.beyond if main is not None else None
 
     @property
     def longest_stall(self) -> Optional[Window]:
@@ -123,6 +171,8 @@ class Report:
     notes: Tuple[str, ...] = ()
     complete: bool = False  # the run's `summary` line is there
     verified: Tuple[Tuple[float, str, str], ...] = ()  # (ts, endpoint, verdict) of `verify` events
+    pauses: Tuple[Window, ...] = ()  # the dashboard paused (key p): no probe wrote, by the user's will
+    verify_caveats: Tuple[Tuple[str, str], ...] = ()  # (endpoint, warning) of `verify` events
 
     @property
     def duration(self) -> float:
@@ -138,11 +188,18 @@ class Report:
         return None
 
     def failover_for(self, endpoint: str) -> Optional[LabFailover]:
-        return failover_for(self.failovers, endpoint, [p.endpoint for p in self.probes])
+        """The last failover of `endpoint` (see failovers_for for all of them)."""
+        mine = failovers_for(self.failovers, endpoint, [p.endpoint for p in self.probes])
+        return mine[-1][1] if mine else None
+
+    def failover_number(self, failover: LabFailover) -> int:
+        return next((n for n, f in enumerate(self.failovers, 1) if f is failover), 0)
 
 
-def failover_for(failovers: Sequence[LabFailover], endpoint: str, endpoints: Sequence[str]) -> Optional[LabFailover]:
-    mine = [f for f in failovers if f.target == endpoint]
+def failovers_for(failovers: Sequence[LabFailover], endpoint: str,
+                  endpoints: Sequence[str]) -> List[Tuple[int, LabFailover]]:
+    """(number, failover) of every failover of `endpoint`, in order (numbers are 1-based)."""
+    mine = [(n, f) for n, f in enumerate(failovers, 1) if f.target == endpoint]
     if not mine and len(set(endpoints)) == 1:
-        mine = list(failovers)  # one endpoint in the run: the failover is its own
-    return mine[-1] if mine else None
+        mine = list(enumerate(failovers, 1))  # one endpoint in the run: the failovers are its own
+    return mine

@@ -2,7 +2,8 @@
 
 One row per probe: ops/s from the `tick` events, write gaps shaded red (hatched when the
 probe never recovered), stall windows shaded orange, the lab's injected outage shaded
-grey, and the failover steps / FIS states / DNS flips as vertical lines on every row.
+grey, pauses (key p) shaded light blue, and the failover steps / FIS states / DNS flips as
+vertical lines on every row.
 matplotlib is an optional extra, imported only here and only when a plot is asked for.
 """
 from typing import Any, Dict, Iterable, Optional
@@ -59,6 +60,8 @@ def plot_report(events: Iterable[Dict[str, Any]], out_path: str, report: Optiona
                     end = fo.outage_end if fo.outage_end is not None else report.end
                     ax.axvspan(fo.outage_start - t0, end - t0, color="#999999", alpha=0.25, lw=0,
                                label="injected outage")
+            for win in report.pauses:
+                ax.axvspan(win.start - t0, win.end - t0, color="#aec7e8", alpha=0.35, lw=0, label="paused (p)")
             for gap in probe.write_gaps:
                 ax.axvspan(gap.start - t0, gap.end - t0, color="#d62728", alpha=0.22, lw=0,
                            hatch="//" if gap.open else None,
@@ -92,4 +95,4 @@ def plot_report(events: Iterable[Dict[str, Any]], out_path: str, report: Optiona
     return out_path
 
 
-_MARKER_COLORS = {"lab": "#2ca02c", "fis": "#9467bd", "dns": "#17becf", "topology": "#8c564b"}
+_MARKER_COLORS = {"lab": "#2ca02c", "fis": "#9467bd", "dns": "#17becf", "topology": "#8c564b", "pause": "#1f77b4"}

@@ -1,8 +1,8 @@
 """The report as Markdown: headline, one table row per probe, failover steps, gap/stall details."""
 from typing import List
 
-from fiswatch.report.model import ProbeReport, Report
-from fiswatch.report.render_text import gap_text, headline, at, window_text
+from fiswatch.report.model import OutagePair, ProbeReport, Report
+from fiswatch.report.render_text import at, failover_label, gap_text, headline, window_text
 
 
 def _probe_cells(report: Report, p: ProbeReport) -> List[str]:
@@ -16,12 +16,17 @@ def _probe_cells(report: Report, p: ProbeReport) -> List[str]:
         gap_cell = "never recovered (from %s)" % at(report, gap.start)
     else:
         gap_cell = "%.1fs at %s" % (gap.duration, at(report, gap.start))
-    beyond = "-" if p.outage_gap is None else ("never" if p.beyond_outage is None else "%+.1fs" % p.beyond_outage)
+    beyond = "; ".join(_beyond_cell(report, o) for o in p.outages if o.gap is not None) or "-"
     stall_cell = "-" if stall is None else ("%.1fs (open)" % stall.duration if stall.open else "%.1fs" % stall.duration)
     kinds = ", ".join("%s x%d" % kv for kv in p.errors_by_kind) or "-"
-    addr = "-" if not p.address_before else (
-        p.address_before if p.address_before == p.address_after else "%s -> %s" % (p.address_before, p.address_after))
+    addr = " -> ".join(p.addresses) or "-"
     return [p.probe, str(p.ops), "%d" % p.errors, kinds, gap_cell, beyond, stall_cell, addr]
+
+
+def _beyond_cell(report: Report, pair: OutagePair) -> str:
+    text = "into the next failover" if pair.into_next else (
+        "never" if pair.beyond is None else "%+.1fs" % pair.beyond)
+    return ("#%d %s" % (pair.number, text)) if len(report.failovers) > 1 else text
 
 
 def render_markdown(report: Report) -> str:
@@ -33,7 +38,8 @@ def render_markdown(report: Report) -> str:
               "|---|---:|---:|---|---|---:|---:|---|"]
     for p in report.probes:
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in _probe_cells(report, p)) + " |")
-    steps = [(ts, "%s %s" % (fo.target, step), detail) for fo in report.failovers for ts, step, detail in fo.steps]
+    steps = [(ts, "%s %s" % (failover_label(report, n), step), detail)
+             for n, fo in enumerate(report.failovers, 1) for ts, step, detail in fo.steps]
     if steps:
         lines += ["", "Failover steps:", ""]
         lines += ["- %s %s%s" % (at(report, ts), what, " - %s" % detail if detail else "") for ts, what, detail in steps]

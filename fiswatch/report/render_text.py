@@ -2,49 +2,92 @@
 import time
 from typing import Dict, List, Optional, Tuple
 
-from fiswatch.report.model import Gap, Report, Window
+from fiswatch.report.model import Gap, OutagePair, Report, Window
 
 
 def at(report: Report, ts: Optional[float]) -> str:
     return "-" if ts is None else "t+%.1f" % (ts - report.start)
 
 
-def _secs(value: Optional[float]) -> str:
-    return "-" if value is None else "%.1fs" % value
+
+def failover_label(report: Report, number: int) -> str:
+    """`aurora`, or `aurora #2` when the run had more than one failover."""
+    fo = report.failovers[number - 1]
+    return fo.target + (" #%d" % number if len(report.failovers) > 1 else "")
+
+
+def _paused(gap: Gap) -> str:
+    return "+%.1fs paused, not counted" % gap.paused if gap.paused >= 0.05 else ""
 
 
 def gap_text(report: Report, gap: Gap) -> str:
     if gap.open and gap.from_start:
         return "never wrote (faults from the start, %d err)" % gap.errors
     if gap.open:
-        return "%s.. never recovered (%.1fs so far)" % (at(report, gap.start), gap.duration)
+        paused = _paused(gap)
+        return "%s.. never recovered (%.1fs until the probes stopped%s)" % (
+            at(report, gap.start), gap.duration, "; " + paused if paused else "")
     extra = [] if gap.anchored else ["silent"]
     if gap.errors:
         extra.append("%d err" % gap.errors)
     if gap.in_doubt:
         extra.append("%d in doubt" % gap.in_doubt)
+    if _paused(gap):
+        extra.append(_paused(gap))
     return "%s..%s %.1fs%s" % (at(report, gap.start), at(report, gap.end), gap.duration,
                                " (%s)" % ", ".join(extra) if extra else "")
 
 
 def window_text(report: Report, win: Window) -> str:
     if win.open:
-        return "%s.. still stalled at the end (%.1fs)" % (at(report, win.start), win.duration)
+        return "%s.. still stalled when the probes stopped (%.1fs)" % (at(report, win.start), win.duration)
     return "%s..%s %.1fs" % (at(report, win.start), at(report, win.end), win.duration)
 
 
+def pause_text(report: Report, win: Window) -> str:
+    if win.open:
+        return "%s.. paused until the end (%.1fs)" % (at(report, win.start), win.duration)
+    return "%s..%s %.1fs" % (at(report, win.start), at(report, win.end), win.duration)
+
+
+def outage_text(report: Report, pair: OutagePair) -> str:
+    """How one probe came through one failover, for the per-probe block."""
+    label = failover_label(report, pair.number)
+    if pair.gap is None:
+        if pair.failover.outage_start is None:
+            return "%s: no outage recorded" % label
+        return "%s: no write gap" % label
+    where = "gap %s" % at(report, pair.gap.start)
+    if pair.into_next:
+        return "%s: %s, still not writing when the next failover began" % (label, where)
+    if pair.beyond is None:
+        return "%s: %s, never recovered" % (label, where)
+    text = "%s: %s, writes resumed %.1fs after the outage ended" % (label, where, pair.beyond)
+    if pair.paused_after >= 0.05:
+        text += " (and %.1fs paused after it, not counted)" % pair.paused_after
+    return text
+
+
 def headline(report: Report) -> List[str]:
-    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(report.start)) if report.start else "?"
+    try:
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(report.start)) if report.start else "?"
+    except (OverflowError, OSError, ValueError):  # a `ts` no clock can show
+        when = "?"
     lines = ["Run of %.1fs from %s, %d probe(s)%s" % (report.duration, when, len(report.probes),
                                                     "" if report.complete else " (incomplete)")]
-    for fo in report.failovers:
+    for number, fo in enumerate(report.failovers, 1):
+        label = failover_label(report, number)
         if fo.outage is not None:
             lines.append("Lab failover %s%s: outage %s..%s (%.1fs injected)" % (
-                fo.target, " (crash)" if fo.crash else "", at(report, fo.outage_start),
+                label, " (crash)" if fo.crash else "", at(report, fo.outage_start),
                 at(report, fo.outage_end), fo.outage))
         else:
             lines.append("Lab failover %s%s started %s, not finished" % (
-                fo.target, " (crash)" if fo.crash else "", at(report, fo.started)))
+                label, " (crash)" if fo.crash else "", at(report, fo.started)))
+    if report.pauses:
+        lines.append("Paused (key p): %s%s; not counted in write gaps" % (
+            "; ".join(pause_text(report, w) for w in report.pauses[:4]),
+            " (+%d more)" % (len(report.pauses) - 4) if len(report.pauses) > 4 else ""))
     for item in report.dns:
         if item.flip_at is not None:
             text = "DNS %s: %s -> %s at %s" % (item.endpoint, ",".join(item.initial), ",".join(item.flipped_to),
@@ -54,6 +97,10 @@ def headline(report: Report) -> List[str]:
             if item.flaps:
                 text += ", %d flap(s) back" % item.flaps
             lines.append(text)
+            for n, (ts, _, to) in enumerate(item.flips[1:4], 2):  # each later failover's flip on its own line
+                lines.append("DNS %s: flip %d -> %s at %s" % (item.endpoint, n, ",".join(to), at(report, ts)))
+            if len(item.flips) > 4:
+                lines.append("DNS %s: %d more flips" % (item.endpoint, len(item.flips) - 4))
         elif item.initial:
             lines.append("DNS %s: %s, no flip seen" % (item.endpoint, ",".join(item.initial)))
     last = {}  # type: Dict[str, Tuple[float, str]]
@@ -85,19 +132,15 @@ def render_text(report: Report) -> str:
                          + (" (+%d more)" % (len(p.write_gaps) - 6) if len(p.write_gaps) > 6 else ""))
         else:
             lines.append("  write gaps: none")
-        if p.outage_gap is not None:
-            if p.beyond_outage is None:
-                lines.append("  vs injected outage: never recovered")
-            else:
-                lines.append("  vs injected outage: writes resumed %.1fs after it ended" % p.beyond_outage)
+        for pair in p.outages:
+            lines.append("  vs injected outage %s" % outage_text(report, pair))
         lines.append("  stalls: " + ("; ".join(window_text(report, w) for w in p.stalls[:6]) or "none"))
-        if p.address_before or p.address_after:
-            moved = p.address_before != p.address_after
-            lines.append("  address: %s%s" % (p.address_before, " -> %s" % p.address_after if moved else " (unchanged)"))
+        if p.addresses:
+            lines.append("  address: %s" % (" -> ".join(p.addresses) if len(p.addresses) > 1
+                                            else "%s (unchanged)" % p.addresses[0]))
         if p.latency_ms_mean is not None:
             lines.append("  latency: mean %.1f ms, worst second %.1f ms" % (p.latency_ms_mean, p.latency_ms_worst or 0))
     return "\n".join(lines) + "\n"
-
 
 
 def summary_lines(report: Report, width: int = 80) -> List[str]:
@@ -115,22 +158,35 @@ def summary_lines(report: Report, width: int = 80) -> List[str]:
             verdict = "NEVER RECOVERED from %s" % at(report, gap.start)
         elif gap is not None:
             verdict = "gap %.1fs" % gap.duration
-            if p.beyond_outage is not None:
-                verdict += " (%+.1fs vs outage)" % p.beyond_outage
+            mine = next((o for o in p.outages if o.gap is gap), None)
+            if mine is not None:
+                verdict += " (%s vs outage%s)" % (_beyond(mine), _number(report, mine))
         else:
             verdict = "no write gap"
         line = "%-*s %6d ops %3d err  %s" % (name_w, p.probe, p.ops, p.errors, verdict)
         stall = p.longest_stall
-        optional = []
+        # the other failovers' pairings, short: "#2 +0.5s" after "(+8.0s vs outage #1)"
+        optional = ["%s %s" % (_number(report, o).strip() or "outage", _beyond(o)) for o in p.outages
+                    if o.gap is not None and o.gap is not gap]
         if stall is not None and not (gap is not None and gap.open and stall.open):
             optional.append("stall %.1fs" % stall.duration)
-        if p.address_before and p.address_after and p.address_before != p.address_after:
-            optional.append("%s->%s" % (p.address_before, p.address_after))
+        if len(p.addresses) > 1:
+            optional.append("->".join(p.addresses))
         for part in optional:  # only what fits: the verdict matters most
             if len(line) + 2 + len(part) <= width:
                 line += "  " + part
         lines.append(line)
     return [_fit(line, width) for line in lines]
+
+
+def _beyond(pair: OutagePair) -> str:
+    if pair.into_next:
+        return "into the next"
+    return "never" if pair.beyond is None else "%+.1fs" % pair.beyond
+
+
+def _number(report: Report, pair: OutagePair) -> str:
+    return " #%d" % pair.number if len(report.failovers) > 1 else ""
 
 
 def _fit(line: str, width: int) -> str:

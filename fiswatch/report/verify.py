@@ -12,13 +12,25 @@ in batches:
 - in doubt, committed / not committed: the row with that id and value is / is not there.
 
 Rows are compared per (endpoint, id): several probes write to the same endpoint's table.
+
+Another database is refused, not called lost: when (almost) none of the acknowledged rows
+is there (see FOREIGN_SHARE), the endpoint's verdict is an `error` saying so, because
+another lab, a lab started again or the wrong server would otherwise read as "every write
+lost". An in-doubt write still in flight when the run stopped (`at_stop`) is resolved like
+any other.
 """
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from fiswatch.report.coerce import as_float, as_int, as_list, as_text
+
 DEFAULT_TABLE = "test"
 CHUNK = 1000
+# A run's rows are (id, random value 0..32767): another database holds one by chance about once
+# in 32768 ids. Fewer than 1 in FOREIGN_SHARE of the acknowledged writes found (none at all for
+# a run of under FOREIGN_SHARE writes) means another database, not a loss: it is refused.
+FOREIGN_SHARE = 100
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_$]{1,64}(\.[A-Za-z0-9_$]{1,64})?$")
 
 
@@ -128,15 +140,16 @@ def collect(events: Iterable[Dict[str, Any]]) -> Tuple[Dict[str, _Collected], Di
     for ev in events:
         kind = ev.get("event")
         if kind == "run_start":
-            default_table = str(ev.get("table") or default_table)
-            for item in ev.get("endpoints") or ():
-                if isinstance(item, dict) and item.get("name") and item.get("table"):
-                    tables[str(item["name"])] = str(item["table"])
+            if isinstance(ev.get("table"), str) and ev["table"]:
+                default_table = ev["table"]
+            for item in as_list(ev.get("endpoints")):
+                if isinstance(item, dict) and isinstance(item.get("name"), str) and isinstance(item.get("table"), str):
+                    tables[item["name"]] = item["table"]
         elif kind in ("write", "write_in_doubt"):
-            endpoint = str(ev.get("endpoint") or "")
-            ref = WriteRef(endpoint=endpoint, id=_int(ev.get("id")), value=_int(ev.get("value")),
-                           probe=str(ev.get("probe") or ""), address=ev.get("address"),
-                           ts=float(ev.get("ts") or 0.0))
+            endpoint = as_text(ev.get("endpoint"))
+            ref = WriteRef(endpoint=endpoint, id=as_int(ev.get("id")), value=as_int(ev.get("value")),
+                           probe=as_text(ev.get("probe")), address=as_text(ev.get("address")) or None,
+                           ts=as_float(ev.get("ts")) or 0.0)
             bucket = per.setdefault(endpoint, _Collected())
             if kind == "write" and ref.id is not None:
                 bucket.acked.setdefault(ref.id, []).append(ref)
@@ -148,15 +161,6 @@ def collect(events: Iterable[Dict[str, Any]]) -> Tuple[Dict[str, _Collected], Di
     for name in per:
         tables.setdefault(name, default_table)
     return per, tables
-
-
-def _int(value: Any) -> Optional[int]:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def fetch_rows(conn: Any, table: str, ids: Sequence[int], chunk: int = CHUNK) -> Dict[int, Optional[int]]:
@@ -190,7 +194,7 @@ def _server_facts(conn: Any) -> Tuple[str, Tuple[str, ...]]:
         host, port, read_only = cur.fetchone()
         cur.close()
     except Exception:  # facts only; the lookup itself decides
-        return "", ()
+        return "", ("could not tell whether the server answering is the writer: rows may not be there yet",)
     text = "%s:%s read_only=%s" % (host, port, read_only)
     if str(read_only) not in ("0", "OFF", "False"):
         return text, ("the server answering is read-only (a reader?): rows may not be there yet",)
@@ -217,6 +221,11 @@ def verify_endpoint(name: str, table: str, data: _Collected, conn: Any, chunk: i
                 lost.append(_with(ref, found=stored, note="id reused by a later write"))
             else:
                 changed.append(_with(ref, found=stored, note="value differs"))
+    present = sum(1 for row_id, refs in data.acked.items() if any(rows.get(row_id) == r.value for r in refs)
+                  and row_id in rows)
+    if data.count and present * FOREIGN_SHARE < data.count:
+        return EndpointVerify(endpoint=name, table=table, acknowledged=data.count, server=server, warnings=warnings,
+                              error=foreign_error(data.count, present, table, server))
     committed, not_committed, unknown = [], [], []  # type: List[WriteRef], List[WriteRef], List[WriteRef]
     for ref in data.doubts:
         if ref.id is None:
@@ -233,6 +242,15 @@ def verify_endpoint(name: str, table: str, data: _Collected, conn: Any, chunk: i
                           changed=tuple(changed), in_doubt_committed=tuple(committed),
                           in_doubt_not_committed=tuple(not_committed), in_doubt_unknown=tuple(unknown),
                           server=server, warnings=warnings)
+
+
+def foreign_error(acknowledged: int, present: int, table: str, server: str) -> str:
+    """Why a database holding (almost) none of a run's writes is refused rather than called LOST."""
+    return ("refused: %s of the %d acknowledged writes %s in table %s on %s, so this is most likely not the "
+            "database the run wrote to (another lab, a lab started again, or another server); if it is, every "
+            "write was lost - fiswatch cannot tell which. Point --endpoint / --lab at the run's database"
+            % ("none" if not present else "only %d" % present, acknowledged, "is" if not present else "are",
+               table, server or "the server answering"))
 
 
 def _with(ref: WriteRef, **changes: Any) -> WriteRef:

@@ -5,8 +5,9 @@ could not be checked.
 """
 import argparse
 import json
+import os
 import sys
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from fiswatch.report.load import EXIT_LOST, EXIT_OK, EXIT_USAGE, fail, load
 
@@ -47,8 +48,9 @@ def endpoints_from_record(events: Sequence[Mapping[str, Any]], table: Optional[s
     for ev in events:
         if ev.get("event") != "run_start":
             continue
-        for item in ev.get("endpoints") or ():
-            if not isinstance(item, Mapping) or not item.get("name") or not item.get("url"):
+        for item in ev.get("endpoints") if isinstance(ev.get("endpoints"), list) else ():
+            if not isinstance(item, Mapping) or not isinstance(item.get("name"), str) or not isinstance(
+                    item.get("url"), str):
                 continue
             try:
                 out[str(item["name"])] = parse_endpoint(
@@ -93,19 +95,75 @@ def make_connect(endpoints: Mapping[str, Any], nameserver: Optional[Tuple[str, i
     return connect
 
 
-def _table_of(events: Sequence[Mapping[str, Any]]) -> Optional[str]:
+def record_labs(events: Sequence[Mapping[str, Any]]) -> Dict[str, str]:
+    """endpoint name -> the lab dir it came from (run_start `source` "lab:DIR"), for lab and demo runs."""
+    out = {}
+    for ev in events:
+        if ev.get("event") != "run_start":
+            continue
+        endpoints = ev.get("endpoints")
+        for item in endpoints if isinstance(endpoints, list) else ():
+            if isinstance(item, Mapping) and isinstance(item.get("name"), str) and isinstance(item.get("source"), str):
+                if item["source"].startswith("lab:") and len(item["source"]) > 4:
+                    out[item["name"]] = item["source"][4:]
+        break
+    return out
+
+
+def record_endpoint_names(events: Sequence[Mapping[str, Any]], wanted: Sequence[str]) -> List[str]:
+    names = set(wanted)
     for ev in events:
         if ev.get("event") == "run_start":
-            return ev.get("table")
-    return None
+            endpoints = ev.get("endpoints")
+            names.update(item["name"] for item in (endpoints if isinstance(endpoints, list) else ())
+                         if isinstance(item, Mapping) and isinstance(item.get("name"), str))
+            break
+    return sorted(names)
 
 
-def _lab_endpoints(lab_dir: str) -> Tuple[Dict[str, Any], Optional[Tuple[str, int]]]:
+def _same_dir(a: str, b: str) -> bool:
+    return os.path.realpath(os.path.expanduser(a)) == os.path.realpath(os.path.expanduser(b))
+
+
+def lab_origin(events: Sequence[Mapping[str, Any]], wanted: Sequence[str], lab_arg: Optional[str],
+               overridden: Sequence[str]) -> Tuple[Dict[str, Any], Optional[Tuple[str, int]]]:
+    """Connection facts for the record's lab endpoints: from the lab the record names, found by itself.
+
+    Raises LookupError (one line) when the record came from another lab than `--lab DIR`, or
+    when the record's lab is not running any more.
+    """
+    from fiswatch.lab import api
+
+    labs = {name: lab_dir for name, lab_dir in record_labs(events).items() if name in wanted and name not in overridden}
+    if lab_arg is not None:
+        chosen = lab_arg or api.default_lab_dir()
+        for name, lab_dir in sorted(labs.items()):
+            if not _same_dir(lab_dir, chosen):
+                raise LookupError(
+                    "refused: the record's endpoint %s came from the lab in %s, not the one in %s; checked against "
+                    "another lab every write would look lost. Run `fiswatch verify FILE` without --lab (the record "
+                    "names its lab) or with --lab %s" % (name, lab_dir, chosen, lab_dir))
+        return _lab_endpoints(chosen)
+    endpoints = {}  # type: Dict[str, Any]
+    nameserver = None  # type: Optional[Tuple[str, int]]
+    for lab_dir in sorted(set(labs.values())):
+        found, nameserver = _lab_endpoints(lab_dir, record=True)
+        endpoints.update({name: ep for name, ep in found.items() if labs.get(name) == lab_dir})
+    return endpoints, nameserver
+
+
+def _lab_endpoints(lab_dir: str, record: bool = False) -> Tuple[Dict[str, Any], Optional[Tuple[str, int]]]:
     from fiswatch.lab import api
 
     try:
         info = api.lab_status(lab_dir or api.default_lab_dir())
-    except Exception as exc:  # LabNotRunning / LabError: one line
+    except api.LabNotRunning:
+        if record:
+            raise LookupError("the record came from the lab in %s, which is not running now: its databases went "
+                              "with it (a new `fiswatch lab up` starts with empty tables), so its writes cannot be "
+                              "checked any more" % lab_dir)
+        raise LookupError("lab: no lab runs in %s: start one with `fiswatch lab up --dir %s`" % (lab_dir, lab_dir))
+    except Exception as exc:  # LabError: one line
         raise LookupError("lab: %s" % (" ".join(str(exc).split()) or exc.__class__.__name__))
     endpoints = getattr(info, "endpoints", ())
     if isinstance(endpoints, Mapping):
@@ -136,16 +194,21 @@ def run_verify(args: argparse.Namespace) -> int:
         return EXIT_OK
     endpoints = endpoints_from_record(events, table)
     nameserver = None  # type: Optional[Tuple[str, int]]
+    known = record_endpoint_names(events, wanted)
     try:
-        if getattr(args, "lab", None) is not None:
-            lab_endpoints, nameserver = _lab_endpoints(args.lab)
-            endpoints.update(lab_endpoints)
+        overrides = [parse_endpoint(text) for text in getattr(args, "endpoint", None) or ()]
+        for endpoint in overrides:
+            if endpoint.name not in known:
+                raise LookupError("--endpoint %s: the record has no endpoint named %s (it has %s); name the one to "
+                                  "check" % (endpoint.name, endpoint.name, ", ".join(known) or "none"))
+        lab_endpoints, nameserver = lab_origin(events, wanted, getattr(args, "lab", None),
+                                               [e.name for e in overrides])
+        endpoints.update(lab_endpoints)
         if getattr(args, "nameserver", None):
             from fiswatch.resolve import parse_nameserver
 
             nameserver = parse_nameserver(args.nameserver)
-        for text in getattr(args, "endpoint", None) or ():
-            endpoint = parse_endpoint(text)
+        for endpoint in overrides:
             endpoints[endpoint.name] = endpoint
     except (ConfigError, ValueError, LookupError) as exc:
         return fail("verify", str(exc))
