@@ -20,6 +20,10 @@ class LabError(Exception):
     """Something the user must fix; str() is one line."""
 
 
+class LabInterrupted(LabError):
+    """Ctrl-C/SIGTERM stopped a failover; str() says whether it was finished or rolled back."""
+
+
 class LabNotRunning(LabError):
     """No lab runs in the given directory."""
 
@@ -38,6 +42,7 @@ class InstanceInfo:
     dns_name: Optional[str] = None  # None for RDS nodes
     proxy_mode: str = "pass"
     running: bool = True
+    server_id: Optional[str] = None  # Aurora's SERVER_ID (replica_host_status), None for RDS nodes
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,14 @@ class LabInfo:
     reader_endpoint: str = ""
     log_file: str = ""
     pid: int = 0
+    # `cluster_instance_host_pattern` for a topology-aware client (aws-advanced-python-wrapper):
+    # `?` replaced by an instance's SERVER_ID gives the host:port of its proxy, e.g. 127.0.10.?:3306
+    cluster_instance_host_pattern: str = ""
+    last_failover: Optional[Tuple[Tuple[str, Any], ...]] = None  # see failover_status()
+
+    def failover_status(self) -> Optional[dict]:
+        """The last failover: target, state (running|completed|rolled back|finished|failed), step, detail, ..."""
+        return dict(self.last_failover) if self.last_failover else None
 
     def endpoint(self, name: str) -> Any:
         for ep in self.endpoints:
@@ -73,8 +86,10 @@ class LabInfo:
             "reader_endpoint": self.reader_endpoint,
             "instances": [{"name": i.name, "cluster": i.cluster, "role": i.role, "address": i.address,
                            "port": i.port, "dns_name": i.dns_name, "proxy_mode": i.proxy_mode,
-                           "running": i.running} for i in self.instances],
+                           "running": i.running, "server_id": i.server_id} for i in self.instances],
             "credentials_file": self.credentials_file, "log_file": self.log_file,
+            "cluster_instance_host_pattern": self.cluster_instance_host_pattern,
+            "last_failover": self.failover_status(),
         }
 
 
@@ -112,10 +127,14 @@ def lab_status(lab_dir: str) -> LabInfo:
             table=L.TABLE, password=Secret(c["password"]), source=source,
             cluster_id=c.get("dbClusterIdentifier"), instance_id=c.get("dbInstanceIdentifier")))
     instances = tuple(InstanceInfo(i["name"], i["cluster"], i["role"], i["address"], int(i["port"]), i["dns_name"],
-                                   i["proxy_mode"], bool(i["running"])) for i in state["instances"])
+                                   i["proxy_mode"], bool(i["running"]), i.get("server_id"))
+                      for i in state["instances"])
+    last = state.get("last_failover")
     return LabInfo(dir=state["dir"], nameserver=(state["nameserver"][0], int(state["nameserver"][1])),
                    endpoints=tuple(endpoints), instances=instances, credentials_file=state["credentials_file"],
-                   reader_endpoint=state["endpoints"]["aurora-ro"], log_file=state["log_file"], pid=int(state["pid"]))
+                   reader_endpoint=state["endpoints"]["aurora-ro"], log_file=state["log_file"], pid=int(state["pid"]),
+                   cluster_instance_host_pattern=state.get("cluster_instance_host_pattern", ""),
+                   last_failover=tuple(sorted(last.items())) if last else None)
 
 
 def _lock_holder(lab_dir: str) -> Optional[int]:
@@ -289,17 +308,25 @@ def lab_down(lab_dir: str) -> None:
 
 
 def failover(lab_dir: str, target: str, emit: Optional[Callable[[Any], None]] = None, profile: str = "fast",
-             crash: bool = False, dns_style: str = "empty", echo: Optional[Callable[[str], None]] = None) -> None:
-    """Run a whole failover synchronously; `emit` gets a `lab` Event per step (docs/events.md)."""
+             crash: bool = False, dns_style: str = "empty", echo: Optional[Callable[[str], None]] = None,
+             cancel: Any = None, timings: Any = None) -> None:
+    """Run a whole failover synchronously; `emit` gets a `lab` Event per step (docs/events.md).
+
+    Profiles: fast (default; DNS 9 s after promotion), quick (DNS right after promotion), realistic.
+    Setting `cancel` (a threading.Event) stops it early; stopped, interrupted or failing midway, the
+    failover is finished or rolled back and LabError (LabInterrupted for Ctrl-C) says which."""
     from fiswatch.lab.control import ControlError
-    from fiswatch.lab.failover import FailoverError, make_emitter, run_failover
+    from fiswatch.lab.failover import FailoverError, Interrupted, make_emitter, run_failover
     from fiswatch.lab.mariadb import MariaDBError
 
     lab_dir = os.path.abspath(os.path.expanduser(lab_dir))
     _state(lab_dir)  # LabNotRunning early
     step = make_emitter(lab_dir, target, crash, emit, echo)
     try:
-        run_failover(lab_dir, target, step, profile=profile, crash=crash, dns_style=dns_style)
+        run_failover(lab_dir, target, step, profile=profile, crash=crash, dns_style=dns_style, cancel=cancel,
+                     timings=timings)
+    except Interrupted as exc:
+        raise LabInterrupted(str(exc))
     except (FailoverError, ControlError, MariaDBError) as exc:
         raise LabError(str(exc))
     except Exception as exc:  # pymysql errors and the like: one line, not a traceback

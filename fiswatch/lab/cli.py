@@ -1,8 +1,10 @@
 """`fiswatch lab up | status | failover aurora|rds | down`."""
 import argparse
+import contextlib
 import json
+import signal
 import sys
-from typing import Any, List, Optional
+from typing import Any, Iterator, List, Optional
 
 
 def add_lab_parser(subparsers: Any) -> None:
@@ -41,8 +43,8 @@ def add_lab_parser(subparsers: Any) -> None:
     common(fo)
     fo.add_argument("target", choices=("aurora", "rds"), help="what to fail over")
     fo.add_argument("--realistic", action="store_true",
-                    help="AWS-like timings: DNS flip after ~15 s, then the answer flaps for ~20 s "
-                         "(default: a fast demo, a few seconds)")
+                    help="AWS-like timings: promotion after ~8 s, DNS flip after ~15 s, then the answer flaps "
+                         "for ~20 s (default: fast: promotion after 1 s, DNS flip 9 s later)")
     fo.add_argument("--crash", action="store_true",
                     help="kill the writer without letting the reader catch up (acknowledged writes may be lost)")
     fo.add_argument("--dns-style", choices=("empty", "nxdomain"), default="empty",
@@ -72,15 +74,38 @@ def _print_status(info: Any, as_json: bool) -> None:
         extra = "" if inst.proxy_mode == "pass" else " [proxy %s]" % inst.proxy_mode
         if not inst.running:
             extra += " [stopped]"
+        if inst.server_id is not None:
+            extra += " SERVER_ID %s" % inst.server_id
         print("instance     %-24s %-6s %-8s %s:%d%s" % (inst.name, inst.cluster, inst.role, inst.address,
                                                       inst.port, extra))
+    print("host pattern %s (cluster_instance_host_pattern: ? = SERVER_ID)" % info.cluster_instance_host_pattern)
+    last = info.failover_status()
+    if last:
+        print("failover     %s" % describe_failover(last))
     print("credentials  %s (user %s)" % (info.credentials_file, info.endpoints[0].user))
     print("log          %s" % info.log_file)
 
 
+def describe_failover(last: dict) -> str:
+    """One line: the last failover and how it ended (or where it is)."""
+    import time
+
+    when = time.strftime("%H:%M:%S", time.localtime(float(last.get("ts") or 0)))
+    head = "last %s %s" % (last.get("target"), "(crash) " if last.get("crash") else "")
+    state = last.get("state")
+    if state == "completed":
+        return "%scompleted at %s: %s" % (head, when, last.get("detail"))
+    if state == "running":
+        return "%srunning (pid %s), at step %s since %s" % (head, last.get("pid"), last.get("step"), when)
+    if state in ("rolled back", "finished"):
+        return "%s%s at step %s (%s) at %s: %s" % (head, state, last.get("step"), last.get("reason"), when,
+                                                    last.get("detail"))
+    return "%s%s at step %s (%s): %s" % (head, state, last.get("step"), last.get("reason"), last.get("detail"))
+
+
 def run_lab(args: argparse.Namespace) -> int:
     """Run a parsed `lab` command. 0 ok, 1 failure, 2 usage."""
-    from fiswatch.lab.api import LabError, LabNotRunning, failover, lab_down, lab_status, lab_up
+    from fiswatch.lab.api import LabError, LabInterrupted, LabNotRunning, failover, lab_down, lab_status, lab_up
 
     command = getattr(args, "lab_command", None)
     if command is None:
@@ -115,9 +140,13 @@ def run_lab(args: argparse.Namespace) -> int:
 
                 def echo(line: str) -> None:
                     print(line, flush=True)
-            failover(lab_dir, args.target, emit=emit, echo=echo, profile="realistic" if args.realistic else "fast",
-                     crash=args.crash, dns_style=args.dns_style)
+            with _sigterm_interrupts():
+                failover(lab_dir, args.target, emit=emit, echo=echo,
+                         profile="realistic" if args.realistic else "fast", crash=args.crash, dns_style=args.dns_style)
             return 0
+    except LabInterrupted as exc:
+        print("fiswatch lab %s: %s" % (command, exc), file=sys.stderr)
+        return 130
     except LabError as exc:
         print("fiswatch lab %s: %s" % (command, exc), file=sys.stderr)
         return 1
@@ -127,6 +156,23 @@ def run_lab(args: argparse.Namespace) -> int:
         return 1
     print("fiswatch lab: unknown command %r" % command, file=sys.stderr)
     return 2
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM stops a foreground failover as Ctrl-C does: finished or rolled back, never half done."""
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

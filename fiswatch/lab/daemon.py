@@ -18,10 +18,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, List, Optional
 
+from fiswatch.lab import aurora
 from fiswatch.lab import layout as L
 from fiswatch.lab.dnsserver import DnsServer, Zone
 from fiswatch.lab.mariadb import MariaDBError, Server, ensure_template, find_binaries, sql
 from fiswatch.lab.proxy import FaultProxy, ProxyLoop
+from fiswatch.lab.topology import Heartbeat, create_statements
 
 
 class LabStartError(RuntimeError):
@@ -69,6 +71,9 @@ class Lab:
         self.stopping = threading.Event()
         self.control: Optional[socketserver.BaseServer] = None
         self.lock = threading.Lock()
+        self.heartbeat = Heartbeat(lambda: layout.server_socket(self.role_holder("aurora", "writer")),
+                                   lambda text: log_line(layout, text))
+        self.last_failover: Optional[Dict[str, Any]] = None
 
     # --- start -------------------------------------------------------------------------
     def start(self) -> None:
@@ -85,12 +90,14 @@ class Lab:
         log_line(layout, "lab: 4 mariadbd instances up")
         password = secrets.token_urlsafe(18)
         self._setup_sql(password)
+        self.heartbeat.start()
         self.loop.start()
         for spec in L.INSTANCES:
             host, port = layout.proxy_address(spec)
             target = layout.server_address(spec)
+            rewriter = aurora.rewriter_factory(aurora.server_id(spec.index)) if spec.cluster == "aurora" else None
             self.proxies[spec.name] = FaultProxy(host, port, target[0], target[1], name=spec.name,
-                                                 loop=self.loop).start()
+                                                 loop=self.loop, rewriter=rewriter).start()
         self._publish_dns()
         self.dns = DnsServer(self.zone, layout.dns_address[0], layout.dns_address[1], self.loop).start()
         self._write_credentials(password)
@@ -119,6 +126,10 @@ class Lab:
                 "CREATE TABLE IF NOT EXISTS %s.%s (id INT AUTO_INCREMENT PRIMARY KEY, value INT)"
                 % (L.DATABASE, L.TABLE),
             ])
+            if cluster == "aurora":  # the topology the instance proxies answer from (topology.py)
+                sql(layout.server_socket(writer), create_statements(
+                    [aurora.server_id(s.index) for s in L.cluster_specs(cluster)], aurora.server_id(writer.index),
+                    L.CLIENT_USER))
             replicate(layout, reader, writer, password)
         for cluster in ("aurora", "rds"):
             writer, reader = L.cluster_specs(cluster)
@@ -168,6 +179,7 @@ class Lab:
                 "name": spec.name, "cluster": spec.cluster, "role": self.roles[spec.name],
                 "address": layout.proxy_address(spec)[0], "port": layout.proxy_address(spec)[1],
                 "dns_name": spec.dns_name, "proxy_mode": proxy.mode if proxy else None,
+                "server_id": aurora.server_id(spec.index) if spec.cluster == "aurora" else None,
                 "connections": proxy.connection_count() if proxy else 0,
                 "server": list(layout.server_address(spec)), "socket": layout.server_socket(spec),
                 "running": bool(server and server.alive()),
@@ -179,7 +191,9 @@ class Lab:
         return {"pid": os.getpid(), "dir": layout.dir, "layout": layout.to_dict(),
                 "nameserver": list(layout.dns_address), "endpoints": dict(L.ENDPOINT_NAMES),
                 "instances": instances, "dns": records, "credentials_file": layout.credentials_file,
-                "log_file": layout.log_file, "updated": time.time()}
+                "log_file": layout.log_file, "updated": time.time(),
+                "cluster_instance_host_pattern": aurora.host_pattern(layout.base, layout.port),
+                "last_failover": self.last_failover}
 
     def write_state(self) -> None:
         L.write_private(self.layout.state_file, self.state())
@@ -227,6 +241,18 @@ class Lab:
             self.roles[name] = role
         self.write_state()
 
+    def cmd_heartbeat(self, req: Dict[str, Any]) -> Any:
+        """Pause the topology heartbeat for `pause_for` seconds, or resume it."""
+        if req.get("pause_for"):
+            self.heartbeat.pause(float(req["pause_for"]))
+        else:
+            self.heartbeat.resume()
+
+    def cmd_failover_state(self, req: Dict[str, Any]) -> Any:
+        """What the last (or running) failover did: kept for `lab status`."""
+        self.last_failover = dict(req.get("state") or {})
+        self.write_state()
+
     def cmd_shutdown(self, req: Dict[str, Any]) -> Any:
         self.stopping.set()
 
@@ -259,6 +285,7 @@ class Lab:
 
     # --- stop ----------------------------------------------------------------------------
     def stop(self) -> None:
+        self.heartbeat.stop()
         if self.control is not None:
             self.control.shutdown()
             self.control.server_close()

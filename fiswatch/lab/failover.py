@@ -4,17 +4,23 @@ Talks to the daemon (proxies, DNS, processes) over its control socket and to the
 servers as root over their unix sockets. Each step is emitted as a `lab` Event, in the
 order a client meets it.
 """
+import contextlib
 import fcntl
 import json
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Iterator, Optional
 
+from fiswatch.lab import aurora
 from fiswatch.lab import layout as L
 from fiswatch.lab.control import request
-from fiswatch.lab.daemon import log_line, replicate, wait_caught_up
-from fiswatch.lab.mariadb import root_connect, sql
+from fiswatch.lab.daemon import log_line, replicate
+from fiswatch.lab.mariadb import sql
+from fiswatch.lab.recovery import end_client_sessions, recover, resync_from, roles_for, state_record
+from fiswatch.lab.topology import promote_statements
 
 
 @dataclass(frozen=True)
@@ -30,10 +36,15 @@ class Profile:
 
 
 PROFILES = {
-    ("aurora", "fast"): Profile("fast", promote_at=1.0, flip_at=2.0, empty_for=1.0, flap_for=0.0, rejoin_at=2.5),
+    # fast (the demo's default): promotion 1 s after the fence, the cluster endpoint's DNS 9 s later,
+    # so a topology-aware client (at promotion), a DNS-following one (at the flip) and one without a
+    # read timeout (never) are plainly apart; quick: no lag between promotion and DNS (tests)
+    ("aurora", "fast"): Profile("fast", promote_at=1.0, flip_at=10.0, empty_for=1.0, flap_for=0.0, rejoin_at=10.5),
+    ("aurora", "quick"): Profile("quick", promote_at=1.0, flip_at=2.0, empty_for=1.0, flap_for=0.0, rejoin_at=2.5),
     ("aurora", "realistic"): Profile("realistic", promote_at=8.0, flip_at=15.0, empty_for=3.0, flap_for=20.0,
                                      rejoin_at=20.0),
     ("rds", "fast"): Profile("fast", promote_at=1.5, flip_at=2.5, empty_for=0.0, flap_for=0.0, rejoin_at=3.0),
+    ("rds", "quick"): Profile("quick", promote_at=1.5, flip_at=2.5, empty_for=0.0, flap_for=0.0, rejoin_at=3.0),
     ("rds", "realistic"): Profile("realistic", promote_at=20.0, flip_at=30.0, empty_for=0.0, flap_for=0.0,
                                   rejoin_at=45.0),
 }
@@ -45,12 +56,6 @@ class FailoverError(RuntimeError):
     """A failover could not run; one line."""
 
 
-def _sleep_until(t0: float, offset: float) -> None:
-    delay = t0 + offset - time.time()
-    if delay > 0:
-        time.sleep(delay)
-
-
 def _password(layout: L.Layout) -> str:
     with open(layout.credentials_file) as fh:
         return json.load(fh)["replication"]["password"]
@@ -60,130 +65,132 @@ def _roles(state: Dict[str, Any]) -> Dict[str, str]:
     return {i["name"]: i["role"] for i in state["instances"]}
 
 
-def _promote(layout: L.Layout, new: L.InstanceSpec) -> str:
-    """Stop replication on `new` and open it for writes; returns its GTID position before."""
+class Cancelled(Exception):
+    """The caller asked the failover to stop (the demo quitting)."""
+
+
+def _sleep_until(t0: float, offset: float, cancel: Optional[threading.Event]) -> None:
+    delay = t0 + offset - time.time()
+    if cancel is None:
+        if delay > 0:
+            time.sleep(delay)
+    elif cancel.wait(max(0.0, delay)):
+        raise Cancelled()
+
+
+def _promote(layout: L.Layout, target: str, new: L.InstanceSpec) -> str:
+    """Stop replication on `new` and open it for writes; returns its GTID position before.
+
+    For Aurora the topology names `new` the writer in the same breath as `read_only=0`."""
     pos = sql(layout.server_socket(new), ["STOP SLAVE", "SELECT @@gtid_binlog_pos"])[0][0]
-    sql(layout.server_socket(new), ["RESET SLAVE ALL", "SET GLOBAL read_only=0"])
+    statements: list = ["RESET SLAVE ALL", "SET GLOBAL read_only=0"]
+    if target == "aurora":
+        statements += promote_statements(aurora.server_id(new.index))
+    sql(layout.server_socket(new), statements)
     return pos
 
 
-def _end_client_sessions(layout: L.Layout, spec: L.InstanceSpec) -> int:
-    """Close the client sessions still open on a demoted writer, as the instance's restart does.
-
-    A fenced client may have left a transaction open (its INSERT arrived, its COMMIT never
-    will); `SET GLOBAL read_only=1` would wait for it forever. The clients do not notice:
-    their side of the proxy stays fenced, silent.
-    """
-    socket_path = layout.server_socket(spec)
-    rows = sql(socket_path, [("SELECT id FROM information_schema.processlist WHERE user = %s", (L.CLIENT_USER,))])
-    closed = 0
-    for (thread_id,) in rows:
-        try:
-            sql(socket_path, ["KILL %d" % int(thread_id)])
-            closed += 1
-        except Exception:  # already gone
-            pass
-    return closed
-
-
-def _resync_from(layout: L.Layout, old: L.InstanceSpec, new: L.InstanceSpec) -> str:
-    """After a crash the old writer may hold writes the new one never got: copy the table
-    from a consistent snapshot of the new writer and return the GTID position to replicate from."""
-    src = root_connect(layout.server_socket(new))
-    try:
-        with src.cursor() as cur:
-            cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
-            cur.execute("SHOW STATUS LIKE 'binlog_snapshot_%'")
-            status = dict((k.lower(), v) for k, v in cur.fetchall())
-            cur.execute("SELECT BINLOG_GTID_POS(%s, %s)", (status["binlog_snapshot_file"],
-                                                           int(status["binlog_snapshot_position"])))
-            pos = cur.fetchone()[0] or ""
-            cur.execute("SELECT id, value FROM %s.%s ORDER BY id" % (L.DATABASE, L.TABLE))
-            rows = cur.fetchall()
-            cur.execute("COMMIT")
-    finally:
-        src.close()
-    dst = root_connect(layout.server_socket(old))
-    try:
-        with dst.cursor() as cur:
-            cur.execute("SET sql_log_bin=0")
-            cur.execute("DELETE FROM %s.%s" % (L.DATABASE, L.TABLE))
-            for start in range(0, len(rows), 1000):
-                cur.executemany("INSERT INTO %s.%s (id, value) VALUES (%%s, %%s)" % (L.DATABASE, L.TABLE),
-                                rows[start:start + 1000])
-    finally:
-        dst.close()
-    return pos
+def _catch_up(layout: L.Layout, new: L.InstanceSpec, old: L.InstanceSpec, timeout: float,
+              cancel: Optional[threading.Event]) -> None:
+    """Wait (in 1 s slices, so a cancel is seen) until `new` applied all `old` committed."""
+    pos = sql(layout.server_socket(old), ["SELECT @@gtid_binlog_pos"])[0][0]
+    deadline = time.monotonic() + timeout
+    while True:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled()
+        if sql(layout.server_socket(new), [("SELECT MASTER_GTID_WAIT(%s, %s)", (pos, 1))])[0][0] == 0:
+            return
+        if time.monotonic() >= deadline:
+            raise FailoverError("%s did not catch up with %s within %.0fs" % (new.name, old.name, timeout))
 
 
 CRASH_LAG = 1.0  # seconds of replication lag a crash failover injects before killing the writer
+CATCH_UP_TIMEOUT = 60.0
+HEARTBEAT_LEASE = 300.0  # the topology heartbeat pauses at most this long if a failover dies
 
 
-def run_failover(lab_dir: str, target: str, emit: Emit, profile: str = "fast", crash: bool = False,
-                 dns_style: str = "empty", timings: Optional[Profile] = None) -> Dict[str, float]:
-    """Run one failover of `target` ('aurora' | 'rds'); returns outage_start / outage_end."""
-    if target not in ("aurora", "rds"):
-        raise FailoverError("unknown failover target %r: use aurora or rds" % target)
-    if (target, profile) not in PROFILES and timings is None:
-        raise FailoverError("unknown failover profile %r: use fast or realistic" % profile)
-    if dns_style not in ("empty", "nxdomain"):
-        raise FailoverError("unknown DNS style %r: use empty or nxdomain" % dns_style)
-    plan = timings or PROFILES[(target, profile)]
-    state = request(os.path.join(lab_dir, L.CONTROL_SOCKET), "state")
-    layout = L.Layout.from_dict(state["layout"])
-    ctl = layout.control_socket
-    roles = _roles(state)
-    up_role, down_role = ("writer", "reader") if target == "aurora" else ("primary", "standby")
-    specs = L.cluster_specs(target)
-    old = next(s for s in specs if roles[s.name] == up_role)
-    new = next(s for s in specs if roles[s.name] == down_role)
-    endpoint = L.ENDPOINT_NAMES[target]
+class Failover:
+    """One failover of `target`: its plan, its instances and how far it got."""
 
-    lock_fd = os.open(os.path.join(layout.dir, "failover.lock"), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
+    def __init__(self, lab_dir: str, target: str, emit: Emit, plan: Profile, crash: bool, dns_style: str,
+                 cancel: Optional[threading.Event]) -> None:
+        state = request(os.path.join(lab_dir, L.CONTROL_SOCKET), "state")
+        self.layout = L.Layout.from_dict(state["layout"])
+        self.ctl = self.layout.control_socket
+        self.target, self.emit, self.plan, self.crash, self.dns_style = target, emit, plan, crash, dns_style
+        self.cancel = cancel
+        roles = _roles(state)
+        up_role, down_role = roles_for(target)
+        specs = L.cluster_specs(target)
+        self.old = next(s for s in specs if roles[s.name] == up_role)
+        self.new = next(s for s in specs if roles[s.name] == down_role)
+        self.previous = state.get("last_failover") or {}
+        self.step = "start"
+
+    def report(self, state: str, detail: str = "", **extra: Any) -> None:
+        """Tell the daemon (for `lab status`); never fails the failover."""
+        record = state_record(self.target, state, self.step, detail, old=self.old.name, new=self.new.name,
+                              pid=os.getpid(), profile=self.plan.name, crash=self.crash, **extra)
         try:
-            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise FailoverError("a failover already runs in %s: wait for it to finish" % layout.dir)
+            request(self.ctl, "failover_state", state=record, timeout=10)
+        except Exception:
+            pass
+
+    def reached(self, step: str, detail: str, **extra: Any) -> None:
+        self.step = step
+        self.emit(step, detail, **extra)
+        self.report("running")
+
+    def run(self) -> Dict[str, float]:
+        layout, ctl, plan, old, new, target = self.layout, self.ctl, self.plan, self.old, self.new, self.target
+        up_role, down_role = roles_for(target)
+        crash, cancel = self.crash, self.cancel
+        endpoint = L.ENDPOINT_NAMES[target]
         password = _password(layout)
         lag_for = CRASH_LAG if crash else 0.0
         t0 = time.time() + lag_for  # the outage starts when the writer is fenced
-        emit("start", "%s failover (%s%s): %s -> %s" % (target, plan.name, ", crash" if crash else "",
-                                                         old.name, new.name), outage_start=t0)
+        self.reached("start", "%s failover (%s%s): %s -> %s" % (target, plan.name, ", crash" if crash else "",
+                                                               old.name, new.name), outage_start=t0)
         if crash:
             # asynchronous replication falls behind: what the writer acknowledges from now on
             # exists only on the writer, and the crash below loses it
             sql(layout.server_socket(new), ["STOP SLAVE IO_THREAD"])
-            emit("lag", "replication to %s paused for %.1fs: writes acknowledged now exist only on %s"
-                 % (new.name, lag_for, old.name))
-            time.sleep(max(0.0, t0 - time.time()))
+            self.reached("lag", "replication to %s paused for %.1fs: writes acknowledged now exist only on %s"
+                         % (new.name, lag_for, old.name))
+            _sleep_until(t0, 0.0, cancel)
         request(ctl, "proxy", instance=old.name, mode="blackhole")
+        if target == "aurora":
+            request(ctl, "heartbeat", pause_for=HEARTBEAT_LEASE)
         if crash:
             request(ctl, "kill", instance=old.name)
-            emit("blackhole", "%s fenced and killed (SIGKILL): its connections hang, writes not yet "
-                 "replicated are lost" % old.name)
+            self.reached("blackhole", "%s fenced and killed (SIGKILL): its connections hang, writes not yet "
+                         "replicated are lost" % old.name)
         else:
-            emit("blackhole", "%s fenced: open connections hang, new ones are accepted and hang" % old.name)
+            self.reached("blackhole", "%s fenced: open connections hang, new ones are accepted and hang" % old.name)
 
-        _sleep_until(t0, plan.promote_at)
+        _sleep_until(t0, plan.promote_at, cancel)
         if crash:
             lag = "no catch-up"
         else:
-            wait_caught_up(layout, new, old, timeout=60)
+            _catch_up(layout, new, old, CATCH_UP_TIMEOUT, cancel)
             lag = "caught up"
-        pos = _promote(layout, new)
+        pos = _promote(layout, target, new)
         request(ctl, "roles", roles={new.name: up_role, old.name: down_role})
-        emit("promote", "%s promoted to %s (%s, GTID %s); read_only off" % (new.name, up_role, lag, pos))
+        if target == "aurora":
+            request(ctl, "heartbeat")
+        self.reached("promote", "%s promoted to %s (%s, GTID %s); read_only off%s" % (
+            new.name, up_role, lag, pos, "; topology names it the writer" if target == "aurora" else ""))
 
         new_value = new.dns_name if target == "aurora" else layout.proxy_address(new)[0]
         old_value = old.dns_name if target == "aurora" else layout.proxy_address(old)[0]
         kind = "CNAME" if target == "aurora" else "A"
         if plan.empty_for > 0:
-            _sleep_until(t0, plan.flip_at - plan.empty_for)
-            request(ctl, "dns_blank", name=endpoint, style=dns_style)
-            emit("dns_empty", "%s answers %s for %.0fs" % (endpoint, "NXDOMAIN" if dns_style == "nxdomain"
-                                                            else "no address (NOERROR, empty)", plan.empty_for))
-        _sleep_until(t0, plan.flip_at)
+            _sleep_until(t0, plan.flip_at - plan.empty_for, cancel)
+            request(ctl, "dns_blank", name=endpoint, style=self.dns_style)
+            self.reached("dns_empty", "%s answers %s for %.0fs" % (
+                endpoint, "NXDOMAIN" if self.dns_style == "nxdomain" else "no address (NOERROR, empty)",
+                plan.empty_for))
+        _sleep_until(t0, plan.flip_at, cancel)
         flap_until = None
         if plan.flap_for > 0:
             flap_until = time.time() + plan.flap_for
@@ -194,32 +201,126 @@ def run_failover(lab_dir: str, target: str, emit: Emit, profile: str = "fast", c
         if target == "aurora":
             request(ctl, "dns_set", name=L.ENDPOINT_NAMES["aurora-ro"], kind="CNAME", values=[old.dns_name], ttl=5)
         outage_end = time.time()
-        emit("dns_flip", "%s -> %s %s (TTL 5s)" % (endpoint, kind, new_value))
+        self.reached("dns_flip", "%s -> %s %s (TTL 5s)" % (endpoint, kind, new_value))
         if flap_until is not None:
-            emit("dns_flap", "%s alternates between %s and %s for %.0fs" % (endpoint, old_value, new_value,
-                                                                             plan.flap_for))
+            self.reached("dns_flap", "%s alternates between %s and %s for %.0fs" % (
+                endpoint, old_value, new_value, plan.flap_for))
 
-        _sleep_until(t0, plan.rejoin_at)
+        _sleep_until(t0, plan.rejoin_at, cancel)
         if crash:
             request(ctl, "start", instance=old.name, read_only=True)
-            gtid = _resync_from(layout, old, new)
+            gtid = resync_from(layout, old, new)
             detail = "restarted after the crash, data re-copied from %s" % new.name
         else:
             gtid = pos
-            closed = _end_client_sessions(layout, old)
+            closed = end_client_sessions(layout, old)
             detail = "demoted, %d client session%s closed as by its restart" % (closed, "" if closed == 1 else "s")
         replicate(layout, old, new, password, gtid_pos=gtid)
         request(ctl, "proxy", instance=old.name, mode="pass")
-        emit("rejoin", "%s back as read-only %s replicating from %s (%s): writes through it get 1290"
-             % (old.name, down_role, new.name, detail))
+        self.reached("rejoin", "%s back as read-only %s replicating from %s (%s): writes through it get 1290"
+                     % (old.name, down_role, new.name, detail))
         if flap_until is not None:
-            time.sleep(max(0.0, flap_until - time.time()))
+            _sleep_until(flap_until, 0.0, cancel)
             request(ctl, "dns_set", name=endpoint, kind=kind, values=[new_value], ttl=5)
-        emit("done", "%s failover complete: %s is %s; outage %.1fs" % (target, new.name, up_role, outage_end - t0),
-             outage_end=outage_end)
+        self.step = "done"
+        self.emit("done", "%s failover complete: %s is %s; outage %.1fs" % (
+            target, new.name, up_role, outage_end - t0), outage_end=outage_end)
+        self.report("completed", "%s is the %s; outage %.1fs" % (new.name, up_role, outage_end - t0))
         return {"outage_start": t0, "outage_end": outage_end}
+
+    def recover(self, why: str) -> str:
+        """Finish or roll back after `why` stopped the failover at self.step; returns the one-line outcome."""
+        outcome, detail = recover(self.layout, self.ctl, self.target, self.old, self.new, self.crash,
+                                  _password(self.layout))
+        step = "finished" if outcome == "finished" else "rolled_back"
+        self.emit(step, "%s at step %s (%s): %s" % (outcome, self.step, why, detail))
+        self.report(outcome, detail, reason=why)
+        return "%s failover %s at step %s: %s" % (self.target, outcome, self.step, detail)
+
+
+def _recover_abandoned(lab_dir: str, emit: Emit) -> None:
+    """A previous failover whose process died midway (state 'running', its lock free): recover it now."""
+    state = request(os.path.join(lab_dir, L.CONTROL_SOCKET), "state")
+    last = state.get("last_failover") or {}
+    if last.get("state") != "running":
+        return
+    layout = L.Layout.from_dict(state["layout"])
+    old, new = L.spec_by_name(last["old"]), L.spec_by_name(last["new"])
+    outcome, detail = recover(layout, layout.control_socket, last["target"], old, new, bool(last.get("crash")),
+                              _password(layout))
+    why = "its process %s ended midway" % last.get("pid")
+    emit("finished" if outcome == "finished" else "rolled_back",
+         "previous %s failover %s at step %s (%s): %s" % (last["target"], outcome, last.get("step"), why, detail))
+    record = dict(last, state=outcome, detail=detail, reason=why, ts=time.time())
+    request(layout.control_socket, "failover_state", state=record)
+
+
+def run_failover(lab_dir: str, target: str, emit: Emit, profile: str = "fast", crash: bool = False,
+                 dns_style: str = "empty", timings: Optional[Profile] = None,
+                 cancel: Optional[threading.Event] = None) -> Dict[str, float]:
+    """Run one failover of `target` ('aurora' | 'rds'); returns outage_start / outage_end.
+
+    Stopped midway (KeyboardInterrupt, `cancel` set, an error) it is finished or rolled back
+    (recovery.py) and FailoverError says which; KeyboardInterrupt is raised again after that."""
+    if target not in ("aurora", "rds"):
+        raise FailoverError("unknown failover target %r: use aurora or rds" % target)
+    if (target, profile) not in PROFILES and timings is None:
+        raise FailoverError("unknown failover profile %r: use %s" % (
+            profile, ", ".join(sorted({p for (_, p) in PROFILES}))))
+    if dns_style not in ("empty", "nxdomain"):
+        raise FailoverError("unknown DNS style %r: use empty or nxdomain" % dns_style)
+    plan = timings or PROFILES[(target, profile)]
+    lab_dir = os.path.abspath(lab_dir)
+    lock_fd = os.open(os.path.join(lab_dir, "failover.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise FailoverError("a failover already runs in %s: wait for it to finish" % lab_dir)
+        _recover_abandoned(lab_dir, emit)
+        job = Failover(lab_dir, target, emit, plan, crash, dns_style, cancel)
+        try:
+            return job.run()
+        except BaseException as exc:
+            why = _why(exc)
+            with _sigint_ignored():
+                try:
+                    outcome = job.recover(why)
+                except Exception as again:
+                    job.report("failed", "could not finish or roll back: %s" % again, reason=why)
+                    raise FailoverError("%s failover stopped at step %s (%s) and could not be finished or "
+                                        "rolled back: %s; `fiswatch lab down` and `up` start afresh"
+                                        % (target, job.step, why, again)) from None
+            if isinstance(exc, KeyboardInterrupt):
+                raise Interrupted(outcome) from None
+            raise FailoverError(outcome) from None
     finally:
         os.close(lock_fd)
+
+
+class Interrupted(FailoverError):
+    """Ctrl-C/SIGTERM stopped a failover; it was finished or rolled back (str() says which)."""
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    if isinstance(exc, Cancelled):
+        return "cancelled"
+    return "%s: %s" % (type(exc).__name__, exc) if not isinstance(exc, FailoverError) else str(exc)
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """A second Ctrl-C must not stop the recovery halfway (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def make_emitter(lab_dir: str, target: str, crash: bool, sink: Optional[Callable[[Any], None]],
@@ -247,4 +348,4 @@ def make_emitter(lab_dir: str, target: str, crash: bool, sink: Optional[Callable
     return emit
 
 
-__all__ = ["Profile", "PROFILES", "FailoverError", "run_failover", "make_emitter", "log_line"]
+__all__ = ["Profile", "PROFILES", "FailoverError", "Interrupted", "run_failover", "make_emitter", "log_line"]

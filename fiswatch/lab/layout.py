@@ -74,9 +74,9 @@ class Layout:
         octets = base.split(".")
         if len(octets) != 3 or octets[0] != "127" or not all(o.isdigit() and 0 <= int(o) <= 255 for o in octets):
             raise LayoutError("--base must be three octets of a loopback address such as 127.0.10, got %r" % base)
-        for label, value in (("--port", port), ("--dns-port", dns_port)):
-            if not 1 <= int(value) <= 65535:
-                raise LayoutError("%s must be a TCP/UDP port 1..65535, got %r" % (label, value))
+        for label, value, top in (("--port", port, 65535 - len(INSTANCES)), ("--dns-port", dns_port, 65535)):
+            if not 1 <= int(value) <= top:
+                raise LayoutError("%s must be a TCP/UDP port 1..%d, got %r" % (label, top, value))
         layout = cls(os.path.abspath(os.path.expanduser(lab_dir)), base, int(port), int(dns_port), **kw)
         longest = layout.control_socket if len(layout.control_socket) > len(layout.server_socket(INSTANCES[0])) \
             else layout.server_socket(INSTANCES[0])
@@ -94,7 +94,8 @@ class Layout:
         return ("%s.%d" % (self.base, spec.index), self.port)
 
     def server_address(self, spec: InstanceSpec) -> Tuple[str, int]:
-        return ("%s.%d" % (self.base, 100 + spec.index), self.port)
+        """Each server its own port (PORT+index): @@port tells instances apart, as on AWS."""
+        return ("%s.%d" % (self.base, 100 + spec.index), self.port + spec.index)
 
     # --- paths ---------------------------------------------------------------------
     def path(self, name: str) -> str:

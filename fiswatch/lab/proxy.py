@@ -15,78 +15,19 @@ Modes:
   refuse     stop listening (connect gets ECONNREFUSED) and reset open connections;
              `pass` listens again on the same address.
   latency    forward, delaying each chunk by `latency` seconds.
+
+A proxy given `rewriter` (a factory of objects with `feed(bytes) -> bytes`) passes what
+each client sends through its own rewriter before forwarding it (fiswatch/lab/aurora.py).
 """
 import asyncio
 import socket
 import struct
-import threading
 from typing import Any, Callable, Optional, Set, Tuple
+
+from fiswatch.lab.loop import ProxyLoop
 
 MODES = ("pass", "blackhole", "reset", "refuse", "latency")
 _CHUNK = 65536
-
-
-class ProxyLoop:
-    """An asyncio loop running in one daemon thread, shared by many proxies."""
-
-    def __init__(self, name: str = "fiswatch-proxy-loop") -> None:
-        self._name = name
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._thread: Optional[threading.Thread] = None
-        self._lock = threading.Lock()
-
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop:
-        self.start()
-        assert self._loop is not None
-        return self._loop
-
-    def start(self) -> "ProxyLoop":
-        with self._lock:
-            if self._thread is not None and self._thread.is_alive():
-                return self
-            loop = asyncio.new_event_loop()
-            ready = threading.Event()
-
-            def run() -> None:
-                asyncio.set_event_loop(loop)
-                loop.call_soon(ready.set)
-                loop.run_forever()
-                loop.close()
-
-            self._loop = loop
-            self._thread = threading.Thread(target=run, name=self._name, daemon=True)
-            self._thread.start()
-            ready.wait(10)
-            return self
-
-    def in_loop_thread(self) -> bool:
-        return self._thread is not None and threading.current_thread() is self._thread
-
-    def call(self, func: Callable[..., Any], *args: Any, timeout: float = 15.0) -> Any:
-        """Run a coroutine function or plain function on the loop and return its result."""
-        if self.in_loop_thread():
-            raise RuntimeError("ProxyLoop.call() from the loop's own thread would deadlock")
-        loop = self.loop
-
-        async def wrapper() -> Any:
-            result = func(*args)
-            if asyncio.iscoroutine(result):
-                result = await result
-            return result
-
-        return asyncio.run_coroutine_threadsafe(wrapper(), loop).result(timeout)
-
-    def stop(self) -> None:
-        with self._lock:
-            loop, thread = self._loop, self._thread
-            self._loop = self._thread = None
-        if loop is None or thread is None:
-            return
-        if thread.is_alive():
-            loop.call_soon_threadsafe(loop.stop)
-            if threading.current_thread() is not thread:
-                thread.join(10)
 
 
 def _abort_with_rst(transport: Optional[asyncio.BaseTransport]) -> None:
@@ -141,6 +82,7 @@ class _Connection:
         self.client_eof = False
         self.server_eof = False
         self._tails = {False: None, True: None}  # per-direction last delayed write
+        self.rewriter = proxy._rewriter() if proxy._rewriter is not None else None
 
     # --- state changes -------------------------------------------------------------
     def fence(self) -> None:
@@ -169,6 +111,10 @@ class _Connection:
     def received(self, from_upstream: bool, data: bytes) -> None:
         if self.fenced or self.closed:
             return  # read and dropped
+        if not from_upstream and self.rewriter is not None:
+            data = self.rewriter.feed(data)
+            if not data:
+                return
         if not from_upstream and (self.server is None or self.server.transport is None):
             self.pending.append(data)
             return
@@ -234,8 +180,10 @@ class FaultProxy:
     """A TCP proxy from (listen_host, listen_port) to (target_host, target_port) with faults."""
 
     def __init__(self, listen_host: str, listen_port: int, target_host: str, target_port: int,
-                 name: str = "", loop: Optional[ProxyLoop] = None) -> None:
+                 name: str = "", loop: Optional[ProxyLoop] = None,
+                 rewriter: Optional[Callable[[], Any]] = None) -> None:
         self.name = name or "%s:%d" % (listen_host, listen_port)
+        self._rewriter = rewriter
         self._listen = (listen_host, int(listen_port))
         self._target = (target_host, int(target_port))
         self._own_loop = loop is None
@@ -248,23 +196,14 @@ class FaultProxy:
         self._stopped = False
 
     # --- public API ----------------------------------------------------------------
-    @property
-    def mode(self) -> str:
-        return self._mode
-
-    @property
-    def latency(self) -> float:
-        return self._latency
+    mode = property(lambda self: self._mode, doc="the current mode")
+    latency = property(lambda self: self._latency, doc="seconds added per chunk in `latency` mode")
 
     @property
     def address(self) -> Tuple[str, int]:
-        if self._bound is None:
-            return self._listen
-        return self._bound
+        return self._listen if self._bound is None else self._bound
 
-    @property
-    def target(self) -> Tuple[str, int]:
-        return self._target
+    target = property(lambda self: self._target, doc="(host, port) new connections go to")
 
     def connection_count(self) -> int:
         return len(self._conns)
@@ -308,8 +247,7 @@ class FaultProxy:
         """Send NEW connections to host:port (open ones keep their server)."""
         self._target = (host, int(port))
 
-    def __enter__(self) -> "FaultProxy":
-        return self.start()
+    __enter__ = start
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
