@@ -235,7 +235,7 @@ class Failover:
         step = "finished" if outcome == "finished" else "rolled_back"
         self.emit(step, "%s at step %s (%s): %s" % (outcome, self.step, why, detail))
         self.report(outcome, detail, reason=why)
-        return "%s failover %s at step %s: %s" % (self.target, outcome, self.step, detail)
+        return "%s failover %s at step %s (%s): %s" % (self.target, outcome, self.step, why, detail)
 
 
 def _recover_abandoned(lab_dir: str, emit: Emit) -> None:
