@@ -54,6 +54,8 @@ class DemoHooks:
         self._busy = threading.Lock()
         self._runner = None
         self._timers: List[threading.Timer] = []
+        self._cancel = threading.Event()  # set on quit: a running failover finishes or rolls back at once
+        self._threads: List[threading.Thread] = []
 
     def attach(self, runner, actions: Dict[str, Callable[[], None]], keys: List[Tuple[str, str]]) -> None:
         self._runner = runner
@@ -68,7 +70,9 @@ class DemoHooks:
 
     def failover(self, target: str) -> None:
         """Run one failover in the background; a second one waits for the first."""
-        threading.Thread(target=self._failover, args=(target,), name="failover " + target, daemon=True).start()
+        thread = threading.Thread(target=self._failover, args=(target,), name="failover " + target, daemon=True)
+        self._threads.append(thread)
+        thread.start()
 
     def _failover(self, target: str) -> None:
         from fiswatch.lab import api
@@ -80,7 +84,7 @@ class DemoHooks:
             if runner.stop_event.is_set():
                 return
             try:
-                api.failover(self.lab_dir, target, emit=runner.emit, profile=self.profile)
+                api.failover(self.lab_dir, target, emit=runner.emit, profile=self.profile, cancel=self._cancel)
             except Exception as exc:  # shown in the event log; the dashboard keeps running
                 runner.emit(Event.make("warning", message="failover %s failed: %s" % (target, exc)))
                 return
@@ -102,8 +106,15 @@ class DemoHooks:
             runner.emit(event)
 
     def before_stop(self, runner) -> None:
+        """Quitting mid-failover: the failover finishes or rolls back (lab/recovery.py) before the run ends."""
         for timer in self._timers:
             timer.cancel()
+        self._cancel.set()
+        running = [t for t in self._threads if t.is_alive()]
+        if running:
+            say("quitting during a failover: finishing or rolling it back ...")
+        for thread in running:
+            thread.join(120)
 
 
 def run_demo(args: argparse.Namespace) -> int:

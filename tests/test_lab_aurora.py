@@ -308,6 +308,24 @@ def test_cancel_after_promotion_finishes_at_once(lab):
         failover(lab.dir, "aurora", emit=emit, cancel=cancel)  # fast: DNS would flip 9 s after promotion
     assert time.monotonic() - t0 < 8
     assert "finished at step promote" in str(error.value)
-    assert [e.get("step") for e in steps][-1] == "finished"
+    assert steps[-1].get("step") == "done" and steps[-1].get("recovered") == "finished"
+    assert steps[-1].get("outage_end") >= steps[0].get("outage_start")
     info = _assert_one_working_writer(lab.dir, lab)
     assert info.instance("aurora", "writer").name == new.name
+
+
+def test_demo_quit_mid_failover_finishes_or_rolls_it_back(lab, tmp_path):
+    import json
+
+    record = str(tmp_path / "demo.jsonl")
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    result = subprocess.run([sys.executable, "-m", "fiswatch", "demo", "--dir", lab.dir, "--aurora-after", "1",
+                             "--rds-after", "600", "--duration", "4", "--plain", "--record", record],
+                            capture_output=True, text=True, env=env, timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    with open(record) as fh:
+        steps = [e for e in map(json.loads, fh) if e.get("event") == "lab"]
+    assert steps[0]["step"] == "start"
+    assert steps[-1]["step"] in ("done", "rolled_back") and steps[-1]["recovered"] in ("finished", "rolled back")
+    _assert_one_working_writer(lab.dir, lab)

@@ -124,8 +124,8 @@ class Failover:
         specs = L.cluster_specs(target)
         self.old = next(s for s in specs if roles[s.name] == up_role)
         self.new = next(s for s in specs if roles[s.name] == down_role)
-        self.previous = state.get("last_failover") or {}
         self.step = "start"
+        self.outage_end: Optional[float] = None
 
     def report(self, state: str, detail: str = "", **extra: Any) -> None:
         """Tell the daemon (for `lab status`); never fails the failover."""
@@ -200,7 +200,7 @@ class Failover:
             request(ctl, "dns_set", name=endpoint, kind=kind, values=[new_value], ttl=5)
         if target == "aurora":
             request(ctl, "dns_set", name=L.ENDPOINT_NAMES["aurora-ro"], kind="CNAME", values=[old.dns_name], ttl=5)
-        outage_end = time.time()
+        outage_end = self.outage_end = time.time()
         self.reached("dns_flip", "%s -> %s %s (TTL 5s)" % (endpoint, kind, new_value))
         if flap_until is not None:
             self.reached("dns_flap", "%s alternates between %s and %s for %.0fs" % (
@@ -232,8 +232,12 @@ class Failover:
         """Finish or roll back after `why` stopped the failover at self.step; returns the one-line outcome."""
         outcome, detail = recover(self.layout, self.ctl, self.target, self.old, self.new, self.crash,
                                   _password(self.layout))
-        step = "finished" if outcome == "finished" else "rolled_back"
-        self.emit(step, "%s at step %s (%s): %s" % (outcome, self.step, why, detail))
+        text = "%s at step %s (%s): %s" % (outcome, self.step, why, detail)
+        if outcome == "finished":  # the failover happened: its `done`, with the outage's end
+            self.emit("done", "%s failover %s" % (self.target, text), outage_end=self.outage_end or time.time(),
+                      recovered=outcome)
+        else:
+            self.emit("rolled_back", text, outage_end=time.time(), recovered=outcome)
         self.report(outcome, detail, reason=why)
         return "%s failover %s at step %s (%s): %s" % (self.target, outcome, self.step, why, detail)
 
@@ -249,8 +253,8 @@ def _recover_abandoned(lab_dir: str, emit: Emit) -> None:
     outcome, detail = recover(layout, layout.control_socket, last["target"], old, new, bool(last.get("crash")),
                               _password(layout))
     why = "its process %s ended midway" % last.get("pid")
-    emit("finished" if outcome == "finished" else "rolled_back",
-         "previous %s failover %s at step %s (%s): %s" % (last["target"], outcome, last.get("step"), why, detail))
+    emit("recovered", "previous %s failover %s at step %s (%s): %s" % (last["target"], outcome, last.get("step"),
+                                                                       why, detail), recovered=outcome)
     record = dict(last, state=outcome, detail=detail, reason=why, ts=time.time())
     request(layout.control_socket, "failover_state", state=record)
 
