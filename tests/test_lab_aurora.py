@@ -329,3 +329,28 @@ def test_demo_quit_mid_failover_finishes_or_rolls_it_back(lab, tmp_path):
     assert steps[0]["step"] == "start"
     assert steps[-1]["step"] in ("done", "rolled_back") and steps[-1]["recovered"] in ("finished", "rolled back")
     _assert_one_working_writer(lab.dir, lab)
+
+
+def test_a_killed_failover_is_recovered_by_the_next_one(lab):
+    from fiswatch.lab.api import failover, lab_status
+
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    proc = subprocess.Popen([sys.executable, "-m", "fiswatch", "lab", "failover", "aurora", "--dir", lab.dir],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        wait_for(lambda: (lab_status(lab.dir).failover_status() or {}).get("step") == "blackhole", 30,
+                 interval=0.02, message="the failover fencing the writer")
+        proc.kill()  # SIGKILL: no chance to recover by itself
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = subprocess.run([sys.executable, "-m", "fiswatch", "lab", "status", "--dir", lab.dir],
+                          capture_output=True, text=True, env=env, timeout=60).stdout
+    assert "STOPPED HALFWAY at step blackhole" in text
+    steps = []
+    failover(lab.dir, "aurora", emit=steps.append, profile="quick")
+    assert steps[0].get("step") == "recovered" and "its process %d ended midway" % proc.pid in steps[0].get("detail")
+    assert steps[-1].get("step") == "done"
+    _assert_one_working_writer(lab.dir, lab)

@@ -96,11 +96,26 @@ def describe_failover(last: dict) -> str:
     if state == "completed":
         return "%scompleted at %s: %s" % (head, when, last.get("detail"))
     if state == "running":
+        if not _alive(last.get("pid")):
+            return ("%sSTOPPED HALFWAY at step %s (its process %s is gone): the next `fiswatch lab failover` "
+                    "finishes or rolls it back first" % (head, last.get("step"), last.get("pid")))
         return "%srunning (pid %s), at step %s since %s" % (head, last.get("pid"), last.get("step"), when)
     if state in ("rolled back", "finished"):
         return "%s%s at step %s (%s) at %s: %s" % (head, state, last.get("step"), last.get("reason"), when,
                                                     last.get("detail"))
     return "%s%s at step %s (%s): %s" % (head, state, last.get("step"), last.get("reason"), last.get("detail"))
+
+
+def _alive(pid: Any) -> bool:
+    import os
+
+    try:
+        os.kill(int(pid), 0)
+    except (TypeError, ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def run_lab(args: argparse.Namespace) -> int:
