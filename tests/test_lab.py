@@ -158,7 +158,7 @@ def _failover_with_probes(lab_info, target, **kw):
     writer.start()
     wait_for(lambda: len(writer.acked) >= 5, 30, message="writes before the failover")
     try:
-        failover(lab_info.dir, target, emit=emit, **kw)
+        failover(lab_info.dir, target, emit=emit, **dict({"profile": "quick"}, **kw))
         count = len(writer.acked)
         wait_for(lambda: len(writer.acked) >= count + 5, 60, message="writes after the failover")
     finally:
@@ -231,7 +231,7 @@ def test_crash_failover_leaves_a_working_cluster(lab):
     before = lab_status(lab.dir)
     old, new = before.instance("aurora", "writer"), before.instance("aurora", "reader")
     steps = []
-    failover(lab.dir, "aurora", emit=steps.append, crash=True)
+    failover(lab.dir, "aurora", emit=steps.append, crash=True, profile="quick")
     assert all(e.get("crash") is True for e in steps)
     assert [e.get("step") for e in steps[:3]] == ["start", "lag", "blackhole"]
     assert "paused" in steps[1].get("detail") and "killed" in steps[2].get("detail")

@@ -52,7 +52,7 @@ def test_watch_lab_json_stalled_vs_recovered(lab):
         wait_for(lambda: lines.of("state", probe=MC, state="OK") and lines.of("state", probe=PY, state="OK"), 60,
                  message="both aurora probes writing")
         steps = []
-        failover(lab.dir, "aurora", emit=steps.append)
+        failover(lab.dir, "aurora", emit=steps.append, profile="quick")
         assert [s.get("step") for s in steps][0] == "start" and steps[-1].get("step") == "done"
         # PyMySQL: a read-timeout error, then a connection to the new writer's address, then writes
         wait_for(lambda: lines.of("connect", probe=PY, address=new.address), 60,
