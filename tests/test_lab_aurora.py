@@ -354,3 +354,28 @@ def test_a_killed_failover_is_recovered_by_the_next_one(lab):
     assert steps[0].get("step") == "recovered" and "its process %d ended midway" % proc.pid in steps[0].get("detail")
     assert steps[-1].get("step") == "done"
     _assert_one_working_writer(lab.dir, lab)
+
+
+def test_rds_failover_cancelled_before_promotion_rolls_back(lab):
+    from fiswatch.lab import layout as L
+    from fiswatch.lab.api import LabError, failover, lab_status
+    from fiswatch.lab.mariadb import sql
+
+    before = lab_status(lab.dir)
+    primary = before.instance("rds", "primary")
+    cancel = threading.Event()
+
+    def emit(event):
+        if event.get("step") == "blackhole":
+            cancel.set()
+
+    with pytest.raises(LabError) as error:
+        failover(lab.dir, "rds", emit=emit, cancel=cancel)
+    assert "rolled back at step blackhole (cancelled)" in str(error.value)
+    after = lab_status(lab.dir)
+    assert after.instance("rds", "primary").name == primary.name
+    assert all(i.proxy_mode == "pass" for i in after.instances)
+    assert answer_of(lab, after.endpoint("rds").host)[1] == [primary.address]
+    writable = [s.name for s in L.cluster_specs("rds")
+                if int(sql(os.path.join(lab.dir, L.datadir_name(s), "mysqld.sock"), ["SELECT @@read_only"])[0][0]) == 0]
+    assert writable == [primary.name]
