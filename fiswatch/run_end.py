@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from fiswatch.exits import EXIT_INCOMPLETE, EXIT_OK
 from fiswatch.model import Event
-from fiswatch.output.streams import describe_stdout_error, say, silence
+from fiswatch.output.streams import describe_stdout_error, say, silence, terminal_gone
 
 VERIFY_BUDGET = 3.0  # seconds the end of a run may spend verifying writes
 
@@ -48,8 +48,9 @@ class RunTrouble:
     def lost_terminal(self) -> None:
         """The dashboard's terminal is gone: nothing more is shown, the run ends as on q."""
         self.terminal_lost = True
-        silence(1)
-        silence(2)
+        for fd in (1, 2):
+            if terminal_gone((fd,)):
+                silence(fd)
         self.emit(Event.make("warning", message="the terminal closed: the run ends as on q"))
 
     def record_failed(self, message: str) -> None:
@@ -61,7 +62,7 @@ class RunTrouble:
             say(text)
 
     def end_lines(self, record: Any, record_outlet: Any, final_events: Sequence[Event], path: str,
-                  private: bool) -> List[str]:
+                  private: bool, json_outlet: Any = None) -> List[str]:
         """One loud line per thing the run could not keep, saying what it means."""
         lines = []
         where = "the record" if private else path
@@ -80,19 +81,27 @@ class RunTrouble:
         if record_outlet is not None and record_outlet.dropped and record.error is None:
             lines.append("record incomplete: %d batches of events were dropped because %s could not keep up; "
                          "the summary may miss writes and gaps" % (record_outlet.dropped, where))
-        if self.stdout_error is not None:
-            lines.append("output incomplete: %s" % self.stdout_error)
-        return lines
+        if json_outlet is not None and json_outlet.error is None and not self.terminal_lost and (
+                json_outlet.dropped or json_outlet.stuck):
+            lines.append("output incomplete: stdout did not take %s of the JSON lines (nobody was reading it); "
+                         "the record has them all" % ("the end" if not json_outlet.dropped else
+                                                      "%d batches" % json_outlet.dropped))
+        return lines  # a stdout failure was said once, when it happened
+
+    @property
+    def quiet(self) -> bool:
+        """Nobody reads stdout any more (or it failed): no progress lines."""
+        return self.terminal_lost or self.stdout_error is not None
 
     def exit_code(self, end_lines: Sequence[str]) -> int:
-        return EXIT_INCOMPLETE if end_lines else EXIT_OK
+        return EXIT_INCOMPLETE if (end_lines or self.stdout_error is not None) else EXIT_OK
 
 
 def _summary_ts(events: Sequence[Event]) -> Optional[float]:
     return next((e.ts for e in reversed(list(events)) if e.event == "summary"), None)
 
 
-def final_verify(runner, endpoints, nameserver, args, mode: str) -> List[Event]:
+def final_verify(runner, endpoints, nameserver, args, mode: str, quiet: bool = False) -> List[Event]:
     """Check every acknowledged write of the run against the current writer.
 
     Only endpoints with a probe writing right now are checked (their writer answers), and
@@ -110,7 +119,7 @@ def final_verify(runner, endpoints, nameserver, args, mode: str) -> List[Event]:
                                       "end; check later with `fiswatch verify FILE`" % name) for name in skipped]
     if not live:
         return events
-    if mode != "json":
+    if mode != "json" and not quiet:
         say("verifying the acknowledged writes on each endpoint's current writer ...")
     found: List[Event] = []
 

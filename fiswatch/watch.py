@@ -95,11 +95,13 @@ def watch(args: argparse.Namespace, endpoints: Sequence[Endpoint], nameserver, h
     record_sink = event_sink_to(record.write)
     runner.add_sink(record_sink, "record", maxsize=20000)
     stdout = Outlet("stdout", lambda text: write_fd(1, text), maxsize=STDOUT_QUEUE, on_error=trouble.stdout_failed)
+    json_sink = None
     if mode == "json":
         from fiswatch.output.jsonl import JsonLines
         from fiswatch.output.streams import FdStream
 
-        runner.add_sink(JsonLines(FdStream(1)), "json", on_error=trouble.stdout_failed)
+        json_sink = JsonLines(FdStream(1))
+        runner.add_sink(json_sink, "json", on_error=trouble.stdout_failed)
     extras.attach(runner)
     actions: Dict[str, Callable[[], None]] = {"pause": runner.toggle_pause}
     keys: List[Tuple[str, str]] = list(extras.keys)
@@ -132,12 +134,13 @@ def watch(args: argparse.Namespace, endpoints: Sequence[Endpoint], nameserver, h
         extras.stop()
         if hooks is not None:
             hooks.before_stop(runner)
-        runner.stop(closing=lambda: final_verify(runner, endpoints, nameserver, args, mode))
+        runner.stop(closing=lambda: final_verify(runner, endpoints, nameserver, args, mode, trouble.quiet))
         record_outlet = runner.outlet(record_sink)
         if not record_outlet.stuck:
             record.close()
     try:
-        problems = trouble.end_lines(record, record_outlet, runner.final_events, record_path, not args.record)
+        problems = trouble.end_lines(record, record_outlet, runner.final_events, record_path, not args.record,
+                                     runner.outlet(json_sink) if json_sink is not None else None)
         if mode != "json":
             lines = summary_lines(record_path, runner.final_events, args.record)
             stdout.put("\n".join(lines) + "\n")

@@ -9,7 +9,7 @@ a terminal that is gone (EIO), a closed pipe (EPIPE) or a full disk leaves it si
 import errno
 import os
 import sys
-from typing import Optional
+from typing import Iterable, Optional
 
 GONE = (errno.EPIPE, errno.EIO, errno.ENXIO, errno.EBADF)  # the reader or the terminal went away
 
@@ -69,3 +69,18 @@ def describe_stdout_error(exc: BaseException) -> Optional[str]:
         return None
     reason = getattr(exc, "strerror", None) or str(exc)
     return "cannot write to stdout (%s): the screen output stopped there" % reason
+
+
+def terminal_gone(fds: Iterable[int] = (1, 0)) -> bool:
+    """True when the terminal behind these fds was hung up (its pty master closed): EIO."""
+    import termios
+
+    for fd in fds:
+        try:
+            termios.tcgetattr(fd)
+        except termios.error as exc:
+            if exc.args and exc.args[0] in (errno.EIO, errno.ENXIO):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False

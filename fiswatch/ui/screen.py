@@ -17,7 +17,6 @@ keys: the loop sleeps between frames instead of polling (no spinning). Other act
 run in a daemon thread each, so a slow one (an AWS call) never freezes the screen; an
 exception in one becomes a footer message.
 """
-import errno
 import os
 import queue
 import threading
@@ -26,6 +25,7 @@ from dataclasses import replace
 from typing import Any, Callable, Dict, Iterable, Mapping, Optional
 
 from fiswatch.model import View
+from fiswatch.output.streams import terminal_gone
 from fiswatch.ui.keys import as_bindings, handle_key
 from fiswatch.ui.layout import Line, UiState, render
 
@@ -133,21 +133,6 @@ def _unicode_terminal() -> bool:
     except locale.Error:
         pass
     return "utf" in (locale.getpreferredencoding(False) or "").lower().replace("-", "")
-
-
-def terminal_gone(fds: Iterable[int] = (1, 0)) -> bool:
-    """True when the terminal behind these fds was hung up (its pty master closed): EIO."""
-    import termios
-
-    for fd in fds:
-        try:
-            termios.tcgetattr(fd)
-        except termios.error as exc:
-            if exc.args and exc.args[0] in (errno.EIO, errno.ENXIO):
-                return True
-        except (OSError, ValueError):
-            continue
-    return False
 
 
 def run_dashboard(get_view: Callable[[], View], actions: Mapping[str, Callable[[], None]],
