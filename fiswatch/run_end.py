@@ -25,6 +25,7 @@ class RunTrouble:
         self.stop = stop
         self.stdout_error: Optional[str] = None
         self.terminal_lost = False
+        self.stuck = False
         self._lock = threading.Lock()
 
     def stdout_failed(self, exc: BaseException) -> None:
@@ -52,6 +53,12 @@ class RunTrouble:
             if terminal_gone((fd,)):
                 silence(fd)
         self.emit(Event.make("warning", message="the terminal closed: the run ends as on q"))
+
+    def terminal_stuck(self) -> None:
+        """The terminal stopped taking output while the run was asked to end: end without it."""
+        self.stuck = True
+        self.emit(Event.make("warning", message="the terminal stopped taking output (flow control or a stalled "
+                             "session): the run ended without it; the summary is in the record"))
 
     def record_failed(self, message: str) -> None:
         """The record cannot be written (from its output thread): say so now, keep running."""
@@ -86,12 +93,15 @@ class RunTrouble:
             lines.append("output incomplete: stdout did not take %s of the JSON lines (nobody was reading it); "
                          "the record has them all" % ("the end" if not json_outlet.dropped else
                                                       "%d batches" % json_outlet.dropped))
+        if self.stuck:
+            lines.append("output incomplete: the terminal stopped taking output, so the summary was not shown%s"
+                         % ("" if private else "; it is in %s" % path))
         return lines  # a stdout failure was said once, when it happened
 
     @property
     def quiet(self) -> bool:
         """Nobody reads stdout any more (or it failed): no progress lines."""
-        return self.terminal_lost or self.stdout_error is not None
+        return self.terminal_lost or self.stuck or self.stdout_error is not None
 
     def exit_code(self, end_lines: Sequence[str]) -> int:
         return EXIT_INCOMPLETE if (end_lines or self.stdout_error is not None) else EXIT_OK

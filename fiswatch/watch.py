@@ -118,6 +118,38 @@ def watch(args: argparse.Namespace, endpoints: Sequence[Endpoint], nameserver, h
         timer = threading.Timer(args.duration, runner.stop_event.set)
         timer.daemon = True
         timer.start()
+
+    def finish(stuck: bool) -> int:
+        """The end steps, once: stop, drain, verify, record, summary, what is missing; the exit code."""
+        if stuck:
+            trouble.terminal_stuck()
+        if timer is not None:
+            timer.cancel()
+        extras.stop()
+        if hooks is not None:
+            hooks.before_stop(runner)
+        runner.stop(closing=lambda: final_verify(runner, endpoints, nameserver, args, mode, trouble.quiet))
+        record_outlet = runner.outlet(record_sink)
+        if not record_outlet.stuck:
+            record.close()
+        try:
+            problems = trouble.end_lines(record, record_outlet, runner.final_events, record_path, not args.record,
+                                         runner.outlet(json_sink) if json_sink is not None else None)
+            if mode != "json" and not stuck:
+                lines = summary_lines(record_path, runner.final_events, args.record)
+                stdout.put("\n".join(lines) + "\n")
+            stdout.close(1.0)
+            if not (stuck and _isatty(2)):  # stderr on the same stuck terminal would block
+                for line in problems:
+                    say(line)
+        finally:
+            if not args.record:
+                remove_private_record(record_path)
+        return trouble.exit_code(problems)
+
+    ending = EndOnce()
+    if mode == "curses":
+        ending.rescue_when_stuck(runner.stop_event, finish)
     try:
         if mode == "curses":
             if run_curses(runner, actions, extras.confirm_keys, args.no_color, stdout) == "lost":
@@ -129,28 +161,78 @@ def watch(args: argparse.Namespace, endpoints: Sequence[Endpoint], nameserver, h
     except KeyboardInterrupt:
         pass
     finally:
-        if timer is not None:
-            timer.cancel()
-        extras.stop()
-        if hooks is not None:
-            hooks.before_stop(runner)
-        runner.stop(closing=lambda: final_verify(runner, endpoints, nameserver, args, mode, trouble.quiet))
-        record_outlet = runner.outlet(record_sink)
-        if not record_outlet.stuck:
-            record.close()
+        if not ending.claim():
+            ending.park()  # the rescue thread is ending the run, and then the process
+        code = finish(False)
+    return code
+
+
+STUCK_SECONDS = 2.0  # the main thread may take this long to notice the end before the rescue ends the run
+
+
+class EndOnce:
+    """The end of a run happens once, from the main thread or, if the terminal holds it, the rescue thread.
+
+    The dashboard paints from the main thread; a terminal that stops taking output (flow
+    control, a stalled SSM channel) blocks it inside curses, where no signal handler runs.
+    Then, STUCK_SECONDS after the run was asked to end (q, --duration, SIGTERM), a rescue
+    thread ends the run itself (record, verification, summary into the record), restores
+    the terminal's modes as far as it can without writing to it, and leaves the process.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._claimed = threading.Event()
+
+    def claim(self) -> bool:
+        with self._lock:
+            if self._claimed.is_set():
+                return False
+            self._claimed.set()
+            return True
+
+    @staticmethod
+    def park() -> None:
+        threading.Event().wait()
+
+    def rescue_when_stuck(self, stop: threading.Event, finish: Callable[[bool], int]) -> None:
+        saved = _tty_modes(1)
+
+        def rescue() -> None:
+            stop.wait()
+            if self._claimed.wait(STUCK_SECONDS) or not self.claim():
+                return
+            if saved is not None:
+                _restore_tty_modes(1, saved)
+            code = finish(True)
+            os._exit(code)
+
+        threading.Thread(target=rescue, name="end-of-run rescue", daemon=True).start()
+
+
+def _isatty(fd: int) -> bool:
     try:
-        problems = trouble.end_lines(record, record_outlet, runner.final_events, record_path, not args.record,
-                                     runner.outlet(json_sink) if json_sink is not None else None)
-        if mode != "json":
-            lines = summary_lines(record_path, runner.final_events, args.record)
-            stdout.put("\n".join(lines) + "\n")
-        stdout.close(1.0)
-        for line in problems:
-            say(line)
-    finally:
-        if not args.record:
-            remove_private_record(record_path)
-    return trouble.exit_code(problems)
+        return os.isatty(fd)
+    except OSError:
+        return False
+
+
+def _tty_modes(fd: int):
+    import termios
+
+    try:
+        return termios.tcgetattr(fd)
+    except (termios.error, OSError):
+        return None
+
+
+def _restore_tty_modes(fd: int, modes) -> None:
+    import termios
+
+    try:
+        termios.tcsetattr(fd, termios.TCSANOW, modes)  # TCSANOW: no wait for the blocked output
+    except (termios.error, OSError):
+        pass
 
 
 def warn_missing_passwords(runner, endpoints: Sequence[Endpoint], mode: str) -> None:
@@ -181,14 +263,41 @@ def remove_private_record(path: str) -> None:
 
 
 def stop_on_signals(stop: threading.Event) -> None:
-    """SIGTERM and SIGHUP (a closed SSM session) end the run like q: terminal restored, summary kept."""
+    """SIGTERM, SIGHUP (a closed SSM session) and SIGINT end the run like q: terminal restored, summary kept.
+
+    Python runs signal handlers in the main thread only, between bytecodes: a main thread
+    blocked writing to a terminal that takes no output would never run them. So the signal
+    numbers also go through a wakeup fd to a small thread that sets `stop` at once.
+    """
     import signal
 
     if threading.current_thread() is not threading.main_thread():
         return
+    wanted = set()
     for name in ("SIGTERM", "SIGHUP"):
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), lambda signum, frame: stop.set())
+            wanted.add(int(getattr(signal, name)))
+    wanted.add(int(signal.SIGINT))
+    try:
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(write_fd, False)
+        signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    except (OSError, ValueError):  # pragma: no cover - no wakeup fd: the handlers above still work
+        return
+
+    def relay() -> None:
+        while True:
+            try:
+                data = os.read(read_fd, 64)
+            except OSError:  # pragma: no cover
+                return
+            if not data:  # pragma: no cover
+                return
+            if wanted.intersection(data):
+                stop.set()
+
+    threading.Thread(target=relay, name="signals", daemon=True).start()
 
 
 def open_record(path: str, overwrite: bool, on_error):

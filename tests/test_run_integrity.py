@@ -119,6 +119,30 @@ def test_closing_the_pty_removes_the_private_record(mariadb, tmp_path):
     _assert_clean_stderr((tmp_path / "stderr.txt").read_text())
 
 
+def test_a_terminal_that_stops_taking_output_does_not_hold_the_end(mariadb, tmp_path):
+    record = str(tmp_path / "run.jsonl")
+    t = _watch_in_pty(mariadb, tmp_path, ["--record", record])
+    try:
+        t.wait_text("a/pymysql", timeout=60)
+        t.send(b"\x13")  # XOFF: the terminal takes no more output (as a stalled SSM channel)
+        for i in range(60):  # full repaints until the pty's buffer is full and curses blocks
+            t.set_size(24 + i % 2, 80 + i % 3)
+            os.kill(t.proc.pid, signal.SIGWINCH)
+            time.sleep(0.05)
+        wait_for(lambda: _kinds(record).count("tick") >= 3, timeout=30, message="ticks while blocked")
+        t.proc.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        code = t.proc.wait(30)  # never reading the pty again
+        assert time.monotonic() - started < 15
+    finally:
+        t.close()
+    kinds = _kinds(record)
+    assert "verify" in kinds and kinds[-1] == "summary", kinds[-5:]
+    assert any("stopped taking output" in e.get("message", "") for e in _events(record) if e["event"] == "warning")
+    assert code == 3
+    _assert_clean_stderr((tmp_path / "stderr.txt").read_text())
+
+
 def test_dashboard_with_stdin_from_dev_null_does_not_spin(mariadb, tmp_path):
     t = _watch_in_pty(mariadb, tmp_path, [], stdin=subprocess.DEVNULL)
     try:

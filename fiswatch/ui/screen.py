@@ -103,7 +103,7 @@ def key_name(curses: Any, ch: int) -> Optional[str]:
 
 
 def paint(curses: Any, stdscr: Any, lines: Iterable[Line], palette: Mapping[str, int], ascii_only: bool) -> None:
-    """Erase, draw every segment with addnstr, then one doupdate()."""
+    """Erase, draw every segment with addnstr, then one refresh()."""
     stdscr.erase()
     height, width = stdscr.getmaxyx()
     for y, line in enumerate(lines):
@@ -121,8 +121,10 @@ def paint(curses: Any, stdscr: Any, lines: Iterable[Line], palette: Mapping[str,
             except curses.error:
                 pass  # writing the bottom-right cell moves the cursor off screen: curses complains
             x += len(text)
-    stdscr.noutrefresh()
-    curses.doupdate()
+    # window.refresh() lets other threads run while it writes; curses.doupdate() holds the
+    # GIL, so a terminal that stops taking output (flow control, a stalled SSM channel) would
+    # freeze every thread: the monitor, the record, the end of the run
+    stdscr.refresh()
 
 
 def _unicode_terminal() -> bool:
