@@ -66,6 +66,7 @@ def watch(args: argparse.Namespace, endpoints: Sequence[Endpoint], nameserver, h
     from fiswatch.output.outlet import Outlet
     from fiswatch.output.streams import write_fd
     from fiswatch.run_end import RunTrouble, final_verify, summary_lines
+    from fiswatch.run_stop import EndOnce, isatty, stop_on_signals
     from fiswatch.runner import RunOptions, Runner
 
     check_record_target(args)
@@ -139,7 +140,7 @@ def watch(args: argparse.Namespace, endpoints: Sequence[Endpoint], nameserver, h
                 lines = summary_lines(record_path, runner.final_events, args.record)
                 stdout.put("\n".join(lines) + "\n")
             stdout.close(1.0)
-            if not (stuck and _isatty(2)):  # stderr on the same stuck terminal would block
+            if not (stuck and isatty(2)):  # stderr on the same stuck terminal would block
                 for line in problems:
                     say(line)
         finally:
@@ -167,74 +168,6 @@ def watch(args: argparse.Namespace, endpoints: Sequence[Endpoint], nameserver, h
     return code
 
 
-STUCK_SECONDS = 2.0  # the main thread may take this long to notice the end before the rescue ends the run
-
-
-class EndOnce:
-    """The end of a run happens once, from the main thread or, if the terminal holds it, the rescue thread.
-
-    The dashboard paints from the main thread; a terminal that stops taking output (flow
-    control, a stalled SSM channel) blocks it inside curses, where no signal handler runs.
-    Then, STUCK_SECONDS after the run was asked to end (q, --duration, SIGTERM), a rescue
-    thread ends the run itself (record, verification, summary into the record), restores
-    the terminal's modes as far as it can without writing to it, and leaves the process.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._claimed = threading.Event()
-
-    def claim(self) -> bool:
-        with self._lock:
-            if self._claimed.is_set():
-                return False
-            self._claimed.set()
-            return True
-
-    @staticmethod
-    def park() -> None:
-        threading.Event().wait()
-
-    def rescue_when_stuck(self, stop: threading.Event, finish: Callable[[bool], int]) -> None:
-        saved = _tty_modes(1)
-
-        def rescue() -> None:
-            stop.wait()
-            if self._claimed.wait(STUCK_SECONDS) or not self.claim():
-                return
-            if saved is not None:
-                _restore_tty_modes(1, saved)
-            code = finish(True)
-            os._exit(code)
-
-        threading.Thread(target=rescue, name="end-of-run rescue", daemon=True).start()
-
-
-def _isatty(fd: int) -> bool:
-    try:
-        return os.isatty(fd)
-    except OSError:
-        return False
-
-
-def _tty_modes(fd: int):
-    import termios
-
-    try:
-        return termios.tcgetattr(fd)
-    except (termios.error, OSError):
-        return None
-
-
-def _restore_tty_modes(fd: int, modes) -> None:
-    import termios
-
-    try:
-        termios.tcsetattr(fd, termios.TCSANOW, modes)  # TCSANOW: no wait for the blocked output
-    except (termios.error, OSError):
-        pass
-
-
 def warn_missing_passwords(runner, endpoints: Sequence[Endpoint], mode: str) -> None:
     from fiswatch.config import password_env_name
 
@@ -260,44 +193,6 @@ def remove_private_record(path: str) -> None:
         os.rmdir(os.path.dirname(path))
     except OSError:
         pass
-
-
-def stop_on_signals(stop: threading.Event) -> None:
-    """SIGTERM, SIGHUP (a closed SSM session) and SIGINT end the run like q: terminal restored, summary kept.
-
-    Python runs signal handlers in the main thread only, between bytecodes: a main thread
-    blocked writing to a terminal that takes no output would never run them. So the signal
-    numbers also go through a wakeup fd to a small thread that sets `stop` at once.
-    """
-    import signal
-
-    if threading.current_thread() is not threading.main_thread():
-        return
-    wanted = set()
-    for name in ("SIGTERM", "SIGHUP"):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), lambda signum, frame: stop.set())
-            wanted.add(int(getattr(signal, name)))
-    wanted.add(int(signal.SIGINT))
-    try:
-        read_fd, write_fd = os.pipe()
-        os.set_blocking(write_fd, False)
-        signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
-    except (OSError, ValueError):  # pragma: no cover - no wakeup fd: the handlers above still work
-        return
-
-    def relay() -> None:
-        while True:
-            try:
-                data = os.read(read_fd, 64)
-            except OSError:  # pragma: no cover
-                return
-            if not data:  # pragma: no cover
-                return
-            if wanted.intersection(data):
-                stop.set()
-
-    threading.Thread(target=relay, name="signals", daemon=True).start()
 
 
 def open_record(path: str, overwrite: bool, on_error):
