@@ -7,7 +7,9 @@ rescue thread end the run when the main thread does not get there in time.
 """
 import os
 import threading
-from typing import Callable
+from typing import Any, Callable, Dict
+
+_RELAY: Dict[str, Any] = {}  # the signal relay thread's write fd and the stop event it sets
 
 
 def stop_on_signals(stop: threading.Event) -> None:
@@ -27,12 +29,16 @@ def stop_on_signals(stop: threading.Event) -> None:
             signal.signal(getattr(signal, name), lambda signum, frame: stop.set())
             wanted.add(int(getattr(signal, name)))
     wanted.add(int(signal.SIGINT))
+    _RELAY["stop"] = stop
+    if _RELAY.get("fd") is not None:
+        return  # one relay per process; it now sets this run's stop event
     try:
         read_fd, write_fd = os.pipe()
         os.set_blocking(write_fd, False)
         signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
     except (OSError, ValueError):  # pragma: no cover - no wakeup fd: the handlers above still work
         return
+    _RELAY["fd"] = write_fd
 
     def relay() -> None:
         while True:
@@ -42,8 +48,9 @@ def stop_on_signals(stop: threading.Event) -> None:
                 return
             if not data:  # pragma: no cover
                 return
-            if wanted.intersection(data):
-                stop.set()
+            target = _RELAY.get("stop")
+            if target is not None and wanted.intersection(data):
+                target.set()
 
     threading.Thread(target=relay, name="signals", daemon=True).start()
 
