@@ -86,6 +86,7 @@ class Runner:
         self._outlets: Dict[int, Outlet] = {}
         self._outlet_options: Dict[int, Tuple[str, int, Optional[Callable[[BaseException], None]]]] = {}
         self._pause_lock = threading.Lock()
+        self._drain_first: set = set()
         self._last_view: Optional[View] = None
         self.record_path: Optional[str] = None  # the run's record, set by whoever adds the record sink
         self.stop_event = threading.Event()
@@ -142,9 +143,14 @@ class Runner:
         return self
 
     def add_sink(self, sink: Sink, name: str = "output", maxsize: int = SINK_QUEUE,
-                 on_error: Optional[Callable[[BaseException], None]] = None) -> None:
-        """Feed `sink` from its own thread; `on_error` (default: a warning event) hears a failure once."""
+                 on_error: Optional[Callable[[BaseException], None]] = None, drain_first: bool = False) -> None:
+        """Feed `sink` from its own thread; `on_error` (default: a warning event) hears a failure once.
+
+        `drain_first`: at stop, wait (OUTPUT_GRACE at most) for this sink to write everything
+        before `closing` runs (the record: the verification reads it back)."""
         self._outlet_options[id(sink)] = (name, maxsize, on_error)
+        if drain_first:
+            self._drain_first.add(id(sink))
         self.sinks.append(sink)
 
     def outlet(self, sink: Sink) -> Outlet:
@@ -227,7 +233,7 @@ class Runner:
             view = self.step()
         else:
             view = self._last_view or self.monitor.view
-        self.flush_outputs(OUTPUT_GRACE)
+        self.flush_outputs(OUTPUT_GRACE, only=self._drain_first)
         final = list(closing()) if closing is not None else []
         summary = self.monitor.summary(view)
         final.append(summary)
@@ -236,12 +242,13 @@ class Runner:
         self.close_outputs(OUTPUT_GRACE)
         return summary
 
-    def flush_outputs(self, timeout: float) -> bool:
-        """Wait (at most `timeout` s in all) until every output wrote what it was given."""
+    def flush_outputs(self, timeout: float, only: Optional[set] = None) -> bool:
+        """Wait (at most `timeout` s in all) until the outputs (those in `only`, if given) wrote what they got."""
         deadline = time.monotonic() + timeout
         done = True
-        for outlet in list(self._outlets.values()):
-            done = outlet.flush(max(0.0, deadline - time.monotonic())) and done
+        for key, outlet in list(self._outlets.items()):
+            if only is None or key in only:
+                done = outlet.flush(max(0.0, deadline - time.monotonic())) and done
         return done
 
     def close_outputs(self, timeout: float) -> None:

@@ -94,7 +94,7 @@ def watch(args: argparse.Namespace, endpoints: Sequence[Endpoint], nameserver, h
         return EXIT_FAIL
     runner.record_path = record_path
     record_sink = event_sink_to(record.write)
-    runner.add_sink(record_sink, "record", maxsize=20000)
+    runner.add_sink(record_sink, "record", maxsize=20000, drain_first=True)
     stdout = Outlet("stdout", lambda text: write_fd(1, text), maxsize=STDOUT_QUEUE, on_error=trouble.stdout_failed)
     json_sink = None
     if mode == "json":
