@@ -25,6 +25,30 @@ def add_backends_parser(sub) -> None:
 
 # -- create-db -------------------------------------------------------------------------------------------------
 CREATE_TABLE = "CREATE TABLE IF NOT EXISTS `%s` (id INT AUTO_INCREMENT PRIMARY KEY, value INT)"
+TABLE_EXISTS = "SELECT 1 FROM `%s` LIMIT 0"
+NO_TABLE = 1146
+
+
+def ensure_table(conn, backend, table: str) -> bool:
+    """Create `table` only when it is missing; True when created.
+
+    Looking first means a user allowed only to read and write an existing table (no
+    CREATE privilege) gets no "CREATE command denied" for a table that is already there.
+    """
+    cur = conn.cursor()
+    try:
+        try:
+            cur.execute(TABLE_EXISTS % table)
+            cur.fetchall()
+            return False
+        except Exception as exc:  # noqa: BLE001 - the driver's own error class
+            if backend.classify(exc).code != NO_TABLE:
+                raise
+        cur.execute(CREATE_TABLE % table)
+        conn.commit()
+        return True
+    finally:
+        cur.close()
 
 
 def run_create_db(args: argparse.Namespace) -> int:
@@ -53,9 +77,7 @@ def run_create_db(args: argparse.Namespace) -> int:
             conn = backend.connect(res.address, ep.port, ep.user, ep.password.reveal() if ep.password else "",
                                    ep.database, server_hostname=ep.host)
             try:
-                cur = conn.cursor()
-                cur.execute(CREATE_TABLE % ep.table)
-                conn.commit()
+                ensure_table(conn, backend, ep.table)
             finally:
                 conn.close()
         except Exception as exc:

@@ -17,6 +17,7 @@ EXIT_OK, EXIT_FAIL = 0, 1
 
 
 def add_parser(sub) -> None:
+    from fiswatch.config import HOUR, port_arg, seconds_arg
     from fiswatch.options import RUN_EPILOG, add_output_args, add_probe_args
 
     p = sub.add_parser(
@@ -28,11 +29,11 @@ def add_parser(sub) -> None:
     p.add_argument("--dir", metavar="DIR", help="lab directory (default: the one `fiswatch lab up` uses)")
     p.add_argument("--base", default="127.0.10", metavar="A.B.C",
                    help="loopback prefix for a lab this demo starts (default: %(default)s)")
-    p.add_argument("--dns-port", type=int, default=5300, metavar="PORT",
+    p.add_argument("--dns-port", type=port_arg, default=5300, metavar="PORT",
                    help="DNS port for a lab this demo starts (default: %(default)s)")
-    p.add_argument("--aurora-after", type=float, default=10.0, metavar="SECONDS",
+    p.add_argument("--aurora-after", type=seconds_arg(0.0, HOUR), default=10.0, metavar="SECONDS",
                    help="fail the Aurora cluster over this long after the start (default: %(default)s)")
-    p.add_argument("--rds-after", type=float, default=45.0, metavar="SECONDS",
+    p.add_argument("--rds-after", type=seconds_arg(0.0, HOUR), default=45.0, metavar="SECONDS",
                    help="reboot the RDS instance with failover this long after the start (default: %(default)s)")
     p.add_argument("--no-failover", action="store_true", help="no automatic failovers: use the keys f and r")
     p.add_argument("--realistic", action="store_true",

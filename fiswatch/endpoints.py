@@ -2,7 +2,7 @@
 import argparse
 from typing import Callable, List, Optional, Tuple
 
-from fiswatch.config import ConfigError, parse_endpoint, with_password
+from fiswatch.config import ConfigError, check_unique_names, parse_endpoint, with_password
 from fiswatch.exits import CommandError, UsageError
 from fiswatch.model import Endpoint
 
@@ -30,10 +30,10 @@ def collect_endpoints(args: argparse.Namespace) -> Tuple[List[Endpoint], Optiona
     from fiswatch.aws.cli import endpoints_from_args
 
     endpoints.extend(_with_table(e, args.table) for e in aws_call(endpoints_from_args, args))
-    names = [e.name for e in endpoints]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise UsageError("endpoint name %s given twice; each endpoint needs its own name" % ", ".join(dupes))
+    try:
+        check_unique_names(e.name for e in endpoints)
+    except ConfigError as exc:
+        raise UsageError(str(exc))
     if not endpoints:
         raise UsageError("no endpoint: give --endpoint NAME=mysql://USER@HOST/DB, --lab, or --workshop "
                          "(or run `fiswatch demo` for the local lab)")

@@ -1,6 +1,7 @@
 """The option groups `watch` and `demo` share (endpoints, probes, output) and their value parsers."""
 import argparse
 
+from fiswatch.config import HOUR, WEEK, seconds_arg, table_arg
 from fiswatch.exits import EXIT_INCOMPLETE
 
 
@@ -12,7 +13,8 @@ def add_endpoint_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lab", nargs="?", const="", default=None, metavar="DIR",
                    help="take endpoints, credentials and the DNS server from a running local lab "
                         "(default dir: the one `fiswatch lab up` uses)")
-    g.add_argument("--table", default="test", help="table to write to (default: %(default)s)")
+    g.add_argument("--table", default="test", type=table_arg,
+                   help="table to write to: letters, digits, _ or $ (default: %(default)s)")
     g.add_argument("--nameserver", metavar="IP[:PORT]",
                    help="resolve endpoint names with this DNS server instead of the system's")
     from fiswatch.aws.cli import add_aws_options
@@ -25,10 +27,11 @@ def add_probe_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--backend", action="append", metavar="NAME[:OPT=VAL,...]",
                    help="connector backend to run against every endpoint (repeatable; default: mysql-connector "
                         "and pymysql), e.g. --backend mysql-connector:read_timeout=1; see `fiswatch backends`")
-    g.add_argument("--interval", type=_seconds, default=0.05, metavar="SECONDS",
-                   help="pause between rounds of INSERT/COMMIT/SELECT (default: %(default)s)")
-    g.add_argument("--stall-after", type=_seconds, default=2.0, metavar="SECONDS",
-                   help="a driver call in flight longer than this shows as STALLED (default: %(default)s)")
+    g.add_argument("--interval", type=INTERVAL, default=0.05, metavar="SECONDS",
+                   help="pause between rounds of INSERT/COMMIT/SELECT, 0 to 3600 (default: %(default)s)")
+    g.add_argument("--stall-after", type=STALL_AFTER, default=2.0, metavar="SECONDS",
+                   help="a driver call in flight longer than this shows as STALLED, 0.1 to 3600 "
+                        "(default: %(default)s)")
     g.add_argument("--connect-by-name", action="store_true",
                    help="let the driver resolve the host name itself (for TLS host checks); the address shown "
                         "is then fiswatch's own lookup")
@@ -41,7 +44,8 @@ def add_output_args(p: argparse.ArgumentParser) -> None:
                       help="the workshop's column text, reprinted every second (automatic when stdout is not a "
                            "terminal or TERM=dumb)")
     mode.add_argument("--json", action="store_true", help="one JSON object per line (see docs/events.md)")
-    g.add_argument("--duration", type=_seconds, metavar="SECONDS", help="end the run by itself after this long")
+    g.add_argument("--duration", type=DURATION, metavar="SECONDS",
+                   help="end the run by itself after this long, above 0 (default: until q or Ctrl-C)")
     g.add_argument("--record", metavar="FILE",
                    help="write every event and acknowledged write to FILE (JSON lines); FILE must not exist yet")
     g.add_argument("--overwrite", action="store_true", help="let --record replace an existing FILE")
@@ -57,11 +61,8 @@ full (disk or quota full, `ulimit -f`): the end of the run says from when and wh
 """ % EXIT_INCOMPLETE
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("%r is not a number of seconds" % text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("seconds must not be negative")
-    return value
+# The seconds options of watch and demo: one check (fiswatch.config.check_seconds), these ranges.
+INTERVAL = seconds_arg(0.0, HOUR)
+STALL_AFTER = seconds_arg(0.1, HOUR, low_hint="below the monitor's 0.1 s tick ordinary calls would show as STALLED")
+DURATION = seconds_arg(0.0, WEEK, low_ok=False,
+                       low_hint="0 would end the run at once; leave --duration out to run until q")

@@ -7,19 +7,18 @@ into STALLED. A probe stuck forever inside a driver costs one parked daemon thre
 nothing else: no lock is shared with the screen or with other probes.
 """
 import random
-import re
 import threading
 import time
 from typing import Any, Callable, Optional
 
 from fiswatch.backends.base import Backend, BackendOptionError
+from fiswatch.config import check_table
 from fiswatch.model import BackendSpec, Endpoint, ErrorInfo, Event, Op, Resolution, Snapshot, State
 from fiswatch.resolve import Resolver
 
 ROWS = 10
 BACKOFF_MIN = 0.1
 BACKOFF_MAX = 1.0
-TABLE_NAME = re.compile(r"^[A-Za-z0-9_$]{1,64}$")
 
 Emit = Callable[[Event], None]
 
@@ -34,8 +33,7 @@ class Probe:
     def __init__(self, endpoint: Endpoint, spec: BackendSpec, backend: Backend, emit: Emit,
                  interval: float = 0.05, nameserver=None, connect_by_name: bool = False,
                  seed: Optional[int] = None) -> None:
-        if not TABLE_NAME.match(endpoint.table):
-            raise ValueError("table name %r is not a plain identifier" % endpoint.table)
+        check_table(endpoint.table)  # ConfigError (a ValueError): the same check as --table and create-db
         self.endpoint = endpoint
         self.spec = spec
         self.backend = backend

@@ -41,13 +41,12 @@ def parse_nameserver(text: str) -> Tuple[str, int]:
 
 
 def _port(text: str, whole: str) -> int:
+    from fiswatch.config import ConfigError, check_port
+
     try:
-        port = int(text)
-    except ValueError:
-        port = -1
-    if not 0 < port < 65536:
-        raise ValueError("bad port in %r: use IP:PORT with a port from 1 to 65535" % whole)
-    return port
+        return check_port(text)
+    except ConfigError as exc:
+        raise ValueError("--nameserver %s: %s (use IP:PORT)" % (whole, exc))
 
 
 def is_ip(text: str) -> bool:

@@ -115,7 +115,7 @@ def watch(args: argparse.Namespace, endpoints: Sequence[Endpoint], nameserver, h
     warn_missing_passwords(runner, endpoints, mode)
 
     timer = None
-    if args.duration:
+    if args.duration is not None:
         timer = threading.Timer(args.duration, runner.stop_event.set)
         timer.daemon = True
         timer.start()

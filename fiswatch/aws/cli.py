@@ -10,9 +10,11 @@ from dataclasses import replace
 from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 
 from fiswatch.aws.secrets import WORKSHOP_SECRETS
+from fiswatch.config import DAY, seconds_arg
 from fiswatch.model import Endpoint
 
 TARGETS = ("aurora", "rds")
+FOLLOW_TIMEOUT = 600  # seconds `experiment start --wait` follows a run by default
 
 
 def secret_pair(text: str) -> Tuple[str, str]:
@@ -183,8 +185,8 @@ def add_experiment_parser(subparsers: Any) -> argparse.ArgumentParser:
     start.add_argument("target", choices=TARGETS, help="which workshop template to run")
     start.add_argument("--wait", action="store_true",
                        help="follow the run and print each state until it ends (exit 1 if it fails)")
-    start.add_argument("--timeout", type=float, default=600.0, metavar="S",
-                       help="with --wait: give up following after S seconds (default 600)")
+    start.add_argument("--timeout", type=seconds_arg(0.0, DAY, low_ok=False), default=None, metavar="S",
+                       help="with --wait: give up following after S seconds, above 0 (default %d)" % FOLLOW_TIMEOUT)
     add_session_options(start)
 
     status = actions.add_parser("status", help="state of an experiment", description="Print an experiment's "
@@ -201,6 +203,11 @@ def run_experiment(args: argparse.Namespace, out: Optional[TextIO] = None, err: 
     action = getattr(args, "experiment_action", None)
     if action not in ("create", "start", "status"):
         err.write("fiswatch experiment: choose create, start or status\n")
+        return 2
+    if action == "start" and getattr(args, "timeout", None) is not None and not args.wait:
+        # checked before anything starts: a run must never start on a command that is then refused
+        err.write("fiswatch experiment: error: --timeout only applies with --wait (add --wait, or drop "
+                  "--timeout)\n")
         return 2
     from fiswatch.aws import fis
     from fiswatch.aws.session import AwsError, explain
@@ -220,7 +227,8 @@ def run_experiment(args: argparse.Namespace, out: Optional[TextIO] = None, err: 
             out.write("started experiment %s (%s)\n" % (experiment_id, args.target))
             out.flush()
             if args.wait:
-                return _follow(session, experiment_id, args.timeout, out, err)
+                timeout = FOLLOW_TIMEOUT if args.timeout is None else args.timeout
+                return _follow(session, experiment_id, timeout, out, err)
             return 0
         state, reason = fis.experiment_status(session, args.experiment_id)
         out.write("%s %s%s\n" % (args.experiment_id, state, (" - " + reason) if reason else ""))

@@ -7,11 +7,13 @@ second to CloudWatch, and starts the threads; `stop()` ends them.
 """
 import argparse
 import threading
+import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from fiswatch.model import Endpoint, Event, View
 
 EXPERIMENT_KEY = "x"
+STOP_BUDGET = 1.0  # seconds the end of a run waits, in all, for the AWS sources (CloudWatch's last flush)
 
 
 def topology_endpoints(endpoints: Sequence[Endpoint], cluster_ids: Dict[str, str],
@@ -116,11 +118,21 @@ class AwsExtras:
             if source is not None:
                 source.start()
 
-    def stop(self) -> None:
-        for source in (self.topology_watcher, self.experiment_watcher, self.publisher):
-            if source is not None:
-                try:
-                    source.stop()
-                except Exception:  # noqa: BLE001 - stopping never fails the run
-                    pass
+    def stop(self, budget: float = STOP_BUDGET) -> None:
+        """Tell every source to stop at once, then wait for them (the publisher's last flush
+        included) at most `budget` seconds in all: AWS never stretches --duration or a quit.
+        A source still inside a slow AWS call is left behind (a daemon thread)."""
+        sources = [s for s in (self.topology_watcher, self.experiment_watcher, self.publisher) if s is not None]
+        for source in sources:
+            self._stop_one(source, 0.0)  # sets its stop flag, waits for nothing
+        deadline = time.monotonic() + budget
+        for source in sources:
+            self._stop_one(source, max(0.0, deadline - time.monotonic()))
+
+    @staticmethod
+    def _stop_one(source: Any, timeout: float) -> None:
+        try:
+            source.stop(timeout)
+        except Exception:  # noqa: BLE001 - stopping never fails the run
+            pass
 

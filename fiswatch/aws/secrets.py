@@ -79,15 +79,14 @@ def _parse(secret_id: str, text: str) -> Dict[str, Any]:
 
 
 def _port(secret_id: str, value: Any) -> int:
+    from fiswatch.config import ConfigError, check_port
+
     if value is None or value == "":
         return 3306
     try:
-        port = int(value)
-    except (TypeError, ValueError):
-        raise AwsError("secret %r has a port that is not a number: fix its 'port' key" % secret_id)
-    if not 0 < port < 65536:
-        raise AwsError("secret %r has port %d, outside 1-65535: fix its 'port' key" % (secret_id, port))
-    return port
+        return check_port(value)
+    except ConfigError as exc:
+        raise AwsError("secret %r: %s: fix its 'port' key" % (secret_id, exc))
 
 
 def _text(value: Any) -> str:

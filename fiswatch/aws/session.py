@@ -10,10 +10,12 @@ import warnings
 from typing import Any, Optional
 
 # Timeouts and retries for every client fiswatch creates: a stuck AWS call must never
-# hold a watcher thread (or the user) for long.
-CONNECT_TIMEOUT = 3
-READ_TIMEOUT = 10
-MAX_ATTEMPTS = 3
+# hold a watcher thread (or the user) for long. An endpoint that accepts and never answers
+# costs at most MAX_ATTEMPTS * READ_TIMEOUT plus one backoff (under 8 s), then says
+# "AWS did not answer in time"; a throttled call is still retried once.
+CONNECT_TIMEOUT = 2
+READ_TIMEOUT = 3
+MAX_ATTEMPTS = 2
 
 
 class AwsError(Exception):
@@ -52,6 +54,11 @@ def _region_from_instance_metadata() -> Optional[str]:
         return None
 
 
+def region_from_environment() -> Optional[str]:
+    """AWS_REGION, when set: it wins over AWS_DEFAULT_REGION and the profile, as in the AWS CLI."""
+    return (os.environ.get("AWS_REGION") or "").strip() or None
+
+
 def make_session(profile: Optional[str] = None, region: Optional[str] = None) -> Any:
     """A boto3 Session from the standard chain; raises AwsError with one clear line."""
     _quiet_boto3_warnings()
@@ -60,6 +67,9 @@ def make_session(profile: Optional[str] = None, region: Optional[str] = None) ->
         import botocore.exceptions
     except ImportError:
         raise AwsError("boto3 is not installed: run `pip install boto3` (fiswatch needs it for AWS features)")
+    # AWS_REGION (what AWS CloudShell, Lambda and the AWS CLI v2 use) first, as the CLI does;
+    # botocore itself reads only AWS_DEFAULT_REGION and the profile.
+    region = region or region_from_environment()
     try:
         session = boto3.session.Session(profile_name=profile or None, region_name=region or None)
     except botocore.exceptions.ProfileNotFound:

@@ -5,6 +5,7 @@ gave, what its effective timeouts are, and how to turn its exceptions into an
 ErrorInfo. The workload itself (INSERT / COMMIT / SELECT) is plain DB-API and lives
 in fiswatch.probe, so every backend runs exactly the same statements.
 """
+import re
 import socket
 from typing import Any, Dict, Mapping, Optional, Tuple
 
@@ -26,7 +27,6 @@ ERROR_KINDS: Dict[int, str] = {
     2006: "gone-away",
     2013: "lost",
     2055: "lost",
-    3024: "read-timeout",
     4031: "disconnected",
 }
 
@@ -35,24 +35,31 @@ class BackendOptionError(ValueError):
     """A backend option the user gave is unknown or malformed (one clear line)."""
 
 
+NO_TIMEOUT = ("none", "off")
+
+
 def parse_seconds(name: str, value: str) -> Optional[float]:
-    """Parse a timeout option: a number of seconds, or none/0/off for no timeout.
+    """Parse a timeout option: a number of seconds above 0, or none/off for no timeout.
+
+    0 is refused rather than read as "none": a timeout of 0 that silently waits forever is
+    exactly the trap fiswatch exists to show. The number goes through the same check as
+    every seconds option (fiswatch.config.check_seconds: no nan, no inf, at most an hour).
 
     >>> parse_seconds('read_timeout', '1.5')
     1.5
     >>> parse_seconds('read_timeout', 'none') is None
     True
     """
+    from fiswatch.config import HOUR, ConfigError, check_seconds
+
     text = str(value).strip().lower()
-    if text in ("none", "off", "no", "0", ""):
+    if text in NO_TIMEOUT:
         return None
     try:
-        seconds = float(text)
-    except ValueError:
-        raise BackendOptionError("%s must be a number of seconds or 'none', not %r" % (name, value))
-    if seconds < 0:
-        raise BackendOptionError("%s must not be negative (got %r)" % (name, value))
-    return seconds
+        return check_seconds(text, 0.0, HOUR, low_ok=False,
+                             low_hint="write %s=none to wait forever on purpose" % name)
+    except ConfigError as exc:
+        raise BackendOptionError("%s=%s: %s" % (name, value, exc))
 
 
 def parse_bool(name: str, value: str) -> bool:
@@ -64,14 +71,46 @@ def parse_bool(name: str, value: str) -> bool:
     raise BackendOptionError("%s must be true or false, not %r" % (name, value))
 
 
+# Timeouts, told apart by where the wait was: the client gave up connecting, reading or
+# writing (its own timeouts), or the server ended a statement that ran too long.
+QUERY_TIMEOUT_CODES = (1969,)  # MariaDB ER_STATEMENT_TIMEOUT (max_statement_time)
+QUERY_TIMEOUT_TEXTS = ("max_statement_time", "maximum statement execution time")  # MariaDB, MySQL 3024
+CONNECT_CODES = (2002, 2003)  # CR_CONNECTION_ERROR, CR_CONN_HOST_ERROR: the TCP connect itself
+_TIMED_OUT = re.compile(r"timed out|timeout|system error: 110\b|\(110\)|errno 110\b")
+
+
+def timeout_kind(code: Optional[int], message: str) -> Optional[str]:
+    """connect-timeout, read-timeout, write-timeout or query-timeout; None when not a timeout.
+
+    MySQL's server-side query timeout and mysql-connector's client read timeout share the
+    number 3024, so the text decides: the server says "maximum statement execution time".
+
+    >>> timeout_kind(2003, "Can't connect to MySQL server on 'db' (timed out)")
+    'connect-timeout'
+    >>> timeout_kind(2006, "MySQL server has gone away (TimeoutError('timed out'))")
+    'write-timeout'
+    >>> timeout_kind(3024, "Query execution was interrupted, maximum statement execution time exceeded")
+    'query-timeout'
+    """
+    lowered = message.lower()
+    if code in QUERY_TIMEOUT_CODES or any(text in lowered for text in QUERY_TIMEOUT_TEXTS):
+        return "query-timeout"
+    if not _TIMED_OUT.search(lowered):
+        return None
+    if code in CONNECT_CODES or "can't connect" in lowered:
+        return "connect-timeout"
+    if "write" in lowered or code == 2006:  # PyMySQL reports a timed-out send as 2006 "gone away (timed out)"
+        return "write-timeout"
+    if code in (None, 2013, 2055, 3024) or "read" in lowered:
+        return "read-timeout"
+    return None
+
+
 def classify_error(code: Optional[int], message: str) -> ErrorInfo:
     """Reduce an error number and text to the ErrorInfo shown on screen."""
     message = " ".join(str(message).split())[:200]
     lowered = message.lower()
-    if "timed out" in lowered or "timeout" in lowered or "system error: 110" in lowered:
-        if code in (None, 2013, 2055, 3024) or "read" in lowered:
-            return ErrorInfo(code, "read-timeout", message)
-    kind = ERROR_KINDS.get(code or -1)
+    kind = timeout_kind(code, message) or ERROR_KINDS.get(code or -1)
     if kind is None:
         if "refused" in lowered:
             kind = "refused"
@@ -115,7 +154,10 @@ class Backend:
         merged = dict(self.defaults)
         merged.update(options)
         self.options: Dict[str, str] = merged
-        self.settings: Dict[str, Any] = self.parse_options(merged)
+        try:
+            self.settings: Dict[str, Any] = self.parse_options(merged)
+        except BackendOptionError as exc:
+            raise BackendOptionError("backend %s: %s" % (self.name, exc))
 
     # -- hooks ---------------------------------------------------------------------------------
     def known_options(self) -> Tuple[str, ...]:

@@ -4,10 +4,16 @@ Workshop defaults: `connection_timeout=1` and no read or write timeout. The libr
 had `read_timeout` / `write_timeout` since 9.2.0, but they default to None: wait
 forever. That unset read timeout, not the library, is why the workshop's script hangs.
 """
+from dataclasses import replace
 from typing import Any, Dict, Mapping, Optional
 
 from fiswatch.backends.base import Backend, BackendOptionError, classify_error, classify_os_error, parse_bool, parse_seconds
 from fiswatch.model import ErrorInfo
+
+
+# mysql.connector.errors classes (9.2+) -> the kind of timeout they are
+TIMEOUT_CLASSES = {"ConnectionTimeoutError": "connect-timeout", "ReadTimeoutError": "read-timeout",
+                   "WriteTimeoutError": "write-timeout"}
 
 
 class MySQLConnectorBackend(Backend):
@@ -58,7 +64,11 @@ class MySQLConnectorBackend(Backend):
         errno = getattr(exc, "errno", None)
         msg = getattr(exc, "msg", None)
         if msg is not None or (errno is not None and not isinstance(exc, OSError)):
-            return classify_error(errno if isinstance(errno, int) and errno > 0 else None, msg or str(exc))
+            info = classify_error(errno if isinstance(errno, int) and errno > 0 else None, msg or str(exc))
+            # The library's own timeout classes say which wait ran out; their errno (3024, or 2003
+            # for a connect) and text do not always (a timed-out handshake reads "Read Operation").
+            kind = TIMEOUT_CLASSES.get(type(exc).__name__)
+            return replace(info, kind=kind) if kind else info
         return classify_os_error(exc)
 
 

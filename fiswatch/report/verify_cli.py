@@ -14,6 +14,8 @@ from fiswatch.report.load import EXIT_LOST, EXIT_OK, EXIT_USAGE, fail, load
 
 def add_verify_parser(subparsers: Any) -> None:
     """Register `verify` on the main parser's sub-parsers."""
+    from fiswatch.config import HOUR, seconds_arg
+
     ver = subparsers.add_parser(
         "verify", help="check that no acknowledged write of a recorded run was lost",
         description="Connect to each endpoint's current writer and check every acknowledged write of the "
@@ -28,8 +30,8 @@ def add_verify_parser(subparsers: Any) -> None:
     ver.add_argument("--nameserver", metavar="IP[:PORT]", help="resolve endpoint names through this DNS server")
     ver.add_argument("--table", metavar="NAME", help="table name when the record does not say (default test)")
     ver.add_argument("--format", choices=("text", "json"), default="text", help="output format")
-    ver.add_argument("--timeout", type=float, default=10.0, metavar="S",
-                     help="connect and read timeout per endpoint, seconds (default 10)")
+    ver.add_argument("--timeout", type=seconds_arg(0.0, HOUR, low_ok=False), default=10.0, metavar="S",
+                     help="connect and read timeout per endpoint, seconds above 0 (default 10)")
     ver.set_defaults(handler=run_verify)
 
 
