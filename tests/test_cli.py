@@ -45,7 +45,7 @@ def test_backends_lists_versions_and_the_unset_read_timeout():
     (["watch", "--endpoint", "notaurl"], "NAME=mysql://"),
     (["watch"], "no endpoint"),
     (["watch", "--endpoint", "db=mysql://u@127.0.0.1/x", "--endpoint", "db=mysql://u@127.0.0.2/x"], "given twice"),
-    (["watch", "--interval", "-1"], "negative"),
+    (["watch", "--interval", "-1"], "too small"),
     (["nosuchcommand"], "invalid choice"),
 ])
 def test_bad_usage_is_one_line_and_exit_2(args, fragment):
