@@ -80,7 +80,14 @@ def test_missing_driver_is_unavailable_not_a_crash(monkeypatch):
     (2003, "Can't connect to MySQL server", "refused"),
     (2013, "Lost connection to MySQL server during query", "lost"),
     (2013, "Lost connection to MySQL server during query (timed out)", "read-timeout"),
-    (3024, "Query execution was interrupted, maximum statement execution time exceeded", "read-timeout"),
+    (3024, "Query execution was interrupted, maximum statement execution time exceeded", "query-timeout"),
+    (1969, "Query execution was interrupted (max_statement_time exceeded)", "query-timeout"),
+    (3024, "The Read Operation timed out. As a consequence the current connection has been closed", "read-timeout"),
+    (3024, "The Write Operation timed out. As a consequence the current connection has been closed", "write-timeout"),
+    (2003, "Can't connect to MySQL server on '10.0.0.1' (timed out)", "connect-timeout"),
+    (2003, "Can't connect to MySQL server on '10.0.0.1:3306' (110)", "connect-timeout"),
+    (2003, "Can't connect to MySQL server on '10.0.0.1' ([Errno 111] Connection refused)", "refused"),
+    (2006, "MySQL server has gone away (TimeoutError('timed out'))", "write-timeout"),
     (1146, "Table 'x.test' doesn't exist", "no-table"),
 ])
 def test_error_kinds(code, message, kind):
