@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from fiswatch.model import Endpoint, Event, View
 
 EXPERIMENT_KEY = "x"
-STOP_BUDGET = 1.0  # seconds the end of a run waits, in all, for the AWS sources (CloudWatch's last flush)
+STOP_BUDGET = 0.5  # seconds the end of a run waits, in all, for the AWS sources (CloudWatch's last flush)
 
 
 def topology_endpoints(endpoints: Sequence[Endpoint], cluster_ids: Dict[str, str],
