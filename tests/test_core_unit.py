@@ -88,6 +88,8 @@ def test_missing_driver_is_unavailable_not_a_crash(monkeypatch):
     (2003, "Can't connect to MySQL server on '10.0.0.1:3306' (110)", "connect-timeout"),
     (2003, "Can't connect to MySQL server on '10.0.0.1' ([Errno 111] Connection refused)", "refused"),
     (2006, "MySQL server has gone away (TimeoutError('timed out'))", "write-timeout"),
+    (2013, "Lost connection to MySQL server at 'waiting for initial communication packet', system error: 110",
+     "timeout"),
     (1146, "Table 'x.test' doesn't exist", "no-table"),
 ])
 def test_error_kinds(code, message, kind):

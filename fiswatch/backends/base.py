@@ -80,7 +80,8 @@ _TIMED_OUT = re.compile(r"timed out|timeout|system error: 110\b|\(110\)|errno 11
 
 
 def timeout_kind(code: Optional[int], message: str) -> Optional[str]:
-    """connect-timeout, read-timeout, write-timeout or query-timeout; None when not a timeout.
+    """connect-timeout, read-timeout, write-timeout, query-timeout, or timeout when the driver
+    does not say which wait ran out; None when not a timeout.
 
     MySQL's server-side query timeout and mysql-connector's client read timeout share the
     number 3024, so the text decides: the server says "maximum statement execution time".
@@ -99,6 +100,10 @@ def timeout_kind(code: Optional[int], message: str) -> Optional[str]:
         return None
     if code in CONNECT_CODES or "can't connect" in lowered:
         return "connect-timeout"
+    if code == 2013 and "system error: 110" in lowered:
+        # libmysqlclient (mysql-connector's C extension) reports a timed-out read or write
+        # as 2013 with ETIMEDOUT and a stale state text: which wait it was is not known
+        return "timeout"
     if "write" in lowered or code == 2006:  # PyMySQL reports a timed-out send as 2006 "gone away (timed out)"
         return "write-timeout"
     if code in (None, 2013, 2055, 3024) or "read" in lowered:
