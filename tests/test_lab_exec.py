@@ -313,3 +313,67 @@ def test_port_53_taken_lab_still_starts_and_exec_says_so(tmp_path):
     assert "port 53 of %s.53 is taken" % base in result.stderr and "fiswatch watch --lab" in result.stderr
     assert not lab_processes(lab_dir)
     _no_leftovers(tmp_path)
+
+
+FOLLOW = textwrap.dedent("""\
+    import os, socket, time
+    while True:
+        try:
+            print("addr", socket.getaddrinfo(os.environ["FISWATCH_LAB_AURORA_HOST"], 3306)[0][4][0], flush=True)
+        except socket.gaierror:
+            print("addr none", flush=True)
+        time.sleep(0.3)
+""")
+
+
+def test_demo_exec_runs_the_program_through_the_demos_failover(lab, tmp_path):
+    import psutil
+
+    from fiswatch.lab.api import lab_status
+
+    program = tmp_path / "follow_fiswatch_demo.py"
+    program.write_text(FOLLOW)
+    writer = lab_status(lab.dir).instance("aurora", "writer")
+    record = tmp_path / "run.jsonl"
+    argv = [sys.executable, "-m", "fiswatch", "demo", "--dir", lab.dir, "--json", "--duration", "14",
+            "--aurora-after", "2", "--rds-after", "1000", "--no-verify", "--record", str(record),
+            "--exec", "%s %s" % (sys.executable, program)]
+    result = subprocess.run(argv, capture_output=True, text=True, env=_env(tmp_path), timeout=180)
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    messages = [e.get("message", "") for e in events if e["event"] == "info"]
+    new_writer = lab_status(lab.dir).instance("aurora", "writer")
+    assert new_writer.address != writer.address
+    assert any(m.startswith("exec: ") and "started" in m for m in messages)
+    seen = [m.split()[2] for m in messages if m.startswith("exec: addr")]
+    assert writer.address in seen and new_writer.address in seen, seen
+    assert seen.index(new_writer.address) > seen.index(writer.address)
+    assert any(e["event"] == "lab" and e["step"] == "dns_flip" for e in events)
+    log = (tmp_path / "run-exec.log").read_text()
+    assert "addr " + new_writer.address in log
+    assert lab.endpoint("aurora").password.reveal() not in log + result.stdout + record.read_text()
+    left = [p for p in psutil.process_iter(["cmdline"]) if str(program) in " ".join(p.info["cmdline"] or ())]
+    assert left == []
+
+
+def test_demo_exec_bad_command_is_a_usage_error(tmp_path):
+    for bad, words in (("no-such-program-xyz --x", "command not found"), ("'unclosed", "--exec"), ("", "needs a command")):
+        result = subprocess.run([sys.executable, "-m", "fiswatch", "demo", "--dir", str(tmp_path / "nolab"),
+                                 "--exec", bad], capture_output=True, text=True, env=_env(tmp_path), timeout=60)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.count("\n") == 1 and words in result.stderr
+    assert not os.path.exists(str(tmp_path / "nolab"))  # no lab was started for a bad command
+
+
+def test_resolver_files_are_what_the_namespace_needs():
+    from fiswatch.lab.exec import hosts_text, nsswitch_text, resolv_conf_text
+
+    assert "nameserver 127.0.10.53\n" in resolv_conf_text("127.0.10.53", "/lab")
+    plain = "passwd: files\nhosts:          files dns\n"
+    assert nsswitch_text(plain) is plain
+    changed = nsswitch_text("passwd: files systemd\nhosts: files mdns4_minimal [NOTFOUND=return] resolve dns\n")
+    assert changed == "passwd: files systemd\nhosts:          files dns\n"
+    assert nsswitch_text("passwd: files\n").endswith("hosts:          files dns\n")
+    hosts = "127.0.0.1 localhost\n127.0.10.9 fiswatch-lab.cluster-c0ffee.lab.rds.local\n"
+    assert hosts_text(hosts) == "127.0.0.1 localhost\n"
+    assert hosts_text("127.0.0.1 localhost\n") == "127.0.0.1 localhost\n"
