@@ -377,3 +377,26 @@ def test_resolver_files_are_what_the_namespace_needs():
     hosts = "127.0.0.1 localhost\n127.0.10.9 fiswatch-lab.cluster-c0ffee.lab.rds.local\n"
     assert hosts_text(hosts) == "127.0.0.1 localhost\n"
     assert hosts_text("127.0.0.1 localhost\n") == "127.0.0.1 localhost\n"
+
+
+def test_killing_lab_exec_leaves_no_program_and_no_moto(lab, tmp_path):
+    import psutil
+
+    def gone(pid):
+        try:
+            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    proc = subprocess.Popen(_exec_argv(lab.dir, "sleep", "60", aws=True), env=_env(tmp_path))
+    try:
+        parent = psutil.Process(proc.pid)
+        children = wait_for(lambda: len(parent.children()) == 2 and parent.children(), timeout=60,
+                            message="moto and sleep to start")
+        assert sorted(" ".join(c.cmdline()[-2:]) for c in children) == ["-m fiswatch.lab.exec_aws", "sleep 60"]
+    finally:
+        proc.kill()  # SIGKILL: lab exec cannot clean up; the kernel and moto's stdin do
+        proc.wait()
+    for child in children:
+        wait_for(lambda: gone(child.pid), timeout=30, message="pid %d to end" % child.pid)
+    _no_leftovers(tmp_path)

@@ -19,6 +19,7 @@ import sys
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 EXIT_USAGE, EXIT_CANNOT, EXIT_NOEXEC, EXIT_NOTFOUND = 2, 125, 126, 127
+PR_SET_PDEATHSIG = 1
 SI_KERNEL = 0x80  # si_code of a signal the kernel sent: from the terminal, to the whole process group
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 RESOLVER_ENV = ("LOCALDOMAIN", "RES_OPTIONS", "HOSTALIASES")  # would bend the resolver away from the lab
@@ -110,7 +111,7 @@ def exec_in_lab(lab_dir: str, argv: Sequence[str], aws: bool = False,
             local_aws = LocalAws()
             aws_env = local_aws.start(info.credentials_file, os.environ)
         env = child_environment(os.environ, info, dns_ip, aws_env)
-        return run_child([executable] + list(argv[1:]), env, argv0=argv[0], stdout=stdout, stderr=stderr)
+        return run_child(list(argv), env, executable=executable, stdout=stdout, stderr=stderr)
     finally:
         if local_aws is not None:
             local_aws.stop()
@@ -246,7 +247,7 @@ def exit_code(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def run_child(argv: List[str], env: Dict[str, str], argv0: Optional[str] = None,
+def run_child(argv: List[str], env: Dict[str, str], executable: Optional[str] = None,
               stdout: Any = None, stderr: Any = None) -> int:
     """Run argv in the foreground; forward signals sent to us; return its exit code.
 
@@ -254,16 +255,25 @@ def run_child(argv: List[str], env: Dict[str, str], argv0: Optional[str] = None,
     process group: those are not sent twice. Signals another process sends to us (kill PID)
     are forwarded.
     """
+    import ctypes
+    import ctypes.util
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
     waited = set(FORWARDED) | {signal.SIGCHLD}
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, waited)
+
+    def in_child() -> None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)  # never outlive a killed `lab exec`
+
     try:
         try:
-            proc = subprocess.Popen(argv, env=env, stdout=stdout, stderr=stderr, close_fds=True,
-                                    preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_SETMASK, old_mask))
+            proc = subprocess.Popen(argv, executable=executable, env=env, stdout=stdout, stderr=stderr,
+                                    close_fds=True, preexec_fn=in_child)
         except FileNotFoundError:
-            raise ExecError("%s: command not found" % (argv0 or argv[0]), EXIT_NOTFOUND)
+            raise ExecError("%s: command not found" % argv[0], EXIT_NOTFOUND)
         except OSError as exc:
-            raise ExecError("%s: cannot execute: %s" % (argv0 or argv[0], exc.strerror or exc), EXIT_NOEXEC)
+            raise ExecError("%s: cannot execute: %s" % (argv[0], exc.strerror or exc), EXIT_NOEXEC)
         while proc.poll() is None:
             got = signal.sigtimedwait(waited, 0.5)
             if got is None or got.si_signo == signal.SIGCHLD:
