@@ -47,6 +47,9 @@ class ExecError(Exception):
 def add_exec_parser(actions: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
     p = actions.add_parser(
         "exec", help="run your own program against the lab: the system resolver answers the lab's names",
+        usage="fiswatch lab exec [--dir DIR] [--aws] -- COMMAND [ARGS...]",
+        epilog="examples: fiswatch lab exec -- mysql -h fiswatch-lab.cluster-c0ffee.lab.rds.local -u fiswatch testdb; "
+               "fiswatch lab exec --aws -- python3 workshop_script.py (docs/lab.md)",
         description="Run COMMAND so that its system resolver answers the lab's names from the lab's DNS server "
                     "(a private mount namespace with its own /etc/resolv.conf; needs root or unprivileged user "
                     "namespaces, Linux only). The lab's endpoints and credentials are in its environment: "
