@@ -123,18 +123,16 @@ class DemoHooks:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    from fiswatch.exits import UsageError
     from fiswatch.lab import api
+    from fiswatch.lab.exec_demo import parse_command
     from fiswatch.watch import check_record_target, watch
 
     check_record_target(args)
     lab_dir = args.dir or api.default_lab_dir()
-    from fiswatch.lab.exec_demo import parse_command
-
     try:
         exec_argv = parse_command(args.exec_command, args.exec_aws)
     except ValueError as exc:
-        from fiswatch.cli import UsageError
-
         raise UsageError(str(exc))
     started_here = False
     try:
