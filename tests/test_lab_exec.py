@@ -18,7 +18,7 @@ import time
 import pytest
 from conftest import ROOT, wait_for
 
-from _lab_fixture import lab_processes, pick_lab_addresses  # noqa: F401
+from _lab_fixture import lab_processes, pick_lab_addresses
 
 pytestmark = pytest.mark.lab
 
@@ -179,8 +179,14 @@ def test_a_signal_sent_to_lab_exec_reaches_the_program(lab, tmp_path):
     sleeper = subprocess.Popen(_exec_argv(lab.dir, "sleep", "60"), env=_env(tmp_path))
     import psutil
 
-    wait_for(lambda: psutil.Process(sleeper.pid).children(), message="sleep to start")
-    child = psutil.Process(sleeper.pid).children()[0]
+    def sleep_child():
+        try:
+            found = [c for c in psutil.Process(sleeper.pid).children() if c.name() == "sleep"]
+        except psutil.NoSuchProcess:
+            return None
+        return found and found[0]
+
+    child = wait_for(sleep_child, message="sleep to start")
     sleeper.send_signal(signal.SIGTERM)
     assert sleeper.wait(30) == 128 + signal.SIGTERM
     assert not psutil.pid_exists(child.pid) or child.status() == psutil.STATUS_ZOMBIE

@@ -102,7 +102,7 @@ def exec_in_lab(lab_dir: str, argv: Sequence[str], aws: bool = False,
 
         require_moto()
     try:
-        exec_ns.enter(resolver_files(dns_ip, lab_dir))
+        exec_ns.enter(resolver_files(dns_ip, info.dir))
     except exec_ns.NamespaceError as exc:
         raise ExecError("%s: run it as root, or allow user namespaces; %s" % (exc, INSTEAD % info.nameserver))
     local_aws = None
@@ -259,9 +259,8 @@ def run_child(argv: List[str], env: Dict[str, str], executable: Optional[str] = 
     are forwarded.
     """
     import ctypes
-    import ctypes.util
 
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc = ctypes.CDLL(None, use_errno=True)
     waited = set(FORWARDED) | {signal.SIGCHLD}
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, waited)
 

@@ -9,7 +9,6 @@ are unlinked right after the bind, so nothing is left in the file system either.
 The caller must be single-threaded (unshare(2) refuses CLONE_NEWNS otherwise).
 """
 import ctypes
-import ctypes.util
 import errno
 import os
 import sys
@@ -36,7 +35,7 @@ class NamespaceError(RuntimeError):
 
 
 def _libc() -> ctypes.CDLL:
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc = ctypes.CDLL(None, use_errno=True)  # this process's libc (find_library would spawn ldconfig)
     libc.unshare.argtypes = [ctypes.c_int]
     libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
     return libc
