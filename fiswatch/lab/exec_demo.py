@@ -2,10 +2,12 @@
 
 COMMAND runs under `fiswatch lab exec` (so it resolves the lab's names and sees the same
 failovers). Its output goes to a log file next to the run's record, and its lines show in
-the dashboard's event log as `info` events (`exec: ...`, at most two a second, the lab's
-password masked). When the demo stops, COMMAND gets SIGTERM (then SIGKILL after 5 s).
+the dashboard's event log as `info` events (`exec: ...`): a line whose shape changes (an
+error, a new address: counters and clocks do not count) at once, others once every 5 s;
+the lab's password masked. When the demo stops, COMMAND gets SIGTERM (then SIGKILL after 5 s).
 """
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -17,8 +19,16 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from fiswatch.model import Event
 
-EVENT_EVERY = 0.5  # seconds between two `exec:` lines in the event log
+HEARTBEAT = 5.0  # seconds: a line of unchanged shape reaches the event log this often
+MIN_GAP = 0.2  # seconds between two `exec:` events, whatever the program prints
 LINE_MAX = 160
+_IP = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
+_DIGITS = re.compile(r"\d+")
+
+
+def shape(line: str) -> Tuple[str, Tuple[str, ...]]:
+    """A line without its counters and clocks, but with its addresses: a change is worth showing."""
+    return _DIGITS.sub("#", _IP.sub("ip", line)), tuple(_IP.findall(line))
 
 
 def parse_command(command: Optional[str], aws: bool = False) -> Optional[List[str]]:
@@ -91,17 +101,17 @@ class ExecAlongside:
     def _copy_lines(self, runner: Any) -> None:
         proc = self.proc
         assert proc is not None and proc.stdout is not None
-        last_emit, skipped, pending = 0.0, 0, None
+        last_emit, last_shape, skipped, pending = 0.0, None, 0, None
         with open(self.log_path, "a", encoding="utf-8", errors="replace") as log:
             for raw in proc.stdout:
                 line = mask(raw.decode("utf-8", "replace").rstrip("\r\n"), self._secret)
                 log.write("%s %s\n" % (time.strftime("%H:%M:%S"), line))
                 log.flush()
-                now = time.monotonic()
-                if now - last_emit >= EVENT_EVERY:
+                now, this_shape = time.monotonic(), shape(line)
+                if (this_shape != last_shape and now - last_emit >= MIN_GAP) or now - last_emit >= HEARTBEAT:
                     more = " (+%d lines)" % skipped if skipped else ""
                     runner.emit(Event.make("info", message="exec: " + line[:LINE_MAX] + more))
-                    last_emit, skipped, pending = now, 0, None
+                    last_emit, last_shape, skipped, pending = now, this_shape, 0, None
                 else:
                     skipped, pending = skipped + 1, line
             if pending is not None:
