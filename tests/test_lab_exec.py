@@ -381,6 +381,12 @@ def test_resolver_files_are_what_the_namespace_needs():
     assert changed == "passwd: files systemd\nhosts:          files dns\n"
     assert nsswitch_text("passwd: files\n").endswith("hosts:          files dns\n")
     hosts = "127.0.0.1 localhost\n127.0.10.9 fiswatch-lab.cluster-c0ffee.lab.rds.local\n"
+    from fiswatch.lab.exec_demo import mask, shape
+
+    assert shape("04:11:51 127.0.77.2 insert id 1276") == shape("04:11:52 127.0.77.2 insert id 1277")
+    assert shape("04:11:51 127.0.77.2 insert id 1276") != shape("04:11:51 127.0.77.1 insert id 1276")
+    assert shape("04:11:51 127.0.77.2 insert id 1276") != shape("04:11:51 127.0.77.2 error 2013")
+    assert mask("password is s3cret!", "s3cret!") == "password is ***"
     assert hosts_text(hosts) == "127.0.0.1 localhost\n"
     assert hosts_text("127.0.0.1 localhost\n") == "127.0.0.1 localhost\n"
 

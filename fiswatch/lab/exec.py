@@ -104,7 +104,9 @@ def exec_in_lab(lab_dir: str, argv: Sequence[str], aws: bool = False,
     try:
         exec_ns.enter(resolver_files(dns_ip, info.dir))
     except exec_ns.NamespaceError as exc:
-        raise ExecError("%s: run it as root, or allow user namespaces; %s" % (exc, INSTEAD % info.nameserver))
+        fix = ("allow namespaces here (a container may need CAP_SYS_ADMIN)" if os.geteuid() == 0
+               else "run it as root (sudo), or allow unprivileged user namespaces")
+        raise ExecError("%s: %s; %s" % (exc, fix, INSTEAD % info.nameserver))
     local_aws = None
     try:
         aws_env: Dict[str, str] = {}
