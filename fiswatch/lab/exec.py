@@ -86,8 +86,7 @@ def run_exec(args: argparse.Namespace, lab_dir: str) -> int:
         return 128 + signal.SIGINT
 
 
-def exec_in_lab(lab_dir: str, argv: Sequence[str], aws: bool = False,
-                stdout: Any = None, stderr: Any = None) -> int:
+def exec_in_lab(lab_dir: str, argv: Sequence[str], aws: bool = False) -> int:
     """Run argv against the lab in `lab_dir`; return its exit code (see the module doc).
 
     Moves THIS process into a private mount namespace first: call it from a process of its
@@ -116,7 +115,7 @@ def exec_in_lab(lab_dir: str, argv: Sequence[str], aws: bool = False,
             local_aws = LocalAws()
             aws_env = local_aws.start(info.credentials_file, os.environ)
         env = child_environment(os.environ, info, dns_ip, aws_env)
-        return run_child(list(argv), env, executable=executable, stdout=stdout, stderr=stderr)
+        return run_child(list(argv), env, executable=executable)
     finally:
         if local_aws is not None:
             local_aws.stop()
@@ -252,8 +251,7 @@ def exit_code(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def run_child(argv: List[str], env: Dict[str, str], executable: Optional[str] = None,
-              stdout: Any = None, stderr: Any = None) -> int:
+def run_child(argv: List[str], env: Dict[str, str], executable: Optional[str] = None) -> int:
     """Run argv in the foreground; forward signals sent to us; return its exit code.
 
     Signals the terminal sends (Ctrl-C, Ctrl-\\) reach COMMAND directly, as it shares our
@@ -272,8 +270,7 @@ def run_child(argv: List[str], env: Dict[str, str], executable: Optional[str] = 
 
     try:
         try:
-            proc = subprocess.Popen(argv, executable=executable, env=env, stdout=stdout, stderr=stderr,
-                                    close_fds=True, preexec_fn=in_child)
+            proc = subprocess.Popen(argv, executable=executable, env=env, close_fds=True, preexec_fn=in_child)
         except FileNotFoundError:
             raise ExecError("%s: command not found" % argv[0], EXIT_NOTFOUND)
         except OSError as exc:
