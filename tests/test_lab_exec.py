@@ -413,3 +413,23 @@ def test_killing_lab_exec_leaves_no_program_and_no_moto(lab, tmp_path):
     for child in children:
         wait_for(lambda: gone(child.pid), timeout=30, message="pid %d to end" % child.pid)
     _no_leftovers(tmp_path)
+
+
+def test_not_root_runs_in_a_user_namespace_as_itself(lab, tmp_path):
+    """uid nobody (allowed to read the root-owned lab dir through DAC capabilities only): a user + mount namespace
+    that maps its own uid; glibc's `getent` resolves the cluster name there."""
+    from fiswatch.lab.api import lab_status
+
+    before = _machine_resolv()
+    caps = "+dac_read_search,+dac_override"
+    argv = (["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=" + caps,
+             "--ambient-caps=" + caps]
+            + _exec_argv(lab.dir, "sh", "-c", "id -u; cat /proc/self/uid_map; getent hosts \"$FISWATCH_LAB_AURORA_HOST\""))
+    result = subprocess.run(argv, capture_output=True, text=True, env=_env(tmp_path), timeout=120)
+    assert result.returncode == 0, result.stderr
+    uid, uid_map, hosts = result.stdout.splitlines()[:3]
+    assert uid == "65534" and uid_map.split() == ["65534", "65534", "1"]
+    assert hosts.split()[0] == lab_status(lab.dir).instance("aurora", "writer").address
+    assert lab.endpoint("aurora").host in hosts.split()
+    assert _machine_resolv() == before
+    _no_leftovers(tmp_path)
