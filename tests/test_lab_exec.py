@@ -342,7 +342,7 @@ def test_demo_exec_runs_the_program_through_the_demos_failover(lab, tmp_path):
     program.write_text(FOLLOW)
     writer = lab_status(lab.dir).instance("aurora", "writer")
     record = tmp_path / "run.jsonl"
-    argv = [sys.executable, "-m", "fiswatch", "demo", "--dir", lab.dir, "--json", "--duration", "14",
+    argv = [sys.executable, "-m", "fiswatch", "demo", "--dir", lab.dir, "--json", "--duration", "24",
             "--aurora-after", "2", "--rds-after", "1000", "--no-verify", "--record", str(record),
             "--exec", "%s %s" % (sys.executable, program)]
     result = subprocess.run(argv, capture_output=True, text=True, env=_env(tmp_path), timeout=180)
