@@ -39,6 +39,11 @@ def add_parser(sub) -> None:
     p.add_argument("--realistic", action="store_true",
                    help="realistic timings: DNS flips after ~15 s and flaps for a while (default: fast)")
     p.add_argument("--keep-lab", action="store_true", help="leave a lab this demo started running on quit")
+    p.add_argument("--exec", metavar="COMMAND", dest="exec_command",
+                   help="also run your own program in the lab (`fiswatch lab exec`) through the same failovers; "
+                        "its output goes to a log next to the record and into the event log")
+    p.add_argument("--exec-aws", action="store_true",
+                   help="with --exec: run it with `lab exec --aws` (the workshop's secrets and CloudWatch, locally)")
     add_probe_args(p)
     add_output_args(p)
     p.set_defaults(handler=run_demo, endpoint=[], table="test", nameserver=None)
@@ -119,11 +124,17 @@ class DemoHooks:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    from fiswatch.exits import UsageError
     from fiswatch.lab import api
+    from fiswatch.lab.exec_demo import parse_command
     from fiswatch.watch import check_record_target, watch
 
     check_record_target(args)
     lab_dir = args.dir or api.default_lab_dir()
+    try:
+        exec_argv = parse_command(args.exec_command, args.exec_aws)
+    except ValueError as exc:
+        raise UsageError(str(exc))
     started_here = False
     try:
         info = api.lab_status(lab_dir)
@@ -147,6 +158,11 @@ def run_demo(args: argparse.Namespace) -> int:
         args.record = os.path.join(runs, time.strftime("demo-%Y%m%d-%H%M%S.jsonl"))
     schedule = [] if args.no_failover else [(args.aurora_after, "aurora"), (args.rds_after, "rds")]
     hooks = DemoHooks(lab_dir, "realistic" if args.realistic else "fast", schedule, info)
+    if exec_argv:
+        from fiswatch.lab.exec_demo import ExecAlongside
+
+        hooks = ExecAlongside(hooks, exec_argv, lab_dir, os.path.splitext(args.record)[0] + "-exec.log",
+                              aws=args.exec_aws)
     try:
         code = watch(args, list(info.endpoints), tuple(info.nameserver), hooks=hooks)
     finally:

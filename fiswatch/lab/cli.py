@@ -1,4 +1,4 @@
-"""`fiswatch lab up | status | failover aurora|rds | down`."""
+"""`fiswatch lab up | status | failover aurora|rds | down | exec`."""
 import argparse
 import contextlib
 import json
@@ -53,6 +53,10 @@ def add_lab_parser(subparsers: Any) -> None:
 
     down = actions.add_parser("down", help="stop the lab: no process, port or lock is left")
     common(down)
+
+    from fiswatch.lab.exec import add_exec_parser
+
+    add_exec_parser(actions, common)
 
 
 def _dir(args: argparse.Namespace) -> str:
@@ -124,9 +128,14 @@ def run_lab(args: argparse.Namespace) -> int:
 
     command = getattr(args, "lab_command", None)
     if command is None:
-        print("fiswatch lab: say what to do: up, status, failover aurora|rds, or down", file=sys.stderr)
+        print("fiswatch lab: say what to do: up, status, failover aurora|rds, down, or exec -- COMMAND",
+              file=sys.stderr)
         return 2
     lab_dir = _dir(args)
+    if command == "exec":
+        from fiswatch.lab.exec import run_exec
+
+        return run_exec(args, lab_dir)
     try:
         if command == "up":
             print("starting the lab in %s ..." % lab_dir, file=sys.stderr)

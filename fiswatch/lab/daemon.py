@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from fiswatch.lab import aurora
 from fiswatch.lab import layout as L
-from fiswatch.lab.dnsserver import DnsServer, Zone
+from fiswatch.lab.dnsserver import DnsServer, Zone, start_on_standard_port
 from fiswatch.lab.mariadb import MariaDBError, Server, ensure_template, find_binaries, sql
 from fiswatch.lab.proxy import FaultProxy, ProxyLoop
 from fiswatch.lab.topology import Heartbeat, create_statements
@@ -65,6 +65,8 @@ class Lab:
         self.loop = ProxyLoop("fiswatch-lab-loop")
         self.zone = Zone(L.ZONE)
         self.dns: Optional[DnsServer] = None
+        self.dns53: Optional[DnsServer] = None  # port 53 too, for `lab exec` (resolv.conf names no port)
+        self.dns53_error = "not started"
         self.servers: Dict[str, Server] = {}
         self.proxies: Dict[str, FaultProxy] = {}
         self.roles = {spec.name: spec.initial_role for spec in L.INSTANCES}
@@ -100,6 +102,9 @@ class Lab:
                                                  loop=self.loop, rewriter=rewriter).start()
         self._publish_dns()
         self.dns = DnsServer(self.zone, layout.dns_address[0], layout.dns_address[1], self.loop).start()
+        if layout.dns_port != 53:
+            self.dns53, self.dns53_error = start_on_standard_port(self.zone, layout.dns_address[0], self.loop)
+            log_line(layout, "lab: DNS on port 53 too" if self.dns53 else "lab: no DNS on port 53: " + self.dns53_error)
         self._write_credentials(password)
         self._start_control()
         self.write_state()
@@ -190,6 +195,8 @@ class Lab:
                              "flap_until": rec.flap_until}
         return {"pid": os.getpid(), "dir": layout.dir, "layout": layout.to_dict(),
                 "nameserver": list(layout.dns_address), "endpoints": dict(L.ENDPOINT_NAMES),
+                "dns53": {"address": layout.dns_address[0] if self.dns53 or layout.dns_port == 53 else None,
+                          "error": "" if self.dns53 or layout.dns_port == 53 else self.dns53_error},
                 "instances": instances, "dns": records, "credentials_file": layout.credentials_file,
                 "log_file": layout.log_file, "updated": time.time(),
                 "cluster_instance_host_pattern": aurora.host_pattern(layout.base, layout.port),
@@ -291,8 +298,9 @@ class Lab:
             self.control.server_close()
         for proxy in self.proxies.values():
             proxy.stop()
-        if self.dns is not None:
-            self.dns.stop()
+        for dns in (self.dns, self.dns53):
+            if dns is not None:
+                dns.stop()
         self.loop.stop()
         with ThreadPoolExecutor(4) as pool:
             list(pool.map(lambda s: s.stop(), self.servers.values()))

@@ -201,3 +201,25 @@ class DnsServer:
 
         if self._ploop._loop is not None:
             self._ploop.call(close)
+
+
+STANDARD_PORT = 53
+
+
+def start_on_standard_port(zone: Zone, host: str, loop: ProxyLoop) -> Tuple[Optional[DnsServer], str]:
+    """A second listener on port 53 of `host`, for resolvers that cannot name a port.
+
+    /etc/resolv.conf has no port field, so `fiswatch lab exec` needs the lab's DNS server on
+    port 53 of its own loopback address. Returns (server, "") or (None, why it cannot bind).
+    """
+    import errno
+
+    try:
+        return DnsServer(zone, host, STANDARD_PORT, loop).start(), ""
+    except OSError as exc:
+        if exc.errno == errno.EACCES:
+            return None, ("binding port 53 needs root (or sysctl net.ipv4.ip_unprivileged_port_start=53) "
+                          "when the lab starts")
+        if exc.errno == errno.EADDRINUSE:
+            return None, "port 53 of %s is taken by another program" % host
+        return None, "cannot listen on %s port 53: %s" % (host, exc)

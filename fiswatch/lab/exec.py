@@ -1,0 +1,292 @@
+"""`fiswatch lab exec [--dir DIR] [--aws] -- COMMAND [ARGS...]`: any program against the lab.
+
+COMMAND runs in a private mount namespace where /etc/resolv.conf names the lab's DNS server
+(port 53 of its loopback address), so the system resolver (getaddrinfo, the `mysql` client,
+Java, Go, ...) answers the lab's names and follows its failovers. Nothing outside changes.
+The lab's endpoints and credentials are in COMMAND's environment (ENV_NAMES); with --aws, a
+local moto server answers the workshop's Secrets Manager and CloudWatch calls.
+
+Exit codes: COMMAND's own; 128+N when a signal N killed it; 125 when `lab exec` itself
+could not run it (no lab, no namespace, no DNS on port 53, --aws without moto); 126 found
+but not executable; 127 not found; 2 usage.
+"""
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+
+EXIT_USAGE, EXIT_CANNOT, EXIT_NOEXEC, EXIT_NOTFOUND = 2, 125, 126, 127
+PR_SET_PDEATHSIG = 1
+SI_KERNEL = 0x80  # si_code of a signal the kernel sent: from the terminal, to the whole process group
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+RESOLVER_ENV = ("LOCALDOMAIN", "RES_OPTIONS", "HOSTALIASES")  # would bend the resolver away from the lab
+NSCD_SOCKETS = ("/var/run/nscd/socket", "/run/nscd/socket")
+
+# What COMMAND finds in its environment (docs/lab.md lists them).
+ENV_NAMES = (
+    "FISWATCH_LAB_DIR", "FISWATCH_LAB_DNS", "FISWATCH_LAB_AURORA_HOST", "FISWATCH_LAB_AURORA_READER_HOST",
+    "FISWATCH_LAB_RDS_HOST", "FISWATCH_LAB_PORT", "FISWATCH_LAB_USER", "FISWATCH_LAB_PASSWORD",
+    "FISWATCH_LAB_DATABASE", "MYSQL_PWD", "FISWATCH_PASSWORD_AURORA", "FISWATCH_PASSWORD_RDS",
+)
+
+INSTEAD = ("instead, watch the lab with `fiswatch watch --lab`, or give your client the lab's DNS server "
+           "%s port %d (e.g. its --nameserver option)")
+
+
+class ExecError(Exception):
+    """Why `lab exec` cannot run COMMAND: one line, and the exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_CANNOT) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def add_exec_parser(actions: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    p = actions.add_parser(
+        "exec", help="run your own program against the lab: the system resolver answers the lab's names",
+        usage="fiswatch lab exec [--dir DIR] [--aws] -- COMMAND [ARGS...]",
+        epilog="examples: fiswatch lab exec -- mysql -h fiswatch-lab.cluster-c0ffee.lab.rds.local -u fiswatch testdb; "
+               "fiswatch lab exec --aws -- python3 workshop_script.py (docs/lab.md)",
+        description="Run COMMAND so that its system resolver answers the lab's names from the lab's DNS server "
+                    "(a private mount namespace with its own /etc/resolv.conf; needs root or unprivileged user "
+                    "namespaces, Linux only). The lab's endpoints and credentials are in its environment: "
+                    + ", ".join(ENV_NAMES) + ". Exit code: COMMAND's; 128+N if signal N killed it; 125 if "
+                    "lab exec could not run it; 126 not executable; 127 not found.")
+    common(p)
+    p.add_argument("--aws", action="store_true",
+                   help="also serve the workshop's AWS side locally (Secrets Manager FisAuroraSecret and "
+                        "FisMysqlSecret, CloudWatch) through moto on loopback, as AWS_ENDPOINT_URL with fake "
+                        "credentials (needs `pip install 'fiswatch[lab-aws]'`)")
+    p.add_argument("exec_argv", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]",
+                   help="the program to run and its arguments")
+
+
+def say(message: str) -> None:
+    sys.stderr.write("fiswatch lab exec: %s\n" % message)
+    sys.stderr.flush()
+
+
+def run_exec(args: argparse.Namespace, lab_dir: str) -> int:
+    argv = list(args.exec_argv or ())
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    if not argv:
+        say("say which program to run: fiswatch lab exec [--dir DIR] [--aws] -- COMMAND [ARGS...]")
+        return EXIT_USAGE
+    try:
+        return exec_in_lab(lab_dir, argv, aws=bool(args.aws))
+    except ExecError as exc:
+        say(str(exc))
+        return exc.code
+    except KeyboardInterrupt:
+        say("interrupted before %s started" % argv[0])
+        return 128 + signal.SIGINT
+
+
+def exec_in_lab(lab_dir: str, argv: Sequence[str], aws: bool = False) -> int:
+    """Run argv against the lab in `lab_dir`; return its exit code (see the module doc).
+
+    Moves THIS process into a private mount namespace first: call it from a process of its
+    own (the CLI does), never from one that must keep the machine's resolver.
+    """
+    from fiswatch.lab import exec_ns
+
+    info, dns_ip = lab_facts(lab_dir)
+    executable = find_executable(argv[0], os.environ.get("PATH", os.defpath))
+    if aws:
+        from fiswatch.lab.exec_aws import require_moto
+
+        require_moto()
+    try:
+        exec_ns.enter(resolver_files(dns_ip, info.dir))
+    except exec_ns.NamespaceError as exc:
+        fix = ("allow namespaces here (a container may need CAP_SYS_ADMIN)" if os.geteuid() == 0
+               else "run it as root (sudo), or allow unprivileged user namespaces")
+        raise ExecError("%s: %s; %s" % (exc, fix, INSTEAD % info.nameserver))
+    local_aws = None
+    try:
+        aws_env: Dict[str, str] = {}
+        if aws:
+            from fiswatch.lab.exec_aws import LocalAws
+
+            local_aws = LocalAws()
+            aws_env = local_aws.start(info.credentials_file, os.environ)
+        env = child_environment(os.environ, info, dns_ip, aws_env)
+        return run_child(list(argv), env, executable=executable)
+    finally:
+        if local_aws is not None:
+            local_aws.stop()
+
+
+def lab_facts(lab_dir: str):
+    """(LabInfo, the address its DNS server answers on at port 53) or ExecError."""
+    from fiswatch.lab import api
+    from fiswatch.lab.control import ControlError, request
+    from fiswatch.lab.layout import CONTROL_SOCKET
+
+    try:
+        info = api.lab_status(lab_dir)
+        dns53 = request(os.path.join(info.dir, CONTROL_SOCKET), "state", timeout=10).get("dns53")
+    except api.LabError as exc:
+        raise ExecError(str(exc))
+    except ControlError as exc:
+        raise ExecError(str(exc))
+    if not dns53:
+        raise ExecError("the lab in %s predates `lab exec` (no DNS on port 53): restart it with "
+                        "`fiswatch lab down --dir %s` and `fiswatch lab up --dir %s`" % (info.dir, info.dir, info.dir))
+    if not dns53.get("address"):
+        raise ExecError("the lab's DNS server does not answer on port 53 of %s (%s), which /etc/resolv.conf "
+                        "needs; restart the lab as root, or %s" % (info.nameserver[0], dns53.get("error"),
+                                                                   INSTEAD % info.nameserver))
+    check_dns(dns53["address"], info)
+    return info, dns53["address"]
+
+
+def check_dns(ip: str, info: Any) -> None:
+    """The lab's DNS server answers the cluster name on ip:53 (asked directly, never the system resolver)."""
+    import dns.exception
+    import dns.message
+    import dns.query
+
+    name = info.endpoint("aurora").host
+    try:
+        dns.query.udp(dns.message.make_query(name, "A"), ip, port=53, timeout=3)
+    except (dns.exception.DNSException, OSError) as exc:
+        raise ExecError("the lab's DNS server does not answer on %s port 53 (%s): check `fiswatch lab status "
+                        "--dir %s`" % (ip, exc or type(exc).__name__, info.dir))
+
+
+def find_executable(command: str, path: str) -> str:
+    """The file to execute for `command`, like a shell would find it, or ExecError 127/126."""
+    if "/" in command:
+        if not os.path.exists(command):
+            raise ExecError("%s: no such file" % command, EXIT_NOTFOUND)
+        if os.path.isdir(command) or not os.access(command, os.X_OK):
+            raise ExecError("%s: not an executable file" % command, EXIT_NOEXEC)
+        return command
+    found = shutil.which(command, path=path)
+    if found is None:
+        raise ExecError("%s: command not found" % command, EXIT_NOTFOUND)
+    return found
+
+
+def resolver_files(dns_ip: str, lab_dir: str) -> Dict[str, str]:
+    """Files to bind in the namespace: target -> text. Pure but for reading the machine's files."""
+    files = {"/etc/resolv.conf": resolv_conf_text(dns_ip, lab_dir)}
+    for target, rewrite in (("/etc/nsswitch.conf", nsswitch_text), ("/etc/hosts", hosts_text)):
+        try:
+            with open(target) as fh:
+                original = fh.read()
+        except OSError:
+            continue
+        text = rewrite(original)
+        if text != original:
+            files[target] = text
+    for sock in NSCD_SOCKETS:
+        if os.path.exists(sock) and not os.path.islink(sock):
+            files[sock] = ""  # a cache daemon outside would answer from the machine's resolver
+    return files
+
+
+def resolv_conf_text(dns_ip: str, lab_dir: str) -> str:
+    return ("# fiswatch lab exec: only the lab's DNS server (lab in %s)\nnameserver %s\n"
+            "options timeout:1 attempts:2\n" % (lab_dir, dns_ip))
+
+
+def nsswitch_text(original: str) -> str:
+    """nsswitch.conf with `hosts: files dns` (no systemd-resolved, mdns or myhostname in the way)."""
+    wanted = "hosts:          files dns"
+    out, found, changed = [], False, False
+    for line in original.splitlines():
+        if line.split("#", 1)[0].split(":", 1)[0].strip() == "hosts":
+            found = True
+            if line.split("#", 1)[0].split(":", 1)[1].split() != ["files", "dns"]:
+                line, changed = wanted, True
+        out.append(line)
+    if not found:
+        out.append(wanted)
+    return "\n".join(out) + "\n" if changed or not found else original
+
+
+def hosts_text(original: str) -> str:
+    """/etc/hosts without lines naming the lab's zone (they would shadow its DNS answers)."""
+    from fiswatch.lab.layout import ZONE
+
+    zone = "." + ZONE
+
+    def names_lab(line: str) -> bool:
+        words = line.split("#", 1)[0].split()[1:]
+        return any(w.lower().rstrip(".").endswith(zone) for w in words)
+
+    lines = original.splitlines(True)
+    kept = [line for line in lines if not names_lab(line)]
+    return original if len(kept) == len(lines) else "".join(kept)
+
+
+def child_environment(base: Mapping[str, str], info: Any, dns_ip: str,
+                      aws_env: Mapping[str, str]) -> Dict[str, str]:
+    """COMMAND's environment: the caller's, plus the lab's facts; with --aws, no real AWS at all."""
+    env = {k: v for k, v in base.items() if k not in RESOLVER_ENV}
+    aurora, rds = info.endpoint("aurora"), info.endpoint("rds")
+    password = aurora.password.reveal() if aurora.password is not None else ""
+    env.update({
+        "FISWATCH_LAB_DIR": info.dir, "FISWATCH_LAB_DNS": dns_ip,
+        "FISWATCH_LAB_AURORA_HOST": aurora.host, "FISWATCH_LAB_AURORA_READER_HOST": info.reader_endpoint,
+        "FISWATCH_LAB_RDS_HOST": rds.host, "FISWATCH_LAB_PORT": str(aurora.port),
+        "FISWATCH_LAB_USER": aurora.user, "FISWATCH_LAB_DATABASE": aurora.database or "",
+        "FISWATCH_LAB_PASSWORD": password, "MYSQL_PWD": password,
+        "FISWATCH_PASSWORD_AURORA": password, "FISWATCH_PASSWORD_RDS": password,
+    })
+    if aws_env:
+        env = {k: v for k, v in env.items() if not k.startswith("AWS_")}
+        env.update(aws_env)
+    return env
+
+
+def exit_code(returncode: int) -> int:
+    """A shell's view of a child's end: its code, or 128+N for signal N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def run_child(argv: List[str], env: Dict[str, str], executable: Optional[str] = None) -> int:
+    """Run argv in the foreground; forward signals sent to us; return its exit code.
+
+    Signals the terminal sends (Ctrl-C, Ctrl-\\) reach COMMAND directly, as it shares our
+    process group: those are not sent twice. Signals another process sends to us (kill PID)
+    are forwarded.
+    """
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    waited = set(FORWARDED) | {signal.SIGCHLD}
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, waited)
+
+    def in_child() -> None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)  # never outlive a killed `lab exec`
+
+    try:
+        try:
+            proc = subprocess.Popen(argv, executable=executable, env=env, close_fds=True, preexec_fn=in_child)
+        except FileNotFoundError:
+            raise ExecError("%s: command not found" % argv[0], EXIT_NOTFOUND)
+        except OSError as exc:
+            raise ExecError("%s: cannot execute: %s" % (argv[0], exc.strerror or exc), EXIT_NOEXEC)
+        while proc.poll() is None:
+            got = signal.sigtimedwait(waited, 0.5)
+            if got is None or got.si_signo == signal.SIGCHLD:
+                continue
+            if got.si_code == SI_KERNEL or got.si_pid == proc.pid:
+                continue  # from the terminal: COMMAND got it too
+            try:
+                os.kill(proc.pid, got.si_signo)
+            except ProcessLookupError:
+                pass
+        while signal.sigtimedwait(waited, 0) is not None:
+            pass  # drop what arrived as it ended, so nothing hits us once unblocked
+        return exit_code(proc.returncode)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
