@@ -2,9 +2,11 @@
 
 This is how the DNS flip of a failover reaches the screen even when no probe reconnects:
 the cluster endpoint's CNAME moving to another instance, or the answer going empty.
+A change also sets the `wakes` events (one per probe of the endpoint, wired by the
+runner): a probe waiting to reconnect tries again at once (fiswatch.retry).
 """
 import threading
-from typing import Callable, Optional, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 from fiswatch.model import Endpoint, Event, Resolution
 from fiswatch.resolve import Resolver
@@ -14,8 +16,9 @@ class DnsWatcher:
     """A daemon thread per endpoint; `latest` and `previous` are read by the monitor."""
 
     def __init__(self, endpoint: Endpoint, emit: Callable[[Event], None], nameserver=None,
-                 interval: float = 1.0) -> None:
+                 interval: float = 1.0, wakes: Sequence[threading.Event] = ()) -> None:
         self.endpoint = endpoint
+        self.wakes = tuple(wakes)
         self.emit = emit
         self.interval = interval
         self.resolver = Resolver(nameserver)
@@ -40,6 +43,9 @@ class DnsWatcher:
             before = old.addresses if old is not None else ()
             if before and before != res.addresses:
                 self.previous = before
+            if old is not None:
+                for wake in self.wakes:
+                    wake.set()
             self.emit(Event.make(
                 "dns", endpoint=self.endpoint.name, name=self.endpoint.host, addresses=list(res.addresses),
                 previous=list(before), cname=res.cname, ttl=res.ttl, error=res.error, source=res.source))

@@ -15,10 +15,9 @@ from fiswatch.backends.base import Backend, BackendOptionError
 from fiswatch.config import check_table
 from fiswatch.model import BackendSpec, Endpoint, ErrorInfo, Event, Op, Resolution, Snapshot, State
 from fiswatch.resolve import Resolver
+from fiswatch.retry import RetryPolicy
 
 ROWS = 10
-BACKOFF_MIN = 0.1
-BACKOFF_MAX = 1.0
 
 Emit = Callable[[Event], None]
 
@@ -32,7 +31,7 @@ class Probe:
 
     def __init__(self, endpoint: Endpoint, spec: BackendSpec, backend: Backend, emit: Emit,
                  interval: float = 0.05, nameserver=None, connect_by_name: bool = False,
-                 seed: Optional[int] = None) -> None:
+                 seed: Optional[int] = None, retry: Optional[RetryPolicy] = None) -> None:
         check_table(endpoint.table)  # ConfigError (a ValueError): the same check as --table and create-db
         self.endpoint = endpoint
         self.spec = spec
@@ -46,6 +45,11 @@ class Probe:
         self._stop = threading.Event()
         self._running = threading.Event()  # cleared while paused
         self._running.set()
+        self.retry = retry or RetryPolicy()
+        # set by the endpoint's DNS watcher when the answer changes (and by stop): ends a
+        # retry wait at once; cleared when an attempt starts (see fiswatch.retry)
+        self.wake = threading.Event()
+        self._attempt_started: Optional[float] = None
         self._rng = random.Random(seed)
         self._thread = threading.Thread(target=self._run, name="probe " + self.id, daemon=True)
         table = "`%s`" % endpoint.table
@@ -60,6 +64,7 @@ class Probe:
     def stop(self) -> None:
         self._stop.set()
         self._running.set()
+        self.wake.set()
 
     def pause(self, paused: bool) -> None:
         if paused:
@@ -98,7 +103,6 @@ class Probe:
     # -- the workload --------------------------------------------------------------------------------
     def _run(self) -> None:
         conn = None
-        backoff = BACKOFF_MIN
         ever_connected = False
         while not self._stop.is_set():
             if not self._running.is_set():
@@ -109,8 +113,7 @@ class Probe:
                 if conn is None:
                     if self.snapshot.state is State.STOPPED:
                         return
-                    self._wait_retry(backoff)
-                    backoff = min(BACKOFF_MAX, backoff * 2)
+                    self._wait_retry()
                     continue
                 ever_connected = True
             try:
@@ -119,23 +122,30 @@ class Probe:
                 self._fail(exc, self.snapshot.op)
                 _close_quietly(conn)
                 conn = None
-                self._wait_retry(backoff)
-                backoff = min(BACKOFF_MAX, backoff * 2)
+                self._wait_retry()
                 continue
-            backoff = BACKOFF_MIN
             if self.interval > 0:
                 self._stop.wait(self.interval)
         _close_quietly(conn)
 
-    def _wait_retry(self, delay: float) -> None:
-        self._publish(retry_at=time.monotonic() + delay)
-        self._stop.wait(delay)
+    def _wait_retry(self) -> None:
+        """Wait until the policy allows the next attempt; a DNS change ends the wait early."""
+        now = time.monotonic()
+        at = self.retry.next_attempt(self._attempt_started, now, self.wake.is_set())
+        self._publish(retry_at=at)
+        if at > now and not self.wake.is_set() and self.wake.wait(at - now) and not self._stop.is_set():
+            at = self.retry.next_attempt(self._attempt_started, now, True)
+            self._publish(retry_at=at)
+        remaining = at - time.monotonic()
+        if remaining > 0:
+            self._stop.wait(remaining)
 
     def _connect(self, reconnect: bool) -> Any:
         ep = self.endpoint
         state = State.RECONNECTING if reconnect else State.CONNECTING
-        self._begin(Op.RESOLVE, state=state, retry_at=None,
-                    reconnects=self.snapshot.reconnects + (1 if reconnect else 0))
+        self.wake.clear()  # a DNS change from now on is news to the next wait
+        self._attempt_started = self._begin(Op.RESOLVE, state=state, retry_at=None,
+                                            reconnects=self.snapshot.reconnects + (1 if reconnect else 0))
         resolution = self.resolver.resolve(ep.host)
         address = resolution.address
         if address is None:
@@ -160,7 +170,8 @@ class Probe:
             return None
         elapsed = time.monotonic() - started
         self._publish(op=None, op_started=None, latency=_set_latency(self.snapshot.latency, "connect", elapsed))
-        self.emit(Event.make("connect", probe=self.id, endpoint=ep.name, address=address, port=ep.port))
+        self.emit(Event.make("connect", probe=self.id, endpoint=ep.name, address=address, port=ep.port,
+                             took=round(time.monotonic() - self._attempt_started, 4)))
         return conn
 
     def _round(self, conn: Any) -> None:
@@ -217,13 +228,18 @@ class Probe:
         self._fail_info(info, op)
 
     def _fail_info(self, info: ErrorInfo, op: Optional[Op], resolution: Optional[Resolution] = None) -> None:
-        changes = dict(state=State.ERROR, op=None, op_started=None, last_error=info,
-                       errors=self.snapshot.errors + 1)
+        snap = self.snapshot
+        # where the failed call went and how long it took; a failed connect counts from the
+        # attempt's start (its name lookup included)
+        started = self._attempt_started if op in (Op.RESOLVE, Op.CONNECT) else snap.op_started
+        took = round(time.monotonic() - started, 4) if started is not None else None
+        address = None if op is Op.RESOLVE else snap.address
+        changes = dict(state=State.ERROR, op=None, op_started=None, last_error=info, errors=snap.errors + 1)
         if resolution is not None:
             changes["resolution"] = resolution
         self._publish(**changes)
         self.emit(Event.make("error", probe=self.id, endpoint=self.endpoint.name, code=info.code, kind=info.kind,
-                             message=info.message, op=str(op) if op else None))
+                             message=info.message, op=str(op) if op else None, address=address, took=took))
 
 
 def _set_latency(latency, op: str, seconds: float):

@@ -108,7 +108,9 @@ class Runner:
                     probe = UnavailableProbe(endpoint, spec, info.reason)
                 infos[probe.id] = info
                 self.probes.append(probe)
-        self.watchers = [DnsWatcher(ep, emit, self.options.nameserver, self.options.dns_interval)
+        # a DNS change wakes the endpoint's probes waiting to reconnect (a signal, not data)
+        self.watchers = [DnsWatcher(ep, emit, self.options.nameserver, self.options.dns_interval,
+                                    wakes=[p.wake for p in self.probes if p.endpoint is ep and isinstance(p, Probe)])
                          for ep in self.endpoints]
         self.monitor.probes = self.probes
         self.monitor.infos = infos
