@@ -30,7 +30,8 @@ def test_quick_bench_produces_every_figure(tmp_path, mariadb):
             value = metric["value"]
             assert isinstance(value, (int, float)) and math.isfinite(value), (fig["title"], metric)
     names = {m["name"] for f in figures for m in f["metrics"]}
-    for wanted in ("mysql-connector probe/bare", "pymysql probe/bare", "p95 latency", "aurora: PyMySQL probe gap - loop gap", "rds: PyMySQL probe gap - loop gap",
+    for wanted in ("mysql-connector probe/bare", "pymysql probe/bare", "p95 latency",
+                   "aurora: PyMySQL probe gap - loop gap", "rds: PyMySQL probe gap - loop gap",
                    "rds: PyMySQL probe gap - outage",
                    "frame 16 probes 200x60", "dashboard CPU beyond --plain", "share of target rate",
                    "fiswatch --help", "watch to first frame with rows", "RSS growth after warm-up",
