@@ -128,7 +128,7 @@ def test_refused_port_does_not_exceed_the_attempt_rate(mariadb):
         time.sleep(3.0)
         seconds = time.monotonic() - t0
         attempts = len(events.of("error")) - n0
-        assert probe.is_alive() and probe.snapshot.state in (State.ERROR, State.RECONNECTING)
+        assert probe.is_alive() and probe.snapshot.state in (State.ERROR, State.CONNECTING)
     finally:
         probe.stop()
         probe.join(5)
