@@ -1,7 +1,7 @@
 """`python -m fiswatch.bench [--quick] [--out FILE] [--memory-minutes N] [--only 1,2,...]`
 
 Runs every figure of issue 6 against the local MariaDB (127.0.0.1:3306, root with an
-empty password creates the `fiswatch_bench` database and a non-root user) and a local lab,
+empty password creates a `fiswatch_bench_<run>` database and a non-root user for the run) and a local lab,
 prints a table of figures vs targets and writes JSON. A missed target never changes the
 exit code (timings are not pass/fail on shared machines); a figure that cannot run does
 (exit 1), so CI keeps the harness working with --quick.

@@ -125,7 +125,11 @@ def setup_database(tables: Sequence[str] = ("test",), host: str = HOST, port: in
     import pymysql
 
     password = "bench-" + secrets.token_hex(8)
-    user = "%s_%s" % (USER, secrets.token_hex(3))  # per run: concurrent runs must not reset each other's password
+    # per run: concurrent runs (CI, several checkouts on one machine) must not reset each
+    # other's password, nor truncate each other's tables mid-figure (deadlocks, wrong rates)
+    run = secrets.token_hex(3)
+    user = "%s_%s" % (USER, run)
+    database = "%s_%s" % (DATABASE, run)
     try:
         conn = root_connect(host, port)
     except pymysql.err.OperationalError as exc:
@@ -133,21 +137,21 @@ def setup_database(tables: Sequence[str] = ("test",), host: str = HOST, port: in
                          "FISWATCH_BENCH_MYSQL_HOST/PORT" % (host, port, exc.args[-1]))
     try:
         with conn.cursor() as cur:
-            cur.execute("CREATE DATABASE IF NOT EXISTS %s" % DATABASE)
+            cur.execute("CREATE DATABASE IF NOT EXISTS %s" % database)
             for table in tables:
                 cur.execute("CREATE TABLE IF NOT EXISTS %s.`%s` (id INT AUTO_INCREMENT PRIMARY KEY, value INT)"
-                            % (DATABASE, table))
+                            % (database, table))
             for h in ("127.0.0.1", "localhost", "%"):
                 cur.execute("CREATE USER IF NOT EXISTS '%s'@'%s' IDENTIFIED BY %%s" % (user, h.replace("%", "%%")),
                             (password,))
-                cur.execute("GRANT ALL ON %s.* TO '%s'@'%s'" % (DATABASE, user, h))
+                cur.execute("GRANT ALL ON %s.* TO '%s'@'%s'" % (database, user, h))
     finally:
         conn.close()
-    return BenchDb(host, port, user, Secret(password), DATABASE)
+    return BenchDb(host, port, user, Secret(password), database)
 
 
 def drop_user(db: BenchDb) -> None:
-    """Remove the per-run user (best effort)."""
+    """Remove the per-run user and database (best effort)."""
     try:
         conn = root_connect(db.host, db.port)
     except Exception:
@@ -156,6 +160,8 @@ def drop_user(db: BenchDb) -> None:
         with conn.cursor() as cur:
             for h in ("127.0.0.1", "localhost", "%"):
                 cur.execute("DROP USER IF EXISTS '%s'@'%s'" % (db.user, h))
+            if db.database.startswith(DATABASE + "_"):
+                cur.execute("DROP DATABASE IF EXISTS `%s`" % db.database)
     finally:
         conn.close()
 
