@@ -2,10 +2,16 @@
 ticking every 0.1 s, DNS watcher) vs. a bare loop with the same driver, the same
 connection options and the same three statements, same server, run alternately.
 Both run at full rate (no pause between rounds) so the driver and server are the limit.
+
+On a shared machine the rate of a 1 s segment swings with other processes' load, so the
+figure also reports what load barely moves: this process's CPU time (user + system,
+getrusage) per round in the same segments, and fiswatch's own work per round measured
+alone (`own_cost`: `Probe._round` against an in-memory connection, thread CPU time).
 """
 import random
+import resource
 import time
-from typing import Dict, List
+from typing import Any, Dict, List
 
 from fiswatch.bench.common import BenchDb, Figure, median, truncate, wait_until
 from fiswatch.model import BackendSpec
@@ -26,7 +32,8 @@ class BareLoop:
         self.rng = random.Random(1)
 
     def rate(self, seconds: float) -> float:
-        """Rounds per second over `seconds`."""
+        """Rounds per second over `seconds`; `cpu` = process CPU seconds per round."""
+        c0 = _cpu()
         rounds = 0
         t0 = time.perf_counter()
         end = t0 + seconds
@@ -40,6 +47,7 @@ class BareLoop:
             rounds += 1
             now = time.perf_counter()
             if now >= end:
+                self.cpu = (_cpu() - c0) / rounds
                 return rounds / (now - t0)
 
     def close(self) -> None:
@@ -79,10 +87,12 @@ class ProbeLoop:
         wait_until(quiet, 10.0)
 
     def rate(self, seconds: float) -> float:
+        c0 = _cpu()
         self.runner.toggle_pause()
         n0, t0 = self.probe.snapshot.iterations, time.perf_counter()
         time.sleep(seconds)
         n1, t1 = self.probe.snapshot.iterations, time.perf_counter()
+        self.cpu = (_cpu() - c0) / max(1, n1 - n0)
         self.pause()
         return (n1 - n0) / (t1 - t0)
 
@@ -96,7 +106,7 @@ def compare(db: BenchDb, spec: BackendSpec, pairs: int, seconds: float) -> Dict[
     truncate(db, [TABLE])
     bare = BareLoop(db, spec)
     probe = ProbeLoop(db, spec)
-    out: Dict[str, List[float]] = {"bare": [], "probe": [], "ratio": []}
+    out: Dict[str, List[float]] = {"bare": [], "probe": [], "ratio": [], "bare_cpu_us": [], "probe_cpu_us": []}
     try:
         bare.rate(0.3)  # warm-up
         for i in range(pairs):
@@ -109,10 +119,59 @@ def compare(db: BenchDb, spec: BackendSpec, pairs: int, seconds: float) -> Dict[
             out["bare"].append(round(b, 1))
             out["probe"].append(round(p, 1))
             out["ratio"].append(round(p / b, 4) if b else 0.0)
+            out["bare_cpu_us"].append(round(bare.cpu * 1e6, 1))
+            out["probe_cpu_us"].append(round(probe.cpu * 1e6, 1))
     finally:
         probe.close()
         bare.close()
     return out
+
+
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+class _MemCursor:
+    lastrowid = 1
+    rows = [(i, i * 7) for i in range(110, 100, -1)]
+
+    def execute(self, sql: str, args: Any = None) -> None:
+        pass
+
+    def fetchall(self) -> List[Any]:
+        return self.rows
+
+    def close(self) -> None:
+        pass
+
+
+class _MemConnection:
+    """Answers at once, in memory: what is left of a round is fiswatch's own work."""
+
+    def cursor(self) -> _MemCursor:
+        return _MemCursor()
+
+    def commit(self) -> None:
+        pass
+
+
+def own_cost(spec: BackendSpec, rounds: int = 20000, repeats: int = 7) -> float:
+    """Seconds of thread CPU per `Probe._round` on an in-memory connection (median of repeats):
+    snapshot swaps, the write event, latency bookkeeping, the rows tuple."""
+    from fiswatch.backends.registry import make_backend
+    from fiswatch.model import Endpoint
+    from fiswatch.probe import Probe
+
+    probe = Probe(Endpoint("bench", "127.0.0.1", table=TABLE), spec, make_backend(spec), lambda event: None)
+    conn = _MemConnection()
+    times = []
+    for _ in range(repeats):
+        t0 = time.thread_time()
+        for _ in range(rounds):
+            probe._round(conn)
+        times.append((time.thread_time() - t0) / rounds)
+    return median(times)
 
 
 def run(db: BenchDb, quick: bool) -> Figure:
@@ -122,8 +181,19 @@ def run(db: BenchDb, quick: bool) -> Figure:
     for name in BACKENDS:
         result = compare(db, BackendSpec(name), pairs, seconds)
         per_backend[name] = result
-        fig.add("%s probe/bare" % name, median(result["ratio"]), "x", 0.95, ">=",
-                "median of %d alternating %gs pairs; bare %.0f/s, probe %.0f/s"
-                % (pairs, seconds, median(result["bare"]), median(result["probe"])))
+        ratios = sorted(result["ratio"])
+        fig.add("%s probe/bare" % name, median(ratios), "x", 0.95, ">=",
+                "median of %d alternating %gs pairs (spread %.2f-%.2f); bare %.0f/s, probe %.0f/s"
+                % (pairs, seconds, ratios[0], ratios[-1], median(result["bare"]), median(result["probe"])))
+        bare_cpu, probe_cpu = median(result["bare_cpu_us"]), median(result["probe_cpu_us"])
+        extra = [p - b for p, b in zip(result["probe_cpu_us"], result["bare_cpu_us"])]
+        fig.add("%s probe CPU - bare CPU per round" % name, median(extra), "us",
+                note="process CPU (user+sys) per round, same segments: bare %.0f us, probe %.0f us "
+                "(monitor thread included)" % (bare_cpu, probe_cpu))
+        own = own_cost(BackendSpec(name), 5000 if quick else 20000) * 1e6
+        result["own_us"] = round(own, 2)
+        fig.add("%s fiswatch's own work per round" % name, own, "us",
+                note="Probe._round on an in-memory connection, thread CPU; %.1f%% of the bare loop's CPU per "
+                "round" % (100.0 * own / bare_cpu if bare_cpu else 0.0))
     fig.details = {"pairs": pairs, "seconds_each": seconds, "per_backend": per_backend}
     return fig
