@@ -40,6 +40,7 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
 
 def _timed(number: int, title: str, func: Callable[[], Any]) -> List[Figure]:
     t0 = time.monotonic()
+    load = _loadavg()
     try:
         result = func()
         figs = result if isinstance(result, list) else [result]
@@ -47,6 +48,7 @@ def _timed(number: int, title: str, func: Callable[[], Any]) -> List[Figure]:
         figs = [Figure(number, title, error="%s: %s" % (type(exc).__name__, exc))]
     for f in figs:
         f.seconds = time.monotonic() - t0
+        f.details.setdefault("loadavg_at_start", load)
     return figs
 
 
@@ -57,6 +59,8 @@ def run_all(args: argparse.Namespace) -> Dict[str, Any]:
     db = setup_database(tables)
     q = args.quick
     figs: List[Figure] = []
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    load_start = _loadavg()
     plan = [
         (1, "Probe overhead", lambda: overhead.run(db, q)),
         (2, "Stall detection latency", lambda: stall.run(db, q)),
@@ -74,12 +78,21 @@ def run_all(args: argparse.Namespace) -> Dict[str, Any]:
                 sys.stderr.flush()
                 figs.extend(_timed(number, title, func))
         machine = machine_info(db)
+        # a shared machine: the load at both ends says how much to trust absolute numbers
+        machine["loadavg_at_start"], machine["loadavg_at_end"] = load_start, _loadavg()
     finally:
         drop_user(db)
     figs.sort(key=lambda f: f.number)
     return {"machine": machine, "quick": q, "memory_minutes": args.memory_minutes,
-            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "started": started, "ended": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "figures": [f.as_dict() for f in figs]}
+
+
+def _loadavg() -> Any:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
 
 
 def table(results: Dict[str, Any]) -> List[str]:
@@ -107,9 +120,10 @@ def main(argv: List[str] = None) -> int:
     except KeyboardInterrupt:
         return 130
     m = results["machine"]
-    print("machine: %s x %s, %s GiB, Python %s, %s, MariaDB %s" % (
+    print("machine: %s x %s, %s GiB, Python %s, %s, MariaDB %s; load %s at start, %s at end" % (
         m["nproc"], m["cpu"], m["memory_gib"], m["python"],
-        ", ".join("%s %s" % kv for kv in m["drivers"].items()), m.get("server")))
+        ", ".join("%s %s" % kv for kv in m["drivers"].items()), m.get("server"), m.get("loadavg_at_start"),
+        m.get("loadavg_at_end")))
     print("\n".join(table(results)))
     out = args.out or (None if args.quick else DEFAULT_OUT)
     if out:
