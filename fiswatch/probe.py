@@ -50,6 +50,7 @@ class Probe:
         # retry wait at once; cleared when an attempt starts (see fiswatch.retry)
         self.wake = threading.Event()
         self._attempt_started: Optional[float] = None
+        self._failing_since: Optional[float] = None  # first failure since the last completed round
         self._connect_latency: Tuple[Tuple[str, float], ...] = ()
         self._rng = random.Random(seed)
         self._thread = threading.Thread(target=self._run, name="probe " + self.id, daemon=True)
@@ -140,6 +141,7 @@ class Probe:
                 conn = None
                 self._wait_retry()
                 continue
+            self._failing_since = None
             if self.interval > 0:
                 self._stop.wait(self.interval)
         _close_quietly(conn)
@@ -147,10 +149,12 @@ class Probe:
     def _wait_retry(self) -> None:
         """Wait until the policy allows the next attempt; a DNS change ends the wait early."""
         now = time.monotonic()
-        at = self.retry.next_attempt(self._attempt_started, now, self.wake.is_set())
+        if self._failing_since is None:
+            self._failing_since = now
+        at = self.retry.next_attempt(self._attempt_started, now, self.wake.is_set(), self._failing_since)
         self._publish(retry_at=at)
         if at > now and not self.wake.is_set() and self.wake.wait(at - now) and not self._stop.is_set():
-            at = self.retry.next_attempt(self._attempt_started, now, True)
+            at = self.retry.next_attempt(self._attempt_started, now, True, self._failing_since)
             self._publish(retry_at=at)
         remaining = at - time.monotonic()
         if remaining > 0:

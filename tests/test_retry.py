@@ -12,7 +12,7 @@ from fiswatch.dnswatch import DnsWatcher
 from fiswatch.lab.proxy import FaultProxy
 from fiswatch.model import Endpoint, Secret, State
 from fiswatch.probe import Probe
-from fiswatch.retry import MAX_RATE, PAUSE, RetryPolicy
+from fiswatch.retry import FAST_FOR, MAX_RATE, PAUSE, SLOW_PAUSE, RetryPolicy
 
 
 def test_policy_retries_every_pass_like_the_workshop_loop():
@@ -49,6 +49,23 @@ def test_policy_attempt_rate_is_bounded_on_a_fake_clock():
             clock = policy.next_attempt(starts[-1], failed, dns_changed=True)
         assert len(starts) <= policy.max_rate * 10.0 + 1
         assert min(b - a for a, b in zip(starts, starts[1:])) >= policy.spacing - 1e-9
+
+
+def test_policy_a_long_outage_is_tried_twice_a_second_but_a_flip_at_once():
+    """Simulate 120 s of an endpoint refusing at once: the workshop's pace for FAST_FOR
+    seconds, then SLOW_PAUSE; a DNS change in the slow phase still means at once."""
+    p = RetryPolicy()
+    clock, since, starts = 0.0, 0.0, []
+    while clock < 120.0:
+        starts.append(clock)
+        clock = p.next_attempt(clock, clock + 0.001, failing_since=since)
+    fast = [t for t in starts if t < FAST_FOR]
+    slow = [t for t in starts if t >= FAST_FOR + 1.0]
+    assert len(fast) >= FAST_FOR / (PAUSE + 0.001) - 1
+    assert all(abs((b - a) - (SLOW_PAUSE + 0.001)) < 1e-6 for a, b in zip(slow, slow[1:]))
+    assert p.next_attempt(100.0, 101.0, dns_changed=True, failing_since=0.0) == 101.0
+    # a completed round starts the count again (the probe passes failing_since=None)
+    assert abs(p.next_attempt(100.0, 101.0, failing_since=None) - (101.0 + PAUSE)) < 1e-9
 
 
 def _endpoint(host, port, mariadb):
