@@ -110,6 +110,7 @@ class BackendInfo:
     available: bool = True
     reason: str = ""  # why unavailable
     notes: str = ""  # e.g. "C extension" / "pure Python"
+    follows_topology: bool = False  # fails over to the writer the cluster's topology names, not DNS's
 
     def timeout(self, key: str) -> Optional[float]:
         return dict(self.timeouts).get(key)

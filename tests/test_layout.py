@@ -149,7 +149,14 @@ def test_six_probes_wrap_into_bands_on_80x24():
     assert "too small" not in " ".join(texts)
     for p in probes:
         assert any(layout.T.row_text(p.snapshot.rows[0]) in t for t in texts), p.probe
-    assert sum(t.count("RDS") for t in texts) == 2  # rds spans both bands
+    # an endpoint's columns stay together: three Aurora columns over three RDS ones
+    assert sum(t.count("RDS") for t in texts) == 1 and sum(t.count("AURORA") for t in texts) == 1
+    assert column_of(texts, "AURORA")[0] < column_of(texts, "RDS")[0]
+    # at least 3 rows per probe (MIN_ROWS_BANDED), backend and its read timeout on one line
+    for p in probes:
+        for r in p.snapshot.rows[:3]:
+            assert any(layout.T.row_text(r) in t for t in texts), (p.probe, r)
+    assert any("read none" in t for t in texts)
 
 
 def test_states_distinct_without_colour():

@@ -26,7 +26,7 @@ import sys
 from dataclasses import replace
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from fiswatch.backends.base import Backend, BackendOptionError, classify_error, parse_bool, parse_seconds
+from fiswatch.backends.base import Backend, BackendOptionError, parse_bool, parse_seconds
 from fiswatch.model import BackendInfo, ErrorInfo
 
 PIP = "pip install 'fiswatch[aws-wrapper]'"
@@ -157,7 +157,7 @@ class AwsWrapperBackend(Backend):
     def info(self) -> BackendInfo:
         info = super().info()
         if info.available:
-            return info
+            return replace(info, follows_topology=self.is_aurora())
         if sys.version_info < MIN_PYTHON:
             reason = "needs Python >= 3.10 (this is %d.%d); there: %s" % (sys.version_info[:2] + (PIP,))
         else:
