@@ -234,9 +234,10 @@ class Probe:
         now = self._address_of(conn) or before
         self._publish(op=None, op_started=None, address=now, failovers=snap.failovers + 1,
                       previous_address=before if before and before != now else snap.previous_address)
-        self.emit(Event.make("failover", probe=self.id, endpoint=self.endpoint.name, op=str(snap.op) if snap.op else None,
-                             seconds=round(took, 3), in_doubt=how == "in-doubt", error=self.backend.classify(exc).short(),
-                             **{"from": before, "to": now}))
+        self.emit(Event.make("failover", probe=self.id, endpoint=self.endpoint.name,
+                             op=str(snap.op) if snap.op else None, seconds=round(took, 3),
+                             in_transaction=how == "in-doubt", write_in_doubt=snap.op is Op.COMMIT,
+                             error=self.backend.classify(exc).short(), **{"from": before, "to": now}))
         return True
 
     def _address_of(self, conn: Any) -> Optional[str]:

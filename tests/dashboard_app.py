@@ -118,7 +118,7 @@ def demo_view(now: float = 1000.0, ts: float = 1700000000.0, stalled_for: float 
                    state="STALLED", previous="OK", op="INSERT", error=None, address="127.0.10.1"),
         Event.make("lab", ts=t + 3, target="aurora", step="promote", detail="fiswatch-lab-instance-2 promoted"),
         Event.make("failover", ts=t + 3.4, probe="aurora/aws-wrapper", endpoint="aurora", op="COMMIT",
-                   seconds=3.3, in_doubt=True, error="failover-in-doubt", **{"from": "127.0.10.1", "to": "127.0.10.2"}),
+                   seconds=3.3, in_transaction=True, write_in_doubt=True, error="failover-in-doubt", **{"from": "127.0.10.1", "to": "127.0.10.2"}),
     ]
     return View(ts=ts, probes=tuple(probes), endpoints=endpoints, events=tuple(events),
                 keys=(("f", "failover aurora"), ("r", "failover rds")))

@@ -152,6 +152,7 @@ class AwsWrapperBackend(Backend):
             raise ImportError("needs Python >= 3.10 (this is %d.%d)" % sys.version_info[:2])
         import aws_advanced_python_wrapper
 
+        quiet_logging()
         return aws_advanced_python_wrapper
 
     def info(self) -> BackendInfo:
@@ -247,7 +248,18 @@ def lab_host_pattern(endpoint: Any) -> Optional[str]:
         info = api.lab_status(source[4:])
     except Exception:  # the lab is gone: the probe's connect will say so
         return None
-    return getattr(info, "instance_host_pattern", None) or None
+    return getattr(info, "cluster_instance_host_pattern", None) or None
+
+
+def quiet_logging() -> None:
+    """The wrapper logs its failovers as warnings; unhandled, Python prints them on stderr,
+    across the dashboard. fiswatch shows them itself (the `failover` event)."""
+    import logging
+
+    log = logging.getLogger("aws_advanced_python_wrapper")
+    if not any(isinstance(h, logging.NullHandler) for h in log.handlers):
+        log.addHandler(logging.NullHandler())
+    log.propagate = False
 
 
 def is_ip(host: str) -> bool:

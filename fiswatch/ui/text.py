@@ -353,8 +353,10 @@ def event_text(ev: Event) -> str:
             text += " in %.1fs" % g("seconds")
         if g("op"):
             text += " (in %s)" % g("op")
-        if g("in_doubt"):
-            text += ", transaction outcome unknown"
+        if g("write_in_doubt"):
+            text += ", its COMMIT in doubt"
+        elif g("in_transaction"):
+            text += ", uncommitted write dropped"
         return text
     if kind == "lab":
         text = "lab %s: %s" % (g("target", "?"), g("step", "?"))
