@@ -118,10 +118,35 @@ def demo_view(now: float = 1000.0, ts: float = 1700000000.0, stalled_for: float 
                    state="STALLED", previous="OK", op="INSERT", error=None, address="127.0.10.1"),
         Event.make("lab", ts=t + 3, target="aurora", step="promote", detail="fiswatch-lab-instance-2 promoted"),
         Event.make("failover", ts=t + 3.4, probe="aurora/aws-wrapper", endpoint="aurora", op="COMMIT",
-                   seconds=3.3, in_transaction=True, write_in_doubt=True, error="failover-in-doubt", **{"from": "127.0.10.1", "to": "127.0.10.2"}),
+                   seconds=3.3, in_transaction=True, write_in_doubt=True, error="failover-in-doubt",
+                   **{"from": "127.0.10.1", "to": "127.0.10.2"}),
     ]
     return View(ts=ts, probes=tuple(probes), endpoints=endpoints, events=tuple(events),
                 keys=(("f", "failover aurora"), ("r", "failover rds")))
+
+
+def screen_columns(lines: Sequence[str]) -> List[List[str]]:
+    """The probe columns on a painted screen, each as its cells top to bottom (under its endpoint header)."""
+    columns: List[List[str]] = []
+    band: Optional[List[List[str]]] = None
+    for line in lines:
+        if line.startswith(("AURORA", "RDS", "-- events")):
+            if band:
+                columns += [list(c) for c in zip(*[row for row in band if len(row) == len(band[0])])]
+            band = [] if not line.startswith("-- events") else None
+            continue
+        if band is not None:
+            band.append([cell.strip() for cell in line.split("|")])
+    return columns
+
+
+def column_facts(column: Sequence[str]) -> Tuple[Optional[str], Optional[str], int]:
+    """(state, address, rows shown) of one screen column."""
+    import re
+
+    state = next((c for c in column if re.match(r"(OK|STALLED|RECONNECTING|ERROR|CONNECTING)\b", c)), None)
+    address = next((c for c in column if re.match(r"127\.\d+\.\d+\.\d+", c)), None)
+    return state, address, sum(1 for c in column if re.match(r"\(\d+, \d+\)$", c))
 
 
 def default_events(ts: float) -> List[Event]:
@@ -148,10 +173,11 @@ def default_events(ts: float) -> List[Event]:
 class FakeSource:
     """A View source that changes every call, like the monitor's: rows grow, ages count."""
 
-    def __init__(self, started: float) -> None:
+    def __init__(self, started: float, demo: bool = False) -> None:
         self.started = started
         self.calls = 0
         self.paused = False
+        self.demo = demo  # the demo's probes (three Aurora columns) instead of the workshop's four
 
     def toggle_pause(self) -> None:
         self.paused = not self.paused
@@ -159,7 +185,8 @@ class FakeSource:
     def __call__(self) -> View:
         self.calls += 1
         now = time.monotonic()
-        base = failover_view(now=now, ts=time.time(), stalled_for=now - self.started)
+        make = demo_view if self.demo else failover_view
+        base = make(now=now, ts=time.time(), stalled_for=now - self.started)
         grown = []
         for p in base.probes:
             if p.state == State.OK:
@@ -200,7 +227,7 @@ def main(argv: Sequence[str]) -> int:
             calls[name] = calls.get(name, 0) + 1
         return action
 
-    source = FakeSource(time.monotonic())
+    source = FakeSource(time.monotonic(), demo="--demo" in argv)
     actions = {"f": count("f")}
     if "--no-pause-action" not in argv:  # like the runner: p pauses the source, View.paused says so
         pause = count("pause")
