@@ -88,8 +88,11 @@ class DemoHooks:
 
     def attach(self, runner, actions: Dict[str, Callable[[], None]], keys: List[Tuple[str, str]]) -> None:
         self._runner = runner
-        for note in self.notes:
-            runner.emit(Event.make("info", message=note))
+        if self.notes:  # after the run's first line (the runner starts once attach returns)
+            timer = threading.Timer(0.2, lambda: [runner.emit(Event.make("info", message=n)) for n in self.notes])
+            timer.daemon = True
+            timer.start()
+            self._timers.append(timer)
         actions["f"] = lambda: self.failover("aurora")
         actions["r"] = lambda: self.failover("rds")
         keys.extend([("f", "failover aurora"), ("r", "failover rds")])

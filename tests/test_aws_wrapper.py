@@ -158,6 +158,7 @@ def test_demo_adds_the_wrapper_where_it_runs_and_works_without_it(lab):
     out, events = _watch(["demo", "--dir", lab.dir, "--no-failover", "--json", "--duration", "4"])
     assert out.returncode == 0, out.stderr
     assert "Traceback" not in out.stderr
+    assert events[0]["event"] == "run_start" and events[-1]["event"] == "summary"
     probes = {p["probe"]: p for p in events[0]["probes"]}
     assert {"aurora/mysql-connector", "aurora/pymysql", "rds/mysql-connector", "rds/pymysql"} <= set(probes)
     assert "rds/aws-wrapper" not in probes

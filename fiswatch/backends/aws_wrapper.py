@@ -153,6 +153,7 @@ class AwsWrapperBackend(Backend):
         import aws_advanced_python_wrapper
 
         quiet_logging()
+        release_at_exit(aws_advanced_python_wrapper)
         return aws_advanced_python_wrapper
 
     def info(self) -> BackendInfo:
@@ -260,6 +261,44 @@ def quiet_logging() -> None:
     if not any(isinstance(h, logging.NullHandler) for h in log.handlers):
         log.addHandler(logging.NullHandler())
     log.propagate = False
+
+
+_RELEASE: list = []
+RELEASE_BUDGET = 5.0  # seconds the end of the process may spend stopping the wrapper's monitors
+
+
+def release_at_exit(driver: Any) -> None:
+    """Stop the wrapper's topology monitors when the process ends.
+
+    Its monitors run host threads in a ThreadPoolExecutor, which Python joins at exit;
+    they retry a host that is gone forever, so the process would never end. Registered
+    after the wrapper imported concurrent.futures, this runs before that join (threading's
+    exit hooks run newest first), in a daemon thread bounded by RELEASE_BUDGET.
+    """
+    if _RELEASE:
+        return
+    import threading
+
+    def release() -> None:
+        worker = threading.Thread(target=_release_quietly, args=(driver,), name="aws-wrapper release", daemon=True)
+        worker.start()
+        worker.join(RELEASE_BUDGET)
+
+    _RELEASE.append(release)
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        register(release)
+    else:  # pragma: no cover - every Python the wrapper supports has it
+        import atexit
+
+        atexit.register(release)
+
+
+def _release_quietly(driver: Any) -> None:
+    try:
+        driver.release_resources()
+    except Exception:
+        pass
 
 
 def is_ip(host: str) -> bool:

@@ -165,8 +165,12 @@ def run(quick: bool) -> List[Figure]:
     base = "127.%d.%d" % (random.randint(20, 250), random.randint(1, 250))
     info = lab_up(lab_dir, base=base, port=3306, dns_port=random.randint(20000, 30000))
     try:
-        figs = [failover_figure(lab_dir, info, 1 if quick else 3),
-                bounded_figure(lab_dir, 3 if quick else 20)]
+        from fiswatch.bench.wrapper import wrapper_available, wrapper_figure
+
+        figs = [failover_figure(lab_dir, info, 1 if quick else 3)]
+        if wrapper_available():  # Python >= 3.10 with the aws-wrapper extra
+            figs.append(wrapper_figure(lab_dir, info, 1 if quick else 3, "fast" if quick else "realistic"))
+        figs.append(bounded_figure(lab_dir, 3 if quick else 20))
     finally:
         try:
             lab_down(lab_dir)

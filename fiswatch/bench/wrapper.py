@@ -40,6 +40,12 @@ def longest_gap(times: List[float], start: float, end: float) -> Optional[float]
     return best
 
 
+def wrapper_available() -> bool:
+    from fiswatch.backends.aws_wrapper import AwsWrapperBackend
+
+    return AwsWrapperBackend().info().available
+
+
 def wrapper_figure(lab_dir: str, info: Any, repeats: int, profile: str = "realistic") -> Figure:
     from fiswatch.backends.aws_wrapper import AwsWrapperBackend
     from fiswatch.lab.api import failover
