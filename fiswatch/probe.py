@@ -232,7 +232,7 @@ class Probe:
         took = snap.in_flight_for(time.monotonic())
         before = snap.address
         now = self._address_of(conn) or before
-        self._publish(op=None, op_started=None, address=now, failovers=snap.failovers + 1,
+        self._publish(op=None, op_started=None, pending=None, address=now, failovers=snap.failovers + 1,
                       previous_address=before if before and before != now else snap.previous_address)
         self.emit(Event.make("failover", probe=self.id, endpoint=self.endpoint.name,
                              op=str(snap.op) if snap.op else None, seconds=round(took, 3),

@@ -53,7 +53,7 @@ def test_every_property_settable_and_bad_ones_are_one_line():
     props = backend.properties()
     assert props["socket_timeout"] == 2.0 and props["failover_timeout_sec"] == 30
     assert props["topology_refresh_ms"] == 5000
-    for bad, words in (("socket_timeout=soon", "socket_timeout"), ("failover_timeout_sec=0", "at least 1"),
+    for bad, words in (("socket_timeout=soon", "socket_timeout"), ("failover_timeout_sec=0.5", "at least 1"), ("failover_timeout_sec=0", "too small"),
                        ("idp_password=hunter2", "secret"), ("password=hunter2", "from the endpoint"), ("host=x", "comes from the endpoint"),
                        ("plugins=", "must not be empty")):
         with pytest.raises(BackendOptionError) as err:
@@ -211,7 +211,7 @@ class GatedConnection:
 @pytest.mark.slow
 @pytest.mark.skipif(not HAVE_WRAPPER, reason="the wrapper needs Python >= 3.10 (3.9: see the tests above)")
 def test_wrapper_fails_over_to_the_promoted_instance_before_dns_and_verify_resolves_its_commit(lab, tmp_path):
-    from fiswatch.autoverify import verify_record
+    from fiswatch.report.autoverify import verify_record
     from fiswatch.lab.api import failover, lab_status
     from fiswatch.lab.failover import Profile
     from fiswatch.output.record import RecordWriter
