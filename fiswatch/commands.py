@@ -94,9 +94,10 @@ def run_backends(args: argparse.Namespace) -> int:
     from fiswatch.backends.registry import describe_backends
 
     rows = describe_backends()
-    print("%-16s %-24s %-9s %s" % ("BACKEND", "LIBRARY", "VERSION", "DEFAULT OPTIONS"))
+    lib_w = max([24] + [len(row[1]) for row in rows])  # aws-advanced-python-wrapper is 27
+    print("%-16s %-*s %-9s %s" % ("BACKEND", lib_w, "LIBRARY", "VERSION", "DEFAULT OPTIONS"))
     for name, library, version, defaults, notes in rows:
-        print("%-16s %-24s %-9s %s" % (name, library, version, defaults))
+        print("%-16s %-*s %-9s %s" % (name, lib_w, library, version, defaults))
         if notes:
             print("%-16s %s" % ("", notes))
     print("\nA timeout of 'none' waits forever: mysql-connector-python has read_timeout since 9.2,\n"

@@ -1,8 +1,10 @@
 """`fiswatch demo`: the workshop's lesson on the local lab, in one command.
 
-Starts a lab when none runs, watches both endpoints with both backends, fails the Aurora
-cluster over after ~10 s and the RDS instance later (or on the keys f and r), records
-the run into the lab dir, and on quit stops the lab it started (or says how to).
+Starts a lab when none runs, watches both endpoints with both plain drivers (and the
+Aurora cluster with the AWS Advanced Python Wrapper, where it runs: Python >= 3.10 and
+the `aws-wrapper` extra), fails the Aurora cluster over after ~10 s and the RDS instance
+later (or on the keys f and r), records the run into the lab dir, and on quit stops the
+lab it started (or says how to).
 """
 import argparse
 import os
@@ -25,7 +27,9 @@ def add_parser(sub) -> None:
         epilog=RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Start a local lab (MariaDB servers, DNS, fault proxies) if none runs, watch both endpoints "
                     "with both backends, and fail the Aurora cluster and then the RDS instance over, so the "
-                    "mysql-connector probes (no read timeout) lock up while the PyMySQL probes recover.")
+                    "mysql-connector probes (no read timeout) lock up while the PyMySQL probes recover at the DNS "
+                    "change; on Python >= 3.10 with the aws-wrapper extra a third Aurora column, the AWS Advanced "
+                    "Python Wrapper, recovers at the promotion, before DNS changes. --backend replaces the list.")
     p.add_argument("--dir", metavar="DIR", help="lab directory (default: the one `fiswatch lab up` uses)")
     p.add_argument("--base", default="127.0.10", metavar="A.B.C",
                    help="loopback prefix for a lab this demo starts (default: %(default)s)")
@@ -49,14 +53,33 @@ def add_parser(sub) -> None:
     p.set_defaults(handler=run_demo, endpoint=[], table="test", nameserver=None)
 
 
+def demo_backends() -> Tuple[List[str], str]:
+    """The demo's probes: both plain drivers everywhere, and the AWS Advanced Python Wrapper
+    on the Aurora cluster when it can run here; plus why it is left out when it cannot.
+
+    Not on the RDS instance: a Multi-AZ instance has no topology for the wrapper to read,
+    so it can only follow DNS like PyMySQL (docs/lesson.md has the numbers), and a sixth
+    column would cost every column its rows on an 80x24 terminal.
+    """
+    from fiswatch.backends.aws_wrapper import AwsWrapperBackend
+    from fiswatch.backends.registry import DEFAULT_BACKENDS
+
+    info = AwsWrapperBackend().info()
+    if info.available:
+        return list(DEFAULT_BACKENDS) + ["aurora/aws-wrapper"], ""
+    return list(DEFAULT_BACKENDS), "the aws-wrapper column is left out: %s" % info.reason
+
+
 class DemoHooks:
     """Failover jobs and keys for the watch loop."""
 
-    def __init__(self, lab_dir: str, profile: str, schedule: List[Tuple[float, str]], info=None) -> None:
+    def __init__(self, lab_dir: str, profile: str, schedule: List[Tuple[float, str]], info=None,
+                 notes: Tuple[str, ...] = ()) -> None:
         self.lab_dir = lab_dir
         self.info = info
         self.profile = profile
         self.schedule = schedule
+        self.notes = notes
         self._busy = threading.Lock()
         self._runner = None
         self._timers: List[threading.Timer] = []
@@ -65,6 +88,11 @@ class DemoHooks:
 
     def attach(self, runner, actions: Dict[str, Callable[[], None]], keys: List[Tuple[str, str]]) -> None:
         self._runner = runner
+        if self.notes:  # after the run's first line (the runner starts once attach returns)
+            timer = threading.Timer(0.2, lambda: [runner.emit(Event.make("info", message=n)) for n in self.notes])
+            timer.daemon = True
+            timer.start()
+            self._timers.append(timer)
         actions["f"] = lambda: self.failover("aurora")
         actions["r"] = lambda: self.failover("rds")
         keys.extend([("f", "failover aurora"), ("r", "failover rds")])
@@ -157,7 +185,11 @@ def run_demo(args: argparse.Namespace) -> int:
         os.makedirs(runs, exist_ok=True)
         args.record = os.path.join(runs, time.strftime("demo-%Y%m%d-%H%M%S.jsonl"))
     schedule = [] if args.no_failover else [(args.aurora_after, "aurora"), (args.rds_after, "rds")]
-    hooks = DemoHooks(lab_dir, "realistic" if args.realistic else "fast", schedule, info)
+    notes: Tuple[str, ...] = ()
+    if not args.backend:
+        args.backend, note = demo_backends()
+        notes = (note,) if note else ()
+    hooks = DemoHooks(lab_dir, "realistic" if args.realistic else "fast", schedule, info, notes)
     if exec_argv:
         from fiswatch.lab.exec_demo import ExecAlongside
 

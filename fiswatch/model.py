@@ -87,6 +87,7 @@ class BackendSpec:
 
     name: str
     options: Tuple[Tuple[str, str], ...] = ()
+    endpoints: Tuple[str, ...] = ()  # only these endpoints (`--backend aurora/aws-wrapper`); () = all
 
     @property
     def label(self) -> str:
@@ -109,6 +110,7 @@ class BackendInfo:
     available: bool = True
     reason: str = ""  # why unavailable
     notes: str = ""  # e.g. "C extension" / "pure Python"
+    follows_topology: bool = False  # fails over to the writer the cluster's topology names, not DNS's
 
     def timeout(self, key: str) -> Optional[float]:
         return dict(self.timeouts).get(key)
@@ -176,6 +178,7 @@ class Snapshot:
     iterations: int = 0  # completed INSERT+COMMIT+SELECT rounds
     errors: int = 0
     reconnects: int = 0
+    failovers: int = 0  # failovers the client handled itself, keeping its connection
     latency: Tuple[Tuple[str, float], ...] = ()  # last latency per op, seconds
     latency_total: float = 0.0  # sum of iteration latencies, for per-second means
     last_error: Optional[ErrorInfo] = None

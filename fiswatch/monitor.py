@@ -134,6 +134,7 @@ class Monitor:
             snap = pv.snapshot
             probes[pv.probe] = {
                 "ops": snap.iterations, "errors": snap.errors, "reconnects": snap.reconnects,
+                "failovers": snap.failovers,
                 "longest_stall_s": round(pv.longest_stall, 2), "stalled_now": pv.state is State.STALLED,
                 "state": pv.state.value, "address": snap.address,
                 "last_error": snap.last_error.short() if snap.last_error else None,

@@ -136,6 +136,8 @@ class Probe:
             try:
                 self._round(conn)
             except Exception as exc:  # any driver failure: drop the connection, reconnect
+                if self._client_failed_over(conn, exc):
+                    continue  # the client is on the new writer already: keep its connection
                 self._fail(exc, self.snapshot.op)
                 _close_quietly(conn)
                 conn = None
@@ -189,7 +191,11 @@ class Probe:
             self._fail(exc, Op.CONNECT)
             return None
         self._connect_latency = (("connect", time.monotonic() - started),)
-        self._publish(op=None, op_started=None, latency=self._connect_latency)
+        on = self._address_of(conn)  # a client that fails over may have connected elsewhere already
+        if on and on != address:
+            previous, address = address, on
+        self._publish(op=None, op_started=None, latency=self._connect_latency,
+                      address=address, previous_address=previous)
         self.emit(Event.make("connect", probe=self.id, endpoint=ep.name, address=address, port=ep.port,
                              took=round(time.monotonic() - self._attempt_started, 4)))
         return conn
@@ -238,6 +244,41 @@ class Probe:
         return Event.make("write_in_doubt", probe=self.id, endpoint=self.endpoint.name, id=row_id, value=value,
                           address=snap.address, error="COMMIT never returned before the probes stopped",
                           at_stop=True)
+
+    def _client_failed_over(self, conn: Any, exc: BaseException) -> bool:
+        """A client that fails over by itself (aws-wrapper) raised its "done, on the new writer now".
+
+        Not a reconnect: the connection stays. The failover is counted, shown and recorded
+        with the address it left and the one it is on now (before DNS changes, if it was
+        faster); a COMMIT it interrupted was already recorded as in doubt by _round.
+        """
+        try:
+            how = self.backend.handled_failover(exc)
+        except Exception:
+            how = None
+        if how is None:
+            return False
+        snap = self.snapshot
+        took = snap.in_flight_for(time.monotonic())
+        before = snap.address
+        now = self._address_of(conn) or before
+        self._publish(op=None, op_started=None, pending=None, address=now, failovers=snap.failovers + 1,
+                      previous_address=before if before and before != now else snap.previous_address)
+        self.emit(Event.make("failover", probe=self.id, endpoint=self.endpoint.name,
+                             op=str(snap.op) if snap.op else None, seconds=round(took, 3),
+                             in_transaction=how == "in-doubt", write_in_doubt=snap.op is Op.COMMIT,
+                             error=self.backend.classify(exc).short(), **{"from": before, "to": now}))
+        return True
+
+    def _address_of(self, conn: Any) -> Optional[str]:
+        """The address a client that moves its connection itself is on now (None: not such a client)."""
+        try:
+            host = self.backend.current_address(conn)
+        except Exception:
+            return None
+        if not host:
+            return None
+        return self.resolver.resolve(host).address or host
 
     def _fail(self, exc: BaseException, op: Optional[Op]) -> None:
         try:

@@ -98,8 +98,17 @@ class Runner:
         self.monitor = Monitor([], {}, stall_after=self.options.stall_after, topology=self.topology,
                                status=self.status)
         emit = self.monitor.emit
+        names = {e.name for e in self.endpoints}
+        for spec in self.specs:
+            missing = sorted(set(spec.endpoints) - names)
+            if missing:
+                raise ValueError("--backend %s/%s: no endpoint named %s (endpoints: %s)"
+                                 % (",".join(spec.endpoints), spec.label, ", ".join(missing), ", ".join(sorted(names))))
         for endpoint in self.endpoints:
-            for spec, backend in backends:
+            for spec, shared in backends:
+                if spec.endpoints and endpoint.name not in spec.endpoints:
+                    continue
+                backend = shared.for_endpoint(endpoint)
                 info = backend.info()
                 if info.available:
                     probe = Probe(endpoint, spec, backend, emit, interval=self.options.interval,

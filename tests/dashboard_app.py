@@ -23,7 +23,10 @@ CONNECTOR = BackendInfo("mysql-connector", "mysql-connector-python", "9.4.0",
                         (("connect", 1.0), ("read", None), ("write", None)), notes="C extension")
 PYMYSQL = BackendInfo("pymysql", "PyMySQL", "1.1.1", (("connect", 1.0), ("read", 1.0), ("write", 1.0)),
                       notes="pure Python")
-INFOS = {"mysql-connector": CONNECTOR, "pymysql": PYMYSQL}
+WRAPPER = BackendInfo("aws-wrapper", "aws-advanced-python-wrapper", "3.1.0",
+                      (("connect", 1.0), ("socket", 1.0), ("failover", 60.0)),
+                      notes="failover_v2 aurora-mysql pure Python", follows_topology=True)
+INFOS = {"mysql-connector": CONNECTOR, "pymysql": PYMYSQL, "aws-wrapper": WRAPPER}
 
 
 def rows(start: int, count: int = 10, seed: int = 7) -> Tuple[Tuple[int, int], ...]:
@@ -80,6 +83,72 @@ def failover_view(now: float = 1000.0, ts: float = 1700000000.0, stalled_for: fl
                 keys=tuple(keys))
 
 
+def demo_view(now: float = 1000.0, ts: float = 1700000000.0, stalled_for: float = 4.2,
+              backends: Sequence[str] = ("mysql-connector", "pymysql", "aurora/aws-wrapper")) -> View:
+    """The demo's probes (fiswatch.demo.demo_backends) between the promotion and the DNS change:
+    mysql-connector hangs, PyMySQL waits for DNS, the wrapper writes to the promoted instance."""
+    from fiswatch.backends.registry import parse_backend_spec
+
+    specs = [parse_backend_spec(b) for b in backends]
+    lost = ErrorInfo(2013, "lost", "Lost connection to MySQL server during query (timed out)")
+    probes = []
+    for ep, addr in (("aurora", "127.0.10.1"), ("rds", "127.0.10.3")):
+        for n, spec in enumerate(s for s in specs if not s.endpoints or ep in s.endpoints):
+            first = (7711 if ep == "aurora" else 5419) + 131 * n
+            if ep == "rds":
+                probes.append(probe(ep, spec.label, State.OK, address=addr, first_id=first, ops=19))
+            elif spec.name == "mysql-connector":
+                probes.append(probe(ep, spec.label, State.STALLED, address=addr, op=Op.INSERT,
+                                    op_started=now - stalled_for, stalled_for=stalled_for, first_id=first, ops=0,
+                                    history=(18, 18, 17, 18, 19, 18, 4, 0, 0, 0, 0)))
+            elif spec.name == "aws-wrapper":
+                snap_probe = probe(ep, spec.label, State.OK, address="127.0.10.2", previous=addr, first_id=first,
+                                   ops=17, history=(18, 18, 17, 18, 19, 18, 3, 0, 9, 17, 18))
+                snap = dataclasses.replace(snap_probe.snapshot, failovers=1)
+                probes.append(dataclasses.replace(snap_probe, snapshot=snap))
+            else:
+                probes.append(probe(ep, spec.label, State.RECONNECTING, address=addr, first_id=first, ops=0,
+                                    error=lost, history=(18, 18, 17, 18, 19, 18, 3, 0, 0, 0, 0)))
+    endpoints = (endpoint("aurora", ("127.0.10.1",), host="fiswatch-lab.cluster-c0ffee.lab.rds.local"),
+                 endpoint("rds", ("127.0.10.3",), host="fiswatch-lab-mysql.c0ffee.lab.rds.local"))
+    t = ts - 6
+    events = [
+        Event.make("lab", ts=t, target="aurora", step="blackhole", detail="fiswatch-lab-instance-1 fenced"),
+        Event.make("state", ts=t + 2, probe="aurora/mysql-connector", endpoint="aurora", backend="mysql-connector",
+                   state="STALLED", previous="OK", op="INSERT", error=None, address="127.0.10.1"),
+        Event.make("lab", ts=t + 3, target="aurora", step="promote", detail="fiswatch-lab-instance-2 promoted"),
+        Event.make("failover", ts=t + 3.4, probe="aurora/aws-wrapper", endpoint="aurora", op="COMMIT",
+                   seconds=3.3, in_transaction=True, write_in_doubt=True, error="failover-in-doubt",
+                   **{"from": "127.0.10.1", "to": "127.0.10.2"}),
+    ]
+    return View(ts=ts, probes=tuple(probes), endpoints=endpoints, events=tuple(events),
+                keys=(("f", "failover aurora"), ("r", "failover rds")))
+
+
+def screen_columns(lines: Sequence[str]) -> List[List[str]]:
+    """The probe columns on a painted screen, each as its cells top to bottom (under its endpoint header)."""
+    columns: List[List[str]] = []
+    band: Optional[List[List[str]]] = None
+    for line in lines:
+        if line.startswith(("AURORA", "RDS", "-- events")):
+            if band:
+                columns += [list(c) for c in zip(*[row for row in band if len(row) == len(band[0])])]
+            band = [] if not line.startswith("-- events") else None
+            continue
+        if band is not None:
+            band.append([cell.strip() for cell in line.split("|")])
+    return columns
+
+
+def column_facts(column: Sequence[str]) -> Tuple[Optional[str], Optional[str], int]:
+    """(state, address, rows shown) of one screen column."""
+    import re
+
+    state = next((c for c in column if re.match(r"(OK|STALLED|RECONNECTING|ERROR|CONNECTING)\b", c)), None)
+    address = next((c for c in column if re.match(r"127\.\d+\.\d+\.\d+", c)), None)
+    return state, address, sum(1 for c in column if re.match(r"\(\d+, \d+\)$", c))
+
+
 def default_events(ts: float) -> List[Event]:
     t = ts - 20
     return [
@@ -104,10 +173,11 @@ def default_events(ts: float) -> List[Event]:
 class FakeSource:
     """A View source that changes every call, like the monitor's: rows grow, ages count."""
 
-    def __init__(self, started: float) -> None:
+    def __init__(self, started: float, demo: bool = False) -> None:
         self.started = started
         self.calls = 0
         self.paused = False
+        self.demo = demo  # the demo's probes (three Aurora columns) instead of the workshop's four
 
     def toggle_pause(self) -> None:
         self.paused = not self.paused
@@ -115,7 +185,8 @@ class FakeSource:
     def __call__(self) -> View:
         self.calls += 1
         now = time.monotonic()
-        base = failover_view(now=now, ts=time.time(), stalled_for=now - self.started)
+        make = demo_view if self.demo else failover_view
+        base = make(now=now, ts=time.time(), stalled_for=now - self.started)
         grown = []
         for p in base.probes:
             if p.state == State.OK:
@@ -156,7 +227,7 @@ def main(argv: Sequence[str]) -> int:
             calls[name] = calls.get(name, 0) + 1
         return action
 
-    source = FakeSource(time.monotonic())
+    source = FakeSource(time.monotonic(), demo="--demo" in argv)
     actions = {"f": count("f")}
     if "--no-pause-action" not in argv:  # like the runner: p pauses the source, View.paused says so
         pause = count("pause")

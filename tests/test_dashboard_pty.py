@@ -290,6 +290,27 @@ def test_unknown_terminal_type_is_one_clear_line(term):
     assert b"Traceback" not in t.raw
 
 
+def test_the_demos_five_columns_at_80x24_and_120x30(term):
+    """The demo's probes (aurora x3, rds x2) through the real dashboard: state, address and rows of each."""
+    from dashboard_app import column_facts, screen_columns
+
+    t = term("--demo")
+    for rows, cols, min_rows in ((24, 80, 3), (30, 120, 5)):
+        if cols != 80:
+            t.resize(rows, cols)
+
+        def every_column():
+            t.pump()
+            columns = screen_columns(t.lines)
+            facts = [column_facts(c) for c in columns]
+            return len(columns) == 5 and all(s and a and n >= min_rows for s, a, n in facts) and facts
+        t.wait(every_column, 30, "five columns with state, address and %d rows at %dx%d" % (min_rows, cols, rows))
+        assert "aws-wrapper" in t.text and "STALLED" in t.text
+    t.send(b"q")
+    assert t.wait_exit() == 0
+    assert_restored(t)
+
+
 def test_fiswatch_watch_paints_rows_and_address_from_a_real_server(mariadb):
     url = "a=mysql://%s@%s:%d/%s" % (mariadb.user, mariadb.host, mariadb.port, mariadb.database)
     t = PtyTerminal([sys.executable, "-m", "fiswatch", "watch", "--endpoint", url, "--backend", "pymysql",

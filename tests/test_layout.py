@@ -7,7 +7,7 @@ import pytest
 
 import fiswatch.ui.sparkline
 import fiswatch.ui.text
-from dashboard_app import CONNECTOR, endpoint, failover_view, probe, rows
+from dashboard_app import CONNECTOR, column_facts, demo_view, endpoint, failover_view, probe, rows, screen_columns
 from fiswatch.model import BackendInfo, ErrorInfo, Event, Op, State, View
 from fiswatch.ui import layout
 from fiswatch.ui.layout import Line, UiState, render
@@ -149,7 +149,14 @@ def test_six_probes_wrap_into_bands_on_80x24():
     assert "too small" not in " ".join(texts)
     for p in probes:
         assert any(layout.T.row_text(p.snapshot.rows[0]) in t for t in texts), p.probe
-    assert sum(t.count("RDS") for t in texts) == 2  # rds spans both bands
+    # an endpoint's columns stay together: three Aurora columns over three RDS ones
+    assert sum(t.count("RDS") for t in texts) == 1 and sum(t.count("AURORA") for t in texts) == 1
+    assert column_of(texts, "AURORA")[0] < column_of(texts, "RDS")[0]
+    # at least 3 rows per probe (MIN_ROWS_BANDED), backend and its read timeout on one line
+    for p in probes:
+        for r in p.snapshot.rows[:3]:
+            assert any(layout.T.row_text(r) in t for t in texts), (p.probe, r)
+    assert any("read none" in t for t in texts)
 
 
 def test_states_distinct_without_colour():
@@ -310,3 +317,20 @@ def test_literal_address_header_and_cut_backend_name_keeps_version():
     assert texts[1].startswith("A literal 127.0.0.1 ")
     assert texts[1].count("127.0.0.1") == 1  # the host is not repeated
     assert "mysql-connec~ 26.10" in texts[2]
+
+
+@pytest.mark.parametrize("width,height,min_rows", [(80, 24, 3), (120, 30, 5)])
+def test_demo_probes_each_show_state_address_and_rows(width, height, min_rows):
+    """The demo's five probes (three on Aurora): every one's state, address and rows are on screen."""
+    view = demo_view(now=NOW)
+    lines, texts = screen(view, width, height)
+    check_bounds(lines, width, height)
+    columns = screen_columns(texts)
+    assert len(columns) == len(view.probes) == 5
+    for column in columns:
+        state, address, shown = column_facts(column)
+        assert state and address and shown >= min_rows, (column, "\n".join(texts))
+    assert "aws-wrapper" in "\n".join(texts) and "ahead" in "\n".join(texts)
+    assert any("failed over 127.0.10.1 -> 127.0.10.2" in t for t in texts)
+    if width == 80:  # Aurora's three columns in one band, RDS's two below
+        assert column_of(texts, "AURORA")[0] < column_of(texts, "RDS")[0]

@@ -188,6 +188,20 @@ class Backend:
     def notes(self, driver: Any) -> str:
         return ""
 
+    # -- for a client that fails over by itself (see fiswatch/backends/aws_wrapper.py) -------------------
+    def for_endpoint(self, endpoint: Any) -> "Backend":
+        """The backend one endpoint's probe uses (a client with per-cluster state returns a copy)."""
+        return self
+
+    def handled_failover(self, exc: BaseException) -> Optional[str]:
+        """None for an ordinary error; 'failover' or 'in-doubt' (a transaction was open) when the
+        client has already moved this connection to the new writer and it can be used again."""
+        return None
+
+    def current_address(self, conn: Any) -> Optional[str]:
+        """The host a connection is on now, when the client may have moved it (None: as connected)."""
+        return None
+
     # -- shared ----------------------------------------------------------------------------------
     def version(self) -> str:
         from importlib import metadata

@@ -8,6 +8,7 @@ GROUP = "fiswatch.backends"
 BUILTIN = {
     "mysql-connector": "fiswatch.backends.mysql_connector:MySQLConnectorBackend",
     "pymysql": "fiswatch.backends.pymysql_backend:PyMySQLBackend",
+    "aws-wrapper": "fiswatch.backends.aws_wrapper:AwsWrapperBackend",
 }
 DEFAULT_BACKENDS = ("mysql-connector", "pymysql")
 
@@ -55,14 +56,25 @@ def load_backend_class(name: str) -> Type[Backend]:
 
 
 def parse_backend_spec(text: str) -> BackendSpec:
-    """`pymysql` or `mysql-connector:read_timeout=1,use_pure=true` -> BackendSpec.
+    """`pymysql`, `mysql-connector:read_timeout=1,use_pure=true` or `aurora/aws-wrapper` -> BackendSpec.
+
+    A prefix `ENDPOINT/` (or `E1+E2/`) runs the backend on those endpoints only.
 
     >>> parse_backend_spec('mysql-connector:read_timeout=1').label
     'mysql-connector:read_timeout=1'
     >>> parse_backend_spec('pymysql').options
     ()
+    >>> spec = parse_backend_spec('aurora/aws-wrapper:socket_timeout=2')
+    >>> spec.endpoints, spec.label
+    (('aurora',), 'aws-wrapper:socket_timeout=2')
     """
     name, _, rest = text.strip().partition(":")
+    endpoints: Tuple[str, ...] = ()
+    if "/" in name:
+        where, _, name = name.rpartition("/")
+        endpoints = tuple(e.strip() for e in where.split("+"))
+        if not all(endpoints):
+            raise BackendOptionError("empty endpoint name in %r; use e.g. --backend aurora/aws-wrapper" % text)
     if not name:
         raise BackendOptionError("empty backend name in %r; use e.g. --backend pymysql" % text)
     options: List[Tuple[str, str]] = []
@@ -74,7 +86,7 @@ def parse_backend_spec(text: str) -> BackendSpec:
                     "backend option %r in %r is not KEY=VALUE; e.g. --backend mysql-connector:read_timeout=1"
                     % (item, text))
             options.append((key.strip(), value.strip()))
-    return BackendSpec(name.strip(), tuple(options))
+    return BackendSpec(name.strip(), tuple(options), endpoints)
 
 
 def make_backend(spec: BackendSpec) -> Backend:

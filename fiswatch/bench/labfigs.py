@@ -63,9 +63,13 @@ def run(quick: bool, figures=(3, 7)) -> List[Figure]:
     base = "127.%d.%d" % (random.randint(20, 250), random.randint(1, 250))
     info = lab_up(lab_dir, base=base, port=3306, dns_port=random.randint(20000, 30000))
     try:
+        from fiswatch.bench.wrapper import wrapper_available, wrapper_figure
+
         figs = []
         if 3 in figures:
             figs.append(recovery.figure(lab_dir, info, 1 if quick else 7))
+            if wrapper_available():  # Python >= 3.10 with the aws-wrapper extra
+                figs.append(wrapper_figure(lab_dir, info, 1 if quick else 3, "fast" if quick else "realistic"))
         if 7 in figures:
             figs.append(bounded_figure(lab_dir, 3 if quick else 20))
     finally:

@@ -143,7 +143,8 @@ def _probe_report(name: str, meta: Dict[str, Any], mine: List[Dict[str, Any]], e
         key = _error_key(e)
         kinds[key] = kinds.get(key, 0) + 1
     stalls = _stalls(states, end, stall_after)
-    faults = sorted([e["ts"] for e in errors] + doubts
+    failovers_done = [e["ts"] for e in mine if e["event"] == "failover"]  # handled by the client itself
+    faults = sorted([e["ts"] for e in errors] + doubts + failovers_done
                     + [e["ts"] for e in states if as_text(e.get("state")) in FAULT_STATES]
                     + [w.start for w in stalls])
     final = as_dict(as_dict(as_dict(summary).get("probes")).get(name))
@@ -166,7 +167,7 @@ def _probe_report(name: str, meta: Dict[str, Any], mine: List[Dict[str, Any]], e
     return ProbeReport(
         probe=name, endpoint=meta["endpoint"], backend=meta["backend"], library=meta["library"],
         version=meta["version"], available=bool(meta.get("available", True)), ops=ops,
-        acknowledged=len(writes), in_doubt=len(open_doubts),
+        acknowledged=len(writes), in_doubt=len(open_doubts), failovers=len(failovers_done),
         errors=max(n_errors if n_errors is not None else 0, len(errors)),
         errors_by_kind=tuple(sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))),
         stalls=tuple(stalls), write_gaps=tuple(gaps),

@@ -118,6 +118,7 @@ class ProbeReport:
     ops: int = 0
     acknowledged: int = 0
     in_doubt: int = 0
+    failovers: int = 0  # failovers the client handled itself (aws-wrapper), keeping its connection
     errors: int = 0
     errors_by_kind: Tuple[Tuple[str, int], ...] = ()  # ("2013 lost", 3), most first
     stalls: Tuple[Window, ...] = ()

@@ -111,9 +111,19 @@ def headline(report: Report) -> List[str]:
     return lines
 
 
+def comparisons(report: Report, width: int) -> List[str]:
+    """Per endpoint with a lab failover, its probes side by side (fiswatch.recovery)."""
+    from fiswatch.recovery import comparison_lines
+
+    out: List[str] = []
+    for endpoint in dict.fromkeys(p.endpoint for p in report.probes):
+        out += comparison_lines(report, width, endpoint)
+    return out
+
+
 def render_text(report: Report) -> str:
     """The full report: headline, failover steps, then a block per probe."""
-    lines = headline(report)
+    lines = headline(report) + comparisons(report, 100)
     for fo in report.failovers:
         if fo.steps:
             lines.append("  steps: " + "  ".join("%s %s" % (at(report, ts), step) for ts, step, _ in fo.steps))
@@ -126,7 +136,8 @@ def render_text(report: Report) -> str:
         kinds = ", ".join("%s x%d" % kv for kv in p.errors_by_kind)
         lines.append("  ops %d, errors %d%s, final state %s" % (p.ops, p.errors, " (%s)" % kinds if kinds else "",
                                                              p.final_state or "-"))
-        lines.append("  writes: %d acknowledged, %d in doubt" % (p.acknowledged, p.in_doubt))
+        lines.append("  writes: %d acknowledged, %d in doubt" % (p.acknowledged, p.in_doubt)
+                     + (", %d failover(s) handled by the client" % p.failovers if p.failovers else ""))
         if p.write_gaps:
             lines.append("  write gaps: " + "; ".join(gap_text(report, g) for g in p.write_gaps[:6])
                          + (" (+%d more)" % (len(p.write_gaps) - 6) if len(p.write_gaps) > 6 else ""))
@@ -144,8 +155,8 @@ def render_text(report: Report) -> str:
 
 
 def summary_lines(report: Report, width: int = 80) -> List[str]:
-    """A few lines for the end of `watch`: the run, then one line per probe."""
-    lines = headline(report)
+    """A few lines for the end of `watch`: the run, the failovers' probes side by side, one line per probe."""
+    lines = headline(report) + comparisons(report, width)
     name_w = min(max([len(p.probe) for p in report.probes] + [5]), 28)
     for p in report.probes:
         if not p.available:

@@ -23,85 +23,22 @@ Ages: a STALLED probe's age is `snapshot.in_flight_for(now)` with `now` =
 time.monotonic() at render time (so it keeps counting between monitor ticks), never less
 than the monitor's `probe.stalled_for`.
 """
-from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from fiswatch.model import EndpointView, ProbeView, State, View
+from fiswatch.model import ProbeView, State, View
 from fiswatch.ui import text as T
-from fiswatch.ui.sparkline import sparkline
+from fiswatch.ui.columns import (PROBE_HEADER, PROBE_HEADER_COMPACT, SEPARATOR, band_lines,  # noqa: F401
+                                 detail_line, endpoint_header, probe_column)
+from fiswatch.ui.lines import BLANK, STYLES, Line, UiState  # noqa: F401
 
 MIN_WIDTH = 60
 MIN_HEIGHT = 16
 MIN_COLUMN = 18  # "read_timeout: none", "STALLED 12s INSERT", "(12345, 32767)"
 MAX_ROWS = 10  # the workshop printed the 10 newest rows
 MIN_ROWS = 5
-MIN_ROWS_BANDED = 2  # when probes wrap into several bands, rows give way first
+MIN_ROWS_BANDED = 3  # when probes wrap into several bands, rows give way first
 LOG_WANTED = 6  # event log lines (with its header) before rows grow past MIN_ROWS
 LOG_MIN = 3  # event log lines (with its header) that topology lines never take
-PROBE_HEADER = 5  # backend, timeouts, state, address, detail
-SEPARATOR = "|"
-
-STYLES = ("title", "header", "ok", "stalled", "error", "warn", "dim", "normal", "help")
-
-
-@dataclass(frozen=True)
-class UiState:
-    """What the dashboard itself remembers between key presses."""
-
-    paused: bool = False  # p pressed: the runner pauses the probes, or (without a 'pause'
-    # action) the dashboard freezes its display on the last frame
-    show_help: bool = False
-    confirm: Optional[str] = None  # key of a binding awaiting y/n
-    message: str = ""  # one line for the footer ("failover aurora? (y/n)", "cancelled")
-    unicode: bool = True  # block characters for sparklines; False = ASCII only
-    confirm_keys: Tuple[str, ...] = ()  # extra keys that ask y/n first (shown in the help)
-
-
-@dataclass(frozen=True)
-class Line:
-    """One screen line as (text, style) segments."""
-
-    segments: Tuple[Tuple[str, str], ...] = ()
-
-    @classmethod
-    def of(cls, text: str, style: str = "normal") -> "Line":
-        return cls(((text, style),) if text else ())
-
-    @property
-    def text(self) -> str:
-        return "".join(t for t, _ in self.segments)
-
-    def __len__(self) -> int:
-        return sum(len(t) for t, _ in self.segments)
-
-    def clip(self, width: int) -> "Line":
-        """At most `width` characters; segments past the edge are cut."""
-        out: List[Tuple[str, str]] = []
-        room = max(0, width)
-        for text, style in self.segments:
-            if room <= 0:
-                break
-            piece = text[:room]
-            if piece:
-                out.append((piece, style))
-            room -= len(piece)
-        return Line(tuple(out))
-
-    def pad(self, width: int, style: Optional[str] = None) -> "Line":
-        """Exactly `width` characters: clipped, then padded with spaces."""
-        line = self.clip(width)
-        missing = width - len(line)
-        if missing <= 0:
-            return line
-        if style is None:
-            style = "normal"
-        return Line(line.segments + ((" " * missing, style),))
-
-    def __add__(self, other: "Line") -> "Line":
-        return Line(self.segments + other.segments)
-
-
-BLANK = Line()
 
 
 def render(view: View, width: int, height: int, ui: UiState, now: float) -> List[Line]:
@@ -120,26 +57,46 @@ def render(view: View, width: int, height: int, ui: UiState, now: float) -> List
     lines = [title_line(view, ui, width)]
     body = height - 2
     bands = split_bands(view.probes, width)
-    fixed = PROBE_HEADER + 2  # + endpoint header + sparkline
-    spare = body - fixed * len(bands)
-    nb = max(1, len(bands))
-    # AWS topology (the writer moving between AZs) outranks rows beyond MIN_ROWS; the
-    # event log keeps at least LOG_MIN lines, else the topology gives way
     topo = min(3, max([len(ep.topology) for ep in view.endpoints] or [0]))
-    rows = max(min_rows(len(bands)), min(MAX_ROWS, (spare - topo * nb - LOG_WANTED) // nb))
-    if topo and spare - (rows + topo) * nb < LOG_MIN:
-        topo = 0
-        rows = max(min_rows(len(bands)), min(MAX_ROWS, (spare - LOG_WANTED) // nb))
-    log = spare - (rows + topo) * nb
+    header, rows, topo, log = heights(body, len(bands), topo)
     endpoints = {ep.name: ep for ep in view.endpoints}
     if not view.probes:
         lines.append(Line.of("no probes: give --endpoint and --backend", "warn"))
         log = body - 1
     for band in bands:
-        lines += band_lines(band, endpoints, width, rows, topo, ui, now)
+        lines += band_lines(band, endpoints, width, rows, topo, ui, now, compact=header == PROBE_HEADER_COMPACT)
     lines += log_lines(view, width, log)
     lines.append(footer_line(view, ui, width))
     return _finish(lines, width, height)
+
+
+def heights(body: int, bands: int, topo: int) -> Tuple[int, int, int, int]:
+    """(probe header lines, rows, topology lines, event log lines) for `bands` bands in `body` lines.
+
+    AWS topology (the writer moving between AZs) outranks rows beyond MIN_ROWS; the event
+    log keeps at least LOG_MIN lines, else the topology gives way. With several bands and
+    too little height for MIN_ROWS rows, each column's backend and key timeout share a line.
+
+    >>> heights(22, 1, 0)  # 80x24, one band
+    (5, 9, 0, 6)
+    >>> heights(22, 2, 0)  # 80x24, the demo's Aurora band over its RDS band
+    (4, 3, 0, 4)
+    >>> heights(28, 1, 0)  # 120x30
+    (5, 10, 0, 11)
+    """
+    nb = max(1, bands)
+    plan = (PROBE_HEADER, 0, 0, 0)
+    for header in (PROBE_HEADER, PROBE_HEADER_COMPACT):
+        spare = body - (header + 2) * nb  # + endpoint header + sparkline
+        t = topo
+        rows = max(min_rows(nb), min(MAX_ROWS, (spare - t * nb - LOG_WANTED) // nb))
+        if t and spare - (rows + t) * nb < LOG_MIN:
+            t = 0
+            rows = max(min_rows(nb), min(MAX_ROWS, (spare - LOG_WANTED) // nb))
+        plan = (header, rows, t, spare - (rows + t) * nb)
+        if nb == 1 or rows >= MIN_ROWS:
+            break
+    return plan
 
 
 def _finish(lines: List[Line], width: int, height: int) -> List[Line]:
@@ -158,7 +115,8 @@ def size_problem(probes: int, width: int, height: int) -> Optional[Tuple[int, in
     if width < MIN_WIDTH or height < MIN_HEIGHT:
         return need
     bands = len(split_bands([None] * probes, width))  # type: ignore[list-item]
-    if height < 4 + bands * (PROBE_HEADER + 2 + min_rows(bands)):
+    header = PROBE_HEADER if bands <= 1 else PROBE_HEADER_COMPACT
+    if height < 4 + bands * (header + 2 + min_rows(bands)):
         return need
     return None
 
@@ -168,10 +126,36 @@ def min_rows(bands: int) -> int:
 
 
 def split_bands(probes: Sequence[ProbeView], width: int) -> List[Tuple[ProbeView, ...]]:
-    """Probes in display order, cut into bands of as many columns as the width holds."""
+    """Probes in display order, cut into bands of as many columns as the width holds.
+
+    An endpoint's columns stay together in one band (the demo's three Aurora columns over
+    its two RDS ones) when that takes no more bands than cutting wherever a band is full.
+    """
     per_band = max(1, (width + 1) // (MIN_COLUMN + 1))
     probes = tuple(probes)
-    return [probes[i:i + per_band] for i in range(0, len(probes), per_band)] or [()]
+    greedy = [probes[i:i + per_band] for i in range(0, len(probes), per_band)] or [()]
+    grouped: List[Tuple[ProbeView, ...]] = []
+    for group in _endpoint_groups(probes):
+        if grouped and len(grouped[-1]) + len(group) <= per_band:
+            grouped[-1] = grouped[-1] + group
+        else:
+            for i in range(0, len(group), per_band):
+                grouped.append(group[i:i + per_band])
+    return grouped if grouped and len(grouped) <= len(greedy) else greedy
+
+
+def _endpoint_groups(probes: Tuple[ProbeView, ...]) -> List[Tuple[ProbeView, ...]]:
+    """Runs of consecutive probes of the same endpoint (placeholders: one run each)."""
+    groups: List[Tuple[ProbeView, ...]] = []
+    last = object()
+    for probe in probes:
+        name = probe.snapshot.endpoint if probe is not None else object()
+        if groups and name == last:
+            groups[-1] = groups[-1] + (probe,)
+        else:
+            groups.append((probe,))
+        last = name
+    return groups
 
 
 def too_small(width: int, height: int, need_w: int, need_h: int) -> List[Line]:
@@ -224,144 +208,6 @@ def footer_line(view: View, ui: UiState, width: int) -> Line:
     return Line.of(T.truncate(key_text, width), "help")
 
 
-def _text_line(candidates: Sequence[str], width: int, style: str) -> Line:
-    return Line.of(T.fit(candidates, width), style)
-
-
-def _greedy(parts: Sequence[Tuple[str, str]], width: int) -> Line:
-    """Add (text, style) parts in order while they fit whole; the first one is cut if needed."""
-    out: List[Tuple[str, str]] = []
-    used = 0
-    for i, (text, style) in enumerate(parts):
-        text = T.clean(text)
-        if i == 0:
-            text = T.truncate(text, width)
-        elif used + len(text) > width:
-            continue
-        out.append((text, style))
-        used += len(text)
-    return Line(tuple(out))
-
-
-def endpoint_header(name: str, ep: Optional[EndpointView], width: int) -> Line:
-    parts: List[Tuple[str, str]] = [(name.upper(), "header")]
-    if ep is not None:
-        res = ep.resolution
-        how = "dns" if res is None or res.source == "dns" else res.source  # literal | hosts
-        if res is not None and res.addresses:
-            parts.append((" %s %s" % (how, ",".join(res.addresses)), "normal"))
-        elif res is not None:
-            parts.append((" %s %s" % (how, res.error or "empty"), "error"))
-        if ep.previous_addresses:
-            parts.append((" was %s" % ",".join(ep.previous_addresses), "warn"))
-        if res is not None and res.ttl is not None:
-            parts.append((" ttl %d" % res.ttl, "dim"))
-        if ep.host and (res is None or ep.host not in res.addresses):
-            parts.append((" " + ep.host, "dim"))
-    return _greedy(parts, width).pad(width)
-
-
-def _stale(probe: ProbeView, ep: Optional[EndpointView]) -> bool:
-    """Connected to an address DNS no longer gives: the old writer, read-only now."""
-    addr = probe.snapshot.address
-    res = ep.resolution if ep is not None else None
-    if not addr or res is None or not res.addresses:
-        return False
-    return addr not in res.addresses
-
-
-def probe_column(probe: ProbeView, ep: Optional[EndpointView], width: int, rows: int,
-                 ui: UiState, now: float) -> List[Line]:
-    """PROBE_HEADER + rows + 1 lines, each exactly `width` wide."""
-    snap, info = probe.snapshot, probe.info
-    lines: List[Line] = [_text_line(T.backend_candidates(probe), width, "header")]
-    if not info.available:
-        lines.append(_text_line(T.timeouts_candidates(info), width, "dim"))
-        lines.append(_text_line(T.state_candidates(probe, now), width, "error").pad(width, "error"))
-        reason = T.wrap(info.reason or "backend library not installed", width)
-        body = PROBE_HEADER - 3 + rows + 1
-        lines += [Line.of(t, "error") for t in reason[:body]]
-        lines += [BLANK] * (body - len(reason[:body]))
-        return [line.pad(width) for line in lines]
-
-    lines.append(_text_line(T.timeouts_candidates(info), width,
-                            "warn" if T.read_timeout_unset(info) else "dim"))
-    style = T.state_style(probe.state)
-    state_line = _text_line(T.state_candidates(probe, now), width, style)
-    lines.append(state_line.pad(width, style) if probe.state == State.STALLED else state_line)
-
-    address = T.fit(T.address_candidates(snap.address, snap.previous_address), width)
-    stale = _stale(probe, ep)
-    if stale and len(address) + 6 <= width:
-        address += " stale"
-    lines.append(Line.of(address, "warn" if stale else ("normal" if snap.address else "dim")))
-    lines.append(detail_line(probe, address, width))
-
-    row_style = "normal" if probe.state == State.OK else "dim"
-    shown = [Line.of(T.truncate(T.row_text(r), width), row_style) for r in snap.rows[:rows]]
-    lines += shown + [BLANK] * (rows - len(shown))
-
-    rate = "%.0f/s" % probe.ops_per_s
-    spark_w = max(0, width - len(rate) - 1)
-    spark = sparkline(probe.history, spark_w, ascii=not ui.unicode)
-    lines.append(Line.of(spark, "ok" if probe.state == State.OK else "dim") + Line.of(" " + rate, "dim"))
-    return [line.pad(width) for line in lines]
-
-
-def detail_line(probe: ProbeView, address_shown: str, width: int) -> Line:
-    snap = probe.snapshot
-    if probe.state in (State.ERROR, State.RECONNECTING, State.CONNECTING) and snap.last_error is not None:
-        return Line.of(T.truncate(snap.last_error.text(), width), "error")
-    if snap.previous_address and snap.previous_address != snap.address and "was" not in address_shown:
-        return Line.of(T.truncate("was " + snap.previous_address, width), "dim")
-    counts = (snap.iterations, snap.errors, snap.reconnects)
-    candidates = []
-    if probe.longest_stall > 0:
-        candidates.append("%d ok %d err max %s" % (counts[0], counts[1], T.seconds(probe.longest_stall)))
-    candidates += ["%d ok %d err %d reconn" % counts, "%d ok %d err" % counts[:2], "%d ok" % counts[0]]
-    return _text_line(candidates, width, "dim")
-
-
-def band_lines(band: Sequence[ProbeView], endpoints: Dict[str, EndpointView], width: int,
-               rows: int, topo: int, ui: UiState, now: float) -> List[Line]:
-    if not band:
-        return []
-    n = len(band)
-    colw = (width - (n - 1)) // n
-    sep = Line.of(SEPARATOR, "dim")
-    # endpoint groups: consecutive probes of the same endpoint share a header
-    groups: List[Tuple[str, int]] = []
-    for probe in band:
-        name = probe.snapshot.endpoint
-        if groups and groups[-1][0] == name:
-            groups[-1] = (name, groups[-1][1] + 1)
-        else:
-            groups.append((name, 1))
-    header = BLANK
-    topo_rows: List[Line] = [BLANK] * topo
-    for i, (name, count) in enumerate(groups):
-        gw = count * colw + (count - 1)
-        ep = endpoints.get(name)
-        if i:
-            header = header + sep
-            topo_rows = [row + sep for row in topo_rows]
-        header = header + endpoint_header(name, ep, gw)
-        lines_of = list(ep.topology) if ep is not None else []
-        for j in range(topo):
-            text = lines_of[j] if j < len(lines_of) else ""
-            topo_rows[j] = topo_rows[j] + Line.of(T.truncate(text, gw), "dim").pad(gw)
-    columns = [probe_column(p, endpoints.get(p.snapshot.endpoint), colw, rows, ui, now) for p in band]
-    out = [header] + topo_rows
-    for r in range(len(columns[0])):
-        line = BLANK
-        for c, col in enumerate(columns):
-            if c:
-                line = line + sep
-            line = line + col[r]
-        out.append(line)
-    return out
-
-
 def log_lines(view: View, width: int, count: int) -> List[Line]:
     """The event log pane: a rule, the newest events (oldest on top), then the status lines."""
     if count <= 0:
@@ -408,7 +254,8 @@ def help_lines(view: View, width: int, confirm_keys: Sequence[str] = ()) -> List
     out.append(Line.of("Each column", "header"))
     for text in ("header: endpoint, its DNS answer now (was = before the change), TTL, host",
                  "backend + version; timeouts (read none: a silent server hangs it forever)",
-                 "state; address in use (was = the one before; stale = DNS points elsewhere now)",
+                 "state; address in use (was = the one before; stale = DNS points elsewhere now;",
+                 "  ahead = a topology-aware client is on the new writer before DNS points there)",
                  "newest rows (id, value); ops/s sparkline, a gap = a second without a round"):
         out.append(Line.of("  " + text, "dim"))
     return [line.clip(width) for line in out]

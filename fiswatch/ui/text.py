@@ -201,12 +201,29 @@ def timeouts_candidates(info: BackendInfo) -> List[str]:
     short = " ".join("%s %s" % (SHORT_KEYS.get(key, key), "none" if val is None else "%gs" % val)
                      for key, val in info.timeouts)
     out = [full, short]
-    keys = [key for key, _ in info.timeouts]
-    if "read" in keys:
-        val = info.timeout("read")
+    key = _read_key(info)
+    if key:
+        val = info.timeout(key)
         val_text = "none" if val is None else "%gs" % val
-        out += ["read_timeout: %s" % val_text, "read_timeout %s" % val_text, "read %s" % val_text]
+        out += ["%s_timeout: %s" % (key, val_text), "%s_timeout %s" % (key, val_text), "%s %s" % (key, val_text)]
     return out
+
+
+READ_KEYS = ("read", "socket")  # the timeout that bounds a wait for the server's answer (aws-wrapper: socket)
+
+
+def _read_key(info: BackendInfo) -> str:
+    keys = [key for key, _ in info.timeouts]
+    return next((key for key in READ_KEYS if key in keys), "")
+
+
+def key_timeout_text(info: BackendInfo) -> str:
+    """`read none` / `socket 1s`: the one timeout that decides whether a silent failover hangs."""
+    key = _read_key(info)
+    if not key:
+        return ""
+    val = info.timeout(key)
+    return "%s %s" % (key, "none" if val is None else "%gs" % val)
 
 
 def read_timeout_text(info: BackendInfo) -> str:
@@ -219,8 +236,8 @@ def read_timeout_text(info: BackendInfo) -> str:
 
 def read_timeout_unset(info: BackendInfo) -> bool:
     """True when the backend reads without a timeout: a silent failover hangs it forever."""
-    keys = [key for key, _ in info.timeouts]
-    return "read" in keys and info.timeout("read") is None
+    key = _read_key(info)
+    return bool(key) and info.timeout(key) is None
 
 
 class ShortLabel(str):
@@ -330,6 +347,17 @@ def event_text(ev: Event) -> str:
         if g("error"):
             text += " %s" % g("error")
         return text
+    if kind == "failover":  # a client that fails over by itself (aws-wrapper) did
+        text = "%s failed over %s -> %s" % (g("probe", "?"), g("from") or "?", g("to") or "?")
+        if g("seconds") is not None:
+            text += " in %.1fs" % g("seconds")
+        if g("op"):
+            text += " (in %s)" % g("op")
+        if g("write_in_doubt"):
+            text += ", its COMMIT in doubt"
+        elif g("in_transaction"):
+            text += ", uncommitted write dropped"
+        return text
     if kind == "lab":
         text = "lab %s: %s" % (g("target", "?"), g("step", "?"))
         if g("detail"):
@@ -377,7 +405,7 @@ def event_style(ev: Event) -> str:
         return "ok" if ev.get("ok") else "error"
     if kind in ("dns", "lab", "topology", "experiment", "warning"):
         return "warn"
-    if kind == "connect":
+    if kind in ("connect", "failover"):
         return "ok"
     return "normal"
 
