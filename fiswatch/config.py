@@ -63,19 +63,25 @@ def _num(value: float) -> str:
     return ("%d" % value) if value == int(value) else ("%g" % value)
 
 
-def seconds_arg(low: float = 0.0, high: float = HOUR, low_ok: bool = True,
-                low_hint: str = "") -> Callable[[str], float]:
-    """An argparse `type=` for a seconds option, built on check_seconds (argparse names the option)."""
+def arg_type(check: Callable[[str], Any], name: str) -> Callable[[str], Any]:
+    """An argparse `type=` from a check that raises ConfigError or ValueError: argparse names the
+    option and turns the message into one usage line (exit 2)."""
     import argparse
 
-    def parse(text: str) -> float:
+    def parse(text: str) -> Any:
         try:
-            return check_seconds(text, low, high, low_ok, low_hint)
-        except ConfigError as exc:
+            return check(text)
+        except (ConfigError, ValueError) as exc:
             raise argparse.ArgumentTypeError(str(exc))
 
-    parse.__name__ = "seconds"
+    parse.__name__ = name
     return parse
+
+
+def seconds_arg(low: float = 0.0, high: float = HOUR, low_ok: bool = True,
+                low_hint: str = "") -> Callable[[str], float]:
+    """An argparse `type=` for a seconds option, built on check_seconds."""
+    return arg_type(lambda text: check_seconds(text, low, high, low_ok, low_hint), "seconds")
 
 
 def check_port(value: Any) -> int:
@@ -96,14 +102,7 @@ def check_port(value: Any) -> int:
     return port
 
 
-def port_arg(text: str) -> int:
-    """argparse `type=` for a port option (check_port)."""
-    import argparse
-
-    try:
-        return check_port(text)
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc))
+port_arg = arg_type(check_port, "port")
 
 
 def check_table(name: str) -> str:
@@ -117,14 +116,7 @@ def check_table(name: str) -> str:
     return name
 
 
-def table_arg(text: str) -> str:
-    """argparse `type=` for --table (check_table)."""
-    import argparse
-
-    try:
-        return check_table(text)
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc))
+table_arg = arg_type(check_table, "table")
 
 
 def check_unique_names(names: Iterable[str]) -> None:

@@ -53,12 +53,9 @@ def check_host_name(text: str) -> str:
 
 def host_arg(text: str) -> str:
     """argparse type for --cloudwatch-host: a usage error (exit 2) for an unusable name."""
-    import argparse
+    from fiswatch.config import arg_type
 
-    try:
-        return check_host_name(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc))
+    return arg_type(check_host_name, "host")(text)
 
 
 def new_run_id(now: Optional[float] = None) -> str:
