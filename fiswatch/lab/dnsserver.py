@@ -6,6 +6,7 @@ The zone holds CNAME and A records. A name can be "blanked" for a failover windo
 Runs on a `ProxyLoop` (UDP and TCP); the zone is changed from any thread.
 """
 import asyncio
+import errno
 import socket
 import struct
 import threading
@@ -152,6 +153,22 @@ class DnsServer:
         return (self.host, self.port)
 
     def start(self) -> "DnsServer":
+        # port 0: the kernel picks a free UDP port, whose TCP twin may be in use; try a few
+        for attempt in range(20 if self.port == 0 else 1):
+            try:
+                udp, tcp = self._bind()
+                break
+            except OSError as exc:
+                if self.port == 0 and exc.errno == errno.EADDRINUSE and attempt < 19:
+                    continue
+                raise OSError(exc.errno, "DNS server cannot listen on %s:%d: %s; stop whatever uses it or "
+                              "choose another --dns-port" % (self.host, self.port, exc.strerror or exc)) from None
+        self.port = udp.getsockname()[1]
+        self._ploop.call(self._serve, udp, tcp)
+        return self
+
+    def _bind(self) -> Tuple[socket.socket, socket.socket]:
+        """A UDP and a TCP socket on the same port (self.port, or one the kernel picks)."""
         udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
@@ -161,14 +178,11 @@ class DnsServer:
             tcp.listen(16)
             udp.setblocking(False)
             tcp.setblocking(False)
-        except OSError as exc:
+        except OSError:
             udp.close()
             tcp.close()
-            raise OSError(exc.errno, "DNS server cannot listen on %s:%d: %s; stop whatever uses it or "
-                          "choose another --dns-port" % (self.host, self.port, exc.strerror or exc)) from None
-        self.port = udp.getsockname()[1]
-        self._ploop.call(self._serve, udp, tcp)
-        return self
+            raise
+        return udp, tcp
 
     async def _serve(self, udp: socket.socket, tcp: socket.socket) -> None:
         loop = asyncio.get_event_loop()
@@ -212,7 +226,6 @@ def start_on_standard_port(zone: Zone, host: str, loop: ProxyLoop) -> Tuple[Opti
     /etc/resolv.conf has no port field, so `fiswatch lab exec` needs the lab's DNS server on
     port 53 of its own loopback address. Returns (server, "") or (None, why it cannot bind).
     """
-    import errno
 
     try:
         return DnsServer(zone, host, STANDARD_PORT, loop).start(), ""
