@@ -130,7 +130,7 @@ def final_verify(runner, endpoints, nameserver, args, mode: str, quiet: bool = F
     if not live:
         return events
     if mode != "json" and not quiet:
-        say("verifying the acknowledged writes on each endpoint's current writer ...")
+        say("verifying the acknowledged writes on each current writer ...")
     found: List[Event] = []
 
     def work() -> None:
