@@ -45,7 +45,7 @@ def test_cname_chain_ttl_flip_empty_and_nxdomain(dns):
 
 
 def test_probe_retries_through_nxdomain_then_connects(dns, mariadb):
-    """A name that does not resolve is an error in the column, retried with backoff, never a crash."""
+    """A name that does not resolve is an error in the column, retried, never a crash."""
     zone, address = dns
     name = "late.x." + ORIGIN
     ep = Endpoint("late", name, mariadb.port, mariadb.user, mariadb.database, password=Secret(mariadb.password))
@@ -56,7 +56,9 @@ def test_probe_retries_through_nxdomain_then_connects(dns, mariadb):
         view = lambda: next(p for p in runner.view.probes if p.probe == pid)  # noqa: E731
         wait_for(lambda: view().snapshot.errors >= 2, 20, message="dns errors")
         err = view().snapshot.last_error
-        assert view().state in (State.ERROR, State.RECONNECTING) and err.kind == "dns" and "NXDOMAIN" in err.message
+        # retried every pass (fiswatch/retry.py): between attempts ERROR lasts 50 ms, so a probe
+        # that never connected is mostly seen CONNECTING again, with the DNS error kept
+        assert view().state in (State.ERROR, State.CONNECTING) and err.kind == "dns" and "NXDOMAIN" in err.message
         zone.set(name, "A", ("127.0.0.1",))
         wait_for(lambda: view().snapshot.iterations >= 3, 20, message="writing after the name appeared")
         assert view().snapshot.address == "127.0.0.1"
