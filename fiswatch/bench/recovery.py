@@ -125,7 +125,11 @@ CLIENTS: List[Client] = [probe_client("pymysql", "PyMySQL probe")]
 
 
 def longest_gap(times: Sequence[float], start: float, end: float) -> Optional[float]:
-    """Longest gap between consecutive writes that overlaps [start, end]."""
+    """Longest gap between consecutive writes that overlaps [start, end].
+
+    >>> longest_gap([1.0, 2.0, 5.0, 6.0], 2.5, 3.0)
+    3.0
+    """
     times = sorted(times)
     best = None
     for a, b in zip(times, times[1:]):

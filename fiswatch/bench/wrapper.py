@@ -22,22 +22,9 @@ import time
 from typing import Any, Dict, List, Optional
 
 from fiswatch.bench.common import Figure, median
+from fiswatch.bench.recovery import longest_gap
 
 PROBES = ("pymysql", "aws-wrapper")
-
-
-def longest_gap(times: List[float], start: float, end: float) -> Optional[float]:
-    """Longest gap between consecutive writes that overlaps [start, end].
-
-    >>> longest_gap([1.0, 2.0, 5.0, 6.0], 2.5, 3.0)
-    3.0
-    """
-    times = sorted(times)
-    best = None
-    for a, b in zip(times, times[1:]):
-        if b >= start and a <= end:
-            best = b - a if best is None else max(best, b - a)
-    return best
 
 
 def wrapper_available() -> bool:
