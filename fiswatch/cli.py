@@ -43,10 +43,10 @@ class Parser(argparse.ArgumentParser):
 
 # Every command: module, parser registration, runners (for modules that set no handler).
 PLUGGED = (
-    ("fiswatch.watch", "add_watch_parser", {}),
-    ("fiswatch.demo", "add_parser", {}),
-    ("fiswatch.commands", "add_create_db_parser", {}),
-    ("fiswatch.commands", "add_backends_parser", {}),
+    ("fiswatch.commands.watch", "add_watch_parser", {}),
+    ("fiswatch.commands.demo", "add_parser", {}),
+    ("fiswatch.commands.create_db", "add_create_db_parser", {}),
+    ("fiswatch.commands.list_backends", "add_backends_parser", {}),
     ("fiswatch.lab.cli", "add_lab_parser", {"lab": "run_lab"}),
     ("fiswatch.report.cli", "add_report_parsers", {"report": "run_report", "verify": "run_verify"}),
     ("fiswatch.aws.cli", "add_experiment_parser", {"experiment": "run_experiment"}),

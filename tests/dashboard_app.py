@@ -85,7 +85,7 @@ def failover_view(now: float = 1000.0, ts: float = 1700000000.0, stalled_for: fl
 
 def demo_view(now: float = 1000.0, ts: float = 1700000000.0, stalled_for: float = 4.2,
               backends: Sequence[str] = ("mysql-connector", "pymysql", "aurora/aws-wrapper")) -> View:
-    """The demo's probes (fiswatch.demo.demo_backends) between the promotion and the DNS change:
+    """The demo's probes (fiswatch.commands.demo.demo_backends) between the promotion and the DNS change:
     mysql-connector hangs, PyMySQL waits for DNS, the wrapper writes to the promoted instance."""
     from fiswatch.backends.registry import parse_backend_spec
 

@@ -16,7 +16,7 @@ import threading
 import pytest
 
 import fiswatch.backends.aws_wrapper as aws_wrapper_module
-import fiswatch.recovery
+import fiswatch.report.failover_table
 from conftest import ROOT, wait_for
 from fiswatch.backends.aws_wrapper import AwsWrapperBackend, connect_host
 from fiswatch.backends.base import BackendOptionError
@@ -26,7 +26,7 @@ from fiswatch.model import Endpoint
 HAVE_WRAPPER = sys.version_info >= (3, 10)  # the test extra installs it there
 
 
-@pytest.mark.parametrize("module", [aws_wrapper_module, fiswatch.recovery])
+@pytest.mark.parametrize("module", [aws_wrapper_module, fiswatch.report.failover_table])
 def test_doctests(module):
     result = doctest.testmod(module)
     assert result.failed == 0 and result.attempted > 0
@@ -215,7 +215,7 @@ def test_wrapper_fails_over_to_the_promoted_instance_before_dns_and_verify_resol
     from fiswatch.lab.api import failover, lab_status
     from fiswatch.lab.failover import Profile
     from fiswatch.output.record import RecordWriter
-    from fiswatch.probe import Probe
+    from fiswatch.engine.probe import Probe
 
     info = lab_status(lab.dir)
     assert info.cluster_instance_host_pattern

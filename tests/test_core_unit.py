@@ -3,10 +3,10 @@ import pytest
 
 from fiswatch.backends.base import BackendOptionError, classify_error
 from fiswatch.backends.registry import UnknownBackend, make_backend, parse_backend_spec
-from fiswatch.config import ConfigError, parse_endpoint, password_for, with_password
+from fiswatch.config.checks import ConfigError, parse_endpoint, password_for, with_password
 from fiswatch.model import BackendInfo, Event, Op, Secret, Snapshot, State
-from fiswatch.monitor import Monitor
-from fiswatch.resolve import HostsFile, Resolver, parse_nameserver
+from fiswatch.engine.monitor import Monitor
+from fiswatch.engine.resolve import HostsFile, Resolver, parse_nameserver
 
 
 def test_endpoint_url_parsed():

@@ -10,7 +10,7 @@ from _lab_fixture import lab  # noqa: F401
 from conftest import wait_for
 from fiswatch.backends.registry import parse_backend_spec
 from fiswatch.lab.api import failover, lab_status
-from fiswatch.runner import RunOptions, Runner
+from fiswatch.engine.runner import RunOptions, Runner
 
 
 def _attempts(events, probe):

@@ -50,7 +50,7 @@ def test_pause_during_a_failover_and_two_failovers_in_one_run(lab, tmp_path):
     """A real run: pause (key p's action) through the end of failover 1, then failover 2 back."""
     from fiswatch.backends.registry import resolve_specs
     from fiswatch.lab import api
-    from fiswatch.runner import RunOptions, Runner
+    from fiswatch.engine.runner import RunOptions, Runner
 
     info = api.lab_status(lab.dir)
     record = str(tmp_path / "paused.jsonl")

@@ -6,8 +6,8 @@ from fiswatch.backends.registry import parse_backend_spec
 from fiswatch.lab.dnsserver import DnsServer, Zone
 from fiswatch.lab.proxy import ProxyLoop
 from fiswatch.model import Endpoint, Secret, State
-from fiswatch.resolve import Resolver
-from fiswatch.runner import RunOptions, Runner
+from fiswatch.engine.resolve import Resolver
+from fiswatch.engine.runner import RunOptions, Runner
 
 ORIGIN = "test.rds.local"
 CLUSTER = "db.cluster-x." + ORIGIN
@@ -56,7 +56,7 @@ def test_probe_retries_through_nxdomain_then_connects(dns, mariadb):
         view = lambda: next(p for p in runner.view.probes if p.probe == pid)  # noqa: E731
         wait_for(lambda: view().snapshot.errors >= 2, 20, message="dns errors")
         err = view().snapshot.last_error
-        # retried every pass (fiswatch/retry.py): between attempts ERROR lasts 50 ms, so a probe
+        # retried every pass (fiswatch/engine/retry.py): between attempts ERROR lasts 50 ms, so a probe
         # that never connected is mostly seen CONNECTING again, with the DNS error kept
         assert view().state in (State.ERROR, State.CONNECTING) and err.kind == "dns" and "NXDOMAIN" in err.message
         zone.set(name, "A", ("127.0.0.1",))

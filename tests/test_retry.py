@@ -1,4 +1,4 @@
-"""The reconnect policy (fiswatch.retry): what it promises, checked on a fake clock and on
+"""The reconnect policy (fiswatch.engine.retry): what it promises, checked on a fake clock and on
 real sockets. Timing targets (how close to the workshop's loop) live in the benchmark
 (figure 3); here only the promises, with generous deadlines and upper bounds.
 """
@@ -8,11 +8,11 @@ import time
 
 from conftest import wait_for
 from fiswatch.backends.registry import make_backend, parse_backend_spec
-from fiswatch.dnswatch import DnsWatcher
+from fiswatch.engine.dnswatch import DnsWatcher
 from fiswatch.lab.proxy import FaultProxy
 from fiswatch.model import Endpoint, Secret, State
-from fiswatch.probe import Probe
-from fiswatch.retry import FAST_FOR, MAX_RATE, PAUSE, SLOW_PAUSE, RetryPolicy
+from fiswatch.engine.probe import Probe
+from fiswatch.engine.retry import FAST_FOR, MAX_RATE, PAUSE, SLOW_PAUSE, RetryPolicy
 
 
 def test_policy_retries_every_pass_like_the_workshop_loop():
@@ -194,7 +194,7 @@ def test_dns_watcher_wakes_the_endpoints_probes(mariadb):
     `wakes`, wired by the Runner), tries again at once, and goes to the new address."""
     from fiswatch.lab.dnsserver import DnsServer, Zone
     from fiswatch.lab.proxy import ProxyLoop
-    from fiswatch.runner import RunOptions, Runner
+    from fiswatch.engine.runner import RunOptions, Runner
 
     name, port = "db.cluster-x.retry.test", _closed_port()
     loop = ProxyLoop("retry-dns").start()

@@ -307,9 +307,9 @@ def test_writes_committed_while_stopping_are_in_the_record(mariadb, tmp_path):
 
 # -- 8. memory, pause ----------------------------------------------------------------------------------------------
 def test_history_is_bounded_and_pause_toggles_atomically(mariadb):
-    from fiswatch.config import parse_endpoint
+    from fiswatch.config.checks import parse_endpoint
     from fiswatch.model import BackendSpec, Event, Secret
-    from fiswatch.runner import HISTORY_EVENTS, Runner
+    from fiswatch.engine.runner import HISTORY_EVENTS, Runner
 
     from dataclasses import replace
     ep = replace(parse_endpoint(_url(mariadb), "test"), password=Secret(mariadb.password))

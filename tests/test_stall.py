@@ -17,7 +17,7 @@ from conftest import ROOT, wait_for
 from fiswatch.backends.registry import parse_backend_spec
 from fiswatch.lab.proxy import FaultProxy
 from fiswatch.model import Endpoint, Secret, State
-from fiswatch.runner import RunOptions, Runner
+from fiswatch.engine.runner import RunOptions, Runner
 
 MC, PY = "db/mysql-connector", "db/pymysql"
 

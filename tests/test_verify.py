@@ -297,7 +297,7 @@ class Writer:
     def __init__(self, info, target, emit):
         import threading
 
-        from fiswatch.resolve import Resolver
+        from fiswatch.engine.resolve import Resolver
 
         self.endpoint = {e.name: e for e in info.endpoints}[target]
         self.target, self.emit = target, emit

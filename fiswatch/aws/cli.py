@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 
 from fiswatch.aws.secrets import WORKSHOP_SECRETS
-from fiswatch.config import DAY, seconds_arg
+from fiswatch.config.checks import DAY, seconds_arg
 from fiswatch.model import Endpoint
 
 TARGETS = ("aurora", "rds")

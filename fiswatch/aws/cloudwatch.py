@@ -53,7 +53,7 @@ def check_host_name(text: str) -> str:
 
 def host_arg(text: str) -> str:
     """argparse type for --cloudwatch-host: a usage error (exit 2) for an unusable name."""
-    from fiswatch.config import arg_type
+    from fiswatch.config.checks import arg_type
 
     return arg_type(check_host_name, "host")(text)
 

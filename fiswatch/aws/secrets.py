@@ -79,7 +79,7 @@ def _parse(secret_id: str, text: str) -> Dict[str, Any]:
 
 
 def _port(secret_id: str, value: Any) -> int:
-    from fiswatch.config import ConfigError, check_port
+    from fiswatch.config.checks import ConfigError, check_port
 
     if value is None or value == "":
         return 3306

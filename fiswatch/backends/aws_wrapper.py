@@ -6,7 +6,7 @@ when its connection fails, connects to the instance the topology names as the ne
 without waiting for the cluster endpoint's DNS change. The application sees
 FailoverSuccessError (no transaction was open) or TransactionResolutionUnknownError (one
 was: the outcome of its COMMIT is unknown); either way the connection object is already on
-the new writer, and the probe keeps it (see fiswatch.probe).
+the new writer, and the probe keeps it (see fiswatch.engine.probe).
 
 Defaults that make it fail over fast (each one settable with --backend aws-wrapper:KEY=VALUE,
 as is any other property of the installed wrapper or of mysql-connector):

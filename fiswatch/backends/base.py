@@ -3,7 +3,7 @@
 A backend knows one MySQL client library: how to connect with the options the user
 gave, what its effective timeouts are, and how to turn its exceptions into an
 ErrorInfo. The workload itself (INSERT / COMMIT / SELECT) is plain DB-API and lives
-in fiswatch.probe, so every backend runs exactly the same statements.
+in fiswatch.engine.probe, so every backend runs exactly the same statements.
 """
 import re
 import socket
@@ -43,14 +43,14 @@ def parse_seconds(name: str, value: str) -> Optional[float]:
 
     0 is refused rather than read as "none": a timeout of 0 that silently waits forever is
     exactly the trap fiswatch exists to show. The number goes through the same check as
-    every seconds option (fiswatch.config.check_seconds: no nan, no inf, at most an hour).
+    every seconds option (fiswatch.config.checks.check_seconds: no nan, no inf, at most an hour).
 
     >>> parse_seconds('read_timeout', '1.5')
     1.5
     >>> parse_seconds('read_timeout', 'none') is None
     True
     """
-    from fiswatch.config import HOUR, ConfigError, check_seconds
+    from fiswatch.config.checks import HOUR, ConfigError, check_seconds
 
     text = str(value).strip().lower()
     if text in NO_TIMEOUT:

@@ -1,6 +1,6 @@
 """Figures 3 and 7b, on one real local lab (`fiswatch.lab.api`).
 
-3: fiswatch.bench.recovery (the PyMySQL probe beside the workshop's loop, Aurora and RDS).
+3: fiswatch.bench.recovery_figure (the PyMySQL probe beside the workshop's loop, Aurora and RDS).
 7b: a `fiswatch watch --lab --plain` child through 20 failovers: its threads and file
    descriptors sampled after each one must stay bounded.
 """
@@ -11,7 +11,7 @@ import tempfile
 import time
 from typing import Dict, List
 
-from fiswatch.bench import recovery
+from fiswatch.bench import recovery_figure as recovery
 from fiswatch.bench.common import Figure, child_env, fiswatch_argv
 
 

@@ -8,7 +8,7 @@ import time
 from typing import List
 
 from fiswatch.bench.common import BenchDb, Figure, child_env, fiswatch_argv, median, root_connect, truncate
-from fiswatch.config import password_env_name
+from fiswatch.config.checks import password_env_name
 
 
 def run(db: BenchDb, quick: bool, minutes: float) -> Figure:

@@ -62,7 +62,7 @@ class ProbeLoop:
     """
 
     def __init__(self, db: BenchDb, spec: BackendSpec) -> None:
-        from fiswatch.runner import RunOptions, Runner
+        from fiswatch.engine.runner import RunOptions, Runner
 
         self.runner = Runner([db.endpoint("bench", TABLE)], [spec], RunOptions(interval=0.0, stall_after=2.0))
         self.runner.start()
@@ -161,7 +161,7 @@ def own_cost(spec: BackendSpec, rounds: int = 20000, repeats: int = 7) -> float:
     snapshot swaps, the write event, latency bookkeeping, the rows tuple."""
     from fiswatch.backends.registry import make_backend
     from fiswatch.model import Endpoint
-    from fiswatch.probe import Probe
+    from fiswatch.engine.probe import Probe
 
     probe = Probe(Endpoint("bench", "127.0.0.1", table=TABLE), spec, make_backend(spec), lambda event: None)
     conn = _MemConnection()

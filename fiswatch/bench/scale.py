@@ -35,7 +35,7 @@ def _rates(runner, seconds: float) -> Dict[str, float]:
 
 def run(db: BenchDb, quick: bool) -> Figure:
     from fiswatch.backends.registry import parse_backend_spec
-    from fiswatch.runner import RunOptions, Runner
+    from fiswatch.engine.runner import RunOptions, Runner
     from fiswatch.ui.layout import UiState, render
 
     fig = Figure(5, "Scale: 64 probes (16 endpoints x 4 backends) at interval 0.05 s")

@@ -15,7 +15,7 @@ from typing import Dict, List
 
 from fiswatch.bench.common import BenchDb, Figure, child_env, fiswatch_argv, median, truncate
 from fiswatch.bench.ptyrun import PtyChild
-from fiswatch.config import password_env_name
+from fiswatch.config.checks import password_env_name
 
 TABLE = "test"
 

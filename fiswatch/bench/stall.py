@@ -39,7 +39,7 @@ class StateLog:
 
 def run(db: BenchDb, quick: bool) -> Figure:
     from fiswatch.lab.proxy import FaultProxy
-    from fiswatch.runner import RunOptions, Runner
+    from fiswatch.engine.runner import RunOptions, Runner
 
     trials, stall_after, read_timeout = (4, 0.5, 1) if quick else (20, 1.0, 2)
     fig = Figure(2, "Stall detection latency: proxy silent -> STALLED in the event stream")

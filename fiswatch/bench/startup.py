@@ -12,7 +12,7 @@ import time
 
 from fiswatch.bench.common import BenchDb, Figure, child_env, fiswatch_argv, median, run_quiet
 from fiswatch.bench.ptyrun import PtyChild
-from fiswatch.config import password_env_name
+from fiswatch.config.checks import password_env_name
 
 ROW = re.compile(r"\(\d+, \d+\)")
 BARE = """

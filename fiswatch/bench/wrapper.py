@@ -22,7 +22,7 @@ import time
 from typing import Any, Dict, List, Optional
 
 from fiswatch.bench.common import Figure, median
-from fiswatch.bench.recovery import longest_gap
+from fiswatch.bench.recovery_figure import longest_gap
 
 PROBES = ("pymysql", "aws-wrapper")
 
@@ -37,7 +37,7 @@ def wrapper_figure(lab_dir: str, info: Any, repeats: int, profile: str = "realis
     from fiswatch.backends.aws_wrapper import AwsWrapperBackend
     from fiswatch.lab.api import failover
     from fiswatch.model import BackendSpec
-    from fiswatch.runner import RunOptions, Runner
+    from fiswatch.engine.runner import RunOptions, Runner
 
     fig = Figure(3, "Recovery after a lab Aurora failover: aws-wrapper vs PyMySQL (%s)" % profile)
     backend = AwsWrapperBackend()

@@ -19,7 +19,7 @@ from fiswatch.lab import layout as L
 from fiswatch.lab.control import request
 from fiswatch.lab.daemon import log_line, replicate
 from fiswatch.lab.mariadb import sql
-from fiswatch.lab.recovery import end_client_sessions, recover, resync_from, roles_for, state_record
+from fiswatch.lab.settle import end_client_sessions, recover, resync_from, roles_for, state_record
 from fiswatch.lab.topology import promote_statements
 
 

@@ -112,8 +112,8 @@ def headline(report: Report) -> List[str]:
 
 
 def comparisons(report: Report, width: int) -> List[str]:
-    """Per endpoint with a lab failover, its probes side by side (fiswatch.recovery)."""
-    from fiswatch.recovery import comparison_lines
+    """Per endpoint with a lab failover, its probes side by side (fiswatch.report.failover_table)."""
+    from fiswatch.report.failover_table import comparison_lines
 
     out: List[str] = []
     for endpoint in dict.fromkeys(p.endpoint for p in report.probes):

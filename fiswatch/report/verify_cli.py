@@ -14,7 +14,7 @@ from fiswatch.report.load import EXIT_LOST, EXIT_OK, EXIT_USAGE, fail, load
 
 def add_verify_parser(subparsers: Any) -> None:
     """Register `verify` on the main parser's sub-parsers."""
-    from fiswatch.config import HOUR, seconds_arg
+    from fiswatch.config.checks import HOUR, seconds_arg
 
     ver = subparsers.add_parser(
         "verify", help="check that no acknowledged write of a recorded run was lost",
@@ -37,14 +37,14 @@ def add_verify_parser(subparsers: Any) -> None:
 
 def password_for(name: str) -> Optional[Any]:
     """The endpoint's password as a Secret (env FISWATCH_PASSWORD_<NAME>, MYSQL_PWD, TTY prompt)."""
-    from fiswatch.config import password_for as config_password_for
+    from fiswatch.config.checks import password_for as config_password_for
 
     return config_password_for(name)
 
 
 def endpoints_from_record(events: Sequence[Mapping[str, Any]], table: Optional[str] = None) -> Dict[str, Any]:
     """name -> Endpoint (no password) from the record's run_start `endpoints` URLs."""
-    from fiswatch.config import ConfigError, parse_endpoint
+    from fiswatch.config.checks import ConfigError, parse_endpoint
 
     out = {}
     for ev in events:
@@ -81,7 +81,7 @@ def make_connect(endpoints: Mapping[str, Any], nameserver: Optional[Tuple[str, i
                               % (name, name))
         host = endpoint.host
         if nameserver is not None:
-            from fiswatch.resolve import Resolver, is_ip
+            from fiswatch.engine.resolve import Resolver, is_ip
 
             if not is_ip(host):
                 answer = Resolver(nameserver=nameserver, timeout=min(timeout, 3.0)).resolve(host)
@@ -177,7 +177,7 @@ def _lab_endpoints(lab_dir: str, record: bool = False) -> Tuple[Dict[str, Any], 
 def run_verify(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from fiswatch.config import ConfigError, parse_endpoint
+    from fiswatch.config.checks import ConfigError, parse_endpoint
     from fiswatch.report.verify import collect, render_verify, verify
 
     events, note, error = load("verify", args.file)
@@ -207,7 +207,7 @@ def run_verify(args: argparse.Namespace) -> int:
                                                [e.name for e in overrides])
         endpoints.update(lab_endpoints)
         if getattr(args, "nameserver", None):
-            from fiswatch.resolve import parse_nameserver
+            from fiswatch.engine.resolve import parse_nameserver
 
             nameserver = parse_nameserver(args.nameserver)
         for endpoint in overrides:
@@ -223,7 +223,7 @@ def run_verify(args: argparse.Namespace) -> int:
             if endpoints[name].password is None:
                 secret = password_for(name)
                 if secret is None:
-                    from fiswatch.config import password_env_name
+                    from fiswatch.config.checks import password_env_name
 
                     return fail("verify", "no password for endpoint %s: set %s (or MYSQL_PWD), or run in a terminal "
                                  "to be asked" % (name, password_env_name(name)))

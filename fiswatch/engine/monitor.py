@@ -1,7 +1,7 @@
 """Turn probe snapshots into a View and a stream of events, away from the probe threads.
 
 The monitor is the only place that decides a probe is STALLED: a driver call in flight for
-longer than `stall_after`. It runs in its own thread (see fiswatch.runner) and only reads
+longer than `stall_after`. It runs in its own thread (see fiswatch.engine.runner) and only reads
 the snapshots the probes publish, so a probe blocked forever cannot slow it down.
 """
 import collections

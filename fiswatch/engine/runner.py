@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from typing import Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 from fiswatch.backends.registry import make_backend
-from fiswatch.dnswatch import DnsWatcher
+from fiswatch.engine.dnswatch import DnsWatcher
 from fiswatch.model import BackendInfo, BackendSpec, Endpoint, Event, Snapshot, State, View
-from fiswatch.monitor import Monitor
+from fiswatch.engine.monitor import Monitor
 from fiswatch.output.outlet import Outlet
-from fiswatch.probe import Probe, probe_id
+from fiswatch.engine.probe import Probe, probe_id
 
 TICK = 0.1
 FREQUENT = ("write", "tick")  # events kept on disk (the record), not in memory

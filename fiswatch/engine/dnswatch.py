@@ -3,13 +3,13 @@
 This is how the DNS flip of a failover reaches the screen even when no probe reconnects:
 the cluster endpoint's CNAME moving to another instance, or the answer going empty.
 A change also sets the `wakes` events (one per probe of the endpoint, wired by the
-runner): a probe waiting to reconnect tries again at once (fiswatch.retry).
+runner): a probe waiting to reconnect tries again at once (fiswatch.engine.retry).
 """
 import threading
 from typing import Callable, Optional, Sequence, Tuple
 
 from fiswatch.model import Endpoint, Event, Resolution
-from fiswatch.resolve import Resolver
+from fiswatch.engine.resolve import Resolver
 
 
 class DnsWatcher:

@@ -12,10 +12,10 @@ import time
 from typing import Any, Callable, Optional, Tuple
 
 from fiswatch.backends.base import Backend, BackendOptionError
-from fiswatch.config import check_table
+from fiswatch.config.checks import check_table
 from fiswatch.model import BackendSpec, Endpoint, ErrorInfo, Event, Op, Resolution, Snapshot, State
-from fiswatch.resolve import Resolver
-from fiswatch.retry import RetryPolicy
+from fiswatch.engine.resolve import Resolver
+from fiswatch.engine.retry import RetryPolicy
 
 ROWS = 10
 
@@ -47,7 +47,7 @@ class Probe:
         self._running.set()
         self.retry = retry or RetryPolicy()
         # set by the endpoint's DNS watcher when the answer changes (and by stop): ends a
-        # retry wait at once; cleared when an attempt starts (see fiswatch.retry)
+        # retry wait at once; cleared when an attempt starts (see fiswatch.engine.retry)
         self.wake = threading.Event()
         self._attempt_started: Optional[float] = None
         self._failing_since: Optional[float] = None  # first failure since the last completed round

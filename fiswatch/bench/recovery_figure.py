@@ -47,7 +47,7 @@ class WorkshopLoop(threading.Thread, Writer):
 
     def __init__(self, endpoint: Any, nameserver: Tuple[str, int]) -> None:
         threading.Thread.__init__(self, name="workshop-loop " + endpoint.name, daemon=True)
-        from fiswatch.resolve import Resolver
+        from fiswatch.engine.resolve import Resolver
 
         self.endpoint = endpoint
         self.resolver = Resolver(nameserver)
@@ -103,7 +103,7 @@ class ProbeWriter(Writer):
 
     def __init__(self, endpoint: Any, nameserver: Tuple[str, int], backend: str) -> None:
         from fiswatch.backends.registry import parse_backend_spec
-        from fiswatch.runner import RunOptions, Runner
+        from fiswatch.engine.runner import RunOptions, Runner
 
         self.writes = []
         self.runner = Runner([endpoint], [parse_backend_spec(backend)],

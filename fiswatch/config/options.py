@@ -1,7 +1,7 @@
 """The option groups `watch` and `demo` share (endpoints, probes, output) and their value parsers."""
 import argparse
 
-from fiswatch.config import HOUR, WEEK, seconds_arg, table_arg
+from fiswatch.config.checks import HOUR, WEEK, seconds_arg, table_arg
 from fiswatch.exits import EXIT_INCOMPLETE
 
 
@@ -61,7 +61,7 @@ full (disk or quota full, `ulimit -f`): the end of the run says from when and wh
 """ % EXIT_INCOMPLETE
 
 
-# The seconds options of watch and demo: one check (fiswatch.config.check_seconds), these ranges.
+# The seconds options of watch and demo: one check (fiswatch.config.checks.check_seconds), these ranges.
 INTERVAL = seconds_arg(0.0, HOUR)
 STALL_AFTER = seconds_arg(0.1, HOUR, low_hint="below the monitor's 0.1 s tick ordinary calls would show as STALLED")
 DURATION = seconds_arg(0.0, WEEK, low_ok=False,

@@ -2,14 +2,14 @@
 import argparse
 from typing import Callable, List, Optional, Tuple
 
-from fiswatch.config import ConfigError, check_unique_names, parse_endpoint, with_password
+from fiswatch.config.checks import ConfigError, check_unique_names, parse_endpoint, with_password
 from fiswatch.exits import CommandError, UsageError
 from fiswatch.model import Endpoint
 
 
 def collect_endpoints(args: argparse.Namespace) -> Tuple[List[Endpoint], Optional[Tuple[str, int]]]:
     """Endpoints from --endpoint, --lab and AWS secrets; the DNS server to use."""
-    from fiswatch.resolve import parse_nameserver
+    from fiswatch.engine.resolve import parse_nameserver
 
     nameserver = None
     if getattr(args, "nameserver", None):

@@ -19,8 +19,8 @@ EXIT_OK, EXIT_FAIL = 0, 1
 
 
 def add_parser(sub) -> None:
-    from fiswatch.config import HOUR, port_arg, seconds_arg
-    from fiswatch.options import RUN_EPILOG, add_output_args, add_probe_args
+    from fiswatch.config.checks import HOUR, port_arg, seconds_arg
+    from fiswatch.config.options import RUN_EPILOG, add_output_args, add_probe_args
 
     p = sub.add_parser(
         "demo", help="run the whole lesson on a local lab (no AWS account needed)",
@@ -155,7 +155,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from fiswatch.exits import UsageError
     from fiswatch.lab import api
     from fiswatch.lab.exec_demo import parse_command
-    from fiswatch.watch import check_record_target, watch
+    from fiswatch.commands.watch import check_record_target, watch
 
     check_record_target(args)
     lab_dir = args.dir or api.default_lab_dir()

@@ -4,17 +4,17 @@ However a run ends (q, Ctrl-C, --duration, SIGTERM, SIGHUP, the terminal or the 
 reader going away), the same steps follow: probes stopped, writes drained into the
 record, verification, summary, private record removed. Every output (record, --json,
 --plain, the summary on stdout, CloudWatch) has its own thread and queue, so none of
-them can hold the run; what could not be written is said at the end (fiswatch.run_end).
+them can hold the run; what could not be written is said at the end (fiswatch.commands.run_end).
 """
 import argparse
 import os
 import threading
 from typing import Callable, Dict, List, Sequence, Tuple
 
-from fiswatch.endpoints import aws_call, collect_endpoints
+from fiswatch.config.sources import aws_call, collect_endpoints
 from fiswatch.exits import EXIT_FAIL, CommandError, UsageError
 from fiswatch.model import Endpoint, Event
-from fiswatch.options import RUN_EPILOG, add_endpoint_args, add_output_args, add_probe_args
+from fiswatch.config.options import RUN_EPILOG, add_endpoint_args, add_output_args, add_probe_args
 from fiswatch.output.streams import say
 
 PLAIN_FILE_WIDTH = 1000  # --plain into a file or pipe: no terminal width to cut messages at
@@ -65,9 +65,9 @@ def watch(args: argparse.Namespace, endpoints: Sequence[Endpoint], nameserver, h
     from fiswatch.backends.registry import UnknownBackend, resolve_specs
     from fiswatch.output.outlet import Outlet
     from fiswatch.output.streams import write_fd
-    from fiswatch.run_end import RunTrouble, final_verify, summary_lines
-    from fiswatch.run_stop import EndOnce, isatty, stop_on_signals
-    from fiswatch.runner import RunOptions, Runner
+    from fiswatch.commands.run_end import RunTrouble, final_verify, summary_lines
+    from fiswatch.commands.run_stop import EndOnce, isatty, stop_on_signals
+    from fiswatch.engine.runner import RunOptions, Runner
 
     check_record_target(args)
     try:
@@ -169,7 +169,7 @@ def watch(args: argparse.Namespace, endpoints: Sequence[Endpoint], nameserver, h
 
 
 def warn_missing_passwords(runner, endpoints: Sequence[Endpoint], mode: str) -> None:
-    from fiswatch.config import password_env_name
+    from fiswatch.config.checks import password_env_name
 
     for ep in endpoints:
         if ep.password is None:

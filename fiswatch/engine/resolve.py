@@ -41,7 +41,7 @@ def parse_nameserver(text: str) -> Tuple[str, int]:
 
 
 def _port(text: str, whole: str) -> int:
-    from fiswatch.config import ConfigError, check_port
+    from fiswatch.config.checks import ConfigError, check_port
 
     try:
         return check_port(text)

@@ -39,7 +39,7 @@ def check_seconds(text: Any, low: float = 0.0, high: float = HOUR, low_ok: bool 
     >>> check_seconds('nan')
     Traceback (most recent call last):
     ...
-    fiswatch.config.ConfigError: 'nan' is not a number of seconds: give a number from 0 to 3600
+    fiswatch.config.checks.ConfigError: 'nan' is not a number of seconds: give a number from 0 to 3600
     """
     if low_ok:
         span = "from %s to %s" % (_num(low), _num(high))

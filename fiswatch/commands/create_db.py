@@ -1,10 +1,10 @@
-"""The small commands: `create-db` (the workshop's table, each endpoint's address) and `backends`."""
+"""`fiswatch create-db`: the workshop's table where it is missing, and each endpoint's address."""
 import argparse
 import sys
 
-from fiswatch.endpoints import collect_endpoints
+from fiswatch.config.sources import collect_endpoints
 from fiswatch.exits import EXIT_FAIL, EXIT_OK, CommandError, UsageError
-from fiswatch.options import add_endpoint_args
+from fiswatch.config.options import add_endpoint_args
 
 COLUMN = 30  # the workshop's column width
 
@@ -16,11 +16,6 @@ def add_create_db_parser(sub) -> None:
     add_endpoint_args(p)
     p.add_argument("--backend", default="pymysql", help="library used to connect (default: %(default)s)")
     p.set_defaults(handler=run_create_db)
-
-
-def add_backends_parser(sub) -> None:
-    p = sub.add_parser("backends", help="list installed connector backends, versions and default options")
-    p.set_defaults(handler=run_backends)
 
 
 # -- create-db -------------------------------------------------------------------------------------------------
@@ -54,7 +49,7 @@ def ensure_table(conn, backend, table: str) -> bool:
 def run_create_db(args: argparse.Namespace) -> int:
     from fiswatch.backends.base import BackendOptionError
     from fiswatch.backends.registry import UnknownBackend, make_backend, parse_backend_spec
-    from fiswatch.resolve import Resolver
+    from fiswatch.engine.resolve import Resolver
 
     try:
         endpoints, nameserver = collect_endpoints(args)
@@ -87,19 +82,3 @@ def run_create_db(args: argparse.Namespace) -> int:
     for line in problems:
         sys.stderr.write("fiswatch create-db: %s\n" % line)
     return EXIT_FAIL if problems else EXIT_OK
-
-
-# -- backends --------------------------------------------------------------------------------------------------
-def run_backends(args: argparse.Namespace) -> int:
-    from fiswatch.backends.registry import describe_backends
-
-    rows = describe_backends()
-    lib_w = max([24] + [len(row[1]) for row in rows])  # aws-advanced-python-wrapper is 27
-    print("%-16s %-*s %-9s %s" % ("BACKEND", lib_w, "LIBRARY", "VERSION", "DEFAULT OPTIONS"))
-    for name, library, version, defaults, notes in rows:
-        print("%-16s %-*s %-9s %s" % (name, lib_w, library, version, defaults))
-        if notes:
-            print("%-16s %s" % ("", notes))
-    print("\nA timeout of 'none' waits forever: mysql-connector-python has read_timeout since 9.2,\n"
-          "but it defaults to none. Set options per backend: --backend mysql-connector:read_timeout=1")
-    return EXIT_OK

@@ -1,0 +1,24 @@
+"""`fiswatch backends`: the installed connector backends, their versions and default options."""
+import argparse
+
+from fiswatch.exits import EXIT_OK
+
+
+def add_backends_parser(sub) -> None:
+    p = sub.add_parser("backends", help="list installed connector backends, versions and default options")
+    p.set_defaults(handler=run_backends)
+
+
+def run_backends(args: argparse.Namespace) -> int:
+    from fiswatch.backends.registry import describe_backends
+
+    rows = describe_backends()
+    lib_w = max([24] + [len(row[1]) for row in rows])  # aws-advanced-python-wrapper is 27
+    print("%-16s %-*s %-9s %s" % ("BACKEND", lib_w, "LIBRARY", "VERSION", "DEFAULT OPTIONS"))
+    for name, library, version, defaults, notes in rows:
+        print("%-16s %-*s %-9s %s" % (name, lib_w, library, version, defaults))
+        if notes:
+            print("%-16s %s" % ("", notes))
+    print("\nA timeout of 'none' waits forever: mysql-connector-python has read_timeout since 9.2,\n"
+          "but it defaults to none. Set options per backend: --backend mysql-connector:read_timeout=1")
+    return EXIT_OK
