@@ -271,14 +271,31 @@ def test_plain_into_a_file_keeps_long_messages_and_warns_about_no_password(maria
     env = _env(mariadb)
     env.pop("FISWATCH_PASSWORD_A")  # access denied: a long error message in the state line
     out = tmp_path / "out.txt"
-    with open(str(out), "w") as handle:
-        proc = subprocess.run(term_argv(mariadb, ["--plain", "--duration", "3", "--no-verify"]), env=env, cwd=ROOT,
-                              stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.PIPE, timeout=60)
-    err = proc.stderr.decode()
+    err_path = tmp_path / "err.txt"
+
+    def long_lines():
+        return [l for l in out.read_text().splitlines() if "Access denied" in l]
+
+    # no --duration: the run goes on until a frame shows the error (a probe that never connected is
+    # CONNECTING between its attempts, and says "retrying after: <the last error>" then), then SIGTERM
+    with open(str(out), "w") as handle, open(str(err_path), "w") as err_handle:
+        proc = subprocess.Popen(term_argv(mariadb, ["--plain", "--no-verify"]), env=env, cwd=ROOT,
+                                stdin=subprocess.DEVNULL, stdout=handle, stderr=err_handle)
+        try:
+            wait_for(long_lines, 60, message="a frame with the access-denied error")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
+    err = err_path.read_text()
     assert "no password for endpoint a" in err
-    long_lines = [l for l in out.read_text().splitlines() if "Access denied" in l]
-    assert long_lines and max(len(l) for l in long_lines) > 80, out.read_text()
-    assert any(l.rstrip().endswith(")") for l in long_lines)  # not cut
+    _assert_clean_stderr(err)
+    lines = long_lines()
+    assert lines and max(len(l) for l in lines) > 80, out.read_text()
+    assert any(l.rstrip().endswith(")") for l in lines)  # not cut
+    # never a bare CONNECTING once an attempt failed: every later state line of the probe names the error
+    states = [l for l in out.read_text().splitlines() if l.startswith("a/pymysql")]
+    first = next(n for n, l in enumerate(states) if "Access denied" in l)
+    assert all("Access denied" in l for l in states[first:]), states
 
 
 # -- 5. writes at stop -----------------------------------------------------------------------------------------------

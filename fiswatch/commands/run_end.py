@@ -26,6 +26,7 @@ class RunTrouble:
         self.stdout_error: Optional[str] = None
         self.terminal_lost = False
         self.stuck = False
+        self.said: set = set()  # warnings already on stderr (the --plain warning sink skips them)
         self._lock = threading.Lock()
 
     def stdout_failed(self, exc: BaseException) -> None:
@@ -41,6 +42,7 @@ class RunTrouble:
             silence(1)
         if first:
             if message is not None:
+                self.said.add(message)
                 say(message + "; ending the run")
             self.emit(Event.make("warning", message=message or "stdout closed (the reader or the terminal went "
                                  "away): the run ends as on q"))
@@ -65,8 +67,12 @@ class RunTrouble:
         text = "the record cannot be written: %s; the run goes on, but the record misses everything from now " \
                "(the end of the run says what)" % message
         self.emit(Event.make("warning", message=text))
-        if self.mode != "curses":
+        if self.mode == "json":  # with --plain the warning sink says it (fiswatch.output.plain.warning_sink)
             say(text)
+
+    def stderr_muted(self, message: str) -> bool:
+        """For the --plain warning sink: already said, or nobody is there to read it."""
+        return self.terminal_lost or message in self.said
 
     def end_lines(self, record: Any, record_outlet: Any, final_events: Sequence[Event], path: str,
                   private: bool, json_outlet: Any = None) -> List[str]:

@@ -103,6 +103,10 @@ def watch(args: argparse.Namespace, endpoints: Sequence[Endpoint], nameserver, h
 
         json_sink = JsonLines(FdStream(1))
         runner.add_sink(json_sink, "json", on_error=trouble.stdout_failed)
+    elif mode == "plain":  # warnings raised during the run (CloudWatch, topology, --exec, not verified): stderr
+        from fiswatch.output.plain import warning_sink
+
+        runner.add_sink(warning_sink(say, trouble.stderr_muted), "stderr")
     extras.attach(runner)
     actions: Dict[str, Callable[[], None]] = {"pause": runner.toggle_pause}
     keys: List[Tuple[str, str]] = list(extras.keys)
@@ -175,9 +179,7 @@ def warn_missing_passwords(runner, endpoints: Sequence[Endpoint], mode: str) -> 
         if ep.password is None:
             message = "no password for endpoint %s (set %s or MYSQL_PWD): trying without one" % (
                 ep.name, password_env_name(ep.name))
-            runner.emit(Event.make("warning", message=message))
-            if mode == "plain":  # the dashboard shows it in its event log, --json as an event
-                say(message)
+            runner.emit(Event.make("warning", message=message))  # --plain: the warning sink says it on stderr
 
 
 def private_record_path() -> str:

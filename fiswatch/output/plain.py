@@ -13,7 +13,7 @@ The runner prints these lines every second; `plain_wanted()` says when to choose
 """
 import os
 import sys
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from fiswatch.model import Event, ProbeView, State, View
 from fiswatch.ui import text as T
@@ -104,7 +104,29 @@ def state_line(probe: ProbeView, name_width: int = 0, state_width: int = 60) -> 
     err = probe.snapshot.last_error
     if probe.state in (State.ERROR, State.RECONNECTING) and err is not None and err.message:
         extra.append(err.message)
+    elif probe.state == State.CONNECTING and err is not None and err.message:
+        # retrying after a failed attempt (a wrong password, a refused port): say what failed, as the
+        # dashboard does, not a bare CONNECTING that reads as "nearly there" for a whole run
+        extra.append("retrying after: %s" % err.message)
     return "  ".join([name, state] + [e for e in extra if e])
+
+
+def warning_sink(write_line: Callable[[str], None],
+                 muted: Callable[[str], bool] = lambda message: False) -> Callable[[View, List[Event]], None]:
+    """A runner sink that hands every `warning` event's message to `write_line` (stderr with --plain).
+
+    With --plain the screen is the workshop's columns; warnings raised during the run (a
+    CloudWatch publish failure, a topology error, an --exec failure, writes not verified)
+    would otherwise reach only the record. `muted(message)` skips one already said (or a
+    stderr nobody reads any more).
+    """
+    def sink(view: View, events: List[Event]) -> None:
+        for ev in events:
+            if ev.event == "warning":
+                message = ev.get("message")
+                if message and not muted(str(message)):
+                    write_line("warning: %s" % message)
+    return sink
 
 
 def plain_event_line(ev: Event) -> str:

@@ -162,6 +162,41 @@ class ProbeReport:
 
 
 @dataclass(frozen=True)
+class VerifyCheck:
+    """One `verify` event of the run (after a lab failover, at the end): what it covered and said."""
+
+    ts: float
+    endpoint: str
+    acknowledged: Optional[int]  # the writes it checked: those recorded before it ran
+    lost: int = 0  # lost + changed
+    error: Optional[str] = None  # it could not check
+    verdict: str = ""  # a few words: "OK, 68 acknowledged, 0 lost"
+
+
+@dataclass(frozen=True)
+class EndpointWrites:
+    """An endpoint's acknowledged writes and how many of them a check covered.
+
+    `verified` writes (the first ones, in time order) were covered by `check`, the last check
+    that could run; the others, from `unverified_from` to `last_ts`, are NOT VERIFIED
+    (`reason`: the error of a later check that could not run, if any).
+    """
+
+    endpoint: str
+    acknowledged: int = 0
+    first_ts: Optional[float] = None
+    last_ts: Optional[float] = None
+    verified: int = 0
+    check: Optional[VerifyCheck] = None
+    unverified_from: Optional[float] = None
+    reason: Optional[str] = None
+
+    @property
+    def unverified(self) -> int:
+        return max(0, self.acknowledged - self.verified)
+
+
+@dataclass(frozen=True)
 class Report:
     start: float
     end: float
@@ -174,6 +209,12 @@ class Report:
     verified: Tuple[Tuple[float, str, str], ...] = ()  # (ts, endpoint, verdict) of `verify` events
     pauses: Tuple[Window, ...] = ()  # the dashboard paused (key p): no probe wrote, by the user's will
     verify_caveats: Tuple[Tuple[str, str], ...] = ()  # (endpoint, warning) of `verify` events
+    checks: Tuple[VerifyCheck, ...] = ()  # the `verify` events, in order
+    writes: Tuple[EndpointWrites, ...] = ()  # per endpoint: acknowledged, verified, NOT VERIFIED
+    record_path: str = ""  # the record's file when known (named in `fiswatch verify FILE`)
+    run: Optional[int] = None  # the run read (--run N), None when the record holds one
+    runs: int = 1  # runs in the record
+    unverified_reasons: Tuple[Tuple[str, str], ...] = ()  # (endpoint, why) from the run's "not verified" warnings
 
     @property
     def duration(self) -> float:

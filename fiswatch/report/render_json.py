@@ -58,5 +58,15 @@ def report_as_dict(report: Report) -> Dict[str, Any]:
                       for n, f in enumerate(report.failovers, 1)],
         "verified": [{"ts": ts, "t": rel(ts), "endpoint": ep, "verdict": v} for ts, ep, v in report.verified],
         "verify_warnings": [{"endpoint": ep, "warning": w} for ep, w in report.verify_caveats],
+        "writes": [{"endpoint": w.endpoint, "acknowledged": w.acknowledged, "verified": w.verified,
+                    "not_verified": w.unverified, "verified_at": None if w.check is None else w.check.ts,
+                    "verdict": None if w.check is None else w.check.verdict,
+                    "not_verified_from": w.unverified_from, "t_not_verified_from": rel(w.unverified_from),
+                    "last_write": w.last_ts, "t_last_write": rel(w.last_ts),
+                    "why_not_verified": (w.reason or dict(report.unverified_reasons).get(w.endpoint)
+                                         or ("no check ran" if w.unverified and w.check is None else None))
+                    if w.unverified else None}
+                   for w in report.writes],
+        "runs": report.runs, "run": report.run,
         "markers": [{"ts": m.ts, "t": rel(m.ts), "kind": m.kind, "text": m.text} for m in report.markers],
     }

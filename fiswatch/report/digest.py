@@ -1,0 +1,159 @@
+"""One pass over a record's events, keeping what the report needs in bounded memory.
+
+A record is mostly `write` events (one per round per probe) and `tick` events (one a
+second). Held as dicts they cost about a kilobyte each: a 200 MB record took 1.6 GB. The
+digest keeps every other event as it is (they are rare: states, errors, DNS answers, lab
+steps, verifications), and of each write and tick only the numbers the report reads, in
+typed arrays:
+
+- per probe, each acknowledged write's time (8 bytes) and id (8 bytes), and the address
+  only where it changes;
+- per probe, each tick's time, ops and mean latency (24 bytes a second).
+
+So a report costs 16 bytes per acknowledged write beyond the rare events
+(docs/performance.md has the measured figure).
+
+Runs. A record holds one run: `run_start` first, `summary` last. Two files concatenated,
+or a run appended to a record, hold several; reading them as one run merges them (ghost
+failovers, lost writes that are not lost). `Digest.runs` counts the `run_start` lines;
+`run=N` keeps only the N-th run (events before the first `run_start` belong to run 1).
+"""
+import math
+from array import array
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+from fiswatch.report.coerce import as_dict, as_float, as_int, as_text
+
+COMPACT = ("write", "tick")
+
+
+@dataclass
+class ProbeColumns:
+    """One probe's writes and ticks as numbers (mutable while reading, local to a report)."""
+
+    write_ts: array = field(default_factory=lambda: array("d"))
+    write_ids: array = field(default_factory=lambda: array("q"))  # 0 for a write without an id
+    address_turns: List[Tuple[float, str]] = field(default_factory=list)  # (ts, address) where it changed
+    tick_ts: array = field(default_factory=lambda: array("d"))
+    tick_ops: array = field(default_factory=lambda: array("q"))
+    tick_lat: array = field(default_factory=lambda: array("d"))  # NaN: no latency that second
+    sorted: bool = True
+    endpoint: str = ""
+
+    def add_write(self, ts: float, ev: Dict[str, Any]) -> None:
+        if self.write_ts and ts < self.write_ts[-1]:
+            self.sorted = False
+        self.write_ts.append(ts)
+        ident = as_int(ev.get("id"))
+        self.write_ids.append(ident if ident is not None and -(1 << 63) < ident < (1 << 63) else 0)
+        address = as_text(ev.get("address"))
+        if address and (not self.address_turns or self.address_turns[-1][1] != address):
+            self.address_turns.append((ts, address))
+        if not self.endpoint:
+            self.endpoint = as_text(ev.get("endpoint"))
+
+    def add_tick(self, ts: float, item: Dict[str, Any]) -> None:
+        self.tick_ts.append(ts)
+        self.tick_ops.append(max(0, min(as_int(item.get("ops")) or 0, (1 << 62))))
+        lat = as_float(item.get("latency_ms"))
+        self.tick_lat.append(float("nan") if lat is None else lat)
+
+    def writes(self) -> array:
+        """The write times, in order."""
+        if not self.sorted:  # a clock step back: rare, and only then a sorted copy
+            self.write_ts = array("d", sorted(self.write_ts))
+            self.sorted = True
+        return self.write_ts
+
+    def ticks(self) -> List[Tuple[float, int, Optional[float]]]:
+        """(ts, ops, latency or None) per tick, as `timeline.tick_series` gives them (a second each: small)."""
+        return [(ts, ops, None if math.isnan(lat) else lat)
+                for ts, ops, lat in zip(self.tick_ts, self.tick_ops, self.tick_lat)]
+
+    def acked_ids(self, wanted: Iterable[int]) -> set:
+        """Those of `wanted` that one of this probe's writes acknowledged (one scan, no set of every id)."""
+        wanted = set(wanted) - {0}
+        return {i for i in self.write_ids if i in wanted} if wanted else set()
+
+
+@dataclass
+class Digest:
+    """What build_report reads: the rare events (sorted dicts) and each probe's columns."""
+
+    events: List[Dict[str, Any]] = field(default_factory=list)
+    probes: Dict[str, ProbeColumns] = field(default_factory=dict)
+    dropped: int = 0  # events without a usable ts
+    runs: int = 0  # run_start lines seen in the whole input
+    run: Optional[int] = None  # the run kept (None: all of them)
+    run_starts: List[float] = field(default_factory=list)  # ts of each run_start, in file order
+
+    def columns(self, probe: str) -> ProbeColumns:
+        found = self.probes.get(probe)
+        if found is None:
+            found = self.probes[probe] = ProbeColumns()
+        return found
+
+
+def digest(events: Iterable[Any], run: Optional[int] = None) -> Digest:
+    """Read `events` once (any iterable of event dicts, e.g. a RecordReader); keep run `run` or all."""
+    out = Digest(run=run)
+    current = 1
+    for ev in events:
+        if not isinstance(ev, dict):
+            out.dropped += 1
+            continue
+        kind = ev.get("event")
+        ts = as_float(ev.get("ts"))
+        if ts is None or not isinstance(kind, str):
+            out.dropped += 1
+            continue
+        if kind == "run_start":
+            out.runs += 1
+            out.run_starts.append(ts)
+            current = out.runs
+        if run is not None and current != run:
+            continue
+        if kind == "write":
+            name = ev.get("probe")
+            if isinstance(name, str) and name:
+                out.columns(name).add_write(ts, ev)
+                continue
+        elif kind == "tick":
+            for name, item in as_dict(ev.get("probes")).items():
+                if isinstance(item, dict) and isinstance(name, str):
+                    out.columns(name).add_tick(ts, item)
+            continue
+        out.events.append(ev if type(ev["ts"]) is float else dict(ev, ts=ts))
+    out.events.sort(key=lambda e: e["ts"])
+    for columns in out.probes.values():
+        columns.writes()
+    return out
+
+
+def runs_message(path: str, result: Digest, command: str) -> Optional[str]:
+    """One line when a record holds several runs and none was picked; None otherwise."""
+    if result.run is not None or result.runs <= 1:
+        return None
+    import time
+
+    def when(ts: float) -> str:
+        try:
+            return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
+        except (OverflowError, OSError, ValueError):
+            return "?"
+
+    starts = ", ".join("%d at %s" % (n, when(ts)) for n, ts in enumerate(result.run_starts[:4], 1))
+    more = " ..." if result.runs > 4 else ""
+    return ("%s holds %d runs (two records joined, or a run appended to a record): %s%s; read as one they would "
+            "merge (ghost failovers, writes called lost); pick one with `fiswatch %s %s --run N` (N from 1 to %d)"
+            % (path, result.runs, starts, more, command, path, result.runs))
+
+
+def run_message(path: str, result: Digest) -> Optional[str]:
+    """One line when --run N names a run the record does not hold."""
+    if result.run is None or 1 <= result.run <= max(1, result.runs):
+        return None
+    return "%s holds %d run%s: --run %d is not one of them; give --run 1%s" % (
+        path, max(1, result.runs), "" if result.runs <= 1 else "s", result.run,
+        " to %d" % result.runs if result.runs > 1 else "")
