@@ -7,7 +7,7 @@ turns them into lines saying what they mean, and the exit code 3 (fiswatch.exits
 """
 import json
 import threading
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 from fiswatch.exits import EXIT_INCOMPLETE, EXIT_OK
 from fiswatch.model import Event
@@ -157,20 +157,30 @@ def final_verify(runner, endpoints, nameserver, args, mode: str, quiet: bool = F
 def summary_lines(path: str, final_events: Sequence[Event], record_path: Optional[str]) -> List[str]:
     """The end-of-run summary, from the same code as `fiswatch report`, read from the run's record.
 
-    When the record lost its end (disk full), the verification and summary events are
-    taken from memory, so a LOST WRITES verdict is shown all the same.
+    The record is streamed (fiswatch.report.digest), never held whole. When it lost its end
+    (disk full), the verification and summary events are taken from memory, so a LOST
+    WRITES verdict is shown all the same.
     """
     from fiswatch.output.record import RecordError, event_line, read_record
     from fiswatch.report.build import build_report
-    from fiswatch.report.render_text import summary_lines as report_lines
+    from fiswatch.report.render_text import CHECK_LATER, summary_lines as report_lines
 
-    try:
-        events: List[Dict[str, Any]] = list(read_record(path))
-    except RecordError:
-        events = []
-    if not any(e.get("event") == "summary" for e in events):
-        events.extend(json.loads(event_line(e)) for e in final_events)
-    lines = report_lines(build_report(events), width=80)
+    def events() -> Iterator[Dict[str, Any]]:
+        ended = False
+        try:
+            for ev in read_record(path):
+                ended = ended or ev.get("event") == "summary"
+                yield ev
+        except RecordError:
+            pass
+        if not ended:
+            for e in final_events:
+                yield json.loads(event_line(e))
+
+    lines = report_lines(build_report(events(), record_path=record_path or ""), width=80)
+    if not record_path:  # the private record goes with the run: nothing to check later
+        lines = [CHECK_LATER + "not possible: this run kept no record (add --record FILE next time)"
+                 if line.startswith(CHECK_LATER) else line for line in lines]
     if record_path:
         lines.append("record: %s  (fiswatch report %s)" % (record_path, record_path))
     return lines

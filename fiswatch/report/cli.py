@@ -9,7 +9,7 @@ import os
 import sys
 from typing import Any, List, Optional
 
-from fiswatch.report.load import EXIT_OK, fail, load
+from fiswatch.report.load import EXIT_OK, fail, read
 from fiswatch.report.verify_cli import add_verify_parser, run_verify  # noqa: F401 (cli.PLUGGED)
 
 
@@ -23,21 +23,50 @@ def add_report_parsers(subparsers: Any) -> None:
     rep.add_argument("file", metavar="FILE", help="the record (JSON lines)")
     rep.add_argument("--format", choices=("text", "json", "markdown"), default="text", help="output format")
     rep.add_argument("--plot", metavar="OUT.png", help="also draw the timeline into OUT.png (needs fiswatch[plot])")
+    add_run_argument(rep)
     rep.set_defaults(handler=run_report)
 
     add_verify_parser(subparsers)
 
 
+def add_run_argument(parser: argparse.ArgumentParser) -> None:
+    """--run N, for a record that holds several runs (two records joined, a run appended)."""
+    from fiswatch.config.checks import arg_type
+
+    parser.add_argument("--run", type=arg_type(run_number, "run number"), metavar="N",
+                        help="read only the N-th run of a record that holds several (1 is the first)")
+
+
+def run_number(text: str) -> int:
+    """A run's place in the record: 1, 2, ...
+
+    >>> run_number("2")
+    2
+    """
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise ValueError("%r is not a run number: give 1 for the first run of the record, 2 for the second..." % text)
+    return number
+
+
 def run_report(args: argparse.Namespace) -> int:
     from fiswatch.report.build import build_report
+    from fiswatch.report.digest import digest
     from fiswatch.report.render_json import report_as_dict
     from fiswatch.report.render_markdown import render_markdown
     from fiswatch.report.render_text import render_text
 
-    events, note, error = load("report", args.file)
+    run = getattr(args, "run", None)
+    found, note, error = read("report", args.file, lambda events: digest(events, run), run)
     if error:
         return fail("report", error)
-    report = build_report(events, notes=[note] if note else [])
+    notes = [note] if note else []
+    if run is not None:
+        notes.append("run %d of the %d runs in %s" % (run, found.runs, args.file))
+    report = build_report(found, notes=notes, record_path=args.file)
     fmt = getattr(args, "format", "text") or "text"
     if fmt == "json":
         out = json.dumps(report_as_dict(report), indent=2) + "\n"
@@ -51,7 +80,9 @@ def run_report(args: argparse.Namespace) -> int:
         from fiswatch.report.plot import PlotUnavailable, plot_report
 
         try:
-            plot_report(events, plot, report=report, title="fiswatch run %s" % os.path.basename(args.file))
+            series = {name: list(zip(c.tick_ts, c.tick_ops)) for name, c in found.probes.items()}
+            plot_report((), plot, report=report, title="fiswatch run %s" % os.path.basename(args.file),
+                        series=series)
             sys.stderr.write("fiswatch report: timeline written to %s\n" % plot)
         except PlotUnavailable as exc:
             sys.stderr.write("fiswatch report: %s\n" % exc)  # the text report is still there

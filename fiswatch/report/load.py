@@ -1,6 +1,6 @@
 """Reading a record for `report` and `verify`: the events, a note about skipped lines, or one error line."""
 import sys
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 EXIT_OK, EXIT_LOST, EXIT_USAGE = 0, 1, 2
 
@@ -26,3 +26,30 @@ def load(command: str, path: str) -> Tuple[Optional[List[Dict[str, Any]]], Optio
             return None, None, "%s is not a fiswatch record: no line is a JSON event" % path
         return None, None, "%s is empty: no events recorded" % path
     return events, reader.note(), None
+
+
+def read(command: str, path: str, collect: Callable[[Any], Any], run: Optional[int] = None) -> Tuple[Any, Optional[str],
+                                                                                                    Optional[str]]:
+    """Stream the record at `path` once through `collect(events)` (a digest, the writes...): (what it
+    returned, note about skipped lines, error line). The file is never held whole in memory.
+
+    A record holding several runs is refused unless `run` picks one (see fiswatch.report.digest).
+    """
+    from fiswatch.output.record import RecordError, read_record
+    from fiswatch.report.digest import run_message, runs_message
+
+    reader = read_record(path)
+    try:
+        result = collect(reader)
+    except RecordError as exc:
+        return None, None, str(exc)
+    if not reader.lines:
+        if reader.stopped:
+            return None, None, "%s is not a fiswatch record: %s" % (path, reader.stopped)
+        if reader.skipped:
+            return None, None, "%s is not a fiswatch record: no line is a JSON event" % path
+        return None, None, "%s is empty: no events recorded" % path
+    message = runs_message(path, result, command) or run_message(path, result)
+    if message:
+        return None, None, message
+    return result, reader.note(), None

@@ -6,7 +6,7 @@ grey, pauses (key p) shaded light blue, and the failover steps / FIS states / DN
 vertical lines on every row.
 matplotlib is an optional extra, imported only here and only when a plot is asked for.
 """
-from typing import Any, Dict, Iterable, Optional
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from fiswatch.report.build import build_report
 from fiswatch.report.model import Report
@@ -31,16 +31,16 @@ def _pyplot() -> Any:
 
 
 def plot_report(events: Iterable[Dict[str, Any]], out_path: str, report: Optional[Report] = None,
-                title: str = "fiswatch") -> str:
+                title: str = "fiswatch", series: Optional[Dict[str, List[Tuple[float, int]]]] = None) -> str:
     """Draw the timeline of a run into `out_path` (PNG); returns the path.
 
     Raises PlotUnavailable when matplotlib is not installed, OSError when the file
     cannot be written.
     """
-    evs = list(events)
+    evs = list(events) if report is None or series is None else []
     plt = _pyplot()
     report = report if report is not None else build_report(evs)
-    series = ops_series(evs)
+    series = series if series is not None else ops_series(evs)  # ops/s per probe: (ts, ops) per tick
     probes = report.probes or ()
     rows = max(1, len(probes))
     fig, axes = plt.subplots(rows, 1, figsize=(10, 1.0 + 1.8 * rows), sharex=True, squeeze=False)

@@ -20,10 +20,10 @@ lost". An in-doubt write still in flight when the run stopped (`at_stop`) is res
 any other.
 """
 import re
-from dataclasses import dataclass, field
+from array import array
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from fiswatch.report.coerce import as_float, as_int, as_list, as_text
 
 DEFAULT_TABLE = "test"
 CHUNK = 1000
@@ -123,44 +123,12 @@ class VerifyResult:
         return {"ok": self.ok, "endpoints": [item.as_dict() for item in self.endpoints]}
 
 
-@dataclass
-class _Collected:
-    """What the record says about one endpoint (mutable while reading, local only)."""
+def collect(events: Iterable[Dict[str, Any]]) -> Tuple[Dict[str, Any], Dict[str, str]]:
+    """Writes per endpoint (fiswatch.report.writes.WriteColumns) and table name per endpoint."""
+    from fiswatch.report.writes import collect_writes
 
-    acked: Dict[int, List[WriteRef]] = field(default_factory=dict)
-    doubts: List[WriteRef] = field(default_factory=list)
-    count: int = 0
-
-
-def collect(events: Iterable[Dict[str, Any]]) -> Tuple[Dict[str, _Collected], Dict[str, str]]:
-    """Writes per endpoint and table name per endpoint, from the event dicts."""
-    per = {}  # type: Dict[str, _Collected]
-    tables = {}  # type: Dict[str, str]
-    default_table = DEFAULT_TABLE
-    for ev in events:
-        kind = ev.get("event")
-        if kind == "run_start":
-            if isinstance(ev.get("table"), str) and ev["table"]:
-                default_table = ev["table"]
-            for item in as_list(ev.get("endpoints")):
-                if isinstance(item, dict) and isinstance(item.get("name"), str) and isinstance(item.get("table"), str):
-                    tables[item["name"]] = item["table"]
-        elif kind in ("write", "write_in_doubt"):
-            endpoint = as_text(ev.get("endpoint"))
-            ref = WriteRef(endpoint=endpoint, id=as_int(ev.get("id")), value=as_int(ev.get("value")),
-                           probe=as_text(ev.get("probe")), address=as_text(ev.get("address")) or None,
-                           ts=as_float(ev.get("ts")) or 0.0)
-            bucket = per.setdefault(endpoint, _Collected())
-            if kind == "write" and ref.id is not None:
-                bucket.acked.setdefault(ref.id, []).append(ref)
-                bucket.count += 1
-            elif kind == "write":  # acknowledged but no id: nothing to look up
-                bucket.doubts.append(_with(ref, note="acknowledged without id"))
-            else:
-                bucket.doubts.append(ref)
-    for name in per:
-        tables.setdefault(name, default_table)
-    return per, tables
+    found = collect_writes(events)
+    return found.per, found.tables
 
 
 def fetch_rows(conn: Any, table: str, ids: Sequence[int], chunk: int = CHUNK) -> Dict[int, Optional[int]]:
@@ -201,36 +169,56 @@ def _server_facts(conn: Any) -> Tuple[str, Tuple[str, ...]]:
     return text, ()
 
 
-def verify_endpoint(name: str, table: str, data: _Collected, conn: Any, chunk: int = CHUNK) -> EndpointVerify:
-    """Compare one endpoint's recorded writes with its table, through an open connection."""
+def verify_endpoint(name: str, table: str, data: Any, conn: Any, chunk: int = CHUNK,
+                    record: Any = None) -> EndpointVerify:
+    """Compare one endpoint's recorded writes (a WriteColumns of `record`) with its table, through an open
+    connection; one id range at a time, so memory holds one range's rows, not the table's."""
+    from fiswatch.report.writes import NO_VALUE, RecordWrites, groups, write_ref
+
+    record = record if record is not None else RecordWrites(names=[""])
     server, warnings = _server_facts(conn)
-    ids = list(data.acked) + [ref.id for ref in data.doubts if ref.id is not None]
-    rows = fetch_rows(conn, table, ids, chunk)
-    lost, changed = [], []  # type: List[WriteRef], List[WriteRef]
-    for row_id in sorted(data.acked):
-        refs = data.acked[row_id]
-        present = row_id in rows
-        stored = rows.get(row_id)
-        matched = False
-        for ref in sorted(refs, key=lambda r: r.ts, reverse=True):  # newest claim first
-            if not present:
-                lost.append(_with(ref, note="missing"))
-            elif ref.value == stored and not matched:
-                matched = True
-            elif len(refs) > 1:
-                lost.append(_with(ref, found=stored, note="id reused by a later write"))
-            else:
-                changed.append(_with(ref, found=stored, note="value differs"))
-    present = sum(1 for row_id, refs in data.acked.items() if any(rows.get(row_id) == r.value for r in refs)
-                  and row_id in rows)
-    if data.count and present * FOREIGN_SHARE < data.count:
-        return EndpointVerify(endpoint=name, table=table, acknowledged=data.count, server=server, warnings=warnings,
-                              error=foreign_error(data.count, present, table, server))
+    lost_at, changed_at = array("q"), array("q")  # write indexes; WriteRefs made once the verdict stands
+    reused, found_lost, found_changed = array("b"), array("q"), array("q")
+    present = 0
+    values = data.values
+    for order in data.by_id():
+        ids = sorted({data.ids[k] for k in order})
+        rows = fetch_rows(conn, table, ids, chunk)
+        for row_id, claims in groups(data, order):  # newest claim first
+            here = row_id in rows
+            stored = rows.get(row_id)
+            matched = False
+            for k in claims:
+                value = values[k]
+                value = None if value == NO_VALUE else value
+                if not here:
+                    lost_at.append(k), reused.append(0), found_lost.append(0)
+                elif value == stored and not matched:
+                    matched = True
+                elif len(claims) > 1:
+                    lost_at.append(k), reused.append(1), found_lost.append(_NONE if stored is None else stored)
+                else:
+                    changed_at.append(k), found_changed.append(_NONE if stored is None else stored)
+            if here and matched:
+                present += 1
+    count = data.count
+    if count and present * FOREIGN_SHARE < count:
+        return EndpointVerify(endpoint=name, table=table, acknowledged=count, server=server, warnings=warnings,
+                              error=foreign_error(count, present, table, server))
+    lost = [write_ref(record, name, data, k, found=None if not again else _back(f),
+                      note="id reused by a later write" if again else "missing")
+            for k, again, f in zip(lost_at, reused, found_lost)]
+    lost.sort(key=lambda r: (r.id, -r.ts))
+    changed = [write_ref(record, name, data, k, found=_back(f), note="value differs")
+               for k, f in zip(changed_at, found_changed)]
+    doubt_ids = [ref.id for ref in data.doubts if ref.id is not None]
+    rows = fetch_rows(conn, table, doubt_ids, chunk) if doubt_ids else {}
+    acked = data.acked_among(doubt_ids)
     committed, not_committed, unknown = [], [], []  # type: List[WriteRef], List[WriteRef], List[WriteRef]
     for ref in data.doubts:
         if ref.id is None:
             unknown.append(ref if ref.note else _with(ref, note="no id recorded"))
-        elif ref.id in rows and rows[ref.id] == ref.value and ref.id not in data.acked:
+        elif ref.id in rows and rows[ref.id] == ref.value and ref.id not in acked:
             committed.append(_with(ref, found=rows[ref.id]))
         elif ref.id in rows and rows[ref.id] == ref.value:
             committed.append(_with(ref, found=rows[ref.id], note="also acknowledged"))
@@ -238,10 +226,17 @@ def verify_endpoint(name: str, table: str, data: _Collected, conn: Any, chunk: i
             not_committed.append(_with(ref, found=rows[ref.id], note="id holds another row"))
         else:
             not_committed.append(_with(ref, note="missing"))
-    return EndpointVerify(endpoint=name, table=table, acknowledged=data.count, lost=tuple(lost),
+    return EndpointVerify(endpoint=name, table=table, acknowledged=count, lost=tuple(lost),
                           changed=tuple(changed), in_doubt_committed=tuple(committed),
                           in_doubt_not_committed=tuple(not_committed), in_doubt_unknown=tuple(unknown),
                           server=server, warnings=warnings)
+
+
+_NONE = -(1 << 63)  # a stored NULL value, in the int arrays
+
+
+def _back(found: int) -> Optional[int]:
+    return None if found == _NONE else found
 
 
 def foreign_error(acknowledged: int, present: int, table: str, server: str) -> str:
@@ -259,21 +254,25 @@ def _with(ref: WriteRef, **changes: Any) -> WriteRef:
     return replace(ref, **changes)
 
 
-def verify(events: Iterable[Dict[str, Any]], connect: Callable[[str], Any], chunk: int = CHUNK) -> VerifyResult:
+def verify(events: Any, connect: Callable[[str], Any], chunk: int = CHUNK) -> VerifyResult:
     """Check a run's writes against each endpoint's current writer.
 
+    `events`: event dicts (read once), or their fiswatch.report.writes.RecordWrites.
     `connect(endpoint_name)` returns an open DB-API connection (format paramstyle, as
     PyMySQL and mysql-connector use) to that endpoint's writer; it is closed here. A
     connection or query error becomes that endpoint's `error`, never an exception.
     """
-    per, tables = collect(events)
+    from fiswatch.report.writes import RecordWrites, collect_writes
+
+    record = events if isinstance(events, RecordWrites) else collect_writes(events)
+    per, tables = record.per, record.tables
     results = []
     for name in sorted(per):
         data, table = per[name], tables[name]
         conn = None
         try:
             conn = connect(name)
-            results.append(verify_endpoint(name, table, data, conn, chunk))
+            results.append(verify_endpoint(name, table, data, conn, chunk, record))
         except Exception as exc:  # one clear line per endpoint, never a traceback
             results.append(EndpointVerify(endpoint=name, table=table, acknowledged=data.count,
                                           error=_one_line(exc)))

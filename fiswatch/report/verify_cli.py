@@ -9,7 +9,7 @@ import os
 import sys
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from fiswatch.report.load import EXIT_LOST, EXIT_OK, EXIT_USAGE, fail, load
+from fiswatch.report.load import EXIT_LOST, EXIT_OK, EXIT_USAGE, fail, read
 
 
 def add_verify_parser(subparsers: Any) -> None:
@@ -32,6 +32,9 @@ def add_verify_parser(subparsers: Any) -> None:
     ver.add_argument("--format", choices=("text", "json"), default="text", help="output format")
     ver.add_argument("--timeout", type=seconds_arg(0.0, HOUR, low_ok=False), default=10.0, metavar="S",
                      help="connect and read timeout per endpoint, seconds above 0 (default 10)")
+    from fiswatch.report.cli import add_run_argument
+
+    add_run_argument(ver)
     ver.set_defaults(handler=run_verify)
 
 
@@ -178,19 +181,18 @@ def run_verify(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from fiswatch.config.checks import ConfigError, parse_endpoint
-    from fiswatch.report.verify import collect, render_verify, verify
+    from fiswatch.report.verify import render_verify, verify
+    from fiswatch.report.writes import collect_writes
 
-    events, note, error = load("verify", args.file)
+    table = getattr(args, "table", None)
+    run = getattr(args, "run", None)
+    record, note, error = read("verify", args.file, lambda evs: collect_writes(evs, run, table), run)
     if error:
         return fail("verify", error)
     if note:
         sys.stderr.write("fiswatch verify: %s\n" % note)
-    table = getattr(args, "table", None)
-    if table:
-        events = [dict(ev, table=table) if ev.get("event") == "run_start" else ev for ev in events]
-        if not any(ev.get("event") == "run_start" for ev in events):
-            events.insert(0, {"ts": 0, "event": "run_start", "table": table})
-    wanted = sorted(collect(events)[0])
+    events = record.head  # the run's run_start: where its endpoints were
+    wanted = sorted(record.per)
     if not wanted:
         sys.stdout.write("verify: the record holds no writes to check\n")
         return EXIT_OK
@@ -230,7 +232,7 @@ def run_verify(args: argparse.Namespace) -> int:
                 endpoints[name] = replace(endpoints[name], password=secret)
     except ConfigError as exc:
         return fail("verify", str(exc))
-    result = verify(events, make_connect(endpoints, nameserver, timeout=float(getattr(args, "timeout", 10.0))))
+    result = verify(record, make_connect(endpoints, nameserver, timeout=float(getattr(args, "timeout", 10.0))))
     if getattr(args, "format", "text") == "json":
         sys.stdout.write(json.dumps(result.as_dict(), indent=2) + "\n")
     else:
