@@ -137,10 +137,11 @@ def writes_lines(report: Report) -> List[str]:
         unverified = True
         why = item.reason or report_reason(report, item.endpoint) or (
             "" if item.check is not None else "no check ran")
-        lines.append("Writes %s: %s acknowledged NOT VERIFIED, %s..%s%s" % (
+        lines.append("Writes %s: %s acknowledged NOT VERIFIED, %s..%s" % (
             item.endpoint, "%d of %d" % (item.unverified, item.acknowledged) if item.verified else
-            "%d" % item.acknowledged, at(report, item.unverified_from), at(report, item.last_ts),
-            " (%s)" % why if why else ""))
+            "%d" % item.acknowledged, at(report, item.unverified_from), at(report, item.last_ts)))
+        if why:
+            lines.append("  why: %s" % why)
     for check in report.checks:  # a check of an endpoint no probe of the record wrote to
         if check.endpoint not in shown and check is [c for c in report.checks if c.endpoint == check.endpoint][-1]:
             lines.append("Writes %s (verified %s): %s" % (check.endpoint, at(report, check.ts), check.verdict))
