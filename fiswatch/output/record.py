@@ -318,15 +318,20 @@ class RecordReader:
             ", ".join(str(n) for n in self.skipped_at[:5]) + (", ..." if self.skipped > 5 else ""))
 
 
+_DECODE = json.JSONDecoder().decode
+
+
 def _parse(raw: bytes) -> Optional[Dict[str, Any]]:
     try:
-        item = json.loads(raw.decode("utf-8"))
+        item = _DECODE(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None
-    if not isinstance(item, dict) or not isinstance(item.get("event"), str):
+    if type(item) is not dict or type(item.get("event")) is not str:
         return None
     ts = item.get("ts")
-    if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not math.isfinite(ts):
+    if type(ts) is float:  # the common case
+        return item if math.isfinite(ts) else None
+    if type(ts) is not int:  # bool, text, null...
         return None
     return item
 

@@ -250,8 +250,13 @@ def _write_gaps(writes: Sequence[float], faults: List[float], errors: List[float
         gaps.append(Gap(start, writes[0], errors=count(errors, -1e18, writes[0]),
                         in_doubt=count(doubts, -1e18, writes[0]), from_start=True,
                         paused=overlap(pauses, start, writes[0])))
+    nfaults, fi = len(faults), 0
     for a, b in zip(writes, islice(writes, 1, None)):
-        anchored = count(faults, a, b) > 0
+        while fi < nfaults and faults[fi] <= a:  # the first fault after a (both in time order)
+            fi += 1
+        anchored = fi < nfaults and faults[fi] < b
+        if not anchored and b - a <= threshold:  # the common case: the next write came on time
+            continue
         paused = overlap(pauses, a, b)
         if anchored or b - a - paused > threshold:
             gaps.append(Gap(a, b, anchored=anchored, errors=count(errors, a, b), in_doubt=count(doubts, a, b),

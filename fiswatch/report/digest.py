@@ -45,11 +45,15 @@ class ProbeColumns:
         if self.write_ts and ts < self.write_ts[-1]:
             self.sorted = False
         self.write_ts.append(ts)
-        ident = as_int(ev.get("id"))
+        ident = ev.get("id")
+        if type(ident) is not int:  # the common case skips the checks
+            ident = as_int(ident)
         self.write_ids.append(ident if ident is not None and -(1 << 63) < ident < (1 << 63) else 0)
-        address = as_text(ev.get("address"))
+        address = ev.get("address")
         if address and (not self.address_turns or self.address_turns[-1][1] != address):
-            self.address_turns.append((ts, address))
+            address = as_text(address)
+            if address and (not self.address_turns or self.address_turns[-1][1] != address):
+                self.address_turns.append((ts, address))
         if not self.endpoint:
             self.endpoint = as_text(ev.get("endpoint"))
 
@@ -104,7 +108,9 @@ def digest(events: Iterable[Any], run: Optional[int] = None) -> Digest:
             out.dropped += 1
             continue
         kind = ev.get("event")
-        ts = as_float(ev.get("ts"))
+        ts = ev.get("ts")
+        if type(ts) is not float:
+            ts = as_float(ts)
         if ts is None or not isinstance(kind, str):
             out.dropped += 1
             continue

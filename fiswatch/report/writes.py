@@ -18,7 +18,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 from fiswatch.report.coerce import as_float, as_int, as_list, as_text
 
 DEFAULT_TABLE = "test"
-BUCKET = 1 << 16  # writes per id range looked up at once
+BUCKET = 1 << 14  # writes per id range looked up at once
 NO_VALUE = -(1 << 63)  # a write recorded without a usable value
 _INT64 = (-(1 << 63), 1 << 63)
 
@@ -50,10 +50,9 @@ class WriteColumns:
         ranges = [array("I") for _ in range(parts)]
         for k, ident in enumerate(self.ids):
             ranges[(ident - lo) // width].append(k)
-        ids, ts = self.ids, self.ts
         for k in range(parts):
             part, ranges[k] = ranges[k], array("I")  # let it go once sorted
-            yield sorted(part, key=lambda i: (ids[i], ts[i]))
+            yield sorted(part, key=self.ids.__getitem__)  # stable: record order within an id
 
     def acked_among(self, wanted: Iterable[int]) -> set:
         """Those ids of `wanted` an acknowledged write holds (one scan, no set of every id)."""
@@ -122,13 +121,18 @@ def collect_writes(events: Iterable[Any], run: Optional[int] = None,
             bucket = out.per.get(endpoint)
             if bucket is None:
                 bucket = out.per[endpoint] = WriteColumns()
-            ident, value = as_int(ev.get("id")), as_int(ev.get("value"))
+            ident, value, ts = ev.get("id"), ev.get("value"), ev.get("ts")
+            if type(ident) is not int:  # the common case skips the checks
+                ident = as_int(ident)
+            if type(value) is not int:
+                value = as_int(value)
             if kind == "write" and ident is not None and _INT64[0] < ident < _INT64[1]:
                 bucket.ids.append(ident)
                 bucket.values.append(value if value is not None and _INT64[0] < value < _INT64[1] else NO_VALUE)
-                bucket.ts.append(as_float(ev.get("ts")) or 0.0)
-                bucket.probes.append(intern(as_text(ev.get("probe"))))
-                bucket.addresses.append(intern(as_text(ev.get("address"))))
+                bucket.ts.append(ts if type(ts) is float else (as_float(ts) or 0.0))
+                probe, address = ev.get("probe"), ev.get("address")
+                bucket.probes.append(intern(probe if type(probe) is str else as_text(probe)))
+                bucket.addresses.append(intern(address if type(address) is str else as_text(address)))
                 continue
             ref = WriteRef(endpoint=endpoint, id=ident, value=value, probe=as_text(ev.get("probe")),
                            address=as_text(ev.get("address")) or None, ts=as_float(ev.get("ts")) or 0.0)
@@ -154,12 +158,15 @@ def write_ref(data: RecordWrites, endpoint: str, writes: WriteColumns, k: int, *
 
 def groups(writes: WriteColumns, order: List[int]) -> Iterator[Tuple[int, List[int]]]:
     """(id, write indexes newest first) for each id of one sorted range."""
-    ids = writes.ids
-    start = 0
-    while start < len(order):
+    ids, ts = writes.ids, writes.ts
+    start, n = 0, len(order)
+    while start < n:
         ident = ids[order[start]]
-        end = start
-        while end < len(order) and ids[order[end]] == ident:
+        end = start + 1
+        while end < n and ids[order[end]] == ident:
             end += 1
-        yield ident, order[start:end][::-1]
+        if end == start + 1:
+            yield ident, [order[start]]
+        else:  # an id claimed twice (reused after a crash failover): newest claim first
+            yield ident, sorted(order[start:end], key=lambda k: -ts[k])
         start = end
