@@ -133,6 +133,36 @@ def test_id_handed_out_again_by_a_new_writer_is_a_lost_write(db, table):
     assert "now holds a later write" in "\n".join(render_verify(result))
 
 
+def test_range_by_range_lookup_gives_the_same_verdict_as_one_range(db, table, monkeypatch):
+    """verify looks ids up one id range at a time (bounded memory): with ranges of 3 writes, the same
+    verdict as with one range, ids reused, deleted, changed and in doubt across the range edges."""
+    from fiswatch.report import writes as writes_module
+
+    values = list(range(1000, 1040))
+    ids = insert(db, table, values)
+    db.query("DELETE FROM %s WHERE id IN (%%s, %%s)" % table, (ids[4], ids[29]))
+    db.query("UPDATE %s SET value = 5 WHERE id = %%s" % table, (ids[17],))
+    db.query("UPDATE %s SET value = 6 WHERE id = %%s" % table, (ids[8],))
+    writes = list(zip(ids, values)) + [(ids[8], 6)]  # id ids[8] acknowledged again: its first row is lost
+    writes.reverse()  # out of id order, as several probes interleave
+    events = run_events(table, writes, doubts=[(ids[12], values[12]), (ids[4], values[4])])
+
+    def verdict():
+        item = verify(events, connector(db), chunk=7).endpoint("aurora")
+        return (item.acknowledged, [(r.id, r.value, r.found, r.note) for r in item.lost],
+                [(r.id, r.value, r.found) for r in item.changed], [r.id for r in item.in_doubt_committed],
+                [r.id for r in item.in_doubt_not_committed])
+
+    whole = verdict()
+    monkeypatch.setattr(writes_module, "BUCKET", 3)
+    assert verdict() == whole
+    assert whole[0] == 41
+    assert [(i, n) for i, _, _, n in whole[1]] == [(ids[4], "missing"), (ids[8], "id reused by a later write"),
+                                                  (ids[29], "missing")]
+    assert whole[2] == [(ids[17], values[17], 5)]
+    assert whole[3] == [ids[12]] and whole[4] == [ids[4]]
+
+
 def test_lookups_are_batched_per_endpoint_and_an_unreachable_endpoint_is_reported(db, table):
     values = [n % 32768 for n in range(2500)]
     ids = insert(db, table, values)

@@ -10,7 +10,9 @@
     plot.py             --plot OUT.png (matplotlib, optional)
     verify.py           verify(events, connect): did every acknowledged write survive?
     autoverify.py       the verification run after a lab failover and at the end of a run
-    load.py             reading a record for both commands (one error line, or events)
+    digest.py           one pass over a record: rare events as dicts, writes and ticks as numbers; runs
+    writes.py           the writes verify checks, as numbers, looked up one id range at a time
+    load.py             streaming a record for both commands (one error line, or what was kept)
     cli.py              `fiswatch report` (registers `verify` too)
     verify_cli.py       `fiswatch verify`: where the record's endpoints are now
 

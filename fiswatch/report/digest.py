@@ -38,12 +38,12 @@ class ProbeColumns:
     tick_ts: array = field(default_factory=lambda: array("d"))
     tick_ops: array = field(default_factory=lambda: array("q"))
     tick_lat: array = field(default_factory=lambda: array("d"))  # NaN: no latency that second
-    sorted: bool = True
+    in_order: bool = True
     endpoint: str = ""
 
     def add_write(self, ts: float, ev: Dict[str, Any]) -> None:
         if self.write_ts and ts < self.write_ts[-1]:
-            self.sorted = False
+            self.in_order = False
         self.write_ts.append(ts)
         ident = ev.get("id")
         if type(ident) is not int:  # the common case skips the checks
@@ -65,9 +65,9 @@ class ProbeColumns:
 
     def writes(self) -> array:
         """The write times, in order."""
-        if not self.sorted:  # a clock step back: rare, and only then a sorted copy
+        if not self.in_order:  # a clock step back: rare, and only then a sorted copy
             self.write_ts = array("d", sorted(self.write_ts))
-            self.sorted = True
+            self.in_order = True
         return self.write_ts
 
     def ticks(self) -> List[Tuple[float, int, Optional[float]]]:

@@ -39,8 +39,9 @@ class WriteColumns:
         """Acknowledged writes with an id."""
         return len(self.ids)
 
-    def by_id(self, bucket: int = BUCKET) -> Iterator[List[int]]:
-        """The write indexes in id order (ties by time), one id range of about `bucket` writes at a time."""
+    def by_id(self, bucket: Optional[int] = None) -> Iterator[List[int]]:
+        """The write indexes in id order (ties in record order), one id range of about `bucket` writes at a time."""
+        bucket = bucket or BUCKET
         n = len(self.ids)
         if not n:
             return
