@@ -186,3 +186,19 @@ def test_a_check_covering_part_of_the_writes_leaves_the_rest_not_verified():
     lines = summary_lines(report, width=80)
     assert all(len(l) <= 80 for l in lines if not l.startswith("  check")), lines
     assert any(l.startswith("Writes a: 227 of 295 acknowledged NOT VERIFIED") for l in lines)
+
+
+def test_a_closing_check_that_did_not_finish_is_the_reason_given():
+    from fiswatch.report.build import build_report
+    from fiswatch.report.render_text import summary_lines
+
+    t0 = 1_800_000_000.0
+    events = [{"ts": t0, "event": "run_start", "probes": [{"probe": "a/p", "endpoint": "a", "backend": "p"}]},
+              {"ts": t0 + 1, "event": "write", "probe": "a/p", "endpoint": "a", "id": 1, "value": 1},
+              {"ts": t0 + 2, "event": "run_stop"},
+              {"ts": t0 + 5, "event": "warning",
+               "message": "verification did not finish in 3s; check later with `fiswatch verify FILE`"},
+              {"ts": t0 + 5.1, "event": "summary"}]
+    lines = summary_lines(build_report(events), width=80)
+    n = lines.index("Writes a: 1 acknowledged NOT VERIFIED, t+1.0..t+1.0")
+    assert lines[n + 1:n + 3] == ["  why: verification did not finish in 3s", "  check them later: fiswatch verify FILE"]

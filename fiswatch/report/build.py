@@ -379,4 +379,6 @@ def _unverified_reasons(evs: Sequence[Dict[str, Any]]) -> Tuple[Tuple[str, str],
         head, sep, rest = message.partition(" not verified: ")
         if sep and head.startswith("writes to "):
             out.append((head[len("writes to "):], rest.split(";")[0].strip()))
+        elif message.startswith(("verification did not finish", "verification failed")):
+            out.append(("", message.split("; check later")[0].strip()))  # the run's closing check, every endpoint
     return tuple(out)

@@ -2,6 +2,7 @@
 from typing import Any, Dict, Optional
 
 from fiswatch.report.model import Gap, Report, Window
+from fiswatch.report.render_text import report_reason
 
 
 def report_as_dict(report: Report) -> Dict[str, Any]:
@@ -63,8 +64,8 @@ def report_as_dict(report: Report) -> Dict[str, Any]:
                     "verdict": None if w.check is None else w.check.verdict,
                     "not_verified_from": w.unverified_from, "t_not_verified_from": rel(w.unverified_from),
                     "last_write": w.last_ts, "t_last_write": rel(w.last_ts),
-                    "why_not_verified": (w.reason or dict(report.unverified_reasons).get(w.endpoint)
-                                         or ("no check ran" if w.unverified and w.check is None else None))
+                    "why_not_verified": (w.reason or report_reason(report, w.endpoint)
+                                         or ("no check ran" if w.check is None else None))
                     if w.unverified else None}
                    for w in report.writes],
         "runs": report.runs, "run": report.run,

@@ -152,10 +152,9 @@ def writes_lines(report: Report) -> List[str]:
 
 def report_reason(report: Report, endpoint: str) -> str:
     """Why the run did not check an endpoint's writes at the end, from its `not verified` warning."""
-    for name, reason in report.unverified_reasons:
-        if name == endpoint:
-            return reason
-    return ""
+    mine = [reason for name, reason in report.unverified_reasons if name == endpoint]
+    anyone = [reason for name, reason in report.unverified_reasons if name == ""]
+    return (mine or anyone or [""])[-1]
 
 
 def comparisons(report: Report, width: int) -> List[str]:
