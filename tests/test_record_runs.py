@@ -202,3 +202,19 @@ def test_a_closing_check_that_did_not_finish_is_the_reason_given():
     lines = summary_lines(build_report(events), width=80)
     n = lines.index("Writes a: 1 acknowledged NOT VERIFIED, t+1.0..t+1.0")
     assert lines[n + 1:n + 3] == ["  why: verification did not finish in 3s", "  check them later: fiswatch verify FILE"]
+
+
+def test_the_record_memory_figure_measures_both_commands(mariadb):
+    """The harness of `python -m fiswatch.bench.record_memory` (figure 8) on a small record: both commands
+    run to the end (verify finds every write), and each peak RSS comes from wait4()."""
+    from fiswatch.bench.record_memory import figure
+
+    fig = figure(sizes=(0.3,))
+    assert fig.error is None
+    rows = fig.details["records"]
+    assert [r["size_mb"] for r in rows] == [0.0, 0.3]
+    for row in rows:
+        assert row["verify"]["last_line"].startswith("b (table bigrec_b): OK - %d acknowledged, 0 lost" % (
+            row["writes"] // 2)), row
+        assert 10 < row["report"]["peak_rss_mb"] < 1000 and 10 < row["verify"]["peak_rss_mb"] < 1000
+    assert {m.name for m in fig.metrics} >= {"report peak RSS, 0 MB record", "verify peak RSS, 0 MB record"}

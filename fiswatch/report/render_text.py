@@ -1,6 +1,6 @@
 """The report as text: the full `fiswatch report`, and the few lines printed when `watch` ends."""
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional
 
 from fiswatch.report.model import Gap, OutagePair, Report, Window
 
