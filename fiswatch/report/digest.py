@@ -71,7 +71,7 @@ class ProbeColumns:
         return self.write_ts
 
     def ticks(self) -> List[Tuple[float, int, Optional[float]]]:
-        """(ts, ops, latency or None) per tick, as `timeline.tick_series` gives them (a second each: small)."""
+        """(ts, ops, latency or None) per tick (one a second: small)."""
         return [(ts, ops, None if math.isnan(lat) else lat)
                 for ts, ops, lat in zip(self.tick_ts, self.tick_ops, self.tick_lat)]
 

@@ -67,17 +67,6 @@ def pause_windows(evs: List[Dict[str, Any]], end: float) -> List[Window]:
 # ----------------------------------------------------------------------------- ops/s
 
 
-def tick_series(evs: List[Dict[str, Any]], name: str) -> List[Tuple[float, int, Optional[float]]]:
-    out = []
-    for ev in evs:
-        if ev.get("event") != "tick":
-            continue
-        item = as_dict(ev.get("probes")).get(name)
-        if isinstance(item, dict):
-            out.append((ev["ts"], max(0, as_int(item.get("ops")) or 0), as_float(item.get("latency_ms"))))
-    return out
-
-
 def ops_series(events: Iterable[Dict[str, Any]]) -> Dict[str, List[Tuple[float, int]]]:
     """probe -> [(ts, ops in that second)] from `tick` events, for the timeline."""
     out = {}  # type: Dict[str, List[Tuple[float, int]]]
