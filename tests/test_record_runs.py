@@ -218,3 +218,18 @@ def test_the_record_memory_figure_measures_both_commands(mariadb):
             row["writes"] // 2)), row
         assert 10 < row["report"]["peak_rss_mb"] < 1000 and 10 < row["verify"]["peak_rss_mb"] < 1000
     assert {m.name for m in fig.metrics} >= {"report peak RSS, 0 MB record", "verify peak RSS, 0 MB record"}
+
+
+def test_addresses_in_turn_keep_a_connect_elsewhere_between_writes_to_one_address():
+    """A probe writes to A, connects to B (and fails there), reconnects to A and writes: A -> B -> A."""
+    from fiswatch.report.build import build_report
+
+    t0 = 1_800_000_000.0
+    w = lambda ts, n: {"ts": t0 + ts, "event": "write", "probe": "a/p", "endpoint": "a", "id": n, "value": n,  # noqa
+                       "address": "127.0.0.1"}
+    events = [{"ts": t0, "event": "run_start", "probes": [{"probe": "a/p", "endpoint": "a", "backend": "p"}]},
+              w(1, 1), w(2, 2), {"ts": t0 + 3, "event": "connect", "probe": "a/p", "address": "127.0.0.2"},
+              {"ts": t0 + 4, "event": "connect", "probe": "a/p", "address": "127.0.0.1"}, w(5, 3), w(6, 4)]
+    probe = build_report(events).probes[0]
+    assert probe.addresses == ("127.0.0.1", "127.0.0.2", "127.0.0.1")
+    assert probe.acknowledged == 4

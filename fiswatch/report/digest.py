@@ -40,6 +40,7 @@ class ProbeColumns:
     tick_lat: array = field(default_factory=lambda: array("d"))  # NaN: no latency that second
     in_order: bool = True
     endpoint: str = ""
+    last_address: str = ""  # of the last write or `connect` (a connect elsewhere makes the next write a turn)
 
     def add_write(self, ts: float, ev: Dict[str, Any]) -> None:
         if self.write_ts and ts < self.write_ts[-1]:
@@ -50,10 +51,11 @@ class ProbeColumns:
             ident = as_int(ident)
         self.write_ids.append(ident if ident is not None and -(1 << 63) < ident < (1 << 63) else 0)
         address = ev.get("address")
-        if address and (not self.address_turns or self.address_turns[-1][1] != address):
+        if address and address != self.last_address:
             address = as_text(address)
-            if address and (not self.address_turns or self.address_turns[-1][1] != address):
+            if address:
                 self.address_turns.append((ts, address))
+                self.last_address = address
         if not self.endpoint:
             self.endpoint = as_text(ev.get("endpoint"))
 
@@ -125,6 +127,8 @@ def digest(events: Iterable[Any], run: Optional[int] = None) -> Digest:
             if isinstance(name, str) and name:
                 out.columns(name).add_write(ts, ev)
                 continue
+        elif kind == "connect" and isinstance(ev.get("probe"), str):  # kept below; the next write's address
+            out.columns(ev["probe"]).last_address = as_text(ev.get("address"))  # after it is a turn of its own
         elif kind == "tick":
             for name, item in as_dict(ev.get("probes")).items():
                 if isinstance(item, dict) and isinstance(name, str):
