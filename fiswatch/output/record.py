@@ -318,12 +318,9 @@ class RecordReader:
             ", ".join(str(n) for n in self.skipped_at[:5]) + (", ..." if self.skipped > 5 else ""))
 
 
-_DECODE = json.JSONDecoder().decode
-
-
 def _parse(raw: bytes) -> Optional[Dict[str, Any]]:
     try:
-        item = _DECODE(raw.decode("utf-8"))
+        item = json.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     if type(item) is not dict or type(item.get("event")) is not str:
