@@ -129,10 +129,11 @@ def final_verify(runner, endpoints, nameserver, args, mode: str, quiet: bool = F
 
     if getattr(args, "no_verify", False) or not runner.wrote():
         return []
+    later = "`fiswatch verify %s`" % args.record if getattr(args, "record", None) else "`fiswatch verify FILE`"
     live = {pv.snapshot.endpoint for pv in runner.view.probes if pv.state is State.OK}
     skipped = sorted({e.name for e in endpoints} - live)
     events: List[Event] = [Event.make("warning", message="writes to %s not verified: no probe was writing at the "
-                                      "end; check later with `fiswatch verify FILE`" % name) for name in skipped]
+                                      "end; check later with %s" % (name, later)) for name in skipped]
     if not live:
         return events
     if mode != "json" and not quiet:
@@ -149,8 +150,8 @@ def final_verify(runner, endpoints, nameserver, args, mode: str, quiet: bool = F
     worker.start()
     worker.join(VERIFY_BUDGET)
     if worker.is_alive():
-        return events + [Event.make("warning", message="verification did not finish in %.0fs; check later with "
-                                    "`fiswatch verify FILE`" % VERIFY_BUDGET)]
+        return events + [Event.make("warning", message="verification did not finish in %.0fs; check later with %s"
+                                    % (VERIFY_BUDGET, later))]
     return events + list(found)
 
 
