@@ -75,6 +75,7 @@ class Endpoint:
     source: str = "cli"  # cli | secret:<id> | lab:<dir>
     cluster_id: Optional[str] = None
     instance_id: Optional[str] = None
+    ca_file: Optional[str] = None  # the CA bundle its certificates chain to, when known (the lab's own CA)
 
     def url(self) -> str:
         """The endpoint as a URL, never with the password."""
