@@ -186,6 +186,7 @@ class Snapshot:
     last_ok: Optional[float] = None  # wall-clock time of the last completed round
     retry_at: Optional[float] = None  # monotonic time of the next reconnect attempt
     pending: Optional[Tuple[Optional[int], int]] = None  # (id, value) of the write whose COMMIT is in flight
+    tls: Optional[str] = None  # the connection's TLS version ('TLSv1.3'), 'plain', '?' when the driver hides it
     seq: int = 0
 
     def in_flight_for(self, now: float) -> float:
