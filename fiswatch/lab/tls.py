@@ -43,7 +43,7 @@ def err_packet(seq: int, code: int, message: bytes, state: bytes = b"HY000") -> 
     """A MySQL ERR packet.
 
     >>> err_packet(2, 3159, b'no')[:9]
-    b'\\x0c\\x00\\x00\\x02\\xffW\\x0c#H'
+    b'\\x0b\\x00\\x00\\x02\\xffW\\x0c#H'
     """
     payload = b"\xff" + code.to_bytes(2, "little") + b"#" + state + message
     return len(payload).to_bytes(3, "little") + bytes((seq & 0xFF,)) + payload
