@@ -185,3 +185,21 @@ def test_require_tls_refuses_plaintext_with_3159_and_an_expired_certificate_is_t
         except LabNotRunning:
             pass
         shutil.rmtree(lab_dir, ignore_errors=True)
+
+
+def test_an_unknown_ca_is_the_tls_kind_on_screen_in_the_events_and_counted_by_the_report(lab, tmp_path):
+    from fiswatch.lab.tlsca import make_lab_pki
+
+    other = make_lab_pki(str(tmp_path / "other"), {})
+    record = str(tmp_path / "run.jsonl")
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    out = subprocess.run([sys.executable, "-m", "fiswatch", "watch", "--lab", lab.dir, "--ssl-ca", other,
+                          "--backend", "pymysql", "--json", "--duration", "3", "--record", record, "--no-verify"],
+                         capture_output=True, text=True, env=env, timeout=120, stdin=subprocess.DEVNULL)
+    assert out.returncode == 0, out.stderr
+    errors = [json.loads(l) for l in out.stdout.splitlines() if '"event":"error"' in l.replace(" ", "")]
+    assert errors and all(e["kind"] == "tls" and "certificate verify failed" in e["message"].lower()
+                          for e in errors), errors[:2]
+    report = subprocess.run([sys.executable, "-m", "fiswatch", "report", record], capture_output=True, text=True,
+                            env=env, timeout=60)
+    assert "tls x" in report.stdout, report.stdout
