@@ -203,3 +203,20 @@ def test_an_unknown_ca_is_the_tls_kind_on_screen_in_the_events_and_counted_by_th
     report = subprocess.run([sys.executable, "-m", "fiswatch", "report", record], capture_output=True, text=True,
                             env=env, timeout=60)
     assert "tls x" in report.stdout, report.stdout
+
+
+def test_demo_runs_over_tls_by_default(lab):
+    """The lab offers TLS and the drivers take it by themselves: every demo column is on TLS, unverified
+    unless asked; with --ssl-mode VERIFY_IDENTITY the same demo verifies by name."""
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    for extra in ([], ["--ssl-mode", "VERIFY_IDENTITY"]):
+        out = subprocess.run([sys.executable, "-m", "fiswatch", "demo", "--dir", lab.dir, "--no-failover", "--json",
+                              "--duration", "4"] + extra, capture_output=True, text=True, env=env, timeout=180,
+                             stdin=subprocess.DEVNULL)
+        assert out.returncode == 0, out.stderr
+        events = [json.loads(l) for l in out.stdout.splitlines()]
+        connects = [e for e in events if e["event"] == "connect"]
+        probes = {p["probe"] for p in events[0]["probes"] if p["available"]}
+        assert probes and {c["probe"] for c in connects} == probes
+        assert all(c["tls"].startswith("TLSv1") and c["cipher"] for c in connects), connects
+        assert not [e for e in events if e["event"] == "error"]
