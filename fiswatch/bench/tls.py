@@ -157,8 +157,10 @@ def tls_figure(lab_dir: str, info: Any, repeats: int = 5, connects: int = 30) ->
             tls = [r["gaps_s"].get(_spec(client, "VERIFY_IDENTITY")) for r in mine]
             plain = [r["gaps_s"].get(_spec(client, "DISABLED")) for r in mine]
             diffs = [None if a is None or b is None else a - b for a, b in zip(tls, plain)]
+            seen = len([g for g in tls if g is not None])
             fig.add("%s: %s gap with TLS" % (target, client), median([g for g in tls if g is not None]), "s",
-                    note="median of %d fast failovers; spread %s" % (len(mine), spread(tls)))
+                    note="median of %d of %d fast failovers (the others: no write after the outage within the "
+                         "window); spread %s" % (seen, len(mine), spread(tls)))
             fig.add("%s: %s gap without TLS" % (target, client), median([g for g in plain if g is not None]), "s",
                     note="same failovers; spread %s" % spread(plain))
             fig.add("%s: %s gap, TLS - plaintext" % (target, client), median([d for d in diffs if d is not None]),
