@@ -220,3 +220,24 @@ def test_demo_runs_over_tls_by_default(lab):
         assert probes and {c["probe"] for c in connects} == probes
         assert all(c["tls"].startswith("TLSv1") and c["cipher"] for c in connects), connects
         assert not [e for e in events if e["event"] == "error"]
+
+
+def test_the_stock_mysql_client_in_lab_exec_verifies_by_name_with_the_ca_it_is_given(lab, tmp_path):
+    """`lab exec` hands the CA over as FISWATCH_LAB_CA; the mysql client verifies the cluster name,
+    and refuses the proxy's IP address (no certificate names an address, as on AWS)."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = dict(os.environ, PYTHONPATH=ROOT, TMPDIR=str(tmp))
+    script = ('mysql --ssl-verify-server-cert --ssl-ca="$FISWATCH_LAB_CA" -h "$1" -u "$FISWATCH_LAB_USER" '
+              '"$FISWATCH_LAB_DATABASE" -e status')
+    writer = lab.instance("aurora", "writer")
+    results = {}
+    for host in (lab.endpoint("aurora").host, writer.address):
+        results[host] = subprocess.run([sys.executable, "-m", "fiswatch", "lab", "exec", "--dir", lab.dir, "--",
+                                        "sh", "-c", script, "sh", host], capture_output=True, text=True, env=env,
+                                       timeout=120)
+    by_name = results[lab.endpoint("aurora").host]
+    assert by_name.returncode == 0, by_name.stderr
+    assert "Cipher in use is TLS" in by_name.stdout
+    by_address = results[writer.address]
+    assert by_address.returncode != 0 and "2026" in by_address.stderr, by_address.stderr

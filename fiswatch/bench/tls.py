@@ -11,7 +11,8 @@ the client thread's CPU time per connect (time.thread_time, the TLS context and 
 the wall time, and the lab daemon's CPU per connect (its proxies terminate TLS: the server side; its
 idle rate, measured just before, subtracted; /proc ticks are 10 ms, so take it as a rough figure).
 
-Run alone: `python -m fiswatch.bench.tls [--repeats N] [--connects N]` (starts and removes its own lab).
+Run alone: `python -m fiswatch.bench.tls [--repeats N] [--connects N]` (starts and removes its own lab),
+`run(quick)` is ready to become a figure of `python -m fiswatch.bench` (quick: one failover of each, 5 connects).
 """
 import argparse
 import json
@@ -169,9 +170,26 @@ def tls_figure(lab_dir: str, info: Any, repeats: int = 5, connects: int = 30) ->
     return fig
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def run(quick: bool, repeats: int = 5, connects: int = 30) -> Figure:
+    """Figure 8 on a lab of its own (started and removed here); --quick: one failover each, 5 connects."""
     from fiswatch.lab.api import LabNotRunning, lab_down, lab_up
 
+    if quick:
+        repeats, connects = 1, 5
+    lab_dir = tempfile.mkdtemp(prefix="fiswatch-bench-tls-")
+    base = "127.%d.%d" % (random.randint(20, 250), random.randint(1, 250))
+    try:
+        info = lab_up(lab_dir, base=base, port=3306, dns_port=random.randint(20000, 30000))
+        return tls_figure(lab_dir, info, repeats, connects)
+    finally:
+        try:
+            lab_down(lab_dir)
+        except LabNotRunning:
+            pass
+        shutil.rmtree(lab_dir, ignore_errors=True)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="python -m fiswatch.bench.tls", description=__doc__.split("\n\n")[0])
     p.add_argument("--repeats", type=int, default=5, help="failovers of each target (default: %(default)s)")
     p.add_argument("--connects", type=int, default=30, help="connects per client and mode (default: %(default)s)")
@@ -179,18 +197,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = p.parse_args(argv)
     if args.repeats < 1 or args.connects < 1:
         p.error("--repeats and --connects must be at least 1")
-    lab_dir = tempfile.mkdtemp(prefix="fiswatch-bench-tls-")
-    base = "127.%d.%d" % (random.randint(20, 250), random.randint(1, 250))
-    info = lab_up(lab_dir, base=base, port=3306, dns_port=random.randint(20000, 30000))
     started = time.monotonic()
-    try:
-        fig = tls_figure(lab_dir, info, args.repeats, args.connects)
-    finally:
-        try:
-            lab_down(lab_dir)
-        except LabNotRunning:
-            pass
-        shutil.rmtree(lab_dir, ignore_errors=True)
+    fig = run(False, args.repeats, args.connects)
     fig.seconds = time.monotonic() - started
     text = json.dumps(fig.as_dict(), indent=1)
     if args.out:
