@@ -75,6 +75,7 @@ class Endpoint:
     source: str = "cli"  # cli | secret:<id> | lab:<dir>
     cluster_id: Optional[str] = None
     instance_id: Optional[str] = None
+    ca_file: Optional[str] = None  # the CA bundle its certificates chain to, when known (the lab's own CA)
 
     def url(self) -> str:
         """The endpoint as a URL, never with the password."""
@@ -185,6 +186,7 @@ class Snapshot:
     last_ok: Optional[float] = None  # wall-clock time of the last completed round
     retry_at: Optional[float] = None  # monotonic time of the next reconnect attempt
     pending: Optional[Tuple[Optional[int], int]] = None  # (id, value) of the write whose COMMIT is in flight
+    tls: Optional[str] = None  # the connection's TLS version ('TLSv1.3'), 'plain', '?' when the driver hides it
     seq: int = 0
 
     def in_flight_for(self, now: float) -> float:

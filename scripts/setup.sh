@@ -25,6 +25,17 @@ if ! have_mariadbd; then
   bash scripts/install_mariadb.sh
 fi
 
+# the TLS tests check the lab's certificates with a client outside Python's stack: openssl s_client
+if ! command -v openssl >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing openssl"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openssl >/dev/null \
+      || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openssl >/dev/null; }
+  else
+    say "openssl is missing: install it (apt-get install openssl) for tests/test_lab_tls.py"
+  fi
+fi
+
 root_sql() { mariadb --protocol=tcp -h127.0.0.1 -P3306 -uroot --connect-timeout=3 -e "$1" >/dev/null 2>&1; }
 
 if [ "$want_server" = 1 ]; then

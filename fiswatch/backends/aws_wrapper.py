@@ -55,11 +55,15 @@ class AwsWrapperBackend(Backend):
     timeout_options = (("connect_timeout", "connect"), ("socket_timeout", "socket"),
                        ("failover_timeout_sec", "failover"))
 
-    def __init__(self, options: Optional[Mapping[str, str]] = None, endpoint: Any = None) -> None:
+    tls_default = "PREFERRED (mysql-connector's: TLS when offered, no certificate check)"
+
+    def __init__(self, options: Optional[Mapping[str, str]] = None, endpoint: Any = None, tls: Any = None) -> None:
         self.endpoint = endpoint  # set by for_endpoint(): the Aurora cluster, lab or AWS, this copy serves
-        self.user_options = dict(options or {})
-        super().__init__(options)
+        self.user_options = {k: v for k, v in (options or {}).items() if k not in self.TLS_OPTIONS}
+        super().__init__(options, tls=tls)
         self._pattern = self._find_host_pattern()
+        # address -> the name its certificate holds: the lab's instances, for a verified connection to the new writer
+        self._tls_names = lab_tls_names(endpoint) if self.tls.mode == "VERIFY_IDENTITY" else {}
 
     # -- options ----------------------------------------------------------------------------------------
     def known_options(self) -> Tuple[str, ...]:
@@ -100,7 +104,7 @@ class AwsWrapperBackend(Backend):
     # -- per endpoint -------------------------------------------------------------------------------------
     def for_endpoint(self, endpoint: Any) -> "AwsWrapperBackend":
         """A copy for one endpoint: its own topology cache, dialect and host pattern."""
-        return type(self)(self.user_options, endpoint=endpoint)
+        return type(self)(self.given, endpoint=endpoint, tls=self.tls_for(endpoint))
 
     def is_aurora(self) -> bool:
         ep = self.endpoint
@@ -143,6 +147,9 @@ class AwsWrapperBackend(Backend):
         if self.endpoint is not None:
             # connections with the same cluster_id share one topology: never let two endpoints share
             props["cluster_id"] = "fiswatch-%s" % getattr(self.endpoint, "name", "db")
+        from fiswatch.backends.mysql_connector import tls_kwargs
+
+        props.update(tls_kwargs(self.tls.mode, self.tls.ca))  # every connection it opens, the new writer's too
         props.update(s["extra"])
         return props
 
@@ -179,11 +186,26 @@ class AwsWrapperBackend(Backend):
         driver = self.import_driver()
         import mysql.connector
 
+        from fiswatch.backends.mysql_connector import check_tls_required, mysql_verified_target
+
         props = self.properties()
         host = connect_host(address, server_hostname, "cluster_instance_host_pattern" in props)
-        return driver.AwsWrapperConnection.connect(
-            mysql.connector.connect, host=host, port=port, user=user, password=password, database=database,
+        target = mysql.connector.connect
+        if self.tls.mode == "VERIFY_IDENTITY":
+            names = dict(self._tls_names)
+            if server_hostname and host != server_hostname:
+                names[host] = server_hostname
+            target = mysql_verified_target(names)
+        conn = driver.AwsWrapperConnection.connect(
+            target, host=host, port=port, user=user, password=password, database=database,
             autocommit=False, **props)
+        check_tls_required(self.tls.mode, self.tls_facts(conn), conn)
+        return conn
+
+    def tls_facts(self, conn: Any) -> Optional[Tuple[str, str]]:
+        from fiswatch.backends.mysql_connector import connection_tls_facts
+
+        return connection_tls_facts(conn)
 
     # -- what the probe asks ------------------------------------------------------------------------------
     def handled_failover(self, exc: BaseException) -> Optional[str]:
@@ -250,6 +272,20 @@ def lab_host_pattern(endpoint: Any) -> Optional[str]:
     except Exception:  # the lab is gone: the probe's connect will say so
         return None
     return getattr(info, "cluster_instance_host_pattern", None) or None
+
+
+def lab_tls_names(endpoint: Any) -> Dict[str, str]:
+    """A lab endpoint's instances: proxy address -> instance endpoint name (what its certificate holds)."""
+    source = getattr(endpoint, "source", "") or ""
+    if not source.startswith("lab:"):
+        return {}
+    from fiswatch.lab import api
+
+    try:
+        info = api.lab_status(source[4:])
+    except Exception:
+        return {}
+    return {i.address: i.dns_name for i in info.instances if i.dns_name}
 
 
 def quiet_logging() -> None:

@@ -9,6 +9,8 @@ import re
 import socket
 from typing import Any, Dict, Mapping, Optional, Tuple
 
+from fiswatch.backends.tls import is_tls_error
+from fiswatch.config.tls import TlsOptions
 from fiswatch.model import BackendInfo, ErrorInfo
 
 # MySQL / MariaDB error numbers a failover produces, with the short word shown on screen.
@@ -22,6 +24,8 @@ ERROR_KINDS: Dict[int, str] = {
     1290: "read-only",
     1836: "read-only",
     1927: "killed",
+    2026: "tls",  # CR_SSL_CONNECTION_ERROR: handshake, certificate, or TLS required but not offered
+    3159: "tls",  # ER_SECURE_TRANSPORT_REQUIRED: the server refuses a plaintext session
     2003: "refused",
     2005: "unknown-host",
     2006: "gone-away",
@@ -60,6 +64,19 @@ def parse_seconds(name: str, value: str) -> Optional[float]:
                              low_hint="write %s=none to wait forever on purpose" % name)
     except ConfigError as exc:
         raise BackendOptionError("%s=%s: %s" % (name, value, exc))
+
+
+def _tls_options(backend: str, base: TlsOptions, given: Mapping[str, str]) -> TlsOptions:
+    """--ssl-mode / --ssl-ca, overridden per backend by `--backend NAME:ssl_mode=...,ssl_ca=...`."""
+    from fiswatch.config.checks import ConfigError
+    from fiswatch.config.tls import check_ca_file, check_mode
+
+    try:
+        mode = check_mode(given["ssl_mode"]) if "ssl_mode" in given else base.mode
+        ca = check_ca_file(given["ssl_ca"]) if "ssl_ca" in given else base.ca
+    except ConfigError as exc:
+        raise BackendOptionError("backend %s: %s" % (backend, exc))
+    return TlsOptions(mode, ca)
 
 
 def parse_bool(name: str, value: str) -> bool:
@@ -116,6 +133,8 @@ def classify_error(code: Optional[int], message: str) -> ErrorInfo:
     message = " ".join(str(message).split())[:200]
     lowered = message.lower()
     kind = timeout_kind(code, message) or ERROR_KINDS.get(code or -1)
+    if kind in (None, "refused", "lost", "error") and is_tls_error(code, message):
+        kind = "tls"
     if kind is None:
         if "refused" in lowered:
             kind = "refused"
@@ -128,6 +147,12 @@ def classify_error(code: Optional[int], message: str) -> ErrorInfo:
 
 def classify_os_error(exc: BaseException) -> ErrorInfo:
     """Errors raised by the socket layer rather than by the driver."""
+    import ssl
+
+    if isinstance(exc, ssl.SSLError) or isinstance(exc, ssl.CertificateError):
+        return ErrorInfo(2026, "tls", " ".join(str(exc).split())[:200])
+    if getattr(exc, "info", None) is not None and isinstance(exc.info, ErrorInfo):  # TlsRequiredError
+        return exc.info
     if isinstance(exc, socket.timeout):
         return ErrorInfo(None, "read-timeout", str(exc) or "timed out")
     if isinstance(exc, ConnectionRefusedError):
@@ -147,9 +172,15 @@ class Backend:
     defaults: Dict[str, str] = {}
     # option names that hold timeouts, shown in the column header, in this order
     timeout_options: Tuple[Tuple[str, str], ...] = ()  # (option, label)
+    # what the driver does about TLS when fiswatch is not told (`fiswatch backends`, docs/backends.md)
+    tls_default = "unknown"
+    TLS_OPTIONS = ("ssl_mode", "ssl_ca")  # every backend's, as --ssl-mode / --ssl-ca are everyone's
 
-    def __init__(self, options: Optional[Mapping[str, str]] = None) -> None:
+    def __init__(self, options: Optional[Mapping[str, str]] = None, tls: Optional[TlsOptions] = None) -> None:
         options = dict(options or {})
+        self.given = dict(options)  # as the user wrote them (for_endpoint builds copies from these)
+        self.tls = _tls_options(self.name, tls or TlsOptions(), {k: options.pop(k) for k in self.TLS_OPTIONS
+                                                                if k in options})
         unknown = sorted(set(options) - set(self.known_options()))
         if unknown:
             raise BackendOptionError(
@@ -190,8 +221,24 @@ class Backend:
 
     # -- for a client that fails over by itself (see fiswatch/backends/aws_wrapper.py) -------------------
     def for_endpoint(self, endpoint: Any) -> "Backend":
-        """The backend one endpoint's probe uses (a client with per-cluster state returns a copy)."""
-        return self
+        """The backend one endpoint's probe uses: its TLS (the lab's CA) settled; BackendOptionError when a
+        verifying --ssl-mode has no CA (a client with per-cluster state returns a copy too)."""
+        tls = self.tls_for(endpoint)
+        return self if tls == self.tls else type(self)(self.given, tls=tls)
+
+    def tls_for(self, endpoint: Any) -> TlsOptions:
+        from fiswatch.config.checks import ConfigError
+        from fiswatch.config.tls import effective
+
+        try:
+            return effective(self.tls, getattr(endpoint, "host", ""), getattr(endpoint, "ca_file", None),
+                             getattr(endpoint, "source", "") or "")
+        except ConfigError as exc:
+            raise BackendOptionError("%s (endpoint %s, backend %s)" % (exc, getattr(endpoint, "name", "?"), self.name))
+
+    def tls_facts(self, conn: Any) -> Optional[Tuple[str, str]]:
+        """(version, cipher) of an open connection: ('TLSv1.3', 'TLS_AES_...'), ('plain', ''), None unknown."""
+        return None
 
     def handled_failover(self, exc: BaseException) -> Optional[str]:
         """None for an ordinary error; 'failover' or 'in-doubt' (a transaction was open) when the
@@ -203,6 +250,10 @@ class Backend:
         return None
 
     # -- shared ----------------------------------------------------------------------------------
+    def tls_text(self) -> str:
+        """`ssl_mode=VERIFY_IDENTITY` or the driver's default, for `fiswatch backends` and run_start."""
+        return self.tls.describe() if self.tls.mode or self.tls.ca else "driver default: " + self.tls_default
+
     def version(self) -> str:
         from importlib import metadata
 

@@ -1,5 +1,5 @@
 """Find backends: built-ins plus anything installed in the `fiswatch.backends` entry-point group."""
-from typing import Dict, List, Optional, Tuple, Type
+from typing import Any, Dict, List, Optional, Tuple, Type
 
 from fiswatch.backends.base import Backend, BackendOptionError
 from fiswatch.model import BackendSpec
@@ -89,9 +89,10 @@ def parse_backend_spec(text: str) -> BackendSpec:
     return BackendSpec(name.strip(), tuple(options), endpoints)
 
 
-def make_backend(spec: BackendSpec) -> Backend:
+def make_backend(spec: BackendSpec, tls: Any = None) -> Backend:
+    """The backend of a spec; `tls` (fiswatch.config.tls.TlsOptions): --ssl-mode / --ssl-ca for all."""
     cls = load_backend_class(spec.name)
-    return cls(spec.option_dict())
+    return cls(spec.option_dict(), tls=tls) if tls is not None else cls(spec.option_dict())
 
 
 def describe_backends() -> List[Tuple[str, str, str, str, str]]:
@@ -106,6 +107,7 @@ def describe_backends() -> List[Tuple[str, str, str, str, str]]:
         info = backend.info()
         defaults = " ".join("%s=%s" % kv for kv in sorted(backend.defaults.items()))
         notes = info.notes if info.available else info.reason
+        notes = "\n".join(n for n in (notes, "TLS by default: " + backend.tls_default) if n)
         rows.append((name, info.library, info.version, defaults, notes))
     return rows
 

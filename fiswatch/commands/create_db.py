@@ -4,7 +4,7 @@ import sys
 
 from fiswatch.config.sources import collect_endpoints
 from fiswatch.exits import EXIT_FAIL, EXIT_OK, CommandError, UsageError
-from fiswatch.config.options import add_endpoint_args
+from fiswatch.config.options import add_endpoint_args, add_tls_args, tls_options
 
 COLUMN = 30  # the workshop's column width
 
@@ -15,6 +15,7 @@ def add_create_db_parser(sub) -> None:
                                    "where it is missing and print each endpoint with the address it resolves to.")
     add_endpoint_args(p)
     p.add_argument("--backend", default="pymysql", help="library used to connect (default: %(default)s)")
+    add_tls_args(p)
     p.set_defaults(handler=run_create_db)
 
 
@@ -53,7 +54,8 @@ def run_create_db(args: argparse.Namespace) -> int:
 
     try:
         endpoints, nameserver = collect_endpoints(args)
-        backend = make_backend(parse_backend_spec(args.backend))
+        backend = make_backend(parse_backend_spec(args.backend), tls_options(args))
+        backends = {ep.name: backend.for_endpoint(ep) for ep in endpoints}  # TLS settled before any connect
     except (BackendOptionError, UnknownBackend) as exc:
         raise UsageError(str(exc))
     except CommandError as exc:
@@ -68,6 +70,7 @@ def run_create_db(args: argparse.Namespace) -> int:
             problems.append("%s: %s does not resolve (%s)" % (ep.name, ep.host, res.error))
             continue
         addresses.append(res.address)
+        backend = backends[ep.name]
         try:
             conn = backend.connect(res.address, ep.port, ep.user, ep.password.reveal() if ep.password else "",
                                    ep.database, server_hostname=ep.host)

@@ -17,8 +17,10 @@ def run_backends(args: argparse.Namespace) -> int:
     print("%-16s %-*s %-9s %s" % ("BACKEND", lib_w, "LIBRARY", "VERSION", "DEFAULT OPTIONS"))
     for name, library, version, defaults, notes in rows:
         print("%-16s %-*s %-9s %s" % (name, lib_w, library, version, defaults))
-        if notes:
-            print("%-16s %s" % ("", notes))
+        for line in notes.splitlines():
+            print("%-16s %s" % ("", line))
     print("\nA timeout of 'none' waits forever: mysql-connector-python has read_timeout since 9.2,\n"
-          "but it defaults to none. Set options per backend: --backend mysql-connector:read_timeout=1")
+          "but it defaults to none. Set options per backend: --backend mysql-connector:read_timeout=1\n"
+          "TLS: --ssl-mode DISABLED|PREFERRED|REQUIRED|VERIFY_CA|VERIFY_IDENTITY and --ssl-ca FILE, for every\n"
+          "backend, or per backend: --backend pymysql:ssl_mode=VERIFY_IDENTITY")
     return EXIT_OK

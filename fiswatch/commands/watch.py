@@ -14,7 +14,7 @@ from typing import Callable, Dict, List, Sequence, Tuple
 from fiswatch.config.sources import aws_call, collect_endpoints
 from fiswatch.exits import EXIT_FAIL, CommandError, UsageError
 from fiswatch.model import Endpoint, Event
-from fiswatch.config.options import RUN_EPILOG, add_endpoint_args, add_output_args, add_probe_args
+from fiswatch.config.options import RUN_EPILOG, add_endpoint_args, add_output_args, add_probe_args, tls_options
 from fiswatch.output.streams import say
 
 PLAIN_FILE_WIDTH = 1000  # --plain into a file or pipe: no terminal width to cut messages at
@@ -76,7 +76,7 @@ def watch(args: argparse.Namespace, endpoints: Sequence[Endpoint], nameserver, h
         if len(set(labels)) != len(labels):
             raise UsageError("the same backend is given twice: %s" % ", ".join(labels))
         options = RunOptions(interval=args.interval, stall_after=args.stall_after, nameserver=nameserver,
-                             connect_by_name=args.connect_by_name)
+                             connect_by_name=args.connect_by_name, tls=tls_options(args))
         extras = aws_extras(args, endpoints)
         runner = Runner(endpoints, specs, options, topology=extras.topology, status=extras.status_lines)
     except (BackendOptionError, UnknownBackend, ValueError) as exc:

@@ -34,7 +34,28 @@ def add_probe_args(p: argparse.ArgumentParser) -> None:
                         "(default: %(default)s)")
     g.add_argument("--connect-by-name", action="store_true",
                    help="let the driver resolve the host name itself (for TLS host checks); the address shown "
-                        "is then fiswatch's own lookup")
+                        "is then fiswatch's own lookup; TLS verification by name needs no such thing")
+    add_tls_args(p)
+
+
+def add_tls_args(p: argparse.ArgumentParser) -> None:
+    """--ssl-mode and --ssl-ca, one meaning for every backend (fiswatch/config/tls.py)."""
+    from fiswatch.config.tls import CA_ARG, MODE_ARG, MODES
+
+    g = p.add_argument_group("TLS")
+    g.add_argument("--ssl-mode", type=MODE_ARG, default=None, metavar="MODE",
+                   help="%s, as the mysql client names them (default: what each driver does by itself; "
+                        "per backend: --backend NAME:ssl_mode=MODE)" % "|".join(MODES))
+    g.add_argument("--ssl-ca", type=CA_ARG, default=None, metavar="FILE",
+                   help="CA bundle (PEM) to verify the server's certificate; the lab's is taken by itself, on AWS "
+                        "use the RDS global bundle; alone it means --ssl-mode VERIFY_CA")
+
+
+def tls_options(args: argparse.Namespace) -> "object":
+    """The TlsOptions of parsed --ssl-mode / --ssl-ca."""
+    from fiswatch.config.tls import TlsOptions
+
+    return TlsOptions(getattr(args, "ssl_mode", None), getattr(args, "ssl_ca", None))
 
 
 def add_output_args(p: argparse.ArgumentParser) -> None:

@@ -194,11 +194,22 @@ class Probe:
         on = self._address_of(conn)  # a client that fails over may have connected elsewhere already
         if on and on != address:
             previous, address = address, on
+        version, cipher = self._tls_of(conn)
         self._publish(op=None, op_started=None, latency=self._connect_latency,
-                      address=address, previous_address=previous)
+                      address=address, previous_address=previous, tls=version)
         self.emit(Event.make("connect", probe=self.id, endpoint=ep.name, address=address, port=ep.port,
-                             took=round(time.monotonic() - self._attempt_started, 4)))
+                             took=round(time.monotonic() - self._attempt_started, 4), tls=version, cipher=cipher))
         return conn
+
+    def _tls_of(self, conn: Any) -> Tuple[str, Optional[str]]:
+        """(TLS version or 'plain', cipher) of a connection; ('?', None) when the driver does not tell."""
+        try:
+            facts = self.backend.tls_facts(conn)
+        except Exception:
+            facts = None
+        if not facts:
+            return "?", None
+        return facts[0], facts[1] or None
 
     def _round(self, conn: Any) -> None:
         value = self._rng.randint(0, 32767)
@@ -262,12 +273,14 @@ class Probe:
         took = snap.in_flight_for(time.monotonic())
         before = snap.address
         now = self._address_of(conn) or before
+        version, cipher = self._tls_of(conn)
         self._publish(op=None, op_started=None, pending=None, address=now, failovers=snap.failovers + 1,
-                      previous_address=before if before and before != now else snap.previous_address)
+                      previous_address=before if before and before != now else snap.previous_address, tls=version)
         self.emit(Event.make("failover", probe=self.id, endpoint=self.endpoint.name,
                              op=str(snap.op) if snap.op else None, seconds=round(took, 3),
                              in_transaction=how == "in-doubt", write_in_doubt=snap.op is Op.COMMIT,
-                             error=self.backend.classify(exc).short(), **{"from": before, "to": now}))
+                             error=self.backend.classify(exc).short(), tls=version, cipher=cipher,
+                             **{"from": before, "to": now}))
         return True
 
     def _address_of(self, conn: Any) -> Optional[str]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 from fiswatch.backends.registry import make_backend
+from fiswatch.config.tls import TlsOptions
 from fiswatch.engine.dnswatch import DnsWatcher
 from fiswatch.model import BackendInfo, BackendSpec, Endpoint, Event, Snapshot, State, View
 from fiswatch.engine.monitor import Monitor
@@ -42,6 +43,7 @@ class RunOptions:
     nameserver: Optional[Tuple[str, int]] = None
     connect_by_name: bool = False
     dns_interval: float = 1.0
+    tls: Optional[TlsOptions] = None  # --ssl-mode / --ssl-ca (None: each driver's default)
 
 
 class UnavailableProbe:
@@ -94,7 +96,7 @@ class Runner:
         self.probes: List = []
         infos: Dict[str, BackendInfo] = {}
         # one backend object per spec: validates options once (BackendOptionError -> usage error)
-        backends = [(spec, make_backend(spec)) for spec in self.specs]
+        backends = [(spec, make_backend(spec, self.options.tls)) for spec in self.specs]
         self.monitor = Monitor([], {}, stall_after=self.options.stall_after, topology=self.topology,
                                status=self.status)
         emit = self.monitor.emit

@@ -20,6 +20,10 @@ class LabError(Exception):
     """Something the user must fix; str() is one line."""
 
 
+class LabUsageError(LabError):
+    """Bad input found before the lab starts (exit 2), e.g. an unreadable CA key."""
+
+
 class LabInterrupted(LabError):
     """Ctrl-C/SIGTERM stopped a failover; str() says whether it was finished or rolled back."""
 
@@ -43,6 +47,7 @@ class InstanceInfo:
     proxy_mode: str = "pass"
     running: bool = True
     server_id: Optional[str] = None  # Aurora's SERVER_ID (replica_host_status), None for RDS nodes
+    certificate_names: Tuple[str, ...] = ()  # the names its proxy's TLS certificate holds
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,9 @@ class LabInfo:
     # `?` replaced by an instance's SERVER_ID gives the host:port of its proxy, e.g. 127.0.10.?:3306
     cluster_instance_host_pattern: str = ""
     last_failover: Optional[Tuple[Tuple[str, Any], ...]] = None  # see failover_status()
+    ca_file: str = ""  # the lab CA a client trusts (docs/lab.md, TLS)
+    tls: str = ""  # offered | required
+    tls_expired: bool = False
 
     def failover_status(self) -> Optional[dict]:
         """The last failover: target, state (running|completed|rolled back|finished|failed), step, detail, ..."""
@@ -86,7 +94,9 @@ class LabInfo:
             "reader_endpoint": self.reader_endpoint,
             "instances": [{"name": i.name, "cluster": i.cluster, "role": i.role, "address": i.address,
                            "port": i.port, "dns_name": i.dns_name, "proxy_mode": i.proxy_mode,
-                           "running": i.running, "server_id": i.server_id} for i in self.instances],
+                           "running": i.running, "server_id": i.server_id,
+                           "certificate_names": list(i.certificate_names)} for i in self.instances],
+            "tls": {"policy": self.tls, "ca_file": self.ca_file, "expired": self.tls_expired},
             "credentials_file": self.credentials_file, "log_file": self.log_file,
             "cluster_instance_host_pattern": self.cluster_instance_host_pattern,
             "last_failover": self.failover_status(),
@@ -119,22 +129,26 @@ def lab_status(lab_dir: str) -> LabInfo:
     except (OSError, ValueError) as exc:
         raise LabError("cannot read the lab credentials %s (%s): restart the lab" % (state["credentials_file"], exc))
     source = "lab:" + state["dir"]
+    tls = state.get("tls") or {}
     endpoints = []
     for name in ("aurora", "rds"):
         c = creds[name]
         endpoints.append(Endpoint(
             name=name, host=c["host"], port=int(c["port"]), user=c["username"], database=c["dbname"],
             table=L.TABLE, password=Secret(c["password"]), source=source,
-            cluster_id=c.get("dbClusterIdentifier"), instance_id=c.get("dbInstanceIdentifier")))
+            cluster_id=c.get("dbClusterIdentifier"), instance_id=c.get("dbInstanceIdentifier"),
+            ca_file=tls.get("ca_file")))
     instances = tuple(InstanceInfo(i["name"], i["cluster"], i["role"], i["address"], int(i["port"]), i["dns_name"],
-                                   i["proxy_mode"], bool(i["running"]), i.get("server_id"))
+                                   i["proxy_mode"], bool(i["running"]), i.get("server_id"),
+                                   tuple(i.get("certificate_names") or ()))
                       for i in state["instances"])
     last = state.get("last_failover")
     return LabInfo(dir=state["dir"], nameserver=(state["nameserver"][0], int(state["nameserver"][1])),
                    endpoints=tuple(endpoints), instances=instances, credentials_file=state["credentials_file"],
                    reader_endpoint=state["endpoints"]["aurora-ro"], log_file=state["log_file"], pid=int(state["pid"]),
                    cluster_instance_host_pattern=state.get("cluster_instance_host_pattern", ""),
-                   last_failover=tuple(sorted(last.items())) if last else None)
+                   last_failover=tuple(sorted(last.items())) if last else None,
+                   ca_file=tls.get("ca_file", ""), tls=tls.get("policy", ""), tls_expired=bool(tls.get("expired")))
 
 
 def _lock_holder(lab_dir: str) -> Optional[int]:
@@ -181,6 +195,7 @@ def lab_up(lab_dir: str, base: str = "127.0.10", port: int = 3306, dns_port: int
         check_free(layout)
     except (MariaDBError, LabStartError) as exc:
         raise LabError(str(exc))
+    make_certificates(layout)
     read_fd, write_fd = os.pipe()
     env = dict(os.environ)
     package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -224,6 +239,19 @@ def lab_up(lab_dir: str, base: str = "127.0.10", port: int = 3306, dns_port: int
                        % (proc.returncode, os.path.join(lab_dir, L.DAEMON_LOG)))
     proc.wait(60)  # it exits after reporting an error
     raise LabError(text[len("error: "):] if text.startswith("error: ") else text)
+
+
+def make_certificates(layout: L.Layout) -> str:
+    """The lab CA (kept) and every instance's certificate (new); LabUsageError when the CA is unusable."""
+    from fiswatch.lab.tlsca import PkiError, make_lab_pki
+
+    try:
+        return make_lab_pki(layout.tls_dir, {s.name: L.certificate_names(s) for s in L.INSTANCES},
+                            expired=layout.tls_expired)
+    except PkiError as exc:
+        raise LabUsageError(str(exc))
+    except ImportError:
+        raise LabError("the lab's certificates need the `cryptography` package: pip install cryptography")
 
 
 def _gone(pid: int) -> bool:

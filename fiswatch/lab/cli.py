@@ -32,6 +32,11 @@ def add_lab_parser(subparsers: Any) -> None:
     up.add_argument("--dns-port", type=int, default=5300, help="UDP/TCP port of the DNS server (default: 5300)")
     up.add_argument("--buffer-pool", default="16M", metavar="SIZE",
                     help="InnoDB buffer pool per server (default: 16M)")
+    up.add_argument("--require-tls", action="store_true",
+                    help="refuse clients that do not use TLS with error 3159, as require_secure_transport=ON does "
+                         "(default: TLS offered, plaintext allowed, as on AWS)")
+    up.add_argument("--tls-expired", action="store_true",
+                    help="issue the instances' certificates already expired (what rds-ca-2019's expiry looked like)")
     up.add_argument("--json", action="store_true", help="print the lab's status as JSON once it is up")
 
     status = actions.add_parser("status", help="show endpoints, instances and their roles")
@@ -86,6 +91,9 @@ def _print_status(info: Any, as_json: bool) -> None:
     last = info.failover_status()
     if last:
         print("failover     %s" % describe_failover(last))
+    if info.ca_file:
+        print("TLS          %s; CA bundle %s%s" % ("required (3159 without)" if info.tls == "required" else "offered",
+                                                  info.ca_file, " [certificates EXPIRED]" if info.tls_expired else ""))
     print("credentials  %s (user %s)" % (info.credentials_file, info.endpoints[0].user))
     print("log          %s" % info.log_file)
 
@@ -124,7 +132,8 @@ def _alive(pid: Any) -> bool:
 
 def run_lab(args: argparse.Namespace) -> int:
     """Run a parsed `lab` command. 0 ok, 1 failure, 2 usage."""
-    from fiswatch.lab.api import LabError, LabInterrupted, LabNotRunning, failover, lab_down, lab_status, lab_up
+    from fiswatch.lab.api import (LabError, LabInterrupted, LabNotRunning, LabUsageError, failover, lab_down,
+                                  lab_status, lab_up)
 
     command = getattr(args, "lab_command", None)
     if command is None:
@@ -140,7 +149,8 @@ def run_lab(args: argparse.Namespace) -> int:
         if command == "up":
             print("starting the lab in %s ..." % lab_dir, file=sys.stderr)
             info = lab_up(lab_dir, base=args.base, port=args.port, dns_port=args.dns_port,
-                          buffer_pool=args.buffer_pool)
+                          buffer_pool=args.buffer_pool, tls="required" if args.require_tls else "offered",
+                          tls_expired=args.tls_expired)
             _print_status(info, args.json)
             return 0
         if command == "status":
@@ -171,6 +181,9 @@ def run_lab(args: argparse.Namespace) -> int:
     except LabInterrupted as exc:
         print("fiswatch lab %s: %s" % (command, exc), file=sys.stderr)
         return 130
+    except LabUsageError as exc:
+        print("fiswatch lab %s: %s" % (command, exc), file=sys.stderr)
+        return 2
     except LabError as exc:
         print("fiswatch lab %s: %s" % (command, exc), file=sys.stderr)
         return 1

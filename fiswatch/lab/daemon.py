@@ -23,6 +23,8 @@ from fiswatch.lab import layout as L
 from fiswatch.lab.dnsserver import DnsServer, Zone, start_on_standard_port
 from fiswatch.lab.mariadb import MariaDBError, Server, ensure_template, find_binaries, sql
 from fiswatch.lab.proxy import FaultProxy, ProxyLoop
+from fiswatch.lab.tls import session_factory
+from fiswatch.lab.tlsca import cert_file, key_file
 from fiswatch.lab.topology import Heartbeat, create_statements
 
 
@@ -98,8 +100,9 @@ class Lab:
             host, port = layout.proxy_address(spec)
             target = layout.server_address(spec)
             rewriter = aurora.rewriter_factory(aurora.server_id(spec.index)) if spec.cluster == "aurora" else None
+            tls = session_factory(cert_file(layout.tls_dir, spec.name), key_file(layout.tls_dir, spec.name), layout.tls)
             self.proxies[spec.name] = FaultProxy(host, port, target[0], target[1], name=spec.name,
-                                                 loop=self.loop, rewriter=rewriter).start()
+                                                 loop=self.loop, rewriter=rewriter, tls=tls).start()
         self._publish_dns()
         self.dns = DnsServer(self.zone, layout.dns_address[0], layout.dns_address[1], self.loop).start()
         if layout.dns_port != 53:
@@ -188,6 +191,7 @@ class Lab:
                 "connections": proxy.connection_count() if proxy else 0,
                 "server": list(layout.server_address(spec)), "socket": layout.server_socket(spec),
                 "running": bool(server and server.alive()),
+                "certificate_names": list(L.certificate_names(spec)),
             })
         records = {}
         for name, rec in self.zone.snapshot().items():
@@ -199,6 +203,7 @@ class Lab:
                           "error": "" if self.dns53 or layout.dns_port == 53 else self.dns53_error},
                 "instances": instances, "dns": records, "credentials_file": layout.credentials_file,
                 "log_file": layout.log_file, "updated": time.time(),
+                "tls": {"policy": layout.tls, "ca_file": layout.ca_file, "expired": layout.tls_expired},
                 "cluster_instance_host_pattern": aurora.host_pattern(layout.base, layout.port),
                 "last_failover": self.last_failover}
 

@@ -30,6 +30,7 @@ ENV_NAMES = (
     "FISWATCH_LAB_DIR", "FISWATCH_LAB_DNS", "FISWATCH_LAB_AURORA_HOST", "FISWATCH_LAB_AURORA_READER_HOST",
     "FISWATCH_LAB_RDS_HOST", "FISWATCH_LAB_PORT", "FISWATCH_LAB_USER", "FISWATCH_LAB_PASSWORD",
     "FISWATCH_LAB_DATABASE", "MYSQL_PWD", "FISWATCH_PASSWORD_AURORA", "FISWATCH_PASSWORD_RDS",
+    "FISWATCH_LAB_CA",
 )
 
 INSTEAD = ("instead, watch the lab with `fiswatch watch --lab`, or give your client the lab's DNS server "
@@ -239,6 +240,7 @@ def child_environment(base: Mapping[str, str], info: Any, dns_ip: str,
         "FISWATCH_LAB_USER": aurora.user, "FISWATCH_LAB_DATABASE": aurora.database or "",
         "FISWATCH_LAB_PASSWORD": password, "MYSQL_PWD": password,
         "FISWATCH_PASSWORD_AURORA": password, "FISWATCH_PASSWORD_RDS": password,
+        "FISWATCH_LAB_CA": getattr(info, "ca_file", "") or "",
     })
     if aws_env:
         env = {k: v for k, v in env.items() if not k.startswith("AWS_")}

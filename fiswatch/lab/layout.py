@@ -19,6 +19,8 @@ CREDENTIALS_FILE = "credentials.json"
 LOG_FILE = "lab.log"
 DAEMON_LOG = "daemon.log"
 TEMPLATE_DIR = "template"
+TLS_DIR = "tls"  # the lab CA and the instances' certificates (fiswatch/lab/tlsca.py)
+TLS_POLICIES = ("offered", "required")  # as on AWS: offered; `lab up --require-tls`: require_secure_transport=ON
 _MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux
 
 
@@ -67,6 +69,8 @@ class Layout:
     mariadbd: str = "mariadbd"
     install_db: str = "mariadb-install-db"
     extra: Tuple[Tuple[str, Any], ...] = field(default=())
+    tls: str = "offered"  # what the proxies do about TLS: offered | required
+    tls_expired: bool = False  # the instances' certificates expired (`lab up --tls-expired`)
 
     @classmethod
     def make(cls, lab_dir: str, base: str = "127.0.10", port: int = 3306, dns_port: int = 5300,
@@ -74,6 +78,8 @@ class Layout:
         octets = base.split(".")
         if len(octets) != 3 or octets[0] != "127" or not all(o.isdigit() and 0 <= int(o) <= 255 for o in octets):
             raise LayoutError("--base must be three octets of a loopback address such as 127.0.10, got %r" % base)
+        if kw.get("tls", "offered") not in TLS_POLICIES:
+            raise LayoutError("TLS policy must be one of %s, got %r" % (", ".join(TLS_POLICIES), kw.get("tls")))
         for label, value, top in (("--port", port, 65535 - len(INSTANCES)), ("--dns-port", dns_port, 65535)):
             if not 1 <= int(value) <= top:
                 raise LayoutError("%s must be a TCP/UDP port 1..%d, got %r" % (label, top, value))
@@ -121,6 +127,15 @@ class Layout:
     def log_file(self) -> str:
         return self.path(LOG_FILE)
 
+    @property
+    def tls_dir(self) -> str:
+        return self.path(TLS_DIR)
+
+    @property
+    def ca_file(self) -> str:
+        """The CA bundle a client trusts to verify the lab's certificates."""
+        return os.path.join(self.tls_dir, "ca.pem")
+
     def datadir(self, spec: InstanceSpec) -> str:
         return self.path(datadir_name(spec))
 
@@ -149,6 +164,19 @@ def spec_by_name(name: str) -> InstanceSpec:
         if spec.name == name:
             return spec
     raise KeyError(name)
+
+
+def certificate_names(spec: InstanceSpec) -> Tuple[str, ...]:
+    """The names an instance's certificate holds, first the common name (as RDS issues them).
+
+    >>> certificate_names(INSTANCES[0])[1:]
+    ('fiswatch-lab.cluster-c0ffee.lab.rds.local', 'fiswatch-lab.cluster-ro-c0ffee.lab.rds.local')
+    >>> certificate_names(INSTANCES[2])
+    ('fiswatch-lab-mysql.c0ffee.lab.rds.local',)
+    """
+    if spec.cluster == "aurora":
+        return (spec.dns_name or spec.name, ENDPOINT_NAMES["aurora"], ENDPOINT_NAMES["aurora-ro"])
+    return (ENDPOINT_NAMES["rds"],)
 
 
 def cluster_specs(cluster: str) -> Tuple[InstanceSpec, ...]:

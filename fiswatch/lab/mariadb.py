@@ -81,7 +81,7 @@ class Server:
             "--binlog-format=ROW", "--gtid-strict-mode=0", "--performance-schema=OFF",
             "--innodb-flush-log-at-trx-commit=2", "--skip-slave-start", "--max-connections=200",
             "--slave-net-timeout=5", "--innodb-use-native-aio=0",
-            "--skip-ssl",  # plaintext sessions: the Aurora proxies read queries (newer MariaDB enables TLS itself)
+            "--skip-ssl",  # plaintext behind the proxies: they terminate TLS (fiswatch/lab/tls.py) and read queries
         ] + _innodb_options(self.layout)
         if self.spec.initial_role in ("reader", "standby"):
             cmd.append("--read-only")

@@ -18,6 +18,8 @@ Modes:
 
 A proxy given `rewriter` (a factory of objects with `feed(bytes) -> bytes`) passes what
 each client sends through its own rewriter before forwarding it (fiswatch/lab/aurora.py).
+A proxy given `tls` (fiswatch/lab/tls.py `session_factory`) terminates TLS: each connection's
+session turns the client's raw bytes into plaintext before the rewriter and the faults see them.
 """
 import asyncio
 import socket
@@ -83,6 +85,9 @@ class _Connection:
         self.server_eof = False
         self._tails = {False: None, True: None}  # per-direction last delayed write
         self.rewriter = proxy._rewriter() if proxy._rewriter is not None else None
+        # the TLS layer (fiswatch/lab/tls.py): raw bytes in, plaintext to the rest of the proxy
+        self.tls = proxy._tls(lambda data: self._write(self.client, data), self.close) \
+            if proxy._tls is not None else None
 
     # --- state changes -------------------------------------------------------------
     def fence(self) -> None:
@@ -111,6 +116,10 @@ class _Connection:
     def received(self, from_upstream: bool, data: bytes) -> None:
         if self.fenced or self.closed:
             return  # read and dropped
+        if self.tls is not None:
+            data = self.tls.from_server(data) if from_upstream else self.tls.from_client(data)
+            if not data or self.closed:
+                return
         if not from_upstream and self.rewriter is not None:
             data = self.rewriter.feed(data)
             if not data:
@@ -181,9 +190,10 @@ class FaultProxy:
 
     def __init__(self, listen_host: str, listen_port: int, target_host: str, target_port: int,
                  name: str = "", loop: Optional[ProxyLoop] = None,
-                 rewriter: Optional[Callable[[], Any]] = None) -> None:
+                 rewriter: Optional[Callable[[], Any]] = None, tls: Optional[Callable[..., Any]] = None) -> None:
         self.name = name or "%s:%d" % (listen_host, listen_port)
         self._rewriter = rewriter
+        self._tls = tls
         self._listen = (listen_host, int(listen_port))
         self._target = (target_host, int(target_port))
         self._own_loop = loop is None

@@ -29,6 +29,9 @@ def add_verify_parser(subparsers: Any) -> None:
                      help="take the connection facts from the local lab (default lab dir if no DIR)")
     ver.add_argument("--nameserver", metavar="IP[:PORT]", help="resolve endpoint names through this DNS server")
     ver.add_argument("--table", metavar="NAME", help="table name when the record does not say (default test)")
+    from fiswatch.config.options import add_tls_args
+
+    add_tls_args(ver)
     ver.add_argument("--format", choices=("text", "json"), default="text", help="output format")
     ver.add_argument("--timeout", type=seconds_arg(0.0, HOUR, low_ok=False), default=10.0, metavar="S",
                      help="connect and read timeout per endpoint, seconds above 0 (default 10)")
@@ -67,7 +70,7 @@ def endpoints_from_record(events: Sequence[Mapping[str, Any]], table: Optional[s
 
 
 def make_connect(endpoints: Mapping[str, Any], nameserver: Optional[Tuple[str, int]] = None,
-                 timeout: float = 10.0) -> Callable[[str], Any]:
+                 timeout: float = 10.0, tls: Any = None) -> Callable[[str], Any]:
     """A `connect(endpoint_name)` for verify(): PyMySQL to the endpoint's current writer.
 
     Each `Endpoint` needs its password filled in. Host names are resolved through
@@ -93,9 +96,14 @@ def make_connect(endpoints: Mapping[str, Any], nameserver: Optional[Tuple[str, i
                                       % (host, answer.error or "empty", nameserver[0], nameserver[1]))
                 host = answer.addresses[0]
         password = endpoint.password.reveal() if endpoint.password is not None else ""
+        extra = {}
+        if tls is not None:  # --ssl-mode / --ssl-ca, as PyMySQL's options (fiswatch/backends/pymysql_backend.py)
+            from fiswatch.backends.pymysql_backend import PyMySQLBackend
+
+            extra = PyMySQLBackend(tls=tls).for_endpoint(endpoint).tls_kwargs(endpoint.host)
         return pymysql.connect(host=host, port=endpoint.port, user=endpoint.user, password=password,
                                database=endpoint.database, autocommit=True, connect_timeout=timeout,
-                               read_timeout=timeout, write_timeout=timeout)
+                               read_timeout=timeout, write_timeout=timeout, **extra)
 
     return connect
 
@@ -232,7 +240,18 @@ def run_verify(args: argparse.Namespace) -> int:
                 endpoints[name] = replace(endpoints[name], password=secret)
     except ConfigError as exc:
         return fail("verify", str(exc))
-    result = verify(record, make_connect(endpoints, nameserver, timeout=float(getattr(args, "timeout", 10.0))))
+    from fiswatch.backends.base import BackendOptionError
+    from fiswatch.backends.pymysql_backend import PyMySQLBackend
+    from fiswatch.config.options import tls_options
+
+    tls = tls_options(args)
+    try:
+        for name in wanted:  # a verifying mode without a CA: one line before anything connects
+            PyMySQLBackend(tls=tls).tls_for(endpoints[name])  # type: ignore[arg-type]
+    except BackendOptionError as exc:
+        return fail("verify", str(exc))
+    result = verify(record, make_connect(endpoints, nameserver, timeout=float(getattr(args, "timeout", 10.0)),
+                                         tls=tls))
     if getattr(args, "format", "text") == "json":
         sys.stdout.write(json.dumps(result.as_dict(), indent=2) + "\n")
     else:

@@ -274,7 +274,21 @@ def backend_candidates(probe: ProbeView) -> List[str]:
     out.append(label)
     if label != info.name:
         out.append(info.name)
+    tls = tls_word(probe.snapshot.tls)
+    if tls:  # the TLS in use outranks the notes, not the version
+        out = [c + " " + tls for c in out if isinstance(c, str)][:3] + out
     return out
+
+
+def tls_word(tls: Optional[str]) -> str:
+    """What the header says about the connection's TLS: `TLSv1.3`, `plain`; '' before a connect.
+
+    >>> tls_word('TLSv1.3'), tls_word('plain'), tls_word('?'), tls_word(None)
+    ('TLSv1.3', 'plain', 'TLS?', '')
+    """
+    if not tls:
+        return ""
+    return "TLS?" if tls == "?" else tls
 
 
 def address_candidates(address: Optional[str], previous: Optional[str]) -> List[str]:
