@@ -59,6 +59,7 @@ class LabInfo:
     # `?` replaced by an instance's SERVER_ID gives the host:port of its proxy, e.g. 127.0.10.?:3306
     cluster_instance_host_pattern: str = ""
     last_failover: Optional[Tuple[Tuple[str, Any], ...]] = None  # see failover_status()
+    stale_dns: float = 0.0  # `lab up --stale-dns`: Aurora failovers keep the cluster name stale this long
 
     def failover_status(self) -> Optional[dict]:
         """The last failover: target, state (running|completed|rolled back|finished|failed), step, detail, ..."""
@@ -89,7 +90,7 @@ class LabInfo:
                            "running": i.running, "server_id": i.server_id} for i in self.instances],
             "credentials_file": self.credentials_file, "log_file": self.log_file,
             "cluster_instance_host_pattern": self.cluster_instance_host_pattern,
-            "last_failover": self.failover_status(),
+            "last_failover": self.failover_status(), "stale_dns": self.stale_dns,
         }
 
 
@@ -134,7 +135,8 @@ def lab_status(lab_dir: str) -> LabInfo:
                    endpoints=tuple(endpoints), instances=instances, credentials_file=state["credentials_file"],
                    reader_endpoint=state["endpoints"]["aurora-ro"], log_file=state["log_file"], pid=int(state["pid"]),
                    cluster_instance_host_pattern=state.get("cluster_instance_host_pattern", ""),
-                   last_failover=tuple(sorted(last.items())) if last else None)
+                   last_failover=tuple(sorted(last.items())) if last else None,
+                   stale_dns=float((state.get("layout") or {}).get("stale_dns") or 0.0))
 
 
 def _lock_holder(lab_dir: str) -> Optional[int]:
@@ -309,10 +311,13 @@ def lab_down(lab_dir: str) -> None:
 
 def failover(lab_dir: str, target: str, emit: Optional[Callable[[Any], None]] = None, profile: str = "fast",
              crash: bool = False, dns_style: str = "empty", echo: Optional[Callable[[str], None]] = None,
-             cancel: Any = None, timings: Any = None) -> None:
+             cancel: Any = None, timings: Any = None, stale_dns: Optional[float] = None) -> None:
     """Run a whole failover synchronously; `emit` gets a `lab` Event per step (docs/events.md).
 
     Profiles: fast (default; DNS 9 s after promotion), quick (DNS right after promotion), realistic.
+    `stale_dns` (Aurora only): seconds the cluster name keeps naming the old writer after it has
+    rejoined read-only (the demoted-writer trap; docs/lab.md); None: the lab's `lab up --stale-dns`,
+    0: a clean flip.
     Setting `cancel` (a threading.Event) stops it early; stopped, interrupted or failing midway, the
     failover is finished or rolled back and LabError (LabInterrupted for Ctrl-C) says which."""
     from fiswatch.lab.control import ControlError
@@ -320,11 +325,16 @@ def failover(lab_dir: str, target: str, emit: Optional[Callable[[Any], None]] = 
     from fiswatch.lab.mariadb import MariaDBError
 
     lab_dir = os.path.abspath(os.path.expanduser(lab_dir))
+    if target in ("aurora", "rds"):
+        try:
+            L.stale_dns_for(target, stale_dns, 0.0)
+        except L.LayoutError as exc:
+            raise LabError(str(exc))
     _state(lab_dir)  # LabNotRunning early
     step = make_emitter(lab_dir, target, crash, emit, echo)
     try:
         run_failover(lab_dir, target, step, profile=profile, crash=crash, dns_style=dns_style, cancel=cancel,
-                     timings=timings)
+                     timings=timings, stale_dns=stale_dns)
     except Interrupted as exc:
         raise LabInterrupted(str(exc))
     except (FailoverError, ControlError, MariaDBError) as exc:

@@ -67,6 +67,8 @@ class Layout:
     mariadbd: str = "mariadbd"
     install_db: str = "mariadb-install-db"
     extra: Tuple[Tuple[str, Any], ...] = field(default=())
+    stale_dns: float = 0.0  # `lab up --stale-dns`: this lab's Aurora failovers keep DNS stale this long
+
 
     @classmethod
     def make(cls, lab_dir: str, base: str = "127.0.10", port: int = 3306, dns_port: int = 5300,
@@ -77,6 +79,8 @@ class Layout:
         for label, value, top in (("--port", port, 65535 - len(INSTANCES)), ("--dns-port", dns_port, 65535)):
             if not 1 <= int(value) <= top:
                 raise LayoutError("%s must be a TCP/UDP port 1..%d, got %r" % (label, top, value))
+        if "stale_dns" in kw:
+            kw["stale_dns"] = check_stale_dns(kw["stale_dns"])
         layout = cls(os.path.abspath(os.path.expanduser(lab_dir)), base, int(port), int(dns_port), **kw)
         longest = layout.control_socket if len(layout.control_socket) > len(layout.server_socket(INSTANCES[0])) \
             else layout.server_socket(INSTANCES[0])
@@ -137,6 +141,47 @@ class Layout:
         data = dict(data)
         data["extra"] = tuple(tuple(x) for x in data.get("extra", ()))
         return cls(**data)
+
+
+STALE_DNS_MAX = 600.0
+STALE_DNS_TARGETS = ("aurora",)
+
+
+def check_stale_dns(value: Any) -> float:
+    """Seconds the cluster name keeps naming the old writer after it rejoined (0: a clean flip).
+
+    >>> check_stale_dns("8")
+    8.0
+    >>> check_stale_dns(-1)
+    Traceback (most recent call last):
+    ...
+    fiswatch.lab.layout.LayoutError: --stale-dns: -1 is too small: give a number of seconds from 0 to 600
+    """
+    from fiswatch.config.checks import ConfigError, check_seconds
+
+    try:
+        return check_seconds(value, 0.0, STALE_DNS_MAX)
+    except ConfigError as exc:
+        raise LayoutError("--stale-dns: %s" % exc) from None
+
+
+def stale_dns_for(target: str, requested: Optional[float], lab_default: float) -> float:
+    """The stale-DNS seconds of one failover: the request, else the lab's default (Aurora only).
+
+    >>> stale_dns_for("aurora", None, 8.0), stale_dns_for("aurora", 0, 8.0), stale_dns_for("rds", None, 8.0)
+    (8.0, 0.0, 0.0)
+    >>> stale_dns_for("rds", 5, 0.0)
+    Traceback (most recent call last):
+    ...
+    fiswatch.lab.layout.LayoutError: --stale-dns applies to aurora only: an RDS Multi-AZ standby takes no connections, so a stale address meets no demoted writer there
+    """
+    if requested is None:
+        return float(lab_default or 0.0) if target in STALE_DNS_TARGETS else 0.0
+    seconds = check_stale_dns(requested)
+    if seconds and target not in STALE_DNS_TARGETS:
+        raise LayoutError("--stale-dns applies to aurora only: an RDS Multi-AZ standby takes no connections, "
+                          "so a stale address meets no demoted writer there")
+    return seconds
 
 
 def datadir_name(spec: InstanceSpec) -> str:
