@@ -187,7 +187,7 @@ def demoted_candidates(code: Optional[int]) -> List[str]:
     12
     """
     return ["writes refused %s: on a demoted writer" % code, "writes refused %s: demoted writer" % code,
-            "refused %s: demoted writer" % code, "%s demoted writer" % code, "%s on demoted" % code,
+            "refused %s: demoted writer" % code, "%s on a demoted writer" % code, "%s demoted writer" % code,
             "%s demoted" % code]
 
 
