@@ -343,3 +343,23 @@ def test_demoted_writer_state_fits_every_column_of_an_80x24_demo():
         texts = [line.text for line in render(view, width, height, UiState(), 1000.0)]
         assert all(len(t) <= width for t in texts)
         assert any(shown in t for t in texts), (width, texts)
+
+
+def test_a_stale_dns_failover_stopped_in_its_stale_window_is_finished(lab):
+    """Quitting (the demo's cancel) while the name is stale: DNS names the new writer at once."""
+    from _lab_fixture import answer_of
+    from fiswatch.lab.api import LabError, lab_status
+
+    before = lab_status(lab.dir)
+    new = before.instance("aurora", "reader")
+    cancel = threading.Event()
+    job = Background(lab.dir, profile="quick", stale_dns=60, cancel=cancel)
+    wait_for(lambda: job.step("rejoin") or job.error, 60, message="the old writer back while the name is stale")
+    assert answer_of(lab, lab.endpoint("aurora").host)[1] == [before.instance("aurora", "writer").address]
+    cancel.set()
+    job.thread.join(120)
+    assert isinstance(job.error, LabError) and "finished at step rejoin (cancelled)" in str(job.error)
+    assert answer_of(lab, lab.endpoint("aurora").host)[:2] == ("ok", [new.address])
+    after = lab_status(lab.dir)
+    assert after.instance("aurora", "writer").name == new.name
+    assert after.failover_status()["state"] == "finished" and after.failover_status()["stale_dns"] == 60.0
