@@ -363,3 +363,27 @@ def test_a_stale_dns_failover_stopped_in_its_stale_window_is_finished(lab):
     after = lab_status(lab.dir)
     assert after.instance("aurora", "writer").name == new.name
     assert after.failover_status()["state"] == "finished" and after.failover_status()["stale_dns"] == 60.0
+
+
+def test_a_read_only_server_the_probe_never_wrote_to_is_not_called_a_demoted_writer(lab):
+    """fiswatch says 'demoted writer' only when it knows: its writes committed there before."""
+    import dataclasses
+
+    from fiswatch.backends.registry import parse_backend_spec
+    from fiswatch.engine.runner import RunOptions, Runner
+    from fiswatch.lab.api import lab_status
+
+    reader = lab_status(lab.dir).instance("aurora", "reader")
+    endpoint = dataclasses.replace(lab.endpoint("aurora"), host=reader.address)  # a reader, by its address
+    runner = Runner([endpoint], [parse_backend_spec("pymysql")],
+                    RunOptions(interval=0.05, stall_after=2.0, nameserver=tuple(lab.nameserver)))
+    runner.start()
+    probe = runner.probes[0]
+    try:
+        error = wait_for(lambda: probe.snapshot.errors >= 3 and probe.snapshot.last_error, 60,
+                         message="writes refused by the reader")
+    finally:
+        runner.stop()
+        probe.join(5)
+    assert (error.code, error.kind) == (1290, "read-only")
+    assert probe.snapshot.iterations == 0
