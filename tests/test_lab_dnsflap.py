@@ -387,3 +387,29 @@ def test_a_read_only_server_the_probe_never_wrote_to_is_not_called_a_demoted_wri
         probe.join(5)
     assert (error.code, error.kind) == (1290, "read-only")
     assert probe.snapshot.iterations == 0
+
+
+def test_dashboard_on_80x24_shows_the_demoted_writer(lab, tmp_path):
+    """The demo's own dashboard in a real 80x24 pty, default probes, `--stale-dns 6`."""
+    from fiswatch.bench.ptyrun import PtyChild
+
+    argv = [sys.executable, "-m", "fiswatch", "demo", "--dir", lab.dir, "--aurora-after", "1", "--rds-after", "3600",
+            "--stale-dns", "6", "--duration", "120", "--record", str(tmp_path / "pty.jsonl")]
+    child = PtyChild(argv, dict(os.environ, PYTHONPATH=ROOT), cols=80, rows=24, screen=True)
+    from fiswatch.ui.text import demoted_candidates
+
+    # the widest form that fits: with the wrapper (Python >= 3.10) 5 probes in two bands, Aurora's 3
+    # columns 26 wide ("1290 on a demoted writer"); without it 4 columns of 19 ("1290 demoted writer")
+    shown = demoted_candidates(1290)[:-1]
+    seen = child.watch(lambda text: any(form in line for line in text.split("\n") for form in shown))
+    try:
+        wait_for(lambda: child.seen_at(seen) is not None, 90, interval=0.2,
+                 message="the demoted-writer state on the 80x24 dashboard")
+        screen = child.text()
+    finally:
+        child.send(b"q")
+        child.wait(60)
+        child.kill()
+    lines = screen.split("\n")
+    assert len(lines) <= 24 and all(len(line) <= 80 for line in lines)
+    assert any("error 1290 demoted-writer in INSERT" in line for line in lines)  # the event log says it too
