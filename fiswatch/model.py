@@ -124,12 +124,17 @@ class BackendInfo:
         return " ".join(parts)
 
 
+# ErrorInfo.kind of a read-only error (1290/1836) on a server where the probe's writes once
+# committed: a writer demoted since, reached through a name that still leads there
+DEMOTED_WRITER = "demoted-writer"
+
+
 @dataclass(frozen=True)
 class ErrorInfo:
     """A driver or resolution error reduced to what a human needs."""
 
     code: Optional[int]
-    kind: str  # auth | read-only | refused | lost | read-timeout | dns | ...
+    kind: str  # auth | read-only | demoted-writer | refused | lost | read-timeout | dns | ...
     message: str
 
     def short(self) -> str:

@@ -11,7 +11,7 @@ import os
 import sys
 import threading
 import time
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from fiswatch.model import Event
 
@@ -21,6 +21,7 @@ EXIT_OK, EXIT_FAIL = 0, 1
 def add_parser(sub) -> None:
     from fiswatch.config.checks import HOUR, port_arg, seconds_arg
     from fiswatch.config.options import RUN_EPILOG, add_output_args, add_probe_args
+    from fiswatch.lab.cli import stale_dns_arg
 
     p = sub.add_parser(
         "demo", help="run the whole lesson on a local lab (no AWS account needed)",
@@ -42,6 +43,10 @@ def add_parser(sub) -> None:
     p.add_argument("--no-failover", action="store_true", help="no automatic failovers: use the keys f and r")
     p.add_argument("--realistic", action="store_true",
                    help="realistic timings: DNS flips after ~15 s and flaps for a while (default: fast)")
+    p.add_argument("--stale-dns", type=stale_dns_arg(), default=None, metavar="SECONDS",
+                   help="the demoted-writer trap: Aurora's cluster name keeps naming the old writer for SECONDS "
+                        "after it rejoined read-only, so clients that reconnect by name get 1290 on writes "
+                        "(default: the lab's `lab up --stale-dns`, else a clean flip)")
     p.add_argument("--keep-lab", action="store_true", help="leave a lab this demo started running on quit")
     p.add_argument("--exec", metavar="COMMAND", dest="exec_command",
                    help="also run your own program in the lab (`fiswatch lab exec`) through the same failovers; "
@@ -74,8 +79,9 @@ class DemoHooks:
     """Failover jobs and keys for the watch loop."""
 
     def __init__(self, lab_dir: str, profile: str, schedule: List[Tuple[float, str]], info=None,
-                 notes: Tuple[str, ...] = ()) -> None:
+                 notes: Tuple[str, ...] = (), stale_dns: Optional[float] = None) -> None:
         self.lab_dir = lab_dir
+        self.stale_dns = stale_dns  # Aurora failovers only; None: the lab's own default
         self.info = info
         self.profile = profile
         self.schedule = schedule
@@ -118,7 +124,8 @@ class DemoHooks:
             if runner.stop_event.is_set():
                 return
             try:
-                api.failover(self.lab_dir, target, emit=runner.emit, profile=self.profile, cancel=self._cancel)
+                api.failover(self.lab_dir, target, emit=runner.emit, profile=self.profile, cancel=self._cancel,
+                             stale_dns=self.stale_dns if target == "aurora" else None)
             except Exception as exc:  # shown in the event log; the dashboard keeps running
                 runner.emit(Event.make("warning", message="failover %s failed: %s" % (target, exc)))
                 return
@@ -189,7 +196,8 @@ def run_demo(args: argparse.Namespace) -> int:
     if not args.backend:
         args.backend, note = demo_backends()
         notes = (note,) if note else ()
-    hooks = DemoHooks(lab_dir, "realistic" if args.realistic else "fast", schedule, info, notes)
+    hooks = DemoHooks(lab_dir, "realistic" if args.realistic else "fast", schedule, info, notes,
+                      stale_dns=args.stale_dns)
     if exec_argv:
         from fiswatch.lab.exec_demo import ExecAlongside
 

@@ -9,15 +9,16 @@ nothing else: no lock is shared with the screen or with other probes.
 import random
 import threading
 import time
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, Optional, Set, Tuple
 
 from fiswatch.backends.base import Backend, BackendOptionError
 from fiswatch.config.checks import check_table
-from fiswatch.model import BackendSpec, Endpoint, ErrorInfo, Event, Op, Resolution, Snapshot, State
+from fiswatch.model import DEMOTED_WRITER, BackendSpec, Endpoint, ErrorInfo, Event, Op, Resolution, Snapshot, State
 from fiswatch.engine.resolve import Resolver
 from fiswatch.engine.retry import RetryPolicy
 
 ROWS = 10
+READ_ONLY_CODES = (1290, 1836)  # MySQL/MariaDB --read-only; MySQL's "Running in read-only mode"
 
 Emit = Callable[[Event], None]
 
@@ -52,6 +53,7 @@ class Probe:
         self._attempt_started: Optional[float] = None
         self._failing_since: Optional[float] = None  # first failure since the last completed round
         self._connect_latency: Tuple[Tuple[str, float], ...] = ()
+        self._wrote_at: Set[str] = set()  # addresses a write of this probe committed at: writers then
         self._rng = random.Random(seed)
         self._thread = threading.Thread(target=self._run, name="probe " + self.id, daemon=True)
         table = "`%s`" % endpoint.table
@@ -227,6 +229,8 @@ class Probe:
                                      error=self.backend.classify(exc).short()))
                 raise
             t2 = self._enter(Op.SELECT)
+            if self.snapshot.address not in self._wrote_at:
+                self._wrote_at.add(self.snapshot.address)
             self.emit(Event.make("write", probe=self.id, endpoint=self.endpoint.name, id=row_id, value=value,
                                  address=self.snapshot.address))
             cur.execute(self._select_sql)
@@ -298,6 +302,10 @@ class Probe:
             info = self.backend.classify(exc)
         except Exception:  # a classifier bug must not kill the probe
             info = ErrorInfo(None, type(exc).__name__, str(exc))
+        if info.code in READ_ONLY_CODES and self.snapshot.address in self._wrote_at:
+            # refused as read-only where this probe's writes once committed: the writer it wrote to
+            # was demoted and the name still leads here (a stale DNS answer or cache)
+            info = ErrorInfo(info.code, DEMOTED_WRITER, info.message)
         self._fail_info(info, op)
 
     def _fail_info(self, info: ErrorInfo, op: Optional[Op], resolution: Optional[Resolution] = None) -> None:

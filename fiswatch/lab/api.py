@@ -67,6 +67,7 @@ class LabInfo:
     ca_file: str = ""  # the lab CA a client trusts (docs/lab.md, TLS)
     tls: str = ""  # offered | required
     tls_expired: bool = False
+    stale_dns: float = 0.0  # `lab up --stale-dns`: Aurora failovers keep the cluster name stale this long
 
     def failover_status(self) -> Optional[dict]:
         """The last failover: target, state (running|completed|rolled back|finished|failed), step, detail, ..."""
@@ -99,7 +100,7 @@ class LabInfo:
             "tls": {"policy": self.tls, "ca_file": self.ca_file, "expired": self.tls_expired},
             "credentials_file": self.credentials_file, "log_file": self.log_file,
             "cluster_instance_host_pattern": self.cluster_instance_host_pattern,
-            "last_failover": self.failover_status(),
+            "last_failover": self.failover_status(), "stale_dns": self.stale_dns,
         }
 
 
@@ -148,7 +149,8 @@ def lab_status(lab_dir: str) -> LabInfo:
                    reader_endpoint=state["endpoints"]["aurora-ro"], log_file=state["log_file"], pid=int(state["pid"]),
                    cluster_instance_host_pattern=state.get("cluster_instance_host_pattern", ""),
                    last_failover=tuple(sorted(last.items())) if last else None,
-                   ca_file=tls.get("ca_file", ""), tls=tls.get("policy", ""), tls_expired=bool(tls.get("expired")))
+                   ca_file=tls.get("ca_file", ""), tls=tls.get("policy", ""), tls_expired=bool(tls.get("expired")),
+                   stale_dns=float((state.get("layout") or {}).get("stale_dns") or 0.0))
 
 
 def _lock_holder(lab_dir: str) -> Optional[int]:
@@ -337,10 +339,13 @@ def lab_down(lab_dir: str) -> None:
 
 def failover(lab_dir: str, target: str, emit: Optional[Callable[[Any], None]] = None, profile: str = "fast",
              crash: bool = False, dns_style: str = "empty", echo: Optional[Callable[[str], None]] = None,
-             cancel: Any = None, timings: Any = None) -> None:
+             cancel: Any = None, timings: Any = None, stale_dns: Optional[float] = None) -> None:
     """Run a whole failover synchronously; `emit` gets a `lab` Event per step (docs/events.md).
 
     Profiles: fast (default; DNS 9 s after promotion), quick (DNS right after promotion), realistic.
+    `stale_dns` (Aurora only): seconds the cluster name keeps naming the old writer after it has
+    rejoined read-only (the demoted-writer trap; docs/lab.md); None: the lab's `lab up --stale-dns`,
+    0: a clean flip.
     Setting `cancel` (a threading.Event) stops it early; stopped, interrupted or failing midway, the
     failover is finished or rolled back and LabError (LabInterrupted for Ctrl-C) says which."""
     from fiswatch.lab.control import ControlError
@@ -348,11 +353,16 @@ def failover(lab_dir: str, target: str, emit: Optional[Callable[[Any], None]] = 
     from fiswatch.lab.mariadb import MariaDBError
 
     lab_dir = os.path.abspath(os.path.expanduser(lab_dir))
+    if target in ("aurora", "rds"):
+        try:
+            L.stale_dns_for(target, stale_dns, 0.0)
+        except L.LayoutError as exc:
+            raise LabError(str(exc))
     _state(lab_dir)  # LabNotRunning early
     step = make_emitter(lab_dir, target, crash, emit, echo)
     try:
         run_failover(lab_dir, target, step, profile=profile, crash=crash, dns_style=dns_style, cancel=cancel,
-                     timings=timings)
+                     timings=timings, stale_dns=stale_dns)
     except Interrupted as exc:
         raise LabInterrupted(str(exc))
     except (FailoverError, ControlError, MariaDBError) as exc:

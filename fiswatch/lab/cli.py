@@ -37,6 +37,9 @@ def add_lab_parser(subparsers: Any) -> None:
                          "(default: TLS offered, plaintext allowed, as on AWS)")
     up.add_argument("--tls-expired", action="store_true",
                     help="issue the instances' certificates already expired (what rds-ca-2019's expiry looked like)")
+    up.add_argument("--stale-dns", type=stale_dns_arg(), default=0.0, metavar="SECONDS",
+                    help="every Aurora failover of this lab keeps the cluster name on the old writer for SECONDS "
+                         "after it rejoined read-only (the demoted-writer trap; default: 0, a clean flip)")
     up.add_argument("--json", action="store_true", help="print the lab's status as JSON once it is up")
 
     status = actions.add_parser("status", help="show endpoints, instances and their roles")
@@ -54,6 +57,10 @@ def add_lab_parser(subparsers: Any) -> None:
                     help="kill the writer without letting the reader catch up (acknowledged writes may be lost)")
     fo.add_argument("--dns-style", choices=("empty", "nxdomain"), default="empty",
                     help="how DNS answers during the flip: NOERROR with no address, or NXDOMAIN (default: empty)")
+    fo.add_argument("--stale-dns", type=stale_dns_arg(), default=None, metavar="SECONDS",
+                    help="aurora: the cluster name keeps answering the old writer (no empty window, no flap) until "
+                         "SECONDS after it rejoined read-only, as a stale DNS cache does: clients that reconnect by "
+                         "name get 1290 on writes (default: the lab's `lab up --stale-dns`, else 0)")
     fo.add_argument("--json", action="store_true", help="print each step as a JSON line (the `lab` event)")
 
     down = actions.add_parser("down", help="stop the lab: no process, port or lock is left")
@@ -62,6 +69,14 @@ def add_lab_parser(subparsers: Any) -> None:
     from fiswatch.lab.exec import add_exec_parser
 
     add_exec_parser(actions, common)
+
+
+def stale_dns_arg() -> Any:
+    """argparse type for --stale-dns: the lab's own check, one usage line (exit 2) when wrong."""
+    from fiswatch.config.checks import arg_type
+    from fiswatch.lab.layout import check_stale_dns
+
+    return arg_type(check_stale_dns, "seconds")
 
 
 def _dir(args: argparse.Namespace) -> str:
@@ -88,6 +103,9 @@ def _print_status(info: Any, as_json: bool) -> None:
         print("instance     %-24s %-6s %-8s %s:%d%s" % (inst.name, inst.cluster, inst.role, inst.address,
                                                       inst.port, extra))
     print("host pattern %s (cluster_instance_host_pattern: ? = SERVER_ID)" % info.cluster_instance_host_pattern)
+    if info.stale_dns:
+        print("stale DNS    aurora failovers: the cluster name names the old writer until %gs after it rejoins "
+              "(lab up --stale-dns)" % info.stale_dns)
     last = info.failover_status()
     if last:
         print("failover     %s" % describe_failover(last))
@@ -150,7 +168,7 @@ def run_lab(args: argparse.Namespace) -> int:
             print("starting the lab in %s ..." % lab_dir, file=sys.stderr)
             info = lab_up(lab_dir, base=args.base, port=args.port, dns_port=args.dns_port,
                           buffer_pool=args.buffer_pool, tls="required" if args.require_tls else "offered",
-                          tls_expired=args.tls_expired)
+                          tls_expired=args.tls_expired, stale_dns=args.stale_dns)
             _print_status(info, args.json)
             return 0
         if command == "status":
@@ -165,6 +183,13 @@ def run_lab(args: argparse.Namespace) -> int:
             print("lab in %s stopped" % lab_dir)
             return 0
         if command == "failover":
+            from fiswatch.lab.layout import LayoutError, stale_dns_for
+
+            try:
+                stale_dns_for(args.target, args.stale_dns, 0.0)
+            except LayoutError as exc:
+                print("fiswatch lab failover: %s" % exc, file=sys.stderr)
+                return 2
             if args.json:
                 def emit(event: Any) -> None:
                     print(json.dumps(event.as_dict(), sort_keys=True), flush=True)
@@ -176,7 +201,8 @@ def run_lab(args: argparse.Namespace) -> int:
                     print(line, flush=True)
             with _sigterm_interrupts():
                 failover(lab_dir, args.target, emit=emit, echo=echo,
-                         profile="realistic" if args.realistic else "fast", crash=args.crash, dns_style=args.dns_style)
+                         profile="realistic" if args.realistic else "fast", crash=args.crash, dns_style=args.dns_style,
+                         stale_dns=args.stale_dns)
             return 0
     except LabInterrupted as exc:
         print("fiswatch lab %s: %s" % (command, exc), file=sys.stderr)

@@ -1,12 +1,18 @@
 """A tiny authoritative DNS server on loopback (dnspython for the wire format).
 
 The zone holds CNAME and A records. A name can be "blanked" for a failover window
-(NOERROR with no answer, or NXDOMAIN) and a CNAME can flap between several targets
-(each query gets the next one), as resolvers were seen to do after an Aurora flip.
+(NOERROR with no answer, or NXDOMAIN) and a CNAME can flap between several targets, as
+resolvers were seen to do after an Aurora flip (Route 53's servers answer old or new
+until the change has reached all of them). Each query of a flapping name picks a target
+at random, never the same one more than FLAP_RUN times in a row for one (name, query
+type): so every resolver sees the flap, whatever it asks. glibc's getaddrinfo asks A and
+AAAA for each lookup; a single counter shared by all queries gave each of its A queries
+the same parity, the same instance for the whole flap.
 Runs on a `ProxyLoop` (UDP and TCP); the zone is changed from any thread.
 """
 import asyncio
 import errno
+import random
 import socket
 import struct
 import threading
@@ -26,14 +32,18 @@ class Record:
     flap_until: Optional[float] = None  # time.time() after which only values[-1] is served
 
 
+FLAP_RUN = 3  # a flapping name gives one (name, type) the same answer at most this many times in a row
+
+
 class Zone:
     """Records by lower-case name without trailing dot. Thread-safe, copy-on-write."""
 
-    def __init__(self, origin: str) -> None:
+    def __init__(self, origin: str, seed: Optional[int] = None) -> None:
         self.origin = origin.lower().rstrip(".")
         self._records: Dict[str, Record] = {}
         self._lock = threading.Lock()
-        self._counter = 0
+        self._rng = random.Random(seed)
+        self._runs: Dict[Tuple[str, int], Tuple[str, int]] = {}  # (name, qtype) -> (last answer, times in a row)
 
     def set(self, name: str, kind: str, values: Tuple[str, ...], ttl: int = 5,
             flap_until: Optional[float] = None) -> None:
@@ -60,14 +70,32 @@ class Zone:
     def snapshot(self) -> Dict[str, Record]:
         return dict(self._records)
 
-    def pick(self, record: Record) -> str:
-        """The value served now: flapping records alternate until flap_until."""
+    def pick(self, record: Record, name: str = "", qtype: int = 0) -> str:
+        """The value served now to a query of type `qtype` that reached `name`.
+
+        A flapping record (until flap_until) answers one of its values at random, and never
+        the same one more than FLAP_RUN times in a row for the same (name, qtype), so any
+        client that asks a few times sees every value, A and AAAA lookups alike.
+
+        >>> zone = Zone("lab.rds.local", seed=1)
+        >>> flap = Record("CNAME", ("old", "new"), flap_until=time.time() + 60)
+        >>> seen = [zone.pick(flap, "db", 1) for _ in range(FLAP_RUN + 1)]
+        >>> sorted(set(seen))
+        ['new', 'old']
+        >>> zone.pick(Record("CNAME", ("old", "new"), flap_until=time.time() - 1), "db", 1)
+        'new'
+        """
         if len(record.values) == 1 or (record.flap_until is not None and time.time() >= record.flap_until):
             return record.values[-1]
+        key = (name, int(qtype))
         with self._lock:
-            self._counter += 1
-            n = self._counter
-        return record.values[n % len(record.values)]
+            last, run = self._runs.get(key, ("", 0))
+            choices = record.values
+            if run >= FLAP_RUN and last in choices:
+                choices = tuple(v for v in choices if v != last)
+            value = self._rng.choice(choices)
+            self._runs[key] = (value, run + 1 if value == last else 1)
+        return value
 
     def in_zone(self, name: str) -> bool:
         name = name.lower().rstrip(".")
@@ -111,7 +139,7 @@ def answer(zone: Zone, wire: bytes) -> Optional[bytes]:
             break
         if record.blank == "empty":
             break
-        value = zone.pick(record)
+        value = zone.pick(record, name, question.rdtype)
         if record.kind == "CNAME":
             response.answer.append(dns.rrset.from_text(name + ".", record.ttl, "IN", "CNAME", value + "."))
             if question.rdtype == dns.rdatatype.CNAME:

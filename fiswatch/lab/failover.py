@@ -11,7 +11,6 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, Optional
 
 from fiswatch.lab import aurora
@@ -20,34 +19,9 @@ from fiswatch.lab.control import request
 from fiswatch.lab.daemon import log_line, replicate
 from fiswatch.lab.mariadb import sql
 from fiswatch.lab.settle import end_client_sessions, recover, resync_from, roles_for, state_record
+from fiswatch.lab.layout import PROFILES, Profile  # the failover profiles live with the lab's layout
 from fiswatch.lab.topology import promote_statements
 
-
-@dataclass(frozen=True)
-class Profile:
-    """Seconds after the start at which each step happens (a step never runs early)."""
-
-    name: str
-    promote_at: float  # writer fenced until then
-    flip_at: float  # DNS answers the new writer from then on
-    empty_for: float  # DNS answers empty/NXDOMAIN for this long before the flip
-    flap_for: float  # after the flip, answers alternate old/new for this long
-    rejoin_at: float  # the old writer is back as a read-only reader
-
-
-PROFILES = {
-    # fast (the demo's default): promotion 1 s after the fence, the cluster endpoint's DNS 9 s later,
-    # so a topology-aware client (at promotion), a DNS-following one (at the flip) and one without a
-    # read timeout (never) are plainly apart; quick: no lag between promotion and DNS (tests)
-    ("aurora", "fast"): Profile("fast", promote_at=1.0, flip_at=10.0, empty_for=1.0, flap_for=0.0, rejoin_at=10.5),
-    ("aurora", "quick"): Profile("quick", promote_at=1.0, flip_at=2.0, empty_for=1.0, flap_for=0.0, rejoin_at=2.5),
-    ("aurora", "realistic"): Profile("realistic", promote_at=8.0, flip_at=15.0, empty_for=3.0, flap_for=20.0,
-                                     rejoin_at=20.0),
-    ("rds", "fast"): Profile("fast", promote_at=1.5, flip_at=2.5, empty_for=0.0, flap_for=0.0, rejoin_at=3.0),
-    ("rds", "quick"): Profile("quick", promote_at=1.5, flip_at=2.5, empty_for=0.0, flap_for=0.0, rejoin_at=3.0),
-    ("rds", "realistic"): Profile("realistic", promote_at=20.0, flip_at=30.0, empty_for=0.0, flap_for=0.0,
-                                  rejoin_at=45.0),
-}
 
 Emit = Callable[..., None]  # emit(step, detail, **extra)
 
@@ -113,9 +87,13 @@ class Failover:
     """One failover of `target`: its plan, its instances and how far it got."""
 
     def __init__(self, lab_dir: str, target: str, emit: Emit, plan: Profile, crash: bool, dns_style: str,
-                 cancel: Optional[threading.Event]) -> None:
+                 cancel: Optional[threading.Event], stale_dns: Optional[float] = None) -> None:
         state = request(os.path.join(lab_dir, L.CONTROL_SOCKET), "state")
         self.layout = L.Layout.from_dict(state["layout"])
+        try:  # the request, else the lab's `lab up --stale-dns` (Aurora only)
+            self.stale_dns = L.stale_dns_for(target, stale_dns, self.layout.stale_dns)
+        except L.LayoutError as exc:
+            raise FailoverError(str(exc)) from None
         self.ctl = self.layout.control_socket
         self.target, self.emit, self.plan, self.crash, self.dns_style = target, emit, plan, crash, dns_style
         self.cancel = cancel
@@ -129,6 +107,8 @@ class Failover:
 
     def report(self, state: str, detail: str = "", **extra: Any) -> None:
         """Tell the daemon (for `lab status`); never fails the failover."""
+        if self.stale_dns:
+            extra["stale_dns"] = self.stale_dns
         record = state_record(self.target, state, self.step, detail, old=self.old.name, new=self.new.name,
                               pid=os.getpid(), profile=self.plan.name, crash=self.crash, **extra)
         try:
@@ -146,11 +126,12 @@ class Failover:
         up_role, down_role = roles_for(target)
         crash, cancel = self.crash, self.cancel
         endpoint = L.ENDPOINT_NAMES[target]
-        password = _password(layout)
         lag_for = CRASH_LAG if crash else 0.0
         t0 = time.time() + lag_for  # the outage starts when the writer is fenced
-        self.reached("start", "%s failover (%s%s): %s -> %s" % (target, plan.name, ", crash" if crash else "",
-                                                               old.name, new.name), outage_start=t0)
+        stale = {"stale_dns": self.stale_dns} if self.stale_dns else {}
+        self.reached("start", "%s failover (%s%s%s): %s -> %s" % (
+            target, plan.name, ", crash" if crash else "", ", DNS stale %gs after the rejoin" % self.stale_dns
+            if self.stale_dns else "", old.name, new.name), outage_start=t0, **stale)
         if crash:
             # asynchronous replication falls behind: what the writer acknowledges from now on
             # exists only on the writer, and the crash below loses it
@@ -184,6 +165,8 @@ class Failover:
         new_value = new.dns_name if target == "aurora" else layout.proxy_address(new)[0]
         old_value = old.dns_name if target == "aurora" else layout.proxy_address(old)[0]
         kind = "CNAME" if target == "aurora" else "A"
+        if self.stale_dns:
+            return self._stale_dns_end(t0, pos, endpoint, kind, new_value, old_value)
         if plan.empty_for > 0:
             _sleep_until(t0, plan.flip_at - plan.empty_for, cancel)
             request(ctl, "dns_blank", name=endpoint, style=self.dns_style)
@@ -203,30 +186,60 @@ class Failover:
         outage_end = self.outage_end = time.time()
         self.reached("dns_flip", "%s -> %s %s (TTL 5s)" % (endpoint, kind, new_value))
         if flap_until is not None:
-            self.reached("dns_flap", "%s alternates between %s and %s for %.0fs" % (
+            self.reached("dns_flap", "%s answers %s or %s, picked per query, for %.0fs" % (
                 endpoint, old_value, new_value, plan.flap_for))
 
         _sleep_until(t0, plan.rejoin_at, cancel)
-        if crash:
-            request(ctl, "start", instance=old.name, read_only=True)
+        self._rejoin(pos, "")
+        if flap_until is not None:
+            _sleep_until(flap_until, 0.0, cancel)
+            request(ctl, "dns_set", name=endpoint, kind=kind, values=[new_value], ttl=5)
+        return self._done(t0, outage_end)
+
+    def _rejoin(self, pos: str, then: str) -> None:
+        """The old writer back as a read-only replica of the new one, its proxy passing again."""
+        layout, old, new = self.layout, self.old, self.new
+        if self.crash:
+            request(self.ctl, "start", instance=old.name, read_only=True)
             gtid = resync_from(layout, old, new)
             detail = "restarted after the crash, data re-copied from %s" % new.name
         else:
             gtid = pos
             closed = end_client_sessions(layout, old)
             detail = "demoted, %d client session%s closed as by its restart" % (closed, "" if closed == 1 else "s")
-        replicate(layout, old, new, password, gtid_pos=gtid)
-        request(ctl, "proxy", instance=old.name, mode="pass")
-        self.reached("rejoin", "%s back as read-only %s replicating from %s (%s): writes through it get 1290"
-                     % (old.name, down_role, new.name, detail))
-        if flap_until is not None:
-            _sleep_until(flap_until, 0.0, cancel)
-            request(ctl, "dns_set", name=endpoint, kind=kind, values=[new_value], ttl=5)
+        replicate(layout, old, new, _password(layout), gtid_pos=gtid)
+        request(self.ctl, "proxy", instance=old.name, mode="pass")
+        self.reached("rejoin", "%s back as read-only %s replicating from %s (%s): writes through it get 1290%s"
+                     % (old.name, roles_for(self.target)[1], new.name, detail, then))
+
+    def _done(self, t0: float, outage_end: float) -> Dict[str, float]:
+        up_role, new = roles_for(self.target)[0], self.new
         self.step = "done"
         self.emit("done", "%s failover complete: %s is %s; outage %.1fs" % (
-            target, new.name, up_role, outage_end - t0), outage_end=outage_end)
+            self.target, new.name, up_role, outage_end - t0), outage_end=outage_end)
         self.report("completed", "%s is the %s; outage %.1fs" % (new.name, up_role, outage_end - t0))
         return {"outage_start": t0, "outage_end": outage_end}
+
+    def _stale_dns_end(self, t0: float, pos: str, endpoint: str, kind: str, new_value: str,
+                       old_value: str) -> Dict[str, float]:
+        """`--stale-dns N`: the demoted-writer trap. The cluster name keeps naming the old writer
+        (no empty window, no flap), as a client's or resolver's DNS cache does on AWS, until N
+        seconds after the old writer has rejoined read-only: a client that reconnects by name in
+        that window lands on the demoted writer, its writes get 1290 and a ping passes."""
+        plan, ctl, cancel = self.plan, self.ctl, self.cancel
+        _sleep_until(t0, min(plan.flip_at, plan.rejoin_at), cancel)
+        self.reached("dns_stale", "%s still answers %s, the old writer (stale DNS): until %gs after it rejoins"
+                     % (endpoint, old_value, self.stale_dns), stale_dns=self.stale_dns)
+        _sleep_until(t0, plan.rejoin_at, cancel)
+        self._rejoin(pos, "; %s still names it for %gs" % (endpoint, self.stale_dns))
+        _sleep_until(time.time(), self.stale_dns, cancel)
+        request(ctl, "dns_set", name=endpoint, kind=kind, values=[new_value], ttl=5)
+        if self.target == "aurora":
+            request(ctl, "dns_set", name=L.ENDPOINT_NAMES["aurora-ro"], kind="CNAME", values=[old_value], ttl=5)
+        outage_end = self.outage_end = time.time()
+        self.reached("dns_flip", "%s -> %s %s (TTL 5s), %gs after the old writer rejoined"
+                     % (endpoint, kind, new_value, self.stale_dns))
+        return self._done(t0, outage_end)
 
     def recover(self, why: str) -> str:
         """Finish or roll back after `why` stopped the failover at self.step; returns the one-line outcome."""
@@ -261,7 +274,7 @@ def _recover_abandoned(lab_dir: str, emit: Emit) -> None:
 
 def run_failover(lab_dir: str, target: str, emit: Emit, profile: str = "fast", crash: bool = False,
                  dns_style: str = "empty", timings: Optional[Profile] = None,
-                 cancel: Optional[threading.Event] = None) -> Dict[str, float]:
+                 cancel: Optional[threading.Event] = None, stale_dns: Optional[float] = None) -> Dict[str, float]:
     """Run one failover of `target` ('aurora' | 'rds'); returns outage_start / outage_end.
 
     Stopped midway (KeyboardInterrupt, `cancel` set, an error) it is finished or rolled back
@@ -282,7 +295,7 @@ def run_failover(lab_dir: str, target: str, emit: Emit, profile: str = "fast", c
         except OSError:
             raise FailoverError("a failover already runs in %s: wait for it to finish" % lab_dir)
         _recover_abandoned(lab_dir, emit)
-        job = Failover(lab_dir, target, emit, plan, crash, dns_style, cancel)
+        job = Failover(lab_dir, target, emit, plan, crash, dns_style, cancel, stale_dns)
         try:
             return job.run()
         except BaseException as exc:

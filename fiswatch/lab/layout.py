@@ -1,4 +1,4 @@
-"""Where everything of a lab lives: names, addresses, ports, files. Pure and frozen."""
+"""Where everything of a lab lives (names, addresses, ports, files) and how its failovers are timed. Pure and frozen."""
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -71,6 +71,8 @@ class Layout:
     extra: Tuple[Tuple[str, Any], ...] = field(default=())
     tls: str = "offered"  # what the proxies do about TLS: offered | required
     tls_expired: bool = False  # the instances' certificates expired (`lab up --tls-expired`)
+    stale_dns: float = 0.0  # `lab up --stale-dns`: this lab's Aurora failovers keep DNS stale this long
+
 
     @classmethod
     def make(cls, lab_dir: str, base: str = "127.0.10", port: int = 3306, dns_port: int = 5300,
@@ -83,6 +85,8 @@ class Layout:
         for label, value, top in (("--port", port, 65535 - len(INSTANCES)), ("--dns-port", dns_port, 65535)):
             if not 1 <= int(value) <= top:
                 raise LayoutError("%s must be a TCP/UDP port 1..%d, got %r" % (label, top, value))
+        if "stale_dns" in kw:
+            kw["stale_dns"] = check_stale_dns(kw["stale_dns"])
         layout = cls(os.path.abspath(os.path.expanduser(lab_dir)), base, int(port), int(dns_port), **kw)
         longest = layout.control_socket if len(layout.control_socket) > len(layout.server_socket(INSTANCES[0])) \
             else layout.server_socket(INSTANCES[0])
@@ -152,6 +156,74 @@ class Layout:
         data = dict(data)
         data["extra"] = tuple(tuple(x) for x in data.get("extra", ()))
         return cls(**data)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Seconds after the start at which each step happens (a step never runs early)."""
+
+    name: str
+    promote_at: float  # writer fenced until then
+    flip_at: float  # DNS answers the new writer from then on
+    empty_for: float  # DNS answers empty/NXDOMAIN for this long before the flip
+    flap_for: float  # after the flip, answers old or new per query for this long (dnsserver.Zone.pick)
+    rejoin_at: float  # the old writer is back as a read-only reader
+
+
+PROFILES = {
+    # fast (the demo's default): promotion 1 s after the fence, the cluster endpoint's DNS 9 s later,
+    # so a topology-aware client (at promotion), a DNS-following one (at the flip) and one without a
+    # read timeout (never) are plainly apart; quick: no lag between promotion and DNS (tests)
+    ("aurora", "fast"): Profile("fast", promote_at=1.0, flip_at=10.0, empty_for=1.0, flap_for=0.0, rejoin_at=10.5),
+    ("aurora", "quick"): Profile("quick", promote_at=1.0, flip_at=2.0, empty_for=1.0, flap_for=0.0, rejoin_at=2.5),
+    ("aurora", "realistic"): Profile("realistic", promote_at=8.0, flip_at=15.0, empty_for=3.0, flap_for=20.0,
+                                     rejoin_at=20.0),
+    ("rds", "fast"): Profile("fast", promote_at=1.5, flip_at=2.5, empty_for=0.0, flap_for=0.0, rejoin_at=3.0),
+    ("rds", "quick"): Profile("quick", promote_at=1.5, flip_at=2.5, empty_for=0.0, flap_for=0.0, rejoin_at=3.0),
+    ("rds", "realistic"): Profile("realistic", promote_at=20.0, flip_at=30.0, empty_for=0.0, flap_for=0.0,
+                                  rejoin_at=45.0),
+}
+
+
+STALE_DNS_MAX = 600.0
+STALE_DNS_TARGETS = ("aurora",)
+
+
+def check_stale_dns(value: Any) -> float:
+    """Seconds the cluster name keeps naming the old writer after it rejoined (0: a clean flip).
+
+    >>> check_stale_dns("8")
+    8.0
+    >>> check_stale_dns(-1)
+    Traceback (most recent call last):
+    ...
+    fiswatch.lab.layout.LayoutError: --stale-dns: -1 is too small: give a number of seconds from 0 to 600
+    """
+    from fiswatch.config.checks import ConfigError, check_seconds
+
+    try:
+        return check_seconds(value, 0.0, STALE_DNS_MAX)
+    except ConfigError as exc:
+        raise LayoutError("--stale-dns: %s" % exc) from None
+
+
+def stale_dns_for(target: str, requested: Optional[float], lab_default: float) -> float:
+    """The stale-DNS seconds of one failover: the request, else the lab's default (Aurora only).
+
+    >>> stale_dns_for("aurora", None, 8.0), stale_dns_for("aurora", 0, 8.0), stale_dns_for("rds", None, 8.0)
+    (8.0, 0.0, 0.0)
+    >>> stale_dns_for("rds", 5, 0.0)
+    Traceback (most recent call last):
+    ...
+    fiswatch.lab.layout.LayoutError: --stale-dns applies to aurora only: an RDS Multi-AZ standby takes no connections, so a stale address meets no demoted writer there
+    """
+    if requested is None:
+        return float(lab_default or 0.0) if target in STALE_DNS_TARGETS else 0.0
+    seconds = check_stale_dns(requested)
+    if seconds and target not in STALE_DNS_TARGETS:
+        raise LayoutError("--stale-dns applies to aurora only: an RDS Multi-AZ standby takes no connections, "
+                          "so a stale address meets no demoted writer there")
+    return seconds
 
 
 def datadir_name(spec: InstanceSpec) -> str:

@@ -6,7 +6,7 @@ outside (error messages, host names) are cleaned of control characters first.
 import time
 from typing import Iterable, List, Optional, Sequence
 
-from fiswatch.model import BackendInfo, Event, ProbeView, State
+from fiswatch.model import DEMOTED_WRITER, BackendInfo, Event, ProbeView, State
 
 ELLIPSIS = "~"
 
@@ -156,6 +156,8 @@ def state_candidates(probe: ProbeView, now: Optional[float] = None) -> List[str]
         return out
     if state in (State.ERROR, State.RECONNECTING):
         name = "ERROR" if state == State.ERROR else "RECONNECTING"
+        if snap.last_error is not None and snap.last_error.kind == DEMOTED_WRITER:
+            return demoted_candidates(snap.last_error.code)
         out = []
         if snap.last_error is not None:
             out.append("%s %s" % (name, snap.last_error.short()))
@@ -171,6 +173,22 @@ def state_candidates(probe: ProbeView, now: Optional[float] = None) -> List[str]
     if state == State.UNAVAILABLE:
         return ["UNAVAILABLE", "N/A"]
     return [str(state.value)]
+
+
+def demoted_candidates(code: Optional[int]) -> List[str]:
+    """A probe whose writes a former writer refuses as read-only (1290/1836), longest first.
+
+    Shown while it errs and reconnects: the same line on every retry, since every retry
+    lands there again as long as the name leads there.
+
+    >>> demoted_candidates(1290)[0]
+    'writes refused 1290: on a demoted writer'
+    >>> min(len(text) for text in demoted_candidates(1290))
+    12
+    """
+    return ["writes refused %s: on a demoted writer" % code, "writes refused %s: demoted writer" % code,
+            "refused %s: demoted writer" % code, "%s on a demoted writer" % code, "%s demoted writer" % code,
+            "%s demoted" % code]
 
 
 def state_text(probe: ProbeView, width: int = 80, now: Optional[float] = None) -> str:
