@@ -141,7 +141,7 @@ def test_monitor_derives_stall_and_emits_state_changes():
 
 
 def test_verify_events_read_well_in_the_log():
-    from fiswatch.ui.text import event_style, event_text
+    from fiswatch.ui.event_text import event_style, event_text
 
     lost = Event.make("verify", endpoint="aurora", ok=False, acknowledged=120, lost=18, changed=0,
                       lost_ids=[19, 20, 21], error=None)

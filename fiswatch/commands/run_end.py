@@ -9,6 +9,7 @@ import json
 import threading
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+from fiswatch import events as E
 from fiswatch.exits import EXIT_INCOMPLETE, EXIT_OK
 from fiswatch.model import Event
 from fiswatch.output.streams import describe_stdout_error, say, silence, terminal_gone
@@ -42,8 +43,8 @@ class RunTrouble:
         if first:
             if message is not None:
                 say(message + "; ending the run")
-            self.emit(Event.make("warning", message=message or "stdout closed (the reader or the terminal went "
-                                 "away): the run ends as on q"))
+            self.emit(E.warning(message or "stdout closed (the reader or the terminal went "
+                                "away): the run ends as on q"))
         self.stop()
 
     def lost_terminal(self) -> None:
@@ -52,19 +53,19 @@ class RunTrouble:
         for fd in (1, 2):
             if terminal_gone((fd,)):
                 silence(fd)
-        self.emit(Event.make("warning", message="the terminal closed: the run ends as on q"))
+        self.emit(E.warning("the terminal closed: the run ends as on q"))
 
     def terminal_stuck(self) -> None:
         """The terminal stopped taking output while the run was asked to end: end without it."""
         self.stuck = True
-        self.emit(Event.make("warning", message="the terminal stopped taking output (flow control or a stalled "
-                             "session): the run ended without it; the summary is in the record"))
+        self.emit(E.warning("the terminal stopped taking output (flow control or a stalled "
+                            "session): the run ended without it; the summary is in the record"))
 
     def record_failed(self, message: str) -> None:
         """The record cannot be written (from its output thread): say so now, keep running."""
         text = "the record cannot be written: %s; the run goes on, but the record misses everything from now " \
                "(the end of the run says what)" % message
-        self.emit(Event.make("warning", message=text))
+        self.emit(E.warning(text))
         if self.mode != "curses":
             say(text)
 
@@ -108,7 +109,7 @@ class RunTrouble:
 
 
 def _summary_ts(events: Sequence[Event]) -> Optional[float]:
-    return next((e.ts for e in reversed(list(events)) if e.event == "summary"), None)
+    return next((e.ts for e in reversed(list(events)) if e.event == E.SUMMARY), None)
 
 
 def final_verify(runner, endpoints, nameserver, args, mode: str, quiet: bool = False) -> List[Event]:
@@ -125,8 +126,8 @@ def final_verify(runner, endpoints, nameserver, args, mode: str, quiet: bool = F
         return []
     live = {pv.snapshot.endpoint for pv in runner.view.probes if pv.state is State.OK}
     skipped = sorted({e.name for e in endpoints} - live)
-    events: List[Event] = [Event.make("warning", message="writes to %s not verified: no probe was writing at the "
-                                      "end; check later with `fiswatch verify FILE`" % name) for name in skipped]
+    events: List[Event] = [E.warning("writes to %s not verified: no probe was writing at the "
+                                     "end; check later with `fiswatch verify FILE`" % name) for name in skipped]
     if not live:
         return events
     if mode != "json" and not quiet:
@@ -137,14 +138,14 @@ def final_verify(runner, endpoints, nameserver, args, mode: str, quiet: bool = F
         try:
             found.extend(verify_record(runner.record_path, endpoints, nameserver, only=sorted(live))[1])
         except Exception as exc:  # verification must never turn the end of a run into a traceback
-            found.append(Event.make("warning", message="verification failed: %s" % exc))
+            found.append(E.warning("verification failed: %s" % exc))
 
     worker = threading.Thread(target=work, name="verify", daemon=True)
     worker.start()
     worker.join(VERIFY_BUDGET)
     if worker.is_alive():
-        return events + [Event.make("warning", message="verification did not finish in %.0fs; check later with "
-                                    "`fiswatch verify FILE`" % VERIFY_BUDGET)]
+        return events + [E.warning("verification did not finish in %.0fs; check later with "
+                                   "`fiswatch verify FILE`" % VERIFY_BUDGET)]
     return events + list(found)
 
 
@@ -162,7 +163,7 @@ def summary_lines(path: str, final_events: Sequence[Event], record_path: Optiona
         events: List[Dict[str, Any]] = list(read_record(path))
     except RecordError:
         events = []
-    if not any(e.get("event") == "summary" for e in events):
+    if not any(e.get("event") == E.SUMMARY for e in events):
         events.extend(json.loads(event_line(e)) for e in final_events)
     lines = report_lines(build_report(events), width=80)
     if record_path:

@@ -11,6 +11,7 @@ import threading
 import time
 from typing import Any, Callable, Optional, Tuple
 
+from fiswatch import events as E
 from fiswatch.backends.base import Backend, BackendOptionError
 from fiswatch.config.checks import check_table
 from fiswatch.model import BackendSpec, Endpoint, ErrorInfo, Event, Op, Resolution, Snapshot, State
@@ -196,8 +197,8 @@ class Probe:
             previous, address = address, on
         self._publish(op=None, op_started=None, latency=self._connect_latency,
                       address=address, previous_address=previous)
-        self.emit(Event.make("connect", probe=self.id, endpoint=ep.name, address=address, port=ep.port,
-                             took=round(time.monotonic() - self._attempt_started, 4)))
+        self.emit(E.connect(self.id, ep.name, address=address, port=ep.port,
+                            took=round(time.monotonic() - self._attempt_started, 4)))
         return conn
 
     def _round(self, conn: Any) -> None:
@@ -211,13 +212,13 @@ class Probe:
             try:
                 conn.commit()
             except Exception as exc:
-                self.emit(Event.make("write_in_doubt", probe=self.id, endpoint=self.endpoint.name, id=row_id,
-                                     value=value, address=self.snapshot.address,
+                self.emit(E.write_in_doubt(self.id, self.endpoint.name, id=row_id,
+                                          value=value, address=self.snapshot.address,
                                      error=self.backend.classify(exc).short()))
                 raise
             t2 = self._enter(Op.SELECT)
-            self.emit(Event.make("write", probe=self.id, endpoint=self.endpoint.name, id=row_id, value=value,
-                                 address=self.snapshot.address))
+            self.emit(E.write(self.id, self.endpoint.name, id=row_id, value=value,
+                                  address=self.snapshot.address))
             cur.execute(self._select_sql)
             rows = tuple([(int(i), int(v) if v is not None else 0) for i, v in cur.fetchall()])
         finally:
@@ -241,9 +242,9 @@ class Probe:
         if snap.op is not Op.COMMIT or snap.pending is None:
             return None
         row_id, value = snap.pending
-        return Event.make("write_in_doubt", probe=self.id, endpoint=self.endpoint.name, id=row_id, value=value,
-                          address=snap.address, error="COMMIT never returned before the probes stopped",
-                          at_stop=True)
+        return E.write_in_doubt(self.id, self.endpoint.name, id=row_id, value=value,
+                                address=snap.address, error="COMMIT never returned before the probes stopped",
+                                at_stop=True)
 
     def _client_failed_over(self, conn: Any, exc: BaseException) -> bool:
         """A client that fails over by itself (aws-wrapper) raised its "done, on the new writer now".
@@ -264,10 +265,10 @@ class Probe:
         now = self._address_of(conn) or before
         self._publish(op=None, op_started=None, pending=None, address=now, failovers=snap.failovers + 1,
                       previous_address=before if before and before != now else snap.previous_address)
-        self.emit(Event.make("failover", probe=self.id, endpoint=self.endpoint.name,
+        self.emit(E.failover(self.id, self.endpoint.name,
                              op=str(snap.op) if snap.op else None, seconds=round(took, 3),
                              in_transaction=how == "in-doubt", write_in_doubt=snap.op is Op.COMMIT,
-                             error=self.backend.classify(exc).short(), **{"from": before, "to": now}))
+                             error=self.backend.classify(exc).short(), from_=before, to=now))
         return True
 
     def _address_of(self, conn: Any) -> Optional[str]:
@@ -298,8 +299,8 @@ class Probe:
         if resolution is not None:
             changes["resolution"] = resolution
         self._publish(**changes)
-        self.emit(Event.make("error", probe=self.id, endpoint=self.endpoint.name, code=info.code, kind=info.kind,
-                             message=info.message, op=str(op) if op else None, address=address, took=took))
+        self.emit(E.error(self.id, self.endpoint.name, code=info.code, kind=info.kind,
+                          message=info.message, op=str(op) if op else None, address=address, took=took))
 
 
 def _close_quietly(obj: Any) -> None:

@@ -16,7 +16,7 @@ import sys
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from fiswatch.model import Event, ProbeView, State, View
-from fiswatch.ui import text as T
+from fiswatch.ui import event_text as ET, text as T
 
 COLUMN = 30  # the workshop printed "%-30s"
 MAX_ROWS = 10
@@ -109,4 +109,4 @@ def state_line(probe: ProbeView, name_width: int = 0, state_width: int = 60) -> 
 
 def plain_event_line(ev: Event) -> str:
     """One event for a log: `16:02:11 aurora/mysql-connector OK -> STALLED (INSERT)`."""
-    return "%s %s" % (T.clock(ev.ts), T.event_text(ev))
+    return "%s %s" % (T.clock(ev.ts), ET.event_text(ev))

@@ -34,6 +34,7 @@ import bisect
 import statistics
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from fiswatch import events as E
 from fiswatch.report.coerce import as_dict, as_float, as_int, as_list, as_text, timed
 from fiswatch.report.model import Gap, LabFailover, OutagePair, ProbeReport, Report, Window, failovers_for
 from fiswatch.report.timeline import (dns_changes, lab_failovers, overlap, pause_windows, subtract, tick_series,
@@ -42,7 +43,6 @@ from fiswatch.report.timeline import (dns_changes, lab_failovers, overlap, pause
 FAULT_STATES = frozenset(["STALLED", "ERROR", "RECONNECTING"])
 MIN_SILENT_GAP = 1.0
 SILENT_GAP_FACTOR = 10.0
-CLOSING = ("verify", "summary")  # written after the probes stopped
 
 
 def build_report(events: Iterable[Dict[str, Any]], notes: Sequence[str] = ()) -> Report:
@@ -53,14 +53,14 @@ def build_report(events: Iterable[Dict[str, Any]], notes: Sequence[str] = ()) ->
         out_notes.append("ignored %d event(s) without a usable time (`ts` not a number)" % dropped)
     if not evs:
         return Report(start=0.0, end=0.0, notes=tuple(out_notes + ["no events"]))
-    run_start = next((e for e in evs if e["event"] == "run_start"), None)
-    summary = next((e for e in reversed(evs) if e["event"] == "summary"), None)
-    stop = next((e for e in evs if e["event"] == "run_stop"), None)
+    run_start = next((e for e in evs if e["event"] == E.RUN_START), None)
+    summary = next((e for e in reversed(evs) if e["event"] == E.SUMMARY), None)
+    stop = next((e for e in evs if e["event"] == E.RUN_STOP), None)
     start = run_start["ts"] if run_start else evs[0]["ts"]
     if stop is not None:
         end = stop["ts"]
     else:
-        end = next((e["ts"] for e in reversed(evs) if e["event"] not in CLOSING), evs[-1]["ts"])
+        end = next((e["ts"] for e in reversed(evs) if e["event"] not in E.CLOSING), evs[-1]["ts"])
     if run_start is None:
         out_notes.append("no run_start line: times are relative to the first event")
     if summary is None:
@@ -84,7 +84,7 @@ def build_report(events: Iterable[Dict[str, Any]], notes: Sequence[str] = ()) ->
     order = {name: n for n, name in enumerate(endpoints)}
     dns.sort(key=lambda d: (order.get(d.endpoint, len(order)), d.endpoint))
     marks = timeline_markers(evs, dns, pauses)
-    verify_events = [e for e in evs if e["event"] == "verify"]
+    verify_events = [e for e in evs if e["event"] == E.VERIFY]
     verified = tuple((e["ts"], as_text(e.get("endpoint")), _verdict(e)) for e in verify_events)
     caveats = tuple((as_text(e.get("endpoint")), as_text(w)) for e in verify_events
                     for w in as_list(e.get("warnings")) if w)
@@ -128,22 +128,22 @@ def _probe_meta(run_start: Optional[Dict[str, Any]], evs: List[Dict[str, Any]]) 
 def _probe_report(name: str, meta: Dict[str, Any], mine: List[Dict[str, Any]], evs: List[Dict[str, Any]],
                   summary: Optional[Dict[str, Any]], start: float, end: float, stall_after: float,
                   failovers: List[Tuple[int, LabFailover]], pauses: Sequence[Window]) -> ProbeReport:
-    write_evs = [e for e in mine if e["event"] == "write"]
+    write_evs = [e for e in mine if e["event"] == E.WRITE]
     writes = [e["ts"] for e in write_evs]
     acked_ids = {as_int(e.get("id")) for e in write_evs} - {None}
-    doubt_evs = [e for e in mine if e["event"] == "write_in_doubt"]
+    doubt_evs = [e for e in mine if e["event"] == E.WRITE_IN_DOUBT]
     # an in-doubt write whose COMMIT did return after all (a `write` with its id) is not in doubt
     open_doubts = [e for e in doubt_evs if as_int(e.get("id")) is None or as_int(e.get("id")) not in acked_ids]
     # one still in flight when the probes stopped is no fault seen by the probe (its stall is)
     doubts = [e["ts"] for e in doubt_evs if e.get("at_stop") is not True]
-    errors = [e for e in mine if e["event"] == "error"]
-    states = [e for e in mine if e["event"] == "state"]
+    errors = [e for e in mine if e["event"] == E.ERROR]
+    states = [e for e in mine if e["event"] == E.STATE]
     kinds = {}  # type: Dict[str, int]
     for e in errors:
         key = _error_key(e)
         kinds[key] = kinds.get(key, 0) + 1
     stalls = _stalls(states, end, stall_after)
-    failovers_done = [e["ts"] for e in mine if e["event"] == "failover"]  # handled by the client itself
+    failovers_done = [e["ts"] for e in mine if e["event"] == E.FAILOVER]  # handled by the client itself
     faults = sorted([e["ts"] for e in errors] + doubts + failovers_done
                     + [e["ts"] for e in states if as_text(e.get("state")) in FAULT_STATES]
                     + [w.start for w in stalls])
@@ -152,7 +152,7 @@ def _probe_report(name: str, meta: Dict[str, Any], mine: List[Dict[str, Any]], e
     own_pauses = subtract(pauses, stalls)  # stuck in a call: the pause did not cause that silence
     gaps = _write_gaps(writes, faults, [e["ts"] for e in errors], doubts, start, end,
                        ended_ok=final_state in (None, "OK", "STOPPED"), pauses=own_pauses)
-    addresses = [as_text(e.get("address")) for e in mine if e["event"] in ("connect", "write") and e.get("address")]
+    addresses = [as_text(e.get("address")) for e in mine if e["event"] in (E.CONNECT, E.WRITE) and e.get("address")]
     ticks = tick_series(evs, name)
     ops_from_ticks = sum(ops for _, ops, _ in ticks)
     latencies = [(ops, lat) for _, ops, lat in ticks if lat is not None]

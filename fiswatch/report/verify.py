@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from fiswatch import events as E
 from fiswatch.report.coerce import as_float, as_int, as_list, as_text
 
 DEFAULT_TABLE = "test"
@@ -139,22 +140,22 @@ def collect(events: Iterable[Dict[str, Any]]) -> Tuple[Dict[str, _Collected], Di
     default_table = DEFAULT_TABLE
     for ev in events:
         kind = ev.get("event")
-        if kind == "run_start":
+        if kind == E.RUN_START:
             if isinstance(ev.get("table"), str) and ev["table"]:
                 default_table = ev["table"]
             for item in as_list(ev.get("endpoints")):
                 if isinstance(item, dict) and isinstance(item.get("name"), str) and isinstance(item.get("table"), str):
                     tables[item["name"]] = item["table"]
-        elif kind in ("write", "write_in_doubt"):
+        elif kind in (E.WRITE, E.WRITE_IN_DOUBT):
             endpoint = as_text(ev.get("endpoint"))
             ref = WriteRef(endpoint=endpoint, id=as_int(ev.get("id")), value=as_int(ev.get("value")),
                            probe=as_text(ev.get("probe")), address=as_text(ev.get("address")) or None,
                            ts=as_float(ev.get("ts")) or 0.0)
             bucket = per.setdefault(endpoint, _Collected())
-            if kind == "write" and ref.id is not None:
+            if kind == E.WRITE and ref.id is not None:
                 bucket.acked.setdefault(ref.id, []).append(ref)
                 bucket.count += 1
-            elif kind == "write":  # acknowledged but no id: nothing to look up
+            elif kind == E.WRITE:  # acknowledged but no id: nothing to look up
                 bucket.doubts.append(_with(ref, note="acknowledged without id"))
             else:
                 bucket.doubts.append(ref)

@@ -9,6 +9,7 @@ import os
 import sys
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from fiswatch import events as E
 from fiswatch.report.load import EXIT_LOST, EXIT_OK, EXIT_USAGE, fail, load
 
 
@@ -48,7 +49,7 @@ def endpoints_from_record(events: Sequence[Mapping[str, Any]], table: Optional[s
 
     out = {}
     for ev in events:
-        if ev.get("event") != "run_start":
+        if ev.get("event") != E.RUN_START:
             continue
         for item in ev.get("endpoints") if isinstance(ev.get("endpoints"), list) else ():
             if not isinstance(item, Mapping) or not isinstance(item.get("name"), str) or not isinstance(
@@ -101,7 +102,7 @@ def record_labs(events: Sequence[Mapping[str, Any]]) -> Dict[str, str]:
     """endpoint name -> the lab dir it came from (run_start `source` "lab:DIR"), for lab and demo runs."""
     out = {}
     for ev in events:
-        if ev.get("event") != "run_start":
+        if ev.get("event") != E.RUN_START:
             continue
         endpoints = ev.get("endpoints")
         for item in endpoints if isinstance(endpoints, list) else ():
@@ -115,7 +116,7 @@ def record_labs(events: Sequence[Mapping[str, Any]]) -> Dict[str, str]:
 def record_endpoint_names(events: Sequence[Mapping[str, Any]], wanted: Sequence[str]) -> List[str]:
     names = set(wanted)
     for ev in events:
-        if ev.get("event") == "run_start":
+        if ev.get("event") == E.RUN_START:
             endpoints = ev.get("endpoints")
             names.update(item["name"] for item in (endpoints if isinstance(endpoints, list) else ())
                          if isinstance(item, Mapping) and isinstance(item.get("name"), str))
@@ -187,9 +188,9 @@ def run_verify(args: argparse.Namespace) -> int:
         sys.stderr.write("fiswatch verify: %s\n" % note)
     table = getattr(args, "table", None)
     if table:
-        events = [dict(ev, table=table) if ev.get("event") == "run_start" else ev for ev in events]
-        if not any(ev.get("event") == "run_start" for ev in events):
-            events.insert(0, {"ts": 0, "event": "run_start", "table": table})
+        events = [dict(ev, table=table) if ev.get("event") == E.RUN_START else ev for ev in events]
+        if not any(ev.get("event") == E.RUN_START for ev in events):
+            events.insert(0, {"ts": 0, "event": E.RUN_START, "table": table})
     wanted = sorted(collect(events)[0])
     if not wanted:
         sys.stdout.write("verify: the record holds no writes to check\n")
