@@ -14,6 +14,7 @@ writes `from`). Adding a kind: a constant, a constructor, its row in docs/events
 checks both ways), and its line in fiswatch/ui/text.py's table if the screen should say more
 than `kind field=value ...`.
 """
+import time
 from typing import Any, Mapping, Optional, Sequence
 
 from fiswatch.model import Event
@@ -54,8 +55,9 @@ NOT_STREAMED = frozenset({WRITE})
 CLOSING = frozenset({VERIFY, SUMMARY})
 
 
-def _event(kind: str, ts: Optional[float], **fields: Any) -> Event:
-    return Event.make(kind, ts, **fields)
+def _event(kind: str, ts: Optional[float], /, **fields: Any) -> Event:
+    """The one place events are made (`kind` and `ts` positional-only: `error` has a field named kind)."""
+    return Event(kind, time.time() if ts is None else ts, tuple(fields.items()))
 
 
 def run_start(probes: Sequence[Mapping[str, Any]], endpoints: Sequence[Mapping[str, Any]], *,

@@ -1,6 +1,7 @@
 """Unit tests of the pure core: endpoint parsing, passwords, backend specs, errors, monitor."""
 import pytest
 
+from fiswatch import events as E
 from fiswatch.backends.base import BackendOptionError, classify_error
 from fiswatch.backends.registry import UnknownBackend, make_backend, parse_backend_spec
 from fiswatch.config.checks import ConfigError, parse_endpoint, password_for, with_password
@@ -124,18 +125,18 @@ def test_monitor_derives_stall_and_emits_state_changes():
     m = Monitor([probe], {"a/b": BackendInfo("b", "lib", "1")}, stall_after=2.0)
     view, events = m.tick(now=100.5, wall=1000.0)
     assert view.probes[0].state is State.OK
-    assert [e.get("state") for e in events if e.event == "state"] == ["OK"]
+    assert [e.get("state") for e in events if e.event == E.STATE] == ["OK"]
     view, events = m.tick(now=102.6, wall=1001.2)
     pv = view.probes[0]
     assert pv.state is State.STALLED and pv.stalled_for == pytest.approx(2.6)
-    assert [(e.get("previous"), e.get("state"), e.get("op")) for e in events if e.event == "state"] == [
+    assert [(e.get("previous"), e.get("state"), e.get("op")) for e in events if e.event == E.STATE] == [
         ("OK", "STALLED", "INSERT")]
-    ticks = [e for e in events if e.event == "tick"]
+    ticks = [e for e in events if e.event == E.TICK]
     assert ticks and ticks[0].get("probes")["a/b"]["ops"] == 0
     m.emit(Event.make("info", message="hello"))
     view, events = m.tick(now=110.0, wall=1002.0)
     assert view.probes[0].longest_stall == pytest.approx(10.0)
-    assert any(e.event == "info" for e in view.events)
+    assert any(e.event == E.INFO for e in view.events)
     summary = m.summary(view).as_dict()["probes"]["a/b"]
     assert summary["stalled_now"] is True and summary["longest_stall_s"] == 10.0 and summary["ops"] == 5
 

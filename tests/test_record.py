@@ -6,6 +6,7 @@ import threading
 
 import pytest
 
+from fiswatch import events as E
 from fiswatch.model import Endpoint, Event, Secret, State
 from fiswatch.output.record import RecordError, RecordWriter, load_record, read_record, scrub
 
@@ -42,9 +43,9 @@ def test_each_event_is_on_disk_as_soon_as_write_returns(tmp_path):
         with open(path) as handle:
             lines = handle.read().splitlines()
         assert len(lines) == 1
-        assert json.loads(lines[0]) == {"ts": 10.0, "event": "write", "probe": "aurora/pymysql",
+        assert json.loads(lines[0]) == {"ts": 10.0, "event": E.WRITE, "probe": "aurora/pymysql",
                                         "endpoint": "aurora", "id": 7, "value": 123, "address": "127.0.0.1"}
-        writer.write({"ts": 11.0, "event": "info", "message": "a dict works too"})
+        writer.write({"ts": 11.0, "event": E.INFO, "message": "a dict works too"})
         with open(path) as handle:
             assert len(handle.read().splitlines()) == 2
     finally:

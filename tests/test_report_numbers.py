@@ -5,6 +5,7 @@ told; the lab versions of the same runs are in test_report_lab.py.
 """
 import pytest
 
+from fiswatch import events as E
 from fiswatch.report.build import build_report
 from fiswatch.report.render_json import report_as_dict
 from fiswatch.report.render_markdown import render_markdown
@@ -19,7 +20,7 @@ class Run:
     """A one-probe aurora run written 0.1 s apart; faults, failovers and pauses added by hand."""
 
     def __init__(self):
-        self.events = [{"ts": T0, "event": "run_start", "stall_after": 2.0, "interval": 0.05,
+        self.events = [{"ts": T0, "event": E.RUN_START, "stall_after": 2.0, "interval": 0.05,
                         "probes": [{"probe": PY, "endpoint": "aurora", "backend": "pymysql"}],
                         "endpoints": [{"name": "aurora", "url": "mysql://probe@aurora.lab:3306/testdb",
                                        "source": "cli"}]}]

@@ -20,6 +20,8 @@ import pytest
 from conftest import ROOT, wait_for
 from test_dashboard_pty import ByteStream, PtyTerminal, Screen
 
+from fiswatch import events as E
+
 FISWATCH = [sys.executable, "-m", "fiswatch"]
 
 
@@ -99,7 +101,7 @@ def test_closing_the_pty_under_the_dashboard_ends_the_run_like_q(mariadb, tmp_pa
         t.close()
     kinds = _kinds(record)
     assert "verify" in kinds and kinds[-1] == "summary", kinds[-5:]
-    assert any(e["event"] == "warning" and "terminal closed" in e.get("message", "") for e in _events(record))
+    assert any(e["event"] == E.WARNING and "terminal closed" in e.get("message", "") for e in _events(record))
     _assert_clean_stderr((tmp_path / "stderr.txt").read_text())
 
 
@@ -138,7 +140,7 @@ def test_a_terminal_that_stops_taking_output_does_not_hold_the_end(mariadb, tmp_
         t.close()
     kinds = _kinds(record)
     assert "verify" in kinds and kinds[-1] == "summary", kinds[-5:]
-    assert any("stopped taking output" in e.get("message", "") for e in _events(record) if e["event"] == "warning")
+    assert any("stopped taking output" in e.get("message", "") for e in _events(record) if e["event"] == E.WARNING)
     assert code == 3
     _assert_clean_stderr((tmp_path / "stderr.txt").read_text())
 
