@@ -310,14 +310,14 @@ def test_writes_committed_while_stopping_are_in_the_record(mariadb, tmp_path):
 # -- 8. memory, pause ----------------------------------------------------------------------------------------------
 def test_history_is_bounded_and_pause_toggles_atomically(mariadb):
     from fiswatch.config.checks import parse_endpoint
-    from fiswatch.model import BackendSpec, Event, Secret
+    from fiswatch.model import BackendSpec, Secret
     from fiswatch.engine.runner import HISTORY_EVENTS, Runner
 
     from dataclasses import replace
     ep = replace(parse_endpoint(_url(mariadb), "test"), password=Secret(mariadb.password))
     runner = Runner([ep], [BackendSpec("pymysql")])
     for i in range(HISTORY_EVENTS * 3):
-        runner.emit(Event.make("error", message="refused %d" % i))
+        runner.emit(E.error("rds/pymysql", "rds", code=2003, kind="refused", message="refused %d" % i))
     runner.step()
     assert len(runner.history) == HISTORY_EVENTS
     barrier = threading.Barrier(8)

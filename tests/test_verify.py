@@ -313,8 +313,6 @@ class Writer:
 
         import pymysql
 
-        from fiswatch.model import Event
-
         ep, probe, conn, address = self.endpoint, self.target + "/pymysql", None, None
         while not self.stop.is_set():
             try:
@@ -331,17 +329,15 @@ class Writer:
                 try:
                     conn.commit()
                 except Exception as exc:
-                    self.emit(Event.make("write_in_doubt", probe=probe, endpoint=self.target, id=row_id, value=value,
-                                         address=address, error=str(exc)[:60]))
+                    self.emit(E.write_in_doubt(probe, self.target, id=row_id, value=value, address=address,
+                                               error=str(exc)[:60]))
                     raise
                 self.acked.append((time.monotonic(), row_id))
-                self.emit(Event.make("write", probe=probe, endpoint=self.target, id=row_id, value=value,
-                                     address=address))
+                self.emit(E.write(probe, self.target, id=row_id, value=value, address=address))
                 time.sleep(0.02)
             except Exception as exc:
                 code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-                self.emit(Event.make("error", probe=probe, endpoint=self.target, code=code, kind="lost",
-                                     message=str(exc)[:60], op="COMMIT"))
+                self.emit(E.error(probe, self.target, code=code, kind="lost", message=str(exc)[:60], op="COMMIT"))
                 try:
                     if conn is not None:
                         conn.close()
@@ -360,7 +356,6 @@ def test_crash_failover_with_a_lagging_standby_loses_acknowledged_writes(lab, tm
 
     from conftest import wait_for
     from fiswatch.lab.api import failover, lab_status
-    from fiswatch.model import Event
     from fiswatch.output.record import read_record
     from fiswatch.report.build import build_report
 
@@ -373,9 +368,9 @@ def test_crash_failover_with_a_lagging_standby_loses_acknowledged_writes(lab, tm
         with lock:
             recorder.write(event)
 
-    emit(Event.make("run_start", probes=[{"probe": "rds/pymysql", "endpoint": "rds", "backend": "pymysql"}],
-                    endpoints=[{"name": "rds", "url": {e.name: e for e in info.endpoints}["rds"].url(),
-                                "source": "lab:" + lab.dir, "table": "test"}], stall_after=2.0, interval=0.02))
+    emit(E.run_start([{"probe": "rds/pymysql", "endpoint": "rds", "backend": "pymysql"}],
+                     [{"name": "rds", "url": {e.name: e for e in info.endpoints}["rds"].url(),
+                       "source": "lab:" + lab.dir, "table": "test"}], stall_after=2.0, interval=0.02))
     writer = Writer(info, "rds", emit)
     writer.thread.start()
     try:
@@ -388,7 +383,7 @@ def test_crash_failover_with_a_lagging_standby_loses_acknowledged_writes(lab, tm
     finally:
         writer.stop.set()
         writer.thread.join(30)
-    emit(Event.make("summary", probes={"rds/pymysql": {"state": "OK"}}))
+    emit(E.summary({"rds/pymysql": {"state": "OK"}}))
     recorder.close()
 
     events = list(read_record(record))
