@@ -232,19 +232,25 @@ class FrozenMap(collections.abc.Mapping):
         return (FrozenMap, (self._items,))
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def freeze(value: Any) -> Any:
     """`value` immutable all the way down: dicts become FrozenMaps, lists tuples, sets frozensets.
 
     >>> freeze({"probes": [{"probe": "a/b"}], "ids": {3}})
     FrozenMap({'probes': (FrozenMap({'probe': 'a/b'}),), 'ids': frozenset({3})})
     """
-    if isinstance(value, (str, bytes, int, float, type(None), FrozenMap, frozenset)):
+    kind = type(value)
+    if kind in _PLAIN or kind is FrozenMap:  # the common case first: one probe write is all scalars
         return value
-    if isinstance(value, Mapping):
+    if isinstance(value, (str, bytes, int, float, frozenset)):
+        return value
+    if isinstance(value, collections.abc.Mapping):
         return FrozenMap({k: freeze(v) for k, v in value.items()})
     if isinstance(value, (list, tuple)):
         return tuple(freeze(v) for v in value)
-    if isinstance(value, (set, frozenset)):
+    if isinstance(value, set):
         return frozenset(freeze(v) for v in value)
     return value
 
@@ -255,11 +261,14 @@ def thaw(value: Any) -> Any:
     >>> thaw(freeze({"addresses": ["10.0.0.1"], "previous": ()}))
     {'addresses': ['10.0.0.1'], 'previous': []}
     """
-    if isinstance(value, Mapping):
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is FrozenMap:
         return {k: thaw(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
+    if kind is tuple or kind is list:
         return [thaw(v) for v in value]
-    if isinstance(value, frozenset):
+    if kind is frozenset:
         return set(thaw(v) for v in value)
     return value
 

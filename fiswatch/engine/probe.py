@@ -213,12 +213,11 @@ class Probe:
                 conn.commit()
             except Exception as exc:
                 self.emit(E.write_in_doubt(self.id, self.endpoint.name, id=row_id,
-                                          value=value, address=self.snapshot.address,
-                                     error=self.backend.classify(exc).short()))
+                                           value=value, address=self.snapshot.address,
+                                           error=self.backend.classify(exc).short()))
                 raise
             t2 = self._enter(Op.SELECT)
-            self.emit(E.write(self.id, self.endpoint.name, id=row_id, value=value,
-                                  address=self.snapshot.address))
+            self.emit(E.write(self.id, self.endpoint.name, id=row_id, value=value, address=self.snapshot.address))
             cur.execute(self._select_sql)
             rows = tuple([(int(i), int(v) if v is not None else 0) for i, v in cur.fetchall()])
         finally:
