@@ -156,7 +156,7 @@ def test_experiment_watcher_access_denied_is_one_warning_stubbed():
         f.add_client_error("list_experiment_templates", "AccessDeniedException", "no fis:ListExperimentTemplates",
                            403, expected_params={})
         watcher.poll_once()
-    assert [e.event for e in events] == ["warning"]
+    assert [e.event for e in events] == [E.WARNING]
     assert "IAM permissions" in events[0].get("message")
     assert watcher.status_line().startswith("FIS rds: AWS ListExperimentTemplates failed: AccessDeniedException")
 
