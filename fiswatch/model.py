@@ -4,10 +4,11 @@ Every object here is a frozen dataclass (or an Enum): a probe thread builds a ne
 Snapshot after every step and publishes it by swapping one reference; readers never
 take a lock that a stuck probe could hold.
 """
+import collections.abc
 import enum
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterator, Mapping, Optional, Tuple
 
 
 class State(str, enum.Enum):
@@ -201,13 +202,99 @@ class Snapshot:
         return max(0.0, now - self.op_started)
 
 
+class FrozenMap(collections.abc.Mapping):
+    """A read-only mapping that keeps its keys' order: a dict inside a frozen Event.
+
+    Equal to a dict with the same items; hashable when its values are.
+
+    >>> m = FrozenMap({"b": 1, "a": 2})
+    >>> list(m), m == {"b": 1, "a": 2}, m["a"]
+    (['b', 'a'], True, 2)
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Mapping[str, Any]) -> None:
+        object.__setattr__(self, "_items", dict(items))
+
+    def __getitem__(self, key: str) -> Any:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._items.items()))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("FrozenMap is read-only")
+
+    def __repr__(self) -> str:
+        return "FrozenMap(%r)" % (self._items,)
+
+    def __reduce__(self) -> Any:
+        return (FrozenMap, (self._items,))
+
+
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
+def freeze(value: Any) -> Any:
+    """`value` immutable all the way down: dicts become FrozenMaps, lists tuples, sets frozensets.
+
+    >>> freeze({"probes": [{"probe": "a/b"}], "ids": {3}})
+    FrozenMap({'probes': (FrozenMap({'probe': 'a/b'}),), 'ids': frozenset({3})})
+    """
+    kind = type(value)
+    if kind in _PLAIN or kind is FrozenMap:  # the common case first: one probe write is all scalars
+        return value
+    if isinstance(value, (str, bytes, int, float, frozenset)):
+        return value
+    if isinstance(value, collections.abc.Mapping):
+        return FrozenMap({k: freeze(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return tuple(freeze(v) for v in value)
+    if isinstance(value, set):
+        return frozenset(freeze(v) for v in value)
+    return value
+
+
+def thaw(value: Any) -> Any:
+    """A frozen value as plain JSON-shaped data again: FrozenMaps become dicts, tuples lists.
+
+    >>> thaw(freeze({"addresses": ["10.0.0.1"], "previous": ()}))
+    {'addresses': ['10.0.0.1'], 'previous': []}
+    """
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is FrozenMap:
+        return {k: thaw(v) for k, v in value.items()}
+    if kind is tuple or kind is list:
+        return [thaw(v) for v in value]
+    if kind is frozenset:
+        return set(thaw(v) for v in value)
+    return value
+
+
 @dataclass(frozen=True)
 class Event:
-    """Something that happened, in the shape every output writes (JSON lines)."""
+    """Something that happened, in the shape every output writes (JSON lines).
 
-    event: str  # state | dns | error | write | write_in_doubt | lab | topology | ...
+    Build one with a constructor of fiswatch.events (one per kind); the fields are frozen all
+    the way down when the Event is made (lists become tuples, dicts FrozenMaps), and
+    `as_dict()` gives them back as the plain lists and dicts the outputs write.
+    """
+
+    event: str  # one of fiswatch.events.KINDS
     ts: float
     fields: Tuple[Tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fields", tuple((k, freeze(v)) for k, v in self.fields))
 
     @classmethod
     def make(cls, event: str, ts: Optional[float] = None, **fields: Any) -> "Event":
@@ -220,8 +307,9 @@ class Event:
         return default
 
     def as_dict(self) -> Dict[str, Any]:
+        """A new plain dict (lists and dicts inside, not tuples and FrozenMaps), the caller's to change."""
         out: Dict[str, Any] = {"ts": round(self.ts, 3), "event": self.event}
-        out.update(self.fields)
+        out.update((k, thaw(v)) for k, v in self.fields)
         return out
 
 

@@ -16,6 +16,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if os.path.dirname(HERE) not in sys.path:
     sys.path.insert(0, os.path.dirname(HERE))
 
+from fiswatch import events as E  # noqa: E402
 from fiswatch.model import (BackendInfo, EndpointView, ErrorInfo, Event, Op, ProbeView,  # noqa: E402
                             Resolution, Snapshot, State, View)
 
@@ -113,13 +114,12 @@ def demo_view(now: float = 1000.0, ts: float = 1700000000.0, stalled_for: float 
                  endpoint("rds", ("127.0.10.3",), host="fiswatch-lab-mysql.c0ffee.lab.rds.local"))
     t = ts - 6
     events = [
-        Event.make("lab", ts=t, target="aurora", step="blackhole", detail="fiswatch-lab-instance-1 fenced"),
-        Event.make("state", ts=t + 2, probe="aurora/mysql-connector", endpoint="aurora", backend="mysql-connector",
-                   state="STALLED", previous="OK", op="INSERT", error=None, address="127.0.10.1"),
-        Event.make("lab", ts=t + 3, target="aurora", step="promote", detail="fiswatch-lab-instance-2 promoted"),
-        Event.make("failover", ts=t + 3.4, probe="aurora/aws-wrapper", endpoint="aurora", op="COMMIT",
-                   seconds=3.3, in_transaction=True, write_in_doubt=True, error="failover-in-doubt",
-                   **{"from": "127.0.10.1", "to": "127.0.10.2"}),
+        E.lab("aurora", "blackhole", "fiswatch-lab-instance-1 fenced", crash=False, ts=t),
+        E.state("aurora/mysql-connector", "aurora", "mysql-connector", "STALLED", previous="OK", op="INSERT",
+                address="127.0.10.1", ts=t + 2),
+        E.lab("aurora", "promote", "fiswatch-lab-instance-2 promoted", crash=False, ts=t + 3),
+        E.failover("aurora/aws-wrapper", "aurora", op="COMMIT", seconds=3.3, in_transaction=True,
+                   write_in_doubt=True, error="failover-in-doubt", from_="127.0.10.1", to="127.0.10.2", ts=t + 3.4),
     ]
     return View(ts=ts, probes=tuple(probes), endpoints=endpoints, events=tuple(events),
                 keys=(("f", "failover aurora"), ("r", "failover rds")))
@@ -152,21 +152,19 @@ def column_facts(column: Sequence[str]) -> Tuple[Optional[str], Optional[str], i
 def default_events(ts: float) -> List[Event]:
     t = ts - 20
     return [
-        Event.make("lab", ts=t, target="aurora", step="start", detail="failover of aurora"),
-        Event.make("lab", ts=t + 1, target="aurora", step="blackhole", detail="writer stops answering"),
-        Event.make("state", ts=t + 3, probe="aurora/mysql-connector", endpoint="aurora",
-                   backend="mysql-connector", state="STALLED", previous="OK", op="INSERT", error=None,
-                   address="127.0.10.11"),
-        Event.make("error", ts=t + 3.2, probe="aurora/pymysql", endpoint="aurora", code=2013, kind="lost",
-                   message="Lost connection to MySQL server during query", op="INSERT"),
-        Event.make("write", ts=t + 4, probe="rds/pymysql", endpoint="rds", id=5500, value=3, address="x"),
-        Event.make("dns", ts=t + 6, endpoint="aurora", name="aurora.cluster-lab.local", addresses=[],
-                   previous=["127.0.10.11"], cname=None, ttl=5, error="empty"),
-        Event.make("lab", ts=t + 8, target="aurora", step="promote", detail="reader promoted to writer"),
-        Event.make("dns", ts=t + 9, endpoint="aurora", name="aurora.cluster-lab.local",
-                   addresses=["127.0.10.12"], previous=[], cname=None, ttl=5, error=None),
-        Event.make("state", ts=t + 10, probe="aurora/pymysql", endpoint="aurora", backend="pymysql",
-                   state="OK", previous="RECONNECTING", op=None, error=None, address="127.0.10.12"),
+        E.lab("aurora", "start", "failover of aurora", crash=False, ts=t),
+        E.lab("aurora", "blackhole", "writer stops answering", crash=False, ts=t + 1),
+        E.state("aurora/mysql-connector", "aurora", "mysql-connector", "STALLED", previous="OK", op="INSERT",
+                address="127.0.10.11", ts=t + 3),
+        E.error("aurora/pymysql", "aurora", code=2013, kind="lost",
+                message="Lost connection to MySQL server during query", op="INSERT", ts=t + 3.2),
+        E.write("rds/pymysql", "rds", id=5500, value=3, address="x", ts=t + 4),
+        E.dns("aurora", "aurora.cluster-lab.local", addresses=[], previous=["127.0.10.11"], ttl=5, error="empty",
+              ts=t + 6),
+        E.lab("aurora", "promote", "reader promoted to writer", crash=False, ts=t + 8),
+        E.dns("aurora", "aurora.cluster-lab.local", addresses=["127.0.10.12"], previous=[], ttl=5, ts=t + 9),
+        E.state("aurora/pymysql", "aurora", "pymysql", "OK", previous="RECONNECTING", address="127.0.10.12",
+                ts=t + 10),
     ]
 
 

@@ -10,10 +10,10 @@ import pytest
 
 from _aws_fixture import CLUSTER_ID, StubSession, make_cluster, put_secret, session
 from conftest import ROOT, wait_for
+from fiswatch import events as E
 from fiswatch.aws.cli import add_aws_options, add_experiment_parser, endpoints_from_args, run_experiment, secret_pairs
 from fiswatch.aws.runtime import AwsExtras
 from fiswatch.aws.session import AwsError
-from fiswatch.model import Event
 
 
 def _parse(argv):
@@ -120,7 +120,7 @@ def test_aws_extras_wiring_with_moto():
         endpoints = endpoints_from_args(args, sess)
         extras = AwsExtras.from_args(args, endpoints, session=sess)
         assert extras.keys == (("x", "start FIS rds experiment"),) and extras.confirm_keys == ("x",)
-        extras.emit(Event.make("info", message="before attach"))
+        extras.emit(E.info("before attach"))
         runner = _FakeRunner()
         extras.attach(runner)
         try:

@@ -5,6 +5,7 @@ import pytest
 
 from _aws_fixture import free_port, session
 from conftest import wait_for
+from fiswatch import events as E
 from fiswatch.aws.cloudwatch import QUEUE_LIMIT, CloudWatchPublisher, batches, host_identity, view_metrics
 from fiswatch.model import BackendInfo, ProbeView, Snapshot, State, View
 
@@ -113,7 +114,7 @@ def test_unreachable_cloudwatch_warns_once_and_never_blocks(monkeypatch):
         pub.submit(_view(5000.0 + i, _pv("aurora", "pymysql", 1)))
     wait_for(lambda: not pub._queue, timeout=60, message="queue drained")
     pub.stop(timeout=30)
-    warnings = [e for e in events if e.event == "warning"]
+    warnings = [e for e in events if e.event == E.WARNING]
     assert len(warnings) == 1, [e.as_dict() for e in events]
     assert "CloudWatch" in warnings[0].get("message") and "cannot reach" in warnings[0].get("message")
     assert len(pub._queue) == 0 and pub.published == 0

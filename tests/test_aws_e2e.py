@@ -14,6 +14,8 @@ from _aws_fixture import (CLUSTER_ID, MYSQL_ID, REGION, make_cluster, make_mysql
                           fis_moto_server, put_secret, session)
 from conftest import ROOT, wait_for
 
+from fiswatch import events as E
+
 
 def _env(url):
     env = dict(os.environ)
@@ -47,12 +49,12 @@ def test_watch_from_secret_writes_rows_and_publishes_metrics(mariadb):
                             "--cloudwatch", "--backend", "pymysql", "--table", table], url)
         assert result.returncode == 0, result.stderr
         events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-        summary = next(e for e in events if e["event"] == "summary")
+        summary = next(e for e in events if e["event"] == E.SUMMARY)
         rounds = summary["probes"]["aurora/pymysql"]["ops"]
         assert rounds > 0, result.stdout[-2000:]
         assert _count(mariadb, table) >= before + rounds
         assert mariadb.password not in result.stdout + result.stderr
-        start = next(e for e in events if e["event"] == "run_start")
+        start = next(e for e in events if e["event"] == E.RUN_START)
         assert start["endpoints"][0]["source"] == "secret:E2eAuroraSecret"
         cw = sess.client("cloudwatch")
 
@@ -62,9 +64,9 @@ def test_watch_from_secret_writes_rows_and_publishes_metrics(mariadb):
 
         names = wait_for(listed, timeout=30, message="metrics in moto")
         assert {"interactions", "errors", "stalled"} <= names
-        warnings = [e for e in events if e["event"] == "warning"]
+        warnings = [e for e in events if e["event"] == E.WARNING]
         assert warnings == []
-        topology = [e for e in events if e["event"] == "topology"]
+        topology = [e for e in events if e["event"] == E.TOPOLOGY]
         assert topology and topology[0]["endpoint"] == "aurora"
         assert topology[0]["lines"][0] == "cluster %s available" % CLUSTER_ID
 

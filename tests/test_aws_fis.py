@@ -5,6 +5,7 @@ import pytest
 
 from _aws_fixture import CLUSTER_ID, MYSQL_ID, StubSession, fis_moto_server, make_world, session
 from conftest import wait_for
+from fiswatch import events as E
 from fiswatch.aws import fis
 from fiswatch.aws.session import AwsError
 
@@ -138,9 +139,9 @@ def test_experiment_watcher_reports_failure_once_stubbed():
         _poll_responses(f, state, "Not authorized to perform rds:FailoverDBCluster" if state == "failed" else "")
         watcher.poll_once()
     stub.assert_no_pending()
-    states = [e.get("state") for e in events if e.event == "experiment"]
+    states = [e.get("state") for e in events if e.event == E.EXPERIMENT]
     assert states == ["initiating", "running", "failed"]
-    warnings = [e for e in events if e.event == "warning"]
+    warnings = [e for e in events if e.event == E.WARNING]
     assert len(warnings) == 1 and "rds:FailoverDBCluster" in warnings[0].get("message")
     assert watcher.status_line() == ("FIS aurora: FisWorkshopAurora1Run1 failed (Not authorized to perform "
                                      "rds:FailoverDBCluster)")
@@ -155,7 +156,7 @@ def test_experiment_watcher_access_denied_is_one_warning_stubbed():
         f.add_client_error("list_experiment_templates", "AccessDeniedException", "no fis:ListExperimentTemplates",
                            403, expected_params={})
         watcher.poll_once()
-    assert [e.event for e in events] == ["warning"]
+    assert [e.event for e in events] == [E.WARNING]
     assert "IAM permissions" in events[0].get("message")
     assert watcher.status_line().startswith("FIS rds: AWS ListExperimentTemplates failed: AccessDeniedException")
 
@@ -201,11 +202,11 @@ def test_experiment_watcher_starts_and_follows_a_run(fis_world):
     try:
         wait_for(lambda: "ready, no run yet" in watcher.status_line(), timeout=30, message="template seen")
         watcher.start_run()
-        wait_for(lambda: any(e.event == "experiment" and e.get("state") == "completed" for e in events),
+        wait_for(lambda: any(e.event == E.EXPERIMENT and e.get("state") == "completed" for e in events),
                  timeout=30, message="experiment completed")
     finally:
         watcher.stop()
-    states = [e.get("state") for e in events if e.event == "experiment"]
+    states = [e.get("state") for e in events if e.event == E.EXPERIMENT]
     assert states[-1] == "completed" and "running" in states
     assert watcher.status_line() == "FIS aurora: FisWorkshopAurora1Run1 completed"
-    assert any(e.event == "info" and "started experiment" in e.get("message") for e in events)
+    assert any(e.event == E.INFO and "started experiment" in e.get("message") for e in events)

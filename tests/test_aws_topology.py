@@ -5,6 +5,7 @@ import pytest
 
 from _aws_fixture import CLUSTER_ID, MYSQL_ID, READER, WRITER, StubSession, make_cluster, make_mysql, session
 from conftest import wait_for
+from fiswatch import events as E
 from fiswatch.aws.topology import (LINE_WIDTH, TopologyWatcher, cluster_lines, describe_lines, find_target, fit,
                                    instance_lines, match_host)
 from fiswatch.model import Endpoint
@@ -91,9 +92,9 @@ def test_reboot_with_failover_swaps_azs_stubbed():
         watcher.poll_once()
     stub.assert_no_pending()
     assert [e.get("lines") for e in events] == [
-        ["instance fisworkshop-mysql available", "primary us-east-1a standby us-east-1b"],
-        ["instance fisworkshop-mysql rebooting", "primary us-east-1a standby us-east-1b"],
-        ["instance fisworkshop-mysql available", "primary us-east-1b standby us-east-1a"]]
+        ("instance fisworkshop-mysql available", "primary us-east-1a standby us-east-1b"),
+        ("instance fisworkshop-mysql rebooting", "primary us-east-1a standby us-east-1b"),
+        ("instance fisworkshop-mysql available", "primary us-east-1b standby us-east-1a")]
     assert events[-1].get("previous") == events[1].get("lines")
     assert watcher.lines("rds") == tuple(events[-1].get("lines"))
 
@@ -111,9 +112,9 @@ def test_throttling_gives_one_warning_then_recovers_stubbed():
     for _ in range(4):
         watcher.poll_once()
     kinds = [e.event for e in events]
-    assert kinds == ["warning", "info", "topology"], kinds
+    assert kinds == [E.WARNING, E.INFO, E.TOPOLOGY], kinds
     assert "Throttling" in events[0].get("message") and "rds" in events[0].get("message")
-    assert events[2].get("previous") == ["topology unavailable"]
+    assert events[2].get("previous") == ("topology unavailable",)
 
 
 @pytest.fixture
@@ -151,7 +152,7 @@ def test_watcher_thread_sees_aurora_failover(moto_rds):
         wait_for(lambda: watcher.lines("aurora"), timeout=30, message="first topology")
         assert watcher.lines("aurora")[1] == fit("writer", WRITER, "us-east-1a available")
         sess.client("rds").failover_db_cluster(DBClusterIdentifier=CLUSTER_ID, TargetDBInstanceIdentifier=READER)
-        moved = wait_for(lambda: [e for e in events if e.event == "topology" and e.get("previous")],
+        moved = wait_for(lambda: [e for e in events if e.event == E.TOPOLOGY and e.get("previous")],
                          timeout=30, message="topology change event")
     finally:
         watcher.stop()
@@ -168,7 +169,7 @@ def test_watcher_warns_once_when_cluster_vanishes(moto_rds):
                               cluster_ids={"aurora": "no-such-cluster"})
     for _ in range(5):
         watcher.poll_once()
-    warnings = [e for e in events if e.event == "warning"]
+    warnings = [e for e in events if e.event == E.WARNING]
     assert len(warnings) == 1
     assert "DBClusterNotFoundFault" in warnings[0].get("message")
     assert watcher.lines("aurora") == ("topology unavailable",)

@@ -18,6 +18,7 @@ import pytest
 import fiswatch.backends.aws_wrapper as aws_wrapper_module
 import fiswatch.report.failover_table
 from conftest import ROOT, wait_for
+from fiswatch import events as E
 from fiswatch.backends.aws_wrapper import AwsWrapperBackend, connect_host
 from fiswatch.backends.base import BackendOptionError
 from fiswatch.backends.registry import make_backend, parse_backend_spec
@@ -158,7 +159,7 @@ def test_demo_adds_the_wrapper_where_it_runs_and_works_without_it(lab):
     out, events = _watch(["demo", "--dir", lab.dir, "--no-failover", "--json", "--duration", "4"])
     assert out.returncode == 0, out.stderr
     assert "Traceback" not in out.stderr
-    assert events[0]["event"] == "run_start" and events[-1]["event"] == "summary"
+    assert events[0]["event"] == E.RUN_START and events[-1]["event"] == E.SUMMARY
     probes = {p["probe"]: p for p in events[0]["probes"]}
     assert {"aurora/mysql-connector", "aurora/pymysql", "rds/mysql-connector", "rds/pymysql"} <= set(probes)
     assert "rds/aws-wrapper" not in probes
@@ -169,7 +170,7 @@ def test_demo_adds_the_wrapper_where_it_runs_and_works_without_it(lab):
     else:
         assert "aurora/aws-wrapper" not in probes
         assert any("aws-wrapper column is left out: needs Python >= 3.10" in (e.get("message") or "")
-                   for e in events if e["event"] == "info")
+                   for e in events if e["event"] == E.INFO)
 
 
 # -- the lab: a failover the wrapper handles itself ----------------------------------------------------------
@@ -272,7 +273,7 @@ def test_wrapper_fails_over_to_the_promoted_instance_before_dns_and_verify_resol
         # the COMMIT the failover interrupted: in doubt, with its id and value
         doubt = of("write_in_doubt", probe=gated.id)
         assert len(doubt) == 1, [(e.event, e.fields) for e in events if e.get("probe") == gated.id
-                                 and e.event != "write"]
+                                 and e.event != E.WRITE]
         assert doubt[0].get("id") and doubt[0].get("value") is not None
         assert of("failover", probe=gated.id)[0].get("write_in_doubt") is True
     finally:

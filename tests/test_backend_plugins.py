@@ -7,6 +7,8 @@ import textwrap
 
 from conftest import ROOT
 
+from fiswatch import events as E
+
 PLUGIN = textwrap.dedent('''
     from fiswatch.backends.pymysql_backend import PyMySQLBackend
 
@@ -41,5 +43,5 @@ def test_entry_point_backend_is_listed_and_runs(tmp_path, mariadb):
     assert out.returncode == 0, out.stderr
     events = [json.loads(l) for l in out.stdout.splitlines()]
     start = events[0]
-    assert start["event"] == "run_start" and start["probes"][0]["timeouts"]["read"] == 3.0
+    assert start["event"] == E.RUN_START and start["probes"][0]["timeouts"]["read"] == 3.0
     assert events[-1]["probes"]["db/pymysql-slowread"]["ops"] > 3

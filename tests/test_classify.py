@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from fiswatch import events as E
 from fiswatch.backends.registry import make_backend, parse_backend_spec
 
 BACKENDS = {"pymysql": "pymysql:connect_timeout=1,read_timeout=1,write_timeout=1",
@@ -175,5 +176,5 @@ def test_a_blackholed_endpoint_shows_as_connect_timeout_in_the_event_stream(blac
 
     out = fiswatch("watch", "--json", "--duration", "3", "--backend", "pymysql",
                    "--endpoint", "db=mysql://u@127.0.0.1:%d/x" % blackhole, env={"FISWATCH_PASSWORD_DB": "x"})
-    errors = [e for e in map(json.loads, out.stdout.splitlines()) if e["event"] == "error"]
+    errors = [e for e in map(json.loads, out.stdout.splitlines()) if e["event"] == E.ERROR]
     assert errors and {e["kind"] for e in errors} == {"connect-timeout"}, errors

@@ -9,6 +9,8 @@ import pytest
 
 from conftest import ROOT
 
+from fiswatch import events as E
+
 PW = "FISWATCH_PASSWORD_DB"
 
 
@@ -67,7 +69,7 @@ def _free_port():
 
 def _errors(stdout):
     events = [json.loads(l) for l in stdout.splitlines()]
-    return events, [e for e in events if e["event"] == "error"]
+    return events, [e for e in events if e["event"] == E.ERROR]
 
 
 def test_probe_errors_are_reported_not_fatal(mariadb):

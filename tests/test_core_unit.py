@@ -1,10 +1,11 @@
 """Unit tests of the pure core: endpoint parsing, passwords, backend specs, errors, monitor."""
 import pytest
 
+from fiswatch import events as E
 from fiswatch.backends.base import BackendOptionError, classify_error
 from fiswatch.backends.registry import UnknownBackend, make_backend, parse_backend_spec
 from fiswatch.config.checks import ConfigError, parse_endpoint, password_for, with_password
-from fiswatch.model import BackendInfo, Event, Op, Secret, Snapshot, State
+from fiswatch.model import BackendInfo, Op, Secret, Snapshot, State
 from fiswatch.engine.monitor import Monitor
 from fiswatch.engine.resolve import HostsFile, Resolver, parse_nameserver
 
@@ -124,28 +125,29 @@ def test_monitor_derives_stall_and_emits_state_changes():
     m = Monitor([probe], {"a/b": BackendInfo("b", "lib", "1")}, stall_after=2.0)
     view, events = m.tick(now=100.5, wall=1000.0)
     assert view.probes[0].state is State.OK
-    assert [e.get("state") for e in events if e.event == "state"] == ["OK"]
+    assert [e.get("state") for e in events if e.event == E.STATE] == ["OK"]
     view, events = m.tick(now=102.6, wall=1001.2)
     pv = view.probes[0]
     assert pv.state is State.STALLED and pv.stalled_for == pytest.approx(2.6)
-    assert [(e.get("previous"), e.get("state"), e.get("op")) for e in events if e.event == "state"] == [
+    assert [(e.get("previous"), e.get("state"), e.get("op")) for e in events if e.event == E.STATE] == [
         ("OK", "STALLED", "INSERT")]
-    ticks = [e for e in events if e.event == "tick"]
+    ticks = [e for e in events if e.event == E.TICK]
     assert ticks and ticks[0].get("probes")["a/b"]["ops"] == 0
-    m.emit(Event.make("info", message="hello"))
+    m.emit(E.info("hello"))
     view, events = m.tick(now=110.0, wall=1002.0)
     assert view.probes[0].longest_stall == pytest.approx(10.0)
-    assert any(e.event == "info" for e in view.events)
+    assert any(e.event == E.INFO for e in view.events)
     summary = m.summary(view).as_dict()["probes"]["a/b"]
     assert summary["stalled_now"] is True and summary["longest_stall_s"] == 10.0 and summary["ops"] == 5
 
 
 def test_verify_events_read_well_in_the_log():
-    from fiswatch.ui.text import event_style, event_text
+    from fiswatch.ui.event_text import event_style, event_text
 
-    lost = Event.make("verify", endpoint="aurora", ok=False, acknowledged=120, lost=18, changed=0,
-                      lost_ids=[19, 20, 21], error=None)
+    lost = E.verify("aurora", ok=False, acknowledged=120, lost=18, changed=0, in_doubt_committed=0,
+                    in_doubt_not_committed=0, lost_ids=[19, 20, 21], error=None, server=None, warnings=[])
     assert event_text(lost) == "verify aurora: 18 LOST, 0 changed of 120 acknowledged (ids 19, 20, 21...)"
     assert event_style(lost) == "error"
-    ok = Event.make("verify", endpoint="rds", ok=True, acknowledged=7, lost=0, changed=0, lost_ids=[], error=None)
+    ok = E.verify("rds", ok=True, acknowledged=7, lost=0, changed=0, in_doubt_committed=0, in_doubt_not_committed=0,
+                  lost_ids=[], error=None, server=None, warnings=[])
     assert event_text(ok) == "verify rds: OK, 7 acknowledged writes all there" and event_style(ok) == "ok"

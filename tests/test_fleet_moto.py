@@ -11,6 +11,7 @@ import pytest
 
 from _aws_fixture import moto_server, session
 from conftest import ROOT, wait_for
+from fiswatch import events as E
 from fiswatch.lab.proxy import FaultProxy
 from test_aws_e2e import _env
 from test_dashboard_pty import PtyTerminal
@@ -46,7 +47,7 @@ def _room(url):
     result = _fleet(url, "--json", "--once")
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [e["event"] for e in lines] == ["fleet"], result.stdout
+    assert [e["event"] for e in lines] == [E.FLEET], result.stdout
     return lines[0]
 
 

@@ -5,6 +5,7 @@ import sys
 import pytest
 
 from _fleet_fixture import COLUMNS, fake_fleet, host_name, probe_samples
+from fiswatch import events as E
 from fiswatch.aws.fleet_cli import parse_since
 from fiswatch.aws.fleet_model import ProbeSeries, SeriesKey, build_fleet, longest_gap
 from fiswatch.aws.fleet_view import FleetUi, fleet_event, handle_key, page_rows, plain_lines, render
@@ -96,7 +97,7 @@ def test_plain_and_json_views():
     assert all(len(line) <= 80 for line in lines)
     assert len([line for line in lines if line.startswith("i-0")]) == 30
     event = json.loads(json.dumps(fleet_event(fleet, NOW)))
-    assert event["event"] == "fleet" and event["ts"] == NOW
+    assert event["event"] == E.FLEET and event["ts"] == NOW
     assert len(event["hosts"]) == 30
     first = event["hosts"][0]["probes"]["aurora/mysql-connector"]
     assert first["status"] == "stalled" and first["never_recovered"] and first["for_s"] == pytest.approx(100.0, abs=0.2)

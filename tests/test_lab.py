@@ -11,6 +11,8 @@ import pytest
 from _lab_fixture import answer_of, lab_processes, pick_lab_addresses, port_free, start_lab
 from conftest import ROOT, wait_for
 
+from fiswatch import events as E
+
 pytestmark = pytest.mark.lab
 
 
@@ -176,7 +178,7 @@ def test_aurora_failover_end_to_end(lab):
 
     names = [e.get("step") for e in steps]
     assert names == ["start", "blackhole", "promote", "dns_empty", "dns_flip", "rejoin", "done"]
-    assert all(e.event == "lab" and e.get("target") == "aurora" and e.get("crash") is False for e in steps)
+    assert all(e.event == E.LAB and e.get("target") == "aurora" and e.get("crash") is False for e in steps)
     start, done = steps[0], steps[-1]
     assert start.get("outage_start") <= done.get("outage_end") <= done.ts
 

@@ -15,6 +15,7 @@ from conftest import ROOT, wait_for
 
 pytestmark = pytest.mark.lab
 
+from fiswatch import events as E  # noqa: E402
 from fiswatch.lab import aurora  # noqa: E402
 
 
@@ -325,7 +326,7 @@ def test_demo_quit_mid_failover_finishes_or_rolls_it_back(lab, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     with open(record) as fh:
-        steps = [e for e in map(json.loads, fh) if e.get("event") == "lab"]
+        steps = [e for e in map(json.loads, fh) if e.get("event") == E.LAB]
     assert steps[0]["step"] == "start"
     assert steps[-1]["step"] in ("done", "rolled_back") and steps[-1]["recovered"] in ("finished", "rolled back")
     _assert_one_working_writer(lab.dir, lab)

@@ -20,6 +20,8 @@ from conftest import ROOT, wait_for
 
 from _lab_fixture import lab_processes, pick_lab_addresses
 
+from fiswatch import events as E
+
 pytestmark = pytest.mark.lab
 
 RESOLVE = textwrap.dedent("""\
@@ -348,14 +350,14 @@ def test_demo_exec_runs_the_program_through_the_demos_failover(lab, tmp_path):
     result = subprocess.run(argv, capture_output=True, text=True, env=_env(tmp_path), timeout=180)
     assert result.returncode == 0, result.stderr
     events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-    messages = [e.get("message", "") for e in events if e["event"] == "info"]
+    messages = [e.get("message", "") for e in events if e["event"] == E.INFO]
     new_writer = lab_status(lab.dir).instance("aurora", "writer")
     assert new_writer.address != writer.address
     assert any(m.startswith("exec: ") and "started" in m for m in messages)
     seen = [m.split()[2] for m in messages if m.startswith("exec: addr")]
     assert writer.address in seen and new_writer.address in seen, seen
     assert seen.index(new_writer.address) > seen.index(writer.address)
-    assert any(e["event"] == "lab" and e["step"] == "dns_flip" for e in events)
+    assert any(e["event"] == E.LAB and e["step"] == "dns_flip" for e in events)
     log = (tmp_path / "run-exec.log").read_text()
     assert "addr " + new_writer.address in log
     assert lab.endpoint("aurora").password.reveal() not in log + result.stdout + record.read_text()

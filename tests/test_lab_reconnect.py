@@ -8,6 +8,7 @@ import threading
 
 from _lab_fixture import lab  # noqa: F401
 from conftest import wait_for
+from fiswatch import events as E
 from fiswatch.backends.registry import parse_backend_spec
 from fiswatch.lab.api import failover, lab_status
 from fiswatch.engine.runner import RunOptions, Runner
@@ -19,9 +20,9 @@ def _attempts(events, probe):
     for e in events:
         if e.get("probe") != probe:
             continue
-        if e.event == "connect" or (e.event == "error" and e.get("op") in ("resolve", "connect")):
+        if e.event == E.CONNECT or (e.event == E.ERROR and e.get("op") in ("resolve", "connect")):
             took = float(e.get("took") or 0.0)
-            out.append((e.ts - took, e.ts, e.get("address"), e.event == "connect"))
+            out.append((e.ts - took, e.ts, e.get("address"), e.event == E.CONNECT))
     return sorted(out)
 
 

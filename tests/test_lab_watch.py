@@ -14,6 +14,8 @@ import pytest
 
 from conftest import ROOT, wait_for
 
+from fiswatch import events as E
+
 pytestmark = pytest.mark.lab
 
 MC, PY = "aurora/mysql-connector", "aurora/pymysql"
@@ -75,7 +77,7 @@ def test_watch_lab_json_stalled_vs_recovered(lab):
                 proc.kill()
         lines.thread.join(10)
     assert proc.returncode == 0
-    assert lines.items[-1]["event"] == "summary"
+    assert lines.items[-1]["event"] == E.SUMMARY
     assert lines.items[-1]["probes"][MC]["stalled_now"] is True
     assert lines.items[-1]["probes"][PY]["stalled_now"] is False
     assert lines.of("verify", endpoint="aurora")[0]["lost"] == 0
@@ -92,11 +94,11 @@ def test_watch_lab_summary_and_no_lost_writes(lab):
                          stdin=subprocess.DEVNULL)
     assert out.returncode == 0, out.stderr
     events = [json.loads(l) for l in out.stdout.splitlines()]
-    assert events[-1]["event"] == "summary"
-    verify = {e["endpoint"]: e for e in events if e["event"] == "verify"}
+    assert events[-1]["event"] == E.SUMMARY
+    verify = {e["endpoint"]: e for e in events if e["event"] == E.VERIFY}
     assert verify["aurora"]["ok"] and verify["aurora"]["acknowledged"] > 0 and verify["aurora"]["lost"] == 0
     assert verify["rds"]["ok"] and verify["rds"]["acknowledged"] > 0
     start = events[0]
-    assert start["event"] == "run_start"
+    assert start["event"] == E.RUN_START
     assert {e["name"] for e in start["endpoints"]} == {"aurora", "rds"}
     assert "password" not in json.dumps(start).lower()

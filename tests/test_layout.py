@@ -8,7 +8,8 @@ import pytest
 import fiswatch.ui.sparkline
 import fiswatch.ui.text
 from dashboard_app import CONNECTOR, column_facts, demo_view, endpoint, failover_view, probe, rows, screen_columns
-from fiswatch.model import BackendInfo, ErrorInfo, Event, Op, State, View
+from fiswatch import events as E
+from fiswatch.model import BackendInfo, ErrorInfo, Op, State, View
 from fiswatch.ui import layout
 from fiswatch.ui.layout import Line, UiState, render
 from fiswatch.ui.sparkline import sparkline
@@ -202,7 +203,7 @@ def test_long_values_are_truncated_not_wrapped():
     p = probe("aurora-with-a-very-long-endpoint-name", "mysql-connector:read_timeout=1,write_timeout=1",
               State.ERROR, error=long_err, address="fd00:1234:5678:9abc:def0:1234:5678:9abc")
     p = dataclasses.replace(p, snapshot=dataclasses.replace(p.snapshot, rows=((123456789012, 32767),) * 10))
-    ev = Event.make("warning", ts=time.time(), message="m" * 300)
+    ev = E.warning("m" * 300, ts=time.time())
     view = View(ts=time.time(), probes=(p,), events=(ev,),
                 endpoints=(endpoint("aurora-with-a-very-long-endpoint-name", host=host),))
     for width, height in ((60, 16), (80, 24)):
@@ -247,11 +248,11 @@ def test_help_pause_and_confirm_prompt():
 def test_event_log_lines():
     base = time.mktime((2024, 5, 1, 16, 2, 11, 0, 0, -1))
     events = (
-        Event.make("state", ts=base, probe="aurora/mysql-connector", state="STALLED", previous="OK", op="INSERT"),
-        Event.make("dns", ts=base + 1, endpoint="aurora", addresses=[], previous=["127.0.10.11"], error=None),
-        Event.make("write", ts=base + 2, probe="aurora/pymysql", id=1, value=2),
-        Event.make("lab", ts=base + 3, target="aurora", step="promote", detail="reader -> writer"),
-        Event.make("experiment", ts=base + 4, experiment_id="EXP1", target="aurora", state="running"),
+        E.state("aurora/mysql-connector", "aurora", "mysql-connector", "STALLED", previous="OK", op="INSERT", ts=base),
+        E.dns("aurora", "aurora.lab", addresses=[], previous=["127.0.10.11"], ts=base + 1),
+        E.write("aurora/pymysql", "aurora", id=1, value=2, address=None, ts=base + 2),
+        E.lab("aurora", "promote", "reader -> writer", crash=False, ts=base + 3),
+        E.experiment("EXP1", "aurora", "running", ts=base + 4),
     )
     view = dataclasses.replace(failover_view(now=NOW), events=events, status=("FIS EXP1 running",))
     _, texts = screen(view, 100, 30)

@@ -7,7 +7,8 @@ import time
 
 import fiswatch.output.plain
 from dashboard_app import failover_view, probe
-from fiswatch.model import BackendInfo, Event, State
+from fiswatch import events as E
+from fiswatch.model import BackendInfo, State
 from fiswatch.output.plain import plain_event_line, plain_lines, plain_wanted
 
 NOW = 1000.0
@@ -84,7 +85,7 @@ def test_no_probes():
 
 def test_event_line():
     ts = time.mktime((2024, 5, 1, 16, 2, 12, 0, 0, -1))
-    ev = Event.make("dns", ts=ts, endpoint="aurora", addresses=[], previous=["127.0.10.11"], error="empty")
+    ev = E.dns("aurora", "aurora.lab", addresses=[], previous=["127.0.10.11"], error="empty", ts=ts)
     assert plain_event_line(ev) == "16:02:12 dns aurora 127.0.10.11 -> empty"
 
 

@@ -6,6 +6,7 @@ import threading
 
 import pytest
 
+from fiswatch import events as E
 from fiswatch.model import Endpoint, Event, Secret, State
 from fiswatch.output.record import RecordError, RecordWriter, load_record, read_record, scrub
 
@@ -17,7 +18,7 @@ def test_file_is_private_even_with_a_permissive_umask(tmp_path):
         writer = RecordWriter(path)
     finally:
         os.umask(old)
-    writer.write(Event.make("info", ts=1.0, message="hello"))
+    writer.write(E.info("hello", ts=1.0))
     writer.close()
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
 
@@ -27,24 +28,23 @@ def test_existing_wide_open_file_is_tightened_and_truncated(tmp_path):
     path.write_text('{"ts": 1, "event": "old"}\n')
     os.chmod(str(path), 0o644)
     with RecordWriter(str(path), overwrite=True) as writer:
-        writer.write(Event.make("info", ts=2.0, message="new"))
+        writer.write(E.info("new", ts=2.0))
     assert stat.S_IMODE(os.stat(str(path)).st_mode) == 0o600
-    assert [e["event"] for e in read_record(str(path))] == ["info"]
+    assert [e["event"] for e in read_record(str(path))] == [E.INFO]
 
 
 def test_each_event_is_on_disk_as_soon_as_write_returns(tmp_path):
     path = str(tmp_path / "run.jsonl")
     writer = RecordWriter(path)
     try:
-        writer.write(Event.make("write", ts=10.0, probe="aurora/pymysql", endpoint="aurora", id=7, value=123,
-                                address="127.0.0.1"))
+        writer.write(E.write("aurora/pymysql", "aurora", id=7, value=123, address="127.0.0.1", ts=10.0))
         # read through another handle while the writer is still open: nothing is buffered
         with open(path) as handle:
             lines = handle.read().splitlines()
         assert len(lines) == 1
-        assert json.loads(lines[0]) == {"ts": 10.0, "event": "write", "probe": "aurora/pymysql",
+        assert json.loads(lines[0]) == {"ts": 10.0, "event": E.WRITE, "probe": "aurora/pymysql",
                                         "endpoint": "aurora", "id": 7, "value": 123, "address": "127.0.0.1"}
-        writer.write({"ts": 11.0, "event": "info", "message": "a dict works too"})
+        writer.write({"ts": 11.0, "event": E.INFO, "message": "a dict works too"})
         with open(path) as handle:
             assert len(handle.read().splitlines()) == 2
     finally:
@@ -56,13 +56,13 @@ def test_no_secret_reaches_the_file(tmp_path):
     path = str(tmp_path / "run.jsonl")
     endpoint = Endpoint(name="aurora", host="127.0.0.1", user="probe", password=Secret("hunter2-very-secret"))
     with RecordWriter(path) as writer:
-        writer.write(Event.make("run_start", ts=1.0, password="hunter2-very-secret",
+        writer.write(Event.make(E.RUN_START, ts=1.0, password="hunter2-very-secret",
                                 endpoints=[{"name": "aurora", "url": endpoint.url(), "source": "cli",
                                             "db_password": "hunter2-very-secret",
                                             "nested": {"SecretString": "hunter2-very-secret", "ok": 1}}],
                                 token=Secret("hunter2-very-secret"), pw=Secret("hunter2-very-secret"),
                                 items=[Secret("hunter2-very-secret"), 3]))
-        writer.write(Event.make("state", ts=2.0, state=State.STALLED, endpoint_obj=endpoint))
+        writer.write(Event.make(E.STATE, ts=2.0, state=State.STALLED, endpoint_obj=endpoint))
     text = open(path).read()
     assert "hunter2" not in text
     first, second = [json.loads(line) for line in text.splitlines()]
@@ -110,7 +110,7 @@ def test_writes_from_several_threads_stay_whole_lines(tmp_path):
 
     def burst(n):
         for i in range(500):
-            writer.write(Event.make("write", ts=float(i), probe="p%d" % n, endpoint="e", id=n * 1000 + i,
+            writer.write(Event.make(E.WRITE, ts=float(i), probe="p%d" % n, endpoint="e", id=n * 1000 + i,
                                     value=i, address="127.0.0.1", pad="x" * 300))
 
     threads = [threading.Thread(target=burst, args=(n,)) for n in range(4)]
@@ -129,7 +129,7 @@ def test_write_after_close_is_dropped_quietly(tmp_path):
     path = str(tmp_path / "run.jsonl")
     writer = RecordWriter(path)
     writer.close()
-    writer.write(Event.make("info", ts=1.0, message="late"))
+    writer.write(E.info("late", ts=1.0))
     assert open(path).read() == ""
 
 

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from fiswatch import events as E
 from fiswatch.output.record import RecordWriter, read_record
 from fiswatch.report.build import build_report
 from fiswatch.report.render_json import report_as_dict
@@ -104,7 +105,7 @@ def probe(report, name):
 
 
 def write_times(events, name):
-    return [e["ts"] for e in events if e["event"] == "write" and e["probe"] == name]
+    return [e["ts"] for e in events if e["event"] == E.WRITE and e["probe"] == name]
 
 
 def test_clean_failover_gaps_stalls_and_beyond_outage():
@@ -139,10 +140,10 @@ def test_clean_failover_gaps_stalls_and_beyond_outage():
 def test_dns_flip_empty_answer_and_flaps():
     events = make_run()
     events += [
-        {"ts": T0 + 18.0, "event": "dns", "endpoint": "aurora", "addresses": ["127.0.0.11"], "previous": ["127.0.0.12"]},
-        {"ts": T0 + 19.0, "event": "dns", "endpoint": "aurora", "addresses": ["127.0.0.12"], "previous": ["127.0.0.11"]},
+        {"ts": T0 + 18.0, "event": E.DNS, "endpoint": "aurora", "addresses": ["127.0.0.11"], "previous": ["127.0.0.12"]},
+        {"ts": T0 + 19.0, "event": E.DNS, "endpoint": "aurora", "addresses": ["127.0.0.12"], "previous": ["127.0.0.11"]},
         # a probe's own lookup is ignored when the watcher reports
-        {"ts": T0 + 5.0, "event": "dns", "endpoint": "aurora", "probe": "aurora/pymysql", "addresses": ["10.9.9.9"],
+        {"ts": T0 + 5.0, "event": E.DNS, "endpoint": "aurora", "probe": "aurora/pymysql", "addresses": ["10.9.9.9"],
          "previous": []},
     ]
     report = build_report(events)
@@ -168,7 +169,7 @@ def test_failover_of_one_endpoint_does_not_touch_the_other():
     events = make_run()
     events[0]["probes"].append({"probe": "rds/pymysql", "endpoint": "rds", "backend": "pymysql"})
     for n in range(250):
-        events.append({"ts": T0 + 0.5 + n * 0.1, "event": "write", "probe": "rds/pymysql", "endpoint": "rds",
+        events.append({"ts": T0 + 0.5 + n * 0.1, "event": E.WRITE, "probe": "rds/pymysql", "endpoint": "rds",
                        "id": n + 1, "value": n, "address": "127.0.0.21"})
     report = build_report(events)
     rds = probe(report, "rds/pymysql")
@@ -177,7 +178,7 @@ def test_failover_of_one_endpoint_does_not_touch_the_other():
 
 
 def writes_at(times, name="e/p"):
-    return [{"ts": T0 + t, "event": "write", "probe": name, "endpoint": "e", "id": i, "value": 1,
+    return [{"ts": T0 + t, "event": E.WRITE, "probe": name, "endpoint": "e", "id": i, "value": 1,
              "address": "127.0.0.1"} for i, t in enumerate(times)]
 
 
@@ -185,7 +186,7 @@ def test_silent_pause_counts_only_when_long():
     times = [i * 0.1 for i in range(50)]  # every 0.1 s, then a 0.6 s hiccup, then a 3 s pause
     times += [times[-1] + 0.6 + i * 0.1 for i in range(20)]
     times += [times[-1] + 3.0 + i * 0.1 for i in range(20)]
-    report = build_report([{"ts": T0, "event": "run_start", "probes": []}] + writes_at(times))
+    report = build_report([{"ts": T0, "event": E.RUN_START, "probes": []}] + writes_at(times))
     (p,) = report.probes
     assert len(p.write_gaps) == 1
     (gap,) = p.write_gaps
@@ -194,8 +195,8 @@ def test_silent_pause_counts_only_when_long():
 
 
 def test_short_gap_with_an_error_inside_is_a_gap():
-    events = [{"ts": T0, "event": "run_start"}] + writes_at([0.1, 0.2, 0.3, 0.4, 0.6, 0.7])
-    events.append({"ts": T0 + 0.45, "event": "error", "probe": "e/p", "endpoint": "e", "code": 1290,
+    events = [{"ts": T0, "event": E.RUN_START}] + writes_at([0.1, 0.2, 0.3, 0.4, 0.6, 0.7])
+    events.append({"ts": T0 + 0.45, "event": E.ERROR, "probe": "e/p", "endpoint": "e", "code": 1290,
                    "kind": "read-only", "message": "read-only", "op": "INSERT"})
     (p,) = build_report(events).probes
     assert [(round(g.start - T0, 2), round(g.end - T0, 2)) for g in p.write_gaps] == [(0.4, 0.6)]
@@ -203,12 +204,12 @@ def test_short_gap_with_an_error_inside_is_a_gap():
 
 
 def test_closed_stall_uses_stalled_for_and_errors_before_first_write():
-    events = [{"ts": T0, "event": "run_start", "stall_after": 2.0}]
-    events.append({"ts": T0 + 0.5, "event": "error", "probe": "e/p", "endpoint": "e", "code": 1045, "kind": "auth",
+    events = [{"ts": T0, "event": E.RUN_START, "stall_after": 2.0}]
+    events.append({"ts": T0 + 0.5, "event": E.ERROR, "probe": "e/p", "endpoint": "e", "code": 1045, "kind": "auth",
                    "message": "denied", "op": "connect"})
     events += writes_at([1.0 + i * 0.1 for i in range(10)])
-    events.append({"ts": T0 + 5.0, "event": "state", "probe": "e/p", "state": "STALLED", "stalled_for": 3.5})
-    events.append({"ts": T0 + 7.0, "event": "state", "probe": "e/p", "state": "OK"})
+    events.append({"ts": T0 + 5.0, "event": E.STATE, "probe": "e/p", "state": "STALLED", "stalled_for": 3.5})
+    events.append({"ts": T0 + 7.0, "event": E.STATE, "probe": "e/p", "state": "OK"})
     events += writes_at([7.1, 7.2])
     (p,) = build_report(events).probes
     (stall,) = p.stalls
@@ -219,9 +220,9 @@ def test_closed_stall_uses_stalled_for_and_errors_before_first_write():
 
 
 def test_probe_that_never_wrote_and_missing_lines_give_notes():
-    events = [{"ts": T0 + 1, "event": "error", "probe": "e/p", "endpoint": "e", "code": 2003, "kind": "refused",
+    events = [{"ts": T0 + 1, "event": E.ERROR, "probe": "e/p", "endpoint": "e", "code": 2003, "kind": "refused",
                "message": "x", "op": "connect"},
-              {"ts": T0 + 4, "event": "state", "probe": "e/p", "state": "RECONNECTING"}]
+              {"ts": T0 + 4, "event": E.STATE, "probe": "e/p", "state": "RECONNECTING"}]
     report = build_report(events)
     (p,) = report.probes
     assert len(p.write_gaps) == 1 and p.write_gaps[0].open and p.write_gaps[0].from_start
@@ -326,9 +327,9 @@ def test_without_matplotlib_the_text_report_still_prints(tmp_path):
 
 def test_verify_events_of_the_run_show_in_the_headline():
     events = make_run()
-    events.append({"ts": T0 + 20.0, "event": "verify", "endpoint": "aurora", "ok": True, "acknowledged": 100,
+    events.append({"ts": T0 + 20.0, "event": E.VERIFY, "endpoint": "aurora", "ok": True, "acknowledged": 100,
                    "lost": 0, "changed": 0, "error": None})
-    events.append({"ts": T0 + 30.0, "event": "verify", "endpoint": "aurora", "ok": False, "acknowledged": 319,
+    events.append({"ts": T0 + 30.0, "event": E.VERIFY, "endpoint": "aurora", "ok": False, "acknowledged": 319,
                    "lost": 2, "changed": 0, "error": None})
     report = build_report(events)
     text = render_text(report)

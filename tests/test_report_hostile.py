@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from conftest import ROOT
+from fiswatch import events as E
 from fiswatch.report.build import build_report
 from fiswatch.report.cli import main as cli_main
 from fiswatch.report.render_json import report_as_dict
@@ -35,10 +36,10 @@ def everything(events):
 
 def test_every_field_of_every_event_with_a_wrong_type_never_raises():
     run = make_run()
-    run.append({"ts": run[-1]["ts"] + 0.5, "event": "verify", "endpoint": "aurora", "ok": False, "acknowledged": 5,
+    run.append({"ts": run[-1]["ts"] + 0.5, "event": E.VERIFY, "endpoint": "aurora", "ok": False, "acknowledged": 5,
                 "lost": 1, "changed": 0, "warnings": ["x"], "error": None})
-    run.append({"ts": run[-1]["ts"] + 0.5, "event": "info", "message": "paused", "pause": True})
-    run.append({"ts": run[-1]["ts"] + 0.5, "event": "topology", "endpoint": "aurora", "lines": ["w1 writer"]})
+    run.append({"ts": run[-1]["ts"] + 0.5, "event": E.INFO, "message": "paused", "pause": True})
+    run.append({"ts": run[-1]["ts"] + 0.5, "event": E.TOPOLOGY, "endpoint": "aurora", "lines": ["w1 writer"]})
     kinds = {}
     for ev in run:
         kinds.setdefault(ev["event"], set()).update(k for k in ev if k != "event")
@@ -62,7 +63,7 @@ def test_every_field_of_every_event_with_a_wrong_type_never_raises():
     for value in WRONG:
         events = copy.deepcopy(run)
         for ev in events:
-            if ev["event"] in ("tick", "summary"):
+            if ev["event"] in (E.TICK, E.SUMMARY):
                 for name in list(ev["probes"]):
                     ev["probes"][name] = value
         everything(events)
@@ -71,8 +72,8 @@ def test_every_field_of_every_event_with_a_wrong_type_never_raises():
 def test_ts_that_is_not_a_number_is_a_counted_skip_not_a_traceback(tmp_path, capsys):
     events = make_run()
     lines = [json.dumps(ev) for ev in events]
-    lines.insert(3, json.dumps({"ts": "abc", "event": "write", "probe": "aurora/pymysql", "id": 1}))
-    lines.insert(5, json.dumps({"ts": None, "event": "tick", "probes": 5}))
+    lines.insert(3, json.dumps({"ts": "abc", "event": E.WRITE, "probe": "aurora/pymysql", "id": 1}))
+    lines.insert(5, json.dumps({"ts": None, "event": E.TICK, "probes": 5}))
     lines.insert(7, json.dumps({"ts": 5, "event": ["x"]}))
     lines.insert(9, "[1, 2, 3]")
     path = tmp_path / "typed.jsonl"

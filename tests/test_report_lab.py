@@ -11,6 +11,7 @@ import time
 import pytest
 
 from conftest import ROOT, wait_for
+from fiswatch import events as E
 from fiswatch.output.record import RecordWriter, read_record
 from fiswatch.report.build import build_report
 from fiswatch.report.render_text import render_text, summary_lines
@@ -37,7 +38,7 @@ def events_of(path):
 
 
 def writes_after(path, probe, ts):
-    return [e for e in events_of(path) if e["event"] == "write" and e.get("probe") == probe and e["ts"] > ts]
+    return [e for e in events_of(path) if e["event"] == E.WRITE and e.get("probe") == probe and e["ts"] > ts]
 
 
 def aurora_writer_socket(lab_dir):
@@ -122,7 +123,7 @@ def test_a_commit_that_never_returns_is_in_doubt_and_verify_finds_the_lab_by_its
         sql(sock, ["SET GLOBAL rpl_semi_sync_master_timeout = 3600000",
                    "SET GLOBAL rpl_semi_sync_master_wait_point = 'AFTER_COMMIT'",
                    "SET GLOBAL rpl_semi_sync_master_enabled = 1"])
-        wait_for(lambda: [e for e in events_of(record) if e["event"] == "state" and e.get("probe") == MC
+        wait_for(lambda: [e for e in events_of(record) if e["event"] == E.STATE and e.get("probe") == MC
                           and e.get("state") == "STALLED" and e.get("op") == "COMMIT"], 60,
                  message="mysql-connector stalled in COMMIT")
         proc.terminate()
@@ -134,9 +135,9 @@ def test_a_commit_that_never_returns_is_in_doubt_and_verify_finds_the_lab_by_its
             proc.wait(10)
     assert proc.returncode == 0, proc.stderr.read()[-2000:]
     events = list(read_record(record))
-    (doubt,) = [e for e in events if e["event"] == "write_in_doubt" and e.get("probe") == MC]
+    (doubt,) = [e for e in events if e["event"] == E.WRITE_IN_DOUBT and e.get("probe") == MC]
     assert doubt["at_stop"] is True and isinstance(doubt["id"], int) and isinstance(doubt["value"], int)
-    stop = next(e for e in events if e["event"] == "run_stop")
+    stop = next(e for e in events if e["event"] == E.RUN_STOP)
     assert stop["ts"] <= doubt["ts"]
     mc = next(p for p in build_report(events).probes if p.probe == MC)
     assert mc.in_doubt == 1 and mc.stalls and mc.stalls[-1].end == stop["ts"]

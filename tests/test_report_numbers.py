@@ -5,6 +5,7 @@ told; the lab versions of the same runs are in test_report_lab.py.
 """
 import pytest
 
+from fiswatch import events as E
 from fiswatch.report.build import build_report
 from fiswatch.report.render_json import report_as_dict
 from fiswatch.report.render_markdown import render_markdown
@@ -19,7 +20,7 @@ class Run:
     """A one-probe aurora run written 0.1 s apart; faults, failovers and pauses added by hand."""
 
     def __init__(self):
-        self.events = [{"ts": T0, "event": "run_start", "stall_after": 2.0, "interval": 0.05,
+        self.events = [{"ts": T0, "event": E.RUN_START, "stall_after": 2.0, "interval": 0.05,
                         "probes": [{"probe": PY, "endpoint": "aurora", "backend": "pymysql"}],
                         "endpoints": [{"name": "aurora", "url": "mysql://probe@aurora.lab:3306/testdb",
                                        "source": "cli"}]}]
@@ -31,30 +32,30 @@ class Run:
     def writes(self, t0, t1, address=A):
         t = t0
         while t < t1 - 1e-9:
-            self.add(t, "write", probe=PY, endpoint="aurora", id=self.next_id, value=self.next_id * 7 % 32768,
+            self.add(t, E.WRITE, probe=PY, endpoint="aurora", id=self.next_id, value=self.next_id * 7 % 32768,
                      address=address)
             self.next_id += 1
             t += 0.1
 
     def error(self, t, code=2013, kind="lost"):
-        self.add(t, "error", probe=PY, endpoint="aurora", code=code, kind=kind, message="x", op="COMMIT")
+        self.add(t, E.ERROR, probe=PY, endpoint="aurora", code=code, kind=kind, message="x", op="COMMIT")
 
     def failover(self, t_start, t_done, flip_to):
-        self.add(t_start, "lab", target="aurora", step="start", detail="", outage_start=T0 + t_start, crash=False)
-        self.add(t_start + 0.5, "lab", target="aurora", step="dns_flip", detail=flip_to, crash=False)
-        self.add(t_done, "lab", target="aurora", step="done", detail="", outage_end=T0 + t_done, crash=False)
+        self.add(t_start, E.LAB, target="aurora", step="start", detail="", outage_start=T0 + t_start, crash=False)
+        self.add(t_start + 0.5, E.LAB, target="aurora", step="dns_flip", detail=flip_to, crash=False)
+        self.add(t_done, E.LAB, target="aurora", step="done", detail="", outage_end=T0 + t_done, crash=False)
 
     def dns(self, t, addresses, previous):
-        self.add(t, "dns", endpoint="aurora", name="aurora.lab", addresses=addresses, previous=previous)
+        self.add(t, E.DNS, endpoint="aurora", name="aurora.lab", addresses=addresses, previous=previous)
 
     def pause(self, t0, t1):
-        self.add(t0, "info", message="paused", pause=True)
+        self.add(t0, E.INFO, message="paused", pause=True)
         if t1 is not None:
-            self.add(t1, "info", message="resumed", pause=False)
+            self.add(t1, E.INFO, message="resumed", pause=False)
 
     def end(self, t_stop, t_summary=None):
-        self.add(t_stop, "run_stop")
-        self.add(t_summary if t_summary is not None else t_stop, "summary",
+        self.add(t_stop, E.RUN_STOP)
+        self.add(t_summary if t_summary is not None else t_stop, E.SUMMARY,
                  probes={PY: {"ops": self.next_id - 1, "errors": 0, "state": "OK"}})
         return build_report(self.events)
 

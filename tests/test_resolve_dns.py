@@ -2,6 +2,7 @@
 import pytest
 
 from conftest import wait_for
+from fiswatch import events as E
 from fiswatch.backends.registry import parse_backend_spec
 from fiswatch.lab.dnsserver import DnsServer, Zone
 from fiswatch.lab.proxy import ProxyLoop
@@ -62,9 +63,9 @@ def test_probe_retries_through_nxdomain_then_connects(dns, mariadb):
         zone.set(name, "A", ("127.0.0.1",))
         wait_for(lambda: view().snapshot.iterations >= 3, 20, message="writing after the name appeared")
         assert view().snapshot.address == "127.0.0.1"
-        dns_events = [e for e in runner.history if e.event == "dns"]
+        dns_events = [e for e in runner.history if e.event == E.DNS]
         assert dns_events[0].get("error") == "NXDOMAIN"
-        wait_for(lambda: any(e.event == "dns" and e.get("addresses") == ["127.0.0.1"] for e in runner.history), 10,
+        wait_for(lambda: any(e.event == E.DNS and e.get("addresses") == ("127.0.0.1",) for e in runner.history), 10,
                  message="dns watcher saw the new answer")
     finally:
         runner.stop()

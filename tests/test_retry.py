@@ -7,6 +7,7 @@ import threading
 import time
 
 from conftest import wait_for
+from fiswatch import events as E
 from fiswatch.backends.registry import make_backend, parse_backend_spec
 from fiswatch.engine.dnswatch import DnsWatcher
 from fiswatch.lab.proxy import FaultProxy
@@ -101,8 +102,8 @@ def test_refused_then_accepted_next_attempt_comes_at_the_workshop_pace(mariadb):
     try:
         proxy.set_mode("refuse")
         probe = _probe(_endpoint(*proxy.address, mariadb=mariadb), events).start()
-        wait_for(lambda: len(events.of("error")) >= 12, 60, message="12 refused attempts")
-        errors = events.of("error")
+        wait_for(lambda: len(events.of(E.ERROR)) >= 12, 60, message="12 refused attempts")
+        errors = events.of(E.ERROR)
         assert all(e.get("kind") == "refused" and e.get("op") == "connect" for e in errors), errors[:3]
         assert errors[0].get("address") == "127.0.0.1"
         gaps = sorted(b.ts - a.ts for a, b in zip(errors[4:], errors[5:]))
@@ -111,11 +112,11 @@ def test_refused_then_accepted_next_attempt_comes_at_the_workshop_pace(mariadb):
         assert gaps[len(gaps) // 2] <= 10 * PAUSE, gaps
         proxy.set_mode("pass")
         opened = time.time()
-        wait_for(lambda: events.of("connect"), 30, message="a connect after the port opened")
+        wait_for(lambda: events.of(E.CONNECT), 30, message="a connect after the port opened")
         wait_for(lambda: probe.snapshot.state is State.OK, 30, message="writing")
-        first = events.of("connect")[0]
+        first = events.of(E.CONNECT)[0]
         # at most one attempt could still have been refused after the port opened
-        late = [e for e in events.of("error") if e.ts > opened]
+        late = [e for e in events.of(E.ERROR) if e.ts > opened]
         assert len(late) <= 1, late
         assert first.ts - opened <= 10 * PAUSE + 1.0
         assert first.get("took") is not None and first.get("took") >= 0
@@ -139,12 +140,12 @@ def test_refused_port_does_not_exceed_the_attempt_rate(mariadb):
     probe = _probe(_endpoint("127.0.0.1", _closed_port(), mariadb), events)
     probe.start()
     try:
-        wait_for(lambda: events.of("error"), 30, message="a first refused attempt")
+        wait_for(lambda: events.of(E.ERROR), 30, message="a first refused attempt")
         t0 = time.monotonic()
-        n0 = len(events.of("error"))
+        n0 = len(events.of(E.ERROR))
         time.sleep(3.0)
         seconds = time.monotonic() - t0
-        attempts = len(events.of("error")) - n0
+        attempts = len(events.of(E.ERROR)) - n0
         assert probe.is_alive() and probe.snapshot.state in (State.ERROR, State.CONNECTING)
     finally:
         probe.stop()
@@ -164,10 +165,10 @@ def test_refused_port_does_not_exceed_the_attempt_rate(mariadb):
     probe2.start()
     poker.start()
     try:
-        wait_for(lambda: events2.of("error"), 30, message="a first refused attempt")
-        t0, n0 = time.monotonic(), len(events2.of("error"))
+        wait_for(lambda: events2.of(E.ERROR), 30, message="a first refused attempt")
+        t0, n0 = time.monotonic(), len(events2.of(E.ERROR))
         time.sleep(2.0)
-        seconds, attempts = time.monotonic() - t0, len(events2.of("error")) - n0
+        seconds, attempts = time.monotonic() - t0, len(events2.of(E.ERROR)) - n0
     finally:
         stop.set()
         probe2.stop()
@@ -182,7 +183,7 @@ def test_stop_ends_a_retry_wait_at_once(mariadb):
     spec = parse_backend_spec("pymysql")
     probe = Probe(_endpoint("127.0.0.1", _closed_port(), mariadb), spec, make_backend(spec), events,
                   retry=slow).start()
-    wait_for(lambda: events.of("error"), 30, message="a refused attempt")
+    wait_for(lambda: events.of(E.ERROR), 30, message="a refused attempt")
     wait_for(lambda: probe.snapshot.retry_at is not None, 30, message="waiting to retry")
     probe.stop()
     probe.join(10)
@@ -208,16 +209,16 @@ def test_dns_watcher_wakes_the_endpoints_probes(mariadb):
                   retry=RetryPolicy(pause=600.0)).start()
     watcher = DnsWatcher(endpoint, events, nameserver=server.address, wakes=[probe.wake])
     try:
-        wait_for(lambda: len(events.of("error")) == 1 and probe.snapshot.retry_at is not None, 30,
+        wait_for(lambda: len(events.of(E.ERROR)) == 1 and probe.snapshot.retry_at is not None, 30,
                  message="first attempt refused, waiting 600 s")
-        assert events.of("error")[0].get("address") == "127.0.0.1"
+        assert events.of(E.ERROR)[0].get("address") == "127.0.0.1"
         watcher.poll()  # the first answer is not a change
         time.sleep(0.3)
-        assert len(events.of("error")) == 1
+        assert len(events.of(E.ERROR)) == 1
         zone.set(name, "A", ("127.0.0.2",), ttl=5)  # the flip
         watcher.poll()
-        wait_for(lambda: len(events.of("error")) >= 2, 30, message="a second attempt at once")
-        assert events.of("error")[1].get("address") == "127.0.0.2"
+        wait_for(lambda: len(events.of(E.ERROR)) >= 2, 30, message="a second attempt at once")
+        assert events.of(E.ERROR)[1].get("address") == "127.0.0.2"
     finally:
         probe.stop()
         probe.join(5)

@@ -20,6 +20,8 @@ import pytest
 from conftest import ROOT, wait_for
 from test_dashboard_pty import ByteStream, PtyTerminal, Screen
 
+from fiswatch import events as E
+
 FISWATCH = [sys.executable, "-m", "fiswatch"]
 
 
@@ -92,14 +94,14 @@ def test_closing_the_pty_under_the_dashboard_ends_the_run_like_q(mariadb, tmp_pa
     t = _watch_in_pty(mariadb, tmp_path, ["--record", record])
     try:
         t.wait_text("a/pymysql", timeout=60)
-        wait_for(lambda: _kinds(record).count("write") >= 5, timeout=60, message="writes in the record")
+        wait_for(lambda: _kinds(record).count(E.WRITE) >= 5, timeout=60, message="writes in the record")
         t.close_master()
         assert t.proc.wait(30) == 0
     finally:
         t.close()
     kinds = _kinds(record)
-    assert "verify" in kinds and kinds[-1] == "summary", kinds[-5:]
-    assert any(e["event"] == "warning" and "terminal closed" in e.get("message", "") for e in _events(record))
+    assert E.VERIFY in kinds and kinds[-1] == E.SUMMARY, kinds[-5:]
+    assert any(e["event"] == E.WARNING and "terminal closed" in e.get("message", "") for e in _events(record))
     _assert_clean_stderr((tmp_path / "stderr.txt").read_text())
 
 
@@ -129,7 +131,7 @@ def test_a_terminal_that_stops_taking_output_does_not_hold_the_end(mariadb, tmp_
             t.set_size(24 + i % 2, 80 + i % 3)
             os.kill(t.proc.pid, signal.SIGWINCH)
             time.sleep(0.05)
-        wait_for(lambda: _kinds(record).count("tick") >= 3, timeout=30, message="ticks while blocked")
+        wait_for(lambda: _kinds(record).count(E.TICK) >= 3, timeout=30, message="ticks while blocked")
         t.proc.send_signal(signal.SIGTERM)
         started = time.monotonic()
         code = t.proc.wait(30)  # never reading the pty again
@@ -137,8 +139,8 @@ def test_a_terminal_that_stops_taking_output_does_not_hold_the_end(mariadb, tmp_
     finally:
         t.close()
     kinds = _kinds(record)
-    assert "verify" in kinds and kinds[-1] == "summary", kinds[-5:]
-    assert any("stopped taking output" in e.get("message", "") for e in _events(record) if e["event"] == "warning")
+    assert E.VERIFY in kinds and kinds[-1] == E.SUMMARY, kinds[-5:]
+    assert any("stopped taking output" in e.get("message", "") for e in _events(record) if e["event"] == E.WARNING)
     assert code == 3
     _assert_clean_stderr((tmp_path / "stderr.txt").read_text())
 
@@ -185,7 +187,7 @@ def test_record_under_rlimit_fsize_is_loud_and_the_verification_still_shows(mari
     assert "the record cannot be written: File too large" in err
     assert "record incomplete from t+" in err and "the summary covers only the first" in err
     assert "Writes a (verified" in out, out  # the verification, from memory though the record lost it
-    assert "summary" not in _kinds(record)
+    assert E.SUMMARY not in _kinds(record)
     _assert_clean_stderr(err)
 
 
@@ -203,7 +205,7 @@ def test_record_refuses_an_existing_file_without_overwrite(mariadb, tmp_path):
                                       "--duration", "1", "--record", str(record), "--overwrite"],
                           env=_env(mariadb), cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert _kinds(str(record))[-1] == "summary"
+    assert _kinds(str(record))[-1] == E.SUMMARY
 
 
 # -- 3. outputs never hold the run -----------------------------------------------------------------------------
@@ -231,7 +233,7 @@ def test_json_into_a_fifo_nobody_reads_ends_on_time_with_the_record_complete(mar
         proc = subprocess.Popen(term_argv(mariadb, args), env=_env(mariadb), cwd=ROOT, stdin=subprocess.DEVNULL,
                                 stdout=writer, stderr=subprocess.PIPE)
         try:
-            wait_for(lambda: os.path.exists(record) and _kinds(record).count("write") >= 5, timeout=60, message="writes recorded")
+            wait_for(lambda: os.path.exists(record) and _kinds(record).count(E.WRITE) >= 5, timeout=60, message="writes recorded")
             started = time.monotonic()
             if how == "sigterm":
                 proc.send_signal(signal.SIGTERM)
@@ -247,7 +249,7 @@ def test_json_into_a_fifo_nobody_reads_ends_on_time_with_the_record_complete(mar
         os.close(writer)
         os.close(reader)
     kinds = _kinds(record)
-    assert "verify" in kinds and kinds[-1] == "summary", kinds[-5:]
+    assert E.VERIFY in kinds and kinds[-1] == E.SUMMARY, kinds[-5:]
     assert proc.returncode == 3
     assert "output incomplete: stdout did not take" in err
     _assert_clean_stderr(err)
@@ -263,7 +265,7 @@ def test_stdout_on_a_full_disk_is_one_line(mariadb, tmp_path, mode):
     assert proc.returncode == 3, err
     assert len(err.splitlines()) == 1 and "No space left on device" in err, err
     _assert_clean_stderr(err)
-    assert _kinds(record)[-1] == "summary"
+    assert _kinds(record)[-1] == E.SUMMARY
 
 
 def test_plain_into_a_pipe_closed_by_head_is_silent(mariadb, tmp_path):
@@ -325,7 +327,7 @@ def test_writes_committed_while_stopping_are_in_the_record(mariadb, tmp_path):
                                   timeout=60)
             assert proc.returncode == 0, proc.stderr
             rows = {r[0] for r in mariadb.query("SELECT id FROM %s" % table)}
-            recorded = {e["id"] for e in _events(record) if e["event"] in ("write", "write_in_doubt",
+            recorded = {e["id"] for e in _events(record) if e["event"] in (E.WRITE, E.WRITE_IN_DOUBT,
                                                                              "write_pending")}
             assert rows and rows <= recorded, "committed but not recorded: %s" % sorted(rows - recorded)
             mariadb.query("DELETE FROM %s" % table)
@@ -336,14 +338,14 @@ def test_writes_committed_while_stopping_are_in_the_record(mariadb, tmp_path):
 # -- 8. memory, pause ----------------------------------------------------------------------------------------------
 def test_history_is_bounded_and_pause_toggles_atomically(mariadb):
     from fiswatch.config.checks import parse_endpoint
-    from fiswatch.model import BackendSpec, Event, Secret
+    from fiswatch.model import BackendSpec, Secret
     from fiswatch.engine.runner import HISTORY_EVENTS, Runner
 
     from dataclasses import replace
     ep = replace(parse_endpoint(_url(mariadb), "test"), password=Secret(mariadb.password))
     runner = Runner([ep], [BackendSpec("pymysql")])
     for i in range(HISTORY_EVENTS * 3):
-        runner.emit(Event.make("error", message="refused %d" % i))
+        runner.emit(E.error("rds/pymysql", "rds", code=2003, kind="refused", message="refused %d" % i))
     runner.step()
     assert len(runner.history) == HISTORY_EVENTS
     barrier = threading.Barrier(8)

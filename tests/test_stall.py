@@ -14,6 +14,7 @@ import time
 import pytest
 
 from conftest import ROOT, wait_for
+from fiswatch import events as E
 from fiswatch.backends.registry import parse_backend_spec
 from fiswatch.lab.proxy import FaultProxy
 from fiswatch.model import Endpoint, Secret, State
@@ -70,11 +71,11 @@ def test_defaults_stall_forever_pymysql_recovers(proxy, mariadb):
         assert probe_view(runner, PY).snapshot.reconnects >= 1
         # the monitor (the UI's source) kept ticking while a probe was blocked
         assert runner.view.ts > ticks_before
-        states = [(e.get("probe"), e.get("state")) for e in runner.history if e.event == "state"]
+        states = [(e.get("probe"), e.get("state")) for e in runner.history if e.event == E.STATE]
         # PyMySQL's error shows for the 50 ms retry pause (the monitor samples every 0.1 s, so
         # it may show it only as RECONNECTING with the error); every error is an event
         assert (MC, "STALLED") in states
-        assert any(e.event == "error" and e.get("probe") == PY and e.get("code") == 2013 for e in runner.history)
+        assert any(e.event == E.ERROR and e.get("probe") == PY and e.get("code") == 2013 for e in runner.history)
         assert (MC, "ERROR") not in states
     finally:
         summary = runner.stop().as_dict()["probes"]
@@ -95,7 +96,7 @@ def test_mysql_connector_with_read_timeout_recovers(proxy, mariadb):
         proxy.set_mode("pass")
         ops = probe_view(runner, pid).snapshot.iterations
         wait_for(lambda: probe_view(runner, pid).snapshot.iterations >= ops + 5, 30, message="writing again")
-        assert not any(e.get("state") == "STALLED" for e in runner.history if e.event == "state")
+        assert not any(e.get("state") == "STALLED" for e in runner.history if e.event == E.STATE)
     finally:
         runner.stop()
 
@@ -113,8 +114,8 @@ def test_watch_json_exits_promptly_while_a_probe_hangs(proxy, mariadb):
         started = time.monotonic()
         for line in proc.stdout:
             lines.append(json.loads(line))
-            if lines[-1]["event"] == "state" and lines[-1]["state"] == "OK" and proxy.mode == "pass":
-                if sum(1 for x in lines if x["event"] == "state" and x["state"] == "OK") == 2:
+            if lines[-1]["event"] == E.STATE and lines[-1]["state"] == "OK" and proxy.mode == "pass":
+                if sum(1 for x in lines if x["event"] == E.STATE and x["state"] == "OK") == 2:
                     proxy.set_mode("blackhole")
         proc.wait(timeout=30)
     finally:
@@ -124,9 +125,9 @@ def test_watch_json_exits_promptly_while_a_probe_hangs(proxy, mariadb):
     assert proc.returncode == 0, proc.stderr.read()
     assert elapsed < 8 + 10, elapsed  # generous: the point is that it ends at all
     assert all("ts" in x and "event" in x for x in lines)
-    assert lines[-1]["event"] == "summary"
+    assert lines[-1]["event"] == E.SUMMARY
     probes = lines[-1]["probes"]
     assert probes[MC]["stalled_now"] is True
     assert probes[PY]["stalled_now"] is False
-    assert any(x["event"] == "state" and x["probe"] == MC and x["state"] == "STALLED" for x in lines)
+    assert any(x["event"] == E.STATE and x["probe"] == MC and x["state"] == "STALLED" for x in lines)
     assert mariadb.password not in json.dumps(lines)

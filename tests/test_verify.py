@@ -5,6 +5,7 @@ import socket
 
 import pytest
 
+from fiswatch import events as E
 from fiswatch.output.record import RecordWriter
 from fiswatch.report.cli import main as cli_main
 from fiswatch.report.verify import render_verify, verify
@@ -65,14 +66,14 @@ def insert(mariadb, table, values):
 
 def run_events(table, writes, doubts=(), endpoint="aurora", url=None):
     """A record's events: run_start naming the table, then write / write_in_doubt lines."""
-    events = [{"ts": 100.0, "event": "run_start", "table": table,
+    events = [{"ts": 100.0, "event": E.RUN_START, "table": table,
                "endpoints": [{"name": endpoint, "url": url or "mysql://x@127.0.0.1:1/db", "source": "cli",
                               "table": table}]}]
     for n, (row_id, value) in enumerate(writes):
-        events.append({"ts": 101.0 + n * 0.01, "event": "write", "probe": "%s/pymysql" % endpoint,
+        events.append({"ts": 101.0 + n * 0.01, "event": E.WRITE, "probe": "%s/pymysql" % endpoint,
                        "endpoint": endpoint, "id": row_id, "value": value, "address": "127.0.0.1"})
     for n, (row_id, value) in enumerate(doubts):
-        events.append({"ts": 150.0 + n, "event": "write_in_doubt", "probe": "%s/mysql-connector" % endpoint,
+        events.append({"ts": 150.0 + n, "event": E.WRITE_IN_DOUBT, "probe": "%s/mysql-connector" % endpoint,
                        "endpoint": endpoint, "id": row_id, "value": value, "address": "127.0.0.1",
                        "error": "2013 lost"})
     return events
@@ -317,7 +318,7 @@ def test_demo_record_of_two_failovers_reports_gaps_and_verifies_clean(lab, tmp_p
     result = verify(events, lab_connect(lab_status(lab.dir)))
     assert result.ok, render_verify(result)
     assert {e.endpoint for e in result.endpoints} == {"aurora", "rds"}
-    acked = sum(1 for e in events if e["event"] == "write")
+    acked = sum(1 for e in events if e["event"] == E.WRITE)
     assert sum(e.acknowledged for e in result.endpoints) == acked > 0
 
 
@@ -342,8 +343,6 @@ class Writer:
 
         import pymysql
 
-        from fiswatch.model import Event
-
         ep, probe, conn, address = self.endpoint, self.target + "/pymysql", None, None
         while not self.stop.is_set():
             try:
@@ -360,17 +359,15 @@ class Writer:
                 try:
                     conn.commit()
                 except Exception as exc:
-                    self.emit(Event.make("write_in_doubt", probe=probe, endpoint=self.target, id=row_id, value=value,
-                                         address=address, error=str(exc)[:60]))
+                    self.emit(E.write_in_doubt(probe, self.target, id=row_id, value=value, address=address,
+                                               error=str(exc)[:60]))
                     raise
                 self.acked.append((time.monotonic(), row_id))
-                self.emit(Event.make("write", probe=probe, endpoint=self.target, id=row_id, value=value,
-                                     address=address))
+                self.emit(E.write(probe, self.target, id=row_id, value=value, address=address))
                 time.sleep(0.02)
             except Exception as exc:
                 code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-                self.emit(Event.make("error", probe=probe, endpoint=self.target, code=code, kind="lost",
-                                     message=str(exc)[:60], op="COMMIT"))
+                self.emit(E.error(probe, self.target, code=code, kind="lost", message=str(exc)[:60], op="COMMIT"))
                 try:
                     if conn is not None:
                         conn.close()
@@ -389,7 +386,6 @@ def test_crash_failover_with_a_lagging_standby_loses_acknowledged_writes(lab, tm
 
     from conftest import wait_for
     from fiswatch.lab.api import failover, lab_status
-    from fiswatch.model import Event
     from fiswatch.output.record import read_record
     from fiswatch.report.build import build_report
 
@@ -402,9 +398,9 @@ def test_crash_failover_with_a_lagging_standby_loses_acknowledged_writes(lab, tm
         with lock:
             recorder.write(event)
 
-    emit(Event.make("run_start", probes=[{"probe": "rds/pymysql", "endpoint": "rds", "backend": "pymysql"}],
-                    endpoints=[{"name": "rds", "url": {e.name: e for e in info.endpoints}["rds"].url(),
-                                "source": "lab:" + lab.dir, "table": "test"}], stall_after=2.0, interval=0.02))
+    emit(E.run_start([{"probe": "rds/pymysql", "endpoint": "rds", "backend": "pymysql"}],
+                     [{"name": "rds", "url": {e.name: e for e in info.endpoints}["rds"].url(),
+                       "source": "lab:" + lab.dir, "table": "test"}], stall_after=2.0, interval=0.02))
     writer = Writer(info, "rds", emit)
     writer.thread.start()
     try:
@@ -417,16 +413,16 @@ def test_crash_failover_with_a_lagging_standby_loses_acknowledged_writes(lab, tm
     finally:
         writer.stop.set()
         writer.thread.join(30)
-    emit(Event.make("summary", probes={"rds/pymysql": {"state": "OK"}}))
+    emit(E.summary({"rds/pymysql": {"state": "OK"}}))
     recorder.close()
 
     events = list(read_record(record))
     result = verify(events, lab_connect(lab_status(lab.dir)))
     rds = result.endpoint("rds")
     lost = {(r.id, r.value) for r in rds.lost + rds.changed}
-    steps = {e["step"]: e for e in events if e["event"] == "lab"}
+    steps = {e["step"]: e for e in events if e["event"] == E.LAB}
     lagging, fenced, killed = steps["lag"]["ts"], steps["start"]["outage_start"], steps["blackhole"]["ts"]
-    acked = [(e["ts"], (e["id"], e["value"])) for e in events if e["event"] == "write"]
+    acked = [(e["ts"], (e["id"], e["value"])) for e in events if e["event"] == E.WRITE]
     missed = {w for ts, w in acked if lagging < ts < fenced}
     assert not result.ok and rds.error is None and missed
     assert missed <= lost  # every write acknowledged while the standby lagged is found lost

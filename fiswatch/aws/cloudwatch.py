@@ -18,6 +18,7 @@ import threading
 import time
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
+from fiswatch import events as E
 from fiswatch.aws.session import client, explain
 from fiswatch.model import Event, State, View
 
@@ -199,8 +200,8 @@ class CloudWatchPublisher:
 
     def start(self) -> None:
         if self._thread is None:
-            self._emit(Event.make("info", message="CloudWatch: publishing as host %s, run %s"
-                                  % (self._host, self._run_id)))
+            self._emit(E.info("CloudWatch: publishing as host %s, run %s"
+                              % (self._host, self._run_id)))
             self._thread = threading.Thread(target=self._run, name="fiswatch-cloudwatch", daemon=True)
             self._thread.start()
 
@@ -250,11 +251,11 @@ class CloudWatchPublisher:
             self.published += len(chunk)
         if self._failing:
             self._failing = False
-            self._emit(Event.make("info", message="CloudWatch: publishing works again"))
+            self._emit(E.info("CloudWatch: publishing works again"))
 
     def _failed(self, reason: str, lost: int) -> None:
         self.dropped += lost
         if not self._failing:
             self._failing = True
-            self._emit(Event.make("warning", message="CloudWatch: cannot publish metrics (%s); "
-                                  "fiswatch keeps running and retries every second" % reason))
+            self._emit(E.warning("CloudWatch: cannot publish metrics (%s); "
+                                 "fiswatch keeps running and retries every second" % reason))

@@ -10,6 +10,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
+from fiswatch import events as E
 from fiswatch.aws.session import AwsError, client, explain
 from fiswatch.model import Event
 
@@ -313,9 +314,9 @@ class ExperimentWatcher:
         try:
             experiment_id = start_experiment(self._session, self._spec.target)
         except AwsError as exc:
-            self._emit(Event.make("warning", message="FIS %s: cannot start: %s" % (self._spec.target, exc)))
+            self._emit(E.warning("FIS %s: cannot start: %s" % (self._spec.target, exc)))
             return
-        self._emit(Event.make("info", message="FIS %s: started experiment %s" % (self._spec.target, experiment_id)))
+        self._emit(E.info("FIS %s: started experiment %s" % (self._spec.target, experiment_id)))
 
     def _refresh(self) -> None:
         template_id = find_template(self._fis, self._spec)
@@ -334,21 +335,20 @@ class ExperimentWatcher:
         old = self._state
         self._set(new)
         if (old.experiment_id, old.state) != (new.experiment_id, new.state):
-            self._emit(Event.make("experiment", experiment_id=new.experiment_id, target=new.target,
-                                  state=state, reason=reason))
+            self._emit(E.experiment(new.experiment_id, new.target, state, reason))
             if state == "failed":
-                self._emit(Event.make("warning", message="FIS %s: experiment %s failed: %s; check the role %s and "
-                                      "the target in the FIS console" % (new.target, new.experiment_id,
-                                                                         reason or "no reason given", ROLE_NAME)))
+                self._emit(E.warning("FIS %s: experiment %s failed: %s; check the role %s and "
+                                     "the target in the FIS console" % (new.target, new.experiment_id,
+                                                                        reason or "no reason given", ROLE_NAME)))
 
     def _set(self, new: ExperimentState) -> None:
         if self._state.problem is not None and new.problem is None:
-            self._emit(Event.make("info", message="FIS %s: polling works again" % self._spec.target))
+            self._emit(E.info("FIS %s: polling works again" % self._spec.target))
         self._state = new
 
     def _problem(self, reason: str) -> None:
         if self._state.problem is None:
-            self._emit(Event.make("warning", message="FIS %s: %s" % (self._spec.target, reason)))
+            self._emit(E.warning("FIS %s: %s" % (self._spec.target, reason)))
         from dataclasses import replace
 
         self._state = replace(self._state, problem=reason)

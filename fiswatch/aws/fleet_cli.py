@@ -185,6 +185,7 @@ def _print_loop(poller: Poller, fleet: Any, args: argparse.Namespace, out: TextI
     import shutil
 
     from fiswatch.aws.fleet_view import fleet_changes, fleet_event, plain_lines
+    from fiswatch import events as E
     from fiswatch.output.record import event_line  # the JSON lines of --json and --record: NaN -> null
 
     width = max(60, shutil.get_terminal_size((80, 24)).columns)
@@ -205,7 +206,7 @@ def _print_loop(poller: Poller, fleet: Any, args: argparse.Namespace, out: TextI
         fleet, problem = poller.once()
         if problem is not None:
             if args.json:
-                out.write(event_line({"ts": round(time.time(), 3), "event": "warning", "message": "fleet: " + problem}))
+                out.write(event_line({"ts": round(time.time(), 3), "event": E.WARNING, "message": "fleet: " + problem}))
                 out.flush()
             else:
                 err.write("fiswatch fleet: %s\n" % problem)

@@ -17,6 +17,7 @@ Nothing here touches curses, a clock or AWS.
 from dataclasses import dataclass, replace
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from fiswatch import events as E
 from fiswatch.aws.fleet_model import Fleet, ProbeCell, Totals
 from fiswatch.ui import text as T
 from fiswatch.ui.layout import BLANK, Line, UiState
@@ -247,7 +248,7 @@ def _totals_dict(t: Totals) -> Dict[str, Any]:
 def fleet_event(fleet: Fleet, now: float) -> Dict[str, Any]:
     """The `fleet` event of --json (docs/events.md)."""
     return {
-        "ts": round(now, 3), "event": "fleet", "window_start": round(fleet.window_start, 3),
+        "ts": round(now, 3), "event": E.FLEET, "window_start": round(fleet.window_start, 3),
         "since": round(fleet.since, 3), "since_label": fleet.since_label, "columns": list(fleet.columns),
         "hosts": [{"host": row.host, "run": row.run, "runs": row.runs, "last_seen": round(row.last_seen, 3),
                    "probes": {cell.probe: _cell_dict(cell, now) for cell in row.cells}} for row in fleet.hosts],
@@ -269,7 +270,7 @@ def fleet_changes(old: Optional[Fleet], new: Fleet, now: float) -> List[Dict[str
             status = status_of(cell)
             previous = before.get((row.host, cell.probe))
             if status != previous:
-                out.append({"ts": round(now, 3), "event": "fleet_state", "host": row.host, "run": row.run,
+                out.append({"ts": round(now, 3), "event": E.FLEET_STATE, "host": row.host, "run": row.run,
                             "probe": cell.probe, "endpoint": cell.endpoint, "backend": cell.backend,
                             "status": status, "previous": previous, "for_s": round(cell.age(now), 1)})
     return out

@@ -13,6 +13,7 @@ whose endpoint address RDS reports equals the endpoint's host.
 import threading
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from fiswatch import events as E
 from fiswatch.aws.session import AwsError, client, explain
 from fiswatch.model import Endpoint, Event
 
@@ -232,15 +233,15 @@ class TopologyWatcher:
     def _succeeded(self, name: str, new: Tuple[str, ...]) -> None:
         if name in self._failing:
             self._failing.pop(name)
-            self._emit(Event.make("info", message="topology %s: polling RDS works again" % name))
+            self._emit(E.info("topology %s: polling RDS works again" % name))
         previous = self._lines.get(name, ())
         if new != previous:
             self._lines = dict(self._lines, **{name: new})
-            self._emit(Event.make("topology", endpoint=name, lines=list(new), previous=list(previous)))
+            self._emit(E.topology(name, lines=list(new), previous=list(previous)))
 
     def _failed(self, name: str, reason: str) -> None:
         if name not in self._failing:
             self._failing[name] = reason
-            self._emit(Event.make("warning", message="topology %s: %s" % (name, reason)))
+            self._emit(E.warning("topology %s: %s" % (name, reason)))
         if not self._lines.get(name):
             self._lines = dict(self._lines, **{name: ("topology unavailable",)})

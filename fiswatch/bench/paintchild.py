@@ -12,7 +12,8 @@ import sys
 import time
 from typing import Any, Dict, List
 
-from fiswatch.model import BackendInfo, EndpointView, Event, Op, ProbeView, Resolution, Snapshot, State, View
+from fiswatch import events as E
+from fiswatch.model import BackendInfo, EndpointView, Op, ProbeView, Resolution, Snapshot, State, View
 
 BACKENDS = (
     BackendInfo("mysql-connector", "mysql-connector-python", "9.4.0", (("connect", 1.0), ("read", None),
@@ -48,9 +49,8 @@ def make_view(probes: int, variant: int, now: float) -> View:
             views.append(ProbeView(snapshot=snap, info=BACKENDS[b], state=State.STALLED if stalled else State.OK,
                                    stalled_for=3.5 + variant if stalled else 0.0, ops_per_s=18.0 + variant % 3,
                                    history=history, longest_stall=3.5 if stalled else 0.0))
-    events = tuple(Event.make("state", ts=1700000000.0 + i, probe="db00/pymysql", endpoint="db00",
-                              state="OK" if i % 2 else "ERROR", previous=None, op=None, error=None,
-                              address="127.0.10.1") for i in range(20 + variant))
+    events = tuple(E.state("db00/pymysql", "db00", "pymysql", "OK" if i % 2 else "ERROR", ts=1700000000.0 + i,
+                           address="127.0.10.1") for i in range(20 + variant))
     return View(ts=1700000000.0 + variant, probes=tuple(views), endpoints=tuple(eps), events=events)
 
 

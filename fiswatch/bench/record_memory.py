@@ -24,6 +24,7 @@ import tempfile
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from fiswatch import events as E
 from fiswatch.bench.common import BenchDb, Figure, drop_user, root_connect, setup_database
 
 TARGET_MB = 150.0
@@ -41,7 +42,7 @@ def write_record(path: str, size_mb: float, db: BenchDb, tables: Dict[str, str])
     """A record of about `size_mb` MB; returns acknowledged writes per endpoint (ids 1..N each)."""
     t0 = 1_800_000_000.0
     probes = ["%s/%s" % (e, b) for e in ENDPOINTS for b in BACKENDS]
-    head = {"ts": t0, "event": "run_start", "stall_after": 2.0, "interval": INTERVAL,
+    head = {"ts": t0, "event": E.RUN_START, "stall_after": 2.0, "interval": INTERVAL,
             "probes": [{"probe": p, "endpoint": p.split("/")[0], "backend": p.split("/")[1], "library": "bench",
                         "version": "1", "timeouts": {}, "available": True} for p in probes],
             "endpoints": [{"name": e, "url": "mysql://%s@%s:%d/%s" % (db.user, db.host, db.port, db.database),
@@ -58,7 +59,7 @@ def write_record(path: str, size_mb: float, db: BenchDb, tables: Dict[str, str])
 
         written = put(head)
         for p in probes:
-            written += put({"ts": t0 + 0.1, "event": "state", "probe": p, "endpoint": p.split("/")[0],
+            written += put({"ts": t0 + 0.1, "event": E.STATE, "probe": p, "endpoint": p.split("/")[0],
                             "backend": p.split("/")[1], "state": "OK", "previous": "CONNECTING"})
         ts = t0 + 0.2
         second = int(ts)
@@ -66,20 +67,20 @@ def write_record(path: str, size_mb: float, db: BenchDb, tables: Dict[str, str])
             for b in BACKENDS:
                 for e in ENDPOINTS:
                     next_id[e] += 1
-                    written += put({"ts": round(ts, 4), "event": "write", "probe": "%s/%s" % (e, b), "endpoint": e,
+                    written += put({"ts": round(ts, 4), "event": E.WRITE, "probe": "%s/%s" % (e, b), "endpoint": e,
                                     "id": next_id[e], "value": value_of(next_id[e]), "address": db.host})
                 ts += step
             if int(ts) != second:
                 second = int(ts)
-                written += put({"ts": float(second), "event": "tick", "probes": {
+                written += put({"ts": float(second), "event": E.TICK, "probes": {
                     p: {"ops": int(1 / INTERVAL), "errors": 0, "latency_ms": 2.5, "in_flight_s": None}
                     for p in probes}})
-        put({"ts": ts, "event": "run_stop"})
+        put({"ts": ts, "event": E.RUN_STOP})
         for e in ENDPOINTS:
-            put({"ts": ts + 1, "event": "verify", "endpoint": e, "ok": True, "acknowledged": next_id[e], "lost": 0,
+            put({"ts": ts + 1, "event": E.VERIFY, "endpoint": e, "ok": True, "acknowledged": next_id[e], "lost": 0,
                  "changed": 0, "in_doubt_committed": 0, "in_doubt_not_committed": 0, "lost_ids": [],
                  "error": None, "server": "bench", "warnings": []})
-        put({"ts": ts + 1.1, "event": "summary", "probes": {}})
+        put({"ts": ts + 1.1, "event": E.SUMMARY, "probes": {}})
     return dict(next_id)
 
 

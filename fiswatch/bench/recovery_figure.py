@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from fiswatch import events as E
 from fiswatch.bench.common import Figure, median, percentile
 
 TARGETS = ("aurora", "rds")
@@ -109,7 +110,7 @@ class ProbeWriter(Writer):
         self.runner = Runner([endpoint], [parse_backend_spec(backend)],
                              RunOptions(interval=0.05, stall_after=2.0, nameserver=tuple(nameserver)))
         self.runner.sinks.append(lambda view, events: self.writes.extend(e.ts for e in events
-                                                                         if e.event == "write"))
+                                                                         if e.event == E.WRITE))
         self.runner.start()
 
     def stop(self) -> None:

@@ -9,6 +9,7 @@ import threading
 import time
 from typing import Dict, List, Optional
 
+from fiswatch import events as E
 from fiswatch.bench.common import BenchDb, Figure, median, percentile, truncate, wait_until
 from fiswatch.model import BackendSpec
 
@@ -24,7 +25,7 @@ class StateLog:
 
     def __call__(self, view, events) -> None:
         now = time.monotonic()
-        fresh = [(now, e.get("probe"), e.get("state")) for e in events if e.event == "state"]
+        fresh = [(now, e.get("probe"), e.get("state")) for e in events if e.event == E.STATE]
         if fresh:
             with self.lock:
                 self.seen.extend(fresh)

@@ -25,6 +25,7 @@ import threading
 import time
 from typing import Any, Dict, List, Optional
 
+from fiswatch import events as E
 from fiswatch.bench.common import Figure, median
 from fiswatch.bench.recovery_figure import longest_gap, spread
 
@@ -63,7 +64,7 @@ def gap_rows(lab_dir: str, info: Any, repeats: int, clients: List[str]) -> List[
     def sink(view: Any, events: List[Any]) -> None:
         with lock:
             for e in events:
-                if e.event == "write":
+                if e.event == E.WRITE:
                     writes.setdefault(str(e.get("probe")), []).append(e.ts)
 
     runner.sinks.append(sink)

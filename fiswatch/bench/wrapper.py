@@ -21,6 +21,7 @@ import threading
 import time
 from typing import Any, Dict, List, Optional
 
+from fiswatch import events as E
 from fiswatch.bench.common import Figure, median
 from fiswatch.bench.recovery_figure import longest_gap
 
@@ -57,9 +58,9 @@ def wrapper_figure(lab_dir: str, info: Any, repeats: int, profile: str = "realis
         with lock:
             for e in events:
                 backend_name = str(e.get("probe") or "").split("/", 1)[-1]
-                if e.event == "write" and backend_name in writes:
+                if e.event == E.WRITE and backend_name in writes:
                     writes[backend_name].append(e.ts)
-                elif e.event == "failover":
+                elif e.event == E.FAILOVER:
                     failovers.append(e.ts)
 
     runner.sinks.append(sink)

@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Callable, Dict, List, Optional, Tuple
 
-from fiswatch.model import Event
+from fiswatch import events as E
 
 EXIT_OK, EXIT_FAIL = 0, 1
 
@@ -95,7 +95,7 @@ class DemoHooks:
     def attach(self, runner, actions: Dict[str, Callable[[], None]], keys: List[Tuple[str, str]]) -> None:
         self._runner = runner
         if self.notes:  # after the run's first line (the runner starts once attach returns)
-            timer = threading.Timer(0.2, lambda: [runner.emit(Event.make("info", message=n)) for n in self.notes])
+            timer = threading.Timer(0.2, lambda: [runner.emit(E.info(n)) for n in self.notes])
             timer.daemon = True
             timer.start()
             self._timers.append(timer)
@@ -127,7 +127,7 @@ class DemoHooks:
                 api.failover(self.lab_dir, target, emit=runner.emit, profile=self.profile, cancel=self._cancel,
                              stale_dns=self.stale_dns if target == "aurora" else None)
             except Exception as exc:  # shown in the event log; the dashboard keeps running
-                runner.emit(Event.make("warning", message="failover %s failed: %s" % (target, exc)))
+                runner.emit(E.warning("failover %s failed: %s" % (target, exc)))
                 return
             self.verify(target)
 
@@ -142,7 +142,7 @@ class DemoHooks:
             _, events = verify_record(runner.record_path, self.info.endpoints, tuple(self.info.nameserver),
                                       only=[target])
         except Exception as exc:
-            events = [Event.make("warning", message="verify %s failed: %s" % (target, exc))]
+            events = [E.warning("verify %s failed: %s" % (target, exc))]
         for event in events:
             runner.emit(event)
 

@@ -9,6 +9,7 @@ import json
 import threading
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
+from fiswatch import events as E
 from fiswatch.exits import EXIT_INCOMPLETE, EXIT_OK
 from fiswatch.model import Event
 from fiswatch.output.streams import describe_stdout_error, say, silence, terminal_gone
@@ -44,8 +45,8 @@ class RunTrouble:
             if message is not None:
                 self.said.add(message)
                 say(message + "; ending the run")
-            self.emit(Event.make("warning", message=message or "stdout closed (the reader or the terminal went "
-                                 "away): the run ends as on q"))
+            self.emit(E.warning(message or "stdout closed (the reader or the terminal went "
+                                "away): the run ends as on q"))
         self.stop()
 
     def lost_terminal(self) -> None:
@@ -54,19 +55,19 @@ class RunTrouble:
         for fd in (1, 2):
             if terminal_gone((fd,)):
                 silence(fd)
-        self.emit(Event.make("warning", message="the terminal closed: the run ends as on q"))
+        self.emit(E.warning("the terminal closed: the run ends as on q"))
 
     def terminal_stuck(self) -> None:
         """The terminal stopped taking output while the run was asked to end: end without it."""
         self.stuck = True
-        self.emit(Event.make("warning", message="the terminal stopped taking output (flow control or a stalled "
-                             "session): the run ended without it; the summary is in the record"))
+        self.emit(E.warning("the terminal stopped taking output (flow control or a stalled "
+                            "session): the run ended without it; the summary is in the record"))
 
     def record_failed(self, message: str) -> None:
         """The record cannot be written (from its output thread): say so now, keep running."""
         text = "the record cannot be written: %s; the run goes on, but the record misses everything from now " \
                "(the end of the run says what)" % message
-        self.emit(Event.make("warning", message=text))
+        self.emit(E.warning(text))
         if self.mode == "json":  # with --plain the warning sink says it (fiswatch.output.plain.warning_sink)
             say(text)
 
@@ -114,7 +115,7 @@ class RunTrouble:
 
 
 def _summary_ts(events: Sequence[Event]) -> Optional[float]:
-    return next((e.ts for e in reversed(list(events)) if e.event == "summary"), None)
+    return next((e.ts for e in reversed(list(events)) if e.event == E.SUMMARY), None)
 
 
 def final_verify(runner, endpoints, nameserver, args, mode: str, quiet: bool = False) -> List[Event]:
@@ -132,7 +133,7 @@ def final_verify(runner, endpoints, nameserver, args, mode: str, quiet: bool = F
     later = "`fiswatch verify %s`" % args.record if getattr(args, "record", None) else "`fiswatch verify FILE`"
     live = {pv.snapshot.endpoint for pv in runner.view.probes if pv.state is State.OK}
     skipped = sorted({e.name for e in endpoints} - live)
-    events: List[Event] = [Event.make("warning", message="writes to %s not verified: no probe was writing at the "
+    events: List[Event] = [E.warning("writes to %s not verified: no probe was writing at the "
                                       "end; check later with %s" % (name, later)) for name in skipped]
     if not live:
         return events
@@ -144,13 +145,13 @@ def final_verify(runner, endpoints, nameserver, args, mode: str, quiet: bool = F
         try:
             found.extend(verify_record(runner.record_path, endpoints, nameserver, only=sorted(live))[1])
         except Exception as exc:  # verification must never turn the end of a run into a traceback
-            found.append(Event.make("warning", message="verification failed: %s" % exc))
+            found.append(E.warning("verification failed: %s" % exc))
 
     worker = threading.Thread(target=work, name="verify", daemon=True)
     worker.start()
     worker.join(VERIFY_BUDGET)
     if worker.is_alive():
-        return events + [Event.make("warning", message="verification did not finish in %.0fs; check later with %s"
+        return events + [E.warning("verification did not finish in %.0fs; check later with %s"
                                     % (VERIFY_BUDGET, later))]
     return events + list(found)
 
@@ -170,7 +171,7 @@ def summary_lines(path: str, final_events: Sequence[Event], record_path: Optiona
         ended = False
         try:
             for ev in read_record(path):
-                ended = ended or ev.get("event") == "summary"
+                ended = ended or ev.get("event") == E.SUMMARY
                 yield ev
         except RecordError:
             pass

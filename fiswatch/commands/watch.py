@@ -11,6 +11,7 @@ import os
 import threading
 from typing import Callable, Dict, List, Sequence, Tuple
 
+from fiswatch import events as E
 from fiswatch.config.sources import aws_call, collect_endpoints
 from fiswatch.exits import EXIT_FAIL, CommandError, UsageError
 from fiswatch.model import Endpoint, Event
@@ -179,7 +180,7 @@ def warn_missing_passwords(runner, endpoints: Sequence[Endpoint], mode: str) -> 
         if ep.password is None:
             message = "no password for endpoint %s (set %s or MYSQL_PWD): trying without one" % (
                 ep.name, password_env_name(ep.name))
-            runner.emit(Event.make("warning", message=message))  # --plain: the warning sink says it on stderr
+            runner.emit(E.warning(message))  # --plain: the warning sink says it on stderr
 
 
 def private_record_path() -> str:

@@ -8,6 +8,7 @@ runner): a probe waiting to reconnect tries again at once (fiswatch.engine.retry
 import threading
 from typing import Callable, Optional, Sequence, Tuple
 
+from fiswatch import events as E
 from fiswatch.model import Endpoint, Event, Resolution
 from fiswatch.engine.resolve import Resolver
 
@@ -46,8 +47,8 @@ class DnsWatcher:
             if old is not None:
                 for wake in self.wakes:
                     wake.set()
-            self.emit(Event.make(
-                "dns", endpoint=self.endpoint.name, name=self.endpoint.host, addresses=list(res.addresses),
+            self.emit(E.dns(
+                self.endpoint.name, self.endpoint.host, addresses=list(res.addresses),
                 previous=list(before), cname=res.cname, ttl=res.ttl, error=res.error, source=res.source))
         return res
 

@@ -9,11 +9,11 @@ import queue
 import time
 from typing import Callable, Deque, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from fiswatch import events as E
 from fiswatch.model import BackendInfo, EndpointView, Event, ProbeView, Snapshot, State, View
 
 HISTORY = 60  # seconds of ops/s kept for the sparkline
 LOG_EVENTS = 200  # recent events kept for the event pane
-QUIET_EVENTS = ("write", "tick", "connect")  # too frequent for the event pane
 
 
 class Monitor:
@@ -86,8 +86,8 @@ class Monitor:
             previous = self._states.get(pid)
             if previous is not state:
                 self._states[pid] = state
-                events.append(Event.make(
-                    "state", ts=wall, probe=pid, endpoint=snap.endpoint, backend=snap.backend, state=state.value,
+                events.append(E.state(
+                    pid, snap.endpoint, snap.backend, state.value, ts=wall,
                     previous=previous.value if previous else None, op=str(snap.op) if snap.op else None,
                     error=snap.last_error.short() if (snap.last_error and state is State.ERROR) else None,
                     address=snap.address))
@@ -107,10 +107,10 @@ class Monitor:
                 stalled_for=age if snap.op is not None else 0.0, ops_per_s=float(history[-1]) if history else 0.0,
                 history=tuple(history), longest_stall=self._longest.get(pid, 0.0)))
         if tick_fields:
-            events.append(Event.make("tick", ts=wall, probes=tick_fields))
+            events.append(E.tick(tick_fields, ts=wall))
         self._second = second
         for event in events:
-            if event.event not in QUIET_EVENTS:
+            if event.event not in E.QUIET:
                 self._log.append(event)
         self.view = View(
             ts=wall, probes=tuple(views), endpoints=self._endpoint_views(), events=tuple(self._log),
@@ -139,6 +139,6 @@ class Monitor:
                 "state": pv.state.value, "address": snap.address,
                 "last_error": snap.last_error.short() if snap.last_error else None,
             }
-        return Event.make("summary", probes=probes)
+        return E.summary(probes)
 
 

@@ -11,6 +11,7 @@ import threading
 import time
 from typing import Any, Callable, Optional, Set, Tuple
 
+from fiswatch import events as E
 from fiswatch.backends.base import Backend, BackendOptionError
 from fiswatch.config.checks import check_table
 from fiswatch.model import DEMOTED_WRITER, BackendSpec, Endpoint, ErrorInfo, Event, Op, Resolution, Snapshot, State
@@ -199,8 +200,8 @@ class Probe:
         version, cipher = self._tls_of(conn)
         self._publish(op=None, op_started=None, latency=self._connect_latency,
                       address=address, previous_address=previous, tls=version)
-        self.emit(Event.make("connect", probe=self.id, endpoint=ep.name, address=address, port=ep.port,
-                             took=round(time.monotonic() - self._attempt_started, 4), tls=version, cipher=cipher))
+        self.emit(E.connect(self.id, ep.name, address=address, port=ep.port,
+                            took=round(time.monotonic() - self._attempt_started, 4), tls=version, cipher=cipher))
         return conn
 
     def _tls_of(self, conn: Any) -> Tuple[str, Optional[str]]:
@@ -224,15 +225,14 @@ class Probe:
             try:
                 conn.commit()
             except Exception as exc:
-                self.emit(Event.make("write_in_doubt", probe=self.id, endpoint=self.endpoint.name, id=row_id,
-                                     value=value, address=self.snapshot.address,
-                                     error=self.backend.classify(exc).short()))
+                self.emit(E.write_in_doubt(self.id, self.endpoint.name, id=row_id,
+                                           value=value, address=self.snapshot.address,
+                                           error=self.backend.classify(exc).short()))
                 raise
             t2 = self._enter(Op.SELECT)
             if self.snapshot.address not in self._wrote_at:
                 self._wrote_at.add(self.snapshot.address)
-            self.emit(Event.make("write", probe=self.id, endpoint=self.endpoint.name, id=row_id, value=value,
-                                 address=self.snapshot.address))
+            self.emit(E.write(self.id, self.endpoint.name, id=row_id, value=value, address=self.snapshot.address))
             cur.execute(self._select_sql)
             rows = tuple([(int(i), int(v) if v is not None else 0) for i, v in cur.fetchall()])
         finally:
@@ -256,9 +256,9 @@ class Probe:
         if snap.op is not Op.COMMIT or snap.pending is None:
             return None
         row_id, value = snap.pending
-        return Event.make("write_in_doubt", probe=self.id, endpoint=self.endpoint.name, id=row_id, value=value,
-                          address=snap.address, error="COMMIT never returned before the probes stopped",
-                          at_stop=True)
+        return E.write_in_doubt(self.id, self.endpoint.name, id=row_id, value=value,
+                                address=snap.address, error="COMMIT never returned before the probes stopped",
+                                at_stop=True)
 
     def _client_failed_over(self, conn: Any, exc: BaseException) -> bool:
         """A client that fails over by itself (aws-wrapper) raised its "done, on the new writer now".
@@ -280,11 +280,11 @@ class Probe:
         version, cipher = self._tls_of(conn)
         self._publish(op=None, op_started=None, pending=None, address=now, failovers=snap.failovers + 1,
                       previous_address=before if before and before != now else snap.previous_address, tls=version)
-        self.emit(Event.make("failover", probe=self.id, endpoint=self.endpoint.name,
+        self.emit(E.failover(self.id, self.endpoint.name,
                              op=str(snap.op) if snap.op else None, seconds=round(took, 3),
                              in_transaction=how == "in-doubt", write_in_doubt=snap.op is Op.COMMIT,
                              error=self.backend.classify(exc).short(), tls=version, cipher=cipher,
-                             **{"from": before, "to": now}))
+                             from_=before, to=now))
         return True
 
     def _address_of(self, conn: Any) -> Optional[str]:
@@ -319,8 +319,8 @@ class Probe:
         if resolution is not None:
             changes["resolution"] = resolution
         self._publish(**changes)
-        self.emit(Event.make("error", probe=self.id, endpoint=self.endpoint.name, code=info.code, kind=info.kind,
-                             message=info.message, op=str(op) if op else None, address=address, took=took))
+        self.emit(E.error(self.id, self.endpoint.name, code=info.code, kind=info.kind,
+                          message=info.message, op=str(op) if op else None, address=address, took=took))
 
 
 def _close_quietly(obj: Any) -> None:

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
+from fiswatch import events as E
 from fiswatch.backends.registry import make_backend
 from fiswatch.config.tls import TlsOptions
 from fiswatch.engine.dnswatch import DnsWatcher
@@ -27,7 +28,6 @@ from fiswatch.output.outlet import Outlet
 from fiswatch.engine.probe import Probe, probe_id
 
 TICK = 0.1
-FREQUENT = ("write", "tick")  # events kept on disk (the record), not in memory
 HISTORY_EVENTS = 1000  # the rare events kept in memory (the newest); the record has them all
 ROUND_GRACE = 0.5  # seconds the probes get at stop to finish the round in flight
 OUTPUT_GRACE = 1.0  # seconds the outputs get at stop to write what is queued
@@ -142,8 +142,8 @@ class Runner:
                            "timeouts": {k: v for k, v in info.timeouts}, "available": info.available})
         endpoints = [{"name": e.name, "url": e.url(), "host": e.host, "port": e.port, "database": e.database,
                       "table": e.table, "source": e.source} for e in self.endpoints]
-        return Event.make("run_start", probes=probes, endpoints=endpoints, stall_after=self.options.stall_after,
-                          interval=self.options.interval)
+        return E.run_start(probes, endpoints, stall_after=self.options.stall_after,
+                           interval=self.options.interval)
 
     def start(self) -> "Runner":
         self.emit(self.run_start_event())
@@ -179,7 +179,7 @@ class Runner:
 
     def _output_failed(self, name: str) -> Callable[[BaseException], None]:
         def report(exc: BaseException) -> None:  # a broken output is dropped and reported once, never fatal
-            self.emit(Event.make("warning", message="output %s disabled: %s" % (name, exc)))
+            self.emit(E.warning("output %s disabled: %s" % (name, exc)))
         return report
 
     def step(self) -> View:
@@ -190,7 +190,7 @@ class Runner:
         return view
 
     def _deliver(self, view: View, events: List[Event]) -> None:
-        self.history.extend(e for e in events if e.event not in FREQUENT)
+        self.history.extend(e for e in events if e.event not in E.FREQUENT)
         for sink in list(self.sinks):
             self.outlet(sink).put((view, events))
 
@@ -214,7 +214,7 @@ class Runner:
             self.monitor.paused = paused
             for p in self.probes:
                 p.pause(paused)
-            self.emit(Event.make("info", message="paused" if paused else "resumed", pause=paused))
+            self.emit(E.info("paused" if paused else "resumed", pause=paused))
 
     def stop(self, closing: Optional[Callable[[], List[Event]]] = None) -> Event:
         """Stop without waiting long for probes stuck in a driver; return the summary event.
@@ -225,7 +225,7 @@ class Runner:
         writes); its events and the summary reach every sink last.
         """
         self.stop_event.set()
-        self.emit(Event.make("run_stop"))  # where open gaps and stalls end in the report (not after verifying)
+        self.emit(E.run_stop())  # where open gaps and stalls end in the report (not after verifying)
         for p in self.probes:
             p.stop()
         for w in self.watchers:

@@ -17,7 +17,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from fiswatch.model import Event
+from fiswatch import events as E
 
 HEARTBEAT = 5.0  # seconds: a line of unchanged shape reaches the event log this often
 MIN_GAP = 0.2  # seconds between two `exec:` events, whatever the program prints
@@ -85,10 +85,10 @@ class ExecAlongside:
             self.proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                          stderr=subprocess.STDOUT, start_new_session=True)
         except OSError as exc:
-            runner.emit(Event.make("warning", message="exec: cannot start %s: %s" % (self.argv[0], exc)))
+            runner.emit(E.warning("exec: cannot start %s: %s" % (self.argv[0], exc)))
             return
-        runner.emit(Event.make("info", message="exec: %s started (pid %d), output in %s"
-                               % (shlex.join(self.argv)[:80], self.proc.pid, self.log_path)))
+        runner.emit(E.info("exec: %s started (pid %d), output in %s"
+                           % (shlex.join(self.argv)[:80], self.proc.pid, self.log_path)))
         self._reader = threading.Thread(target=self._read, args=(runner,), name="exec output", daemon=True)
         self._reader.start()
 
@@ -96,7 +96,7 @@ class ExecAlongside:
         try:
             self._copy_lines(runner)
         except (OSError, ValueError) as exc:  # the log cannot be written, or stop() closed the pipe
-            runner.emit(Event.make("warning", message="exec: output no longer followed: %s" % exc))
+            runner.emit(E.warning("exec: output no longer followed: %s" % exc))
 
     def _copy_lines(self, runner: Any) -> None:
         proc = self.proc
@@ -110,16 +110,16 @@ class ExecAlongside:
                 now, this_shape = time.monotonic(), shape(line)
                 if (this_shape != last_shape and now - last_emit >= MIN_GAP) or now - last_emit >= HEARTBEAT:
                     more = " (+%d lines)" % skipped if skipped else ""
-                    runner.emit(Event.make("info", message="exec: " + line[:LINE_MAX] + more))
+                    runner.emit(E.info("exec: " + line[:LINE_MAX] + more))
                     last_emit, last_shape, skipped, pending = now, this_shape, 0, None
                 else:
                     skipped, pending = skipped + 1, line
             if pending is not None:
-                runner.emit(Event.make("info", message="exec: " + pending[:LINE_MAX]))
+                runner.emit(E.info("exec: " + pending[:LINE_MAX]))
         code = proc.wait()
         if not runner.stop_event.is_set():
-            kind = "info" if code == 0 else "warning"
-            runner.emit(Event.make(kind, message="exec: %s ended with exit code %d" % (self.argv[0], code)))
+            say = E.info if code == 0 else E.warning
+            runner.emit(say("exec: %s ended with exit code %d" % (self.argv[0], code)))
 
     def before_stop(self, runner: Any) -> None:
         self.inner.before_stop(runner)

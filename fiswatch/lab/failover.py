@@ -343,12 +343,12 @@ def _sigint_ignored() -> Iterator[None]:
 def make_emitter(lab_dir: str, target: str, crash: bool, sink: Optional[Callable[[Any], None]],
                  echo: Optional[Callable[[str], None]] = None) -> Emit:
     """An emit(step, detail, **extra) that builds Events, logs to lab.log and optionally echoes."""
-    from fiswatch.model import Event
+    from fiswatch import events as E
 
     layout_dir = lab_dir
 
     def emit(step: str, detail: str, **extra: Any) -> None:
-        event = Event.make("lab", target=target, step=step, detail=detail, crash=crash, **extra)
+        event = E.lab(target, step, detail, crash=crash, **extra)
         line = "failover %s: %-9s %s" % (target, step, detail)
         try:
             with open(os.path.join(layout_dir, L.LOG_FILE), "a") as fh:

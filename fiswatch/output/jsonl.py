@@ -2,10 +2,11 @@
 import json
 from typing import IO, Iterable, List
 
+from fiswatch import events as E
 from fiswatch.model import Event, View
 
 # Acknowledged writes go to --record (and verify); on stdout they would drown everything else.
-SKIP = ("write",)
+SKIP = E.NOT_STREAMED  # the record keeps them
 
 
 def event_line(event: Event) -> str:

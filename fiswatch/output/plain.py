@@ -15,8 +15,9 @@ import os
 import sys
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
+from fiswatch import events as E
 from fiswatch.model import Event, ProbeView, State, View
-from fiswatch.ui import text as T
+from fiswatch.ui import event_text as ET, text as T
 
 COLUMN = 30  # the workshop printed "%-30s"
 MAX_ROWS = 10
@@ -122,7 +123,7 @@ def warning_sink(write_line: Callable[[str], None],
     """
     def sink(view: View, events: List[Event]) -> None:
         for ev in events:
-            if ev.event == "warning":
+            if ev.event == E.WARNING:
                 message = ev.get("message")
                 if message and not muted(str(message)):
                     write_line("warning: %s" % message)
@@ -131,4 +132,4 @@ def warning_sink(write_line: Callable[[str], None],
 
 def plain_event_line(ev: Event) -> str:
     """One event for a log: `16:02:11 aurora/mysql-connector OK -> STALLED (INSERT)`."""
-    return "%s %s" % (T.clock(ev.ts), T.event_text(ev))
+    return "%s %s" % (T.clock(ev.ts), ET.event_text(ev))

@@ -16,6 +16,8 @@ import re
 import threading
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional
 
+from fiswatch import events as E
+
 _SECRET_KEY = re.compile(r"passw|pwd|secret|credential|token", re.IGNORECASE)
 
 
@@ -101,7 +103,7 @@ class RecordWriter:
         try:
             data = event_line(event).encode("utf-8")
         except (TypeError, ValueError) as exc:  # pragma: no cover - scrub makes all JSON-able
-            data = event_line({"ts": getattr(event, "ts", 0), "event": "warning",
+            data = event_line({"ts": getattr(event, "ts", 0), "event": E.WARNING,
                                "message": "unrecordable event: %s" % exc}).encode("utf-8")
         ts = _ts(event)
         failed = None

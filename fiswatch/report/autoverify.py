@@ -1,6 +1,7 @@
 """Verify a run's acknowledged writes automatically: after a lab failover and at the end of a run."""
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from fiswatch import events as E
 from fiswatch.model import Endpoint, Event
 
 TIMEOUT = 5.0
@@ -12,8 +13,8 @@ def verify_events(result: Any, endpoint: Optional[str] = None) -> List[Event]:
     for item in result.endpoints:
         if endpoint is not None and item.endpoint != endpoint:
             continue
-        out.append(Event.make(
-            "verify", endpoint=item.endpoint, ok=item.ok, acknowledged=item.acknowledged, lost=len(item.lost),
+        out.append(E.verify(
+            item.endpoint, ok=item.ok, acknowledged=item.acknowledged, lost=len(item.lost),
             changed=len(item.changed), in_doubt_committed=len(item.in_doubt_committed),
             in_doubt_not_committed=len(item.in_doubt_not_committed), lost_ids=list(item.lost_ids[:20]),
             error=item.error, server=item.server, warnings=list(item.warnings)))
@@ -31,7 +32,7 @@ def verify_record(path: str, endpoints: Sequence[Endpoint], nameserver: Optional
     from fiswatch.report.verify import verify
 
     def wanted(event: Dict[str, Any]) -> bool:
-        return only is None or event.get("event") not in ("write", "write_in_doubt") or event.get("endpoint") in only
+        return only is None or event.get("event") not in (E.WRITE, E.WRITE_IN_DOUBT) or event.get("endpoint") in only
 
     connect = make_connect({e.name: e for e in endpoints if only is None or e.name in only}, nameserver,
                            timeout=TIMEOUT)

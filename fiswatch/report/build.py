@@ -38,6 +38,7 @@ import bisect
 from itertools import islice
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
+from fiswatch import events as E
 from fiswatch.report.coerce import as_dict, as_float, as_int, as_list, as_text
 from fiswatch.report.digest import Digest, ProbeColumns, digest
 from fiswatch.report.model import (EndpointWrites, Gap, LabFailover, OutagePair, ProbeReport, Report, VerifyCheck,
@@ -47,7 +48,6 @@ from fiswatch.report.timeline import dns_changes, lab_failovers, overlap, pause_
 FAULT_STATES = frozenset(["STALLED", "ERROR", "RECONNECTING"])
 MIN_SILENT_GAP = 1.0
 SILENT_GAP_FACTOR = 10.0
-CLOSING = ("verify", "summary")  # written after the probes stopped
 
 
 def build_report(events: Union[Iterable[Dict[str, Any]], Digest], notes: Sequence[str] = (),
@@ -65,14 +65,14 @@ def build_report(events: Union[Iterable[Dict[str, Any]], Digest], notes: Sequenc
     lasts += [c.tick_ts[-1] for c in found.probes.values() if c.tick_ts]
     if not evs and not firsts:
         return Report(start=0.0, end=0.0, notes=tuple(out_notes + ["no events"]), record_path=record_path)
-    run_start = next((e for e in evs if e["event"] == "run_start"), None)
-    summary = next((e for e in reversed(evs) if e["event"] == "summary"), None)
-    stop = next((e for e in evs if e["event"] == "run_stop"), None)
+    run_start = next((e for e in evs if e["event"] == E.RUN_START), None)
+    summary = next((e for e in reversed(evs) if e["event"] == E.SUMMARY), None)
+    stop = next((e for e in evs if e["event"] == E.RUN_STOP), None)
     start = run_start["ts"] if run_start else min(firsts + [e["ts"] for e in evs[:1]])
     if stop is not None:
         end = stop["ts"]
     else:
-        candidates = lasts + [next((e["ts"] for e in reversed(evs) if e["event"] not in CLOSING), evs[-1]["ts"])
+        candidates = lasts + [next((e["ts"] for e in reversed(evs) if e["event"] not in E.CLOSING), evs[-1]["ts"])
                               if evs else lasts[0]]
         end = max(candidates)
     if run_start is None:
@@ -99,7 +99,7 @@ def build_report(events: Union[Iterable[Dict[str, Any]], Digest], notes: Sequenc
     order = {name: n for n, name in enumerate(endpoints)}
     dns.sort(key=lambda d: (order.get(d.endpoint, len(order)), d.endpoint))
     marks = timeline_markers(evs, dns, pauses)
-    verify_events = [e for e in evs if e["event"] == "verify"]
+    verify_events = [e for e in evs if e["event"] == E.VERIFY]
     verified = tuple((e["ts"], as_text(e.get("endpoint")), _verdict(e)) for e in verify_events)
     checks = tuple(_check(e) for e in verify_events)
     caveats = tuple((as_text(e.get("endpoint")), as_text(w)) for e in verify_events
@@ -153,20 +153,20 @@ def _probe_report(name: str, meta: Dict[str, Any], mine: List[Dict[str, Any]], c
                   summary: Optional[Dict[str, Any]], start: float, end: float, stall_after: float,
                   failovers: List[Tuple[int, LabFailover]], pauses: Sequence[Window]) -> ProbeReport:
     writes = columns.writes()
-    doubt_evs = [e for e in mine if e["event"] == "write_in_doubt"]
+    doubt_evs = [e for e in mine if e["event"] == E.WRITE_IN_DOUBT]
     acked_ids = columns.acked_ids(i for i in (as_int(e.get("id")) for e in doubt_evs) if i is not None)
     # an in-doubt write whose COMMIT did return after all (a `write` with its id) is not in doubt
     open_doubts = [e for e in doubt_evs if as_int(e.get("id")) is None or as_int(e.get("id")) not in acked_ids]
     # one still in flight when the probes stopped is no fault seen by the probe (its stall is)
     doubts = [e["ts"] for e in doubt_evs if e.get("at_stop") is not True]
-    errors = [e for e in mine if e["event"] == "error"]
-    states = [e for e in mine if e["event"] == "state"]
+    errors = [e for e in mine if e["event"] == E.ERROR]
+    states = [e for e in mine if e["event"] == E.STATE]
     kinds = {}  # type: Dict[str, int]
     for e in errors:
         key = _error_key(e)
         kinds[key] = kinds.get(key, 0) + 1
     stalls = _stalls(states, end, stall_after)
-    failovers_done = [e["ts"] for e in mine if e["event"] == "failover"]  # handled by the client itself
+    failovers_done = [e["ts"] for e in mine if e["event"] == E.FAILOVER]  # handled by the client itself
     faults = sorted([e["ts"] for e in errors] + doubts + failovers_done
                     + [e["ts"] for e in states if as_text(e.get("state")) in FAULT_STATES]
                     + [w.start for w in stalls])
@@ -175,7 +175,7 @@ def _probe_report(name: str, meta: Dict[str, Any], mine: List[Dict[str, Any]], c
     own_pauses = subtract(pauses, stalls)  # stuck in a call: the pause did not cause that silence
     gaps = _write_gaps(writes, faults, [e["ts"] for e in errors], doubts, start, end,
                        ended_ok=final_state in (None, "OK", "STOPPED"), pauses=own_pauses)
-    turns = [(e["ts"], as_text(e.get("address"))) for e in mine if e["event"] == "connect" and e.get("address")]
+    turns = [(e["ts"], as_text(e.get("address"))) for e in mine if e["event"] == E.CONNECT and e.get("address")]
     addresses = [address for _, address in sorted(turns + columns.address_turns, key=lambda t: t[0])]
     ticks = columns.ticks()
     ops_from_ticks = sum(ops for _, ops, _ in ticks)
@@ -373,7 +373,7 @@ def _unverified_reasons(evs: Sequence[Dict[str, Any]]) -> Tuple[Tuple[str, str],
     """(endpoint, why) from the run's warnings `writes to NAME not verified: WHY; ...`."""
     out = []
     for ev in evs:
-        if ev["event"] != "warning":
+        if ev["event"] != E.WARNING:
             continue
         message = as_text(ev.get("message"))
         head, sep, rest = message.partition(" not verified: ")

@@ -5,6 +5,7 @@ other fields may have any type.
 """
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from fiswatch import events as E
 from fiswatch.report.coerce import as_addresses, as_dict, as_float, as_int, as_list, as_text, timed
 from fiswatch.report.model import DnsChange, LabFailover, Marker, Window
 
@@ -48,7 +49,7 @@ def pause_windows(evs: List[Dict[str, Any]], end: float) -> List[Window]:
     out = []
     began = None  # type: Optional[float]
     for ev in evs:
-        if ev.get("event") != "info":
+        if ev.get("event") != E.INFO:
             continue
         flag = ev.get("pause")
         if not isinstance(flag, bool):
@@ -72,7 +73,7 @@ def ops_series(events: Iterable[Dict[str, Any]]) -> Dict[str, List[Tuple[float, 
     out = {}  # type: Dict[str, List[Tuple[float, int]]]
     evs, _ = timed(events)
     for ev in evs:
-        if ev["event"] != "tick":
+        if ev["event"] != E.TICK:
             continue
         for name, item in as_dict(ev.get("probes")).items():
             if isinstance(item, dict):
@@ -88,7 +89,7 @@ def lab_failovers(evs: List[Dict[str, Any]]) -> List[LabFailover]:
     out = []  # type: List[Dict[str, Any]]
     current = {}  # type: Dict[str, Dict[str, Any]]  # target -> the failover still running
     for ev in evs:
-        if ev.get("event") != "lab":
+        if ev.get("event") != E.LAB:
             continue
         step, ts, target = as_text(ev.get("step")), ev["ts"], as_text(ev.get("target"))
         data = current.get(target)
@@ -114,7 +115,7 @@ def lab_failovers(evs: List[Dict[str, Any]]) -> List[LabFailover]:
 def dns_changes(evs: List[Dict[str, Any]], failovers: Sequence[LabFailover] = ()) -> List[DnsChange]:
     by_endpoint = {}  # type: Dict[str, List[Dict[str, Any]]]
     for ev in evs:
-        if ev.get("event") == "dns" and ev.get("endpoint"):
+        if ev.get("event") == E.DNS and ev.get("endpoint"):
             by_endpoint.setdefault(as_text(ev["endpoint"]), []).append(ev)
     return [_dns_change(endpoint, items, [f for f in failovers if f.target == endpoint])
             for endpoint, items in by_endpoint.items()]
@@ -182,13 +183,13 @@ def timeline_markers(evs: List[Dict[str, Any]], dns: List[DnsChange], pauses: Se
     out = []
     for ev in evs:
         kind, ts = ev.get("event"), ev["ts"]
-        if kind == "lab":
+        if kind == E.LAB:
             target, step = as_text(ev.get("target")), as_text(ev.get("step"))
             out.append(Marker(ts, "lab", "%s %s" % (target, step), target, step))
-        elif kind == "experiment":
+        elif kind == E.EXPERIMENT:
             target, state = as_text(ev.get("target")), as_text(ev.get("state"))
             out.append(Marker(ts, "fis", "FIS %s %s" % (target, state), target, "FIS " + state))
-        elif kind == "topology":
+        elif kind == E.TOPOLOGY:
             lines = as_list(ev.get("lines"))
             endpoint = as_text(ev.get("endpoint"))
             out.append(Marker(ts, "topology", "%s: %s" % (endpoint, as_text(lines[0]) if lines else "changed"),

@@ -24,6 +24,7 @@ from array import array
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from fiswatch import events as E
 
 DEFAULT_TABLE = "test"
 CHUNK = 1000

@@ -9,6 +9,7 @@ import os
 import sys
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from fiswatch import events as E
 from fiswatch.report.load import EXIT_LOST, EXIT_OK, EXIT_USAGE, fail, read
 
 
@@ -54,7 +55,7 @@ def endpoints_from_record(events: Sequence[Mapping[str, Any]], table: Optional[s
 
     out = {}
     for ev in events:
-        if ev.get("event") != "run_start":
+        if ev.get("event") != E.RUN_START:
             continue
         for item in ev.get("endpoints") if isinstance(ev.get("endpoints"), list) else ():
             if not isinstance(item, Mapping) or not isinstance(item.get("name"), str) or not isinstance(
@@ -112,7 +113,7 @@ def record_labs(events: Sequence[Mapping[str, Any]]) -> Dict[str, str]:
     """endpoint name -> the lab dir it came from (run_start `source` "lab:DIR"), for lab and demo runs."""
     out = {}
     for ev in events:
-        if ev.get("event") != "run_start":
+        if ev.get("event") != E.RUN_START:
             continue
         endpoints = ev.get("endpoints")
         for item in endpoints if isinstance(endpoints, list) else ():
@@ -126,7 +127,7 @@ def record_labs(events: Sequence[Mapping[str, Any]]) -> Dict[str, str]:
 def record_endpoint_names(events: Sequence[Mapping[str, Any]], wanted: Sequence[str]) -> List[str]:
     names = set(wanted)
     for ev in events:
-        if ev.get("event") == "run_start":
+        if ev.get("event") == E.RUN_START:
             endpoints = ev.get("endpoints")
             names.update(item["name"] for item in (endpoints if isinstance(endpoints, list) else ())
                          if isinstance(item, Mapping) and isinstance(item.get("name"), str))

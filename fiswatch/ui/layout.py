@@ -26,7 +26,7 @@ than the monitor's `probe.stalled_for`.
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from fiswatch.model import ProbeView, State, View
-from fiswatch.ui import text as T
+from fiswatch.ui import event_text as ET, text as T
 from fiswatch.ui.columns import (PROBE_HEADER, PROBE_HEADER_COMPACT, SEPARATOR, band_lines,  # noqa: F401
                                  detail_line, endpoint_header, probe_column)
 from fiswatch.ui.lines import BLANK, STYLES, Line, UiState  # noqa: F401
@@ -221,11 +221,11 @@ def log_lines(view: View, width: int, count: int) -> List[Line]:
     else:
         status = status[:room]
     room -= len(status)
-    events = T.loggable(view.events)[-room:] if room > 0 else []
+    events = ET.loggable(view.events)[-room:] if room > 0 else []
     for ev in events:
         stamp = T.clock(ev.ts) + " "
-        out.append(Line.of(stamp, "dim") + Line.of(T.truncate(T.event_text(ev), width - len(stamp)),
-                                                   T.event_style(ev)))
+        out.append(Line.of(stamp, "dim") + Line.of(T.truncate(ET.event_text(ev), width - len(stamp)),
+                                                   ET.event_style(ev)))
     out += status
     out += [BLANK] * (count - len(out))
     return out
