@@ -4,7 +4,8 @@ import sys
 
 from fiswatch.config.sources import collect_endpoints
 from fiswatch.exits import EXIT_FAIL, EXIT_OK, CommandError, UsageError
-from fiswatch.config.options import add_endpoint_args
+from fiswatch.config.options import EndpointOptions, add_endpoint_args
+from fiswatch.output.streams import say
 
 COLUMN = 30  # the workshop's column width
 
@@ -52,12 +53,12 @@ def run_create_db(args: argparse.Namespace) -> int:
     from fiswatch.engine.resolve import Resolver
 
     try:
-        endpoints, nameserver = collect_endpoints(args)
+        endpoints, nameserver = collect_endpoints(EndpointOptions.from_args(args))
         backend = make_backend(parse_backend_spec(args.backend))
     except (BackendOptionError, UnknownBackend) as exc:
         raise UsageError(str(exc))
     except CommandError as exc:
-        sys.stderr.write("fiswatch: %s\n" % exc)
+        say(str(exc))
         return EXIT_FAIL
     resolver = Resolver(nameserver)
     addresses, problems = [], []

@@ -7,6 +7,7 @@ turns them into lines saying what they mean, and the exit code 3 (fiswatch.exits
 """
 import json
 import threading
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from fiswatch.exits import EXIT_INCOMPLETE, EXIT_OK
@@ -16,6 +17,15 @@ from fiswatch.output.streams import describe_stdout_error, say, silence, termina
 VERIFY_BUDGET = 3.0  # seconds the end of a run may spend verifying writes
 
 
+@dataclass(frozen=True)
+class TroubleFlags:
+    """What RunTrouble noted so far: one value, swapped whole under its lock."""
+
+    stdout_error: Optional[str] = None  # stdout failed (disk full...): the line that said so
+    terminal_lost: bool = False  # the terminal or the stdout reader went away
+    stuck: bool = False  # the terminal stopped taking output at the end
+
+
 class RunTrouble:
     """What went wrong around a run; callbacks run in output threads, so they only note and tell."""
 
@@ -23,20 +33,33 @@ class RunTrouble:
         self.mode = mode
         self.emit = emit
         self.stop = stop
-        self.stdout_error: Optional[str] = None
-        self.terminal_lost = False
-        self.stuck = False
+        self.flags = TroubleFlags()
         self._lock = threading.Lock()
+
+    def _note(self, **changes: Any) -> TroubleFlags:
+        """Swap in the flags with `changes`; return the flags before."""
+        with self._lock:
+            before = self.flags
+            self.flags = replace(before, **changes)
+        return before
+
+    @property
+    def stdout_error(self) -> Optional[str]:
+        return self.flags.stdout_error
+
+    @property
+    def terminal_lost(self) -> bool:
+        return self.flags.terminal_lost
+
+    @property
+    def stuck(self) -> bool:
+        return self.flags.stuck
 
     def stdout_failed(self, exc: BaseException) -> None:
         """stdout cannot be written: the reader left (silence) or the disk is full (one line). The run ends."""
         message = describe_stdout_error(exc)
-        with self._lock:
-            first = self.stdout_error is None and not self.terminal_lost
-            if message is None:
-                self.terminal_lost = True
-            else:
-                self.stdout_error = message
+        before = self._note(terminal_lost=True) if message is None else self._note(stdout_error=message)
+        first = before.stdout_error is None and not before.terminal_lost
         if message is None:
             silence(1)
         if first:
@@ -48,7 +71,7 @@ class RunTrouble:
 
     def lost_terminal(self) -> None:
         """The dashboard's terminal is gone: nothing more is shown, the run ends as on q."""
-        self.terminal_lost = True
+        self._note(terminal_lost=True)
         for fd in (1, 2):
             if terminal_gone((fd,)):
                 silence(fd)
@@ -56,7 +79,7 @@ class RunTrouble:
 
     def terminal_stuck(self) -> None:
         """The terminal stopped taking output while the run was asked to end: end without it."""
-        self.stuck = True
+        self._note(stuck=True)
         self.emit(Event.make("warning", message="the terminal stopped taking output (flow control or a stalled "
                              "session): the run ended without it; the summary is in the record"))
 
@@ -101,7 +124,8 @@ class RunTrouble:
     @property
     def quiet(self) -> bool:
         """Nobody reads stdout any more (or it failed): no progress lines."""
-        return self.terminal_lost or self.stuck or self.stdout_error is not None
+        flags = self.flags
+        return flags.terminal_lost or flags.stuck or flags.stdout_error is not None
 
     def exit_code(self, end_lines: Sequence[str]) -> int:
         return EXIT_INCOMPLETE if (end_lines or self.stdout_error is not None) else EXIT_OK
@@ -111,7 +135,7 @@ def _summary_ts(events: Sequence[Event]) -> Optional[float]:
     return next((e.ts for e in reversed(list(events)) if e.event == "summary"), None)
 
 
-def final_verify(runner, endpoints, nameserver, args, mode: str, quiet: bool = False) -> List[Event]:
+def final_verify(runner, endpoints, nameserver, wanted: bool, mode: str, quiet: bool = False) -> List[Event]:
     """Check every acknowledged write of the run against the current writer.
 
     Only endpoints with a probe writing right now are checked (their writer answers), and
@@ -121,7 +145,7 @@ def final_verify(runner, endpoints, nameserver, args, mode: str, quiet: bool = F
     from fiswatch.report.autoverify import verify_record
     from fiswatch.model import State
 
-    if getattr(args, "no_verify", False) or not runner.wrote():
+    if not wanted or not runner.wrote():
         return []
     live = {pv.snapshot.endpoint for pv in runner.view.probes if pv.state is State.OK}
     skipped = sorted({e.name for e in endpoints} - live)

@@ -1,5 +1,10 @@
-"""The option groups `watch` and `demo` share (endpoints, probes, output) and their value parsers."""
+"""The option groups `watch` and `demo` share (endpoints, probes, output), their value parsers,
+and the frozen records the parsed options become at the edge (`WatchOptions`, `AwsOptions`):
+the argparse namespace stops at the command's handler, nothing inward reads it.
+"""
 import argparse
+from dataclasses import dataclass, field
+from typing import Any, Optional, Tuple
 
 from fiswatch.config.checks import HOUR, WEEK, seconds_arg, table_arg
 from fiswatch.exits import EXIT_INCOMPLETE
@@ -66,3 +71,84 @@ INTERVAL = seconds_arg(0.0, HOUR)
 STALL_AFTER = seconds_arg(0.1, HOUR, low_hint="below the monitor's 0.1 s tick ordinary calls would show as STALLED")
 DURATION = seconds_arg(0.0, WEEK, low_ok=False,
                        low_hint="0 would end the run at once; leave --duration out to run until q")
+
+
+@dataclass(frozen=True)
+class AwsOptions:
+    """The AWS group (fiswatch.aws.cli.add_aws_options), read once; same names as the flags' dests."""
+
+    secret: Tuple[Tuple[str, str], ...] = ()
+    workshop: bool = False
+    cluster_id: Tuple[str, ...] = ()
+    instance_id: Tuple[str, ...] = ()
+    experiment: Optional[str] = None
+    cloudwatch: bool = False
+    cloudwatch_host: Optional[str] = None
+    topology: bool = True
+    profile: Optional[str] = None
+    region: Optional[str] = None
+
+    @classmethod
+    def from_args(cls, args: Any) -> "AwsOptions":
+        """From a namespace that may lack the group (then its defaults)."""
+        get = vars(args).get
+        return cls(secret=tuple((str(name), str(ident)) for name, ident in (get("secret") or ())),
+                   workshop=bool(get("workshop")), cluster_id=tuple(get("cluster_id") or ()),
+                   instance_id=tuple(get("instance_id") or ()), experiment=get("experiment"),
+                   cloudwatch=bool(get("cloudwatch")), cloudwatch_host=get("cloudwatch_host"),
+                   topology=get("topology", True) is not False, profile=get("profile"), region=get("region"))
+
+    def wanted(self) -> bool:
+        """Does any flag ask for an AWS source during the run (topology, FIS, CloudWatch)?"""
+        return bool(self.experiment or self.cloudwatch or self.secret or self.workshop
+                    or self.cluster_id or self.instance_id)
+
+
+@dataclass(frozen=True)
+class EndpointOptions:
+    """The endpoints group (add_endpoint_args), read once: where fiswatch.config.sources looks."""
+
+    endpoint: Tuple[str, ...] = ()
+    lab: Optional[str] = None
+    table: str = "test"
+    nameserver: Optional[str] = None
+    aws: AwsOptions = field(default_factory=AwsOptions)
+
+    @classmethod
+    def from_args(cls, args: Any) -> "EndpointOptions":
+        """From a namespace that may lack the group (demo: the lab's endpoints, then these defaults)."""
+        get = vars(args).get
+        return cls(endpoint=tuple(get("endpoint") or ()), lab=get("lab"), table=get("table") or "test",
+                   nameserver=get("nameserver"), aws=AwsOptions.from_args(args))
+
+
+@dataclass(frozen=True)
+class WatchOptions:
+    """Everything `watch` (and `demo`, through it) was asked for, read once from the command line.
+
+    `demo` makes its own with `dataclasses.replace` (its record in the lab dir, its backends)
+    instead of rewriting the parsed arguments.
+    """
+
+    endpoints: EndpointOptions = field(default_factory=EndpointOptions)
+    backend: Optional[Tuple[str, ...]] = None
+    interval: float = 0.05
+    stall_after: float = 2.0
+    connect_by_name: bool = False
+    plain: bool = False
+    json: bool = False
+    duration: Optional[float] = None
+    record: Optional[str] = None
+    overwrite: bool = False
+    no_color: bool = False
+    no_verify: bool = False
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "WatchOptions":
+        """From the namespace of `watch` or `demo` (demo has no endpoint group: its defaults)."""
+        get = vars(args).get
+        backend = get("backend")
+        return cls(endpoints=EndpointOptions.from_args(args), backend=tuple(backend) if backend else None, interval=args.interval,
+                   stall_after=args.stall_after, connect_by_name=bool(args.connect_by_name), plain=bool(args.plain),
+                   json=bool(args.json), duration=args.duration, record=args.record,
+                   overwrite=bool(args.overwrite), no_color=bool(args.no_color), no_verify=bool(args.no_verify))
