@@ -75,6 +75,9 @@ class Endpoint:
     source: str = "cli"  # cli | secret:<id> | lab:<dir>
     cluster_id: Optional[str] = None
     instance_id: Optional[str] = None
+    # how an instance's SERVER_ID becomes host:port (cluster_instance_host_pattern, e.g. 127.0.10.?:3306):
+    # the lab gives its own with its Aurora endpoint; on AWS None (the wrapper derives it from the name)
+    host_pattern: Optional[str] = None
 
     def url(self) -> str:
         """The endpoint as a URL, never with the password."""

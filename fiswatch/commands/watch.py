@@ -222,7 +222,8 @@ def open_record(path: str, overwrite: bool, on_error):
 
 def run_curses(runner, actions, confirm_keys, no_color: bool, stdout) -> str:
     """The dashboard until it ends: "quit", "stop" or "lost" (the terminal went away)."""
-    from fiswatch.ui.screen import DashboardUnavailable, run_dashboard
+    from fiswatch.ui.screen import run_dashboard
+    from fiswatch.ui.shell import DashboardUnavailable
 
     color = False if (no_color or os.environ.get("NO_COLOR")) else None
     try:

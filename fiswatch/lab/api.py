@@ -119,13 +119,15 @@ def lab_status(lab_dir: str) -> LabInfo:
     except (OSError, ValueError) as exc:
         raise LabError("cannot read the lab credentials %s (%s): restart the lab" % (state["credentials_file"], exc))
     source = "lab:" + state["dir"]
+    pattern = state.get("cluster_instance_host_pattern", "")
     endpoints = []
     for name in ("aurora", "rds"):
         c = creds[name]
         endpoints.append(Endpoint(
             name=name, host=c["host"], port=int(c["port"]), user=c["username"], database=c["dbname"],
             table=L.TABLE, password=Secret(c["password"]), source=source,
-            cluster_id=c.get("dbClusterIdentifier"), instance_id=c.get("dbInstanceIdentifier")))
+            cluster_id=c.get("dbClusterIdentifier"), instance_id=c.get("dbInstanceIdentifier"),
+            host_pattern=(pattern or None) if name == "aurora" else None))
     instances = tuple(InstanceInfo(i["name"], i["cluster"], i["role"], i["address"], int(i["port"]), i["dns_name"],
                                    i["proxy_mode"], bool(i["running"]), i.get("server_id"))
                       for i in state["instances"])
@@ -133,7 +135,7 @@ def lab_status(lab_dir: str) -> LabInfo:
     return LabInfo(dir=state["dir"], nameserver=(state["nameserver"][0], int(state["nameserver"][1])),
                    endpoints=tuple(endpoints), instances=instances, credentials_file=state["credentials_file"],
                    reader_endpoint=state["endpoints"]["aurora-ro"], log_file=state["log_file"], pid=int(state["pid"]),
-                   cluster_instance_host_pattern=state.get("cluster_instance_host_pattern", ""),
+                   cluster_instance_host_pattern=pattern,
                    last_failover=tuple(sorted(last.items())) if last else None)
 
 
