@@ -1,6 +1,5 @@
 """`fiswatch create-db`: the workshop's table where it is missing, and each endpoint's address."""
 import argparse
-import sys
 
 from fiswatch.config.sources import collect_endpoints
 from fiswatch.exits import EXIT_FAIL, EXIT_OK, CommandError, UsageError
@@ -81,5 +80,5 @@ def run_create_db(args: argparse.Namespace) -> int:
     print("".join(("%-" + str(COLUMN) + "s") % e.name.upper() for e in endpoints).rstrip())
     print("".join(("%-" + str(COLUMN) + "s") % a for a in addresses).rstrip())
     for line in problems:
-        sys.stderr.write("fiswatch create-db: %s\n" % line)
+        say(line, prefix="fiswatch create-db: ")
     return EXIT_FAIL if problems else EXIT_OK

@@ -1,12 +1,13 @@
 """Reading a record for `report` and `verify`: the events, a note about skipped lines, or one error line."""
-import sys
 from typing import Any, Dict, List, Optional, Tuple
 
-EXIT_OK, EXIT_LOST, EXIT_USAGE = 0, 1, 2
+from fiswatch.exits import EXIT_USAGE
+from fiswatch.output.streams import say
 
 
 def fail(command: str, message: str) -> int:
-    sys.stderr.write("fiswatch %s: %s\n" % (command, message))
+    """One line on stderr; the exit code for an unreadable record (bad usage)."""
+    say(message, prefix="fiswatch %s: " % command)
     return EXIT_USAGE
 
 

@@ -9,7 +9,8 @@ import os
 import sys
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from fiswatch.report.load import EXIT_LOST, EXIT_OK, EXIT_USAGE, fail, load
+from fiswatch.exits import EXIT_LOST, EXIT_OK, EXIT_USAGE
+from fiswatch.report.load import fail, load
 
 
 def add_verify_parser(subparsers: Any) -> None:
