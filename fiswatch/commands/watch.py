@@ -5,6 +5,11 @@ reader going away), the same steps follow: probes stopped, writes drained into t
 record, verification, summary, private record removed. Every output (record, --json,
 --plain, the summary on stdout, CloudWatch) has its own thread and queue, so none of
 them can hold the run; what could not be written is said at the end (fiswatch.commands.run_end).
+
+Wiring: the parsed arguments become one frozen WatchOptions in `run_watch` (demo makes its
+own); `watch` then builds each part with what it needs, in order: the run's inbox and stop
+signal, the AWS sources (reporting into the inbox), the record and the other outputs
+(their error handlers report into the inbox too), and last the Runner, handed all of them.
 """
 import argparse
 import os
@@ -259,7 +264,6 @@ class NoExtras:
     keys: Tuple[Tuple[str, str], ...] = ()
     actions: Dict[str, Callable[[], None]] = {}
     confirm_keys: Tuple[str, ...] = ()
-
     outputs: Tuple = ()
 
     def start(self) -> None:

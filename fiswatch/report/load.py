@@ -1,13 +1,13 @@
 """Reading a record for `report` and `verify`: the events, a note about skipped lines, or one error line."""
+import sys
 from typing import Any, Dict, List, Optional, Tuple
 
 from fiswatch.exits import EXIT_USAGE
-from fiswatch.output.streams import say
 
 
 def fail(command: str, message: str) -> int:
-    """One line on stderr; the exit code for an unreadable record (bad usage)."""
-    say(message, prefix="fiswatch %s: " % command)
+    """One line on stderr (sys.stderr: report and verify run in-process too); exit 2."""
+    sys.stderr.write("fiswatch %s: %s\n" % (command, message))
     return EXIT_USAGE
 
 
