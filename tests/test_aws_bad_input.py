@@ -73,9 +73,8 @@ def test_an_unanswering_aws_endpoint_says_so_in_seconds(capsys):
 def test_stopping_the_aws_sources_is_bounded_while_aws_hangs():
     """CloudWatch's last flush and the FIS poller stuck in a call never stretch the end of a run."""
     from dashboard_app import probe
-    from fiswatch.aws.cli import add_aws_options
+    from fiswatch.aws.cli import AwsOptions, add_aws_options
     from fiswatch.aws.runtime import STOP_BUDGET, AwsExtras
-    from fiswatch.config.options import AwsOptions
     from fiswatch.model import View
 
     parser = argparse.ArgumentParser()

@@ -10,17 +10,18 @@ import pytest
 
 from _aws_fixture import CLUSTER_ID, StubSession, make_cluster, put_secret, session
 from conftest import ROOT, wait_for
-from fiswatch.aws.cli import add_aws_options, add_experiment_parser, endpoints_from_args, run_experiment, secret_pairs
+from fiswatch.aws.cli import (AwsOptions, add_aws_options, add_experiment_parser, endpoints_from_args,
+                              run_experiment, secret_pairs)
 from fiswatch.aws.runtime import AwsExtras
-from fiswatch.config.options import AwsOptions
 from fiswatch.engine.runner import Output
 from fiswatch.aws.session import AwsError
 
 
 def _parse(argv):
+    """The AWS flags as the code gets them: one frozen AwsOptions."""
     parser = argparse.ArgumentParser(prog="fiswatch watch")
     add_aws_options(parser)
-    return parser.parse_args(argv)
+    return AwsOptions.from_args(parser.parse_args(argv))
 
 
 def test_options_parse_and_workshop_expands():
@@ -109,7 +110,7 @@ def test_aws_extras_wiring_with_moto():
         args = _parse(["--secret", "aurora=FisAuroraSecret", "--cloudwatch", "--experiment", "rds"])
         endpoints = endpoints_from_args(args, sess)
         events = []  # the run's inbox
-        extras = AwsExtras.from_options(AwsOptions.from_args(args), endpoints, events.append, session=sess)
+        extras = AwsExtras.from_options(args, endpoints, events.append, session=sess)
         assert extras.keys == (("x", "start FIS rds experiment"),) and extras.confirm_keys == ("x",)
         assert extras.outputs == (Output(extras.sink, "cloudwatch"),)
         extras.start()
@@ -122,7 +123,7 @@ def test_aws_extras_wiring_with_moto():
             assert len(status) == 1 and status[0].startswith("FIS rds")
         finally:
             extras.stop()
-    none = AwsExtras.from_options(AwsOptions.from_args(_parse(["--no-topology"])), [], events.append)
+    none = AwsExtras.from_options(_parse(["--no-topology"]), [], events.append)
     assert none.topology is None and none.status_lines is None and none.keys == () and none.outputs == ()
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence,
 from fiswatch.model import Endpoint, Event, View
 
 if TYPE_CHECKING:
-    from fiswatch.config.options import AwsOptions
+    from fiswatch.aws.cli import AwsOptions
     from fiswatch.engine.runner import Output
 
 EXPERIMENT_KEY = "x"

@@ -1,11 +1,13 @@
 """The option groups `watch` and `demo` share (endpoints, probes, output), their value parsers,
-and the frozen records the parsed options become at the edge (`WatchOptions`, `AwsOptions`):
+and the frozen records the parsed options become at the edge (`WatchOptions`, `EndpointOptions`;
+the AWS group's `AwsOptions` lives with its flags in fiswatch.aws.cli):
 the argparse namespace stops at the command's handler, nothing inward reads it.
 """
 import argparse
 from dataclasses import dataclass, field
 from typing import Any, Optional, Tuple
 
+from fiswatch.aws.cli import AwsOptions, add_aws_options
 from fiswatch.config.checks import HOUR, WEEK, seconds_arg, table_arg
 from fiswatch.exits import EXIT_INCOMPLETE
 
@@ -22,8 +24,6 @@ def add_endpoint_args(p: argparse.ArgumentParser) -> None:
                    help="table to write to: letters, digits, _ or $ (default: %(default)s)")
     g.add_argument("--nameserver", metavar="IP[:PORT]",
                    help="resolve endpoint names with this DNS server instead of the system's")
-    from fiswatch.aws.cli import add_aws_options
-
     add_aws_options(p)
 
 
@@ -71,37 +71,6 @@ INTERVAL = seconds_arg(0.0, HOUR)
 STALL_AFTER = seconds_arg(0.1, HOUR, low_hint="below the monitor's 0.1 s tick ordinary calls would show as STALLED")
 DURATION = seconds_arg(0.0, WEEK, low_ok=False,
                        low_hint="0 would end the run at once; leave --duration out to run until q")
-
-
-@dataclass(frozen=True)
-class AwsOptions:
-    """The AWS group (fiswatch.aws.cli.add_aws_options), read once; same names as the flags' dests."""
-
-    secret: Tuple[Tuple[str, str], ...] = ()
-    workshop: bool = False
-    cluster_id: Tuple[str, ...] = ()
-    instance_id: Tuple[str, ...] = ()
-    experiment: Optional[str] = None
-    cloudwatch: bool = False
-    cloudwatch_host: Optional[str] = None
-    topology: bool = True
-    profile: Optional[str] = None
-    region: Optional[str] = None
-
-    @classmethod
-    def from_args(cls, args: Any) -> "AwsOptions":
-        """From a namespace that may lack the group (then its defaults)."""
-        get = vars(args).get
-        return cls(secret=tuple((str(name), str(ident)) for name, ident in (get("secret") or ())),
-                   workshop=bool(get("workshop")), cluster_id=tuple(get("cluster_id") or ()),
-                   instance_id=tuple(get("instance_id") or ()), experiment=get("experiment"),
-                   cloudwatch=bool(get("cloudwatch")), cloudwatch_host=get("cloudwatch_host"),
-                   topology=get("topology", True) is not False, profile=get("profile"), region=get("region"))
-
-    def wanted(self) -> bool:
-        """Does any flag ask for an AWS source during the run (topology, FIS, CloudWatch)?"""
-        return bool(self.experiment or self.cloudwatch or self.secret or self.workshop
-                    or self.cluster_id or self.instance_id)
 
 
 @dataclass(frozen=True)
