@@ -77,6 +77,9 @@ class Endpoint:
     cluster_id: Optional[str] = None
     instance_id: Optional[str] = None
     ca_file: Optional[str] = None  # the CA bundle its certificates chain to, when known (the lab's own CA)
+    # how an instance's SERVER_ID becomes host:port (cluster_instance_host_pattern, e.g. 127.0.10.?:3306):
+    # the lab gives its own with its Aurora endpoint; on AWS None (the wrapper derives it from the name)
+    host_pattern: Optional[str] = None
 
     def url(self) -> str:
         """The endpoint as a URL, never with the password."""

@@ -7,6 +7,7 @@ system's resolver, and no AWS endpoint is ever reached.
 """
 import os
 import sys
+import threading
 import time
 
 import pytest
@@ -40,6 +41,26 @@ def wait_for(predicate, timeout=30.0, interval=0.05, message="condition"):
             return last
         time.sleep(interval)
     raise AssertionError("timed out after %.0fs waiting for %s (last: %r)" % (timeout, message, last))
+
+
+class EventLog:
+    """A runner output keeping every event it is handed: what --json and the record get.
+
+    Pass it as `outputs=[Output(log, "test")]`; call `runner.flush_outputs(...)` (or poll
+    with wait_for) before reading, since each output runs in its own thread."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._events = []
+
+    def __call__(self, view, events):
+        with self._lock:
+            self._events.extend(events)
+
+    @property
+    def events(self):
+        with self._lock:
+            return list(self._events)
 
 
 class MariaDB:

@@ -214,7 +214,8 @@ def _park_forever() -> None:
 def main(argv: Sequence[str]) -> int:
     import threading
 
-    from fiswatch.ui.screen import DashboardUnavailable, run_dashboard
+    from fiswatch.ui.screen import run_dashboard
+    from fiswatch.ui.shell import DashboardUnavailable
 
     _park_forever()
     stop = threading.Event()

@@ -73,23 +73,16 @@ def test_an_unanswering_aws_endpoint_says_so_in_seconds(capsys):
 def test_stopping_the_aws_sources_is_bounded_while_aws_hangs():
     """CloudWatch's last flush and the FIS poller stuck in a call never stretch the end of a run."""
     from dashboard_app import probe
-    from fiswatch.aws.cli import add_aws_options
+    from fiswatch.aws.cli import AwsOptions, add_aws_options
     from fiswatch.aws.runtime import STOP_BUDGET, AwsExtras
     from fiswatch.model import View
-
-    class Runner:
-        def __init__(self):
-            self.events, self.sinks = [], []
-
-        def emit(self, event):
-            self.events.append(event)
 
     parser = argparse.ArgumentParser()
     add_aws_options(parser)
     args = parser.parse_args(["--cloudwatch", "--experiment", "aurora"])
     with silent_endpoint():
-        extras = AwsExtras.from_args(args, [])
-        extras.attach(Runner())
+        extras = AwsExtras.from_options(AwsOptions.from_args(args), [], lambda event: None)
+        extras.start()
         extras.sink(View(ts=time.time(), probes=(probe("aurora", "pymysql"),)), [])
         time.sleep(0.5)  # both threads are now inside an HTTP call that gets no answer
         started = time.monotonic()

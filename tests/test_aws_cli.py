@@ -11,15 +11,18 @@ import pytest
 from _aws_fixture import CLUSTER_ID, StubSession, make_cluster, put_secret, session
 from conftest import ROOT, wait_for
 from fiswatch import events as E
-from fiswatch.aws.cli import add_aws_options, add_experiment_parser, endpoints_from_args, run_experiment, secret_pairs
+from fiswatch.aws.cli import (AwsOptions, add_aws_options, add_experiment_parser, endpoints_from_args,
+                              run_experiment, secret_pairs)
 from fiswatch.aws.runtime import AwsExtras
+from fiswatch.engine.runner import Output
 from fiswatch.aws.session import AwsError
 
 
 def _parse(argv):
+    """The AWS flags as the code gets them: one frozen AwsOptions."""
     parser = argparse.ArgumentParser(prog="fiswatch watch")
     add_aws_options(parser)
-    return parser.parse_args(argv)
+    return AwsOptions.from_args(parser.parse_args(argv))
 
 
 def test_options_parse_and_workshop_expands():
@@ -98,17 +101,6 @@ def test_run_experiment_without_region(monkeypatch):
     assert err.getvalue().startswith("fiswatch: no AWS region configured")
 
 
-class _FakeRunner:
-    """Just the two things AwsExtras touches on the lead's Runner: emit and sinks."""
-
-    def __init__(self):
-        self.events = []
-        self.sinks = []
-
-    def emit(self, event):
-        self.events.append(event)
-
-
 def test_aws_extras_wiring_with_moto():
     from moto import mock_aws
 
@@ -118,22 +110,22 @@ def test_aws_extras_wiring_with_moto():
         put_secret(sess, "FisAuroraSecret", username="u", password="p", host=cluster["Endpoint"])
         args = _parse(["--secret", "aurora=FisAuroraSecret", "--cloudwatch", "--experiment", "rds"])
         endpoints = endpoints_from_args(args, sess)
-        extras = AwsExtras.from_args(args, endpoints, session=sess)
+        events = []  # the run's inbox
+        extras = AwsExtras.from_options(args, endpoints, events.append, session=sess)
         assert extras.keys == (("x", "start FIS rds experiment"),) and extras.confirm_keys == ("x",)
-        extras.emit(E.info("before attach"))
-        runner = _FakeRunner()
-        extras.attach(runner)
+        assert extras.outputs == (Output(extras.sink, "cloudwatch"),)
+        extras.start()
         try:
-            assert runner.events[0].get("message") == "before attach"
-            assert runner.sinks == [extras.sink]
             wait_for(lambda: extras.topology("aurora"), timeout=30, message="topology lines")
             assert extras.topology("aurora")[0] == "cluster %s available" % CLUSTER_ID
+            wait_for(lambda: any(e.event == "topology" for e in list(events)), timeout=30,
+                     message="the topology event in the run's inbox")
             status = extras.status_lines()
             assert len(status) == 1 and status[0].startswith("FIS rds")
         finally:
             extras.stop()
-    none = AwsExtras.from_args(_parse(["--no-topology"]), [])
-    assert none.topology is None and none.status_lines is None and none.keys == ()
+    none = AwsExtras.from_options(_parse(["--no-topology"]), [], events.append)
+    assert none.topology is None and none.status_lines is None and none.keys == () and none.outputs == ()
 
 
 SCRIPTS = {"create_db.py": ["create-db", "--workshop"],

@@ -78,6 +78,10 @@ def test_per_endpoint_copies_pick_dialect_pattern_and_own_topology_cache():
     assert a.info().follows_topology is HAVE_WRAPPER and not r.info().follows_topology
     given = AwsWrapperBackend({"cluster_instance_host_pattern": "?.abc.example:3306"}).for_endpoint(aurora)
     assert given.properties()["cluster_instance_host_pattern"] == "?.abc.example:3306"
+    # a lab's Aurora endpoint carries the lab's pattern: the backend reads no lab file itself
+    lab_aurora = Endpoint("aurora", "fiswatch-lab.cluster-c0ffee.lab.rds.local", cluster_id="fiswatch-lab",
+                          source="lab:/nonexistent", host_pattern="127.0.10.?:3306")
+    assert shared.for_endpoint(lab_aurora).properties()["cluster_instance_host_pattern"] == "127.0.10.?:3306"
     # AWS: connect by the cluster endpoint's name, so the wrapper can derive the instances' names
     assert connect_host("10.1.2.3", aurora.host, False) == aurora.host
     assert connect_host("127.0.0.1", "db.example.com", False) == "127.0.0.1"
@@ -220,6 +224,8 @@ def test_wrapper_fails_over_to_the_promoted_instance_before_dns_and_verify_resol
 
     info = lab_status(lab.dir)
     assert info.cluster_instance_host_pattern
+    assert info.endpoint("aurora").host_pattern == info.cluster_instance_host_pattern
+    assert info.endpoint("rds").host_pattern is None
     old, new = info.instance("aurora", "writer"), info.instance("aurora", "reader")
     aurora = info.endpoint("aurora")
     record_path = str(tmp_path / "run.jsonl")

@@ -4,7 +4,7 @@ import doctest
 import pytest
 
 import fiswatch.ui.keys
-import fiswatch.ui.screen
+import fiswatch.ui.shell
 from fiswatch.ui.keys import CTRL_C, ESC, Binding, as_bindings, handle_key
 from fiswatch.ui.layout import UiState
 
@@ -66,7 +66,7 @@ def test_as_bindings_marks_confirm_keys():
     assert [(b.key, b.confirm) for b in got] == [("f", True), ("r", False), ("x", True)]
 
 
-@pytest.mark.parametrize("module", [fiswatch.ui.keys, fiswatch.ui.screen])
+@pytest.mark.parametrize("module", [fiswatch.ui.keys, fiswatch.ui.shell])
 def test_doctests(module):
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0
@@ -75,7 +75,7 @@ def test_doctests(module):
 def test_key_names_from_curses_codes():
     import curses
 
-    from fiswatch.ui.screen import key_name
+    from fiswatch.ui.shell import key_name
 
     assert key_name(curses, -1) is None
     assert key_name(curses, ord("q")) == "q"

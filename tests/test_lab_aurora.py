@@ -84,6 +84,9 @@ def test_instances_answer_the_wrappers_queries_as_aurora(lab):
     info = lab_status(lab.dir)
     assert info.cluster_instance_host_pattern == "%s.?:%d" % (info.nameserver[0].rsplit(".", 1)[0],
                                                                info.endpoint("aurora").port)
+    # the Aurora endpoint carries it (the wrapper backend reads it there, not from the lab's files)
+    assert info.endpoint("aurora").host_pattern == info.cluster_instance_host_pattern
+    assert info.endpoint("rds").host_pattern is None
     addresses = set()
     for inst in _aurora_instances(info):  # the pattern leads each SERVER_ID to its own proxy
         addresses.add(info.cluster_instance_host_pattern.replace("?", inst.server_id))

@@ -11,7 +11,7 @@ from conftest import wait_for
 from fiswatch import events as E
 from fiswatch.backends.registry import parse_backend_spec
 from fiswatch.lab.api import failover, lab_status
-from fiswatch.engine.runner import RunOptions, Runner
+from fiswatch.engine.runner import Output, RunOptions, Runner
 
 
 def _attempts(events, probe):
@@ -29,15 +29,15 @@ def _attempts(events, probe):
 def test_first_attempt_after_the_rds_flip_goes_to_the_new_address(lab):  # noqa: F811
     rds = lab.endpoint("rds")
     before = lab_status(lab.dir).instance("rds", "primary").address
-    runner = Runner([rds], [parse_backend_spec("pymysql")],
-                    RunOptions(interval=0.05, stall_after=2.0, nameserver=tuple(lab.nameserver)))
     lock = threading.Lock()
     events = []
 
     def sink(view, batch):
         with lock:
             events.extend(batch)
-    runner.sinks.append(sink)
+    runner = Runner([rds], [parse_backend_spec("pymysql")],
+                    RunOptions(interval=0.05, stall_after=2.0, nameserver=tuple(lab.nameserver)),
+                    outputs=[Output(sink, "test")])
     runner.start()
     probe = runner.probes[0]
     steps = []

@@ -179,7 +179,7 @@ def test_states_distinct_without_colour():
 def test_monochrome_palette_distinguishes_stalled():
     import curses
 
-    from fiswatch.ui.screen import make_palette
+    from fiswatch.ui.shell import make_palette
 
     mono = make_palette(curses, False)
     assert mono["stalled"] & curses.A_REVERSE

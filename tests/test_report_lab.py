@@ -51,14 +51,14 @@ def test_pause_during_a_failover_and_two_failovers_in_one_run(lab, tmp_path):
     """A real run: pause (key p's action) through the end of failover 1, then failover 2 back."""
     from fiswatch.backends.registry import resolve_specs
     from fiswatch.lab import api
-    from fiswatch.engine.runner import RunOptions, Runner
+    from fiswatch.engine.runner import Output, RunOptions, Runner
 
     info = api.lab_status(lab.dir)
     record = str(tmp_path / "paused.jsonl")
     writer = RecordWriter(record)
     runner = Runner([info.endpoint("aurora")], resolve_specs(["pymysql"]),
-                    RunOptions(interval=0.05, stall_after=2.0, nameserver=tuple(info.nameserver)))
-    runner.sinks.append(lambda view, events: [writer.write(e) for e in events])
+                    RunOptions(interval=0.05, stall_after=2.0, nameserver=tuple(info.nameserver)),
+                    outputs=[Output(lambda view, events: [writer.write(e) for e in events], "record")])
     runner.start()
     try:
         wait_for(lambda: len(writes_after(record, PY, 0)) >= 10, 60, message="writes before failover 1")

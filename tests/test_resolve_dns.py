@@ -1,14 +1,14 @@
 """Resolution against a real DNS server on loopback (the lab's), and probes living through NXDOMAIN."""
 import pytest
 
-from conftest import wait_for
+from conftest import EventLog, wait_for
 from fiswatch import events as E
 from fiswatch.backends.registry import parse_backend_spec
 from fiswatch.lab.dnsserver import DnsServer, Zone
 from fiswatch.lab.proxy import ProxyLoop
 from fiswatch.model import Endpoint, Secret, State
 from fiswatch.engine.resolve import Resolver
-from fiswatch.engine.runner import RunOptions, Runner
+from fiswatch.engine.runner import Output, RunOptions, Runner
 
 ORIGIN = "test.rds.local"
 CLUSTER = "db.cluster-x." + ORIGIN
@@ -50,7 +50,8 @@ def test_probe_retries_through_nxdomain_then_connects(dns, mariadb):
     zone, address = dns
     name = "late.x." + ORIGIN
     ep = Endpoint("late", name, mariadb.port, mariadb.user, mariadb.database, password=Secret(mariadb.password))
-    runner = Runner([ep], [parse_backend_spec("pymysql")], RunOptions(nameserver=address))
+    log = EventLog()
+    runner = Runner([ep], [parse_backend_spec("pymysql")], RunOptions(nameserver=address), outputs=[Output(log, "test")])
     runner.start()
     try:
         pid = "late/pymysql"
@@ -63,9 +64,10 @@ def test_probe_retries_through_nxdomain_then_connects(dns, mariadb):
         zone.set(name, "A", ("127.0.0.1",))
         wait_for(lambda: view().snapshot.iterations >= 3, 20, message="writing after the name appeared")
         assert view().snapshot.address == "127.0.0.1"
-        dns_events = [e for e in runner.history if e.event == E.DNS]
+        assert runner.flush_outputs(10)
+        dns_events = [e for e in log.events if e.event == E.DNS]
         assert dns_events[0].get("error") == "NXDOMAIN"
-        wait_for(lambda: any(e.event == E.DNS and e.get("addresses") == ("127.0.0.1",) for e in runner.history), 10,
+        wait_for(lambda: any(e.event == E.DNS and e.get("addresses") == ("127.0.0.1",) for e in log.events), 10,
                  message="dns watcher saw the new answer")
     finally:
         runner.stop()

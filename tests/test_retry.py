@@ -213,10 +213,16 @@ def test_dns_watcher_wakes_the_endpoints_probes(mariadb):
                  message="first attempt refused, waiting 600 s")
         assert events.of(E.ERROR)[0].get("address") == "127.0.0.1"
         watcher.poll()  # the first answer is not a change
+        first = watcher.answer
+        assert first.latest.addresses == ("127.0.0.1",) and first.previous == ()
         time.sleep(0.3)
         assert len(events.of(E.ERROR)) == 1
         zone.set(name, "A", ("127.0.0.2",), ttl=5)  # the flip
         watcher.poll()
+        # one frozen value, swapped whole: the new answer and the one before it together
+        flipped = watcher.answer
+        assert flipped.latest.addresses == ("127.0.0.2",) and flipped.previous == ("127.0.0.1",)
+        assert first.latest.addresses == ("127.0.0.1",)  # the value the monitor read earlier never changes
         wait_for(lambda: len(events.of(E.ERROR)) >= 2, 30, message="a second attempt at once")
         assert events.of(E.ERROR)[1].get("address") == "127.0.0.2"
     finally:

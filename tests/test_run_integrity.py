@@ -336,18 +336,20 @@ def test_writes_committed_while_stopping_are_in_the_record(mariadb, tmp_path):
 
 
 # -- 8. memory, pause ----------------------------------------------------------------------------------------------
-def test_history_is_bounded_and_pause_toggles_atomically(mariadb):
+def test_event_pane_is_bounded_and_pause_toggles_atomically(mariadb):
     from fiswatch.config.checks import parse_endpoint
     from fiswatch.model import BackendSpec, Secret
-    from fiswatch.engine.runner import HISTORY_EVENTS, Runner
+    from fiswatch.engine.monitor import LOG_EVENTS
+    from fiswatch.engine.runner import Runner
 
     from dataclasses import replace
     ep = replace(parse_endpoint(_url(mariadb), "test"), password=Secret(mariadb.password))
     runner = Runner([ep], [BackendSpec("pymysql")])
-    for i in range(HISTORY_EVENTS * 3):
+    for i in range(LOG_EVENTS * 3):
         runner.emit(E.error("rds/pymysql", "rds", code=2003, kind="refused", message="refused %d" % i))
-    runner.step()
-    assert len(runner.history) == HISTORY_EVENTS
+    view = runner.step()  # the event pane keeps the newest; the record has them all
+    errors = [e.get("message") for e in view.events if e.event == E.ERROR]
+    assert len(view.events) == LOG_EVENTS and errors[-1] == "refused %d" % (LOG_EVENTS * 3 - 1)
     barrier = threading.Barrier(8)
 
     def press():

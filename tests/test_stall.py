@@ -13,12 +13,12 @@ import time
 
 import pytest
 
-from conftest import ROOT, wait_for
+from conftest import ROOT, EventLog, wait_for
 from fiswatch import events as E
 from fiswatch.backends.registry import parse_backend_spec
 from fiswatch.lab.proxy import FaultProxy
 from fiswatch.model import Endpoint, Secret, State
-from fiswatch.engine.runner import RunOptions, Runner
+from fiswatch.engine.runner import Output, RunOptions, Runner
 
 MC, PY = "db/mysql-connector", "db/pymysql"
 
@@ -42,7 +42,9 @@ def probe_view(runner, pid):
 
 def test_defaults_stall_forever_pymysql_recovers(proxy, mariadb):
     specs = [parse_backend_spec("mysql-connector"), parse_backend_spec("pymysql")]
-    runner = Runner([endpoint_via(proxy, mariadb)], specs, RunOptions(interval=0.05, stall_after=2.0))
+    log = EventLog()
+    runner = Runner([endpoint_via(proxy, mariadb)], specs, RunOptions(interval=0.05, stall_after=2.0),
+                    outputs=[Output(log, "test")])
     runner.start()
     try:
         wait_for(lambda: all(probe_view(runner, p).snapshot.iterations >= 3 for p in (MC, PY)), 30,
@@ -56,8 +58,8 @@ def test_defaults_stall_forever_pymysql_recovers(proxy, mariadb):
         # while the proxy black-holes, PyMySQL stays out of OK (ERROR for the retry pause, then
         # RECONNECTING through the black hole): wait until the monitor has seen it, rather than
         # hoping its 0.1 s tick catches a short window after the proxy lets traffic pass again
-        wait_for(lambda: any(e.event == "state" and e.get("probe") == PY and e.get("state") in ("ERROR", "RECONNECTING")
-                             for e in list(runner.history)), 30, message="pymysql ERROR or RECONNECTING seen")
+        wait_for(lambda: any(e.event == E.STATE and e.get("probe") == PY and e.get("state") in ("ERROR", "RECONNECTING")
+                             for e in log.events), 30, message="pymysql ERROR or RECONNECTING seen")
         ticks_before = runner.view.ts
         mc_ops = probe_view(runner, MC).snapshot.iterations
         proxy.set_mode("pass")
@@ -71,11 +73,12 @@ def test_defaults_stall_forever_pymysql_recovers(proxy, mariadb):
         assert probe_view(runner, PY).snapshot.reconnects >= 1
         # the monitor (the UI's source) kept ticking while a probe was blocked
         assert runner.view.ts > ticks_before
-        states = [(e.get("probe"), e.get("state")) for e in runner.history if e.event == E.STATE]
+        assert runner.flush_outputs(10)
+        states = [(e.get("probe"), e.get("state")) for e in log.events if e.event == E.STATE]
         # PyMySQL's error shows for the 50 ms retry pause (the monitor samples every 0.1 s, so
         # it may show it only as RECONNECTING with the error); every error is an event
         assert (MC, "STALLED") in states
-        assert any(e.event == E.ERROR and e.get("probe") == PY and e.get("code") == 2013 for e in runner.history)
+        assert any(e.event == E.ERROR and e.get("probe") == PY and e.get("code") == 2013 for e in log.events)
         assert (MC, "ERROR") not in states
     finally:
         summary = runner.stop().as_dict()["probes"]
@@ -86,7 +89,9 @@ def test_defaults_stall_forever_pymysql_recovers(proxy, mariadb):
 def test_mysql_connector_with_read_timeout_recovers(proxy, mariadb):
     """The honest lesson: it is the unset read timeout, not the library."""
     spec = parse_backend_spec("mysql-connector:read_timeout=1")
-    runner = Runner([endpoint_via(proxy, mariadb)], [spec], RunOptions(interval=0.05, stall_after=2.0))
+    log = EventLog()
+    runner = Runner([endpoint_via(proxy, mariadb)], [spec], RunOptions(interval=0.05, stall_after=2.0),
+                    outputs=[Output(log, "test")])
     pid = "db/" + spec.label
     runner.start()
     try:
@@ -96,7 +101,8 @@ def test_mysql_connector_with_read_timeout_recovers(proxy, mariadb):
         proxy.set_mode("pass")
         ops = probe_view(runner, pid).snapshot.iterations
         wait_for(lambda: probe_view(runner, pid).snapshot.iterations >= ops + 5, 30, message="writing again")
-        assert not any(e.get("state") == "STALLED" for e in runner.history if e.event == E.STATE)
+        assert runner.flush_outputs(10)
+        assert not any(e.get("state") == "STALLED" for e in log.events if e.event == E.STATE)
     finally:
         runner.stop()
 

@@ -6,7 +6,7 @@ is made only when an option actually asks for AWS.
 import argparse
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 
 from fiswatch.aws.secrets import WORKSHOP_SECRETS
@@ -73,10 +73,41 @@ def add_aws_options(parser: argparse.ArgumentParser) -> None:
     add_session_options(group)  # type: ignore[arg-type]
 
 
-def secret_pairs(args: argparse.Namespace) -> List[Tuple[str, str]]:
+@dataclass(frozen=True)
+class AwsOptions:
+    """The AWS group (fiswatch.aws.cli.add_aws_options), read once; same names as the flags' dests."""
+
+    secret: Tuple[Tuple[str, str], ...] = ()
+    workshop: bool = False
+    cluster_id: Tuple[str, ...] = ()
+    instance_id: Tuple[str, ...] = ()
+    experiment: Optional[str] = None
+    cloudwatch: bool = False
+    cloudwatch_host: Optional[str] = None
+    topology: bool = True
+    profile: Optional[str] = None
+    region: Optional[str] = None
+
+    @classmethod
+    def from_args(cls, args: Any) -> "AwsOptions":
+        """From a namespace that may lack the group (then its defaults)."""
+        get = vars(args).get
+        return cls(secret=tuple((str(name), str(ident)) for name, ident in (get("secret") or ())),
+                   workshop=bool(get("workshop")), cluster_id=tuple(get("cluster_id") or ()),
+                   instance_id=tuple(get("instance_id") or ()), experiment=get("experiment"),
+                   cloudwatch=bool(get("cloudwatch")), cloudwatch_host=get("cloudwatch_host"),
+                   topology=get("topology", True) is not False, profile=get("profile"), region=get("region"))
+
+    def wanted(self) -> bool:
+        """Does any flag ask for an AWS source during the run (topology, FIS, CloudWatch)?"""
+        return bool(self.experiment or self.cloudwatch or self.secret or self.workshop
+                    or self.cluster_id or self.instance_id)
+
+
+def secret_pairs(options: AwsOptions) -> List[Tuple[str, str]]:
     """--secret pairs plus the workshop's two when --workshop; an explicit NAME wins."""
-    pairs: List[Tuple[str, str]] = list(getattr(args, "secret", None) or [])
-    if getattr(args, "workshop", False):
+    pairs: List[Tuple[str, str]] = list(options.secret)
+    if options.workshop:
         names = {name for name, _ in pairs}
         pairs += [pair for pair in WORKSHOP_SECRETS if pair[0] not in names]
     seen: Dict[str, str] = {}
@@ -90,15 +121,12 @@ def secret_pairs(args: argparse.Namespace) -> List[Tuple[str, str]]:
     return [(name, seen[name]) for name in dict.fromkeys(name for name, _ in pairs)]
 
 
-def wants_aws(args: argparse.Namespace) -> bool:
-    return bool(secret_pairs(args) or getattr(args, "experiment", None) or getattr(args, "cloudwatch", False))
-
-
-def session_from_args(args: argparse.Namespace) -> Any:
-    """A boto3 session from --profile / --region; AwsError with one line on failure."""
+def session_from_args(options: Any) -> Any:
+    """A boto3 session from --profile / --region (AwsOptions, or the parsed `experiment`
+    options); AwsError with one line on failure."""
     from fiswatch.aws.session import make_session
 
-    return make_session(getattr(args, "profile", None), getattr(args, "region", None))
+    return make_session(options.profile, options.region)
 
 
 def _assign_ids(values: Sequence[str], names: Sequence[str], default: str, flag: str) -> Dict[str, str]:
@@ -122,14 +150,14 @@ def _assign_ids(values: Sequence[str], names: Sequence[str], default: str, flag:
     return out
 
 
-def topology_ids(args: argparse.Namespace, names: Sequence[str]) -> Tuple[Dict[str, str], Dict[str, str]]:
+def topology_ids(options: AwsOptions, names: Sequence[str]) -> Tuple[Dict[str, str], Dict[str, str]]:
     """(cluster_ids, instance_ids) by endpoint name from --cluster-id / --instance-id."""
-    clusters = _assign_ids(getattr(args, "cluster_id", None) or [], names, "aurora", "--cluster-id")
-    instances = _assign_ids(getattr(args, "instance_id", None) or [], names, "rds", "--instance-id")
+    clusters = _assign_ids(options.cluster_id, names, "aurora", "--cluster-id")
+    instances = _assign_ids(options.instance_id, names, "rds", "--instance-id")
     return clusters, instances
 
 
-def endpoints_from_args(args: argparse.Namespace, session: Any = None) -> List[Endpoint]:
+def endpoints_from_args(args: AwsOptions, session: Any = None) -> List[Endpoint]:
     """Endpoints from --secret / --workshop (empty list when neither is given).
 
     --cluster-id / --instance-id are folded into the endpoints' cluster_id / instance_id.

@@ -215,7 +215,7 @@ def _print_loop(poller: Poller, fleet: Any, args: argparse.Namespace, out: TextI
 
 def _screen(poller: Poller, first: Any, err: TextIO) -> int:
     from fiswatch.aws.fleet_screen import run_fleet_screen
-    from fiswatch.ui.screen import DashboardUnavailable
+    from fiswatch.ui.shell import DashboardUnavailable
 
     latest: List[Any] = [first]
     stop = threading.Event()

@@ -10,7 +10,7 @@
     ...
      q quit  space/b page  up/down scroll  ? help              API 24 calls 8640 metrics
 
-`render()` feeds the curses painter (fiswatch.ui.screen.paint), `plain_lines()` the
+`render()` feeds the curses painter (fiswatch.ui.shell.paint), `plain_lines()` the
 --plain output (every host, no paging), `fleet_event()` the --json `fleet` event.
 Nothing here touches curses, a clock or AWS.
 """

@@ -1,16 +1,19 @@
 """The AWS sources a `watch` run may carry: topology, FIS experiment, CloudWatch.
 
-`AwsExtras.from_args(args, endpoints)` builds what the flags ask for (before the Runner
-exists: it hands the Runner its `topology` and `status_lines` callables), then
-`attach(runner)` wires events into the runner, adds a sink that submits one View per
-second to CloudWatch, and starts the threads; `stop()` ends them.
+`AwsExtras.from_options(options, endpoints, emit)` builds what the flags ask for before
+the Runner exists, its sources reporting to `emit` (the run's inbox): it hands the Runner
+its `topology` and `status_lines` callables, its key binding and its `outputs` (one
+CloudWatch submit per second); `start()` starts the threads once the run starts, `stop()`
+ends them.
 """
-import argparse
-import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from fiswatch.model import Endpoint, Event, View
+
+if TYPE_CHECKING:
+    from fiswatch.aws.cli import AwsOptions
+    from fiswatch.engine.runner import Output
 
 EXPERIMENT_KEY = "x"
 STOP_BUDGET = 0.5  # seconds the end of a run waits, in all, for the AWS sources (CloudWatch's last flush)
@@ -27,24 +30,18 @@ def topology_endpoints(endpoints: Sequence[Endpoint], cluster_ids: Dict[str, str
 class AwsExtras:
     """Topology watcher, experiment watcher and CloudWatch publisher of one run."""
 
-    def __init__(self) -> None:
-        self.topology_watcher: Any = None
-        self.experiment_watcher: Any = None
-        self.publisher: Any = None
-        self._lock = threading.Lock()
-        self._pending: List[Event] = []
-        self._emit_to: Optional[Callable[[Event], None]] = None
+    def __init__(self, topology_watcher: Any = None, experiment_watcher: Any = None, publisher: Any = None) -> None:
+        self.topology_watcher = topology_watcher
+        self.experiment_watcher = experiment_watcher
+        self.publisher = publisher
         self._last_second: Optional[int] = None
         self.keys: Tuple[Tuple[str, str], ...] = ()
         self.actions: Dict[str, Callable[[], None]] = {}
         self.confirm_keys: Tuple[str, ...] = ()
-
-    def set_experiment_watcher(self, watcher: Any) -> None:
-        """Show its status line and bind EXPERIMENT_KEY (y/n confirmation) to start_run."""
-        self.experiment_watcher = watcher
-        self.keys = ((EXPERIMENT_KEY, "start FIS %s experiment" % watcher.state.target),)
-        self.actions = {EXPERIMENT_KEY: watcher.start_run}
-        self.confirm_keys = (EXPERIMENT_KEY,)
+        if experiment_watcher is not None:  # its status line, and EXPERIMENT_KEY (y/n first) starts a run
+            self.keys = ((EXPERIMENT_KEY, "start FIS %s experiment" % experiment_watcher.state.target),)
+            self.actions = {EXPERIMENT_KEY: experiment_watcher.start_run}
+            self.confirm_keys = (EXPERIMENT_KEY,)
 
     # the two callables the Runner takes at construction
     @property
@@ -59,42 +56,31 @@ class AwsExtras:
         return lambda: (watcher.status_line(),)
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace, endpoints: Sequence[Endpoint], session: Any = None) -> "AwsExtras":
-        """What --secret/--workshop (topology), --experiment and --cloudwatch ask for."""
+    def from_options(cls, options: "AwsOptions", endpoints: Sequence[Endpoint], emit: Callable[[Event], None],
+                     session: Any = None) -> "AwsExtras":
+        """What --secret/--workshop (topology), --experiment and --cloudwatch ask for, reporting to `emit`."""
         from fiswatch.aws.cli import session_from_args, topology_ids
 
-        extras = cls()
-        cluster_ids, instance_ids = topology_ids(args, [e.name for e in endpoints])
-        targets = topology_endpoints(endpoints, cluster_ids, instance_ids) if getattr(args, "topology", True) else []
-        experiment = getattr(args, "experiment", None)
-        cloudwatch = bool(getattr(args, "cloudwatch", False))
-        if not (targets or experiment or cloudwatch):
-            return extras
-        session = session if session is not None else session_from_args(args)
+        cluster_ids, instance_ids = topology_ids(options, [e.name for e in endpoints])
+        targets = topology_endpoints(endpoints, cluster_ids, instance_ids) if options.topology else []
+        if not (targets or options.experiment or options.cloudwatch):
+            return cls()
+        session = session if session is not None else session_from_args(options)
+        topology_watcher = experiment_watcher = publisher = None
         if targets:
             from fiswatch.aws.topology import TopologyWatcher
 
-            extras.topology_watcher = TopologyWatcher(targets, session, extras.emit, cluster_ids=cluster_ids,
-                                                      instance_ids=instance_ids)
-        if experiment:
+            topology_watcher = TopologyWatcher(targets, session, emit, cluster_ids=cluster_ids,
+                                               instance_ids=instance_ids)
+        if options.experiment:
             from fiswatch.aws.fis import ExperimentWatcher
 
-            extras.set_experiment_watcher(ExperimentWatcher(session, experiment, extras.emit))
-        if cloudwatch:
+            experiment_watcher = ExperimentWatcher(session, options.experiment, emit)
+        if options.cloudwatch:
             from fiswatch.aws.cloudwatch import CloudWatchPublisher, cloudwatch_host
 
-            extras.publisher = CloudWatchPublisher(session, extras.emit,
-                                                   host_id=cloudwatch_host(getattr(args, "cloudwatch_host", None)))
-        return extras
-
-    def emit(self, event: Event) -> None:
-        """Forward to the runner once attached; keep events until then."""
-        with self._lock:
-            target = self._emit_to
-            if target is None:
-                self._pending.append(event)
-                return
-        target(event)
+            publisher = CloudWatchPublisher(session, emit, host_id=cloudwatch_host(options.cloudwatch_host))
+        return cls(topology_watcher, experiment_watcher, publisher)
 
     def sink(self, view: View, events: List[Event]) -> None:
         """A runner sink: one CloudWatch submit per whole second of view time."""
@@ -106,14 +92,15 @@ class AwsExtras:
         self._last_second = second
         self.publisher.submit(view)
 
-    def attach(self, runner: Any) -> None:
-        with self._lock:
-            self._emit_to = runner.emit
-            pending, self._pending = self._pending, []
-        for event in pending:
-            runner.emit(event)
-        if self.publisher is not None:
-            runner.sinks.append(self.sink)
+    @property
+    def outputs(self) -> Tuple["Output", ...]:
+        """The Runner outputs these sources need: CloudWatch's submit, with --cloudwatch."""
+        from fiswatch.engine.runner import Output
+
+        return (Output(self.sink, "cloudwatch"),) if self.publisher is not None else ()
+
+    def start(self) -> None:
+        """Start the sources' threads (when the run starts)."""
         for source in (self.topology_watcher, self.experiment_watcher, self.publisher):
             if source is not None:
                 source.start()

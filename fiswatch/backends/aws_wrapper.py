@@ -122,13 +122,14 @@ class AwsWrapperBackend(Backend):
         return self._pattern
 
     def _find_host_pattern(self) -> Optional[str]:
-        """The pattern given, the lab's for a lab Aurora endpoint, or None (the wrapper derives it on AWS)."""
+        """The pattern given, the endpoint's (a lab's Aurora endpoint carries the lab's), or None
+        (the wrapper derives it on AWS)."""
         value = self.settings["cluster_instance_host_pattern"]
         if value != AUTO:
             return value
         if not self.is_aurora():
             return None
-        return lab_host_pattern(self.endpoint)
+        return getattr(self.endpoint, "host_pattern", None) or None
 
     def properties(self) -> Dict[str, Any]:
         """Everything handed to AwsWrapperConnection.connect besides host, port and credentials."""
@@ -258,20 +259,6 @@ def connect_host(address: str, server_hostname: Optional[str], have_pattern: boo
     if not have_pattern and server_hostname and server_hostname.lower().rstrip(".").endswith(AWS_DOMAINS):
         return server_hostname
     return address
-
-
-def lab_host_pattern(endpoint: Any) -> Optional[str]:
-    """The lab's `cluster_instance_host_pattern` for a lab endpoint (source 'lab:DIR'), else None."""
-    source = getattr(endpoint, "source", "") or ""
-    if not source.startswith("lab:"):
-        return None
-    from fiswatch.lab import api
-
-    try:
-        info = api.lab_status(source[4:])
-    except Exception:  # the lab is gone: the probe's connect will say so
-        return None
-    return getattr(info, "cluster_instance_host_pattern", None) or None
 
 
 def lab_tls_names(endpoint: Any) -> Dict[str, str]:

@@ -6,7 +6,7 @@ Both run at full rate (no pause between rounds) so the driver and server are the
 On a shared machine the rate of a 1 s segment swings with other processes' load, so the
 figure also reports what load barely moves: this process's CPU time (user + system,
 getrusage) per round in the same segments, and fiswatch's own work per round measured
-alone (`own_cost`: `Probe._round` against an in-memory connection, thread CPU time).
+alone (`own_cost`: `Probe.run_round` against an in-memory connection, thread CPU time).
 """
 import random
 import resource
@@ -157,7 +157,7 @@ class _MemConnection:
 
 
 def own_cost(spec: BackendSpec, rounds: int = 20000, repeats: int = 7) -> float:
-    """Seconds of thread CPU per `Probe._round` on an in-memory connection (median of repeats):
+    """Seconds of thread CPU per `Probe.run_round` on an in-memory connection (median of repeats):
     snapshot swaps, the write event, latency bookkeeping, the rows tuple."""
     from fiswatch.backends.registry import make_backend
     from fiswatch.model import Endpoint
@@ -169,7 +169,7 @@ def own_cost(spec: BackendSpec, rounds: int = 20000, repeats: int = 7) -> float:
     for _ in range(repeats):
         t0 = time.thread_time()
         for _ in range(rounds):
-            probe._round(conn)
+            probe.run_round(conn)
         times.append((time.thread_time() - t0) / rounds)
     return median(times)
 
@@ -193,7 +193,7 @@ def run(db: BenchDb, quick: bool) -> Figure:
         own = own_cost(BackendSpec(name), 5000 if quick else 20000) * 1e6
         result["own_us"] = round(own, 2)
         fig.add("%s fiswatch's own work per round" % name, own, "us",
-                note="Probe._round on an in-memory connection, thread CPU; %.1f%% of the bare loop's CPU per "
+                note="Probe.run_round on an in-memory connection, thread CPU; %.1f%% of the bare loop's CPU per "
                 "round" % (100.0 * own / bare_cpu if bare_cpu else 0.0))
     fig.details = {"pairs": pairs, "seconds_each": seconds, "per_backend": per_backend}
     return fig

@@ -1,4 +1,4 @@
-"""Child of figure 4: time `layout.render` + `screen.paint` on the real curses terminal it runs in.
+"""Child of figure 4: time `layout.render` + `shell.paint` on the real curses terminal it runs in.
 
     python -m fiswatch.bench.paintchild PROBES FRAMES OUT.json
 
@@ -56,7 +56,7 @@ def make_view(probes: int, variant: int, now: float) -> View:
 
 def measure(stdscr: Any, curses: Any, probes: int, frames: int) -> Dict[str, List[float]]:
     from fiswatch.ui.layout import UiState, render
-    from fiswatch.ui.screen import make_palette, paint
+    from fiswatch.ui.shell import make_palette, paint
 
     palette = make_palette(curses, True)
     height, width = stdscr.getmaxyx()

@@ -104,14 +104,16 @@ class ProbeWriter(Writer):
 
     def __init__(self, endpoint: Any, nameserver: Tuple[str, int], backend: str) -> None:
         from fiswatch.backends.registry import parse_backend_spec
-        from fiswatch.engine.runner import RunOptions, Runner
+        from fiswatch.engine.runner import Output, RunOptions, Runner
 
         self.writes = []
         self.runner = Runner([endpoint], [parse_backend_spec(backend)],
-                             RunOptions(interval=0.05, stall_after=2.0, nameserver=tuple(nameserver)))
-        self.runner.sinks.append(lambda view, events: self.writes.extend(e.ts for e in events
-                                                                         if e.event == E.WRITE))
+                             RunOptions(interval=0.05, stall_after=2.0, nameserver=tuple(nameserver)),
+                             outputs=[Output(self._written, "bench")])
         self.runner.start()
+
+    def _written(self, view: Any, events: List[Any]) -> None:
+        self.writes.extend(e.ts for e in events if e.event == E.WRITE)
 
     def stop(self) -> None:
         self.runner.stop()

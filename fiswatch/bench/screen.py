@@ -1,6 +1,6 @@
 """Figure 4: screen cost.
 
-a) One frame (layout.render + screen.paint) on a real curses terminal (a pty of 200x60)
+a) One frame (layout.render + shell.paint) on a real curses terminal (a pty of 200x60)
    with 16 and with 64 probes; baseline in the same process: a bare curses paint of the
    same text without layout.
 b) CPU of `fiswatch watch` (dashboard, default refresh, 4 probes at the default interval)

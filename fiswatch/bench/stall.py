@@ -40,7 +40,7 @@ class StateLog:
 
 def run(db: BenchDb, quick: bool) -> Figure:
     from fiswatch.lab.proxy import FaultProxy
-    from fiswatch.engine.runner import RunOptions, Runner
+    from fiswatch.engine.runner import Output, RunOptions, Runner
 
     trials, stall_after, read_timeout = (4, 0.5, 1) if quick else (20, 1.0, 2)
     fig = Figure(2, "Stall detection latency: proxy silent -> STALLED in the event stream")
@@ -52,9 +52,9 @@ def run(db: BenchDb, quick: bool) -> Figure:
     endpoint = replace(db.endpoint("stall", TABLE), host=host, port=port)
     specs = [BackendSpec("mysql-connector", (("read_timeout", str(read_timeout)),)),
              BackendSpec("pymysql", (("read_timeout", str(read_timeout)),))]
-    runner = Runner([endpoint], specs, RunOptions(interval=0.05, stall_after=stall_after))
     log = StateLog()
-    runner.sinks.append(log)
+    runner = Runner([endpoint], specs, RunOptions(interval=0.05, stall_after=stall_after),
+                    outputs=[Output(log, "bench")])
     runner.start()
     latencies: Dict[str, List[float]] = {p.id: [] for p in runner.probes}
     missed = 0

@@ -46,7 +46,7 @@ def _clients() -> List[str]:
 
 def gap_rows(lab_dir: str, info: Any, repeats: int, clients: List[str]) -> List[Dict[str, Any]]:
     from fiswatch.backends.registry import parse_backend_spec
-    from fiswatch.engine.runner import RunOptions, Runner
+    from fiswatch.engine.runner import Output, RunOptions, Runner
     from fiswatch.lab.api import failover
 
     specs = []
@@ -56,8 +56,6 @@ def gap_rows(lab_dir: str, info: Any, repeats: int, clients: List[str]) -> List[
             if client == "aws-wrapper":
                 spec = parse_backend_spec("aurora/" + _spec(client, mode))
             specs.append(spec)
-    runner = Runner(list(info.endpoints), specs, RunOptions(interval=0.05, stall_after=2.0,
-                                                            nameserver=tuple(info.nameserver)))
     writes: Dict[str, List[float]] = {}
     lock = threading.Lock()
 
@@ -67,7 +65,9 @@ def gap_rows(lab_dir: str, info: Any, repeats: int, clients: List[str]) -> List[
                 if e.event == E.WRITE:
                     writes.setdefault(str(e.get("probe")), []).append(e.ts)
 
-    runner.sinks.append(sink)
+    runner = Runner(list(info.endpoints), specs, RunOptions(interval=0.05, stall_after=2.0,
+                                                            nameserver=tuple(info.nameserver)),
+                    outputs=[Output(sink, "bench")])
     runner.start()
     rows = []
     try:

@@ -38,7 +38,7 @@ def wrapper_figure(lab_dir: str, info: Any, repeats: int, profile: str = "realis
     from fiswatch.backends.aws_wrapper import AwsWrapperBackend
     from fiswatch.lab.api import failover
     from fiswatch.model import BackendSpec
-    from fiswatch.engine.runner import RunOptions, Runner
+    from fiswatch.engine.runner import Output, RunOptions, Runner
 
     fig = Figure(3, "Recovery after a lab Aurora failover: aws-wrapper vs PyMySQL (%s)" % profile)
     backend = AwsWrapperBackend()
@@ -48,8 +48,6 @@ def wrapper_figure(lab_dir: str, info: Any, repeats: int, profile: str = "realis
         return fig
     socket_timeout = backend.settings["socket_timeout"] or 0.0
     aurora = next(e for e in info.endpoints if e.name == "aurora")
-    runner = Runner([aurora], [BackendSpec(name) for name in PROBES],
-                    RunOptions(interval=0.05, stall_after=2.0, nameserver=tuple(info.nameserver)))
     writes: Dict[str, List[float]] = {name: [] for name in PROBES}
     failovers: List[float] = []
     lock = threading.Lock()
@@ -63,7 +61,9 @@ def wrapper_figure(lab_dir: str, info: Any, repeats: int, profile: str = "realis
                 elif e.event == E.FAILOVER:
                     failovers.append(e.ts)
 
-    runner.sinks.append(sink)
+    runner = Runner([aurora], [BackendSpec(name) for name in PROBES],
+                    RunOptions(interval=0.05, stall_after=2.0, nameserver=tuple(info.nameserver)),
+                    outputs=[Output(sink, "bench")])
     runner.start()
     rows = []
     try:

@@ -1,10 +1,10 @@
 """`fiswatch create-db`: the workshop's table where it is missing, and each endpoint's address."""
 import argparse
-import sys
 
 from fiswatch.config.sources import collect_endpoints
 from fiswatch.exits import EXIT_FAIL, EXIT_OK, CommandError, UsageError
-from fiswatch.config.options import add_endpoint_args, add_tls_args, tls_options
+from fiswatch.config.options import EndpointOptions, add_endpoint_args, add_tls_args, tls_options
+from fiswatch.output.streams import say
 
 COLUMN = 30  # the workshop's column width
 
@@ -53,13 +53,13 @@ def run_create_db(args: argparse.Namespace) -> int:
     from fiswatch.engine.resolve import Resolver
 
     try:
-        endpoints, nameserver = collect_endpoints(args)
+        endpoints, nameserver = collect_endpoints(EndpointOptions.from_args(args))
         backend = make_backend(parse_backend_spec(args.backend), tls_options(args))
         backends = {ep.name: backend.for_endpoint(ep) for ep in endpoints}  # TLS settled before any connect
     except (BackendOptionError, UnknownBackend) as exc:
         raise UsageError(str(exc))
     except CommandError as exc:
-        sys.stderr.write("fiswatch: %s\n" % exc)
+        say(str(exc))
         return EXIT_FAIL
     resolver = Resolver(nameserver)
     addresses, problems = [], []
@@ -83,5 +83,5 @@ def run_create_db(args: argparse.Namespace) -> int:
     print("".join(("%-" + str(COLUMN) + "s") % e.name.upper() for e in endpoints).rstrip())
     print("".join(("%-" + str(COLUMN) + "s") % a for a in addresses).rstrip())
     for line in problems:
-        sys.stderr.write("fiswatch create-db: %s\n" % line)
+        say(line, prefix="fiswatch create-db: ")
     return EXIT_FAIL if problems else EXIT_OK

@@ -7,15 +7,16 @@ later (or on the keys f and r), records the run into the lab dir, and on quit st
 lab it started (or says how to).
 """
 import argparse
+import functools
 import os
-import sys
 import threading
 import time
+from dataclasses import replace
 from typing import Callable, Dict, List, Optional, Tuple
 
 from fiswatch import events as E
-
-EXIT_OK, EXIT_FAIL = 0, 1
+from fiswatch.exits import EXIT_FAIL
+from fiswatch.output.streams import say as say_line
 
 
 def add_parser(sub) -> None:
@@ -76,7 +77,8 @@ def demo_backends() -> Tuple[List[str], str]:
 
 
 class DemoHooks:
-    """Failover jobs and keys for the watch loop."""
+    """Failover jobs and keys for the watch loop: `keys` and `actions` (f, r) before the run,
+    `start(runner)` once it runs (the scheduled failovers), `before_stop(runner)` at its end."""
 
     def __init__(self, lab_dir: str, profile: str, schedule: List[Tuple[float, str]], info=None,
                  notes: Tuple[str, ...] = (), stale_dns: Optional[float] = None) -> None:
@@ -91,17 +93,15 @@ class DemoHooks:
         self._timers: List[threading.Timer] = []
         self._cancel = threading.Event()  # set on quit: a running failover finishes or rolls back at once
         self._threads: List[threading.Thread] = []
+        self.keys: Tuple[Tuple[str, str], ...] = (("f", "failover aurora"), ("r", "failover rds"))
+        self.actions: Dict[str, Callable[[], None]] = {"f": lambda: self.failover("aurora"),
+                                                       "r": lambda: self.failover("rds")}
 
-    def attach(self, runner, actions: Dict[str, Callable[[], None]], keys: List[Tuple[str, str]]) -> None:
+    def start(self, runner) -> None:
+        """The run started (its first line is out): the notes, then the failovers on schedule."""
         self._runner = runner
-        if self.notes:  # after the run's first line (the runner starts once attach returns)
-            timer = threading.Timer(0.2, lambda: [runner.emit(E.info(n)) for n in self.notes])
-            timer.daemon = True
-            timer.start()
-            self._timers.append(timer)
-        actions["f"] = lambda: self.failover("aurora")
-        actions["r"] = lambda: self.failover("rds")
-        keys.extend([("f", "failover aurora"), ("r", "failover rds")])
+        for note in self.notes:
+            runner.emit(E.info(note))
         for delay, target in self.schedule:
             timer = threading.Timer(delay, self.failover, args=(target,))
             timer.daemon = True
@@ -159,12 +159,14 @@ class DemoHooks:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    from fiswatch.config.options import WatchOptions
     from fiswatch.exits import UsageError
     from fiswatch.lab import api
     from fiswatch.lab.exec_demo import parse_command
     from fiswatch.commands.watch import check_record_target, watch
 
-    check_record_target(args)
+    options = WatchOptions.from_args(args)
+    check_record_target(options)
     lab_dir = args.dir or api.default_lab_dir()
     try:
         exec_argv = parse_command(args.exec_command, args.exec_aws)
@@ -180,44 +182,43 @@ def run_demo(args: argparse.Namespace) -> int:
         try:
             info = api.lab_up(lab_dir, base=args.base, dns_port=args.dns_port)
         except api.LabError as exc:
-            sys.stderr.write("fiswatch demo: %s\n" % exc)
+            say(str(exc))
             return EXIT_FAIL
         started_here = True
         say("lab ready in %.1fs" % (time.monotonic() - t0))
     except api.LabError as exc:
-        sys.stderr.write("fiswatch demo: %s\n" % exc)
+        say(str(exc))
         return EXIT_FAIL
-    if not args.record:
+    if not options.record:  # the demo's run is always kept, in the lab dir
         runs = os.path.join(lab_dir, "runs")
         os.makedirs(runs, exist_ok=True)
-        args.record = os.path.join(runs, time.strftime("demo-%Y%m%d-%H%M%S.jsonl"))
+        options = replace(options, record=os.path.join(runs, time.strftime("demo-%Y%m%d-%H%M%S.jsonl")))
     schedule = [] if args.no_failover else [(args.aurora_after, "aurora"), (args.rds_after, "rds")]
     notes: Tuple[str, ...] = ()
-    if not args.backend:
-        args.backend, note = demo_backends()
+    if not options.backend:
+        backends, note = demo_backends()
+        options = replace(options, backend=tuple(backends))
         notes = (note,) if note else ()
     hooks = DemoHooks(lab_dir, "realistic" if args.realistic else "fast", schedule, info, notes,
                       stale_dns=args.stale_dns)
     if exec_argv:
         from fiswatch.lab.exec_demo import ExecAlongside
 
-        hooks = ExecAlongside(hooks, exec_argv, lab_dir, os.path.splitext(args.record)[0] + "-exec.log",
+        hooks = ExecAlongside(hooks, exec_argv, lab_dir, os.path.splitext(str(options.record))[0] + "-exec.log",
                               aws=args.exec_aws)
     try:
-        code = watch(args, list(info.endpoints), tuple(info.nameserver), hooks=hooks)
+        code = watch(options, list(info.endpoints), tuple(info.nameserver), hooks=hooks)
     finally:
         if started_here and not args.keep_lab:
             say("stopping the lab this demo started ...")
             try:
                 api.lab_down(lab_dir)
             except api.LabError as exc:
-                sys.stderr.write("fiswatch demo: %s\n" % exc)
+                say(str(exc))
         else:
             say("the lab keeps running: stop it with `fiswatch lab down%s`"
                 % ("" if lab_dir == api.default_lab_dir() else " --dir " + lab_dir))
     return code
 
 
-def say(message: str) -> None:
-    sys.stderr.write("fiswatch demo: %s\n" % message)
-    sys.stderr.flush()
+say = functools.partial(say_line, prefix="fiswatch demo: ")  # one line on stderr (fiswatch.output.streams)

@@ -7,7 +7,8 @@ turns them into lines saying what they mean, and the exit code 3 (fiswatch.exits
 """
 import json
 import threading
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Dict, FrozenSet, Iterator, List, Optional, Sequence
 
 from fiswatch import events as E
 from fiswatch.exits import EXIT_INCOMPLETE, EXIT_OK
@@ -17,6 +18,16 @@ from fiswatch.output.streams import describe_stdout_error, say, silence, termina
 VERIFY_BUDGET = 3.0  # seconds the end of a run may spend verifying writes
 
 
+@dataclass(frozen=True)
+class TroubleFlags:
+    """What RunTrouble noted so far: one value, swapped whole under its lock."""
+
+    stdout_error: Optional[str] = None  # stdout failed (disk full...): the line that said so
+    terminal_lost: bool = False  # the terminal or the stdout reader went away
+    stuck: bool = False  # the terminal stopped taking output at the end
+    said: FrozenSet[str] = frozenset()  # warnings already on stderr (the --plain warning sink skips them)
+
+
 class RunTrouble:
     """What went wrong around a run; callbacks run in output threads, so they only note and tell."""
 
@@ -24,26 +35,39 @@ class RunTrouble:
         self.mode = mode
         self.emit = emit
         self.stop = stop
-        self.stdout_error: Optional[str] = None
-        self.terminal_lost = False
-        self.stuck = False
-        self.said: set = set()  # warnings already on stderr (the --plain warning sink skips them)
+        self.flags = TroubleFlags()
         self._lock = threading.Lock()
+
+    def _note(self, **changes: Any) -> TroubleFlags:
+        """Swap in the flags with `changes`; return the flags before."""
+        with self._lock:
+            before = self.flags
+            self.flags = replace(before, **changes)
+        return before
+
+    @property
+    def stdout_error(self) -> Optional[str]:
+        return self.flags.stdout_error
+
+    @property
+    def terminal_lost(self) -> bool:
+        return self.flags.terminal_lost
+
+    @property
+    def stuck(self) -> bool:
+        return self.flags.stuck
 
     def stdout_failed(self, exc: BaseException) -> None:
         """stdout cannot be written: the reader left (silence) or the disk is full (one line). The run ends."""
         message = describe_stdout_error(exc)
-        with self._lock:
-            first = self.stdout_error is None and not self.terminal_lost
-            if message is None:
-                self.terminal_lost = True
-            else:
-                self.stdout_error = message
+        before = self._note(terminal_lost=True) if message is None else self._note(stdout_error=message)
+        first = before.stdout_error is None and not before.terminal_lost
         if message is None:
             silence(1)
         if first:
             if message is not None:
-                self.said.add(message)
+                with self._lock:
+                    self.flags = replace(self.flags, said=self.flags.said | {message})
                 say(message + "; ending the run")
             self.emit(E.warning(message or "stdout closed (the reader or the terminal went "
                                 "away): the run ends as on q"))
@@ -51,7 +75,7 @@ class RunTrouble:
 
     def lost_terminal(self) -> None:
         """The dashboard's terminal is gone: nothing more is shown, the run ends as on q."""
-        self.terminal_lost = True
+        self._note(terminal_lost=True)
         for fd in (1, 2):
             if terminal_gone((fd,)):
                 silence(fd)
@@ -59,7 +83,7 @@ class RunTrouble:
 
     def terminal_stuck(self) -> None:
         """The terminal stopped taking output while the run was asked to end: end without it."""
-        self.stuck = True
+        self._note(stuck=True)
         self.emit(E.warning("the terminal stopped taking output (flow control or a stalled "
                             "session): the run ended without it; the summary is in the record"))
 
@@ -73,7 +97,7 @@ class RunTrouble:
 
     def stderr_muted(self, message: str) -> bool:
         """For the --plain warning sink: already said, or nobody is there to read it."""
-        return self.terminal_lost or message in self.said
+        return self.terminal_lost or message in self.flags.said
 
     def end_lines(self, record: Any, record_outlet: Any, final_events: Sequence[Event], path: str,
                   private: bool, json_outlet: Any = None) -> List[str]:
@@ -108,7 +132,8 @@ class RunTrouble:
     @property
     def quiet(self) -> bool:
         """Nobody reads stdout any more (or it failed): no progress lines."""
-        return self.terminal_lost or self.stuck or self.stdout_error is not None
+        flags = self.flags
+        return flags.terminal_lost or flags.stuck or flags.stdout_error is not None
 
     def exit_code(self, end_lines: Sequence[str]) -> int:
         return EXIT_INCOMPLETE if (end_lines or self.stdout_error is not None) else EXIT_OK
@@ -118,19 +143,20 @@ def _summary_ts(events: Sequence[Event]) -> Optional[float]:
     return next((e.ts for e in reversed(list(events)) if e.event == E.SUMMARY), None)
 
 
-def final_verify(runner, endpoints, nameserver, args, mode: str, quiet: bool = False) -> List[Event]:
+def final_verify(runner, endpoints, nameserver, wanted: bool, mode: str, quiet: bool = False,
+                 record: Optional[str] = None) -> List[Event]:
     """Check every acknowledged write of the run against the current writer.
 
     Only endpoints with a probe writing right now are checked (their writer answers), and
     within VERIFY_BUDGET seconds, so quitting stays quick even in the middle of a failover;
-    `fiswatch verify FILE` checks a record later.
+    `fiswatch verify FILE` checks a record later (`record`: the --record file the lines name).
     """
     from fiswatch.report.autoverify import verify_record
     from fiswatch.model import State
 
-    if getattr(args, "no_verify", False) or not runner.wrote():
+    if not wanted or not runner.wrote():
         return []
-    later = "`fiswatch verify %s`" % args.record if getattr(args, "record", None) else "`fiswatch verify FILE`"
+    later = "`fiswatch verify %s`" % record if record else "`fiswatch verify FILE`"
     live = {pv.snapshot.endpoint for pv in runner.view.probes if pv.state is State.OK}
     skipped = sorted({e.name for e in endpoints} - live)
     events: List[Event] = [E.warning("writes to %s not verified: no probe was writing at the "

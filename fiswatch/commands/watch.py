@@ -5,6 +5,11 @@ reader going away), the same steps follow: probes stopped, writes drained into t
 record, verification, summary, private record removed. Every output (record, --json,
 --plain, the summary on stdout, CloudWatch) has its own thread and queue, so none of
 them can hold the run; what could not be written is said at the end (fiswatch.commands.run_end).
+
+Wiring: the parsed arguments become one frozen WatchOptions in `run_watch` (demo makes its
+own); `watch` then builds each part with what it needs, in order: the run's inbox and stop
+signal, the AWS sources (reporting into the inbox), the record and the other outputs
+(their error handlers report into the inbox too), and last the Runner, handed all of them.
 """
 import argparse
 import os
@@ -15,7 +20,7 @@ from fiswatch import events as E
 from fiswatch.config.sources import aws_call, collect_endpoints
 from fiswatch.exits import EXIT_FAIL, CommandError, UsageError
 from fiswatch.model import Endpoint, Event
-from fiswatch.config.options import RUN_EPILOG, add_endpoint_args, add_output_args, add_probe_args, tls_options
+from fiswatch.config.options import RUN_EPILOG, WatchOptions, add_endpoint_args, add_output_args, add_probe_args
 from fiswatch.output.streams import say
 
 PLAIN_FILE_WIDTH = 1000  # --plain into a file or pipe: no terminal width to cut messages at
@@ -32,96 +37,108 @@ def add_watch_parser(sub) -> None:
     p.set_defaults(handler=run_watch)
 
 
-def output_mode(args: argparse.Namespace, stream=None) -> str:
+def output_mode(options: WatchOptions, stream=None) -> str:
     from fiswatch.output.plain import plain_wanted
 
-    if args.json:
+    if options.json:
         return "json"
-    if args.plain or plain_wanted(stream):
+    if options.plain or plain_wanted(stream):
         return "plain"
     return "curses"
 
 
 def run_watch(args: argparse.Namespace) -> int:
-    check_record_target(args)
+    options = WatchOptions.from_args(args)
+    check_record_target(options)
     try:
-        endpoints, nameserver = collect_endpoints(args)
+        endpoints, nameserver = collect_endpoints(options.endpoints)
     except CommandError as exc:
         say(str(exc))
         return EXIT_FAIL
-    return watch(args, endpoints, nameserver)
+    return watch(options, endpoints, nameserver)
 
 
-def check_record_target(args: argparse.Namespace) -> None:
+def check_record_target(options: WatchOptions) -> None:
     """Refuse an existing --record file before anything starts (UsageError naming --overwrite)."""
     from fiswatch.output.record import exists_message
 
-    if args.record and not getattr(args, "overwrite", False) and os.path.lexists(args.record):
-        raise UsageError(exists_message(args.record))
+    if options.record and not options.overwrite and os.path.lexists(options.record):
+        raise UsageError(exists_message(options.record))
 
 
-def watch(args: argparse.Namespace, endpoints: Sequence[Endpoint], nameserver, hooks=None) -> int:
-    """Run probes until q, Ctrl-C, --duration or a signal; print the summary. `hooks` lets demo add keys and jobs."""
+def watch(options: WatchOptions, endpoints: Sequence[Endpoint], nameserver, hooks=None) -> int:
+    """Run probes until q, Ctrl-C, --duration or a signal; print the summary.
+
+    `hooks` lets demo add keys and jobs: `keys` and `actions` before the run, `start(runner)`
+    once it runs, `before_stop(runner)` when it ends.
+    """
     from fiswatch.backends.base import BackendOptionError
     from fiswatch.backends.registry import UnknownBackend, resolve_specs
+    from fiswatch.engine.monitor import Inbox
     from fiswatch.output.outlet import Outlet
     from fiswatch.output.streams import write_fd
     from fiswatch.commands.run_end import RunTrouble, final_verify, summary_lines
     from fiswatch.commands.run_stop import EndOnce, isatty, stop_on_signals
-    from fiswatch.engine.runner import RunOptions, Runner
+    from fiswatch.engine.runner import Output, RunOptions, Runner, check_backends
 
-    check_record_target(args)
+    check_record_target(options)
+    # made first: the outputs' error handlers and the AWS sources report into the run before it exists
+    inbox = Inbox()
+    stop_event = threading.Event()
     try:
-        specs = resolve_specs(args.backend)
+        specs = resolve_specs(list(options.backend) if options.backend else None)
         labels = [s.label for s in specs]
         if len(set(labels)) != len(labels):
             raise UsageError("the same backend is given twice: %s" % ", ".join(labels))
-        options = RunOptions(interval=args.interval, stall_after=args.stall_after, nameserver=nameserver,
-                             connect_by_name=args.connect_by_name, tls=tls_options(args))
-        extras = aws_extras(args, endpoints)
-        runner = Runner(endpoints, specs, options, topology=extras.topology, status=extras.status_lines)
+        run_options = RunOptions(interval=options.interval, stall_after=options.stall_after, nameserver=nameserver,
+                                 connect_by_name=options.connect_by_name, tls=options.tls)
+        extras = aws_extras(options, endpoints, inbox.emit)
+        check_backends(endpoints, specs, options.tls)
     except (BackendOptionError, UnknownBackend, ValueError) as exc:
         raise UsageError(str(exc))
     except CommandError as exc:
         say(str(exc))
         return EXIT_FAIL
-    mode = output_mode(args)
-    trouble = RunTrouble(mode, runner.emit, runner.stop_event.set)
+    mode = output_mode(options)
+    trouble = RunTrouble(mode, inbox.emit, stop_event.set)
     # Every run is recorded: the summary and the verification read the record back, so
     # memory stays flat. Without --record the file is private and removed at the end.
-    record_path = args.record or private_record_path()
-    record = open_record(record_path, bool(getattr(args, "overwrite", False)), trouble.record_failed)
+    record_path = options.record or private_record_path()
+    record = open_record(record_path, options.overwrite, trouble.record_failed)
     if record is None:
         return EXIT_FAIL
-    runner.record_path = record_path
-    record_sink = event_sink_to(record.write)
-    runner.add_sink(record_sink, "record", maxsize=20000, drain_first=True)
+    record_output = Output(event_sink_to(record.write), "record", maxsize=20000, drain_first=True)
+    outputs = [record_output]
     stdout = Outlet("stdout", lambda text: write_fd(1, text), maxsize=STDOUT_QUEUE, on_error=trouble.stdout_failed)
-    json_sink = None
+    json_output = None
     if mode == "json":
         from fiswatch.output.jsonl import JsonLines
         from fiswatch.output.streams import FdStream
 
-        json_sink = JsonLines(FdStream(1))
-        runner.add_sink(json_sink, "json", on_error=trouble.stdout_failed)
+        json_output = Output(JsonLines(FdStream(1)), "json", on_error=trouble.stdout_failed)
+        outputs.append(json_output)
     elif mode == "plain":  # warnings raised during the run (CloudWatch, topology, --exec, not verified): stderr
         from fiswatch.output.plain import warning_sink
 
-        runner.add_sink(warning_sink(say, trouble.stderr_muted), "stderr")
-    extras.attach(runner)
+        outputs.append(Output(warning_sink(say, trouble.stderr_muted), "stderr"))
+    outputs.extend(extras.outputs)
+    keys: List[Tuple[str, str]] = list(extras.keys) + list(hooks.keys if hooks is not None else ())
+    runner = Runner(endpoints, specs, run_options, topology=extras.topology, status=extras.status_lines,
+                    outputs=outputs, record_path=record_path, keys=keys, inbox=inbox, stop_event=stop_event)
     actions: Dict[str, Callable[[], None]] = {"pause": runner.toggle_pause}
-    keys: List[Tuple[str, str]] = list(extras.keys)
     actions.update(extras.actions)
     if hooks is not None:
-        hooks.attach(runner, actions, keys)
-    runner.monitor.keys = tuple(keys)
+        actions.update(hooks.actions)
     stop_on_signals(runner.stop_event)
     runner.start()
+    extras.start()
+    if hooks is not None:
+        hooks.start(runner)
     warn_missing_passwords(runner, endpoints, mode)
 
     timer = None
-    if args.duration is not None:
-        timer = threading.Timer(args.duration, runner.stop_event.set)
+    if options.duration is not None:
+        timer = threading.Timer(options.duration, runner.stop_event.set)
         timer.daemon = True
         timer.start()
 
@@ -134,22 +151,23 @@ def watch(args: argparse.Namespace, endpoints: Sequence[Endpoint], nameserver, h
         extras.stop()
         if hooks is not None:
             hooks.before_stop(runner)
-        runner.stop(closing=lambda: final_verify(runner, endpoints, nameserver, args, mode, trouble.quiet))
-        record_outlet = runner.outlet(record_sink)
+        runner.stop(closing=lambda: final_verify(runner, endpoints, nameserver, not options.no_verify, mode,
+                                                 trouble.quiet, options.record))
+        record_outlet = runner.outlet(record_output)
         if not record_outlet.stuck:
             record.close()
         try:
-            problems = trouble.end_lines(record, record_outlet, runner.final_events, record_path, not args.record,
-                                         runner.outlet(json_sink) if json_sink is not None else None)
+            problems = trouble.end_lines(record, record_outlet, runner.final_events, record_path, not options.record,
+                                         runner.outlet(json_output) if json_output is not None else None)
             if mode != "json" and not stuck:
-                lines = summary_lines(record_path, runner.final_events, args.record)
+                lines = summary_lines(record_path, runner.final_events, options.record)
                 stdout.put("\n".join(lines) + "\n")
             stdout.close(1.0)
             if not (stuck and isatty(2)):  # stderr on the same stuck terminal would block
                 for line in problems:
                     say(line)
         finally:
-            if not args.record:
+            if not options.record:
                 remove_private_record(record_path)
         return trouble.exit_code(problems)
 
@@ -158,7 +176,7 @@ def watch(args: argparse.Namespace, endpoints: Sequence[Endpoint], nameserver, h
         ending.rescue_when_stuck(runner.stop_event, finish)
     try:
         if mode == "curses":
-            if run_curses(runner, actions, extras.confirm_keys, args.no_color, stdout) == "lost":
+            if run_curses(runner, actions, extras.confirm_keys, options.no_color, stdout) == "lost":
                 trouble.lost_terminal()
         elif mode == "plain":
             run_plain(runner, stdout)
@@ -212,7 +230,8 @@ def open_record(path: str, overwrite: bool, on_error):
 
 def run_curses(runner, actions, confirm_keys, no_color: bool, stdout) -> str:
     """The dashboard until it ends: "quit", "stop" or "lost" (the terminal went away)."""
-    from fiswatch.ui.screen import DashboardUnavailable, run_dashboard
+    from fiswatch.ui.screen import run_dashboard
+    from fiswatch.ui.shell import DashboardUnavailable
 
     color = False if (no_color or os.environ.get("NO_COLOR")) else None
     try:
@@ -248,23 +267,23 @@ class NoExtras:
     keys: Tuple[Tuple[str, str], ...] = ()
     actions: Dict[str, Callable[[], None]] = {}
     confirm_keys: Tuple[str, ...] = ()
+    outputs: Tuple = ()
 
-    def attach(self, runner) -> None:
+    def start(self) -> None:
         pass
 
     def stop(self) -> None:
         pass
 
 
-def aws_extras(args: argparse.Namespace, endpoints: Sequence[Endpoint]):
+def aws_extras(options: WatchOptions, endpoints: Sequence[Endpoint], emit: Callable[[Event], None]):
     """Topology, FIS experiment and CloudWatch sources, when the AWS flags ask for them."""
-    wanted = any(getattr(args, k, None) for k in ("experiment", "cloudwatch", "secret", "workshop",
-                                                  "cluster_id", "instance_id"))
-    if not wanted:
+    aws = options.endpoints.aws
+    if not aws.wanted():
         return NoExtras()
     from fiswatch.aws.runtime import AwsExtras
 
-    return aws_call(AwsExtras.from_args, args, endpoints)
+    return aws_call(AwsExtras.from_options, aws, endpoints, emit)
 
 
 def event_sink_to(func: Callable[[Event], None]):

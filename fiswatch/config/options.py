@@ -1,6 +1,13 @@
-"""The option groups `watch` and `demo` share (endpoints, probes, output) and their value parsers."""
+"""The option groups `watch` and `demo` share (endpoints, probes, output), their value parsers,
+and the frozen records the parsed options become at the edge (`WatchOptions`, `EndpointOptions`;
+the AWS group's `AwsOptions` lives with its flags in fiswatch.aws.cli):
+the argparse namespace stops at the command's handler, nothing inward reads it.
+"""
 import argparse
+from dataclasses import dataclass, field
+from typing import Any, Optional, Tuple
 
+from fiswatch.aws.cli import AwsOptions, add_aws_options
 from fiswatch.config.checks import HOUR, WEEK, seconds_arg, table_arg
 from fiswatch.exits import EXIT_INCOMPLETE
 
@@ -17,8 +24,6 @@ def add_endpoint_args(p: argparse.ArgumentParser) -> None:
                    help="table to write to: letters, digits, _ or $ (default: %(default)s)")
     g.add_argument("--nameserver", metavar="IP[:PORT]",
                    help="resolve endpoint names with this DNS server instead of the system's")
-    from fiswatch.aws.cli import add_aws_options
-
     add_aws_options(p)
 
 
@@ -87,3 +92,55 @@ INTERVAL = seconds_arg(0.0, HOUR)
 STALL_AFTER = seconds_arg(0.1, HOUR, low_hint="below the monitor's 0.1 s tick ordinary calls would show as STALLED")
 DURATION = seconds_arg(0.0, WEEK, low_ok=False,
                        low_hint="0 would end the run at once; leave --duration out to run until q")
+
+
+@dataclass(frozen=True)
+class EndpointOptions:
+    """The endpoints group (add_endpoint_args), read once: where fiswatch.config.sources looks."""
+
+    endpoint: Tuple[str, ...] = ()
+    lab: Optional[str] = None
+    table: str = "test"
+    nameserver: Optional[str] = None
+    aws: AwsOptions = field(default_factory=AwsOptions)
+
+    @classmethod
+    def from_args(cls, args: Any) -> "EndpointOptions":
+        """From a namespace that may lack the group (demo: the lab's endpoints, then these defaults)."""
+        get = vars(args).get
+        return cls(endpoint=tuple(get("endpoint") or ()), lab=get("lab"), table=get("table") or "test",
+                   nameserver=get("nameserver"), aws=AwsOptions.from_args(args))
+
+
+@dataclass(frozen=True)
+class WatchOptions:
+    """Everything `watch` (and `demo`, through it) was asked for, read once from the command line.
+
+    `demo` makes its own with `dataclasses.replace` (its record in the lab dir, its backends)
+    instead of rewriting the parsed arguments.
+    """
+
+    endpoints: EndpointOptions = field(default_factory=EndpointOptions)
+    backend: Optional[Tuple[str, ...]] = None
+    interval: float = 0.05
+    stall_after: float = 2.0
+    connect_by_name: bool = False
+    plain: bool = False
+    json: bool = False
+    duration: Optional[float] = None
+    record: Optional[str] = None
+    overwrite: bool = False
+    no_color: bool = False
+    no_verify: bool = False
+    tls: Any = None  # fiswatch.config.tls.TlsOptions: --ssl-mode / --ssl-ca
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "WatchOptions":
+        """From the namespace of `watch` or `demo` (demo has no endpoint group: its defaults)."""
+        get = vars(args).get
+        backend = get("backend")
+        return cls(endpoints=EndpointOptions.from_args(args), backend=tuple(backend) if backend else None, interval=args.interval,
+                   stall_after=args.stall_after, connect_by_name=bool(args.connect_by_name), plain=bool(args.plain),
+                   json=bool(args.json), duration=args.duration, record=args.record,
+                   overwrite=bool(args.overwrite), no_color=bool(args.no_color), no_verify=bool(args.no_verify),
+                   tls=tls_options(args))

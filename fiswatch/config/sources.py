@@ -1,35 +1,37 @@
 """Where a command's endpoints come from: --endpoint, --lab, AWS (Secrets Manager, --workshop)."""
-import argparse
-from typing import Callable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, List, Optional, Tuple
 
 from fiswatch.config.checks import ConfigError, check_unique_names, parse_endpoint, with_password
 from fiswatch.exits import CommandError, UsageError
 from fiswatch.model import Endpoint
 
+if TYPE_CHECKING:
+    from fiswatch.config.options import EndpointOptions
 
-def collect_endpoints(args: argparse.Namespace) -> Tuple[List[Endpoint], Optional[Tuple[str, int]]]:
+
+def collect_endpoints(options: "EndpointOptions") -> Tuple[List[Endpoint], Optional[Tuple[str, int]]]:
     """Endpoints from --endpoint, --lab and AWS secrets; the DNS server to use."""
     from fiswatch.engine.resolve import parse_nameserver
 
     nameserver = None
-    if getattr(args, "nameserver", None):
+    if options.nameserver:
         try:
-            nameserver = parse_nameserver(args.nameserver)
+            nameserver = parse_nameserver(options.nameserver)
         except ValueError as exc:
             raise UsageError(str(exc))
     endpoints: List[Endpoint] = []
-    for text in args.endpoint:
+    for text in options.endpoint:
         try:
-            endpoints.append(with_password(parse_endpoint(text, args.table)))
+            endpoints.append(with_password(parse_endpoint(text, options.table)))
         except ConfigError as exc:
             raise UsageError(str(exc))
-    if args.lab is not None:
-        info = lab_info(args.lab)
-        endpoints.extend(_with_table(e, args.table) for e in info.endpoints)
+    if options.lab is not None:
+        info = lab_info(options.lab)
+        endpoints.extend(_with_table(e, options.table) for e in info.endpoints)
         nameserver = nameserver or tuple(info.nameserver)
     from fiswatch.aws.cli import endpoints_from_args
 
-    endpoints.extend(_with_table(e, args.table) for e in aws_call(endpoints_from_args, args))
+    endpoints.extend(_with_table(e, options.table) for e in aws_call(endpoints_from_args, options.aws))
     try:
         check_unique_names(e.name for e in endpoints)
     except ConfigError as exc:

@@ -6,6 +6,7 @@ A change also sets the `wakes` events (one per probe of the endpoint, wired by t
 runner): a probe waiting to reconnect tries again at once (fiswatch.engine.retry).
 """
 import threading
+from dataclasses import dataclass
 from typing import Callable, Optional, Sequence, Tuple
 
 from fiswatch import events as E
@@ -13,8 +14,17 @@ from fiswatch.model import Endpoint, Event, Resolution
 from fiswatch.engine.resolve import Resolver
 
 
+@dataclass(frozen=True)
+class DnsAnswer:
+    """What a watcher knows, published as one value: the newest resolution and the last
+    non-empty answer before it (so a reader never sees one without the other)."""
+
+    latest: Optional[Resolution] = None
+    previous: Tuple[str, ...] = ()
+
+
 class DnsWatcher:
-    """A daemon thread per endpoint; `latest` and `previous` are read by the monitor."""
+    """A daemon thread per endpoint; the monitor reads `answer` (one frozen value, swapped whole)."""
 
     def __init__(self, endpoint: Endpoint, emit: Callable[[Event], None], nameserver=None,
                  interval: float = 1.0, wakes: Sequence[threading.Event] = ()) -> None:
@@ -23,8 +33,7 @@ class DnsWatcher:
         self.emit = emit
         self.interval = interval
         self.resolver = Resolver(nameserver)
-        self.latest: Optional[Resolution] = None
-        self.previous: Tuple[str, ...] = ()  # the last non-empty answer before the current one
+        self.answer = DnsAnswer()  # written by the watcher's thread only, read by the monitor's
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dns " + endpoint.name, daemon=True)
 
@@ -38,12 +47,11 @@ class DnsWatcher:
     def poll(self) -> Resolution:
         """Resolve once, publish, and emit a `dns` event when the answer changed."""
         res = self.resolver.resolve(self.endpoint.host)
-        old = self.latest
-        self.latest = res
+        old = self.answer.latest
+        before = old.addresses if old is not None else ()
+        previous = before if before and before != res.addresses else self.answer.previous
+        self.answer = DnsAnswer(latest=res, previous=previous)
         if old is None or old.addresses != res.addresses or old.error != res.error or old.cname != res.cname:
-            before = old.addresses if old is not None else ()
-            if before and before != res.addresses:
-                self.previous = before
             if old is not None:
                 for wake in self.wakes:
                     wake.set()
@@ -55,6 +63,7 @@ class DnsWatcher:
     def _run(self) -> None:
         while not self._stop.is_set():
             self.poll()
-            if self.latest is not None and self.latest.source == "literal":
+            latest = self.answer.latest
+            if latest is not None and latest.source == "literal":
                 return  # an IP literal never changes
             self._stop.wait(self.interval)

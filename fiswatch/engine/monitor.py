@@ -16,22 +16,51 @@ HISTORY = 60  # seconds of ops/s kept for the sparkline
 LOG_EVENTS = 200  # recent events kept for the event pane
 
 
+class Inbox:
+    """The run's events on their way to the monitor: `emit` from any thread, `drain` from the monitor's.
+
+    Made before the Runner when something built first must report into the run (the
+    outputs' error handlers, the AWS sources).
+
+    >>> box = Inbox()
+    >>> from fiswatch import events as E
+    >>> box.emit(E.info("hello"))
+    >>> [e.get("message") for e in box.drain()], box.drain()
+    (['hello'], [])
+    """
+
+    def __init__(self) -> None:
+        self._queue: "queue.SimpleQueue[Event]" = queue.SimpleQueue()
+
+    def emit(self, event: Event) -> None:
+        self._queue.put(event)
+
+    def drain(self) -> List[Event]:
+        out = []
+        while True:
+            try:
+                out.append(self._queue.get_nowait())
+            except queue.Empty:
+                return out
+
+
 class Monitor:
     """Call `emit` from any thread; call `tick` from one thread only."""
 
     def __init__(self, probes: Sequence, infos: Mapping[str, BackendInfo], watchers: Sequence = (),
                  stall_after: float = 2.0,
                  topology: Optional[Callable[[str], Tuple[str, ...]]] = None,
-                 status: Optional[Callable[[], Tuple[str, ...]]] = None) -> None:
-        self.probes = list(probes)
+                 status: Optional[Callable[[], Tuple[str, ...]]] = None,
+                 keys: Sequence[Tuple[str, str]] = (), inbox: Optional[Inbox] = None) -> None:
+        self.probes = tuple(probes)
         self.infos = dict(infos)
-        self.watchers = list(watchers)
+        self.watchers = tuple(watchers)
         self.stall_after = stall_after
         self.topology = topology
         self.status = status
         self.paused = False
-        self.keys: Tuple[Tuple[str, str], ...] = ()
-        self._queue: "queue.SimpleQueue[Event]" = queue.SimpleQueue()
+        self.keys: Tuple[Tuple[str, str], ...] = tuple(keys)  # extra key bindings the View shows
+        self.inbox = inbox if inbox is not None else Inbox()
         self._states: Dict[str, State] = {}
         self._longest: Dict[str, float] = {}
         self._history: Dict[str, Deque[int]] = {p.id: collections.deque(maxlen=HISTORY) for p in self.probes}
@@ -42,7 +71,7 @@ class Monitor:
 
     def emit(self, event: Event) -> None:
         """Thread-safe: probes, DNS watchers, the lab and AWS pollers report here."""
-        self._queue.put(event)
+        self.inbox.emit(event)
 
     def derive(self, snap: Snapshot, now: float) -> Tuple[State, float]:
         """The state shown for a snapshot, and how long its call has been in flight.
@@ -60,19 +89,11 @@ class Monitor:
             return State.STALLED, age
         return snap.state, age
 
-    def _drain(self) -> List[Event]:
-        out = []
-        while True:
-            try:
-                out.append(self._queue.get_nowait())
-            except queue.Empty:
-                return out
-
     def tick(self, now: Optional[float] = None, wall: Optional[float] = None) -> Tuple[View, List[Event]]:
         """Read every snapshot once; return the new View and the events since the last tick."""
         now = time.monotonic() if now is None else now
         wall = time.time() if wall is None else wall
-        events = self._drain()
+        events = self.inbox.drain()
         second = int(wall)
         new_second = self._second is not None and second != self._second
         tick_fields: Dict[str, Dict[str, object]] = {}
@@ -122,8 +143,9 @@ class Monitor:
         for w in self.watchers:
             name = w.endpoint.name
             topo = self.topology(name) if self.topology else ()
-            out.append(EndpointView(name=name, host=w.endpoint.host, resolution=w.latest,
-                                    previous_addresses=tuple(w.previous), topology=tuple(topo or ())))
+            answer = w.answer  # one frozen value: the resolution and the answer before it, never torn
+            out.append(EndpointView(name=name, host=w.endpoint.host, resolution=answer.latest,
+                                    previous_addresses=answer.previous, topology=tuple(topo or ())))
         return tuple(out)
 
     def summary(self, view: Optional[View] = None) -> Event:

@@ -137,7 +137,7 @@ class Probe:
                     continue
                 ever_connected = True
             try:
-                self._round(conn)
+                self.run_round(conn)
             except Exception as exc:  # any driver failure: drop the connection, reconnect
                 if self._client_failed_over(conn, exc):
                     continue  # the client is on the new writer already: keep its connection
@@ -214,7 +214,8 @@ class Probe:
             return "?", None
         return facts[0], facts[1] or None
 
-    def _round(self, conn: Any) -> None:
+    def run_round(self, conn: Any) -> None:
+        """One INSERT / COMMIT / SELECT round on `conn`, published as it goes (the benchmark times it)."""
         value = self._rng.randint(0, 32767)
         t0 = self._enter(Op.INSERT)
         cur = conn.cursor()
@@ -265,7 +266,7 @@ class Probe:
 
         Not a reconnect: the connection stays. The failover is counted, shown and recorded
         with the address it left and the one it is on now (before DNS changes, if it was
-        faster); a COMMIT it interrupted was already recorded as in doubt by _round.
+        faster); a COMMIT it interrupted was already recorded as in doubt by run_round.
         """
         try:
             how = self.backend.handled_failover(exc)

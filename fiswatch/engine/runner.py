@@ -12,23 +12,21 @@ At stop the probes get ROUND_GRACE seconds to finish the round in flight, so a w
 server acknowledged just before the stop reaches the record; a probe stuck in a driver
 is left behind after that.
 """
-import collections
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Callable, Deque, Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from fiswatch import events as E
 from fiswatch.backends.registry import make_backend
 from fiswatch.config.tls import TlsOptions
 from fiswatch.engine.dnswatch import DnsWatcher
 from fiswatch.model import BackendInfo, BackendSpec, Endpoint, Event, Snapshot, State, View
-from fiswatch.engine.monitor import Monitor
+from fiswatch.engine.monitor import Inbox, Monitor
 from fiswatch.output.outlet import Outlet
 from fiswatch.engine.probe import Probe, probe_id
 
 TICK = 0.1
-HISTORY_EVENTS = 1000  # the rare events kept in memory (the newest); the record has them all
 ROUND_GRACE = 0.5  # seconds the probes get at stop to finish the round in flight
 OUTPUT_GRACE = 1.0  # seconds the outputs get at stop to write what is queued
 SINK_QUEUE = 2000  # batches (one per tick) an output may fall behind before it drops
@@ -44,6 +42,22 @@ class RunOptions:
     connect_by_name: bool = False
     dns_interval: float = 1.0
     tls: Optional[TlsOptions] = None  # --ssl-mode / --ssl-ca (None: each driver's default)
+
+
+@dataclass(frozen=True)
+class Output:
+    """One output of a run: `sink` gets every (View, events) batch in its own thread.
+
+    `on_error` (default: a warning event) hears a failure once; `drain_first`: at stop, wait
+    (OUTPUT_GRACE at most) for this output to write everything before `closing` runs (the
+    record: the verification reads it back).
+    """
+
+    sink: Sink
+    name: str = "output"
+    maxsize: int = SINK_QUEUE
+    on_error: Optional[Callable[[BaseException], None]] = None
+    drain_first: bool = False
 
 
 class UnavailableProbe:
@@ -70,42 +84,61 @@ class UnavailableProbe:
         return False
 
 
-@dataclass
-class Runner:
-    endpoints: Sequence[Endpoint]
-    specs: Sequence[BackendSpec]
-    options: RunOptions = field(default_factory=RunOptions)
-    topology: Optional[Callable[[str], Tuple[str, ...]]] = None
-    status: Optional[Callable[[], Tuple[str, ...]]] = None
+def check_backends(endpoints: Sequence[Endpoint], specs: Sequence[BackendSpec],
+                   tls: Any = None) -> List[Tuple[BackendSpec, Any]]:
+    """One backend object per spec, its options validated once, and every endpoint a spec names known.
 
-    def __post_init__(self) -> None:
-        self.sinks: List[Sink] = []
-        # the newest rare events (states, DNS, errors, lab steps...); the frequent ones (one
-        # `write` per round, a `tick` a second) go only to the sinks, i.e. the record file,
-        # and the history is bounded, so memory stays flat however long the run
-        self.history: Deque[Event] = collections.deque(maxlen=HISTORY_EVENTS)
+    Raises ValueError (a --backend naming no endpoint) or what make_backend raises
+    (UnknownBackend, BackendOptionError): usage errors, found before anything starts.
+    """
+    names = {e.name for e in endpoints}
+    for spec in specs:
+        missing = sorted(set(spec.endpoints) - names)
+        if missing:
+            raise ValueError("--backend %s/%s: no endpoint named %s (endpoints: %s)"
+                             % (",".join(spec.endpoints), spec.label, ", ".join(missing), ", ".join(sorted(names))))
+    backends = [(spec, make_backend(spec, tls)) for spec in specs]
+    for endpoint in endpoints:  # per-endpoint settings (TLS: a verifying mode needs a CA) fail here too
+        for spec, shared in backends:
+            if not spec.endpoints or endpoint.name in spec.endpoints:
+                shared.for_endpoint(endpoint)
+    return backends
+
+
+class Runner:
+    """One run, wired when built: its probes, DNS watchers, monitor and outputs.
+
+    `outputs`: where every tick's View and events go (fiswatch.output.outlet gives each its
+    thread); `record_path`: the run's record, when one of the outputs writes it (the
+    verification reads it back); `keys`: extra key bindings the View shows (demo's f/r, the
+    FIS key); `inbox` and `stop_event`: made by the caller when something built before the
+    Runner must report into the run or end it (the outputs' error handlers).
+    Raises what check_backends raises.
+    """
+
+    def __init__(self, endpoints: Sequence[Endpoint], specs: Sequence[BackendSpec],
+                 options: RunOptions = RunOptions(), *,
+                 topology: Optional[Callable[[str], Tuple[str, ...]]] = None,
+                 status: Optional[Callable[[], Tuple[str, ...]]] = None,
+                 outputs: Sequence[Output] = (), record_path: Optional[str] = None,
+                 keys: Sequence[Tuple[str, str]] = (), inbox: Optional[Inbox] = None,
+                 stop_event: Optional[threading.Event] = None) -> None:
+        self.endpoints = tuple(endpoints)
+        self.specs = tuple(specs)
+        self.options = options
+        self.outputs = tuple(outputs)
+        self.record_path = record_path
         self.final_events: List[Event] = []  # verification + summary, once stop() ran
         self._outlets: Dict[int, Outlet] = {}
-        self._outlet_options: Dict[int, Tuple[str, int, Optional[Callable[[BaseException], None]]]] = {}
         self._pause_lock = threading.Lock()
-        self._drain_first: set = set()
         self._last_view: Optional[View] = None
-        self.record_path: Optional[str] = None  # the run's record, set by whoever adds the record sink
-        self.stop_event = threading.Event()
+        self.stop_event = stop_event if stop_event is not None else threading.Event()
         self._stop_monitor = threading.Event()
-        self.probes: List = []
+        inbox = inbox if inbox is not None else Inbox()
+        emit = inbox.emit
+        backends = check_backends(self.endpoints, self.specs, options.tls)
+        probes: List = []
         infos: Dict[str, BackendInfo] = {}
-        # one backend object per spec: validates options once (BackendOptionError -> usage error)
-        backends = [(spec, make_backend(spec, self.options.tls)) for spec in self.specs]
-        self.monitor = Monitor([], {}, stall_after=self.options.stall_after, topology=self.topology,
-                               status=self.status)
-        emit = self.monitor.emit
-        names = {e.name for e in self.endpoints}
-        for spec in self.specs:
-            missing = sorted(set(spec.endpoints) - names)
-            if missing:
-                raise ValueError("--backend %s/%s: no endpoint named %s (endpoints: %s)"
-                                 % (",".join(spec.endpoints), spec.label, ", ".join(missing), ", ".join(sorted(names))))
         for endpoint in self.endpoints:
             for spec, shared in backends:
                 if spec.endpoints and endpoint.name not in spec.endpoints:
@@ -113,20 +146,20 @@ class Runner:
                 backend = shared.for_endpoint(endpoint)
                 info = backend.info()
                 if info.available:
-                    probe = Probe(endpoint, spec, backend, emit, interval=self.options.interval,
-                                  nameserver=self.options.nameserver, connect_by_name=self.options.connect_by_name)
+                    probe = Probe(endpoint, spec, backend, emit, interval=options.interval,
+                                  nameserver=options.nameserver, connect_by_name=options.connect_by_name)
                 else:
                     probe = UnavailableProbe(endpoint, spec, info.reason)
                 infos[probe.id] = info
-                self.probes.append(probe)
-        # a DNS change wakes the endpoint's probes waiting to reconnect (a signal, not data)
-        self.watchers = [DnsWatcher(ep, emit, self.options.nameserver, self.options.dns_interval,
-                                    wakes=[p.wake for p in self.probes if p.endpoint is ep and isinstance(p, Probe)])
-                         for ep in self.endpoints]
-        self.monitor.probes = self.probes
-        self.monitor.infos = infos
-        self.monitor.watchers = self.watchers
+                probes.append(probe)
+        self.probes = tuple(probes)
         self.infos = infos
+        # a DNS change wakes the endpoint's probes waiting to reconnect (a signal, not data)
+        self.watchers = tuple(DnsWatcher(ep, emit, options.nameserver, options.dns_interval,
+                                         wakes=[p.wake for p in self.probes if p.endpoint is ep and isinstance(p, Probe)])
+                              for ep in self.endpoints)
+        self.monitor = Monitor(self.probes, infos, self.watchers, stall_after=options.stall_after,
+                               topology=topology, status=status, keys=keys, inbox=inbox)
         self._thread = threading.Thread(target=self._monitor_loop, name="monitor", daemon=True)
 
     # -- lifecycle ---------------------------------------------------------------------------------------
@@ -155,26 +188,14 @@ class Runner:
         self._thread.start()
         return self
 
-    def add_sink(self, sink: Sink, name: str = "output", maxsize: int = SINK_QUEUE,
-                 on_error: Optional[Callable[[BaseException], None]] = None, drain_first: bool = False) -> None:
-        """Feed `sink` from its own thread; `on_error` (default: a warning event) hears a failure once.
-
-        `drain_first`: at stop, wait (OUTPUT_GRACE at most) for this sink to write everything
-        before `closing` runs (the record: the verification reads it back)."""
-        self._outlet_options[id(sink)] = (name, maxsize, on_error)
-        if drain_first:
-            self._drain_first.add(id(sink))
-        self.sinks.append(sink)
-
-    def outlet(self, sink: Sink) -> Outlet:
-        """The queue and thread in front of `sink` (made on first use)."""
-        outlet = self._outlets.get(id(sink))
+    def outlet(self, output: Output) -> Outlet:
+        """The queue and thread in front of `output` (made on first use)."""
+        outlet = self._outlets.get(id(output))
         if outlet is None:
-            name, maxsize, on_error = self._outlet_options.get(
-                id(sink), (getattr(sink, "__name__", type(sink).__name__), SINK_QUEUE, None))
-            outlet = Outlet(name, lambda batch: sink(*batch), maxsize=maxsize,
-                            on_error=on_error or self._output_failed(name))
-            self._outlets[id(sink)] = outlet
+            sink = output.sink
+            outlet = Outlet(output.name, lambda batch: sink(*batch), maxsize=output.maxsize,
+                            on_error=output.on_error or self._output_failed(output.name))
+            self._outlets[id(output)] = outlet
         return outlet
 
     def _output_failed(self, name: str) -> Callable[[BaseException], None]:
@@ -190,9 +211,8 @@ class Runner:
         return view
 
     def _deliver(self, view: View, events: List[Event]) -> None:
-        self.history.extend(e for e in events if e.event not in E.FREQUENT)
-        for sink in list(self.sinks):
-            self.outlet(sink).put((view, events))
+        for output in self.outputs:
+            self.outlet(output).put((view, events))
 
     def _monitor_loop(self) -> None:
         while not self._stop_monitor.wait(TICK):
@@ -246,7 +266,7 @@ class Runner:
             view = self.step()
         else:
             view = self._last_view or self.monitor.view
-        self.flush_outputs(OUTPUT_GRACE, only=self._drain_first)
+        self.flush_outputs(OUTPUT_GRACE, only=[o for o in self.outputs if o.drain_first])
         final = list(closing()) if closing is not None else []
         summary = self.monitor.summary(view)
         final.append(summary)
@@ -255,12 +275,13 @@ class Runner:
         self.close_outputs(OUTPUT_GRACE)
         return summary
 
-    def flush_outputs(self, timeout: float, only: Optional[set] = None) -> bool:
+    def flush_outputs(self, timeout: float, only: Optional[Sequence[Output]] = None) -> bool:
         """Wait (at most `timeout` s in all) until the outputs (those in `only`, if given) wrote what they got."""
         deadline = time.monotonic() + timeout
         done = True
-        for key, outlet in list(self._outlets.items()):
-            if only is None or key in only:
+        for output in (self.outputs if only is None else only):
+            outlet = self._outlets.get(id(output))
+            if outlet is not None:
                 done = outlet.flush(max(0.0, deadline - time.monotonic())) and done
         return done
 

@@ -131,6 +131,7 @@ def lab_status(lab_dir: str) -> LabInfo:
         raise LabError("cannot read the lab credentials %s (%s): restart the lab" % (state["credentials_file"], exc))
     source = "lab:" + state["dir"]
     tls = state.get("tls") or {}
+    pattern = state.get("cluster_instance_host_pattern", "")
     endpoints = []
     for name in ("aurora", "rds"):
         c = creds[name]
@@ -138,7 +139,8 @@ def lab_status(lab_dir: str) -> LabInfo:
             name=name, host=c["host"], port=int(c["port"]), user=c["username"], database=c["dbname"],
             table=L.TABLE, password=Secret(c["password"]), source=source,
             cluster_id=c.get("dbClusterIdentifier"), instance_id=c.get("dbInstanceIdentifier"),
-            ca_file=tls.get("ca_file")))
+            ca_file=tls.get("ca_file"),
+            host_pattern=(pattern or None) if name == "aurora" else None))
     instances = tuple(InstanceInfo(i["name"], i["cluster"], i["role"], i["address"], int(i["port"]), i["dns_name"],
                                    i["proxy_mode"], bool(i["running"]), i.get("server_id"),
                                    tuple(i.get("certificate_names") or ()))
@@ -147,7 +149,7 @@ def lab_status(lab_dir: str) -> LabInfo:
     return LabInfo(dir=state["dir"], nameserver=(state["nameserver"][0], int(state["nameserver"][1])),
                    endpoints=tuple(endpoints), instances=instances, credentials_file=state["credentials_file"],
                    reader_endpoint=state["endpoints"]["aurora-ro"], log_file=state["log_file"], pid=int(state["pid"]),
-                   cluster_instance_host_pattern=state.get("cluster_instance_host_pattern", ""),
+                   cluster_instance_host_pattern=pattern,
                    last_failover=tuple(sorted(last.items())) if last else None,
                    ca_file=tls.get("ca_file", ""), tls=tls.get("policy", ""), tls_expired=bool(tls.get("expired")),
                    stale_dns=float((state.get("layout") or {}).get("stale_dns") or 0.0))

@@ -241,7 +241,7 @@ class DnsServer:
                 self._tcp.close()
                 self._tcp = None
 
-        if self._ploop._loop is not None:
+        if self._ploop.running:
             self._ploop.call(close)
 
 

@@ -11,14 +11,17 @@ could not run it (no lab, no namespace, no DNS on port 53, --aws without moto); 
 but not executable; 127 not found; 2 usage.
 """
 import argparse
+import functools
 import os
 import shutil
 import signal
 import subprocess
-import sys
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
-EXIT_USAGE, EXIT_CANNOT, EXIT_NOEXEC, EXIT_NOTFOUND = 2, 125, 126, 127
+from fiswatch.exits import EXIT_USAGE
+from fiswatch.output.streams import say as say_line
+
+EXIT_CANNOT, EXIT_NOEXEC, EXIT_NOTFOUND = 125, 126, 127  # as env(1) and timeout(1): lab exec's own
 PR_SET_PDEATHSIG = 1
 SI_KERNEL = 0x80  # si_code of a signal the kernel sent: from the terminal, to the whole process group
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
@@ -65,9 +68,7 @@ def add_exec_parser(actions: Any, common: Callable[[argparse.ArgumentParser], No
                    help="the program to run and its arguments")
 
 
-def say(message: str) -> None:
-    sys.stderr.write("fiswatch lab exec: %s\n" % message)
-    sys.stderr.flush()
+say = functools.partial(say_line, prefix="fiswatch lab exec: ")  # one line on stderr (fiswatch.output.streams)
 
 
 def run_exec(args: argparse.Namespace, lab_dir: str) -> int:

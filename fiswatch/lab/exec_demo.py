@@ -77,8 +77,16 @@ class ExecAlongside:
         password = info.endpoints[0].password if info is not None and info.endpoints else None
         self._secret = password.reveal() if password is not None else None
 
-    def attach(self, runner: Any, actions: Dict[str, Callable[[], None]], keys: List[Tuple[str, str]]) -> None:
-        self.inner.attach(runner, actions, keys)
+    @property
+    def keys(self) -> Tuple[Tuple[str, str], ...]:
+        return tuple(self.inner.keys)
+
+    @property
+    def actions(self) -> Dict[str, Callable[[], None]]:
+        return dict(self.inner.actions)
+
+    def start(self, runner: Any) -> None:
+        self.inner.start(runner)
         command = [sys.executable, "-m", "fiswatch", "lab", "exec", "--dir", self.lab_dir]
         command += (["--aws"] if self.aws else []) + ["--"] + self.argv
         try:

@@ -19,6 +19,11 @@ class ProxyLoop:
         assert self._loop is not None
         return self._loop
 
+    @property
+    def running(self) -> bool:
+        """Started and not stopped (without starting it, unlike `loop`)."""
+        return self._loop is not None
+
     def start(self) -> "ProxyLoop":
         with self._lock:
             if self._thread is not None and self._thread.is_alive():

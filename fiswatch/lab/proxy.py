@@ -235,7 +235,7 @@ class FaultProxy:
         if self._stopped:
             return
         self._stopped = True
-        if self._ploop._loop is not None:
+        if self._ploop.running:
             try:
                 self._ploop.call(self._stop_in_loop)
             except RuntimeError:

@@ -9,7 +9,8 @@ import os
 import sys
 from typing import Any, List, Optional
 
-from fiswatch.report.load import EXIT_OK, fail, read
+from fiswatch.exits import EXIT_OK
+from fiswatch.report.load import fail, read
 from fiswatch.report.verify_cli import add_verify_parser, run_verify  # noqa: F401 (cli.PLUGGED)
 
 

@@ -10,6 +10,8 @@ with its write gap. Used by the end-of-run summary and `fiswatch report`.
 """
 from typing import Any, List, Optional, Sequence, Tuple
 
+from fiswatch.ui.text import truncate
+
 GAP = 2  # spaces between columns
 
 
@@ -64,7 +66,7 @@ def comparison_lines(report: Any, width: int = 80, endpoint: str = "aurora") -> 
     if flip is not None:
         head += ", DNS changed %s" % _t(report, flip)
     cells = [(p.backend, ) + verdict(_for(p, failover), promote, flip) for p in probes]
-    return [_fit(head, width)] + side_by_side(cells, width)
+    return [truncate(head, width)] + side_by_side(cells, width)
 
 
 def _for(probe: Any, failover: Any) -> Any:
@@ -91,14 +93,10 @@ def side_by_side(cells: Sequence[Tuple[str, ...]], width: int) -> List[str]:
     rows = max(len(c) for c in cells)
     out = []
     for r in range(rows):
-        parts = [_fit(c[r] if r < len(c) else "", colw).ljust(colw) for c in cells]
+        parts = [truncate(c[r] if r < len(c) else "", colw).ljust(colw) for c in cells]
         out.append(("  " + (" " * GAP).join(parts)).rstrip())
     return out
 
 
 def _t(report: Any, ts: Optional[float]) -> str:
     return "-" if ts is None else "t+%.1f" % (ts - report.start)
-
-
-def _fit(text: str, width: int) -> str:
-    return text if len(text) <= width else text[:max(1, width - 1)] + "~"

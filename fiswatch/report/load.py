@@ -2,10 +2,11 @@
 import sys
 from typing import Any, Callable, Optional, Tuple
 
-EXIT_OK, EXIT_LOST, EXIT_USAGE = 0, 1, 2
+from fiswatch.exits import EXIT_USAGE
 
 
 def fail(command: str, message: str) -> int:
+    """One line on stderr (sys.stderr: report and verify run in-process too); exit 2."""
     sys.stderr.write("fiswatch %s: %s\n" % (command, message))
     return EXIT_USAGE
 

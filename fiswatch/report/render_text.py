@@ -3,6 +3,7 @@ import time
 from typing import List, Optional
 
 from fiswatch.report.model import Gap, OutagePair, Report, Window
+from fiswatch.ui.text import truncate
 
 
 def at(report: Report, ts: Optional[float]) -> str:
@@ -233,7 +234,7 @@ def summary_lines(report: Report, width: int = 80) -> List[str]:
             if len(line) + 2 + len(part) <= width:
                 line += "  " + part
         lines.append(line)
-    return [line if line.startswith(CHECK_LATER) else _fit(line, width) for line in lines]
+    return [line if line.startswith(CHECK_LATER) else truncate(line, width) for line in lines]
 
 
 def _beyond(pair: OutagePair) -> str:
@@ -244,7 +245,3 @@ def _beyond(pair: OutagePair) -> str:
 
 def _number(report: Report, pair: OutagePair) -> str:
     return " #%d" % pair.number if len(report.failovers) > 1 else ""
-
-
-def _fit(line: str, width: int) -> str:
-    return line if len(line) <= width else line[:max(1, width - 1)] + "~"

@@ -10,7 +10,8 @@ import sys
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from fiswatch import events as E
-from fiswatch.report.load import EXIT_LOST, EXIT_OK, EXIT_USAGE, fail, read
+from fiswatch.exits import EXIT_LOST, EXIT_OK, EXIT_USAGE
+from fiswatch.report.load import fail, read
 
 
 def add_verify_parser(subparsers: Any) -> None:
