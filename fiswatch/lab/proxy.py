@@ -16,8 +16,15 @@ Modes:
              `pass` listens again on the same address.
   latency    forward, delaying each chunk by `latency` seconds.
 
-A proxy given `rewriter` (a factory of objects with `feed(bytes) -> bytes`) passes what
-each client sends through its own rewriter before forwarding it (fiswatch/lab/aurora.py).
+Layers (docs: /work/shared/docs/design-notes.md, "The lab's proxy"): this module is the
+transport (sockets and fault modes). A proxy given `session` (a factory called with the
+client's (host, port) when it connects, returning a wire.session.Session or None) hands the
+session every chunk it forwards, both ways: the session frames the MySQL packets
+(wire/framing.py) and calls its behaviours (accounting, the Aurora query rewriter). What the
+client sends is forwarded as `session.from_client` returns it (the same bytes unless a rewriter
+changed a packet); what the server sends is observed and forwarded as it is, never delayed.
+`rewriter` (a factory of aurora.QueryRewriter-like objects) is a shorthand for a session with
+that rewriter and no other behaviour.
 """
 import asyncio
 import socket
@@ -82,7 +89,7 @@ class _Connection:
         self.client_eof = False
         self.server_eof = False
         self._tails = {False: None, True: None}  # per-direction last delayed write
-        self.rewriter = proxy._rewriter() if proxy._rewriter is not None else None
+        self.session: Any = None  # set when the client socket is up (proxy._client_connected)
 
     # --- state changes -------------------------------------------------------------
     def fence(self) -> None:
@@ -93,6 +100,7 @@ class _Connection:
         if self.closed:
             return
         self.closed = True
+        self._end_session()
         _abort_with_rst(self.client.transport)
         if self.server is not None:
             _abort_with_rst(self.server.transport)
@@ -102,19 +110,28 @@ class _Connection:
         if self.closed:
             return
         self.closed = True
+        self._end_session()
         for side in (self.client, self.server):
             if side is not None and side.transport is not None:
                 side.transport.close()
         self.proxy._forget(self)
 
+    def _end_session(self) -> None:
+        session, self.session = self.session, None
+        if session is not None:
+            session.close()
+
     # --- data ----------------------------------------------------------------------
     def received(self, from_upstream: bool, data: bytes) -> None:
         if self.fenced or self.closed:
             return  # read and dropped
-        if not from_upstream and self.rewriter is not None:
-            data = self.rewriter.feed(data)
-            if not data:
-                return
+        if self.session is not None:
+            if from_upstream:
+                self.session.from_server(data)
+            else:
+                data = self.session.from_client(data)
+                if not data:
+                    return
         if not from_upstream and (self.server is None or self.server.transport is None):
             self.pending.append(data)
             return
@@ -176,14 +193,23 @@ class _Connection:
         self.close()
 
 
+def _rewriting_session(rewriter: Callable[[], Any]) -> Callable[[Tuple[str, int]], Any]:
+    from fiswatch.lab.wire.session import Session
+
+    return lambda peer: Session(rewriter=rewriter())
+
+
 class FaultProxy:
     """A TCP proxy from (listen_host, listen_port) to (target_host, target_port) with faults."""
 
     def __init__(self, listen_host: str, listen_port: int, target_host: str, target_port: int,
                  name: str = "", loop: Optional[ProxyLoop] = None,
-                 rewriter: Optional[Callable[[], Any]] = None) -> None:
+                 rewriter: Optional[Callable[[], Any]] = None,
+                 session: Optional[Callable[[Tuple[str, int]], Any]] = None) -> None:
         self.name = name or "%s:%d" % (listen_host, listen_port)
-        self._rewriter = rewriter
+        if session is None and rewriter is not None:
+            session = _rewriting_session(rewriter)
+        self._session = session
         self._listen = (listen_host, int(listen_port))
         self._target = (target_host, int(target_port))
         self._own_loop = loop is None
@@ -282,6 +308,12 @@ class FaultProxy:
 
     def _client_connected(self, conn: _Connection) -> None:
         mode = self._mode
+        if self._session is not None and mode not in ("reset", "refuse") and not self._stopped:
+            peer = conn.client.transport.get_extra_info("peername") if conn.client.transport else None
+            try:
+                conn.session = self._session(tuple(peer[:2]) if peer else ("", 0))
+            except Exception:
+                conn.session = None  # accounting must never cost the client its connection
         if self._stopped:
             conn.close()
         elif mode == "blackhole":
