@@ -24,6 +24,7 @@ from fiswatch.lab.dnsserver import DnsServer, Zone, start_on_standard_port
 from fiswatch.lab.mariadb import MariaDBError, Server, ensure_template, find_binaries, sql
 from fiswatch.lab.proxy import FaultProxy, ProxyLoop
 from fiswatch.lab.topology import Heartbeat, create_statements
+from fiswatch.lab.wire.accounting import Ledger
 
 
 class LabStartError(RuntimeError):
@@ -76,6 +77,7 @@ class Lab:
         self.heartbeat = Heartbeat(lambda: layout.server_socket(self.role_holder("aurora", "writer")),
                                    lambda text: log_line(layout, text))
         self.last_failover: Optional[Dict[str, Any]] = None
+        self.ledger = Ledger()  # wire accounting of every proxied client (lab/wire/accounting.py)
 
     # --- start -------------------------------------------------------------------------
     def start(self) -> None:
@@ -98,8 +100,8 @@ class Lab:
             host, port = layout.proxy_address(spec)
             target = layout.server_address(spec)
             rewriter = aurora.rewriter_factory(aurora.server_id(spec.index)) if spec.cluster == "aurora" else None
-            self.proxies[spec.name] = FaultProxy(host, port, target[0], target[1], name=spec.name,
-                                                 loop=self.loop, rewriter=rewriter).start()
+            self.proxies[spec.name] = FaultProxy(host, port, target[0], target[1], name=spec.name, loop=self.loop,
+                                                 session=self.ledger.session_factory(spec.name, rewriter)).start()
         self._publish_dns()
         self.dns = DnsServer(self.zone, layout.dns_address[0], layout.dns_address[1], self.loop).start()
         if layout.dns_port != 53:
@@ -260,6 +262,10 @@ class Lab:
         self.last_failover = dict(req.get("state") or {})
         self.write_state()
 
+    def cmd_wire(self, req: Dict[str, Any]) -> Any:
+        """What every client did on the wire so far (lab/wire/accounting.py)."""
+        return self.loop.call(self.ledger.snapshot)
+
     def cmd_shutdown(self, req: Dict[str, Any]) -> Any:
         self.stopping.set()
 
@@ -298,6 +304,7 @@ class Lab:
             self.control.server_close()
         for proxy in self.proxies.values():
             proxy.stop()
+        self.ledger.close()
         for dns in (self.dns, self.dns53):
             if dns is not None:
                 dns.stop()
