@@ -68,12 +68,13 @@ def test_pymysql_writes_transactions_errors_and_ids_are_accounted(accounted, mar
     assert me["connects"] == 1 and me["instances"] == {"acct": 1} and me["user"] == mariadb.user
     assert me["name"] == "pymysql" and "python" in me["cmdline"]
     assert me["acked"] == 3 + 2 + 1  # statements: 3 autocommit inserts, the committed insert + update, the keyless insert
-    table = "%s.wire_acct" % mariadb.database
+    table = "acct/%s.wire_acct" % mariadb.database
     got = sorted(i for first, rows in me["inserts"][table] for i in range(first, first + rows))
     assert got == sorted(ids) and rolled_back not in got
-    assert me["errors"] == {"1146": 1} and me["last_error"][0] == 1146
+    track = me["endpoints"]["acct"]
+    assert track["errors"] == {"1146": 1} and track["last_error"][0] == 1146 and track["refused"] == 0
     assert me["unverifiable"] == {"UPDATE/DELETE/LOAD (no id to look up)": 1, "INSERT without an auto-increment id": 1}
-    assert me["segments"] and me["segments"][0][0] <= me["segments"][-1][1]
+    assert track["segments"] and track["segments"][0][0] <= track["segments"][-1][1]
     assert not me["unmeasured"]
 
 
@@ -96,7 +97,7 @@ def test_mysql_connector_prepared_statements_are_accounted(accounted, mariadb):
     me = wait_for(lambda: (lambda c: c if c and c["open"] == 0 else None)(_me(_snapshot(proxy, ledger))),
                   message="this process's connection closed")
     assert me["acked"] == 4
-    got = [i for first, rows in me["inserts"]["%s.wire_acct" % mariadb.database] for i in range(first, first + rows)]
+    got = [i for first, rows in me["inserts"]["acct/%s.wire_acct" % mariadb.database] for i in range(first, first + rows)]
     assert got == ids
     assert not me["unmeasured"], me["unmeasured"]
 

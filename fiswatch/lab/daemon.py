@@ -101,7 +101,7 @@ class Lab:
             target = layout.server_address(spec)
             rewriter = aurora.rewriter_factory(aurora.server_id(spec.index)) if spec.cluster == "aurora" else None
             self.proxies[spec.name] = FaultProxy(host, port, target[0], target[1], name=spec.name, loop=self.loop,
-                                                 session=self.ledger.session_factory(spec.name, rewriter)).start()
+                                                 session=self.ledger.session_factory(spec.name, rewriter, spec.cluster)).start()
         self._publish_dns()
         self.dns = DnsServer(self.zone, layout.dns_address[0], layout.dns_address[1], self.loop).start()
         if layout.dns_port != 53:

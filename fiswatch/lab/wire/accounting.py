@@ -18,7 +18,9 @@ What a client is credited with (all times are when the answer passed the proxy, 
                        (1213) or the connection ending discard the transaction's writes.
   refused write        ERR 1290 / 1836 (read-only server): a connection left on a demoted writer.
   errors               ERR codes, counted; the client's last error with its time.
-  acknowledged inserts INSERT/REPLACE ids: (table, first last_insert_id, rows) ranges, merged when
+  by endpoint          writes and errors are kept per endpoint (the proxy's cluster: aurora, rds):
+                       a failover's verdict reads only its own endpoint's writes.
+  acknowledged inserts INSERT/REPLACE ids: ("endpoint/db.table", first last_insert_id, rows) ranges, merged when
                        consecutive, at most MAX_RANGES per client (16 bytes each as two ints in the
                        snapshot, about 100 bytes in memory: <= 100 MB per million non-consecutive
                        inserts; a single-connection inserter makes one range). Beyond: counted as
@@ -48,6 +50,42 @@ REFUSED = (1290, 1836)
 ROLLED_BACK = (1213,)
 
 
+class Track:
+    """One client's writes and errors on one endpoint (cluster): what its verdict is computed from."""
+
+    def __init__(self) -> None:
+        self.acked = 0
+        self.segments: List[List[float]] = []
+        self.segments_dropped = 0
+        self.errors: Dict[int, int] = {}
+        self.last_error: Optional[Tuple[int, float]] = None
+        self.refused = 0
+        self.last_refused: Optional[float] = None
+
+    def ack(self, now: float, count: int = 1) -> None:
+        self.acked += count
+        if self.segments and now - self.segments[-1][1] < GAP_MIN:
+            self.segments[-1][1] = now
+        elif len(self.segments) < MAX_SEGMENTS:
+            self.segments.append([now, now])
+        else:
+            self.segments[-1][1] = now
+            self.segments_dropped += 1
+
+    def error(self, code: int, now: float) -> None:
+        self.errors[code] = self.errors.get(code, 0) + 1
+        self.last_error = (code, now)
+        if code in REFUSED:
+            self.refused += 1
+            self.last_refused = now
+
+    def snapshot(self) -> Dict[str, Any]:
+        return {"acked": self.acked, "segments": [list(s) for s in self.segments],
+                "segments_dropped": self.segments_dropped, "errors": {str(k): v for k, v in self.errors.items()},
+                "last_error": list(self.last_error) if self.last_error else None,
+                "refused": self.refused, "last_refused": self.last_refused}
+
+
 class Client:
     """What one process (or one unknown peer) did through the lab's proxies. Loop thread only."""
 
@@ -63,28 +101,18 @@ class Client:
         self.instances: Dict[str, int] = {}
         self.last_instance = ""
         self.address = ""
-        self.acked = 0
-        self.segments: List[List[float]] = []
-        self.segments_dropped = 0
-        self.errors: Dict[int, int] = {}
-        self.last_error: Optional[Tuple[int, float]] = None
-        self.refused = 0
-        self.last_refused: Optional[float] = None
+        self.tracks: Dict[str, Track] = {}  # by endpoint (cluster)
         self.commands = 0
         self.unmeasured: Dict[str, int] = {}
         self.inserts: Dict[str, List[List[int]]] = {}
         self.ranges = 0
         self.unverifiable: Dict[str, int] = {}
 
-    def ack(self, now: float, count: int = 1) -> None:
-        self.acked += count
-        if self.segments and now - self.segments[-1][1] < GAP_MIN:
-            self.segments[-1][1] = now
-        elif len(self.segments) < MAX_SEGMENTS:
-            self.segments.append([now, now])
-        else:
-            self.segments[-1][1] = now
-            self.segments_dropped += 1
+    def track(self, endpoint: str) -> Track:
+        track = self.tracks.get(endpoint)
+        if track is None:
+            track = self.tracks[endpoint] = Track()
+        return track
 
     def insert(self, table: str, first: int, rows: int) -> None:
         ranges = self.inserts.setdefault(table, [])
@@ -103,11 +131,8 @@ class Client:
         return {"key": self.key, "pid": self.pid, "cmdline": self.cmdline, "ancestors": list(self.ancestors),
                 "name": self.name, "user": self.user, "connects": self.connects, "open": self.open,
                 "instances": dict(self.instances), "last_instance": self.last_instance, "address": self.address,
-                "acked": self.acked, "segments": [list(s) for s in self.segments],
-                "segments_dropped": self.segments_dropped,
-                "errors": {str(k): v for k, v in self.errors.items()},
-                "last_error": list(self.last_error) if self.last_error else None,
-                "refused": self.refused, "last_refused": self.last_refused, "commands": self.commands,
+                "endpoints": {e: t.snapshot() for e, t in self.tracks.items()},
+                "acked": sum(t.acked for t in self.tracks.values()), "commands": self.commands,
                 "unmeasured": dict(self.unmeasured),
                 "inserts": {t: [list(r) for r in rs] for t, rs in self.inserts.items()},
                 "unverifiable": dict(self.unverifiable)}
@@ -116,9 +141,10 @@ class Client:
 class Accounting:
     """The session behaviour of one connection: reads its commands and answers into a Client."""
 
-    def __init__(self, ledger: "Ledger", instance: str, peer: Tuple[str, int]) -> None:
+    def __init__(self, ledger: "Ledger", instance: str, peer: Tuple[str, int], endpoint: str = "") -> None:
         self.ledger = ledger
         self.instance = instance
+        self.endpoint = endpoint or instance
         self.peer = peer
         self.client = ledger.provisional(peer)
         self.client.connects += 1
@@ -179,11 +205,7 @@ class Accounting:
         if answer is None:
             return
         if answer.kind == "err":
-            c.errors[answer.error_code] = c.errors.get(answer.error_code, 0) + 1
-            c.last_error = (answer.error_code, now)
-            if answer.error_code in REFUSED:
-                c.refused += 1
-                c.last_refused = now
+            c.track(self.endpoint).error(answer.error_code, now)
             if answer.error_code in ROLLED_BACK:
                 self._discard()
             return
@@ -202,9 +224,9 @@ class Accounting:
             self._note_insert(st, answer)
         ends = kind in (COMMIT, BEGIN) or not in_trans
         if ends and self.pending_writes:
-            c.ack(now, self.pending_writes)
+            c.track(self.endpoint).ack(now, self.pending_writes)
             for table, first, rows in self.pending_inserts:
-                c.insert(table, first, rows)
+                c.insert(self.endpoint + "/" + table, first, rows)
             self.pending_writes, self.pending_inserts = 0, []
 
     def on_unmeasured(self, reason: str) -> None:
@@ -247,9 +269,11 @@ class Ledger:
         self._resolver = ThreadPoolExecutor(1, thread_name_prefix="wire-owner") if resolve_owner else None
         self.started = time.time()
 
-    def session_factory(self, instance: str, rewriter: Optional[Callable[[], Any]] = None) -> Callable[..., Session]:
+    def session_factory(self, instance: str, rewriter: Optional[Callable[[], Any]] = None,
+                        endpoint: str = "") -> Callable[..., Session]:
+        """What a FaultProxy of `instance` (of the cluster `endpoint`) is given as `session`."""
         def make(peer: Tuple[str, int]) -> Session:
-            return Session([Accounting(self, instance, peer)], rewriter=rewriter() if rewriter else None)
+            return Session([Accounting(self, instance, peer, endpoint)], rewriter=rewriter() if rewriter else None)
         return make
 
     def provisional(self, peer: Tuple[str, int]) -> Client:
