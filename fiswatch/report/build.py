@@ -26,6 +26,12 @@ Failovers. Each lab failover of a probe's endpoint is paired with the longest ga
 overlaps its injected outage; `beyond` = how long after the outage ended the writes came
 back (paused time after the outage not counted).
 
+Wire clients. A program the lab measured from the wire (lab/wire/) is a probe too: one
+`wire_client` event per endpoint carries its stretches of acknowledged writes (`segments`, writes
+closer than `gap_min` seconds apart), its errors and its refused writes; its gaps, failover
+pairs and verdict come from the same code as the probes', with the writes' normal interval
+taken as `gap_min` (so any silence over max(1 s, 10 x gap_min) is a gap).
+
 The end. Open gaps and stalls end when the probes were stopped (`run_stop`), not when the
 run's closing verification finished; records without `run_stop` use the last event before
 that verification.
@@ -130,6 +136,9 @@ def _probe_report(name: str, meta: Dict[str, Any], mine: List[Dict[str, Any]], e
                   failovers: List[Tuple[int, LabFailover]], pauses: Sequence[Window]) -> ProbeReport:
     write_evs = [e for e in mine if e["event"] == "write"]
     writes = [e["ts"] for e in write_evs]
+    wire = _wire_facts([e for e in mine if e["event"] == "wire_client"])
+    if wire is not None:
+        writes = sorted(writes + wire["writes"])
     acked_ids = {as_int(e.get("id")) for e in write_evs} - {None}
     doubt_evs = [e for e in mine if e["event"] == "write_in_doubt"]
     # an in-doubt write whose COMMIT did return after all (a `write` with its id) is not in doubt
@@ -144,14 +153,15 @@ def _probe_report(name: str, meta: Dict[str, Any], mine: List[Dict[str, Any]], e
         kinds[key] = kinds.get(key, 0) + 1
     stalls = _stalls(states, end, stall_after)
     failovers_done = [e["ts"] for e in mine if e["event"] == "failover"]  # handled by the client itself
-    faults = sorted([e["ts"] for e in errors] + doubts + failovers_done
+    faults = sorted([e["ts"] for e in errors] + doubts + failovers_done + (wire["faults"] if wire else [])
                     + [e["ts"] for e in states if as_text(e.get("state")) in FAULT_STATES]
                     + [w.start for w in stalls])
     final = as_dict(as_dict(as_dict(summary).get("probes")).get(name))
     final_state = as_text(final.get("state")) or (as_text(states[-1].get("state")) if states else "") or None
     own_pauses = subtract(pauses, stalls)  # stuck in a call: the pause did not cause that silence
     gaps = _write_gaps(writes, faults, [e["ts"] for e in errors], doubts, start, end,
-                       ended_ok=final_state in (None, "OK", "STOPPED"), pauses=own_pauses)
+                       ended_ok=final_state in (None, "OK", "STOPPED"), pauses=own_pauses,
+                       normal=wire["gap_min"] if wire else None)
     addresses = [as_text(e.get("address")) for e in mine if e["event"] in ("connect", "write") and e.get("address")]
     ticks = tick_series(evs, name)
     ops_from_ticks = sum(ops for _, ops, _ in ticks)
@@ -167,15 +177,39 @@ def _probe_report(name: str, meta: Dict[str, Any], mine: List[Dict[str, Any]], e
     return ProbeReport(
         probe=name, endpoint=meta["endpoint"], backend=meta["backend"], library=meta["library"],
         version=meta["version"], available=bool(meta.get("available", True)), ops=ops,
-        acknowledged=len(writes), in_doubt=len(open_doubts), failovers=len(failovers_done),
-        errors=max(n_errors if n_errors is not None else 0, len(errors)),
+        acknowledged=wire["acked"] if wire else len(writes), in_doubt=len(open_doubts), failovers=len(failovers_done),
+        errors=max(n_errors if n_errors is not None else 0, len(errors)) + (wire["errors"] if wire else 0),
         errors_by_kind=tuple(sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))),
         stalls=tuple(stalls), write_gaps=tuple(gaps),
         address_before=addresses[0] if addresses else None,
         address_after=addresses[-1] if addresses else None, addresses=_in_turn(addresses), final_state=final_state,
         latency_ms_mean=None if mean is None else round(mean, 2),
         latency_ms_worst=max(lat for _, lat in latencies) if latencies else None,
-        outages=_outage_pairs(gaps, failovers, own_pauses))
+        outages=_outage_pairs(gaps, failovers, own_pauses), refused_at=wire["refused_at"] if wire else None)
+
+
+def _wire_facts(evs: List[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+    """A wire client's writes (segment ends), faults, counts from its `wire_client` events; None if none."""
+    if not evs:
+        return None
+    writes, faults, acked, errors, refused_at, gap_min = [], [], 0, 0, None, 0.2
+    for ev in evs:
+        gap_min = as_float(ev.get("gap_min")) or gap_min
+        acked += max(0, as_int(ev.get("acked")) or 0)
+        for seg in as_list(ev.get("segments")):
+            pair = [as_float(x) for x in as_list(seg)[:2]]
+            if len(pair) == 2 and None not in pair:
+                writes.extend(pair)  # type: ignore[arg-type]
+        for code_count in as_dict(ev.get("errors")).values():
+            errors += max(0, as_int(code_count) or 0)
+        last_error = as_list(ev.get("last_error"))
+        if len(last_error) == 2 and as_float(last_error[1]) is not None:
+            faults.append(as_float(last_error[1]))
+        refused = as_float(ev.get("last_refused"))
+        if refused is not None:
+            refused_at = refused if refused_at is None else max(refused_at, refused)
+    return {"writes": writes, "faults": faults, "acked": acked, "errors": errors, "refused_at": refused_at,
+            "gap_min": gap_min}
 
 
 def _in_turn(addresses: List[str], limit: int = 8) -> Tuple[str, ...]:
@@ -209,15 +243,19 @@ def _stalls(states: List[Dict[str, Any]], end: float, stall_after: float) -> Lis
 
 
 def _write_gaps(writes: List[float], faults: List[float], errors: List[float], doubts: List[float],
-                start: float, end: float, ended_ok: bool = True, pauses: Sequence[Window] = ()) -> List[Gap]:
-    """See the module docstring: gaps anchored on faults, or silent and long; paused time not counted."""
+                start: float, end: float, ended_ok: bool = True, pauses: Sequence[Window] = (),
+                normal: Optional[float] = None) -> List[Gap]:
+    """See the module docstring: gaps anchored on faults, or silent and long; paused time not counted.
+
+    `normal`: the writes' usual interval when known (wire clients), instead of their median."""
     if not writes:
         if faults:
             return [Gap(start, max(start, end), open=True, errors=len(errors), in_doubt=len(doubts), from_start=True,
                         paused=overlap(pauses, start, end))]
         return []
     intervals = [b - a for a, b in zip(writes, writes[1:])]
-    normal = statistics.median(intervals) if intervals else 0.0
+    if normal is None:
+        normal = statistics.median(intervals) if intervals else 0.0
     threshold = max(MIN_SILENT_GAP, SILENT_GAP_FACTOR * normal)
 
     def count(series: List[float], lo: float, hi: float) -> int:
