@@ -199,17 +199,33 @@ def _wire_facts(evs: List[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
         for seg in as_list(ev.get("segments")):
             pair = [as_float(x) for x in as_list(seg)[:2]]
             if len(pair) == 2 and None not in pair:
-                writes.extend(pair)  # type: ignore[arg-type]
+                writes.extend(_fill(pair[0], pair[1], gap_min))  # type: ignore[arg-type]
         for code_count in as_dict(ev.get("errors")).values():
             errors += max(0, as_int(code_count) or 0)
         last_error = as_list(ev.get("last_error"))
         if len(last_error) == 2 and as_float(last_error[1]) is not None:
             faults.append(as_float(last_error[1]))
+        dropped = as_float(ev.get("last_dropped"))
+        if dropped is not None:
+            faults.append(dropped)
         refused = as_float(ev.get("last_refused"))
         if refused is not None:
             refused_at = refused if refused_at is None else max(refused_at, refused)
     return {"writes": writes, "faults": faults, "acked": acked, "errors": errors, "refused_at": refused_at,
             "gap_min": gap_min}
+
+
+def _fill(start: float, end: float, step: float) -> List[float]:
+    """Write times standing for a stretch of writes no more than `step` apart (never a gap inside).
+
+    >>> _fill(10.0, 10.5, 0.2)
+    [10.0, 10.2, 10.4, 10.5]
+    """
+    out, t = [], start
+    while t < end:
+        out.append(round(t, 6))
+        t += step
+    return out + [end]
 
 
 def _in_turn(addresses: List[str], limit: int = 8) -> Tuple[str, ...]:

@@ -16,6 +16,8 @@ What a client is credited with (all times are when the answer passed the proxy, 
                        (the OK's status has no SERVER_STATUS_IN_TRANS), or an OK that ends a
                        transaction holding writes (COMMIT, an implicit commit); ROLLBACK, a deadlock
                        (1213) or the connection ending discard the transaction's writes.
+  dropped connection   a connection that ended without COM_QUIT (reset, fenced and timed out,
+                       the program killed): what the client saw as 2013 / 2006.
   refused write        ERR 1290 / 1836 (read-only server): a connection left on a demoted writer.
   errors               ERR codes, counted; the client's last error with its time.
   by endpoint          writes and errors are kept per endpoint (the proxy's cluster: aurora, rds):
@@ -61,6 +63,8 @@ class Track:
         self.last_error: Optional[Tuple[int, float]] = None
         self.refused = 0
         self.last_refused: Optional[float] = None
+        self.dropped = 0  # connections that ended without COM_QUIT (the client saw 2013/2006, or gave up)
+        self.last_dropped: Optional[float] = None
 
     def ack(self, now: float, count: int = 1) -> None:
         self.acked += count
@@ -83,7 +87,8 @@ class Track:
         return {"acked": self.acked, "segments": [list(s) for s in self.segments],
                 "segments_dropped": self.segments_dropped, "errors": {str(k): v for k, v in self.errors.items()},
                 "last_error": list(self.last_error) if self.last_error else None,
-                "refused": self.refused, "last_refused": self.last_refused}
+                "refused": self.refused, "last_refused": self.last_refused,
+                "dropped": self.dropped, "last_dropped": self.last_dropped}
 
 
 class Client:
@@ -156,6 +161,7 @@ class Accounting:
         self.pending_inserts: List[Tuple[str, int, int]] = []
         self.preparing: Optional[Statement] = None
         self.resolved_pid: Optional[int] = None  # set by the ledger's resolver thread
+        self.quit = False
         self._reached = False
 
     # --- session hooks ----------------------------------------------------------------------
@@ -183,6 +189,8 @@ class Accounting:
             self.resolved_pid = None
         self.client.commands += 1
         self.statement = None
+        if command == F.COM_QUIT:
+            self.quit = True
         if command == F.COM_QUERY:
             self.statement = classify(packet.head[1:])
         elif command == F.COM_STMT_PREPARE:
@@ -238,6 +246,10 @@ class Accounting:
             c.address = "%s:%d" % self.peer
 
     def on_close(self) -> None:
+        if self._reached and not self.quit:
+            track = self.client.track(self.endpoint)
+            track.dropped += 1
+            track.last_dropped = time.time()
         self._discard()
         self.client.open -= 1
         self.prepared.clear()

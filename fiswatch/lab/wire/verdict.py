@@ -35,7 +35,8 @@ def merge(clients: Sequence[Dict[str, Any]], gap_min: float = GAP_MIN) -> Dict[s
     for client in clients:
         for endpoint, track in (client.get("endpoints") or {}).items():
             m = out.setdefault(endpoint, {"acked": 0, "segments": [], "errors": {}, "last_error": None,
-                                          "refused": 0, "last_refused": None})
+                                          "refused": 0, "last_refused": None, "dropped": 0,
+                                          "last_dropped": None})
             m["acked"] += track.get("acked", 0)
             m["segments"].extend([list(s) for s in track.get("segments", ())])
             for code, n in (track.get("errors") or {}).items():
@@ -45,6 +46,9 @@ def merge(clients: Sequence[Dict[str, Any]], gap_min: float = GAP_MIN) -> Dict[s
             m["refused"] += track.get("refused", 0)
             if track.get("last_refused") is not None:
                 m["last_refused"] = max(m["last_refused"] or 0.0, track["last_refused"])
+            m["dropped"] += track.get("dropped", 0)
+            if track.get("last_dropped") is not None:
+                m["last_dropped"] = max(m["last_dropped"] or 0.0, track["last_dropped"])
     for m in out.values():
         m["segments"] = _union(m["segments"], gap_min)
     return out
@@ -64,7 +68,7 @@ def program_events(name: str, merged: Dict[str, Dict[str, Any]], lab_events: Ite
                    start: float, end: float, gap_min: float = GAP_MIN) -> List[Dict[str, Any]]:
     """Record events for `fiswatch report` and build_report: the program as a probe per endpoint."""
     probes = [{"probe": "%s/%s" % (endpoint, PROGRAM), "endpoint": endpoint, "backend": name,
-               "library": "wire", "available": True} for endpoint in sorted(merged)]
+               "library": "wire", "version": "lab proxies", "available": True} for endpoint in sorted(merged)]
     events: List[Dict[str, Any]] = [{"ts": start, "event": "run_start", "probes": probes, "source": "lab exec"}]
     for endpoint in sorted(merged):
         m = merged[endpoint]
@@ -72,6 +76,9 @@ def program_events(name: str, merged: Dict[str, Dict[str, Any]], lab_events: Ite
                            backend=name, gap_min=gap_min))
     events.extend(lab_events)
     events.append({"ts": end, "event": "run_stop"})
+    events.append({"ts": end, "event": "summary", "probes": {
+        "%s/%s" % (e, PROGRAM): {"ops": merged[e]["acked"], "errors": sum(merged[e]["errors"].values()),
+                                 "state": "OK"} for e in merged}})
     return events
 
 
@@ -81,8 +88,8 @@ def describe(report: Any, lost: Optional[Dict[str, Any]] = None) -> List[str]:
 
     lines = []
     for probe in report.probes:
-        head = "%s on %s: %d acknowledged writes, %d errors" % (probe.backend, probe.endpoint, probe.acknowledged,
-                                                              probe.errors)
+        head = "%s on %s: %d acknowledged writes, %d server errors" % (
+            probe.backend, probe.endpoint, probe.acknowledged, probe.errors)
         lines.append(head)
         for pair in probe.outages:
             cls, detail = failover_verdict(report, probe, pair.failover)
