@@ -147,3 +147,26 @@ def test_a_write_deleted_behind_the_programs_back_is_reported_lost_with_its_id(l
     assert "lost writes: 1 of 5" in err
     cases, _ = _junit(tmp_path / "j.xml")
     assert cases == {"lost=0": False}
+
+
+def test_demo_exec_shows_the_program_measured_from_the_wire_beside_the_probes(lab, tmp_path):
+    import json
+
+    (tmp_path / "writer.py").write_text(WRITER)
+    record = tmp_path / "run.jsonl"
+    argv = [sys.executable, "-m", "fiswatch", "demo", "--dir", lab.dir, "--json", "--duration", "24",
+            "--aurora-after", "2", "--rds-after", "1000", "--no-verify", "--record", str(record),
+            "--exec", "%s %s 40" % (sys.executable, tmp_path / "writer.py")]
+    result = subprocess.run(argv, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=ROOT),
+                            timeout=240, cwd=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    messages = [e.get("message", "") for e in events if e["event"] in ("info", "warning")]
+    assert any(m.startswith("exec python") and "on aurora: writing" in m for m in messages), messages
+    assert any(m.startswith("exec python") and "no acknowledged write for" in m for m in messages), messages
+    wire = [json.loads(line) for line in record.read_text().splitlines() if '"wire_client"' in line]
+    assert len(wire) == 1 and wire[0]["probe"] == "aurora/program" and wire[0]["acked"] > 10
+    report = subprocess.run([sys.executable, "-m", "fiswatch", "report", str(record)], capture_output=True,
+                            text=True, env=dict(os.environ, PYTHONPATH=ROOT), timeout=60)
+    assert report.returncode == 0, report.stderr
+    assert "aurora/program" in report.stdout
