@@ -170,7 +170,7 @@ def _probe_report(name: str, meta: Dict[str, Any], mine: List[Dict[str, Any]], e
     mean = sum(max(ops, 1) * lat for ops, lat in latencies) / weight if latencies else None
     ops = as_int(final.get("ops"))
     if ops is None or ops < 0:
-        ops = ops_from_ticks if ticks else len(writes)
+        ops = ops_from_ticks if ticks else (wire["acked"] if wire else len(writes))
     n_errors = as_int(final.get("errors"))
     if not meta.get("available", True):
         final_state = final_state or "UNAVAILABLE"
