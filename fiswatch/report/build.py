@@ -205,9 +205,7 @@ def _wire_facts(evs: List[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
         last_error = as_list(ev.get("last_error"))
         if len(last_error) == 2 and as_float(last_error[1]) is not None:
             faults.append(as_float(last_error[1]))
-        dropped = as_float(ev.get("last_dropped"))
-        if dropped is not None:
-            faults.append(dropped)
+        faults.extend(t for t in (as_float(x) for x in as_list(ev.get("faults"))) if t is not None)
         refused = as_float(ev.get("last_refused"))
         if refused is not None:
             refused_at = refused if refused_at is None else max(refused_at, refused)

@@ -48,6 +48,7 @@ MAX_RANGES = 1000000
 MAX_PENDING = 10000
 MAX_STATEMENTS = 512
 MAX_CLIENTS = 10000
+MAX_FAULTS = 4096
 REFUSED = (1290, 1836)
 ROLLED_BACK = (1213,)
 
@@ -65,6 +66,12 @@ class Track:
         self.last_refused: Optional[float] = None
         self.dropped = 0  # connections that ended without COM_QUIT (the client saw 2013/2006, or gave up)
         self.last_dropped: Optional[float] = None
+        self.faults: List[float] = []  # times of errors and dropped connections, the last MAX_FAULTS
+
+    def fault(self, now: float) -> None:
+        self.faults.append(round(now, 3))
+        if len(self.faults) > MAX_FAULTS:
+            del self.faults[:len(self.faults) - MAX_FAULTS]
 
     def ack(self, now: float, count: int = 1) -> None:
         self.acked += count
@@ -77,6 +84,7 @@ class Track:
             self.segments_dropped += 1
 
     def error(self, code: int, now: float) -> None:
+        self.fault(now)
         self.errors[code] = self.errors.get(code, 0) + 1
         self.last_error = (code, now)
         if code in REFUSED:
@@ -88,7 +96,7 @@ class Track:
                 "segments_dropped": self.segments_dropped, "errors": {str(k): v for k, v in self.errors.items()},
                 "last_error": list(self.last_error) if self.last_error else None,
                 "refused": self.refused, "last_refused": self.last_refused,
-                "dropped": self.dropped, "last_dropped": self.last_dropped}
+                "dropped": self.dropped, "last_dropped": self.last_dropped, "faults": list(self.faults)}
 
 
 class Client:
@@ -250,6 +258,7 @@ class Accounting:
             track = self.client.track(self.endpoint)
             track.dropped += 1
             track.last_dropped = time.time()
+            track.fault(track.last_dropped)
         self._discard()
         self.client.open -= 1
         self.prepared.clear()

@@ -36,7 +36,7 @@ def merge(clients: Sequence[Dict[str, Any]], gap_min: float = GAP_MIN) -> Dict[s
         for endpoint, track in (client.get("endpoints") or {}).items():
             m = out.setdefault(endpoint, {"acked": 0, "segments": [], "errors": {}, "last_error": None,
                                           "refused": 0, "last_refused": None, "dropped": 0,
-                                          "last_dropped": None})
+                                          "last_dropped": None, "faults": []})
             m["acked"] += track.get("acked", 0)
             m["segments"].extend([list(s) for s in track.get("segments", ())])
             for code, n in (track.get("errors") or {}).items():
@@ -47,10 +47,12 @@ def merge(clients: Sequence[Dict[str, Any]], gap_min: float = GAP_MIN) -> Dict[s
             if track.get("last_refused") is not None:
                 m["last_refused"] = max(m["last_refused"] or 0.0, track["last_refused"])
             m["dropped"] += track.get("dropped", 0)
+            m["faults"].extend(track.get("faults", ()))
             if track.get("last_dropped") is not None:
                 m["last_dropped"] = max(m["last_dropped"] or 0.0, track["last_dropped"])
     for m in out.values():
         m["segments"] = _union(m["segments"], gap_min)
+        m["faults"] = sorted(m["faults"])[-4096:]
     return out
 
 
