@@ -170,3 +170,31 @@ def test_demo_exec_shows_the_program_measured_from_the_wire_beside_the_probes(la
                             text=True, env=dict(os.environ, PYTHONPATH=ROOT), timeout=60)
     assert report.returncode == 0, report.stderr
     assert "aurora/program" in report.stdout
+
+
+CONNECTOR = textwrap.dedent("""\
+    import os, sys, time
+    import mysql.connector
+    conn = mysql.connector.connect(host=os.environ["FISWATCH_LAB_AURORA_HOST"], port=int(os.environ["FISWATCH_LAB_PORT"]),
+                                   user=os.environ["FISWATCH_LAB_USER"], password=os.environ["FISWATCH_LAB_PASSWORD"],
+                                   database=os.environ["FISWATCH_LAB_DATABASE"], autocommit=True, use_pure=True,
+                                   ssl_disabled=True)  # and no read timeout: a fenced writer holds it for good
+    cur = conn.cursor()
+    cur.execute("CREATE TABLE IF NOT EXISTS gate_connector (id BIGINT AUTO_INCREMENT PRIMARY KEY, v INT)")
+    while True:
+        cur.execute("INSERT INTO gate_connector (v) VALUES (1)")
+        time.sleep(0.05)
+""")
+
+
+def test_mysql_connector_without_a_read_timeout_is_measured_as_never_recovered(lab, tmp_path):
+    (tmp_path / "connector.py").write_text(CONNECTOR)
+    result = _gate(lab.dir, tmp_path, "--failover", "aurora@2", "--expect", "recovered", "--expect", "lost=0",
+                   "--junit", str(tmp_path / "j.xml"), "--", "timeout", "-s", "KILL", "22", sys.executable,
+                   "connector.py")
+    assert result.returncode == 3, result.stderr
+    assert "failover 1 (aurora at t+" in result.stderr and ": hung, no write for" in result.stderr
+    failed = [line for line in result.stderr.splitlines() if "expectation failed" in line]
+    assert len(failed) == 1 and "recovered" in failed[0] and "hung" in failed[0]
+    cases, _ = _junit(tmp_path / "j.xml")
+    assert cases == {"failover aurora@2": True, "recovered": False, "lost=0": True}

@@ -148,3 +148,45 @@ def test_a_process_without_pid_attribute_is_found_by_its_socket(accounted, maria
     snap = _snapshot(proxy, ledger)
     mine = _me(snap, child.pid)
     assert mine is not None and mine["acked"] >= 1 and mine["name"] == ""  # no attributes at all
+
+
+def test_a_64mb_query_many_connections_and_a_death_mid_transaction_leave_the_proxy_serving(accounted, mariadb):
+    proxy, ledger = accounted
+    conn = pymysql.connect(host=proxy.address[0], port=proxy.address[1], user=mariadb.user,
+                           password=mariadb.password, database=mariadb.database, max_allowed_packet=80 * 1024 * 1024)
+    try:
+        with pytest.raises(pymysql.err.MySQLError):
+            conn.cursor().execute("SELECT LENGTH('%s')" % ("x" * (64 * 1024 * 1024)))
+    finally:
+        try:
+            conn.close()
+        except Exception:
+            pass
+    socks = []
+    for _ in range(300):  # connect, read the greeting, hang up: no packet of theirs is complete
+        s = socket.create_connection(proxy.address, timeout=10)
+        socks.append(s)
+    for s in socks:
+        s.recv(100)
+        s.close()
+    code = ("import pymysql, os, sys\n"
+            "c = pymysql.connect(host=%r, port=%d, user=%r, password=sys.stdin.readline().strip(), database=%r)\n"
+            "cur = c.cursor(); cur.execute('BEGIN'); cur.execute('INSERT INTO wire_acct (v) VALUES (66)')\n"
+            "os._exit(9)\n" % (proxy.address[0], proxy.address[1], mariadb.user, mariadb.database))
+    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE)
+    child.communicate((mariadb.password + "\n").encode(), timeout=60)
+    assert child.returncode == 9
+    wait_for(lambda: proxy.connection_count() == 0, message="every connection closed and forgotten")
+    snap = _snapshot(proxy, ledger)
+    dead = _me(snap, child.pid)
+    assert dead is not None and dead["acked"] == 0 and dead["inserts"] == {}  # never committed: nothing acknowledged
+    assert dead["endpoints"]["acct"]["dropped"] == 1 and dead["open"] == 0
+    assert all(c["open"] == 0 for c in snap["clients"])
+    conn = pymysql.connect(host=proxy.address[0], port=proxy.address[1], user=mariadb.user,
+                           password=mariadb.password, database=mariadb.database)
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT 1")
+        assert cur.fetchone() == (1,)
+    finally:
+        conn.close()

@@ -292,10 +292,18 @@ def verdict_of(lab_dir: str, argv: List[str], expectations: Sequence[Expectation
     from fiswatch.report.build import build_report
 
     name = os.path.basename(argv[0])
-    try:
-        snapshot = request(os.path.join(os.path.abspath(lab_dir), CONTROL_SOCKET), "wire", timeout=30)
-    except ControlError as exc:
-        snapshot = {"clients": [], "error": str(exc)}
+    path = os.path.join(os.path.abspath(lab_dir), CONTROL_SOCKET)
+    deadline = time.time() + 3.0  # the proxies see the program's last connections close
+    while True:
+        try:
+            snapshot = request(path, "wire", timeout=30)
+        except ControlError as exc:
+            snapshot = {"clients": [], "error": str(exc)}
+            break
+        clients = V.program_clients(snapshot, os.getpid())
+        if all(c.get("open", 0) <= 0 for c in clients) or time.time() > deadline:
+            break
+        time.sleep(0.1)
     clients = V.program_clients(snapshot, os.getpid())
     merged = V.merge(clients)
     events = V.program_events(name, merged, failovers.events, t0, end)

@@ -80,8 +80,22 @@ def program_events(name: str, merged: Dict[str, Dict[str, Any]], lab_events: Ite
     events.append({"ts": end, "event": "run_stop"})
     events.append({"ts": end, "event": "summary", "probes": {
         "%s/%s" % (e, PROGRAM): {"ops": merged[e]["acked"], "errors": sum(merged[e]["errors"].values()),
-                                 "state": "OK"} for e in merged}})
+                                 "state": final_state(merged[e], end, gap_min)} for e in merged}})
     return events
+
+
+def final_state(track: Dict[str, Any], end: float, gap_min: float = GAP_MIN) -> str:
+    """OK when the program was still writing at the end, else what the wire last saw.
+
+    >>> final_state({"segments": [[1.0, 9.9]]}, 10.0), final_state({"segments": [[1.0, 3.0]]}, 10.0)
+    ('OK', 'NO WRITE')
+    """
+    segments = track.get("segments") or []
+    if segments and end - segments[-1][1] <= max(1.0, 10 * gap_min):
+        return "OK"
+    if track.get("last_refused") is not None and (not segments or track["last_refused"] > segments[-1][1]):
+        return "REFUSED"
+    return "NO WRITE"
 
 
 def describe(report: Any, lost: Optional[Dict[str, Any]] = None) -> List[str]:
