@@ -36,19 +36,21 @@ WARNING = "warning"
 VERIFY = "verify"
 RUN_STOP = "run_stop"
 SUMMARY = "summary"
+WIRE_CLIENT = "wire_client"
 
 # `fiswatch fleet --json` (a stream about the whole room, written as dicts by fiswatch.aws.fleet_view)
 FLEET = "fleet"
 FLEET_STATE = "fleet_state"
 
 KINDS = (RUN_START, STATE, ERROR, DNS, CONNECT, WRITE, WRITE_IN_DOUBT, FAILOVER, TICK, LAB, TOPOLOGY,
-         EXPERIMENT, INFO, WARNING, VERIFY, RUN_STOP, SUMMARY)
+         EXPERIMENT, INFO, WARNING, VERIFY, RUN_STOP, SUMMARY, WIRE_CLIENT)
 FLEET_KINDS = (FLEET, FLEET_STATE, WARNING)
 
-# Several a second per probe: on disk (the record) only, never kept in memory (Runner.history).
+# Several a second per probe: on disk (the record) only, never kept in memory.
 FREQUENT = frozenset({WRITE, TICK})
-# Never a line in the dashboard's event pane: the frequent ones, every connect, the last line.
-QUIET = FREQUENT | {CONNECT, SUMMARY}
+# Never a line in the dashboard's event pane: the frequent ones, every connect, the last line,
+# a program's wire totals (written when the run stops; its state changes are info/warning lines).
+QUIET = FREQUENT | {CONNECT, SUMMARY, WIRE_CLIENT}
 # Left out of `--json` (the record keeps them): one per round per probe.
 NOT_STREAMED = frozenset({WRITE})
 # Written after the probes stopped: the report's run ends before them.
@@ -178,7 +180,18 @@ def summary(probes: Mapping[str, Mapping[str, Any]], *, ts: Optional[float] = No
     return _event(SUMMARY, ts, probes=probes)
 
 
+def wire_client(probe: str, endpoint: str, *, backend: str, acked: int, segments: Sequence[Sequence[float]],
+                gap_min: float, errors: Mapping[str, int], last_error: Optional[Sequence[Any]], refused: int,
+                last_refused: Optional[float], dropped: int, last_dropped: Optional[float], faults: Sequence[float],
+                unmeasured: Mapping[str, int], ts: Optional[float] = None) -> Event:
+    """A program measured from the wire by the lab's proxies, one per endpoint (fiswatch.lab.wire)."""
+    return _event(WIRE_CLIENT, ts, probe=probe, endpoint=endpoint, backend=backend, acked=acked, segments=segments,
+                  gap_min=gap_min, errors=errors, last_error=last_error, refused=refused, last_refused=last_refused,
+                  dropped=dropped, last_dropped=last_dropped, faults=faults, unmeasured=unmeasured)
+
+
 CONSTRUCTORS = {RUN_START: run_start, STATE: state, ERROR: error, DNS: dns, CONNECT: connect, WRITE: write,
                 WRITE_IN_DOUBT: write_in_doubt, FAILOVER: failover, TICK: tick, LAB: lab, TOPOLOGY: topology,
                 EXPERIMENT: experiment, INFO: info, WARNING: warning, VERIFY: verify, RUN_STOP: run_stop,
-                SUMMARY: summary}
+                SUMMARY: summary, WIRE_CLIENT: wire_client}
+

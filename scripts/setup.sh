@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything fiswatch needs on a fresh Debian/Ubuntu machine, idempotently:
 #   - MariaDB (mariadbd for the local lab; a running server on 127.0.0.1:3306 for the tests)
+#   - sysbench (the wire accounting's benchmark figure: python -m fiswatch.bench wire)
 #   - .venv   : the default python3 with fiswatch installed editable, plus test and plot extras
 #   - .venv39 : the same on Python 3.9 when pyenv has one (the workshop's Amazon Linux 2023 Python)
 # Usage: bash scripts/setup.sh [--no-server] [--no-py39]
@@ -23,6 +24,13 @@ have_mariadbd() { command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd
 
 if ! have_mariadbd; then
   bash scripts/install_mariadb.sh
+fi
+if ! command -v sysbench >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends sysbench >/dev/null
+  else
+    say "sysbench is missing (the wire benchmark needs it): sudo apt-get install sysbench"
+  fi
 fi
 
 # the TLS tests check the lab's certificates with a client outside Python's stack: openssl s_client

@@ -136,23 +136,30 @@ def test_every_other_query_passes_unchanged(lab):
 
 
 def test_query_rewriter_frames_packets_split_anywhere():
+    """The rewriter runs on the shared framing (wire/framing.py); tests/test_wire_framing.py has the rest."""
+    from fiswatch.lab.wire import framing as F
+    from fiswatch.lab.wire.session import Session
+
     rewriter = aurora.QueryRewriter(aurora.rewrites("7"))
-
-    def packet(seq, payload):
-        return len(payload).to_bytes(3, "little") + bytes((seq,)) + payload
-
-    handshake = packet(1, (0x000FA68D & ~0x820).to_bytes(4, "little") + b"\x00" * 40)
-    query = packet(0, b"\x03" + aurora.HOST_ID_QUERY.encode())
-    other = packet(0, b"\x03SELECT 1")
-    stream = handshake + other + query + other
-    out = b"".join(rewriter.feed(stream[i:i + 3]) for i in range(0, len(stream), 3))
+    session = Session(rewriter=rewriter)
+    greeting = F.packet_bytes(0, b"\x0a10.11\x00" + b"\x01\x00\x00\x00" + b"a" * 8 + b"\x00" + b"\xff\xf7"
+                              + b"\x08\x02\x00\xff\x81\x15" + b"\x00" * 10)
+    session.from_server(greeting)
+    handshake = F.packet_bytes(1, (0x000FA68D & ~0x820).to_bytes(4, "little") + b"\x00" * 28 + b"u\x00\x00")
+    query = F.packet_bytes(0, b"\x03" + aurora.HOST_ID_QUERY.encode())
+    other = F.packet_bytes(0, b"\x03SELECT 1")
+    assert session.from_client(handshake) == handshake
+    session.from_server(F.packet_bytes(2, b"\x00\x00\x00\x02\x00\x00\x00"))
+    stream = other + query + other
+    out = b"".join(session.from_client(stream[i:i + 3]) for i in range(0, len(stream), 3))
     expected_query = aurora.rewrites("7")[aurora.HOST_ID_QUERY].encode()
-    assert out == handshake + other + packet(0, b"\x03" + expected_query) + other
+    assert out == other + F.packet_bytes(0, b"\x03" + expected_query) + other
     assert rewriter.rewritten == 1
 
-    tls = aurora.QueryRewriter(aurora.rewrites("7"))  # a client asking for TLS: never touched
-    ssl_request = packet(1, (0x000FA68D | 0x800).to_bytes(4, "little") + b"\x00" * 28)
-    assert tls.feed(ssl_request + query) == ssl_request + query
+    tls = Session(rewriter=aurora.QueryRewriter(aurora.rewrites("7")))  # TLS requested: never touched
+    tls.from_server(greeting)
+    ssl_request = F.packet_bytes(1, (0x000FA68D | 0x800).to_bytes(4, "little") + b"\x00" * 28)
+    assert tls.from_client(ssl_request + query) == ssl_request + query
 
 
 def _topology_from(info, address):

@@ -3,7 +3,7 @@
 The AWS Advanced Python Wrapper's Aurora MySQL dialect (aws-advanced-python-wrapper 3.x,
 `database_dialect.AuroraMysqlDialect`) asks the database five questions that MariaDB cannot
 answer as Aurora does. Each Aurora instance's proxy rewrites exactly these five query texts
-(COM_QUERY packets; any other byte passes unchanged) into queries the real server answers
+(COM_QUERY packets, framed by wire/framing.py; any other byte passes unchanged) into queries the real server answers
 from state the lab keeps in it (fiswatch/lab/topology.py):
 
   SHOW VARIABLES LIKE 'aurora_version'           -> one row: aurora_version, '3.08.2-lab-<server version>'
@@ -19,6 +19,8 @@ A SERVER_ID is the instance's index ('1', '2'); `host_pattern()` turns it into t
 address, as `cluster_instance_host_pattern` does on the client side.
 """
 from typing import Callable, Dict
+
+from fiswatch.lab.wire import framing as F
 
 SCHEMA = "fiswatch_lab"
 TOPOLOGY_TABLE = SCHEMA + ".replica_host_status"
@@ -36,12 +38,6 @@ IS_READER_QUERY = "SELECT @@innodb_read_only"
 WRITER_ID_QUERY = ("SELECT SERVER_ID FROM information_schema.replica_host_status "
                    "WHERE SESSION_ID = 'MASTER_SESSION_ID' AND SERVER_ID = @@aurora_server_id")
 WRAPPER_QUERIES = (VERSION_QUERY, TOPOLOGY_QUERY, HOST_ID_QUERY, IS_READER_QUERY, WRITER_ID_QUERY)
-
-COM_QUERY = 0x03
-_CLIENT_COMPRESS = 0x20
-_CLIENT_SSL = 0x800
-_MAX_PACKET = 0xFFFFFF
-
 
 def server_id(index: int) -> str:
     """The SERVER_ID of the instance with this index (what `?` in the host pattern becomes)."""
@@ -68,73 +64,29 @@ def rewrites(instance_id: str) -> Dict[str, str]:
 
 
 class QueryRewriter:
-    """Client-to-server byte filter of one proxied connection.
+    """The client-to-server rewriting behaviour of one proxied session (wire/session.py).
 
-    Splits the stream into MySQL packets (3-byte little-endian length, sequence id, payload).
-    A packet is rewritten only when it starts a command (sequence id 0), is a COM_QUERY and
-    its text, without surrounding blanks, is one of the table's keys. Every other byte is
-    forwarded as received, without waiting for the rest of its packet. A session that
-    negotiates compression or TLS is passed through untouched (its packets are not readable).
+    The session frames the client's packets (wire/framing.py) and asks `wants` of every packet
+    that starts a command once the session is authenticated; a packet wanted is held whole and
+    forwarded as `rewrite` returns it: rewritten only when it is a COM_QUERY whose text, without
+    surrounding blanks, is one of the table's keys. Every other byte is forwarded as received,
+    without waiting for the rest of its packet. A TLS or compressed session is never framed.
     """
 
     def __init__(self, table: Dict[str, str]) -> None:
         self._table = {k.strip().encode("utf-8"): v.encode("utf-8") for k, v in table.items()}
         self._longest = max(len(k) for k in self._table) + 16 if self._table else 0
-        self._buf = b""
-        self._skip = 0  # bytes of the current packet still to forward as they are
-        self._handshake_seen = False
-        self._opaque = False  # compressed or TLS: pass everything
         self.rewritten = 0
 
-    def feed(self, data: bytes) -> bytes:
-        if self._opaque:
-            return data
-        out = []
-        while data:
-            if self._skip:
-                n = min(self._skip, len(data))
-                out.append(data[:n])
-                data, self._skip = data[n:], self._skip - n
-                continue
-            buf, data = self._buf + data, b""
-            if len(buf) < (5 if self._handshake_seen else 8):
-                self._buf = buf
-                break
-            length, seq, kind = int.from_bytes(buf[:3], "little"), buf[3], buf[4]
-            if not self._handshake_seen:
-                self._handshake_seen = True
-                self._check_handshake(buf)
-                if self._opaque:
-                    self._buf = b""
-                    out.append(buf)
-                    break
-            candidate = seq == 0 and kind == COM_QUERY and length <= self._longest and length < _MAX_PACKET
-            if not candidate:
-                self._buf, self._skip, data = b"", 4 + length, buf
-                continue
-            if len(buf) < 4 + length:
-                self._buf = buf
-                break
-            packet, data, self._buf = buf[:4 + length], buf[4 + length:], b""
-            out.append(self._rewrite(packet))
-        return b"".join(out)
+    def wants(self, length: int, first: int) -> bool:
+        return first == F.COM_QUERY and length <= self._longest
 
-    def _check_handshake(self, buf: bytes) -> None:
-        """The client's first packet is its handshake response: does it ask for TLS or compression?"""
-        if buf[3] != 1:
-            return
-        flags = int.from_bytes(buf[4:8], "little")
-        if flags & (_CLIENT_COMPRESS | _CLIENT_SSL):
-            self._opaque = True
-
-    def _rewrite(self, packet: bytes) -> bytes:
-        text = packet[5:].strip()
-        new = self._table.get(text)
+    def rewrite(self, packet: F.Packet) -> bytes:
+        new = self._table.get(packet.head[1:].strip())
         if new is None:
-            return packet
+            return F.packet_bytes(packet.seq, packet.head)
         self.rewritten += 1
-        payload = bytes((COM_QUERY,)) + new
-        return len(payload).to_bytes(3, "little") + b"\x00" + payload
+        return F.packet_bytes(packet.seq, bytes((F.COM_QUERY,)) + new)
 
 
 def rewriter_factory(instance_id: str) -> Callable[[], QueryRewriter]:

@@ -26,6 +26,7 @@ from fiswatch.lab.proxy import FaultProxy, ProxyLoop
 from fiswatch.lab.tls import session_factory
 from fiswatch.lab.tlsca import cert_file, key_file
 from fiswatch.lab.topology import Heartbeat, create_statements
+from fiswatch.lab.wire.accounting import Ledger
 
 
 class LabStartError(RuntimeError):
@@ -78,6 +79,7 @@ class Lab:
         self.heartbeat = Heartbeat(lambda: layout.server_socket(self.role_holder("aurora", "writer")),
                                    lambda text: log_line(layout, text))
         self.last_failover: Optional[Dict[str, Any]] = None
+        self.ledger = Ledger()  # wire accounting of every proxied client (lab/wire/accounting.py)
 
     # --- start -------------------------------------------------------------------------
     def start(self) -> None:
@@ -101,8 +103,9 @@ class Lab:
             target = layout.server_address(spec)
             rewriter = aurora.rewriter_factory(aurora.server_id(spec.index)) if spec.cluster == "aurora" else None
             tls = session_factory(cert_file(layout.tls_dir, spec.name), key_file(layout.tls_dir, spec.name), layout.tls)
-            self.proxies[spec.name] = FaultProxy(host, port, target[0], target[1], name=spec.name,
-                                                 loop=self.loop, rewriter=rewriter, tls=tls).start()
+            self.proxies[spec.name] = FaultProxy(host, port, target[0], target[1], name=spec.name, loop=self.loop,
+                                                 session=self.ledger.session_factory(spec.name, rewriter, spec.cluster),
+                                                 tls=tls).start()
         self._publish_dns()
         self.dns = DnsServer(self.zone, layout.dns_address[0], layout.dns_address[1], self.loop).start()
         if layout.dns_port != 53:
@@ -265,6 +268,10 @@ class Lab:
         self.last_failover = dict(req.get("state") or {})
         self.write_state()
 
+    def cmd_wire(self, req: Dict[str, Any]) -> Any:
+        """What every client did on the wire so far (lab/wire/accounting.py)."""
+        return self.loop.call(self.ledger.snapshot)
+
     def cmd_shutdown(self, req: Dict[str, Any]) -> Any:
         self.stopping.set()
 
@@ -303,6 +310,7 @@ class Lab:
             self.control.server_close()
         for proxy in self.proxies.values():
             proxy.stop()
+        self.ledger.close()
         for dns in (self.dns, self.dns53):
             if dns is not None:
                 dns.stop()

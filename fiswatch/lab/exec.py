@@ -51,7 +51,8 @@ class ExecError(Exception):
 def add_exec_parser(actions: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
     p = actions.add_parser(
         "exec", help="run your own program against the lab: the system resolver answers the lab's names",
-        usage="fiswatch lab exec [--dir DIR] [--aws] -- COMMAND [ARGS...]",
+        usage="fiswatch lab exec [--dir DIR] [--aws] [--failover ENDPOINT@S] [--expect EXP] [--junit FILE] "
+              "[--json FILE] [--record FILE] -- COMMAND [ARGS...]",
         epilog="examples: fiswatch lab exec -- mysql -h fiswatch-lab.cluster-c0ffee.lab.rds.local -u fiswatch testdb; "
                "fiswatch lab exec --aws -- python3 workshop_script.py (docs/lab.md)",
         description="Run COMMAND so that its system resolver answers the lab's names from the lab's DNS server "
@@ -64,6 +65,9 @@ def add_exec_parser(actions: Any, common: Callable[[argparse.ArgumentParser], No
                    help="also serve the workshop's AWS side locally (Secrets Manager FisAuroraSecret and "
                         "FisMysqlSecret, CloudWatch) through moto on loopback, as AWS_ENDPOINT_URL with fake "
                         "credentials (needs `pip install 'fiswatch[lab-aws]'`)")
+    from fiswatch.lab.gate import add_gate_options
+
+    add_gate_options(p)  # failover schedule, expectations, verdict files (lab/gate.py)
     p.add_argument("exec_argv", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]",
                    help="the program to run and its arguments")
 
@@ -78,17 +82,17 @@ def run_exec(args: argparse.Namespace, lab_dir: str) -> int:
     if not argv:
         say("say which program to run: fiswatch lab exec [--dir DIR] [--aws] -- COMMAND [ARGS...]")
         return EXIT_USAGE
+    from fiswatch.lab.gate import run_gate
+
     try:
-        return exec_in_lab(lab_dir, argv, aws=bool(args.aws))
-    except ExecError as exc:
-        say(str(exc))
-        return exc.code
+        return run_gate(args, lab_dir, argv, say)
     except KeyboardInterrupt:
         say("interrupted before %s started" % argv[0])
         return 128 + signal.SIGINT
 
 
-def exec_in_lab(lab_dir: str, argv: Sequence[str], aws: bool = False) -> int:
+def exec_in_lab(lab_dir: str, argv: Sequence[str], aws: bool = False,
+                before_wait: Optional[Callable[[], None]] = None) -> int:
     """Run argv against the lab in `lab_dir`; return its exit code (see the module doc).
 
     Moves THIS process into a private mount namespace first: call it from a process of its
@@ -117,7 +121,7 @@ def exec_in_lab(lab_dir: str, argv: Sequence[str], aws: bool = False) -> int:
             local_aws = LocalAws()
             aws_env = local_aws.start(info.credentials_file, os.environ)
         env = child_environment(os.environ, info, dns_ip, aws_env)
-        return run_child(list(argv), env, executable=executable)
+        return run_child(list(argv), env, executable=executable, before_wait=before_wait)
     finally:
         if local_aws is not None:
             local_aws.stop()
@@ -254,7 +258,8 @@ def exit_code(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def run_child(argv: List[str], env: Dict[str, str], executable: Optional[str] = None) -> int:
+def run_child(argv: List[str], env: Dict[str, str], executable: Optional[str] = None,
+              before_wait: Optional[Callable[[], None]] = None) -> int:
     """Run argv in the foreground; forward signals sent to us; return its exit code.
 
     Signals the terminal sends (Ctrl-C, Ctrl-\\) reach COMMAND directly, as it shares our
@@ -278,6 +283,8 @@ def run_child(argv: List[str], env: Dict[str, str], executable: Optional[str] = 
             raise ExecError("%s: command not found" % argv[0], EXIT_NOTFOUND)
         except OSError as exc:
             raise ExecError("%s: cannot execute: %s" % (argv[0], exc.strerror or exc), EXIT_NOEXEC)
+        if before_wait is not None:
+            before_wait()  # e.g. the failover schedule (lab/gate.py): threads only now, after unshare
         while proc.poll() is None:
             got = signal.sigtimedwait(waited, 0.5)
             if got is None or got.si_signo == signal.SIGCHLD:

@@ -5,6 +5,9 @@ failovers). Its output goes to a log file next to the run's record, and its line
 the dashboard's event log as `info` events (`exec: ...`): a line whose shape changes (an
 error, a new address: counters and clocks do not count) at once, others once every 5 s;
 the lab's password masked. When the demo stops, COMMAND gets SIGTERM (then SIGKILL after 5 s).
+The lab's proxies measure COMMAND from the wire (lab/wire/follow.py): its state changes
+(writing / no acknowledged write for N s / writes refused on a demoted writer) reach the event
+log, and its writes reach the record, the end summary and `fiswatch report` as a row.
 """
 import os
 import re
@@ -73,6 +76,7 @@ class ExecAlongside:
         self.aws = aws
         self.proc: Optional[subprocess.Popen] = None
         self._reader: Optional[threading.Thread] = None
+        self.follower: Any = None
         info = getattr(inner, "info", None)
         password = info.endpoints[0].password if info is not None and info.endpoints else None
         self._secret = password.reveal() if password is not None else None
@@ -99,6 +103,10 @@ class ExecAlongside:
                            % (shlex.join(self.argv)[:80], self.proc.pid, self.log_path)))
         self._reader = threading.Thread(target=self._read, args=(runner,), name="exec output", daemon=True)
         self._reader.start()
+        from fiswatch.lab.wire.follow import WireFollower
+
+        self.follower = WireFollower(os.path.abspath(self.lab_dir), self.proc.pid, os.path.basename(self.argv[0]),
+                                     runner.emit).start()
 
     def _read(self, runner: Any) -> None:
         try:
@@ -132,6 +140,8 @@ class ExecAlongside:
     def before_stop(self, runner: Any) -> None:
         self.inner.before_stop(runner)
         self.stop()
+        if self.follower is not None:
+            self.follower.stop()  # the program's writes into the record, before the run's summary
 
     def stop(self) -> None:
         proc = self.proc

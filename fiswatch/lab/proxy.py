@@ -16,10 +16,18 @@ Modes:
              `pass` listens again on the same address.
   latency    forward, delaying each chunk by `latency` seconds.
 
-A proxy given `rewriter` (a factory of objects with `feed(bytes) -> bytes`) passes what
-each client sends through its own rewriter before forwarding it (fiswatch/lab/aurora.py).
-A proxy given `tls` (fiswatch/lab/tls.py `session_factory`) terminates TLS: each connection's
-session turns the client's raw bytes into plaintext before the rewriter and the faults see them.
+Layers (docs: /work/shared/docs/design-notes.md, "The lab's proxy"): this module is the
+transport (sockets and fault modes). A proxy given `session` (a factory called with the
+client's (host, port) when it connects, returning a wire.session.Session or None) hands the
+session every chunk it forwards, both ways: the session frames the MySQL packets
+(wire/framing.py) and calls its behaviours (accounting, the Aurora query rewriter). What the
+client sends is forwarded as `session.from_client` returns it (the same bytes unless a rewriter
+changed a packet); what the server sends is observed and forwarded as it is, never delayed.
+`rewriter` (a factory of aurora.QueryRewriter-like objects) is a shorthand for a session with
+that rewriter and no other behaviour.
+A proxy given `tls` (fiswatch/lab/tls.py `session_factory`) terminates TLS under the session:
+each connection's TLS layer turns the client's raw bytes into plaintext before the session and
+the faults see them, and encrypts what goes back.
 """
 import asyncio
 import socket
@@ -84,10 +92,10 @@ class _Connection:
         self.client_eof = False
         self.server_eof = False
         self._tails = {False: None, True: None}  # per-direction last delayed write
-        self.rewriter = proxy._rewriter() if proxy._rewriter is not None else None
-        # the TLS layer (fiswatch/lab/tls.py): raw bytes in, plaintext to the rest of the proxy
+        # the TLS layer (fiswatch/lab/tls.py): raw bytes in, plaintext to the session and the rest
         self.tls = proxy._tls(lambda data: self._write(self.client, data), self.close) \
             if proxy._tls is not None else None
+        self.session: Any = None  # set when the client socket is up (proxy._client_connected)
 
     # --- state changes -------------------------------------------------------------
     def fence(self) -> None:
@@ -98,6 +106,7 @@ class _Connection:
         if self.closed:
             return
         self.closed = True
+        self._end_session()
         _abort_with_rst(self.client.transport)
         if self.server is not None:
             _abort_with_rst(self.server.transport)
@@ -107,23 +116,39 @@ class _Connection:
         if self.closed:
             return
         self.closed = True
+        self._end_session()
         for side in (self.client, self.server):
             if side is not None and side.transport is not None:
                 side.transport.close()
         self.proxy._forget(self)
 
+    def _end_session(self) -> None:
+        session, self.session = self.session, None
+        if session is not None:
+            session.close()
+
     # --- data ----------------------------------------------------------------------
     def received(self, from_upstream: bool, data: bytes) -> None:
         if self.fenced or self.closed:
             return  # read and dropped
-        if self.tls is not None:
-            data = self.tls.from_server(data) if from_upstream else self.tls.from_client(data)
-            if not data or self.closed:
-                return
-        if not from_upstream and self.rewriter is not None:
-            data = self.rewriter.feed(data)
-            if not data:
-                return
+        # the session (framing, accounting, answers) sees plaintext both ways: what the server
+        # sends before TLS encrypts it for the client, what the client sends after TLS decrypts it
+        if from_upstream:
+            if self.session is not None:
+                self.session.from_server(data)
+            if self.tls is not None:
+                data = self.tls.from_server(data)
+                if not data or self.closed:
+                    return
+        else:
+            if self.tls is not None:
+                data = self.tls.from_client(data)
+                if not data or self.closed:
+                    return
+            if self.session is not None:
+                data = self.session.from_client(data)
+                if not data:
+                    return
         if not from_upstream and (self.server is None or self.server.transport is None):
             self.pending.append(data)
             return
@@ -185,14 +210,24 @@ class _Connection:
         self.close()
 
 
+def _rewriting_session(rewriter: Callable[[], Any]) -> Callable[[Tuple[str, int]], Any]:
+    from fiswatch.lab.wire.session import Session
+
+    return lambda peer: Session(rewriter=rewriter())
+
+
 class FaultProxy:
     """A TCP proxy from (listen_host, listen_port) to (target_host, target_port) with faults."""
 
     def __init__(self, listen_host: str, listen_port: int, target_host: str, target_port: int,
                  name: str = "", loop: Optional[ProxyLoop] = None,
-                 rewriter: Optional[Callable[[], Any]] = None, tls: Optional[Callable[..., Any]] = None) -> None:
+                 rewriter: Optional[Callable[[], Any]] = None,
+                 session: Optional[Callable[[Tuple[str, int]], Any]] = None,
+                 tls: Optional[Callable[..., Any]] = None) -> None:
         self.name = name or "%s:%d" % (listen_host, listen_port)
-        self._rewriter = rewriter
+        if session is None and rewriter is not None:
+            session = _rewriting_session(rewriter)
+        self._session = session
         self._tls = tls
         self._listen = (listen_host, int(listen_port))
         self._target = (target_host, int(target_port))
@@ -292,6 +327,12 @@ class FaultProxy:
 
     def _client_connected(self, conn: _Connection) -> None:
         mode = self._mode
+        if self._session is not None and mode not in ("reset", "refuse") and not self._stopped:
+            peer = conn.client.transport.get_extra_info("peername") if conn.client.transport else None
+            try:
+                conn.session = self._session(tuple(peer[:2]) if peer else ("", 0))
+            except Exception:
+                conn.session = None  # accounting must never cost the client its connection
         if self._stopped:
             conn.close()
         elif mode == "blackhole":

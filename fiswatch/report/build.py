@@ -26,6 +26,12 @@ Failovers. Each lab failover of a probe's endpoint is paired with the longest ga
 overlaps its injected outage; `beyond` = how long after the outage ended the writes came
 back (paused time after the outage not counted).
 
+Wire clients. A program the lab measured from the wire (lab/wire/) is a probe too: one
+`wire_client` event per endpoint carries its stretches of acknowledged writes (`segments`, writes
+closer than `gap_min` seconds apart), its errors and its refused writes; its gaps, failover
+pairs and verdict come from the same code as the probes', with the writes' normal interval
+taken as `gap_min` (so any silence over max(1 s, 10 x gap_min) is a gap).
+
 The end. Open gaps and stalls end when the probes were stopped (`run_stop`), not when the
 run's closing verification finished; records without `run_stop` use the last event before
 that verification.
@@ -153,6 +159,9 @@ def _probe_report(name: str, meta: Dict[str, Any], mine: List[Dict[str, Any]], c
                   summary: Optional[Dict[str, Any]], start: float, end: float, stall_after: float,
                   failovers: List[Tuple[int, LabFailover]], pauses: Sequence[Window]) -> ProbeReport:
     writes = columns.writes()
+    wire = _wire_facts([e for e in mine if e["event"] == E.WIRE_CLIENT])
+    if wire is not None:
+        writes = sorted(list(writes) + wire["writes"])
     doubt_evs = [e for e in mine if e["event"] == E.WRITE_IN_DOUBT]
     acked_ids = columns.acked_ids(i for i in (as_int(e.get("id")) for e in doubt_evs) if i is not None)
     # an in-doubt write whose COMMIT did return after all (a `write` with its id) is not in doubt
@@ -167,14 +176,15 @@ def _probe_report(name: str, meta: Dict[str, Any], mine: List[Dict[str, Any]], c
         kinds[key] = kinds.get(key, 0) + 1
     stalls = _stalls(states, end, stall_after)
     failovers_done = [e["ts"] for e in mine if e["event"] == E.FAILOVER]  # handled by the client itself
-    faults = sorted([e["ts"] for e in errors] + doubts + failovers_done
+    faults = sorted([e["ts"] for e in errors] + doubts + failovers_done + (wire["faults"] if wire else [])
                     + [e["ts"] for e in states if as_text(e.get("state")) in FAULT_STATES]
                     + [w.start for w in stalls])
     final = as_dict(as_dict(as_dict(summary).get("probes")).get(name))
     final_state = as_text(final.get("state")) or (as_text(states[-1].get("state")) if states else "") or None
     own_pauses = subtract(pauses, stalls)  # stuck in a call: the pause did not cause that silence
     gaps = _write_gaps(writes, faults, [e["ts"] for e in errors], doubts, start, end,
-                       ended_ok=final_state in (None, "OK", "STOPPED"), pauses=own_pauses)
+                       ended_ok=final_state in (None, "OK", "STOPPED"), pauses=own_pauses,
+                       normal=wire["gap_min"] if wire else None)
     turns = [(e["ts"], as_text(e.get("address"))) for e in mine if e["event"] == E.CONNECT and e.get("address")]
     addresses = [address for _, address in sorted(turns + columns.address_turns, key=lambda t: t[0])]
     ticks = columns.ticks()
@@ -184,22 +194,60 @@ def _probe_report(name: str, meta: Dict[str, Any], mine: List[Dict[str, Any]], c
     mean = sum(max(ops, 1) * lat for ops, lat in latencies) / weight if latencies else None
     ops = as_int(final.get("ops"))
     if ops is None or ops < 0:
-        ops = ops_from_ticks if ticks else len(writes)
+        ops = ops_from_ticks if ticks else (wire["acked"] if wire else len(writes))
     n_errors = as_int(final.get("errors"))
     if not meta.get("available", True):
         final_state = final_state or "UNAVAILABLE"
     return ProbeReport(
         probe=name, endpoint=meta["endpoint"], backend=meta["backend"], library=meta["library"],
         version=meta["version"], available=bool(meta.get("available", True)), ops=ops,
-        acknowledged=len(writes), in_doubt=len(open_doubts), failovers=len(failovers_done),
-        errors=max(n_errors if n_errors is not None else 0, len(errors)),
+        acknowledged=wire["acked"] if wire else len(writes), in_doubt=len(open_doubts), failovers=len(failovers_done),
+        errors=max(n_errors if n_errors is not None else 0, len(errors)) + (wire["errors"] if wire else 0),
         errors_by_kind=tuple(sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))),
         stalls=tuple(stalls), write_gaps=tuple(gaps),
         address_before=addresses[0] if addresses else None,
         address_after=addresses[-1] if addresses else None, addresses=_in_turn(addresses), final_state=final_state,
         latency_ms_mean=None if mean is None else round(mean, 2),
         latency_ms_worst=max(lat for _, lat in latencies) if latencies else None,
-        outages=_outage_pairs(gaps, failovers, own_pauses))
+        outages=_outage_pairs(gaps, failovers, own_pauses), refused_at=wire["refused_at"] if wire else None)
+
+
+def _wire_facts(evs: List[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+    """A wire client's writes (segment ends), faults, counts from its `wire_client` events; None if none."""
+    if not evs:
+        return None
+    writes, faults, acked, errors, refused_at, gap_min = [], [], 0, 0, None, 0.2
+    for ev in evs:
+        gap_min = as_float(ev.get("gap_min")) or gap_min
+        acked += max(0, as_int(ev.get("acked")) or 0)
+        for seg in as_list(ev.get("segments")):
+            pair = [as_float(x) for x in as_list(seg)[:2]]
+            if len(pair) == 2 and None not in pair:
+                writes.extend(_fill(pair[0], pair[1], gap_min))  # type: ignore[arg-type]
+        for code_count in as_dict(ev.get("errors")).values():
+            errors += max(0, as_int(code_count) or 0)
+        last_error = as_list(ev.get("last_error"))
+        if len(last_error) == 2 and as_float(last_error[1]) is not None:
+            faults.append(as_float(last_error[1]))
+        faults.extend(t for t in (as_float(x) for x in as_list(ev.get("faults"))) if t is not None)
+        refused = as_float(ev.get("last_refused"))
+        if refused is not None:
+            refused_at = refused if refused_at is None else max(refused_at, refused)
+    return {"writes": writes, "faults": faults, "acked": acked, "errors": errors, "refused_at": refused_at,
+            "gap_min": gap_min}
+
+
+def _fill(start: float, end: float, step: float) -> List[float]:
+    """Write times standing for a stretch of writes no more than `step` apart (never a gap inside).
+
+    >>> _fill(10.0, 10.5, 0.2)
+    [10.0, 10.2, 10.4, 10.5]
+    """
+    out, t = [], start
+    while t < end:
+        out.append(round(t, 6))
+        t += step
+    return out + [end]
 
 
 def _in_turn(addresses: List[str], limit: int = 8) -> Tuple[str, ...]:
@@ -233,14 +281,17 @@ def _stalls(states: List[Dict[str, Any]], end: float, stall_after: float) -> Lis
 
 
 def _write_gaps(writes: Sequence[float], faults: List[float], errors: List[float], doubts: List[float],
-                start: float, end: float, ended_ok: bool = True, pauses: Sequence[Window] = ()) -> List[Gap]:
-    """See the module docstring: gaps anchored on faults, or silent and long; paused time not counted."""
+                start: float, end: float, ended_ok: bool = True, pauses: Sequence[Window] = (),
+                normal: Optional[float] = None) -> List[Gap]:
+    """See the module docstring: gaps anchored on faults, or silent and long; paused time not counted.
+
+    `normal`: the writes' usual interval when known (wire clients), instead of their median."""
     if not writes:
         if faults:
             return [Gap(start, max(start, end), open=True, errors=len(errors), in_doubt=len(doubts), from_start=True,
                         paused=overlap(pauses, start, end))]
         return []
-    threshold = max(MIN_SILENT_GAP, SILENT_GAP_FACTOR * median_interval(writes))
+    threshold = max(MIN_SILENT_GAP, SILENT_GAP_FACTOR * (median_interval(writes) if normal is None else normal))
 
     def count(series: List[float], lo: float, hi: float) -> int:
         return bisect.bisect_left(series, hi) - bisect.bisect_right(series, lo)

@@ -6,6 +6,8 @@ the probes of that endpoint side by side, each classed as
   at promotion              writing again before the cluster name's DNS changed
                             (a topology-aware client: aws-wrapper)
   at the DNS change         writing again once the name pointed at the new writer (PyMySQL)
+  on a demoted writer       no write since, and writes refused (1290/1836) after the promotion:
+                            connections left on the old writer, now read-only (a wire client)
 with its write gap. Used by the end-of-run summary and `fiswatch report`.
 """
 from typing import Any, List, Optional, Sequence, Tuple
@@ -32,12 +34,18 @@ def verdict(probe: Any, promote: Optional[float], flip: Optional[float]) -> Tupl
     >>> verdict(N(available=True, outage_gap=N(open=True, end=130.0, duration=25.0, from_start=False),
     ...           longest_gap=None), 105.0, 115.0)
     ('hung', 'no write for 25.0s')
+    >>> verdict(N(available=True, outage_gap=N(open=True, end=130.0, duration=25.0, from_start=False),
+    ...           longest_gap=None, refused_at=129.0), 105.0, 115.0)
+    ('on a demoted writer', 'writes refused for 24.0s')
     """
     if not getattr(probe, "available", True):
         return "unavailable", ""
     gap = getattr(probe, "gap_for_failover", None) or probe.outage_gap or probe.longest_gap
     if gap is None:
         return "no gap", ""
+    refused_at = getattr(probe, "refused_at", None)
+    if gap.open and refused_at is not None and promote is not None and refused_at >= promote:
+        return "on a demoted writer", "writes refused for %.1fs" % (refused_at - promote)
     if gap.open:
         return "hung", "no write for %.1fs" % gap.duration
     if flip is not None and gap.end < flip:
@@ -46,6 +54,14 @@ def verdict(probe: Any, promote: Optional[float], flip: Optional[float]) -> Tupl
     if flip is not None:
         return "at the DNS change", "gap %.1fs (DNS +%.1fs)" % (gap.duration, gap.end - flip)
     return "recovered", "gap %.1fs" % gap.duration
+
+
+def failover_verdict(report: Any, probe: Any, failover: Any) -> Tuple[str, str]:
+    """(class, detail) of one probe (or wire client) for one of the report's failovers."""
+    promote = step_time(failover, "promote")
+    dns = report.dns_for(probe.endpoint)
+    flip = step_time(failover, "dns_flip") or (dns.flip_at if dns is not None else None)
+    return verdict(_for(probe, failover), promote, flip)
 
 
 def comparison_lines(report: Any, width: int = 80, endpoint: str = "aurora") -> List[str]:
@@ -76,9 +92,12 @@ def _for(probe: Any, failover: Any) -> Any:
     pair = next((o for o in getattr(probe, "outages", ()) if o.failover is failover), None)
     if pair is None:
         return probe
+    refused_at = getattr(probe, "refused_at", None)
     if pair.gap is None:
-        return SimpleNamespace(available=probe.available, gap_for_failover=None, outage_gap=None, longest_gap=None)
-    return SimpleNamespace(available=probe.available, gap_for_failover=pair.gap, outage_gap=None, longest_gap=None)
+        return SimpleNamespace(available=probe.available, gap_for_failover=None, outage_gap=None, longest_gap=None,
+                               refused_at=refused_at)
+    return SimpleNamespace(available=probe.available, gap_for_failover=pair.gap, outage_gap=None, longest_gap=None,
+                           refused_at=refused_at)
 
 
 def side_by_side(cells: Sequence[Tuple[str, ...]], width: int) -> List[str]:

@@ -1,0 +1,354 @@
+"""`fiswatch lab exec` as a CI gate: a failover schedule, expectations, and the program's verdict from the wire.
+
+    fiswatch lab exec --failover aurora@10 --failover rds@40 --expect max-gap=15 --expect lost=0 \\
+        --expect recovered --junit failover.xml -- ./my-service-smoke-test
+
+--failover ENDPOINT@SECONDS   a failover of `aurora` or `rds`, SECONDS after COMMAND starts (--profile
+                              fast | quick | realistic, as `fiswatch lab failover`). In order.
+--expect [ENDPOINT:]KEY[=VALUE]
+      max-gap=SECONDS   every failover's write gap of the program is at most SECONDS
+      lost=N            at most N acknowledged inserts missing from the current writer after the run
+      recovered         the program wrote again after every failover (not hung, not left on a
+                        demoted writer)
+      ENDPOINT: limits it to one endpoint (aurora:max-gap=5).
+With a schedule or expectations, a lab is started when none runs (and stopped after).
+
+The verdict (lab/wire/verdict.py) is always printed on stderr when COMMAND ends; --json FILE
+writes it as one object, --junit FILE as JUnit XML (one testcase per expectation and per
+failover), --record FILE as a record `fiswatch report` reads.
+
+Exit codes: COMMAND's own when every expectation is met; EXIT_EXPECTATIONS (3) when one is not,
+even if COMMAND exited 0 (one `expectation failed` line each on stderr); 2 for a bad --expect /
+--failover, before anything starts; otherwise as `lab exec` (125 could not run, 126, 127, 128+N).
+"""
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+EXIT_EXPECTATIONS = 3
+KEYS = ("max-gap", "lost", "recovered")
+ENDPOINTS = ("aurora", "rds")
+PROFILES = ("fast", "quick", "realistic")
+
+
+class Expectation(NamedTuple):
+    text: str
+    endpoint: Optional[str]
+    key: str
+    value: Optional[float]
+
+
+class Scheduled(NamedTuple):
+    target: str
+    at: float
+
+
+class GateUsage(ValueError):
+    """A bad --expect or --failover: one line, exit 2."""
+
+
+def add_gate_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--failover", action="append", default=[], metavar="ENDPOINT@SECONDS",
+                   help="fail ENDPOINT (aurora or rds) over SECONDS after COMMAND starts; repeatable")
+    p.add_argument("--profile", default="fast", choices=PROFILES,
+                   help="the failovers' timing profile, as `fiswatch lab failover` (default fast)")
+    p.add_argument("--expect", action="append", default=[], metavar="[ENDPOINT:]KEY[=VALUE]",
+                   help="max-gap=SECONDS, lost=N, recovered; exit %d when COMMAND's measured behaviour misses "
+                        "one" % EXIT_EXPECTATIONS)
+    p.add_argument("--junit", metavar="FILE", help="write the expectations and failovers as JUnit XML")
+    p.add_argument("--json", metavar="FILE", dest="json_file", help="write the verdict as one JSON object")
+    p.add_argument("--record", metavar="FILE", help="write a record for `fiswatch report`")
+
+
+def parse_expectation(text: str) -> Expectation:
+    """One --expect value, or GateUsage.
+
+    >>> parse_expectation("aurora:max-gap=5")
+    Expectation(text='aurora:max-gap=5', endpoint='aurora', key='max-gap', value=5.0)
+    >>> parse_expectation("recovered").key
+    'recovered'
+    >>> parse_expectation("max-gap=soon")
+    Traceback (most recent call last):
+    ...
+    fiswatch.lab.gate.GateUsage: --expect max-gap=soon: max-gap wants a number of seconds >= 0, e.g. max-gap=15
+    """
+    body, endpoint = text.strip(), None
+    if ":" in body:
+        endpoint, body = body.split(":", 1)
+        if endpoint not in ENDPOINTS:
+            raise GateUsage("--expect %s: unknown endpoint %r: use aurora or rds" % (text, endpoint))
+    key, eq, raw = body.partition("=")
+    if key not in KEYS:
+        raise GateUsage("--expect %s: unknown expectation %r: use max-gap=SECONDS, lost=N or recovered" % (text, key))
+    if key == "recovered":
+        if eq:
+            raise GateUsage("--expect %s: recovered takes no value" % text)
+        return Expectation(text, endpoint, key, None)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if key == "max-gap" and not (value >= 0 and value == value and value != float("inf")):
+        raise GateUsage("--expect %s: max-gap wants a number of seconds >= 0, e.g. max-gap=15" % text)
+    if key == "lost" and not (raw.isdigit()):
+        raise GateUsage("--expect %s: lost wants a whole number >= 0, e.g. lost=0" % text)
+    return Expectation(text, endpoint, key, value)
+
+
+def parse_failover(text: str) -> Scheduled:
+    """One --failover value, or GateUsage.
+
+    >>> parse_failover("rds@40")
+    Scheduled(target='rds', at=40.0)
+    """
+    target, at, raw = text.partition("@")
+    if target not in ENDPOINTS or not at:
+        raise GateUsage("--failover %s: say ENDPOINT@SECONDS with ENDPOINT aurora or rds, e.g. aurora@10" % text)
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < 86400:
+        raise GateUsage("--failover %s: SECONDS after the program starts, a number 0..86399" % text)
+    return Scheduled(target, seconds)
+
+
+def wanted(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "failover", None) or getattr(args, "expect", None))
+
+
+def check_args(args: argparse.Namespace) -> Tuple[List[Expectation], List[Scheduled]]:
+    expectations = [parse_expectation(e) for e in args.expect]
+    schedule = sorted((parse_failover(f) for f in args.failover), key=lambda s: s.at)
+    for path in (args.junit, args.json_file, args.record):
+        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            raise GateUsage("cannot write %s: its directory does not exist" % path)
+    return expectations, schedule
+
+
+# --- the run -------------------------------------------------------------------------------
+class Failovers:
+    """Runs the schedule in a thread of its own, relative to COMMAND's start; collects `lab` events."""
+
+    def __init__(self, lab_dir: str, schedule: Sequence[Scheduled], profile: str) -> None:
+        self.lab_dir, self.schedule, self.profile = lab_dir, list(schedule), profile
+        self.events: List[Dict[str, Any]] = []
+        self.done: List[Tuple[Scheduled, str]] = []  # (failover, "" or why it failed / did not run)
+        self.stop = threading.Event()
+        self.thread: Optional[threading.Thread] = None
+
+    def start(self, t0: float) -> None:
+        if self.schedule:
+            self.thread = threading.Thread(target=self._run, args=(t0,), name="lab-exec-failovers", daemon=True)
+            self.thread.start()
+
+    def finish(self) -> None:
+        """COMMAND ended: a failover under way completes (or rolls back); the rest do not run."""
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join()
+        ran = {id(s) for s, _ in self.done}
+        for s in self.schedule:
+            if id(s) not in ran:
+                self.done.append((s, "not run: the program ended first"))
+
+    def _run(self, t0: float) -> None:
+        from fiswatch.lab.api import LabError, failover
+
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD, signal.SIGINT, signal.SIGTERM})
+        for s in self.schedule:
+            if self.stop.wait(max(0.0, t0 + s.at - time.time())):
+                return
+            try:
+                failover(self.lab_dir, s.target, emit=lambda ev: self.events.append(ev.as_dict()),
+                         profile=self.profile)
+                self.done.append((s, ""))
+            except (LabError, ValueError) as exc:  # ValueError: signal handling outside the main thread
+                self.done.append((s, "failed: %s" % exc))
+
+
+def judge(expectations: Sequence[Expectation], report: Any, lost: Dict[str, Any],
+          failovers: Sequence[Tuple[Scheduled, str]]) -> List[Tuple[str, bool, str]]:
+    """(name, passed, message) per expectation and per failover. Pure."""
+    from fiswatch.report.failover_table import failover_verdict
+
+    results: List[Tuple[str, bool, str]] = []
+    for s, why in failovers:
+        results.append(("failover %s@%g" % (s.target, s.at), not why, why or "ran"))
+    for e in expectations:
+        probes = [p for p in report.probes if e.endpoint in (None, p.endpoint)]
+        if e.key == "lost":
+            if lost.get("error"):
+                results.append((e.text, False, "lost writes not verified: %s" % lost["error"]))
+                continue
+            ids = [t for t in lost.get("lost", ()) if e.endpoint is None or t[0].startswith(e.endpoint + "/")]
+            results.append((e.text, len(ids) <= (e.value or 0), "%d lost%s" % (
+                len(ids), (": " + ", ".join("%s id %s" % (t, i) for t, i in ids[:5])) if ids else "")))
+            continue
+        pairs = [(p, o) for p in probes for o in p.outages]
+        if not pairs:
+            results.append((e.text, False, "no failover of %s was measured (no write of the program went through "
+                            "the lab's proxies there)" % (e.endpoint or "any endpoint")))
+            continue
+        if e.key == "max-gap":
+            worst = [(o.gap.duration if o.gap else None, p, o) for p, o in pairs]
+            bad = [(d, p, o) for d, p, o in worst if d is None or d > (e.value or 0)]
+            if bad:
+                d, p, o = bad[0]
+                results.append((e.text, False, "failover %d (%s): %s" % (
+                    o.number, p.endpoint, "no write gap measured" if d is None else "gap %.1fs" % d)))
+            else:
+                results.append((e.text, True, "longest gap %.1fs" % max(d for d, _, _ in worst)))
+        elif e.key == "recovered":
+            bad = []
+            for p, o in pairs:
+                cls, detail = failover_verdict(report, p, o.failover)
+                if cls in ("hung", "on a demoted writer", "no gap") and o.gap is not None or cls in ("hung", "on a demoted writer"):
+                    bad.append("failover %d (%s): %s, %s" % (o.number, p.endpoint, cls, detail))
+            results.append((e.text, not bad, "; ".join(bad) or "recovered after every failover"))
+    return results
+
+
+def junit_xml(results: Sequence[Tuple[str, bool, str]], command: str, seconds: float) -> str:
+    from xml.sax.saxutils import escape, quoteattr
+
+    failures = sum(1 for _, ok, _ in results if not ok)
+    out = ['<?xml version="1.0" encoding="UTF-8"?>',
+           '<testsuite name=%s tests="%d" failures="%d" time="%.3f">' % (
+               quoteattr("fiswatch lab exec: %s" % command), len(results), failures, seconds)]
+    for name, ok, message in results:
+        out.append('  <testcase classname="fiswatch.failover" name=%s>' % quoteattr(name))
+        if ok:
+            out.append('    <system-out>%s</system-out>' % escape(message))
+        else:
+            out.append('    <failure message=%s>%s</failure>' % (quoteattr(message), escape(message)))
+        out.append('  </testcase>')
+    out.append('</testsuite>')
+    return "\n".join(out) + "\n"
+
+
+def run_gate(args: argparse.Namespace, lab_dir: str, argv: List[str], say: Any) -> int:
+    """Run COMMAND under the schedule and judge it; see the module doc for the exit codes."""
+    from fiswatch.lab import api
+    from fiswatch.lab.exec import ExecError, exec_in_lab
+
+    try:
+        expectations, schedule = check_args(args)
+    except GateUsage as exc:
+        say(str(exc))
+        return 2
+    started_lab = False
+    if wanted(args):
+        try:
+            api.lab_status(lab_dir)
+        except api.LabNotRunning:
+            say("no lab runs in %s: starting one (stopped again at the end)" % lab_dir)
+            try:
+                api.lab_up(lab_dir)
+            except api.LabError as exc:
+                say("cannot start a lab: %s" % exc)
+                return 125
+            started_lab = True
+        except api.LabError as exc:
+            say(str(exc))
+            return 125
+    failovers = Failovers(lab_dir, schedule, args.profile)
+    t0 = time.time()
+    try:
+        try:
+            code = exec_in_lab(lab_dir, argv, aws=bool(args.aws), before_wait=lambda: failovers.start(time.time()))
+        except ExecError as exc:
+            say(str(exc))
+            failovers.finish()
+            return exc.code
+        failovers.finish()
+        end = time.time()
+        results, lines, doc = verdict_of(lab_dir, argv, expectations, failovers, t0, end, args)
+        for line in lines:
+            say(line)
+        failed = [(name, msg) for name, ok, msg in results if not ok]
+        for name, msg in failed:
+            say("expectation failed: %s: %s" % (name, msg))
+        return EXIT_EXPECTATIONS if failed else code
+    finally:
+        if started_lab:
+            try:
+                api.lab_down(lab_dir)
+            except api.LabError as exc:
+                say("could not stop the lab it started: %s" % exc)
+
+
+def verdict_of(lab_dir: str, argv: List[str], expectations: Sequence[Expectation], failovers: Failovers,
+               t0: float, end: float, args: argparse.Namespace) -> Tuple[List[Tuple[str, bool, str]], List[str], Dict]:
+    from fiswatch.lab.control import ControlError, request
+    from fiswatch.lab.layout import CONTROL_SOCKET
+    from fiswatch.lab.wire import lost as lost_check
+    from fiswatch.lab.wire import verdict as V
+    from fiswatch.report.build import build_report
+
+    name = os.path.basename(argv[0])
+    path = os.path.join(os.path.abspath(lab_dir), CONTROL_SOCKET)
+    deadline = time.time() + 3.0  # the proxies see the program's last connections close
+    while True:
+        try:
+            snapshot = request(path, "wire", timeout=30)
+        except ControlError as exc:
+            snapshot = {"clients": [], "error": str(exc)}
+            break
+        clients = V.program_clients(snapshot, os.getpid())
+        if all(c.get("open", 0) <= 0 for c in clients) or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    clients = V.program_clients(snapshot, os.getpid())
+    merged = V.merge(clients)
+    events = V.program_events(name, merged, failovers.events, t0, end)
+    report = build_report(events)
+    inserts: Dict[str, List[List[int]]] = {}
+    unverifiable: Dict[str, int] = {}
+    for c in clients:
+        for table, ranges in (c.get("inserts") or {}).items():
+            inserts.setdefault(table, []).extend(ranges)
+        for why, n in (c.get("unverifiable") or {}).items():
+            unverifiable[why] = unverifiable.get(why, 0) + n
+    lost = lost_check.check(lab_dir, inserts, unverifiable)
+    lines = ["verdict of %s (measured on the wire by the lab's proxies):" % name]
+    if snapshot.get("error"):
+        lines.append("  not measured: %s" % snapshot["error"])
+    elif not clients:
+        lines.append("  not measured: no connection of %s went through the lab's proxies" % name)
+    unmeasured: Dict[str, int] = {}
+    for c in clients:
+        for why, n in (c.get("unmeasured") or {}).items():
+            unmeasured[why] = unmeasured.get(why, 0) + n
+    for why, n in sorted(unmeasured.items()):
+        lines.append("  %d connection(s) not measured: %s" % (n, why))
+    lines.extend("  " + line for line in V.describe(report, lost))
+    results = judge(expectations, report, lost, failovers.done)
+    doc = {"command": argv, "start": t0, "end": end, "clients": len(clients),
+           "endpoints": {p.endpoint: {"acknowledged": p.acknowledged, "errors": p.errors,
+                                      "failovers": [{"number": o.number, "target": o.failover.target,
+                                                     "gap": o.gap.duration if o.gap else None,
+                                                     "open": bool(o.gap and o.gap.open)} for o in p.outages]}
+                         for p in report.probes},
+           "lost": lost, "unmeasured": unmeasured,
+           "expectations": [{"name": n, "passed": ok, "message": m} for n, ok, m in results],
+           "passed": all(ok for _, ok, _ in results)}
+    _write(args.json_file, json.dumps(doc, sort_keys=True) + "\n")
+    _write(args.junit, junit_xml(results, " ".join(argv), end - t0))
+    _write(args.record, "".join(json.dumps(e, sort_keys=True) + "\n" for e in events))
+    return results, lines, doc
+
+
+def _write(path: Optional[str], text: str) -> None:
+    if not path:
+        return
+    try:
+        with open(path, "w") as fh:
+            fh.write(text)
+    except OSError as exc:
+        sys.stderr.write("fiswatch lab exec: cannot write %s: %s\n" % (path, exc.strerror or exc))

@@ -1,0 +1,393 @@
+"""MySQL packets, both ways, from the bytes a lab proxy forwards. Pure: no sockets, no clock.
+
+A packet is a 3-byte little-endian payload length, a sequence id, and the payload; a payload of
+0xFFFFFF bytes is continued by the next packet. `Framer` cuts one direction of a connection into
+packets incrementally, across any chunking, keeping at most `keep` bytes of each payload (a 64 MB
+query costs `keep` bytes, not 64 MB). Given `hold`/`replace`, it also lets a caller rewrite whole
+packets in place (the Aurora topology answers, lab/aurora.py); without them the bytes it returns
+are the bytes it was given, the same object.
+
+The parsers below read one payload each and raise `Malformed` (a ValueError) on anything they
+cannot read; they never raise anything else. The session layer (session.py) turns `Malformed`
+into "not measured: <reason>" and keeps forwarding.
+
+Protocol reference: https://mariadb.com/kb/en/clientserver-protocol/ (handshake, OK/ERR/EOF).
+"""
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
+
+MAX_PAYLOAD = 0xFFFFFF
+KEEP = 4096  # payload bytes kept per packet by default: enough to classify any command
+
+# Capability flags used here.
+CLIENT_CONNECT_WITH_DB = 0x8
+CLIENT_COMPRESS = 0x20
+CLIENT_PROTOCOL_41 = 0x200
+CLIENT_SSL = 0x800
+CLIENT_SECURE_CONNECTION = 0x8000
+CLIENT_PLUGIN_AUTH = 0x80000
+CLIENT_CONNECT_ATTRS = 0x100000
+CLIENT_PLUGIN_AUTH_LENENC = 0x200000
+CLIENT_DEPRECATE_EOF = 0x1000000
+
+# Server status flags (OK / EOF packets).
+SERVER_STATUS_IN_TRANS = 0x1
+SERVER_STATUS_AUTOCOMMIT = 0x2
+SERVER_MORE_RESULTS_EXISTS = 0x8
+
+# Commands (first payload byte of a client packet with sequence id 0).
+COM_QUIT = 0x01
+COM_INIT_DB = 0x02
+COM_QUERY = 0x03
+COM_PING = 0x0E
+COM_CHANGE_USER = 0x11
+COM_STMT_PREPARE = 0x16
+COM_STMT_EXECUTE = 0x17
+COM_STMT_SEND_LONG_DATA = 0x18
+COM_STMT_CLOSE = 0x19
+COM_STMT_RESET = 0x1A
+COM_RESET_CONNECTION = 0x1F
+NO_ANSWER = frozenset((COM_QUIT, COM_STMT_SEND_LONG_DATA, COM_STMT_CLOSE))
+COMMAND_NAMES = {COM_QUIT: "quit", COM_INIT_DB: "init_db", COM_QUERY: "query", COM_PING: "ping",
+                 COM_CHANGE_USER: "change_user", COM_STMT_PREPARE: "stmt_prepare",
+                 COM_STMT_EXECUTE: "stmt_execute", COM_STMT_SEND_LONG_DATA: "stmt_send_long_data",
+                 COM_STMT_CLOSE: "stmt_close", COM_STMT_RESET: "stmt_reset",
+                 COM_RESET_CONNECTION: "reset_connection"}
+
+
+class Malformed(ValueError):
+    """A payload that does not read as the packet it should be; the message says what."""
+
+
+class Packet(NamedTuple):
+    """One packet: sequence id, payload length, the first `keep` payload bytes, and whether
+    the payload continues in the next packet (length 0xFFFFFF)."""
+    seq: int
+    length: int
+    head: bytes
+
+    @property
+    def continued(self) -> bool:
+        return self.length == MAX_PAYLOAD
+
+    @property
+    def whole(self) -> bool:
+        return len(self.head) == self.length
+
+
+def packet_bytes(seq: int, payload: bytes) -> bytes:
+    """The wire form of one packet (payload shorter than 16 MB).
+
+    >>> packet_bytes(0, b"\\x0e")
+    b'\\x01\\x00\\x00\\x00\\x0e'
+    """
+    if len(payload) >= MAX_PAYLOAD:
+        raise ValueError("payload of %d bytes needs splitting" % len(payload))
+    return len(payload).to_bytes(3, "little") + bytes((seq & 0xFF,)) + payload
+
+
+class Framer:
+    """Cuts one direction of a connection into packets, across any chunking.
+
+    feed(data) returns the bytes to forward and calls on_packet(Packet) for every packet it
+    completes, in order; on_packet returning True stops framing for good (a TLS or compressed
+    session): the rest of the chunk and every later one pass untouched. A packet for which
+    hold(seq, length, first payload byte) is true is buffered whole (up to `hold_limit` bytes) and
+    forwarded as replace(that Packet) returns it; any other byte is forwarded as received.
+
+    >>> got = []
+    >>> f = Framer(on_packet=got.append)
+    >>> stream = packet_bytes(0, b"\\x03SELECT 1") + packet_bytes(1, b"\\x00\\x00\\x00\\x02\\x00")
+    >>> f.feed(stream[:7]) + f.feed(stream[7:]) == stream, [(p.seq, p.head[:1]) for p in got]
+    (True, [(0, b'\\x03'), (1, b'\\x00')])
+    """
+
+    def __init__(self, on_packet: Callable[[Packet], Optional[bool]], keep: int = KEEP,
+                 hold: Optional[Callable[[int, int, int], bool]] = None,
+                 replace: Optional[Callable[[Packet], bytes]] = None, hold_limit: int = 65536) -> None:
+        self.on_packet = on_packet
+        self.keep = keep
+        self.hold = hold
+        self.replace = replace
+        self.hold_limit = hold_limit
+        self.stopped = False
+        self._header = b""  # the current packet's header bytes so far (4, or 5 when holding)
+        self._seq = 0
+        self._length = -1  # -1: reading a header
+        self._left = 0  # payload bytes of the current packet still to come
+        self._head: List[bytes] = []
+        self._kept = 0
+        self._held: Optional[List[bytes]] = None
+
+    def feed(self, data: bytes) -> bytes:
+        if self.stopped:
+            return data
+        if self.hold is None:
+            self._scan(data, None)
+            return data
+        out: List[bytes] = []
+        self._scan(data, out)
+        return b"".join(out)
+
+    # --- internals ---------------------------------------------------------------------
+    def _scan(self, data: bytes, out: Optional[List[bytes]]) -> None:
+        pos, end = 0, len(data)
+        while pos < end:
+            if self._length < 0:
+                have = len(self._header)
+                if have < 4:
+                    take = data[pos:pos + 4 - have]
+                    pos += len(take)
+                    self._header += take
+                    if len(self._header) < 4:
+                        continue
+                length = int.from_bytes(self._header[:3], "little")
+                if out is not None and length > 0 and len(self._header) == 4:
+                    if pos == end:
+                        continue  # holding needs the first payload byte to decide
+                    self._header += data[pos:pos + 1]
+                    pos += 1
+                self._start(length, out)
+            else:
+                take = min(self._left, end - pos)
+                piece = data[pos:pos + take]
+                pos += take
+                self._left -= take
+                if self._held is not None:
+                    self._held.append(piece)
+                else:
+                    if self._kept < self.keep:
+                        self._head.append(piece[:self.keep - self._kept])
+                        self._kept += len(self._head[-1])
+                    if out is not None:
+                        out.append(piece)
+            if self._left == 0 and self._length >= 0 and self._finish(out):
+                self.stopped = True
+                if out is not None:
+                    out.append(data[pos:])
+                return
+
+    def _start(self, length: int, out: Optional[List[bytes]]) -> None:
+        header, self._header = self._header, b""
+        self._seq, self._length = header[3], length
+        self._left = length - (len(header) - 4)
+        self._head, self._kept = [], 0
+        first = header[4:5]
+        if out is not None and length <= self.hold_limit and self.hold is not None \
+                and self.hold(self._seq, length, first[0] if first else -1):
+            self._held = [first]
+            return
+        if first:
+            self._head.append(first[:self.keep])
+            self._kept = len(self._head[-1])
+        if out is not None:
+            out.append(header)
+
+    def _finish(self, out: Optional[List[bytes]]) -> bool:
+        if self._held is not None:
+            packet = Packet(self._seq, self._length, b"".join(self._held))
+            self._held = None
+            assert out is not None and self.replace is not None
+            out.append(self.replace(packet))
+        else:
+            packet = Packet(self._seq, self._length, b"".join(self._head))
+        self._length = -1
+        self._head, self._kept = [], 0
+        return bool(self.on_packet(packet))
+
+
+# --- readers of one payload ----------------------------------------------------------------
+class _Reader:
+    def __init__(self, data: bytes, what: str) -> None:
+        self.data, self.pos, self.what = data, 0, what
+
+    def left(self) -> int:
+        return len(self.data) - self.pos
+
+    def take(self, n: int) -> bytes:
+        if n < 0 or self.pos + n > len(self.data):
+            raise Malformed("%s: %d bytes wanted at offset %d of %d" % (self.what, n, self.pos, len(self.data)))
+        piece = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return piece
+
+    def int(self, n: int) -> int:
+        return int.from_bytes(self.take(n), "little")
+
+    def lenenc(self) -> int:
+        first = self.int(1)
+        if first < 0xFB:
+            return first
+        if first == 0xFC:
+            return self.int(2)
+        if first == 0xFD:
+            return self.int(3)
+        if first == 0xFE:
+            return self.int(8)
+        raise Malformed("%s: bad length-encoded integer 0x%02x at offset %d" % (self.what, first, self.pos - 1))
+
+    def lenenc_bytes(self) -> bytes:
+        return self.take(self.lenenc())
+
+    def cstring(self) -> bytes:
+        nul = self.data.find(b"\x00", self.pos)
+        if nul < 0:
+            raise Malformed("%s: unterminated string at offset %d" % (self.what, self.pos))
+        piece = self.data[self.pos:nul]
+        self.pos = nul + 1
+        return piece
+
+
+def _text(raw: bytes, limit: int = 256) -> str:
+    return raw[:limit].decode("utf-8", "replace")
+
+
+class Greeting(NamedTuple):
+    protocol: int
+    server_version: str
+    connection_id: int
+    capabilities: int
+
+
+def parse_greeting(payload: bytes) -> Greeting:
+    """The server's first packet (protocol 10).
+
+    >>> g = parse_greeting(b"\\x0a10.11.6\\x00" + (7).to_bytes(4, "little") + b"a" * 8 + b"\\x00"
+    ...                    + b"\\xff\\xf7" + b"\\x08\\x02\\x00\\xff\\x81" + b"\\x15" + b"\\x00" * 10)
+    >>> g.server_version, g.connection_id, bool(g.capabilities & CLIENT_PROTOCOL_41)
+    ('10.11.6', 7, True)
+    """
+    r = _Reader(payload, "server greeting")
+    protocol = r.int(1)
+    if protocol == 0xFF:
+        raise Malformed("server refused the connection at greeting")
+    if protocol != 10:
+        raise Malformed("server greeting protocol %d, not 10" % protocol)
+    version = r.cstring()
+    conn_id = r.int(4)
+    r.take(8)
+    r.take(1)
+    caps = r.int(2)
+    if r.left() >= 3:
+        r.take(1)
+        r.take(2)
+        caps |= r.int(2) << 16 if r.left() >= 2 else 0
+    return Greeting(protocol, _text(version), conn_id, caps)
+
+
+class HandshakeResponse(NamedTuple):
+    capabilities: int
+    ssl_request: bool
+    user: str
+    database: str
+    attributes: Dict[str, str]
+
+
+def parse_handshake_response(payload: bytes) -> HandshakeResponse:
+    """The client's answer to the greeting, or its SSL request (32 bytes, CLIENT_SSL set).
+
+    >>> p = ((CLIENT_PROTOCOL_41 | CLIENT_SECURE_CONNECTION | CLIENT_CONNECT_WITH_DB | CLIENT_CONNECT_ATTRS)
+    ...      .to_bytes(4, "little") + b"\\x00\\x00\\x00\\x01" + b"\\x21" + b"\\x00" * 23 + b"app\\x00"
+    ...      + b"\\x00" + b"testdb\\x00" + b"\\x09" + b"\\x04_pid" + b"\\x03" + b"123")
+    >>> h = parse_handshake_response(p)
+    >>> h.user, h.database, h.attributes, h.ssl_request
+    ('app', 'testdb', {'_pid': '123'}, False)
+    """
+    r = _Reader(payload, "client handshake")
+    if r.left() < 4:
+        raise Malformed("client handshake of %d bytes" % r.left())
+    caps = r.int(4)
+    if not caps & CLIENT_PROTOCOL_41:
+        raise Malformed("client handshake without CLIENT_PROTOCOL_41 (pre-4.1 protocol)")
+    r.take(4)  # max packet size
+    r.take(1)  # charset
+    r.take(23)
+    if r.left() == 0:
+        if caps & CLIENT_SSL:
+            return HandshakeResponse(caps, True, "", "", {})
+        raise Malformed("client handshake ends before the user name")
+    user = r.cstring()
+    if caps & CLIENT_PLUGIN_AUTH_LENENC:
+        r.lenenc_bytes()
+    elif caps & CLIENT_SECURE_CONNECTION:
+        r.take(r.int(1))
+    else:
+        r.cstring()
+    database = b""
+    if caps & CLIENT_CONNECT_WITH_DB and r.left():
+        database = r.cstring()
+    if caps & CLIENT_PLUGIN_AUTH and r.left():
+        r.cstring()
+    attributes: Dict[str, str] = {}
+    if caps & CLIENT_CONNECT_ATTRS and r.left():
+        block = _Reader(r.lenenc_bytes(), "connection attributes")
+        while block.left() and len(attributes) < 64:
+            key = block.lenenc_bytes()
+            attributes[_text(key, 64)] = _text(block.lenenc_bytes())
+    return HandshakeResponse(caps, False, _text(user, 128), _text(database, 128), attributes)
+
+
+class Answer(NamedTuple):
+    """The first packet of the server's answer to a command."""
+    kind: str  # "ok", "err", "eof", "result", "infile"
+    affected_rows: int = 0
+    last_insert_id: int = 0
+    status: int = 0
+    error_code: int = 0
+    message: str = ""
+
+
+def parse_answer(payload: bytes, capabilities: int = CLIENT_PROTOCOL_41) -> Answer:
+    """OK, ERR, EOF, LOCAL INFILE request, or the column count that starts a result set.
+
+    >>> parse_answer(b"\\x00\\x01\\x2a\\x02\\x00\\x00\\x00")
+    Answer(kind='ok', affected_rows=1, last_insert_id=42, status=2, error_code=0, message='')
+    >>> parse_answer(b"\\xff\\x0a\\x05#HY000The MariaDB server is running with the --read-only option").error_code
+    1290
+    >>> parse_answer(b"\\x02").kind
+    'result'
+    """
+    if not payload:
+        raise Malformed("empty answer packet")
+    first = payload[0]
+    r = _Reader(payload, "answer")
+    r.take(1)
+    if first == 0x00 and len(payload) >= 7:
+        affected, insert_id = r.lenenc(), r.lenenc()
+        status = r.int(2) if capabilities & CLIENT_PROTOCOL_41 and r.left() >= 2 else 0
+        return Answer("ok", affected, insert_id, status)
+    if first == 0xFF:
+        code = r.int(2)
+        message = payload[3:]
+        if message[:1] == b"#":
+            message = message[6:]
+        return Answer("err", error_code=code, message=_text(message, 200))
+    if first == 0xFE and len(payload) < 9:
+        status = 0
+        if len(payload) >= 5:
+            r.take(2)
+            status = r.int(2)
+        return Answer("eof", status=status)
+    if first == 0xFB:
+        return Answer("infile")
+    if first == 0x00:
+        raise Malformed("OK packet of %d bytes" % len(payload))
+    r.pos = 0
+    columns = r.lenenc()
+    if columns == 0:
+        raise Malformed("result set with 0 columns")
+    return Answer("result", affected_rows=0)
+
+
+def parse_prepare_ok(payload: bytes) -> Tuple[int, int, int]:
+    """(statement id, columns, parameters) from the OK answer to COM_STMT_PREPARE."""
+    r = _Reader(payload, "prepare answer")
+    if r.int(1) != 0:
+        raise Malformed("prepare answer does not start with 0x00")
+    return r.int(4), r.int(2), r.int(2)
+
+
+def statement_id(payload: bytes) -> int:
+    """The statement id of a COM_STMT_EXECUTE / CLOSE / RESET / SEND_LONG_DATA payload."""
+    r = _Reader(payload, "statement command")
+    r.take(1)
+    return r.int(4)
