@@ -106,7 +106,7 @@ def test_a_pymysql_writer_through_an_aurora_failover_passes_and_fails_expectatio
 
 def test_the_mysql_cli_in_a_loop_through_a_failover_is_measured(lab, tmp_path):
     loop = ('end=$(($(date +%s)+24)); while [ $(date +%s) -lt $end ]; do '
-            'mysql --connect-timeout=2 -h "$FISWATCH_LAB_AURORA_HOST" -u "$FISWATCH_LAB_USER" "$FISWATCH_LAB_DATABASE" '
+            'timeout 5 mysql --connect-timeout=2 -h "$FISWATCH_LAB_AURORA_HOST" -u "$FISWATCH_LAB_USER" "$FISWATCH_LAB_DATABASE" '
             '-e "CREATE TABLE IF NOT EXISTS gate_cli (id BIGINT AUTO_INCREMENT PRIMARY KEY, v INT); '
             'INSERT INTO gate_cli (v) VALUES (1)" 2>/dev/null; sleep 0.1; done')
     result = _gate(lab.dir, tmp_path, "--failover", "aurora@3", "--expect", "max-gap=60", "--expect", "lost=0",

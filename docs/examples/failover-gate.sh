@@ -7,9 +7,10 @@ LAB_DIR=${LAB_DIR:-$(mktemp -d)/lab}
 OUT=${OUT:-failover-results}
 mkdir -p "$OUT"
 if [ $# -eq 0 ]; then
-  # the stock mysql client in a loop, one connection per write, for 45 s
+  # the stock mysql client in a loop, one connection per write, for 45 s (it has no read timeout of
+  # its own: `timeout 5` ends a run stuck on a fenced writer, as a job runner would)
   set -- sh -c 'end=$(($(date +%s)+45)); while [ $(date +%s) -lt $end ]; do
-    mysql --connect-timeout=2 -h "$FISWATCH_LAB_AURORA_HOST" -u "$FISWATCH_LAB_USER" "$FISWATCH_LAB_DATABASE" \
+    timeout 5 mysql --connect-timeout=2 -h "$FISWATCH_LAB_AURORA_HOST" -u "$FISWATCH_LAB_USER" "$FISWATCH_LAB_DATABASE" \
       -e "CREATE TABLE IF NOT EXISTS ci_writes (id BIGINT AUTO_INCREMENT PRIMARY KEY, at TIMESTAMP(3));
           INSERT INTO ci_writes (at) VALUES (NOW(3))" 2>/dev/null
     sleep 0.1; done'

@@ -257,6 +257,7 @@ def run_gate(args: argparse.Namespace, lab_dir: str, argv: List[str], say: Any) 
         except api.LabError as exc:
             say(str(exc))
             return 125
+    _preload(bool(schedule))
     failovers = Failovers(lab_dir, schedule, args.profile)
     t0 = time.time()
     try:
@@ -281,6 +282,25 @@ def run_gate(args: argparse.Namespace, lab_dir: str, argv: List[str], say: Any) 
                 api.lab_down(lab_dir)
             except api.LabError as exc:
                 say("could not stop the lab it started: %s" % exc)
+
+
+def _preload(failovers: bool) -> None:
+    """Import now what the verdict needs: inside the namespace (without root, a user namespace) the
+    interpreter's own library may not be readable any more."""
+    import xml.sax.saxutils  # noqa: F401
+
+    import fiswatch.lab.control  # noqa: F401
+    import fiswatch.lab.mariadb  # noqa: F401
+    import fiswatch.lab.wire.lost  # noqa: F401
+    import fiswatch.lab.wire.verdict  # noqa: F401
+    import fiswatch.report.build  # noqa: F401
+    import fiswatch.report.failover_table  # noqa: F401
+    try:
+        import pymysql  # noqa: F401
+    except ImportError:
+        pass
+    if failovers:
+        import fiswatch.lab.failover  # noqa: F401
 
 
 def verdict_of(lab_dir: str, argv: List[str], expectations: Sequence[Expectation], failovers: Failovers,
