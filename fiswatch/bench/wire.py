@@ -72,6 +72,7 @@ def _rss_kib() -> int:
 def run(rounds: int, seconds: float, threads: int, memory_minutes: float) -> Dict[str, Any]:
     import pymysql
 
+    from fiswatch.lab.loop import ProxyLoop
     from fiswatch.lab.proxy import FaultProxy
     from fiswatch.lab.wire.accounting import Ledger
 
@@ -83,7 +84,8 @@ def run(rounds: int, seconds: float, threads: int, memory_minutes: float) -> Dic
         cur.execute("CREATE DATABASE " + DB)
     ledger = Ledger(resolve_owner=False)
     plain = FaultProxy("127.0.0.1", 0, "127.0.0.1", 3306, name="bench-plain").start()
-    accounted = FaultProxy("127.0.0.1", 0, "127.0.0.1", 3306, name="bench-wire",
+    wire_loop = ProxyLoop("fiswatch-bench-wire").start()  # the ledger is read on the loop its sessions run on
+    accounted = FaultProxy("127.0.0.1", 0, "127.0.0.1", 3306, name="bench-wire", loop=wire_loop,
                            session=ledger.session_factory("bench", endpoint="bench")).start()
     try:
         _sysbench(plain.address[1], 10, 1, "prepare")
@@ -101,7 +103,7 @@ def run(rounds: int, seconds: float, threads: int, memory_minutes: float) -> Dic
             end = time.time() + memory_minutes * 60
             while time.time() < end:
                 _sysbench(accounted.address[1], min(10.0, max(1.0, end - time.time())), threads, "run")
-                snap = accounted._ploop.call(ledger.snapshot)
+                snap = wire_loop.call(ledger.snapshot)
                 memory.append({"t": round(memory_minutes * 60 - (end - time.time()), 1), "rss_kib": _rss_kib(),
                                "acked": sum(c["acked"] for c in snap["clients"]),
                                "insert_ranges": sum(len(r) for c in snap["clients"] for r in c["inserts"].values()),
@@ -115,6 +117,7 @@ def run(rounds: int, seconds: float, threads: int, memory_minutes: float) -> Dic
     finally:
         plain.stop()
         accounted.stop()
+        wire_loop.stop()
         ledger.close()
         with conn.cursor() as cur:
             cur.execute("DROP DATABASE IF EXISTS " + DB)
