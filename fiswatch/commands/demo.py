@@ -15,7 +15,7 @@ from typing import Callable, Dict, List, Tuple
 
 from fiswatch.model import Event
 
-EXIT_OK, EXIT_FAIL = 0, 1
+from fiswatch.exits import EXIT_FAIL, EXIT_OK, EXIT_USAGE  # noqa: F401 (EXIT_OK: callers)
 
 
 def add_parser(sub) -> None:
@@ -168,10 +168,13 @@ def run_demo(args: argparse.Namespace) -> int:
         info = api.lab_status(lab_dir)
         say("using the lab already running in %s" % lab_dir)
     except api.LabNotRunning:
-        say("starting a local lab in %s (MariaDB x4, DNS, fault proxies) ..." % lab_dir)
         t0 = time.monotonic()
         try:
-            info = api.lab_up(lab_dir, base=args.base, dns_port=args.dns_port)
+            info = api.lab_up(lab_dir, base=args.base, dns_port=args.dns_port, on_start=lambda line: say(
+                line or "starting a local lab in %s (MariaDB x4, DNS, fault proxies) ..." % lab_dir))
+        except api.LabUsageError as exc:
+            sys.stderr.write("fiswatch demo: %s\n" % exc)
+            return EXIT_USAGE
         except api.LabError as exc:
             sys.stderr.write("fiswatch demo: %s\n" % exc)
             return EXIT_FAIL
@@ -197,17 +200,32 @@ def run_demo(args: argparse.Namespace) -> int:
                               aws=args.exec_aws)
     try:
         code = watch(args, list(info.endpoints), tuple(info.nameserver), hooks=hooks)
+        failure = getattr(hooks, "failure", None)
+        if failure:  # --exec never ran: repeated under the summary, and the demo did not do what was asked
+            say("--exec: %s" % failure)
+            code = code or EXIT_FAIL
     finally:
         if started_here and not args.keep_lab:
             say("stopping the lab this demo started ...")
             try:
-                api.lab_down(lab_dir)
+                api.lab_down(lab_dir, say=say)
             except api.LabError as exc:
                 sys.stderr.write("fiswatch demo: %s\n" % exc)
         else:
-            say("the lab keeps running: stop it with `fiswatch lab down%s`"
-                % ("" if lab_dir == api.default_lab_dir() else " --dir " + lab_dir))
+            say(_lab_left(api, lab_dir))
     return code
+
+
+def _lab_left(api, lab_dir: str) -> str:
+    """What is true of the lab the demo leaves: still running (and how to stop it), or not."""
+    down = "`fiswatch lab down%s`" % ("" if lab_dir == api.default_lab_dir() else " --dir " + lab_dir)
+    try:
+        api.lab_status(lab_dir)
+    except api.LabNotRunning:
+        return "the lab in %s is no longer running (stopped during the demo)" % lab_dir
+    except api.LabError as exc:
+        return "the lab in %s does not answer as it should (%s): %s cleans up" % (lab_dir, exc, down)
+    return "the lab keeps running: stop it with " + down
 
 
 def say(message: str) -> None:

@@ -124,7 +124,8 @@ def _alive(pid: Any) -> bool:
 
 def run_lab(args: argparse.Namespace) -> int:
     """Run a parsed `lab` command. 0 ok, 1 failure, 2 usage."""
-    from fiswatch.lab.api import LabError, LabInterrupted, LabNotRunning, failover, lab_down, lab_status, lab_up
+    from fiswatch.lab.api import (LabError, LabInterrupted, LabNotRunning, LabUsageError, failover, lab_down,
+                                  lab_status, lab_up)
 
     command = getattr(args, "lab_command", None)
     if command is None:
@@ -138,9 +139,11 @@ def run_lab(args: argparse.Namespace) -> int:
         return run_exec(args, lab_dir)
     try:
         if command == "up":
-            print("starting the lab in %s ..." % lab_dir, file=sys.stderr)
+            def starting(line: Optional[str]) -> None:
+                print(line or "starting the lab in %s ..." % lab_dir, file=sys.stderr, flush=True)
+
             info = lab_up(lab_dir, base=args.base, port=args.port, dns_port=args.dns_port,
-                          buffer_pool=args.buffer_pool)
+                          buffer_pool=args.buffer_pool, on_start=starting)
             _print_status(info, args.json)
             return 0
         if command == "status":
@@ -148,7 +151,7 @@ def run_lab(args: argparse.Namespace) -> int:
             return 0
         if command == "down":
             try:
-                lab_down(lab_dir)
+                lab_down(lab_dir, say=lambda line: print(line, file=sys.stderr, flush=True))
             except LabNotRunning:
                 print("no lab runs in %s; nothing to stop" % lab_dir)
                 return 0
@@ -171,6 +174,9 @@ def run_lab(args: argparse.Namespace) -> int:
     except LabInterrupted as exc:
         print("fiswatch lab %s: %s" % (command, exc), file=sys.stderr)
         return 130
+    except LabUsageError as exc:
+        print("fiswatch lab %s: %s" % (command, exc), file=sys.stderr)
+        return 2
     except LabError as exc:
         print("fiswatch lab %s: %s" % (command, exc), file=sys.stderr)
         return 1

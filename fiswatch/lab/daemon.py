@@ -22,8 +22,12 @@ from fiswatch.lab import aurora
 from fiswatch.lab import layout as L
 from fiswatch.lab.dnsserver import DnsServer, Zone, start_on_standard_port
 from fiswatch.lab.mariadb import MariaDBError, Server, ensure_template, find_binaries, sql
+from fiswatch.lab.orphans import disk_full
 from fiswatch.lab.proxy import FaultProxy, ProxyLoop
 from fiswatch.lab.topology import Heartbeat, create_statements
+
+
+STOP_GRACE = 10.0  # seconds each mariadbd gets to shut down before SIGKILL (its data is not kept anyway)
 
 
 class LabStartError(RuntimeError):
@@ -76,6 +80,7 @@ class Lab:
         self.heartbeat = Heartbeat(lambda: layout.server_socket(self.role_holder("aurora", "writer")),
                                    lambda text: log_line(layout, text))
         self.last_failover: Optional[Dict[str, Any]] = None
+        self.intended_down: set = set()  # servers the lab itself killed: not a dead writer to fail over
 
     # --- start -------------------------------------------------------------------------
     def start(self) -> None:
@@ -108,6 +113,9 @@ class Lab:
         self._write_credentials(password)
         self._start_control()
         self.write_state()
+        from fiswatch.lab.watchdog import WriterWatch
+
+        WriterWatch(self, lambda text: log_line(layout, text)).start()
         log_line(layout, "lab: ready (DNS %s:%d)" % layout.dns_address)
 
     def _setup_sql(self, password: str) -> None:
@@ -236,10 +244,12 @@ class Lab:
                       req.get("flap_until"))
 
     def cmd_kill(self, req: Dict[str, Any]) -> Any:
+        self.intended_down.add(req["instance"])
         self.servers[req["instance"]].kill()
 
     def cmd_start(self, req: Dict[str, Any]) -> Any:
         self.servers[req["instance"]].start(read_only=bool(req.get("read_only", True)))
+        self.intended_down.discard(req["instance"])
 
     def cmd_roles(self, req: Dict[str, Any]) -> Any:
         for name, role in req["roles"].items():
@@ -302,8 +312,13 @@ class Lab:
             if dns is not None:
                 dns.stop()
         self.loop.stop()
+        def stop_server(server: Server) -> None:
+            if not server.stop(STOP_GRACE):
+                log_line(self.layout, "lab: mariadbd of %s did not shut down within %.0fs%s: killed" % (
+                    server.spec.name, STOP_GRACE, " (disk full)" if disk_full(self.layout.dir) else ""))
+
         with ThreadPoolExecutor(4) as pool:
-            list(pool.map(lambda s: s.stop(), self.servers.values()))
+            list(pool.map(stop_server, self.servers.values()))
         for path in (self.layout.control_socket, self.layout.state_file):
             try:
                 os.unlink(path)

@@ -67,6 +67,7 @@ class Layout:
     mariadbd: str = "mariadbd"
     install_db: str = "mariadb-install-db"
     extra: Tuple[Tuple[str, Any], ...] = field(default=())
+    writer_grace: float = 10.0  # a writer dead this long (not stopped by the lab) is failed over (watchdog.py)
 
     @classmethod
     def make(cls, lab_dir: str, base: str = "127.0.10", port: int = 3306, dns_port: int = 5300,
@@ -77,6 +78,9 @@ class Layout:
         for label, value, top in (("--port", port, 65535 - len(INSTANCES)), ("--dns-port", dns_port, 65535)):
             if not 1 <= int(value) <= top:
                 raise LayoutError("%s must be a TCP/UDP port 1..%d, got %r" % (label, top, value))
+        grace = kw.get("writer_grace", 10.0)
+        if isinstance(grace, bool) or not isinstance(grace, (int, float)) or not 0 <= grace <= 3600:
+            raise LayoutError("--writer-grace must be 0 (off) to 3600 seconds, got %r" % (grace,))
         layout = cls(os.path.abspath(os.path.expanduser(lab_dir)), base, int(port), int(dns_port), **kw)
         longest = layout.control_socket if len(layout.control_socket) > len(layout.server_socket(INSTANCES[0])) \
             else layout.server_socket(INSTANCES[0])
