@@ -144,11 +144,14 @@ def read_credentials(path: str, lab_dir: str) -> Credentials:
         raise LabFileError(path, c.problems, cure)
     clusters = []
     for name in CLUSTERS:
-        entry = c.obj(top.get(name), name) if name in top else None
-        if entry is None:
-            c.problems.append("%s is missing" % name)
+        if name not in top or not isinstance(top[name], dict):
+            if name in top:
+                c.obj(top[name], name)
+            else:
+                c.problems.append("%s is missing" % name)
             clusters.append(None)
             continue
+        entry = top[name]
         fields = (c.text(entry, "username", name), c.text(entry, "password", name, empty=True),
                   c.text(entry, "host", name), c.number(entry, "port", name, 1, 65535), c.text(entry, "dbname", name),
                   c.text(entry, "dbClusterIdentifier", name, optional=True),
@@ -210,7 +213,10 @@ def check_state(data: Any, where: str, lab_dir: str) -> Dict[str, Any]:
         raw = []
     for n, item in enumerate(raw[:16]):
         at = "state.instances[%d]" % n
-        i = c.obj(item, at)
+        if not isinstance(item, dict):
+            c.obj(item, at)
+            continue
+        i = item
         values: Tuple[Any, ...] = (
             c.text(i, "name", at), c.text(i, "cluster", at), c.text(i, "role", at), c.text(i, "address", at),
             c.number(i, "port", at, 1, 65535), c.text(i, "dns_name", at, optional=True),
