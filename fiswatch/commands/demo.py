@@ -81,6 +81,8 @@ class DemoHooks:
         self.schedule = schedule
         self.notes = notes
         self._busy = threading.Lock()
+        self._lock = threading.Lock()
+        self._pending: set = set()  # targets whose failover runs or waits for the running one
         self._runner = None
         self._timers: List[threading.Timer] = []
         self._cancel = threading.Event()  # set on quit: a running failover finishes or rolls back at once
@@ -93,8 +95,8 @@ class DemoHooks:
             timer.daemon = True
             timer.start()
             self._timers.append(timer)
-        actions["f"] = lambda: self.failover("aurora")
-        actions["r"] = lambda: self.failover("rds")
+        actions["f"] = lambda: self.key_failover("aurora")
+        actions["r"] = lambda: self.key_failover("rds")
         keys.extend([("f", "failover aurora"), ("r", "failover rds")])
         for delay, target in self.schedule:
             timer = threading.Timer(delay, self.failover, args=(target,))
@@ -102,13 +104,41 @@ class DemoHooks:
             timer.start()
             self._timers.append(timer)
 
-    def failover(self, target: str) -> None:
+    def key_failover(self, target: str) -> str:
+        """The f / r key: refused (said on screen) while a failover of `target` runs or waits; one of the other
+        cluster waits for the running one (said in the event log). Returns when it ended: the screen's footer
+        then drops its `failover ...` (ui/screen.py shows what an action returns)."""
+        with self._lock:
+            if target in self._pending:
+                refused = "failover %s already running: key ignored (one at a time per cluster)" % target
+                if self._runner is not None:
+                    self._runner.emit(Event.make("info", message=refused))
+                return refused
+            waiting_for = sorted(self._pending)
+        thread = self.failover(target)
+        if waiting_for and self._runner is not None:
+            self._runner.emit(Event.make("info", message="failover %s queued: it starts when failover %s ends"
+                                         % (target, waiting_for[0])))
+        thread.join()
+        return ""
+
+    def failover(self, target: str) -> threading.Thread:
         """Run one failover in the background; a second one waits for the first."""
+        with self._lock:
+            self._pending.add(target)
         thread = threading.Thread(target=self._failover, args=(target,), name="failover " + target, daemon=True)
         self._threads.append(thread)
         thread.start()
+        return thread
 
     def _failover(self, target: str) -> None:
+        try:
+            self._run_failover(target)
+        finally:
+            with self._lock:
+                self._pending.discard(target)
+
+    def _run_failover(self, target: str) -> None:
         from fiswatch.lab import api
 
         runner = self._runner
