@@ -143,11 +143,23 @@ def test_a_credentials_file_of_the_wrong_shape_is_one_line_in_status_and_watch(o
 
 def test_a_killed_daemon_leaves_orphans_that_status_names_and_down_ends(own_lab):
     """SIGKILL the daemon: its four mariadbd keep running. status/failover name them and the cure; down ends them."""
+    import threading
+
+    from fiswatch.lab.liveness import LabLiveness
+
     lab_dir = own_lab.dir
     pids = {name: _server_pid(lab_dir, name) for name in _roles(lab_dir)}
     assert all(pids.values())
-    os.kill(own_lab.pid, signal.SIGKILL)
-    wait_for(lambda: own_lab.pid not in lab_processes(lab_dir), timeout=30, message="daemon gone")
+    events, stop = [], threading.Event()
+    LabLiveness(lab_dir, period=0.2).start(events.append, stop)  # what the demo's dashboard runs
+    try:
+        os.kill(own_lab.pid, signal.SIGKILL)
+        wait_for(lambda: own_lab.pid not in lab_processes(lab_dir), timeout=30, message="daemon gone")
+        wait_for(lambda: events, timeout=30, message="the dashboard told")
+    finally:
+        stop.set()
+    assert events[0].event == "warning" and events[0].get("message").startswith("lab daemon gone: its DNS server")
+    assert "4 of its mariadbd still run: `fiswatch lab down --dir %s` ends them" % lab_dir in events[0].get("message")
     for argv in (["lab", "status", "--dir", lab_dir], ["lab", "failover", "aurora", "--dir", lab_dir]):
         result = _cli(*argv)
         assert result.returncode == 1, result

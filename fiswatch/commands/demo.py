@@ -89,7 +89,10 @@ class DemoHooks:
         self._threads: List[threading.Thread] = []
 
     def attach(self, runner, actions: Dict[str, Callable[[], None]], keys: List[Tuple[str, str]]) -> None:
+        from fiswatch.lab.liveness import LabLiveness
+
         self._runner = runner
+        LabLiveness(self.lab_dir).start(runner.emit, runner.stop_event)  # says "lab daemon gone" if it dies
         if self.notes:  # after the run's first line (the runner starts once attach returns)
             timer = threading.Timer(0.2, lambda: [runner.emit(Event.make("info", message=n)) for n in self.notes])
             timer.daemon = True

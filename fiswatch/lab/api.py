@@ -323,11 +323,9 @@ def _gone(pid: int) -> bool:
         return True
     except PermissionError:
         return False
-    try:
-        with open("/proc/%d/stat" % pid) as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
+    from fiswatch.lab.orphans import ended
+
+    return ended(pid)
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:

@@ -34,12 +34,9 @@ def lab_server_pid(lab_dir: str, spec: L.InstanceSpec) -> Optional[int]:
     try:
         with open("/proc/%d/cmdline" % pid, "rb") as fh:
             argv = fh.read().decode("utf-8", "replace").split("\0")
-        with open("/proc/%d/stat" % pid) as fh:
-            if fh.read().rsplit(")", 1)[1].split()[0] == "Z":
-                return None
-    except (OSError, IndexError):
+    except OSError:
         return None
-    return pid if "--datadir=" + datadir in argv else None
+    return pid if "--datadir=" + datadir in argv and not ended(pid) else None
 
 
 def daemon_alive(lab_dir: str) -> bool:
@@ -109,11 +106,23 @@ def _exists(pid: int) -> bool:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
         pass
+    return not ended(pid)
+
+
+def ended(pid: int) -> bool:
+    """Has the process ended, all its threads too? A zombie leader whose other threads still exit keeps
+    its sockets and ports; a zombie with no thread left holds nothing."""
     try:
         with open("/proc/%d/stat" % pid) as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+            state = fh.read().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
+        return True
+    if state not in ("Z", "X"):
         return False
+    try:
+        return len(os.listdir("/proc/%d/task" % pid)) <= 1
+    except OSError:
+        return True
 
 
 def disk_full(path: str) -> bool:
