@@ -32,6 +32,9 @@ def add_lab_parser(subparsers: Any) -> None:
     up.add_argument("--dns-port", type=int, default=5300, help="UDP/TCP port of the DNS server (default: 5300)")
     up.add_argument("--buffer-pool", default="16M", metavar="SIZE",
                     help="InnoDB buffer pool per server (default: 16M)")
+    up.add_argument("--writer-grace", type=float, default=10.0, metavar="SECONDS",
+                    help="a writer/primary whose mariadbd died outside the lab's control and is not back after "
+                         "this long is failed over by the lab itself, as on AWS; 0: never (default: 10)")
     up.add_argument("--json", action="store_true", help="print the lab's status as JSON once it is up")
 
     status = actions.add_parser("status", help="show endpoints, instances and their roles")
@@ -143,7 +146,7 @@ def run_lab(args: argparse.Namespace) -> int:
                 print(line or "starting the lab in %s ..." % lab_dir, file=sys.stderr, flush=True)
 
             info = lab_up(lab_dir, base=args.base, port=args.port, dns_port=args.dns_port,
-                          buffer_pool=args.buffer_pool, on_start=starting)
+                          buffer_pool=args.buffer_pool, on_start=starting, writer_grace=args.writer_grace)
             _print_status(info, args.json)
             return 0
         if command == "status":
