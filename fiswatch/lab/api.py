@@ -113,26 +113,12 @@ def _state(lab_dir: str) -> dict:
         raise LabError(str(exc))
 
 
-def _owner(path: str) -> str:
-    import pwd
-
-    try:
-        uid = os.stat(path).st_uid
-    except OSError:
-        return "another user"
-    try:
-        return "user %s" % pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return "uid %d" % uid
-
-
 def _unreachable(lab_dir: str, error: int) -> LabError:
     """Why the control socket did not answer: another user's lab (permission denied), orphans, or no lab."""
     if error in (errno.EACCES, errno.EPERM):
-        sock = os.path.join(lab_dir, L.CONTROL_SOCKET)
-        owner = _owner(sock if os.path.lexists(sock) else lab_dir)
-        return LabError("the lab in %s belongs to %s: permission denied on its control socket; run fiswatch as "
-                        "that user, or start your own lab with another --dir" % (lab_dir, owner))
+        from fiswatch.lab.dirs import other_user_message
+
+        return LabError(other_user_message(lab_dir))
     from fiswatch.lab.orphans import find_orphans, orphan_message
 
     orphans = find_orphans(lab_dir)
@@ -220,13 +206,12 @@ def lab_up(lab_dir: str, base: str = "127.0.10", port: int = 3306, dns_port: int
         check_free(layout)
     except (MariaDBError, LabStartError) as exc:
         raise LabError(str(exc))
-    made = _make_dir(lab_dir)
+    from fiswatch.lab.dirs import DirProblem, usable_dir
+
     try:
-        _check_writable(lab_dir)
-    except LabUsageError:
-        if made:
-            _remove_empty(lab_dir)
-        raise
+        usable_dir(lab_dir)
+    except DirProblem as exc:
+        raise LabUsageError(str(exc))
     _tell(on_start, None)
     read_fd, write_fd = os.pipe()
     env = dict(os.environ)
@@ -276,40 +261,6 @@ def lab_up(lab_dir: str, base: str = "127.0.10", port: int = 3306, dns_port: int
 def _tell(on_start: Optional[Callable[[Optional[str]], None]], line: Optional[str]) -> None:
     if on_start is not None:
         on_start(line)
-
-
-def _make_dir(lab_dir: str) -> bool:
-    """Create the lab dir (mode 0700); True if this call created it. LabUsageError if it cannot."""
-    if os.path.isdir(lab_dir):
-        return False
-    try:
-        os.makedirs(lab_dir, mode=0o700)
-    except FileExistsError:
-        if not os.path.isdir(lab_dir):
-            raise LabUsageError("%s exists and is not a directory: choose another --dir" % lab_dir)
-        return False
-    except OSError as exc:
-        raise LabUsageError("cannot create the lab dir %s (%s): choose another --dir" % (lab_dir, exc.strerror))
-    return True
-
-
-def _check_writable(lab_dir: str) -> None:
-    """The lab writes its datadirs, sockets and logs here: try it (a read-only mount, another user's dir)."""
-    probe = os.path.join(lab_dir, ".fiswatch-write-test-%d" % os.getpid())
-    try:
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except OSError as exc:
-        raise LabUsageError("cannot write in the lab dir %s (%s; it belongs to %s): choose another --dir"
-                            % (lab_dir, exc.strerror or exc, _owner(lab_dir)))
-    os.close(fd)
-    os.unlink(probe)
-
-
-def _remove_empty(lab_dir: str) -> None:
-    try:
-        os.rmdir(lab_dir)
-    except OSError:
-        pass
 
 
 def _gone(pid: int) -> bool:
