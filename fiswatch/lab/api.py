@@ -1,6 +1,5 @@
 """The lab's public API: up, status, down, failover (used by the CLI, `watch --lab`, `demo`)."""
 import errno
-import fcntl
 import json
 import os
 import select
@@ -157,22 +156,9 @@ def lab_status(lab_dir: str) -> LabInfo:
 
 
 def _lock_holder(lab_dir: str) -> Optional[int]:
-    """The pid holding the lab lock, 0 if held but unknown, None if free."""
-    path = os.path.join(lab_dir, L.LOCK_FILE)
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError:
-            text = os.read(fd, 32).decode("ascii", "replace").strip()
-            return int(text) if text.isdigit() else 0
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
+    from fiswatch.lab.orphans import lock_holder
+
+    return lock_holder(lab_dir)
 
 
 def lab_up(lab_dir: str, base: str = "127.0.10", port: int = 3306, dns_port: int = 5300,

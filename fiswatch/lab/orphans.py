@@ -39,21 +39,25 @@ def lab_server_pid(lab_dir: str, spec: L.InstanceSpec) -> Optional[int]:
     return pid if "--datadir=" + datadir in argv and not ended(pid) else None
 
 
-def daemon_alive(lab_dir: str) -> bool:
-    """Does a process hold the lab's lock (a daemon, even one that no longer answers)?"""
+def lock_holder(lab_dir: str) -> Optional[int]:
+    """The pid holding the lab lock (a daemon, even one that no longer answers), 0 if held but unknown,
+    None if free."""
     import fcntl
 
+    path = os.path.join(lab_dir, L.LOCK_FILE)
     try:
-        fd = os.open(os.path.join(lab_dir, L.LOCK_FILE), os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
-        return False
+        return None
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError:
-        return True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return read_pid(path) or 0
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
     finally:
-        os.close(fd)  # closing drops the shared lock we may have taken
-    return False
+        os.close(fd)
 
 
 def servers(lab_dir: str) -> List[Orphan]:
@@ -69,7 +73,7 @@ def servers(lab_dir: str) -> List[Orphan]:
 
 def find_orphans(lab_dir: str) -> List[Orphan]:
     """The lab's servers still running although no daemon holds the lock; [] otherwise."""
-    if daemon_alive(lab_dir):
+    if lock_holder(lab_dir) is not None:
         return []
     return servers(lab_dir)
 
