@@ -24,13 +24,16 @@ def request(socket_path: str, cmd: str, timeout: float = 90.0, **fields: Any) ->
         except OSError as exc:
             raise ControlError("lab daemon not reachable at %s (%s)" % (socket_path, exc), unreachable=True,
                                errno=exc.errno or 0)
-        sock.sendall((json.dumps(payload) + "\n").encode("utf-8"))
         data = b""
-        while not data.endswith(b"\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        try:
+            sock.sendall((json.dumps(payload) + "\n").encode("utf-8"))
+            while not data.endswith(b"\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except OSError as exc:  # reset by a dying daemon, or no answer within `timeout`
+            raise ControlError("lab daemon at %s did not answer %r (%s)" % (socket_path, cmd, exc or "timed out"))
     finally:
         sock.close()
     if not data:
