@@ -41,11 +41,14 @@ def test_a_second_f_during_a_failover_is_refused_on_screen_and_the_footer_clears
     first = {}
     thread = threading.Thread(target=lambda: first.setdefault("said", actions["f"]()))
     thread.start()
-    wait_for(lambda: any(e.event == "lab" and e.get("step") == "start" for e in run.events), timeout=60,
-             message="the first failover started")
-    assert actions["f"]() == "failover aurora already running: key ignored (one at a time per cluster)"
-    assert "failover aurora already running: key ignored (one at a time per cluster)" in run.messages()
-    thread.join(120)
+    try:
+        wait_for(lambda: any(e.event == "lab" and e.get("step") == "start" for e in run.events), timeout=60,
+                 message="the first failover started")
+        assert actions["f"]() == "failover aurora already running: key ignored (one at a time per cluster)"
+        assert "failover aurora already running: key ignored (one at a time per cluster)" in run.messages()
+        thread.join(120)
+    finally:
+        run.stop_event.set()  # ends the hooks' lab liveness thread
     assert first["said"] == ""  # the action ends with the failover: the footer's `failover aurora...` goes
     assert [e.get("step") for e in run.events if e.event == "lab"].count("start") == 1  # nothing was queued
     assert [e.get("step") for e in run.events if e.event == "lab"][-1] == "done"
