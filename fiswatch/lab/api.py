@@ -280,13 +280,14 @@ DOWN_QUIET = 2.0  # seconds before it says what it waits for
 
 def _waiting_for(lab_dir: str) -> str:
     """What the daemon still waits for: its mariadbd that run, and whether the disk is full."""
-    from fiswatch.lab.orphans import disk_full, servers
+    from fiswatch.lab.orphans import disk_full, servers, waits_for_space
 
     left = servers(lab_dir)
     if not left:
         return "the lab daemon to end"
-    return "mariadbd of %s%s to shut down" % (", ".join(o.name for o in left),
-                                              " (disk full)" if disk_full(lab_dir) else "")
+    full = disk_full(lab_dir)
+    return "mariadbd of %s to shut down" % ", ".join(
+        o.name + (" (disk full)" if full or waits_for_space(o.datadir) else "") for o in left)
 
 
 def _stop_daemon(lab_dir: str, pid: int, say: Callable[[str], None]) -> None:

@@ -22,7 +22,7 @@ from fiswatch.lab import aurora
 from fiswatch.lab import layout as L
 from fiswatch.lab.dnsserver import DnsServer, Zone, start_on_standard_port
 from fiswatch.lab.mariadb import MariaDBError, Server, ensure_template, find_binaries, sql
-from fiswatch.lab.orphans import disk_full
+from fiswatch.lab.orphans import disk_full, waits_for_space
 from fiswatch.lab.proxy import FaultProxy, ProxyLoop
 from fiswatch.lab.topology import Heartbeat, create_statements
 
@@ -315,7 +315,7 @@ class Lab:
         def stop_server(server: Server) -> None:
             if not server.stop(STOP_GRACE):
                 log_line(self.layout, "lab: mariadbd of %s did not shut down within %.0fs%s: killed" % (
-                    server.spec.name, STOP_GRACE, " (disk full)" if disk_full(self.layout.dir) else ""))
+                    server.spec.name, STOP_GRACE, " (disk full)" if disk_full(self.layout.dir) or waits_for_space(server.datadir) else ""))
 
         with ThreadPoolExecutor(4) as pool:
             list(pool.map(stop_server, self.servers.values()))

@@ -136,3 +136,19 @@ def disk_full(path: str) -> bool:
     except OSError:
         return False
     return st.f_bavail == 0
+
+
+DISK_FULL_WORDS = (b"Disk is full", b"Disk full", b"disk full", b"No space left on device", b"Errcode: 28", b"errno: 28")
+
+
+def waits_for_space(datadir: str) -> bool:
+    """Did this server say, lately, that its disk was full? (It then waits for space, even at shutdown,
+    and keeps waiting after others freed some: the file system alone does not tell.)"""
+    try:
+        with open(os.path.join(datadir, "error.log"), "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 4096))
+            tail = fh.read()
+    except OSError:
+        return False
+    return any(word in tail for word in DISK_FULL_WORDS)
