@@ -153,3 +153,43 @@ def test_state_write_gap_and_run_for_the_fleet_workshop_metrics_unchanged():
     assert "--cloudwatch-host" in str(caught.value)
     assert host_identity("/nonexistent", {"FISWATCH_CLOUDWATCH_HOST": "carol"}) == "carol"
     assert new_run_id(0.0).startswith("19700101T000000-") and len(new_run_id()) == 20
+
+
+def test_an_xml_error_body_is_shown_as_its_code_and_message(monkeypatch):
+    """A real HTTP endpoint on loopback answering 403 with AWS's XML error (as STS/IAM-style services
+    and proxies do): the warning names the code and message, never the raw XML."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    body = (b'<?xml version="1.0" encoding="UTF-8"?>\n<ErrorResponse xmlns="http://monitoring.amazonaws.com/doc/'
+            b'2010-08-01/"><Error><Type>Sender</Type><Code>InvalidClientTokenId</Code><Message>The security '
+            b'token included in the request is invalid.</Message></Error><RequestId>1</RequestId></ErrorResponse>')
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(403)
+            self.send_header("Content-Type", "text/xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:%d" % server.server_address[1])
+        events = []
+        pub = CloudWatchPublisher(session(), events.append, host_id="h")
+        pub.start()
+        pub.submit(_view(1000.0, _pv("aurora", "pymysql", 1, iterations=1)))
+        wait_for(lambda: pub.dropped > 0, timeout=60, message="a refused put")
+        pub.stop(timeout=30)
+    finally:
+        server.shutdown()
+        server.server_close()
+    message = [e for e in events if e.event == "warning"][0].get("message")
+    assert "InvalidClientTokenId" in message and "The security token included in the request is invalid." in message
+    assert "<" not in message and "xml" not in message.lower(), message

@@ -7,7 +7,7 @@ AWS_ENDPOINT_URL_<SERVICE> (botocore >= 1.31), which is how the tests point fisw
 """
 import os
 import warnings
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 # Timeouts and retries for every client fiswatch creates: a stuck AWS call must never
 # hold a watcher thread (or the user) for long. An endpoint that accepts and never answers
@@ -148,10 +148,36 @@ def _endpoint_of(exc: BaseException) -> str:
     return str(kwargs.get("endpoint_url") or "endpoint unknown")
 
 
+def _xml_error(text: str) -> Optional[Tuple[str, str]]:
+    """(Code, Message) from an AWS XML error body that the SDK passed on raw, else None.
+
+    >>> _xml_error('<?xml version="1.0"?><ErrorResponse><Error><Type>Sender</Type><Code>InvalidClientTokenId'
+    ...            '</Code><Message>The security token included in the request is invalid.</Message></Error>'
+    ...            '</ErrorResponse>')
+    ('InvalidClientTokenId', 'The security token included in the request is invalid.')
+    >>> _xml_error("plain words") is None
+    True
+    """
+    import re
+
+    if "<" not in text:
+        return None
+    code = re.search(r"<Code>\s*([^<]{1,200}?)\s*</Code>", text)
+    message = re.search(r"<Message>\s*([^<]{0,500}?)\s*</Message>", text)
+    if code is None:
+        return None
+    return code.group(1), _one_line(message.group(1)) if message else ""
+
+
 def _explain_client_error(exc: Any) -> str:
     error = exc.response.get("Error", {}) if hasattr(exc, "response") else {}
     code = str(error.get("Code") or "Unknown")
     message = _one_line(error.get("Message") or "")
+    raw = _xml_error(message) or _xml_error(code)  # a body the SDK could not parse (e.g. XML to a JSON client)
+    if raw is not None:
+        code, message = raw
+    elif "<" in message:
+        message = "an error body the SDK could not read"
     operation = getattr(exc, "operation_name", "") or "call"
     head = "AWS %s failed: %s%s" % (operation, code, (" (%s)" % message) if message else "")
     lowered = code.lower()

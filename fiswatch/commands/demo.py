@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import Callable, Dict, List, Optional, Tuple
 
 from fiswatch import events as E
-from fiswatch.exits import EXIT_FAIL
+from fiswatch.exits import EXIT_FAIL, EXIT_OK, EXIT_USAGE  # noqa: F401 (EXIT_OK: callers)
 from fiswatch.output.streams import say as say_line
 
 
@@ -89,17 +89,24 @@ class DemoHooks:
         self.schedule = schedule
         self.notes = notes
         self._busy = threading.Lock()
+        self._lock = threading.Lock()
+        self._pending: set = set()  # targets whose failover runs or waits for the running one
         self._runner = None
         self._timers: List[threading.Timer] = []
         self._cancel = threading.Event()  # set on quit: a running failover finishes or rolls back at once
         self._threads: List[threading.Thread] = []
         self.keys: Tuple[Tuple[str, str], ...] = (("f", "failover aurora"), ("r", "failover rds"))
-        self.actions: Dict[str, Callable[[], None]] = {"f": lambda: self.failover("aurora"),
-                                                       "r": lambda: self.failover("rds")}
+        # f, r: a second one for a cluster whose failover runs is refused on screen (key_failover)
+        self.actions: Dict[str, Callable[[], Optional[str]]] = {"f": lambda: self.key_failover("aurora"),
+                                                                "r": lambda: self.key_failover("rds")}
 
     def start(self, runner) -> None:
-        """The run started (its first line is out): the notes, then the failovers on schedule."""
+        """The run started (its first line is out): the lab's liveness watch, the notes, then the
+        failovers on schedule."""
+        from fiswatch.lab.liveness import LabLiveness
+
         self._runner = runner
+        LabLiveness(self.lab_dir).start(runner.emit, runner.stop_event)  # says "lab daemon gone" if it dies
         for note in self.notes:
             runner.emit(E.info(note))
         for delay, target in self.schedule:
@@ -108,13 +115,41 @@ class DemoHooks:
             timer.start()
             self._timers.append(timer)
 
-    def failover(self, target: str) -> None:
+    def key_failover(self, target: str) -> str:
+        """The f / r key: refused (said on screen) while a failover of `target` runs or waits; one of the other
+        cluster waits for the running one (said in the event log). Returns when it ended: the screen's footer
+        then drops its `failover ...` (ui/screen.py shows what an action returns)."""
+        with self._lock:
+            if target in self._pending:
+                refused = "failover %s already running: key ignored (one at a time per cluster)" % target
+                if self._runner is not None:
+                    self._runner.emit(E.info(refused))
+                return refused
+            waiting_for = sorted(self._pending)
+        thread = self.failover(target)
+        if waiting_for and self._runner is not None:
+            self._runner.emit(E.info("failover %s queued: it starts when failover %s ends"
+                                     % (target, waiting_for[0])))
+        thread.join()
+        return ""
+
+    def failover(self, target: str) -> threading.Thread:
         """Run one failover in the background; a second one waits for the first."""
+        with self._lock:
+            self._pending.add(target)
         thread = threading.Thread(target=self._failover, args=(target,), name="failover " + target, daemon=True)
         self._threads.append(thread)
         thread.start()
+        return thread
 
     def _failover(self, target: str) -> None:
+        try:
+            self._run_failover(target)
+        finally:
+            with self._lock:
+                self._pending.discard(target)
+
+    def _run_failover(self, target: str) -> None:
         from fiswatch.lab import api
 
         runner = self._runner
@@ -177,10 +212,13 @@ def run_demo(args: argparse.Namespace) -> int:
         info = api.lab_status(lab_dir)
         say("using the lab already running in %s" % lab_dir)
     except api.LabNotRunning:
-        say("starting a local lab in %s (MariaDB x4, DNS, fault proxies) ..." % lab_dir)
         t0 = time.monotonic()
         try:
-            info = api.lab_up(lab_dir, base=args.base, dns_port=args.dns_port)
+            info = api.lab_up(lab_dir, base=args.base, dns_port=args.dns_port, on_start=lambda line: say(
+                line or "starting a local lab in %s (MariaDB x4, DNS, fault proxies) ..." % lab_dir))
+        except api.LabUsageError as exc:
+            say(str(exc))
+            return EXIT_USAGE
         except api.LabError as exc:
             say(str(exc))
             return EXIT_FAIL
@@ -208,17 +246,32 @@ def run_demo(args: argparse.Namespace) -> int:
                               aws=args.exec_aws)
     try:
         code = watch(options, list(info.endpoints), tuple(info.nameserver), hooks=hooks)
+        failure = getattr(hooks, "failure", None)
+        if failure:  # --exec never ran: repeated under the summary, and the demo did not do what was asked
+            say("--exec: %s" % failure)
+            code = code or EXIT_FAIL
     finally:
         if started_here and not args.keep_lab:
             say("stopping the lab this demo started ...")
             try:
-                api.lab_down(lab_dir)
+                api.lab_down(lab_dir, say=say)
             except api.LabError as exc:
                 say(str(exc))
         else:
-            say("the lab keeps running: stop it with `fiswatch lab down%s`"
-                % ("" if lab_dir == api.default_lab_dir() else " --dir " + lab_dir))
+            say(_lab_left(api, lab_dir))
     return code
+
+
+def _lab_left(api, lab_dir: str) -> str:
+    """What is true of the lab the demo leaves: still running (and how to stop it), or not."""
+    down = "`fiswatch lab down%s`" % ("" if lab_dir == api.default_lab_dir() else " --dir " + lab_dir)
+    try:
+        api.lab_status(lab_dir)
+    except api.LabNotRunning:
+        return "the lab in %s is no longer running (stopped during the demo)" % lab_dir
+    except api.LabError as exc:
+        return "the lab in %s does not answer as it should (%s): %s cleans up" % (lab_dir, exc, down)
+    return "the lab keeps running: stop it with " + down
 
 
 say = functools.partial(say_line, prefix="fiswatch demo: ")  # one line on stderr (fiswatch.output.streams)

@@ -1,5 +1,5 @@
 """The lab's public API: up, status, down, failover (used by the CLI, `watch --lab`, `demo`)."""
-import fcntl
+import errno
 import json
 import os
 import select
@@ -26,6 +26,10 @@ class LabUsageError(LabError):
 
 class LabInterrupted(LabError):
     """Ctrl-C/SIGTERM stopped a failover; str() says whether it was finished or rolled back."""
+
+
+class LabUsageError(LabError):
+    """A bad option or a lab dir that cannot be used: found before anything starts (exit 2)."""
 
 
 class LabNotRunning(LabError):
@@ -115,36 +119,48 @@ def _state(lab_dir: str) -> dict:
         return request(_control_path(lab_dir), "state", timeout=10)
     except ControlError as exc:
         if exc.unreachable:
-            raise LabNotRunning(os.path.abspath(os.path.expanduser(lab_dir)))
+            raise _unreachable(os.path.abspath(os.path.expanduser(lab_dir)), exc.errno)
         raise LabError(str(exc))
 
 
+def _unreachable(lab_dir: str, error: int) -> LabError:
+    """Why the control socket did not answer: another user's lab (permission denied), orphans, or no lab."""
+    if error in (errno.EACCES, errno.EPERM):
+        from fiswatch.lab.dirs import other_user_message
+
+        return LabError(other_user_message(lab_dir))
+    from fiswatch.lab.orphans import find_orphans, orphan_message
+
+    orphans = find_orphans(lab_dir)
+    if orphans:
+        return LabError(orphan_message(lab_dir, orphans))
+    return LabNotRunning(lab_dir)
+
+
 def lab_status(lab_dir: str) -> LabInfo:
-    """What runs in `lab_dir`; LabNotRunning if nothing does."""
+    """What runs in `lab_dir`; LabNotRunning if nothing does, LabError if its files are not the lab's."""
+    from fiswatch.lab.files import LabFileError, check_state, read_credentials
     from fiswatch.model import Endpoint, Secret
 
-    state = _state(lab_dir)
+    lab_dir = os.path.abspath(os.path.expanduser(lab_dir))
     try:
-        with open(state["credentials_file"]) as fh:
-            creds = json.load(fh)
-    except (OSError, ValueError) as exc:
-        raise LabError("cannot read the lab credentials %s (%s): restart the lab" % (state["credentials_file"], exc))
+        state = check_state(_state(lab_dir), "the daemon's state reply (%s)" % _control_path(lab_dir), lab_dir)
+        creds = read_credentials(state["credentials_file"], lab_dir)
+    except LabFileError as exc:
+        raise LabError(str(exc))
     source = "lab:" + state["dir"]
     tls = state.get("tls") or {}
     pattern = state.get("cluster_instance_host_pattern", "")
     endpoints = []
     for name in ("aurora", "rds"):
-        c = creds[name]
+        c = creds.cluster(name)
         endpoints.append(Endpoint(
-            name=name, host=c["host"], port=int(c["port"]), user=c["username"], database=c["dbname"],
-            table=L.TABLE, password=Secret(c["password"]), source=source,
-            cluster_id=c.get("dbClusterIdentifier"), instance_id=c.get("dbInstanceIdentifier"),
-            ca_file=tls.get("ca_file"),
+            name=name, host=c.host, port=c.port, user=c.username, database=c.dbname,
+            table=L.TABLE, password=Secret(c.password), source=source,
+            cluster_id=c.cluster_id, instance_id=c.instance_id, ca_file=tls.get("ca_file") or None,
             host_pattern=(pattern or None) if name == "aurora" else None))
-    instances = tuple(InstanceInfo(i["name"], i["cluster"], i["role"], i["address"], int(i["port"]), i["dns_name"],
-                                   i["proxy_mode"], bool(i["running"]), i.get("server_id"),
-                                   tuple(i.get("certificate_names") or ()))
-                      for i in state["instances"])
+    instances = tuple(InstanceInfo(i.name, i.cluster, i.role, i.address, i.port, i.dns_name, i.proxy_mode,
+                                   i.running, i.server_id, i.certificate_names) for i in state["checked_instances"])
     last = state.get("last_failover")
     return LabInfo(dir=state["dir"], nameserver=(state["nameserver"][0], int(state["nameserver"][1])),
                    endpoints=tuple(endpoints), instances=instances, credentials_file=state["credentials_file"],
@@ -156,27 +172,19 @@ def lab_status(lab_dir: str) -> LabInfo:
 
 
 def _lock_holder(lab_dir: str) -> Optional[int]:
-    """The pid holding the lab lock, 0 if held but unknown, None if free."""
-    path = os.path.join(lab_dir, L.LOCK_FILE)
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError:
-            text = os.read(fd, 32).decode("ascii", "replace").strip()
-            return int(text) if text.isdigit() else 0
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
+    from fiswatch.lab.orphans import lock_holder
+
+    return lock_holder(lab_dir)
 
 
 def lab_up(lab_dir: str, base: str = "127.0.10", port: int = 3306, dns_port: int = 5300,
-           buffer_pool: str = "16M", timeout: float = 120.0, **options: Any) -> LabInfo:
-    """Start a lab in the background and return when it is ready (LabError if it cannot)."""
+           buffer_pool: str = "16M", timeout: float = 120.0, on_start: Optional[Callable[[Optional[str]], None]] = None,
+           **options: Any) -> LabInfo:
+    """Start a lab in the background and return when it is ready (LabError if it cannot).
+
+    Every check runs first (LabUsageError: bad option or a dir that cannot be used, nothing
+    created); `on_start(None)` is called just before the daemon starts, `on_start(line)` for
+    what it does before (taking down a killed lab's orphaned servers)."""
     from fiswatch.lab.daemon import LabStartError, check_free
     from fiswatch.lab.mariadb import MariaDBError, find_binaries
 
@@ -184,22 +192,30 @@ def lab_up(lab_dir: str, base: str = "127.0.10", port: int = 3306, dns_port: int
     try:
         layout = L.Layout.make(lab_dir, base=base, port=port, dns_port=dns_port, buffer_pool=buffer_pool, **options)
     except (L.LayoutError, TypeError) as exc:
-        raise LabError(str(exc))
-    try:
-        os.makedirs(lab_dir, mode=0o700, exist_ok=True)
-    except OSError as exc:
-        raise LabError("cannot create the lab dir %s (%s): choose another --dir" % (lab_dir, exc.strerror))
-    holder = _lock_holder(lab_dir)
+        raise LabUsageError(str(exc))
+    holder = _lock_holder(lab_dir) if os.path.isdir(lab_dir) else None
     if holder is not None:
         raise LabError("a lab already runs in %s%s: see `fiswatch lab status --dir %s`, stop it with "
                        "`fiswatch lab down --dir %s`" % (lab_dir, " (pid %d)" % holder if holder else "",
                                                          lab_dir, lab_dir))
+    from fiswatch.lab.orphans import find_orphans, take_down
+
+    orphans = find_orphans(lab_dir) if os.path.isdir(lab_dir) else []
+    if orphans:
+        take_down(orphans, lambda line: _tell(on_start, line))
     try:
         find_binaries(layout)
         check_free(layout)
     except (MariaDBError, LabStartError) as exc:
         raise LabError(str(exc))
-    make_certificates(layout)
+    from fiswatch.lab.dirs import DirProblem, usable_dir
+
+    try:
+        usable_dir(lab_dir)
+    except DirProblem as exc:
+        raise LabUsageError(str(exc))
+    make_certificates(layout)  # in the dir just checked; an unusable CA key is a usage error
+    _tell(on_start, None)
     read_fd, write_fd = os.pipe()
     env = dict(os.environ)
     package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -258,6 +274,11 @@ def make_certificates(layout: L.Layout) -> str:
         raise LabError("the lab's certificates need the `cryptography` package: pip install cryptography")
 
 
+def _tell(on_start: Optional[Callable[[Optional[str]], None]], line: Optional[str]) -> None:
+    if on_start is not None:
+        on_start(line)
+
+
 def _gone(pid: int) -> bool:
     try:
         os.waitpid(pid, os.WNOHANG)  # reap it if it is our child (a zombie still has a pid)
@@ -269,11 +290,9 @@ def _gone(pid: int) -> bool:
         return True
     except PermissionError:
         return False
-    try:
-        with open("/proc/%d/stat" % pid) as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
+    from fiswatch.lab.orphans import ended
+
+    return ended(pid)
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:
@@ -285,30 +304,50 @@ def _wait_gone(pid: int, timeout: float) -> bool:
     return _gone(pid)
 
 
-def _kill_strays(lab_dir: str) -> int:
-    """mariadbd processes left by a daemon that died: found by their pid files in the lab dir."""
-    killed = 0
-    for spec in L.INSTANCES:
-        datadir = os.path.join(lab_dir, L.datadir_name(spec))
-        pid_file = os.path.join(datadir, "mysqld.pid")
-        try:
-            with open(pid_file) as fh:
-                pid = int(fh.read().strip())
-            with open("/proc/%d/cmdline" % pid, "rb") as fh:
-                cmdline = fh.read().decode("utf-8", "replace")
-        except (OSError, ValueError):
-            continue
-        if "--datadir=" + datadir in cmdline:
-            os.kill(pid, signal.SIGKILL)
-            _wait_gone(pid, 30)
-            killed += 1
-    return killed
+DOWN_WAIT = 30.0  # seconds `lab down` waits for the daemon (it gives each mariadbd 10 s) before killing it
+DOWN_QUIET = 2.0  # seconds before it says what it waits for
 
 
-def lab_down(lab_dir: str) -> None:
-    """Stop everything of the lab in `lab_dir`; leaves no process, port, socket or lock."""
+def _waiting_for(lab_dir: str) -> str:
+    """What the daemon still waits for: its mariadbd that run, and whether the disk is full."""
+    from fiswatch.lab.orphans import disk_full, servers, waits_for_space
+
+    left = servers(lab_dir)
+    if not left:
+        return "the lab daemon to end"
+    full = disk_full(lab_dir)
+    return "mariadbd of %s to shut down" % ", ".join(
+        o.name + (" (disk full)" if full or waits_for_space(o.datadir) else "") for o in left)
+
+
+def _stop_daemon(lab_dir: str, pid: int, say: Callable[[str], None]) -> None:
+    """Wait for the daemon (it stops its servers), saying what for; SIGKILL it after DOWN_WAIT."""
+    start = time.monotonic()
+    next_say = start + DOWN_QUIET
+    while time.monotonic() - start < DOWN_WAIT:
+        if _wait_gone(pid, 0.2):
+            return
+        if time.monotonic() >= next_say:
+            say("waiting for %s ... (%.0fs; at most %.0fs)" % (_waiting_for(lab_dir), time.monotonic() - start,
+                                                                DOWN_WAIT))
+            next_say = time.monotonic() + 5.0
+    say("the lab daemon (pid %d) did not stop within %.0fs: killing it and its servers" % (pid, DOWN_WAIT))
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    _wait_gone(pid, 10)
+
+
+def lab_down(lab_dir: str, say: Optional[Callable[[str], None]] = None) -> None:
+    """Stop everything of the lab in `lab_dir`; leaves no process, port, socket or lock.
+
+    `say` gets a line when it waits more than DOWN_QUIET seconds (what for) and when it ends
+    servers a killed daemon left behind."""
     from fiswatch.lab.control import ControlError, request
+    from fiswatch.lab.orphans import find_orphans, take_down
 
+    tell = say or (lambda line: None)
     lab_dir = os.path.abspath(os.path.expanduser(lab_dir))
     found = False
     pid = None
@@ -316,7 +355,9 @@ def lab_down(lab_dir: str) -> None:
         pid = request(_control_path(lab_dir), "ping", timeout=10)["pid"]
         request(_control_path(lab_dir), "shutdown", timeout=10)
         found = True
-    except ControlError:
+    except ControlError as exc:
+        if exc.unreachable and exc.errno not in (0, errno.ENOENT, errno.ECONNREFUSED):
+            raise _unreachable(lab_dir, exc.errno)
         holder = _lock_holder(lab_dir)
         if holder:
             pid = holder
@@ -325,10 +366,11 @@ def lab_down(lab_dir: str) -> None:
                 os.kill(holder, signal.SIGTERM)
             except ProcessLookupError:
                 pass
-    if pid and not _wait_gone(pid, 90):
-        os.kill(pid, signal.SIGKILL)
-        _wait_gone(pid, 10)
-    if _kill_strays(lab_dir):
+    if pid:
+        _stop_daemon(lab_dir, int(pid), tell)
+    orphans = find_orphans(lab_dir)
+    if orphans:
+        take_down(orphans, tell)
         found = True
     for name in (L.CONTROL_SOCKET, L.STATE_FILE, L.LOCK_FILE, "failover.lock"):
         path = os.path.join(lab_dir, name)
@@ -352,6 +394,7 @@ def failover(lab_dir: str, target: str, emit: Optional[Callable[[Any], None]] = 
     failover is finished or rolled back and LabError (LabInterrupted for Ctrl-C) says which."""
     from fiswatch.lab.control import ControlError
     from fiswatch.lab.failover import FailoverError, Interrupted, make_emitter, run_failover
+    from fiswatch.lab.files import LabFileError
     from fiswatch.lab.mariadb import MariaDBError
 
     lab_dir = os.path.abspath(os.path.expanduser(lab_dir))
@@ -367,7 +410,7 @@ def failover(lab_dir: str, target: str, emit: Optional[Callable[[Any], None]] = 
                      timings=timings, stale_dns=stale_dns)
     except Interrupted as exc:
         raise LabInterrupted(str(exc))
-    except (FailoverError, ControlError, MariaDBError) as exc:
+    except (FailoverError, ControlError, MariaDBError, LabFileError) as exc:
         raise LabError(str(exc))
     except Exception as exc:  # pymysql errors and the like: one line, not a traceback
         raise LabError("failover of %s failed: %s: %s" % (target, type(exc).__name__, exc))

@@ -40,6 +40,9 @@ def add_lab_parser(subparsers: Any) -> None:
     up.add_argument("--stale-dns", type=stale_dns_arg(), default=0.0, metavar="SECONDS",
                     help="every Aurora failover of this lab keeps the cluster name on the old writer for SECONDS "
                          "after it rejoined read-only (the demoted-writer trap; default: 0, a clean flip)")
+    up.add_argument("--writer-grace", type=float, default=10.0, metavar="SECONDS",
+                    help="a writer/primary whose mariadbd died outside the lab's control and is not back after "
+                         "this long is failed over by the lab itself, as on AWS; 0: never (default: 10)")
     up.add_argument("--json", action="store_true", help="print the lab's status as JSON once it is up")
 
     status = actions.add_parser("status", help="show endpoints, instances and their roles")
@@ -165,10 +168,13 @@ def run_lab(args: argparse.Namespace) -> int:
         return run_exec(args, lab_dir)
     try:
         if command == "up":
-            print("starting the lab in %s ..." % lab_dir, file=sys.stderr)
+            def starting(line: Optional[str]) -> None:
+                print(line or "starting the lab in %s ..." % lab_dir, file=sys.stderr, flush=True)
+
             info = lab_up(lab_dir, base=args.base, port=args.port, dns_port=args.dns_port,
                           buffer_pool=args.buffer_pool, tls="required" if args.require_tls else "offered",
-                          tls_expired=args.tls_expired, stale_dns=args.stale_dns)
+                          tls_expired=args.tls_expired, stale_dns=args.stale_dns, on_start=starting,
+                          writer_grace=args.writer_grace)
             _print_status(info, args.json)
             return 0
         if command == "status":
@@ -176,7 +182,7 @@ def run_lab(args: argparse.Namespace) -> int:
             return 0
         if command == "down":
             try:
-                lab_down(lab_dir)
+                lab_down(lab_dir, say=lambda line: print(line, file=sys.stderr, flush=True))
             except LabNotRunning:
                 print("no lab runs in %s; nothing to stop" % lab_dir)
                 return 0

@@ -22,11 +22,15 @@ from fiswatch.lab import aurora
 from fiswatch.lab import layout as L
 from fiswatch.lab.dnsserver import DnsServer, Zone, start_on_standard_port
 from fiswatch.lab.mariadb import MariaDBError, Server, ensure_template, find_binaries, sql
+from fiswatch.lab.orphans import disk_full, waits_for_space
 from fiswatch.lab.proxy import FaultProxy, ProxyLoop
 from fiswatch.lab.tls import session_factory
 from fiswatch.lab.tlsca import cert_file, key_file
 from fiswatch.lab.topology import Heartbeat, create_statements
 from fiswatch.lab.wire.accounting import Ledger
+
+
+STOP_GRACE = 10.0  # seconds each mariadbd gets to shut down before SIGKILL (its data is not kept anyway)
 
 
 class LabStartError(RuntimeError):
@@ -80,6 +84,7 @@ class Lab:
                                    lambda text: log_line(layout, text))
         self.last_failover: Optional[Dict[str, Any]] = None
         self.ledger = Ledger()  # wire accounting of every proxied client (lab/wire/accounting.py)
+        self.intended_down: set = set()  # servers the lab itself killed: not a dead writer to fail over
 
     # --- start -------------------------------------------------------------------------
     def start(self) -> None:
@@ -114,6 +119,9 @@ class Lab:
         self._write_credentials(password)
         self._start_control()
         self.write_state()
+        from fiswatch.lab.watchdog import WriterWatch
+
+        WriterWatch(self, lambda text: log_line(layout, text)).start()
         log_line(layout, "lab: ready (DNS %s:%d)" % layout.dns_address)
 
     def _setup_sql(self, password: str) -> None:
@@ -244,10 +252,12 @@ class Lab:
                       req.get("flap_until"))
 
     def cmd_kill(self, req: Dict[str, Any]) -> Any:
+        self.intended_down.add(req["instance"])
         self.servers[req["instance"]].kill()
 
     def cmd_start(self, req: Dict[str, Any]) -> Any:
         self.servers[req["instance"]].start(read_only=bool(req.get("read_only", True)))
+        self.intended_down.discard(req["instance"])
 
     def cmd_roles(self, req: Dict[str, Any]) -> Any:
         for name, role in req["roles"].items():
@@ -315,8 +325,13 @@ class Lab:
             if dns is not None:
                 dns.stop()
         self.loop.stop()
+        def stop_server(server: Server) -> None:
+            if not server.stop(STOP_GRACE):
+                log_line(self.layout, "lab: mariadbd of %s did not shut down within %.0fs%s: killed" % (
+                    server.spec.name, STOP_GRACE, " (disk full)" if disk_full(self.layout.dir) or waits_for_space(server.datadir) else ""))
+
         with ThreadPoolExecutor(4) as pool:
-            list(pool.map(lambda s: s.stop(), self.servers.values()))
+            list(pool.map(stop_server, self.servers.values()))
         for path in (self.layout.control_socket, self.layout.state_file):
             try:
                 os.unlink(path)

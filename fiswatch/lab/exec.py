@@ -16,13 +16,16 @@ import os
 import shutil
 import signal
 import subprocess
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+import sys
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from fiswatch.exits import EXIT_USAGE
 from fiswatch.output.streams import say as say_line
 
 EXIT_CANNOT, EXIT_NOEXEC, EXIT_NOTFOUND = 125, 126, 127  # as env(1) and timeout(1): lab exec's own
 PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36  # orphaned descendants of COMMAND become our children, not init's
+SWEEP_GRACE = 2.0  # seconds between SIGTERM and SIGKILL for what COMMAND left running
 SI_KERNEL = 0x80  # si_code of a signal the kernel sent: from the terminal, to the whole process group
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 RESOLVER_ENV = ("LOCALDOMAIN", "RES_OPTIONS", "HOSTALIASES")  # would bend the resolver away from the lab
@@ -121,7 +124,8 @@ def exec_in_lab(lab_dir: str, argv: Sequence[str], aws: bool = False,
             local_aws = LocalAws()
             aws_env = local_aws.start(info.credentials_file, os.environ)
         env = child_environment(os.environ, info, dns_ip, aws_env)
-        return run_child(list(argv), env, executable=executable, before_wait=before_wait)
+        keep = (local_aws.proc.pid,) if local_aws is not None and local_aws.proc is not None else ()
+        return run_child(list(argv), env, executable=executable, before_wait=before_wait, keep=keep)
     finally:
         if local_aws is not None:
             local_aws.stop()
@@ -259,16 +263,19 @@ def exit_code(returncode: int) -> int:
 
 
 def run_child(argv: List[str], env: Dict[str, str], executable: Optional[str] = None,
-              before_wait: Optional[Callable[[], None]] = None) -> int:
+              before_wait: Optional[Callable[[], None]] = None, keep: Sequence[int] = ()) -> int:
     """Run argv in the foreground; forward signals sent to us; return its exit code.
 
     Signals the terminal sends (Ctrl-C, Ctrl-\\) reach COMMAND directly, as it shares our
     process group: those are not sent twice. Signals another process sends to us (kill PID)
-    are forwarded.
+    are forwarded. When COMMAND ends, every process it left behind (background children,
+    daemons that double-forked or called setsid: as a child subreaper we inherit them all)
+    gets SIGTERM, then SIGKILL after SWEEP_GRACE seconds; `keep` are our own helpers.
     """
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     waited = set(FORWARDED) | {signal.SIGCHLD}
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, waited)
 
@@ -295,8 +302,83 @@ def run_child(argv: List[str], env: Dict[str, str], executable: Optional[str] = 
                 os.kill(proc.pid, got.si_signo)
             except ProcessLookupError:
                 pass
+        left = sweep(set(keep))
+        if left:
+            say("ended %d process%s %s left running: %s" % (
+                len(left), "" if len(left) == 1 else "es", os.path.basename(argv[0]),
+                ", ".join("%s (pid %d)" % (name, pid) for pid, name in left[:5])))
         while signal.sigtimedwait(waited, 0) is not None:
             pass  # drop what arrived as it ended, so nothing hits us once unblocked
         return exit_code(proc.returncode)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+
+
+def _proc_table() -> Dict[int, Tuple[int, str]]:
+    """pid -> (ppid, name) of every live (non-zombie) process we can see."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as fh:
+                text = fh.read()
+        except OSError:
+            continue
+        name = text[text.find("(") + 1:text.rfind(")")]
+        fields = text[text.rfind(")") + 2:].split()
+        if len(fields) > 1 and fields[0] != "Z":
+            table[int(entry)] = (int(fields[1]), name)
+    return table
+
+
+def descendants(root: int, keep: Set[int]) -> List[Tuple[int, str]]:
+    """(pid, name) of every live descendant of `root`, leaving out `keep` and theirs."""
+    table = _proc_table()
+    children: Dict[int, List[int]] = {}
+    for pid, (ppid, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    found, todo = [], list(children.get(root, ()))
+    while todo:
+        pid = todo.pop()
+        if pid in keep:
+            continue
+        found.append((pid, table[pid][1]))
+        todo.extend(children.get(pid, ()))
+    return found
+
+
+def _reap(pids: Sequence[int]) -> None:
+    for pid in pids:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+
+
+def sweep(keep: Set[int]) -> List[Tuple[int, str]]:
+    """End every process COMMAND left behind (our descendants but `keep`): SIGTERM, SIGKILL after
+    SWEEP_GRACE; returns those found (pid, name)."""
+    import time
+
+    first = descendants(os.getpid(), keep)
+    ended = {pid: name for pid, name in first}
+    deadline = time.monotonic() + SWEEP_GRACE
+    sig = signal.SIGTERM
+    while True:
+        left = descendants(os.getpid(), keep)
+        if not left:
+            break
+        ended.update(left)
+        for pid, _ in left:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.05)
+        _reap([pid for pid, _ in left])
+        if sig == signal.SIGTERM and time.monotonic() >= deadline:
+            sig = signal.SIGKILL
+        if time.monotonic() >= deadline + 10:
+            break
+    return sorted(ended.items())

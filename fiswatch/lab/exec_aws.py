@@ -66,11 +66,14 @@ class LocalAws:
 
         from fiswatch.lab.exec import ExecError
 
+        from fiswatch.lab.files import LabFileError, read_credentials, read_json
+
+        lab_dir = os.path.dirname(credentials_file)
         try:
-            with open(credentials_file) as fh:
-                secrets = secret_values(json.load(fh))
-        except (OSError, ValueError, KeyError) as exc:
-            raise ExecError("cannot read the lab's credentials %s (%s): restart the lab" % (credentials_file, exc))
+            read_credentials(credentials_file, lab_dir)  # checked: secret_values indexes it
+            secrets = secret_values(read_json(credentials_file, ""))
+        except LabFileError as exc:
+            raise ExecError(str(exc))
         region = aws_environment("", caller)["AWS_REGION"]
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env.update(aws_environment("", caller))

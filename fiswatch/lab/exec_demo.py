@@ -22,6 +22,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from fiswatch import events as E
 
+LAB_EXEC_PREFIX = "fiswatch lab exec: "
+EXIT_CANNOT, EXIT_NOEXEC, EXIT_NOTFOUND = 125, 126, 127  # lab exec's own (fiswatch/lab/exec.py)
 HEARTBEAT = 5.0  # seconds: a line of unchanged shape reaches the event log this often
 MIN_GAP = 0.2  # seconds between two `exec:` events, whatever the program prints
 LINE_MAX = 160
@@ -77,6 +79,7 @@ class ExecAlongside:
         self.proc: Optional[subprocess.Popen] = None
         self._reader: Optional[threading.Thread] = None
         self.follower: Any = None
+        self.failure: Optional[str] = None  # `lab exec` could not start COMMAND: why (the demo repeats it at the end)
         info = getattr(inner, "info", None)
         password = info.endpoints[0].password if info is not None and info.endpoints else None
         self._secret = password.reveal() if password is not None else None
@@ -97,7 +100,8 @@ class ExecAlongside:
             self.proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                          stderr=subprocess.STDOUT, start_new_session=True)
         except OSError as exc:
-            runner.emit(E.warning("exec: cannot start %s: %s" % (self.argv[0], exc)))
+            self.failure = "could not start `fiswatch lab exec` for %s: %s" % (self.argv[0], exc)
+            runner.emit(E.warning("exec: " + self.failure))
             return
         runner.emit(E.info("exec: %s started (pid %d), output in %s"
                            % (shlex.join(self.argv)[:80], self.proc.pid, self.log_path)))
@@ -119,10 +123,14 @@ class ExecAlongside:
         assert proc is not None and proc.stdout is not None
         last_emit, last_shape, skipped, pending = 0.0, None, 0, None
         with open(self.log_path, "a", encoding="utf-8", errors="replace") as log:
+            own = None  # what `lab exec` itself said (its lines, not COMMAND's, start with its name)
             for raw in proc.stdout:
                 line = mask(raw.decode("utf-8", "replace").rstrip("\r\n"), self._secret)
                 log.write("%s %s\n" % (time.strftime("%H:%M:%S"), line))
                 log.flush()
+                if line.startswith(LAB_EXEC_PREFIX):
+                    own = line[len(LAB_EXEC_PREFIX):]
+                    continue
                 now, this_shape = time.monotonic(), shape(line)
                 if (this_shape != last_shape and now - last_emit >= MIN_GAP) or now - last_emit >= HEARTBEAT:
                     more = " (+%d lines)" % skipped if skipped else ""
@@ -133,7 +141,12 @@ class ExecAlongside:
             if pending is not None:
                 runner.emit(E.info("exec: " + pending[:LINE_MAX]))
         code = proc.wait()
-        if not runner.stop_event.is_set():
+        if code in (EXIT_CANNOT, EXIT_NOEXEC, EXIT_NOTFOUND) and own is not None:
+            self.failure = "`lab exec` could not start %s: %s" % (self.argv[0], own)
+            runner.emit(E.warning("exec: " + self.failure))
+        elif own is not None:
+            runner.emit(E.info("exec: lab exec: " + own[:LINE_MAX]))
+        if self.failure is None and not runner.stop_event.is_set():
             say = E.info if code == 0 else E.warning
             runner.emit(say("exec: %s ended with exit code %d" % (self.argv[0], code)))
 

@@ -21,13 +21,33 @@ MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
 
-_USERNS_WHY = {
-    errno.ENOSPC: "the limit is 0: sysctl user.max_user_namespaces",
+_USERNS_HINT = {
     errno.EPERM: "disabled: sysctl kernel.unprivileged_userns_clone, or a security policy",
     errno.EACCES: "denied by a security policy (AppArmor/SELinux)",
     errno.EINVAL: "this process has threads",
     errno.ENOSYS: "not built into this kernel",
+    errno.EUSERS: "nested too deeply",
 }
+
+
+def _sysctl(path: str) -> str:
+    try:
+        with open(path) as fh:
+            return fh.read().strip()
+    except OSError:
+        return "unknown"
+
+
+def userns_why(err: int) -> str:
+    """The real errno of unshare(CLONE_NEWUSER) and what it means here (the limit only when it is the limit)."""
+    head = "%s, %s" % (errno.errorcode.get(err, "errno %d" % err), os.strerror(err))
+    if err == errno.ENOSPC:
+        limit = _sysctl("/proc/sys/user/max_user_namespaces")
+        hint = ("sysctl user.max_user_namespaces is 0" if limit == "0" else
+                "a limit is reached: user.max_user_namespaces is %s, or the nesting depth (32)" % limit)
+    else:
+        hint = _USERNS_HINT.get(err, "")
+    return head + (": " + hint if hint else "")
 
 
 class NamespaceError(RuntimeError):
@@ -79,7 +99,7 @@ def enter(binds: Dict[str, str]) -> str:
             raise NamespaceError(
                 "cannot make a private mount namespace: %s, and user namespaces are not available (%s)"
                 % ("not root" if os.geteuid() else "root but refused (%s)" % os.strerror(first),
-                   _USERNS_WHY.get(second, os.strerror(second))))
+                   userns_why(second)))
         try:
             _write("/proc/self/setgroups", "deny")
             _write("/proc/self/uid_map", "%d %d 1\n" % (uid, uid))

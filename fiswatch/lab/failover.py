@@ -6,7 +6,6 @@ order a client meets it.
 """
 import contextlib
 import fcntl
-import json
 import os
 import signal
 import threading
@@ -31,12 +30,25 @@ class FailoverError(RuntimeError):
 
 
 def _password(layout: L.Layout) -> str:
-    with open(layout.credentials_file) as fh:
-        return json.load(fh)["replication"]["password"]
+    from fiswatch.lab.files import password_of
+
+    return password_of(layout.credentials_file, layout.dir)
 
 
 def _roles(state: Dict[str, Any]) -> Dict[str, str]:
     return {i["name"]: i["role"] for i in state["instances"]}
+
+
+def rejoin_detail(closed: int) -> str:
+    """What the rejoin did to the old writer's client sessions, as it happened (docs/lab.md).
+
+    >>> rejoin_detail(2)
+    'demoted; the lab ended its 2 server-side client sessions, the clients were not told: their connections stay fenced (no error, no FIN) until their own timeout'
+    """
+    if not closed:
+        return "demoted; it had no client session left"
+    return ("demoted; the lab ended its %d server-side client session%s, the clients were not told: their "
+            "connections stay fenced (no error, no FIN) until their own timeout" % (closed, "" if closed == 1 else "s"))
 
 
 class Cancelled(Exception):
@@ -87,7 +99,7 @@ class Failover:
     """One failover of `target`: its plan, its instances and how far it got."""
 
     def __init__(self, lab_dir: str, target: str, emit: Emit, plan: Profile, crash: bool, dns_style: str,
-                 cancel: Optional[threading.Event], stale_dns: Optional[float] = None) -> None:
+                 cancel: Optional[threading.Event], stale_dns: Optional[float] = None, reason: str = "") -> None:
         state = request(os.path.join(lab_dir, L.CONTROL_SOCKET), "state")
         self.layout = L.Layout.from_dict(state["layout"])
         try:  # the request, else the lab's `lab up --stale-dns` (Aurora only)
@@ -102,6 +114,9 @@ class Failover:
         specs = L.cluster_specs(target)
         self.old = next(s for s in specs if roles[s.name] == up_role)
         self.new = next(s for s in specs if roles[s.name] == down_role)
+        # the writer's engine is dead (not stopped by the lab): nothing to wait for, promote at once
+        self.dead = not crash and not next(bool(i["running"]) for i in state["instances"] if i["name"] == self.old.name)
+        self.reason = reason
         self.step = "start"
         self.outage_end: Optional[float] = None
 
@@ -110,7 +125,9 @@ class Failover:
         if self.stale_dns:
             extra["stale_dns"] = self.stale_dns
         record = state_record(self.target, state, self.step, detail, old=self.old.name, new=self.new.name,
-                              pid=os.getpid(), profile=self.plan.name, crash=self.crash, **extra)
+                              pid=os.getpid(), profile=self.plan.name, crash=self.crash or self.dead, **extra)
+        if self.reason and "reason" not in extra:
+            record["trigger"] = self.reason
         try:
             request(self.ctl, "failover_state", state=record, timeout=10)
         except Exception:
@@ -128,10 +145,12 @@ class Failover:
         endpoint = L.ENDPOINT_NAMES[target]
         lag_for = CRASH_LAG if crash else 0.0
         t0 = time.time() + lag_for  # the outage starts when the writer is fenced
+        dead = self.dead
         stale = {"stale_dns": self.stale_dns} if self.stale_dns else {}
-        self.reached("start", "%s failover (%s%s%s): %s -> %s" % (
+        self.reached("start", "%s failover (%s%s%s%s): %s -> %s" % (
             target, plan.name, ", crash" if crash else "", ", DNS stale %gs after the rejoin" % self.stale_dns
-            if self.stale_dns else "", old.name, new.name), outage_start=t0, **stale)
+            if self.stale_dns else "", ", %s" % self.reason if self.reason else "", old.name, new.name),
+            outage_start=t0, **stale)
         if crash:
             # asynchronous replication falls behind: what the writer acknowledges from now on
             # exists only on the writer, and the crash below loses it
@@ -146,11 +165,15 @@ class Failover:
             request(ctl, "kill", instance=old.name)
             self.reached("blackhole", "%s fenced and killed (SIGKILL): its connections hang, writes not yet "
                          "replicated are lost" % old.name)
+        elif dead:
+            self.reached("blackhole", "%s is dead (its mariadbd is not running) and fenced: %s is promoted at once, "
+                         "without catch-up; writes not yet replicated are lost" % (old.name, new.name))
         else:
             self.reached("blackhole", "%s fenced: open connections hang, new ones are accepted and hang" % old.name)
 
-        _sleep_until(t0, plan.promote_at, cancel)
-        if crash:
+        if not dead:
+            _sleep_until(t0, plan.promote_at, cancel)
+        if crash or dead:
             lag = "no catch-up"
         else:
             _catch_up(layout, new, old, CATCH_UP_TIMEOUT, cancel)
@@ -199,14 +222,14 @@ class Failover:
     def _rejoin(self, pos: str, then: str) -> None:
         """The old writer back as a read-only replica of the new one, its proxy passing again."""
         layout, old, new = self.layout, self.old, self.new
-        if self.crash:
+        if self.crash or self.dead:
             request(self.ctl, "start", instance=old.name, read_only=True)
             gtid = resync_from(layout, old, new)
-            detail = "restarted after the crash, data re-copied from %s" % new.name
+            detail = "restarted after the %s, data re-copied from %s" % ("crash" if self.crash else "death", new.name)
         else:
             gtid = pos
             closed = end_client_sessions(layout, old)
-            detail = "demoted, %d client session%s closed as by its restart" % (closed, "" if closed == 1 else "s")
+            detail = rejoin_detail(closed)
         replicate(layout, old, new, _password(layout), gtid_pos=gtid)
         request(self.ctl, "proxy", instance=old.name, mode="pass")
         self.reached("rejoin", "%s back as read-only %s replicating from %s (%s): writes through it get 1290%s"
@@ -243,7 +266,7 @@ class Failover:
 
     def recover(self, why: str) -> str:
         """Finish or roll back after `why` stopped the failover at self.step; returns the one-line outcome."""
-        outcome, detail = recover(self.layout, self.ctl, self.target, self.old, self.new, self.crash,
+        outcome, detail = recover(self.layout, self.ctl, self.target, self.old, self.new, self.crash or self.dead,
                                   _password(self.layout))
         text = "%s at step %s (%s): %s" % (outcome, self.step, why, detail)
         if outcome == "finished":  # the failover happened: its `done`, with the outage's end
@@ -274,7 +297,8 @@ def _recover_abandoned(lab_dir: str, emit: Emit) -> None:
 
 def run_failover(lab_dir: str, target: str, emit: Emit, profile: str = "fast", crash: bool = False,
                  dns_style: str = "empty", timings: Optional[Profile] = None,
-                 cancel: Optional[threading.Event] = None, stale_dns: Optional[float] = None) -> Dict[str, float]:
+                 cancel: Optional[threading.Event] = None, stale_dns: Optional[float] = None,
+                 reason: str = "") -> Dict[str, float]:
     """Run one failover of `target` ('aurora' | 'rds'); returns outage_start / outage_end.
 
     Stopped midway (KeyboardInterrupt, `cancel` set, an error) it is finished or rolled back
@@ -295,7 +319,7 @@ def run_failover(lab_dir: str, target: str, emit: Emit, profile: str = "fast", c
         except OSError:
             raise FailoverError("a failover already runs in %s: wait for it to finish" % lab_dir)
         _recover_abandoned(lab_dir, emit)
-        job = Failover(lab_dir, target, emit, plan, crash, dns_style, cancel, stale_dns)
+        job = Failover(lab_dir, target, emit, plan, crash, dns_style, cancel, stale_dns, reason)
         try:
             return job.run()
         except BaseException as exc:

@@ -72,6 +72,7 @@ class Layout:
     tls: str = "offered"  # what the proxies do about TLS: offered | required
     tls_expired: bool = False  # the instances' certificates expired (`lab up --tls-expired`)
     stale_dns: float = 0.0  # `lab up --stale-dns`: this lab's Aurora failovers keep DNS stale this long
+    writer_grace: float = 10.0  # a writer dead this long (not stopped by the lab) is failed over (watchdog.py)
 
 
     @classmethod
@@ -87,6 +88,9 @@ class Layout:
                 raise LayoutError("%s must be a TCP/UDP port 1..%d, got %r" % (label, top, value))
         if "stale_dns" in kw:
             kw["stale_dns"] = check_stale_dns(kw["stale_dns"])
+        grace = kw.get("writer_grace", 10.0)
+        if isinstance(grace, bool) or not isinstance(grace, (int, float)) or not 0 <= grace <= 3600:
+            raise LayoutError("--writer-grace must be 0 (off) to 3600 seconds, got %r" % (grace,))
         layout = cls(os.path.abspath(os.path.expanduser(lab_dir)), base, int(port), int(dns_port), **kw)
         longest = layout.control_socket if len(layout.control_socket) > len(layout.server_socket(INSTANCES[0])) \
             else layout.server_socket(INSTANCES[0])

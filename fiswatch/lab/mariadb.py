@@ -131,9 +131,10 @@ class Server:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(30)
 
-    def stop(self, timeout: float = 30.0) -> None:
+    def stop(self, timeout: float = 30.0) -> bool:
+        """SIGTERM, then SIGKILL after `timeout` (a full disk keeps mariadbd waiting for space); False if killed."""
         if not self.alive():
-            return
+            return True
         assert self.proc is not None
         self.proc.terminate()
         try:
@@ -141,6 +142,8 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(10)
+            return False
+        return True
 
 
 def root_connect(socket_path: str, timeout: float = 5.0, database: Optional[str] = None) -> Any:

@@ -109,8 +109,11 @@ def _call_quit(actions: Mapping[str, Callable[[], None]]) -> None:
 def _start_action(name: str, action: Callable[[], None], messages: "queue.SimpleQueue[str]") -> None:
     def target() -> None:
         try:
-            action()
+            said = action()
         except Exception as exc:  # shown in the footer, never raised into the screen loop
             messages.put("%s failed: %s" % (name, exc))
+            return
+        if isinstance(said, str):  # what the action says when it ends ("" clears the footer's `label...`)
+            messages.put(said)
 
     threading.Thread(target=target, name="fiswatch-action-%s" % name, daemon=True).start()
