@@ -59,6 +59,9 @@ class LabInfo:
     # `?` replaced by an instance's SERVER_ID gives the host:port of its proxy, e.g. 127.0.10.?:3306
     cluster_instance_host_pattern: str = ""
     last_failover: Optional[Tuple[Tuple[str, Any], ...]] = None  # see failover_status()
+    shapes: Tuple[str, ...] = ("aurora", "rds")  # + 'maz' with --multi-az-cluster
+    readers: int = 1  # Aurora readers
+    maz_reader_endpoint: str = ""  # the Multi-AZ cluster's reader endpoint (cluster-ro-), if it runs
 
     def failover_status(self) -> Optional[dict]:
         """The last failover: target, state (running|completed|rolled back|finished|failed), step, detail, ..."""
@@ -83,7 +86,8 @@ class LabInfo:
             "nameserver": {"address": self.nameserver[0], "port": self.nameserver[1]},
             "endpoints": [{"name": ep.name, "host": ep.host, "port": ep.port, "user": ep.user,
                            "database": ep.database, "table": ep.table, "url": ep.url()} for ep in self.endpoints],
-            "reader_endpoint": self.reader_endpoint,
+            "reader_endpoint": self.reader_endpoint, "shapes": list(self.shapes), "readers": self.readers,
+            "maz_reader_endpoint": self.maz_reader_endpoint,
             "instances": [{"name": i.name, "cluster": i.cluster, "role": i.role, "address": i.address,
                            "port": i.port, "dns_name": i.dns_name, "proxy_mode": i.proxy_mode,
                            "running": i.running, "server_id": i.server_id} for i in self.instances],
@@ -120,7 +124,8 @@ def lab_status(lab_dir: str) -> LabInfo:
         raise LabError("cannot read the lab credentials %s (%s): restart the lab" % (state["credentials_file"], exc))
     source = "lab:" + state["dir"]
     endpoints = []
-    for name in ("aurora", "rds"):
+    shapes = tuple(state.get("shapes") or ("aurora", "rds"))
+    for name in shapes:
         c = creds[name]
         endpoints.append(Endpoint(
             name=name, host=c["host"], port=int(c["port"]), user=c["username"], database=c["dbname"],
@@ -134,7 +139,9 @@ def lab_status(lab_dir: str) -> LabInfo:
                    endpoints=tuple(endpoints), instances=instances, credentials_file=state["credentials_file"],
                    reader_endpoint=state["endpoints"]["aurora-ro"], log_file=state["log_file"], pid=int(state["pid"]),
                    cluster_instance_host_pattern=state.get("cluster_instance_host_pattern", ""),
-                   last_failover=tuple(sorted(last.items())) if last else None)
+                   last_failover=tuple(sorted(last.items())) if last else None, shapes=shapes,
+                   readers=int(state.get("readers") or 1),
+                   maz_reader_endpoint=state["endpoints"].get("maz-ro", ""))
 
 
 def _lock_holder(lab_dir: str) -> Optional[int]:
@@ -256,7 +263,7 @@ def _wait_gone(pid: int, timeout: float) -> bool:
 def _kill_strays(lab_dir: str) -> int:
     """mariadbd processes left by a daemon that died: found by their pid files in the lab dir."""
     killed = 0
-    for spec in L.INSTANCES:
+    for spec in L.ALL_INSTANCES:
         datadir = os.path.join(lab_dir, L.datadir_name(spec))
         pid_file = os.path.join(datadir, "mysqld.pid")
         try:
@@ -309,10 +316,12 @@ def lab_down(lab_dir: str) -> None:
 
 def failover(lab_dir: str, target: str, emit: Optional[Callable[[Any], None]] = None, profile: str = "fast",
              crash: bool = False, dns_style: str = "empty", echo: Optional[Callable[[str], None]] = None,
-             cancel: Any = None, timings: Any = None) -> None:
+             cancel: Any = None, timings: Any = None, maz: Optional[dict] = None) -> None:
     """Run a whole failover synchronously; `emit` gets a `lab` Event per step (docs/events.md).
 
     Profiles: fast (default; DNS 9 s after promotion), quick (DNS right after promotion), realistic.
+    Target `maz` (the Multi-AZ DB cluster, failover_maz.py): profiles aws, planned, quick; `maz` holds its
+    options (lag, stale_reader).
     Setting `cancel` (a threading.Event) stops it early; stopped, interrupted or failing midway, the
     failover is finished or rolled back and LabError (LabInterrupted for Ctrl-C) says which."""
     from fiswatch.lab.control import ControlError
@@ -320,9 +329,14 @@ def failover(lab_dir: str, target: str, emit: Optional[Callable[[Any], None]] = 
     from fiswatch.lab.mariadb import MariaDBError
 
     lab_dir = os.path.abspath(os.path.expanduser(lab_dir))
-    _state(lab_dir)  # LabNotRunning early
+    state = _state(lab_dir)  # LabNotRunning early
     step = make_emitter(lab_dir, target, crash, emit, echo)
     try:
+        if target == "maz":
+            from fiswatch.lab.failover_maz import run_maz_failover
+
+            run_maz_failover(lab_dir, state, step, profile=profile, cancel=cancel, **(maz or {}))
+            return
         run_failover(lab_dir, target, step, profile=profile, crash=crash, dns_style=dns_style, cancel=cancel,
                      timings=timings)
     except Interrupted as exc:

@@ -7,6 +7,7 @@ Runs on a `ProxyLoop` (UDP and TCP); the zone is changed from any thread.
 """
 import asyncio
 import errno
+import random
 import socket
 import struct
 import threading
@@ -24,6 +25,7 @@ class Record:
     ttl: int = 5
     blank: Optional[str] = None  # None | 'empty' | 'nxdomain'
     flap_until: Optional[float] = None  # time.time() after which only values[-1] is served
+    spread: bool = False  # several values: a random one per query (a reader endpoint), never flapping
 
 
 class Zone:
@@ -36,12 +38,12 @@ class Zone:
         self._counter = 0
 
     def set(self, name: str, kind: str, values: Tuple[str, ...], ttl: int = 5,
-            flap_until: Optional[float] = None) -> None:
+            flap_until: Optional[float] = None, spread: bool = False) -> None:
         key = name.lower().rstrip(".")
         with self._lock:
             records = dict(self._records)
             records[key] = Record(kind, tuple(v.lower().rstrip(".") if kind == "CNAME" else v for v in values),
-                                  ttl, None, flap_until)
+                                  ttl, None, flap_until, spread)
             self._records = records
 
     def blank(self, name: str, style: Optional[str]) -> None:
@@ -61,7 +63,9 @@ class Zone:
         return dict(self._records)
 
     def pick(self, record: Record) -> str:
-        """The value served now: flapping records alternate until flap_until."""
+        """The value served now: flapping records alternate until flap_until; spread ones pick at random."""
+        if record.spread and len(record.values) > 1:
+            return random.choice(record.values)
         if len(record.values) == 1 or (record.flap_until is not None and time.time() >= record.flap_until):
             return record.values[-1]
         with self._lock:

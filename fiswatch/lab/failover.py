@@ -174,8 +174,13 @@ class Failover:
         else:
             _catch_up(layout, new, old, CATCH_UP_TIMEOUT, cancel)
             lag = "caught up"
+        if target == "aurora":  # the promoted reader restarts: its sessions are reset, other readers keep serving
+            request(ctl, "proxy", instance=new.name, mode="reset")
+            request(ctl, "proxy", instance=new.name, mode="pass")
         pos = _promote(layout, target, new)
         request(ctl, "roles", roles={new.name: up_role, old.name: down_role})
+        for extra in layout.cluster(target)[2:]:  # more Aurora readers (lab up --readers N) follow the new writer
+            replicate(layout, extra, new, password)
         if target == "aurora":
             request(ctl, "heartbeat")
         self.reached("promote", "%s promoted to %s (%s, GTID %s); read_only off%s" % (
@@ -198,8 +203,8 @@ class Failover:
                     flap_until=flap_until)
         else:
             request(ctl, "dns_set", name=endpoint, kind=kind, values=[new_value], ttl=5)
-        if target == "aurora":
-            request(ctl, "dns_set", name=L.ENDPOINT_NAMES["aurora-ro"], kind="CNAME", values=[old.dns_name], ttl=5)
+        if target == "aurora":  # the readers by role (the old writer among them), a random one per query
+            request(ctl, "readers_dns", cluster="aurora")
         outage_end = self.outage_end = time.time()
         self.reached("dns_flip", "%s -> %s %s (TTL 5s)" % (endpoint, kind, new_value))
         if flap_until is not None:
@@ -217,6 +222,8 @@ class Failover:
             detail = "demoted, %d client session%s closed as by its restart" % (closed, "" if closed == 1 else "s")
         replicate(layout, old, new, password, gtid_pos=gtid)
         request(ctl, "proxy", instance=old.name, mode="pass")
+        if target == "aurora":
+            request(ctl, "readers_dns", cluster="aurora")
         self.reached("rejoin", "%s back as read-only %s replicating from %s (%s): writes through it get 1290"
                      % (old.name, down_role, new.name, detail))
         if flap_until is not None:

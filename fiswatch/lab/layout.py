@@ -48,6 +48,23 @@ ENDPOINT_NAMES = {
     "rds": CLUSTER + "-mysql." + DOMAIN,
 }
 
+# Started only when asked: more Aurora readers (`lab up --readers N`, N-1 of these) and the
+# Multi-AZ DB cluster (`lab up --multi-az-cluster`: one writer, two readable standbys).
+MAX_READERS = 3
+AURORA_EXTRA_READERS = (
+    InstanceSpec(CLUSTER + "-instance-3", "aurora", 5, "reader", CLUSTER + "-instance-3." + DOMAIN),
+    InstanceSpec(CLUSTER + "-instance-4", "aurora", 6, "reader", CLUSTER + "-instance-4." + DOMAIN),
+)
+MAZ_CLUSTER = CLUSTER + "-maz"
+MAZ_INSTANCES = tuple(
+    InstanceSpec("%s-instance-%d" % (MAZ_CLUSTER, n), "maz", 6 + n, "writer" if n == 1 else "reader",
+                 "%s-instance-%d.%s" % (MAZ_CLUSTER, n, DOMAIN)) for n in (1, 2, 3))
+MAZ_ENDPOINT_NAMES = {
+    "maz": MAZ_CLUSTER + ".cluster-" + DOMAIN,
+    "maz-ro": MAZ_CLUSTER + ".cluster-ro-" + DOMAIN,
+}
+ALL_INSTANCES = INSTANCES + AURORA_EXTRA_READERS + MAZ_INSTANCES
+
 
 def default_lab_dir() -> str:
     """$XDG_STATE_HOME/fiswatch/lab, or ~/.local/state/fiswatch/lab."""
@@ -67,6 +84,8 @@ class Layout:
     mariadbd: str = "mariadbd"
     install_db: str = "mariadb-install-db"
     extra: Tuple[Tuple[str, Any], ...] = field(default=())
+    readers: int = 1  # Aurora readers (1..MAX_READERS)
+    multi_az_cluster: bool = False  # the three-node Multi-AZ DB cluster (maz, maz-ro)
 
     @classmethod
     def make(cls, lab_dir: str, base: str = "127.0.10", port: int = 3306, dns_port: int = 5300,
@@ -74,7 +93,11 @@ class Layout:
         octets = base.split(".")
         if len(octets) != 3 or octets[0] != "127" or not all(o.isdigit() and 0 <= int(o) <= 255 for o in octets):
             raise LayoutError("--base must be three octets of a loopback address such as 127.0.10, got %r" % base)
-        for label, value, top in (("--port", port, 65535 - len(INSTANCES)), ("--dns-port", dns_port, 65535)):
+        readers = kw.get("readers", 1)
+        if isinstance(readers, bool) or not isinstance(readers, int) or not 1 <= readers <= MAX_READERS:
+            raise LayoutError("--readers must be a whole number 1..%d (Aurora readers), got %r" % (MAX_READERS, readers))
+        top_index = max(s.index for s in ALL_INSTANCES)
+        for label, value, top in (("--port", port, 65535 - top_index), ("--dns-port", dns_port, 65535)):
             if not 1 <= int(value) <= top:
                 raise LayoutError("%s must be a TCP/UDP port 1..%d, got %r" % (label, top, value))
         layout = cls(os.path.abspath(os.path.expanduser(lab_dir)), base, int(port), int(dns_port), **kw)
@@ -84,6 +107,26 @@ class Layout:
             raise LayoutError("lab dir %s is too long for unix sockets (%s); choose a shorter --dir"
                               % (layout.dir, longest))
         return layout
+
+    @property
+    def instances(self) -> Tuple[InstanceSpec, ...]:
+        """The instances this lab runs: the four base ones, extra Aurora readers, the Multi-AZ cluster."""
+        return INSTANCES + AURORA_EXTRA_READERS[:self.readers - 1] + (MAZ_INSTANCES if self.multi_az_cluster else ())
+
+    @property
+    def clusters(self) -> Tuple[str, ...]:
+        return ("aurora", "rds") + (("maz",) if self.multi_az_cluster else ())
+
+    def cluster(self, cluster: str) -> Tuple[InstanceSpec, ...]:
+        """This lab's instances of `cluster`, the first writer first."""
+        return tuple(s for s in self.instances if s.cluster == cluster)
+
+    @property
+    def endpoint_names(self) -> Dict[str, str]:
+        names = dict(ENDPOINT_NAMES)
+        if self.multi_az_cluster:
+            names.update(MAZ_ENDPOINT_NAMES)
+        return names
 
     # --- addresses -----------------------------------------------------------------
     @property
@@ -145,14 +188,15 @@ def datadir_name(spec: InstanceSpec) -> str:
 
 
 def spec_by_name(name: str) -> InstanceSpec:
-    for spec in INSTANCES:
+    for spec in ALL_INSTANCES:
         if spec.name == name:
             return spec
     raise KeyError(name)
 
 
 def cluster_specs(cluster: str) -> Tuple[InstanceSpec, ...]:
-    return tuple(s for s in INSTANCES if s.cluster == cluster)
+    """The base instances of a cluster (Aurora: writer and first reader; maz: all three)."""
+    return tuple(s for s in INSTANCES + MAZ_INSTANCES if s.cluster == cluster)
 
 
 def write_private(path: str, data: Dict[str, Any]) -> None:
