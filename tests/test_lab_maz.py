@@ -396,3 +396,66 @@ def test_aurora_failover_drops_only_the_promoted_readers_sessions(mlab):
         except Exception:
             pass
     wait_for(lambda: _replicating_from(mlab, survivor, promoted), 30, message="the other reader follows")
+
+
+# --- item 5: the AWS wrapper against the Multi-AZ cluster ------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.skipif(sys.version_info < (3, 10), reason="the AWS wrapper needs Python >= 3.10 (3.9: the tests above)")
+def test_the_aws_wrapper_through_a_maz_failover_is_reported_as_it_happens(mlab, tmp_path):
+    """No promotion staged: the lab promotes cleanly, fiswatch's account must match the lab's truth,
+    whatever the wrapper makes of it (3.1.0 was seen never to find a cleanly promoted writer)."""
+    import json
+    import signal
+
+    ep = mlab.endpoint("maz")
+    out_path = str(tmp_path / "wrapper.jsonl")
+    record_path = str(tmp_path / "wrapper.record")
+    env = dict(os.environ, FISWATCH_PASSWORD_MAZ=ep.password.reveal(), AWS_EC2_METADATA_DISABLED="true")
+    pattern = "?." + L.DOMAIN
+    argv = [sys.executable, "-m", "fiswatch", "lab", "exec", "--dir", mlab.dir, "--", sys.executable, "-m",
+            "fiswatch", "watch", "--json", "--duration", "300", "--record", record_path, "--endpoint",
+            "maz=mysql://%s@%s:%d/%s" % (ep.user, ep.host, ep.port, ep.database), "--backend",
+            "aws-wrapper:wrapper_dialect=multi-az-mysql,cluster_instance_host_pattern=%s,failover_timeout_sec=8"
+            % pattern]
+
+    def events(path=out_path):
+        with open(path) as fh:
+            return [json.loads(line) for line in fh if line.strip()]
+
+    def ops():
+        return sum(sum(p["ops"] for p in e["probes"].values()) for e in events() if e["event"] == "tick")
+
+    with open(out_path, "w") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.PIPE, cwd=ROOT, env=env, text=True)
+    try:
+        wait_for(lambda: ops() >= 5, 90, message="wrapper writes")
+        old, _ = _maz(mlab)
+        steps = _failover(mlab, profile="planned")
+        new, readers = _maz(mlab)
+        promoted_at = _step(steps, "promote")[0]
+        ops_then = ops()
+        wait_for(lambda: ops() >= ops_then + 5, 90, message="writes after the failover")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=90)
+    assert proc.returncode == 0, err
+    # the lab's answers were faithful: no replica row on the new writer, both readers name it in column 39
+    assert _replica_status(mlab, new)[1] in ((), [])
+    for reader in readers:
+        assert int(_replica_status(mlab, reader)[1][0][39]) == int(new.server_id)
+    evs = events(record_path)
+    after = [e for e in evs if e["event"] == "write" and e["ts"] > promoted_at + 0.5]
+    assert after and all(w["address"] == new.address for w in after)  # acknowledged only by the real writer
+    moved = [e for e in evs if e["event"] == "failover"]
+    summary = next(e for e in reversed(evs) if e["event"] == "summary")["probes"]
+    (probe,) = summary.values()
+    assert probe["failovers"] == len(moved)
+    for e in moved:
+        assert e.get("to") == new.address
+    failed = [e for e in evs if e["event"] == "error" and e.get("kind") == "failover-failed"]
+    assert moved or failed, "the wrapper neither failed over nor said it failed: %r" % [
+        (e["event"], e.get("kind")) for e in evs if e["event"] not in ("write", "tick")]
+    verify = next(e for e in evs if e["event"] == "verify")
+    assert verify["ok"] and verify["lost"] == 0
+    print("wrapper outcome: %d failover(s), %d failover-failed error(s): %s" % (
+        len(moved), len(failed), failed[0]["message"] if failed else moved[0]))
