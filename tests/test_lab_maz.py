@@ -459,3 +459,35 @@ def test_the_aws_wrapper_through_a_maz_failover_is_reported_as_it_happens(mlab, 
     assert verify["ok"] and verify["lost"] == 0
     print("wrapper outcome: %d failover(s), %d failover-failed error(s): %s" % (
         len(moved), len(failed), failed[0]["message"] if failed else moved[0]))
+
+
+@pytest.mark.parametrize("stop_at, outcome", [("lag", "rolled back"), ("promote", "finished")])
+def test_a_maz_failover_stopped_midway_is_finished_or_rolled_back(mlab, stop_at, outcome):
+    from fiswatch.lab.api import LabError, failover
+
+    old, readers = _maz(mlab)
+    cancel = threading.Event()
+    seen = []
+
+    def emit(event):
+        seen.append(event.as_dict())
+        if event.as_dict().get("step") == stop_at:
+            cancel.set()
+
+    with pytest.raises(LabError) as err:
+        failover(mlab.dir, "maz", emit=emit, profile="quick", cancel=cancel, maz={"lag": 2.0})
+    assert outcome in str(err.value) and "Traceback" not in str(err.value)
+    writer, others = _maz(mlab)
+    if outcome == "rolled back":
+        assert writer.name == old.name
+    else:
+        assert writer.name != old.name
+    state = _status(mlab)
+    maz_insts = [i for i in state.instances if i.cluster == "maz"]
+    assert [i.role for i in maz_insts].count("writer") == 1 and all(i.proxy_mode == "pass" for i in maz_insts)
+    for reader in others:
+        wait_for(lambda: _replicating_from(mlab, reader.name, writer.name), 30, message="%s follows" % reader.name)
+        assert int(_replica_status(mlab, reader)[1][0][39]) == int(writer.server_id)
+    conn = _connect(mlab, writer.address)  # the writer takes writes
+    conn.cursor().execute("INSERT INTO test (value) VALUES (9)")
+    conn.close()
