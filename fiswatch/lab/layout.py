@@ -95,7 +95,8 @@ class Layout:
             raise LayoutError("--base must be three octets of a loopback address such as 127.0.10, got %r" % base)
         readers = kw.get("readers", 1)
         if isinstance(readers, bool) or not isinstance(readers, int) or not 1 <= readers <= MAX_READERS:
-            raise LayoutError("--readers must be a whole number 1..%d (Aurora readers), got %r" % (MAX_READERS, readers))
+            raise LayoutError("--readers must be a whole number 1..%d (Aurora readers), got %r"
+                              % (MAX_READERS, readers))
         top_index = max(s.index for s in ALL_INSTANCES)
         for label, value, top in (("--port", port, 65535 - top_index), ("--dns-port", dns_port, 65535)):
             if not 1 <= int(value) <= top:
