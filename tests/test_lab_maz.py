@@ -491,3 +491,30 @@ def test_a_maz_failover_stopped_midway_is_finished_or_rolled_back(mlab, stop_at,
     conn = _connect(mlab, writer.address)  # the writer takes writes
     conn.cursor().execute("INSERT INTO test (value) VALUES (9)")
     conn.close()
+
+
+def test_reader_endpoint_answers_the_writer_when_no_reader_is_left(mlab):
+    """Last in this module: it stops both Aurora readers, then starts them again."""
+    from fiswatch.lab.control import request
+
+    ctl = os.path.join(mlab.dir, L.CONTROL_SOCKET)
+    status = _status(mlab)
+    writer = status.instance("aurora", "writer")
+    readers = [i for i in status.instances if i.cluster == "aurora" and i.role == "reader"]
+    resolver = resolver_for(mlab)
+
+    def targets():
+        return {str(resolver.resolve(mlab.reader_endpoint, "A").canonical_name).rstrip(".") for _ in range(20)}
+
+    try:
+        request(ctl, "kill", instance=readers[0].name)
+        assert targets() == {readers[1].dns_name}
+        request(ctl, "kill", instance=readers[1].name)
+        assert targets() == {writer.dns_name}
+    finally:
+        for reader in readers:
+            request(ctl, "start", instance=reader.name, read_only=True, timeout=90)
+            _root(mlab, reader.name, ["START SLAVE"])
+    assert targets() == {r.dns_name for r in readers}
+    for reader in readers:
+        wait_for(lambda: _replicating_from(mlab, reader.name, writer.name), 30, message="%s back" % reader.name)

@@ -264,9 +264,17 @@ class Lab:
 
     def cmd_kill(self, req: Dict[str, Any]) -> Any:
         self.servers[req["instance"]].kill()
+        self._readers_changed(req["instance"])
 
     def cmd_start(self, req: Dict[str, Any]) -> Any:
         self.servers[req["instance"]].start(read_only=bool(req.get("read_only", True)))
+        self._readers_changed(req["instance"])
+
+    def _readers_changed(self, name: str) -> None:
+        """A reader stopped or started: its cluster's reader endpoint hands out the live readers."""
+        cluster = L.spec_by_name(name).cluster
+        if cluster in ("aurora", "maz") and cluster + "-ro" in self.layout.endpoint_names:
+            self.publish_readers(cluster)
 
     def cmd_roles(self, req: Dict[str, Any]) -> Any:
         for name, role in req["roles"].items():
