@@ -240,6 +240,9 @@ def child_environment(base: Mapping[str, str], info: Any, dns_ip: str,
         "FISWATCH_LAB_PASSWORD": password, "MYSQL_PWD": password,
         "FISWATCH_PASSWORD_AURORA": password, "FISWATCH_PASSWORD_RDS": password,
     })
+    if "maz" in getattr(info, "shapes", ()):  # lab up --multi-az-cluster
+        env.update({"FISWATCH_LAB_MAZ_HOST": info.endpoint("maz").host,
+                    "FISWATCH_LAB_MAZ_READER_HOST": info.maz_reader_endpoint, "FISWATCH_PASSWORD_MAZ": password})
     if aws_env:
         env = {k: v for k, v in env.items() if not k.startswith("AWS_")}
         env.update(aws_env)
