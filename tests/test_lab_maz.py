@@ -225,6 +225,12 @@ def test_failover_promotes_the_most_advanced_reader_and_repoints_the_other(mlab)
         wait_for(lambda: _root(mlab, reader.name, ["SELECT COUNT(*) FROM testdb.test WHERE id = %d" % marker])[0][0]
                  == 1, 30, message="%s has the row it missed" % reader.name)
     assert _replica_status(mlab, new_writer)[1] in ((), [])
+
+    def semi_sync():
+        return dict(_root(mlab, new_writer.name, ["SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_%'"]))
+
+    wait_for(lambda: semi_sync()["Rpl_semi_sync_master_clients"] == "2", 30, message="both readers semi-sync")
+    assert semi_sync()["Rpl_semi_sync_master_status"] == "ON"
     resolver = resolver_for(mlab)
     answer = resolver.resolve(L.MAZ_ENDPOINT_NAMES["maz"], "A")
     assert [str(r) for r in answer] == [new_writer.address]
