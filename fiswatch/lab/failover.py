@@ -174,7 +174,9 @@ class Failover:
         else:
             _catch_up(layout, new, old, CATCH_UP_TIMEOUT, cancel)
             lag = "caught up"
-        if target == "aurora":  # the promoted reader restarts: its sessions are reset, other readers keep serving
+        if target == "aurora" and layout.readers > 1:
+            # the promoted reader restarts: its sessions are reset, the other readers keep serving (only with
+            # --readers N > 1: with one reader this reset made the AWS wrapper's failover fail, see docs/lab.md)
             request(ctl, "proxy", instance=new.name, mode="reset")
             request(ctl, "proxy", instance=new.name, mode="pass")
         pos = _promote(layout, target, new)
