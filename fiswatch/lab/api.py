@@ -72,6 +72,9 @@ class LabInfo:
     tls: str = ""  # offered | required
     tls_expired: bool = False
     stale_dns: float = 0.0  # `lab up --stale-dns`: Aurora failovers keep the cluster name stale this long
+    shapes: Tuple[str, ...] = ("aurora", "rds")  # + 'maz' with --multi-az-cluster
+    readers: int = 1  # Aurora readers
+    maz_reader_endpoint: str = ""  # the Multi-AZ cluster's reader endpoint (cluster-ro-), if it runs
 
     def failover_status(self) -> Optional[dict]:
         """The last failover: target, state (running|completed|rolled back|finished|failed), step, detail, ..."""
@@ -96,7 +99,8 @@ class LabInfo:
             "nameserver": {"address": self.nameserver[0], "port": self.nameserver[1]},
             "endpoints": [{"name": ep.name, "host": ep.host, "port": ep.port, "user": ep.user,
                            "database": ep.database, "table": ep.table, "url": ep.url()} for ep in self.endpoints],
-            "reader_endpoint": self.reader_endpoint,
+            "reader_endpoint": self.reader_endpoint, "shapes": list(self.shapes), "readers": self.readers,
+            "maz_reader_endpoint": self.maz_reader_endpoint,
             "instances": [{"name": i.name, "cluster": i.cluster, "role": i.role, "address": i.address,
                            "port": i.port, "dns_name": i.dns_name, "proxy_mode": i.proxy_mode,
                            "running": i.running, "server_id": i.server_id,
@@ -152,7 +156,8 @@ def lab_status(lab_dir: str) -> LabInfo:
     tls = state.get("tls") or {}
     pattern = state.get("cluster_instance_host_pattern", "")
     endpoints = []
-    for name in ("aurora", "rds"):
+    shapes = tuple(state.get("shapes") or ("aurora", "rds"))
+    for name in shapes:
         c = creds.cluster(name)
         endpoints.append(Endpoint(
             name=name, host=c.host, port=c.port, user=c.username, database=c.dbname,
@@ -168,7 +173,9 @@ def lab_status(lab_dir: str) -> LabInfo:
                    cluster_instance_host_pattern=pattern,
                    last_failover=tuple(sorted(last.items())) if last else None,
                    ca_file=tls.get("ca_file", ""), tls=tls.get("policy", ""), tls_expired=bool(tls.get("expired")),
-                   stale_dns=float((state.get("layout") or {}).get("stale_dns") or 0.0))
+                   stale_dns=float((state.get("layout") or {}).get("stale_dns") or 0.0),
+                   shapes=shapes, readers=int(state.get("readers") or 1),
+                   maz_reader_endpoint=state["endpoints"].get("maz-ro", ""))
 
 
 def _lock_holder(lab_dir: str) -> Optional[int]:
@@ -266,7 +273,7 @@ def make_certificates(layout: L.Layout) -> str:
     from fiswatch.lab.tlsca import PkiError, make_lab_pki
 
     try:
-        return make_lab_pki(layout.tls_dir, {s.name: L.certificate_names(s) for s in L.INSTANCES},
+        return make_lab_pki(layout.tls_dir, {s.name: L.certificate_names(s) for s in layout.instances},
                             expired=layout.tls_expired)
     except PkiError as exc:
         raise LabUsageError(str(exc))
@@ -383,13 +390,16 @@ def lab_down(lab_dir: str, say: Optional[Callable[[str], None]] = None) -> None:
 
 def failover(lab_dir: str, target: str, emit: Optional[Callable[[Any], None]] = None, profile: str = "fast",
              crash: bool = False, dns_style: str = "empty", echo: Optional[Callable[[str], None]] = None,
-             cancel: Any = None, timings: Any = None, stale_dns: Optional[float] = None) -> None:
+             cancel: Any = None, timings: Any = None, stale_dns: Optional[float] = None,
+             maz: Optional[dict] = None) -> None:
     """Run a whole failover synchronously; `emit` gets a `lab` Event per step (docs/events.md).
 
     Profiles: fast (default; DNS 9 s after promotion), quick (DNS right after promotion), realistic.
     `stale_dns` (Aurora only): seconds the cluster name keeps naming the old writer after it has
     rejoined read-only (the demoted-writer trap; docs/lab.md); None: the lab's `lab up --stale-dns`,
     0: a clean flip.
+    Target `maz` (the Multi-AZ DB cluster, failover_maz.py): profiles aws, planned, quick; `maz` holds its
+    options (lag, stale_reader).
     Setting `cancel` (a threading.Event) stops it early; stopped, interrupted or failing midway, the
     failover is finished or rolled back and LabError (LabInterrupted for Ctrl-C) says which."""
     from fiswatch.lab.control import ControlError
@@ -403,9 +413,14 @@ def failover(lab_dir: str, target: str, emit: Optional[Callable[[Any], None]] = 
             L.stale_dns_for(target, stale_dns, 0.0)
         except L.LayoutError as exc:
             raise LabError(str(exc))
-    _state(lab_dir)  # LabNotRunning early
+    state = _state(lab_dir)  # LabNotRunning early
     step = make_emitter(lab_dir, target, crash, emit, echo)
     try:
+        if target == "maz":
+            from fiswatch.lab.failover_maz import run_maz_failover
+
+            run_maz_failover(lab_dir, state, step, profile=profile, cancel=cancel, **(maz or {}))
+            return
         run_failover(lab_dir, target, step, profile=profile, crash=crash, dns_style=dns_style, cancel=cancel,
                      timings=timings, stale_dns=stale_dns)
     except Interrupted as exc:

@@ -43,6 +43,11 @@ def add_lab_parser(subparsers: Any) -> None:
     up.add_argument("--writer-grace", type=float, default=10.0, metavar="SECONDS",
                     help="a writer/primary whose mariadbd died outside the lab's control and is not back after "
                          "this long is failed over by the lab itself, as on AWS; 0: never (default: 10)")
+    up.add_argument("--readers", type=int, default=1, metavar="N",
+                    help="Aurora readers, 1..3 (default: 1); aurora-ro answers a random one per query")
+    up.add_argument("--multi-az-cluster", action="store_true",
+                    help="also run a Multi-AZ DB cluster (writer, two readable standbys, semi-sync): "
+                         "endpoints maz and maz-ro")
     up.add_argument("--json", action="store_true", help="print the lab's status as JSON once it is up")
 
     status = actions.add_parser("status", help="show endpoints, instances and their roles")
@@ -50,9 +55,19 @@ def add_lab_parser(subparsers: Any) -> None:
     status.add_argument("--json", action="store_true",
                         help="print JSON: DNS server, endpoints, instances, credentials file")
 
-    fo = actions.add_parser("failover", help="fail over the aurora cluster or the rds instance")
+    fo = actions.add_parser("failover", help="fail over the aurora cluster, the rds instance or the maz cluster")
     common(fo)
-    fo.add_argument("target", choices=("aurora", "rds"), help="what to fail over")
+    fo.add_argument("target", choices=("aurora", "rds", "maz"),
+                    help="what to fail over (maz: the Multi-AZ DB cluster of `lab up --multi-az-cluster`)")
+    fo.add_argument("--profile", choices=("aws", "planned", "quick"), default=None,
+                    help="maz only: aws (~35 s, --realistic), planned (~1 s, a minor version upgrade without lag; "
+                         "the default) or quick (tests)")
+    fo.add_argument("--lag", type=float, default=None, metavar="SECONDS",
+                    help="maz only: the readers need this long to apply what they received (0..600); "
+                         "the failover waits for them")
+    fo.add_argument("--stale-reader", action="store_true",
+                    help="maz only, a fault: the re-pointed reader's SHOW REPLICA STATUS keeps naming the old "
+                         "writer (Source_Server_Id)")
     fo.add_argument("--realistic", action="store_true",
                     help="AWS-like timings: promotion after ~8 s, DNS flip after ~15 s, then the answer flaps "
                          "for ~20 s (default: fast: promotion after 1 s, DNS flip 9 s later)")
@@ -96,14 +111,19 @@ def _print_status(info: Any, as_json: bool) -> None:
     print("DNS server   %s port %d" % info.nameserver)
     for ep in info.endpoints:
         print("endpoint     %-7s %s:%d" % (ep.name, ep.host, ep.port))
-    print("endpoint     %-7s %s:%d" % ("reader", info.reader_endpoint, info.endpoints[0].port))
+    print("endpoint     %-7s %s:%d (%d reader%s)" % ("reader", info.reader_endpoint, info.endpoints[0].port,
+                                                    info.readers, "" if info.readers == 1 else "s"))
+    if info.maz_reader_endpoint:
+        print("endpoint     %-7s %s:%d" % ("maz-ro", info.maz_reader_endpoint, info.endpoints[0].port))
+    print("shapes       %s" % ", ".join({"aurora": "Aurora cluster", "rds": "RDS Multi-AZ instance",
+                                        "maz": "Multi-AZ DB cluster"}.get(s, s) for s in info.shapes))
     for inst in info.instances:
         extra = "" if inst.proxy_mode == "pass" else " [proxy %s]" % inst.proxy_mode
         if not inst.running:
             extra += " [stopped]"
         if inst.server_id is not None:
             extra += " SERVER_ID %s" % inst.server_id
-        print("instance     %-24s %-6s %-8s %s:%d%s" % (inst.name, inst.cluster, inst.role, inst.address,
+        print("instance     %-28s %-6s %-8s %s:%d%s" % (inst.name, inst.cluster, inst.role, inst.address,
                                                       inst.port, extra))
     print("host pattern %s (cluster_instance_host_pattern: ? = SERVER_ID)" % info.cluster_instance_host_pattern)
     if info.stale_dns:
@@ -158,7 +178,7 @@ def run_lab(args: argparse.Namespace) -> int:
 
     command = getattr(args, "lab_command", None)
     if command is None:
-        print("fiswatch lab: say what to do: up, status, failover aurora|rds, down, or exec -- COMMAND",
+        print("fiswatch lab: say what to do: up, status, failover aurora|rds|maz, down, or exec -- COMMAND",
               file=sys.stderr)
         return 2
     lab_dir = _dir(args)
@@ -174,7 +194,8 @@ def run_lab(args: argparse.Namespace) -> int:
             info = lab_up(lab_dir, base=args.base, port=args.port, dns_port=args.dns_port,
                           buffer_pool=args.buffer_pool, tls="required" if args.require_tls else "offered",
                           tls_expired=args.tls_expired, stale_dns=args.stale_dns, on_start=starting,
-                          writer_grace=args.writer_grace)
+                          writer_grace=args.writer_grace, readers=args.readers,
+                          multi_az_cluster=args.multi_az_cluster)
             _print_status(info, args.json)
             return 0
         if command == "status":
@@ -205,10 +226,18 @@ def run_lab(args: argparse.Namespace) -> int:
 
                 def echo(line: str) -> None:
                     print(line, flush=True)
+            usage = _failover_usage(args, lab_dir)
+            if usage:
+                print("fiswatch lab failover: %s" % usage, file=sys.stderr)
+                return 2
             with _sigterm_interrupts():
-                failover(lab_dir, args.target, emit=emit, echo=echo,
-                         profile="realistic" if args.realistic else "fast", crash=args.crash, dns_style=args.dns_style,
-                         stale_dns=args.stale_dns)
+                if args.target == "maz":
+                    failover(lab_dir, "maz", emit=emit, echo=echo, profile=_maz_profile(args),
+                             maz={"lag": args.lag or 0.0, "stale_reader": args.stale_reader})
+                else:
+                    failover(lab_dir, args.target, emit=emit, echo=echo,
+                             profile="realistic" if args.realistic else "fast", crash=args.crash,
+                             dns_style=args.dns_style, stale_dns=args.stale_dns)
             return 0
     except LabInterrupted as exc:
         print("fiswatch lab %s: %s" % (command, exc), file=sys.stderr)
@@ -225,6 +254,33 @@ def run_lab(args: argparse.Namespace) -> int:
         return 1
     print("fiswatch lab: unknown command %r" % command, file=sys.stderr)
     return 2
+
+
+def _maz_profile(args: argparse.Namespace) -> str:
+    return args.profile or ("aws" if args.realistic else "planned")
+
+
+def _failover_usage(args: argparse.Namespace, lab_dir: str) -> str:
+    """What is wrong with a `lab failover` command line ('' when nothing), checked before anything starts."""
+    from fiswatch.lab.api import lab_status
+
+    if args.target != "maz":
+        given = [flag for flag, value in (("--profile", args.profile), ("--lag", args.lag),
+                                          ("--stale-reader", args.stale_reader or None)) if value is not None]
+        return "%s only applies to `lab failover maz`" % ", ".join(given) if given else ""
+    if args.crash:
+        return "--crash is not modelled for maz (RDS waits for both readers); use --lag to delay the promotion"
+    from fiswatch.lab.failover import FailoverError
+    from fiswatch.lab.failover_maz import check_options
+
+    try:
+        check_options(_maz_profile(args), args.lag or 0.0)
+    except FailoverError as exc:
+        return str(exc)
+    if "maz" not in lab_status(lab_dir).shapes:
+        return ("this lab has no Multi-AZ DB cluster: start one with `fiswatch lab up --multi-az-cluster` "
+                "(after `fiswatch lab down --dir %s`)" % lab_dir)
+    return ""
 
 
 @contextlib.contextmanager

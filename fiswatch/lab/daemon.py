@@ -16,10 +16,11 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from fiswatch.lab import aurora
 from fiswatch.lab import layout as L
+from fiswatch.lab import maz, maz_answers
 from fiswatch.lab.dnsserver import DnsServer, Zone, start_on_standard_port
 from fiswatch.lab.mariadb import MariaDBError, Server, ensure_template, find_binaries, sql
 from fiswatch.lab.orphans import disk_full, waits_for_space
@@ -47,7 +48,7 @@ def check_free(layout: L.Layout) -> None:
     """Every address the lab binds is free, or LabStartError naming the first taken one."""
     wanted = [(layout.dns_address, socket.SOCK_DGRAM, "DNS server (UDP)"),
               (layout.dns_address, socket.SOCK_STREAM, "DNS server (TCP)")]
-    for spec in L.INSTANCES:
+    for spec in layout.instances:
         wanted.append((layout.proxy_address(spec), socket.SOCK_STREAM, "proxy of " + spec.name))
         wanted.append((layout.server_address(spec), socket.SOCK_STREAM, "mariadbd of " + spec.name))
     for address, kind, what in wanted:
@@ -76,7 +77,7 @@ class Lab:
         self.dns53_error = "not started"
         self.servers: Dict[str, Server] = {}
         self.proxies: Dict[str, FaultProxy] = {}
-        self.roles = {spec.name: spec.initial_role for spec in L.INSTANCES}
+        self.roles = {spec.name: spec.initial_role for spec in layout.instances}
         self.stopping = threading.Event()
         self.control: Optional[socketserver.BaseServer] = None
         self.lock = threading.Lock()
@@ -93,20 +94,22 @@ class Lab:
         mariadbd, install_db = find_binaries(layout)
         log_line(layout, "lab: initialising MariaDB template")
         template = ensure_template(layout, install_db)
-        for spec in L.INSTANCES:
+        for spec in layout.instances:
             self.servers[spec.name] = Server(layout, spec, mariadbd)
         with ThreadPoolExecutor(4) as pool:
             list(pool.map(lambda s: s.prepare(template), self.servers.values()))
             list(pool.map(lambda s: s.start(), self.servers.values()))
-        log_line(layout, "lab: 4 mariadbd instances up")
+        log_line(layout, "lab: %d mariadbd instances up" % len(self.servers))
         password = secrets.token_urlsafe(18)
         self._setup_sql(password)
         self.heartbeat.start()
         self.loop.start()
-        for spec in L.INSTANCES:
+        for spec in layout.instances:
             host, port = layout.proxy_address(spec)
             target = layout.server_address(spec)
             rewriter = aurora.rewriter_factory(aurora.server_id(spec.index)) if spec.cluster == "aurora" else None
+            if spec.cluster == "maz":
+                rewriter = maz_answers.rewriter_factory()
             tls = session_factory(cert_file(layout.tls_dir, spec.name), key_file(layout.tls_dir, spec.name), layout.tls)
             self.proxies[spec.name] = FaultProxy(host, port, target[0], target[1], name=spec.name, loop=self.loop,
                                                  session=self.ledger.session_factory(spec.name, rewriter, spec.cluster),
@@ -126,14 +129,16 @@ class Lab:
 
     def _setup_sql(self, password: str) -> None:
         layout = self.layout
-        for spec in L.INSTANCES:
+        for spec in layout.instances:
             sock = layout.server_socket(spec)
             others = sql(sock, ["SELECT host FROM mysql.user WHERE user='root' AND host<>'localhost'"])
             drops = ["SET sql_log_bin=0"] + ["DROP USER IF EXISTS 'root'@'%s'" % h.replace("'", "")
                                            for (h,) in others]
             sql(sock, drops)  # root only over the unix socket
-        for cluster in ("aurora", "rds"):
-            writer, reader = L.cluster_specs(cluster)
+        if layout.multi_az_cluster:
+            maz.prepare(layout)
+        for cluster in layout.clusters:
+            writer, *readers = layout.cluster(cluster)
             sql(layout.server_socket(writer), [
                 "CREATE USER IF NOT EXISTS '%s'@'%%' IDENTIFIED BY 'x'" % L.REPL_USER,
                 ("ALTER USER '" + L.REPL_USER + "'@'%%' IDENTIFIED BY %s", (password,)),
@@ -149,19 +154,27 @@ class Lab:
                 sql(layout.server_socket(writer), create_statements(
                     [aurora.server_id(s.index) for s in L.cluster_specs(cluster)], aurora.server_id(writer.index),
                     L.CLIENT_USER))
-            replicate(layout, reader, writer, password)
-        for cluster in ("aurora", "rds"):
-            writer, reader = L.cluster_specs(cluster)
-            wait_caught_up(layout, reader, writer, timeout=30)
+            if cluster == "maz":  # mysql.rds_topology, semi-sync on the writer (maz.py)
+                sql(layout.server_socket(writer), maz.writer_statements(layout))
+            for reader in readers:
+                replicate(layout, reader, writer, password)
+                if cluster == "maz":
+                    maz.record_source(layout, reader, writer)
+        for cluster in layout.clusters:
+            writer, *readers = layout.cluster(cluster)
+            for reader in readers:
+                wait_caught_up(layout, reader, writer, timeout=30)
 
     def _write_credentials(self, password: str) -> None:
         layout = self.layout
         creds: Dict[str, Any] = {}
-        for cluster in ("aurora", "rds"):
+        for cluster in layout.clusters:
             entry = {"username": L.CLIENT_USER, "password": password, "engine": "mysql",
-                     "host": L.ENDPOINT_NAMES[cluster], "port": layout.port, "dbname": L.DATABASE}
+                     "host": layout.endpoint_names[cluster], "port": layout.port, "dbname": L.DATABASE}
             if cluster == "aurora":
                 entry["dbClusterIdentifier"] = L.CLUSTER
+            elif cluster == "maz":
+                entry["dbClusterIdentifier"] = L.MAZ_CLUSTER
             else:
                 entry["dbInstanceIdentifier"] = L.CLUSTER + "-mysql"
             creds[cluster] = entry
@@ -171,18 +184,31 @@ class Lab:
     # --- DNS ---------------------------------------------------------------------------
     def _publish_dns(self) -> None:
         layout = self.layout
-        for spec in L.INSTANCES:
+        for spec in layout.instances:
             if spec.dns_name:
                 self.zone.set(spec.dns_name, "A", (layout.proxy_address(spec)[0],), ttl=5)
         writer = self.role_holder("aurora", "writer")
-        reader = self.role_holder("aurora", "reader")
         self.zone.set(L.ENDPOINT_NAMES["aurora"], "CNAME", (writer.dns_name,), ttl=5)
-        self.zone.set(L.ENDPOINT_NAMES["aurora-ro"], "CNAME", (reader.dns_name,), ttl=5)
+        self.publish_readers("aurora")
+        if layout.multi_az_cluster:
+            self.zone.set(L.MAZ_ENDPOINT_NAMES["maz"], "CNAME", (self.role_holder("maz", "writer").dns_name,), ttl=5)
+            self.publish_readers("maz")
         primary = self.role_holder("rds", "primary")
         self.zone.set(L.ENDPOINT_NAMES["rds"], "A", (layout.proxy_address(primary)[0],), ttl=5)
 
+    def publish_readers(self, cluster: str, extra: Tuple[str, ...] = ()) -> Tuple[str, ...]:
+        """The reader endpoint: a random reader per query (TTL 5 s), the writer when no reader is left.
+
+        `extra` names more instances to hand out too (a Multi-AZ failover's new writer, briefly)."""
+        readers = tuple(s.dns_name for s in self.layout.cluster(cluster) if self.roles[s.name] == "reader"
+                        and s.dns_name and self.servers.get(s.name) is not None and self.servers[s.name].alive())
+        values = tuple(readers + tuple(v for v in extra if v not in readers)) or \
+            (self.role_holder(cluster, "writer").dns_name,)
+        self.zone.set(self.layout.endpoint_names[cluster + "-ro"], "CNAME", values, ttl=5, spread=True)
+        return values
+
     def role_holder(self, cluster: str, role: str) -> L.InstanceSpec:
-        for spec in L.cluster_specs(cluster):
+        for spec in self.layout.cluster(cluster):
             if self.roles[spec.name] == role:
                 return spec
         raise KeyError(role)
@@ -191,14 +217,14 @@ class Lab:
     def state(self) -> Dict[str, Any]:
         layout = self.layout
         instances = []
-        for spec in L.INSTANCES:
+        for spec in layout.instances:
             proxy = self.proxies.get(spec.name)
             server = self.servers.get(spec.name)
             instances.append({
                 "name": spec.name, "cluster": spec.cluster, "role": self.roles[spec.name],
                 "address": layout.proxy_address(spec)[0], "port": layout.proxy_address(spec)[1],
                 "dns_name": spec.dns_name, "proxy_mode": proxy.mode if proxy else None,
-                "server_id": aurora.server_id(spec.index) if spec.cluster == "aurora" else None,
+                "server_id": aurora.server_id(spec.index) if spec.cluster in ("aurora", "maz") else None,
                 "connections": proxy.connection_count() if proxy else 0,
                 "server": list(layout.server_address(spec)), "socket": layout.server_socket(spec),
                 "running": bool(server and server.alive()),
@@ -207,9 +233,10 @@ class Lab:
         records = {}
         for name, rec in self.zone.snapshot().items():
             records[name] = {"kind": rec.kind, "values": list(rec.values), "ttl": rec.ttl, "blank": rec.blank,
-                             "flap_until": rec.flap_until}
+                             "flap_until": rec.flap_until, "spread": rec.spread}
         return {"pid": os.getpid(), "dir": layout.dir, "layout": layout.to_dict(),
-                "nameserver": list(layout.dns_address), "endpoints": dict(L.ENDPOINT_NAMES),
+                "nameserver": list(layout.dns_address), "endpoints": layout.endpoint_names,
+                "shapes": list(layout.clusters), "readers": layout.readers,
                 "dns53": {"address": layout.dns_address[0] if self.dns53 or layout.dns_port == 53 else None,
                           "error": "" if self.dns53 or layout.dns_port == 53 else self.dns53_error},
                 "instances": instances, "dns": records, "credentials_file": layout.credentials_file,
@@ -254,10 +281,18 @@ class Lab:
     def cmd_kill(self, req: Dict[str, Any]) -> Any:
         self.intended_down.add(req["instance"])
         self.servers[req["instance"]].kill()
+        self._readers_changed(req["instance"])
 
     def cmd_start(self, req: Dict[str, Any]) -> Any:
         self.servers[req["instance"]].start(read_only=bool(req.get("read_only", True)))
         self.intended_down.discard(req["instance"])
+        self._readers_changed(req["instance"])
+
+    def _readers_changed(self, name: str) -> None:
+        """A reader stopped or started: its cluster's reader endpoint hands out the live readers."""
+        cluster = L.spec_by_name(name).cluster
+        if cluster in ("aurora", "maz") and cluster + "-ro" in self.layout.endpoint_names:
+            self.publish_readers(cluster)
 
     def cmd_roles(self, req: Dict[str, Any]) -> Any:
         for name, role in req["roles"].items():
@@ -272,6 +307,10 @@ class Lab:
             self.heartbeat.pause(float(req["pause_for"]))
         else:
             self.heartbeat.resume()
+
+    def cmd_readers_dns(self, req: Dict[str, Any]) -> Any:
+        """Publish the reader endpoint of `cluster` again from the roles (plus `extra` names)."""
+        return list(self.publish_readers(req["cluster"], tuple(req.get("extra") or ())))
 
     def cmd_failover_state(self, req: Dict[str, Any]) -> Any:
         """What the last (or running) failover did: kept for `lab status`."""

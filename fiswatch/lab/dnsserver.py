@@ -30,6 +30,7 @@ class Record:
     ttl: int = 5
     blank: Optional[str] = None  # None | 'empty' | 'nxdomain'
     flap_until: Optional[float] = None  # time.time() after which only values[-1] is served
+    spread: bool = False  # several values: a random one per query (a reader endpoint), never flapping
 
 
 FLAP_RUN = 3  # a flapping name gives one (name, type) the same answer at most this many times in a row
@@ -46,12 +47,12 @@ class Zone:
         self._runs: Dict[Tuple[str, int], Tuple[str, int]] = {}  # (name, qtype) -> (last answer, times in a row)
 
     def set(self, name: str, kind: str, values: Tuple[str, ...], ttl: int = 5,
-            flap_until: Optional[float] = None) -> None:
+            flap_until: Optional[float] = None, spread: bool = False) -> None:
         key = name.lower().rstrip(".")
         with self._lock:
             records = dict(self._records)
             records[key] = Record(kind, tuple(v.lower().rstrip(".") if kind == "CNAME" else v for v in values),
-                                  ttl, None, flap_until)
+                                  ttl, None, flap_until, spread)
             self._records = records
 
     def blank(self, name: str, style: Optional[str]) -> None:
@@ -75,7 +76,8 @@ class Zone:
 
         A flapping record (until flap_until) answers one of its values at random, and never
         the same one more than FLAP_RUN times in a row for the same (name, qtype), so any
-        client that asks a few times sees every value, A and AAAA lookups alike.
+        client that asks a few times sees every value, A and AAAA lookups alike. A spread
+        record (a reader endpoint) answers one of its values at random, always.
 
         >>> zone = Zone("lab.rds.local", seed=1)
         >>> flap = Record("CNAME", ("old", "new"), flap_until=time.time() + 60)
@@ -85,6 +87,9 @@ class Zone:
         >>> zone.pick(Record("CNAME", ("old", "new"), flap_until=time.time() - 1), "db", 1)
         'new'
         """
+        if record.spread and len(record.values) > 1:
+            with self._lock:
+                return self._rng.choice(record.values)
         if len(record.values) == 1 or (record.flap_until is not None and time.time() >= record.flap_until):
             return record.values[-1]
         key = (name, int(qtype))

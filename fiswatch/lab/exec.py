@@ -251,6 +251,9 @@ def child_environment(base: Mapping[str, str], info: Any, dns_ip: str,
         "FISWATCH_PASSWORD_AURORA": password, "FISWATCH_PASSWORD_RDS": password,
         "FISWATCH_LAB_CA": getattr(info, "ca_file", "") or "",
     })
+    if "maz" in getattr(info, "shapes", ()):  # lab up --multi-az-cluster
+        env.update({"FISWATCH_LAB_MAZ_HOST": info.endpoint("maz").host,
+                    "FISWATCH_LAB_MAZ_READER_HOST": info.maz_reader_endpoint, "FISWATCH_PASSWORD_MAZ": password})
     if aws_env:
         env = {k: v for k, v in env.items() if not k.startswith("AWS_")}
         env.update(aws_env)

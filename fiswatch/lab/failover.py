@@ -178,8 +178,15 @@ class Failover:
         else:
             _catch_up(layout, new, old, CATCH_UP_TIMEOUT, cancel)
             lag = "caught up"
+        if target == "aurora" and layout.readers > 1:
+            # the promoted reader restarts: its sessions are reset, the other readers keep serving (only with
+            # --readers N > 1: with one reader this reset made the AWS wrapper's failover fail, see docs/lab.md)
+            request(ctl, "proxy", instance=new.name, mode="reset")
+            request(ctl, "proxy", instance=new.name, mode="pass")
         pos = _promote(layout, target, new)
         request(ctl, "roles", roles={new.name: up_role, old.name: down_role})
+        for extra in layout.cluster(target)[2:]:  # more Aurora readers (lab up --readers N) follow the new writer
+            replicate(layout, extra, new, _password(layout))
         if target == "aurora":
             request(ctl, "heartbeat")
         self.reached("promote", "%s promoted to %s (%s, GTID %s); read_only off%s" % (
@@ -204,8 +211,8 @@ class Failover:
                     flap_until=flap_until)
         else:
             request(ctl, "dns_set", name=endpoint, kind=kind, values=[new_value], ttl=5)
-        if target == "aurora":
-            request(ctl, "dns_set", name=L.ENDPOINT_NAMES["aurora-ro"], kind="CNAME", values=[old.dns_name], ttl=5)
+        if target == "aurora":  # the readers by role (the old writer among them), a random one per query
+            request(ctl, "readers_dns", cluster="aurora")
         outage_end = self.outage_end = time.time()
         self.reached("dns_flip", "%s -> %s %s (TTL 5s)" % (endpoint, kind, new_value))
         if flap_until is not None:
@@ -232,6 +239,8 @@ class Failover:
             detail = rejoin_detail(closed)
         replicate(layout, old, new, _password(layout), gtid_pos=gtid)
         request(self.ctl, "proxy", instance=old.name, mode="pass")
+        if self.target == "aurora":
+            request(self.ctl, "readers_dns", cluster="aurora")
         self.reached("rejoin", "%s back as read-only %s replicating from %s (%s): writes through it get 1290%s"
                      % (old.name, roles_for(self.target)[1], new.name, detail, then))
 

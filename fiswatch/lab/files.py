@@ -45,8 +45,14 @@ class Credentials:
     rds: ClusterCredentials
     replication_password: str
 
+    maz: Optional[ClusterCredentials] = None  # the Multi-AZ DB cluster, when the lab runs one
+
     def cluster(self, name: str) -> ClusterCredentials:
-        return self.aurora if name == "aurora" else self.rds
+        """The credentials of `name` (aurora, rds, maz); LookupError for a cluster this lab lacks."""
+        found = {"aurora": self.aurora, "rds": self.rds, "maz": self.maz}.get(name)
+        if found is None:
+            raise LookupError("this lab has no %s cluster" % name)
+        return found
 
 
 def read_json(path: str, cure: str) -> Any:
@@ -143,7 +149,7 @@ def read_credentials(path: str, lab_dir: str) -> Credentials:
     if c.problems:
         raise LabFileError(path, c.problems, cure)
     clusters = []
-    for name in CLUSTERS:
+    for name in CLUSTERS + (("maz",) if "maz" in top else ()):
         if name not in top or not isinstance(top[name], dict):
             if name in top:
                 c.obj(top[name], name)
@@ -166,7 +172,8 @@ def read_credentials(path: str, lab_dir: str) -> Credentials:
     if c.problems:
         raise LabFileError(path, c.problems, cure)
     made = [ClusterCredentials(*fields) for fields in clusters]  # type: ignore[misc]
-    return Credentials(aurora=made[0], rds=made[1], replication_password=repl_password or "")
+    return Credentials(aurora=made[0], rds=made[1], replication_password=repl_password or "",
+                       maz=made[2] if len(made) > 2 else None)
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,23 @@ ENDPOINT_NAMES = {
     "rds": CLUSTER + "-mysql." + DOMAIN,
 }
 
+# Started only when asked: more Aurora readers (`lab up --readers N`, N-1 of these) and the
+# Multi-AZ DB cluster (`lab up --multi-az-cluster`: one writer, two readable standbys).
+MAX_READERS = 3
+AURORA_EXTRA_READERS = (
+    InstanceSpec(CLUSTER + "-instance-3", "aurora", 5, "reader", CLUSTER + "-instance-3." + DOMAIN),
+    InstanceSpec(CLUSTER + "-instance-4", "aurora", 6, "reader", CLUSTER + "-instance-4." + DOMAIN),
+)
+MAZ_CLUSTER = CLUSTER + "-maz"
+MAZ_INSTANCES = tuple(
+    InstanceSpec("%s-instance-%d" % (MAZ_CLUSTER, n), "maz", 6 + n, "writer" if n == 1 else "reader",
+                 "%s-instance-%d.%s" % (MAZ_CLUSTER, n, DOMAIN)) for n in (1, 2, 3))
+MAZ_ENDPOINT_NAMES = {
+    "maz": MAZ_CLUSTER + ".cluster-" + DOMAIN,
+    "maz-ro": MAZ_CLUSTER + ".cluster-ro-" + DOMAIN,
+}
+ALL_INSTANCES = INSTANCES + AURORA_EXTRA_READERS + MAZ_INSTANCES
+
 
 def default_lab_dir() -> str:
     """$XDG_STATE_HOME/fiswatch/lab, or ~/.local/state/fiswatch/lab."""
@@ -73,6 +90,8 @@ class Layout:
     tls_expired: bool = False  # the instances' certificates expired (`lab up --tls-expired`)
     stale_dns: float = 0.0  # `lab up --stale-dns`: this lab's Aurora failovers keep DNS stale this long
     writer_grace: float = 10.0  # a writer dead this long (not stopped by the lab) is failed over (watchdog.py)
+    readers: int = 1  # Aurora readers (1..MAX_READERS)
+    multi_az_cluster: bool = False  # the three-node Multi-AZ DB cluster (maz, maz-ro)
 
 
     @classmethod
@@ -83,7 +102,12 @@ class Layout:
             raise LayoutError("--base must be three octets of a loopback address such as 127.0.10, got %r" % base)
         if kw.get("tls", "offered") not in TLS_POLICIES:
             raise LayoutError("TLS policy must be one of %s, got %r" % (", ".join(TLS_POLICIES), kw.get("tls")))
-        for label, value, top in (("--port", port, 65535 - len(INSTANCES)), ("--dns-port", dns_port, 65535)):
+        readers = kw.get("readers", 1)
+        if isinstance(readers, bool) or not isinstance(readers, int) or not 1 <= readers <= MAX_READERS:
+            raise LayoutError("--readers must be a whole number 1..%d (Aurora readers), got %r"
+                              % (MAX_READERS, readers))
+        top_index = max(s.index for s in ALL_INSTANCES)
+        for label, value, top in (("--port", port, 65535 - top_index), ("--dns-port", dns_port, 65535)):
             if not 1 <= int(value) <= top:
                 raise LayoutError("%s must be a TCP/UDP port 1..%d, got %r" % (label, top, value))
         if "stale_dns" in kw:
@@ -98,6 +122,26 @@ class Layout:
             raise LayoutError("lab dir %s is too long for unix sockets (%s); choose a shorter --dir"
                               % (layout.dir, longest))
         return layout
+
+    @property
+    def instances(self) -> Tuple[InstanceSpec, ...]:
+        """The instances this lab runs: the four base ones, extra Aurora readers, the Multi-AZ cluster."""
+        return INSTANCES + AURORA_EXTRA_READERS[:self.readers - 1] + (MAZ_INSTANCES if self.multi_az_cluster else ())
+
+    @property
+    def clusters(self) -> Tuple[str, ...]:
+        return ("aurora", "rds") + (("maz",) if self.multi_az_cluster else ())
+
+    def cluster(self, cluster: str) -> Tuple[InstanceSpec, ...]:
+        """This lab's instances of `cluster`, the first writer first."""
+        return tuple(s for s in self.instances if s.cluster == cluster)
+
+    @property
+    def endpoint_names(self) -> Dict[str, str]:
+        names = dict(ENDPOINT_NAMES)
+        if self.multi_az_cluster:
+            names.update(MAZ_ENDPOINT_NAMES)
+        return names
 
     # --- addresses -----------------------------------------------------------------
     @property
@@ -236,7 +280,7 @@ def datadir_name(spec: InstanceSpec) -> str:
 
 
 def spec_by_name(name: str) -> InstanceSpec:
-    for spec in INSTANCES:
+    for spec in ALL_INSTANCES:
         if spec.name == name:
             return spec
     raise KeyError(name)
@@ -252,11 +296,14 @@ def certificate_names(spec: InstanceSpec) -> Tuple[str, ...]:
     """
     if spec.cluster == "aurora":
         return (spec.dns_name or spec.name, ENDPOINT_NAMES["aurora"], ENDPOINT_NAMES["aurora-ro"])
+    if spec.cluster == "maz":
+        return (spec.dns_name or spec.name, MAZ_ENDPOINT_NAMES["maz"], MAZ_ENDPOINT_NAMES["maz-ro"])
     return (ENDPOINT_NAMES["rds"],)
 
 
 def cluster_specs(cluster: str) -> Tuple[InstanceSpec, ...]:
-    return tuple(s for s in INSTANCES if s.cluster == cluster)
+    """The base instances of a cluster (Aurora: writer and first reader; maz: all three)."""
+    return tuple(s for s in INSTANCES + MAZ_INSTANCES if s.cluster == cluster)
 
 
 def write_private(path: str, data: Dict[str, Any]) -> None:

@@ -85,6 +85,10 @@ class Server:
         ] + _innodb_options(self.layout)
         if self.spec.initial_role in ("reader", "standby"):
             cmd.append("--read-only")
+        if self.spec.cluster == "maz":
+            from fiswatch.lab.maz import server_options
+
+            cmd += server_options(self.layout, self.spec)
         return cmd
 
     def start(self, read_only: bool = False, timeout: float = 60.0) -> None:
