@@ -139,6 +139,9 @@ def test_watch_lab_exec_plain_shows_the_program_and_bad_exec_is_one_line(lab, tm
                             capture_output=True, text=True, env=env, timeout=180, cwd=str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert "PROGRAM python on aurora  WRITING" in result.stdout
+    # the program stopped by the run's end is not an outage: its row says so, not "never recovered"
+    row = next(line for line in result.stdout.splitlines() if line.startswith("aurora/program "))
+    assert row.endswith("no write gap"), row
     for args, words in ((["--endpoint", "a=mysql://u@127.0.0.1/db", "--exec", "true"], "give --lab too"),
                         (["--lab", lab.dir, "--exec", "no-such-command-xyz"], "no-such-command-xyz: command not found"),
                         (["--lab", lab.dir, "--exec", ""], "--exec needs a command")):

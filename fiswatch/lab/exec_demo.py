@@ -192,9 +192,10 @@ class ExecAlongside:
 
     def before_stop(self, runner: Any) -> None:
         self.inner.before_stop(runner)
+        stopped_at = time.time() if self.proc is not None and self.proc.poll() is None else None
         self.stop()
-        if self.follower is not None:
-            self.follower.stop()  # the program's writes into the record, before the run's summary
+        if self.follower is not None:  # the program's writes into the record, before the run's summary
+            self.follower.stop(stopped_at)
 
     def stop(self) -> None:
         proc = self.proc

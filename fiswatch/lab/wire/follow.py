@@ -98,6 +98,20 @@ def latest_instances(clients: Sequence[Dict[str, Any]]) -> Dict[str, str]:
     return {e: v[1] for e, v in best.items()}
 
 
+def cut_after(track: Dict[str, Any], stopped_at: float) -> None:
+    """Forget the faults at or after `stopped_at` (the program stopped by fiswatch) in a merged track.
+
+    >>> t = {"faults": [1.0, 5.0], "last_error": [2013, 5.0], "last_dropped": 5.0, "dropped": 2}
+    >>> cut_after(t, 4.0); t["faults"], t["last_error"], t["last_dropped"]
+    ([1.0], None, None)
+    """
+    track["faults"] = [f for f in track.get("faults") or () if f < stopped_at]
+    if track.get("last_error") and track["last_error"][1] >= stopped_at:
+        track["last_error"] = None
+    if track.get("last_dropped") is not None and track["last_dropped"] >= stopped_at:
+        track["last_dropped"] = None
+
+
 class ProgramBoard:
     """What the monitor reads, like a probe's snapshot: the program's columns, one frozen tuple swapped whole."""
 
@@ -124,8 +138,12 @@ class WireFollower:
         self.thread.start()
         return self
 
-    def stop(self) -> None:
-        """Stop following; the program's `wire_client` events (one per endpoint) go to the record."""
+    def stop(self, stopped_at: Optional[float] = None) -> None:
+        """Stop following; the program's `wire_client` events (one per endpoint) go to the record.
+
+        `stopped_at`: when fiswatch itself stopped the program (the run ended): the connections its
+        end dropped are not an outage of the program's (else every run would end "never recovered").
+        """
         self.stop_event.set()
         if self.thread is not None:
             self.thread.join(10)
@@ -133,6 +151,9 @@ class WireFollower:
         from fiswatch.lab.wire.accounting import GAP_MIN
         from fiswatch.lab.wire.verdict import PROGRAM
 
+        for m in self.merged.values():
+            if stopped_at is not None:
+                cut_after(m, stopped_at)
         for endpoint, m in sorted(self.merged.items()):
             self.emit(E.wire_client("%s/%s" % (endpoint, PROGRAM), endpoint, backend=self.name, acked=m["acked"],
                                     segments=m["segments"], gap_min=GAP_MIN, errors=m["errors"],
