@@ -111,3 +111,37 @@ def test_a_failover_where_the_program_never_wrote_is_not_measured_not_a_pass(lab
     # aurora:recovered is out of the rds failover's scope, and aurora had no failover: nothing measured either
     assert _junit(tmp_path / "j.xml") == {"failover rds@2": True, "recovered": False, "aurora:recovered": False,
                                           "max-gap=30": False}
+
+
+CLI_LOOP = ('end=$(($(date +%s)+{seconds})); while [ $(date +%s) -lt $end ]; do '
+            'timeout 5 mysql --connect-timeout=1 -h "$FISWATCH_LAB_AURORA_HOST" -u "$FISWATCH_LAB_USER" '
+            '"$FISWATCH_LAB_DATABASE" -e "CREATE TABLE IF NOT EXISTS cli_compare (id BIGINT AUTO_INCREMENT PRIMARY KEY, '
+            'v INT); INSERT INTO cli_compare (v) VALUES (1)" 2>/dev/null; sleep 0.05; done')
+
+
+def test_the_mysql_cli_loop_is_measured_within_a_second_of_the_pymysql_probe_in_the_same_failover(lab, tmp_path):  # noqa: F811
+    """The issue's comparison: the `mysql` CLI in a loop (under `timeout`, it has no read timeout of its
+    own) measured from the wire by `lab exec`, and fiswatch's PyMySQL probe watching the same lab at the
+    same time; one Aurora failover; the two write gaps agree within a second, and nothing is lost."""
+    from fiswatch.report.build import build_report
+
+    env = dict(os.environ, PYTHONPATH=ROOT, AWS_EC2_METADATA_DISABLED="true")
+    record = tmp_path / "probe.jsonl"
+    watch = subprocess.Popen([sys.executable, "-m", "fiswatch", "watch", "--lab", lab.dir, "--backend", "pymysql",
+                              "--json", "--no-verify", "--record", str(record), "--duration", "60"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=str(tmp_path))
+    try:
+        result = _gate(lab.dir, tmp_path, "--failover", "aurora@8", "--expect", "lost=0", "--expect", "recovered",
+                       "--json", str(tmp_path / "v.json"), "--", "sh", "-c", CLI_LOOP.format(seconds=34))
+    finally:
+        _, err = watch.communicate(timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert watch.returncode == 0, err
+    doc = json.loads((tmp_path / "v.json").read_text())
+    assert doc["lost"]["lost"] == [] and doc["lost"]["checked"] == doc["endpoints"]["aurora"]["acknowledged"] > 20
+    [failover] = doc["endpoints"]["aurora"]["failovers"]
+    report = build_report([json.loads(line) for line in record.read_text().splitlines()])
+    probe = next(p for p in report.probes if p.probe == "aurora/pymysql")
+    assert probe.longest_gap is not None and not probe.longest_gap.open
+    assert failover["gap"] is not None and not failover["open"]
+    assert abs(failover["gap"] - probe.longest_gap.duration) <= 1.0, (failover["gap"], probe.longest_gap.duration)
