@@ -94,6 +94,7 @@ def test_a_sqlalchemy_pool_through_a_stale_dns_failover_is_on_a_demoted_writer(l
     printed = result.stdout.count("error 1290") + result.stdout.count("error 1836")
     assert refused >= 10 and refused == printed, (refused, printed)
     assert "%d writes refused 1290/1836 by a read-only server" % refused in result.stderr
+    assert doc["endpoints"]["aurora"]["errors"] == refused  # each refusal counted once (not twice)
     assert _junit(tmp_path / "j.xml") == {"failover aurora@3": True, "recovered": False, "lost=0": True}
 
 
