@@ -79,10 +79,10 @@ class LabOnly:
     """The hooks of a `watch --lab` run: no keys, no jobs; only the lab's password to mask in the output."""
 
     keys: Tuple[Tuple[str, str], ...] = ()
-    actions: Dict[str, Callable[[], None]] = {}
 
     def __init__(self, info: Any) -> None:
         self.info = info
+        self.actions: Dict[str, Callable[[], None]] = {}
 
     def start(self, runner: Any) -> None:
         pass
