@@ -345,6 +345,27 @@ class EndpointView:
 
 
 @dataclass(frozen=True)
+class ProgramView:
+    """A user's program measured from the lab's wire (`--exec`), one endpoint: what its column shows.
+
+    `kind`: starting (nothing on the wire yet) / writing / silent (no acknowledged write for
+    `silent_for` s) / erroring (the last thing the wire saw was an error or a dropped connection)
+    / refused (writes refused 1290/1836 on a demoted writer).
+    """
+
+    name: str
+    endpoint: str
+    kind: str = "starting"
+    text: str = "no connection seen yet"
+    ops_per_s: float = 0.0
+    acked: int = 0
+    refused: int = 0
+    silent_for: float = 0.0
+    error: Optional[int] = None  # the last error code the wire saw (2013: connection lost)
+    instance: str = ""  # the lab instance its latest connection reached
+
+
+@dataclass(frozen=True)
 class View:
     """One frame's worth of state: what every output renders."""
 
@@ -355,6 +376,7 @@ class View:
     paused: bool = False
     status: Tuple[str, ...] = ()  # extra status lines (lab, experiment)
     keys: Tuple[Tuple[str, str], ...] = ()  # extra key bindings shown in help line
+    programs: Tuple[ProgramView, ...] = ()  # programs followed from the wire (--exec)
 
 
 def freeze_mapping(mapping: Mapping[str, Any]) -> Tuple[Tuple[str, Any], ...]:

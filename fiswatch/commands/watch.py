@@ -34,6 +34,9 @@ def add_watch_parser(sub) -> None:
     add_endpoint_args(p)
     add_probe_args(p)
     add_output_args(p)
+    p.add_argument("--exec", metavar="COMMAND", dest="exec_command",
+                   help="with --lab: also run your own program in the lab (`fiswatch lab exec`), measured from the "
+                        "wire as a line beside the probes; its output goes to a log next to the record")
     p.set_defaults(handler=run_watch)
 
 
@@ -50,12 +53,22 @@ def output_mode(options: WatchOptions, stream=None) -> str:
 def run_watch(args: argparse.Namespace) -> int:
     options = WatchOptions.from_args(args)
     check_record_target(options)
+    exec_argv = None
+    if getattr(args, "exec_command", None) is not None:  # bad --exec: one line, exit 2, before anything starts
+        from fiswatch.lab.exec_demo import exec_argv_for_watch
+
+        exec_argv = exec_argv_for_watch(args.exec_command, options.endpoints.lab)
     try:
         endpoints, nameserver = collect_endpoints(options.endpoints)
     except CommandError as exc:
         say(str(exc))
         return EXIT_FAIL
-    return watch(options, endpoints, nameserver)
+    hooks = None
+    if exec_argv is not None:
+        from fiswatch.lab.exec_demo import watch_hooks
+
+        hooks = watch_hooks(exec_argv, options.endpoints.lab, endpoints, options.record)
+    return watch(options, endpoints, nameserver, hooks=hooks)
 
 
 def check_record_target(options: WatchOptions) -> None:
@@ -124,7 +137,8 @@ def watch(options: WatchOptions, endpoints: Sequence[Endpoint], nameserver, hook
     outputs.extend(extras.outputs)
     keys: List[Tuple[str, str]] = list(extras.keys) + list(hooks.keys if hooks is not None else ())
     runner = Runner(endpoints, specs, run_options, topology=extras.topology, status=extras.status_lines,
-                    outputs=outputs, record_path=record_path, keys=keys, inbox=inbox, stop_event=stop_event)
+                    outputs=outputs, record_path=record_path, keys=keys, inbox=inbox, stop_event=stop_event,
+                    programs=getattr(hooks, "programs", ()))
     actions: Dict[str, Callable[[], None]] = {"pause": runner.toggle_pause}
     actions.update(extras.actions)
     if hooks is not None:

@@ -51,8 +51,10 @@ class Monitor:
                  stall_after: float = 2.0,
                  topology: Optional[Callable[[str], Tuple[str, ...]]] = None,
                  status: Optional[Callable[[], Tuple[str, ...]]] = None,
-                 keys: Sequence[Tuple[str, str]] = (), inbox: Optional[Inbox] = None) -> None:
+                 keys: Sequence[Tuple[str, str]] = (), inbox: Optional[Inbox] = None,
+                 programs: Sequence = ()) -> None:
         self.probes = tuple(probes)
+        self.programs = tuple(programs)  # each has `.snapshot`: a tuple of ProgramView, swapped whole (--exec)
         self.infos = dict(infos)
         self.watchers = tuple(watchers)
         self.stall_after = stall_after
@@ -135,7 +137,8 @@ class Monitor:
                 self._log.append(event)
         self.view = View(
             ts=wall, probes=tuple(views), endpoints=self._endpoint_views(), events=tuple(self._log),
-            paused=self.paused, status=self.status() if self.status else (), keys=self.keys)
+            paused=self.paused, status=self.status() if self.status else (), keys=self.keys,
+            programs=tuple(v for program in self.programs for v in program.snapshot))
         return self.view, events
 
     def _endpoint_views(self) -> Tuple[EndpointView, ...]:

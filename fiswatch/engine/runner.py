@@ -112,7 +112,8 @@ class Runner:
     thread); `record_path`: the run's record, when one of the outputs writes it (the
     verification reads it back); `keys`: extra key bindings the View shows (demo's f/r, the
     FIS key); `inbox` and `stop_event`: made by the caller when something built before the
-    Runner must report into the run or end it (the outputs' error handlers).
+    Runner must report into the run or end it (the outputs' error handlers); `programs`: programs
+    followed from the lab's wire (`--exec`), each with a `.snapshot` of ProgramViews the View shows.
     Raises what check_backends raises.
     """
 
@@ -122,7 +123,7 @@ class Runner:
                  status: Optional[Callable[[], Tuple[str, ...]]] = None,
                  outputs: Sequence[Output] = (), record_path: Optional[str] = None,
                  keys: Sequence[Tuple[str, str]] = (), inbox: Optional[Inbox] = None,
-                 stop_event: Optional[threading.Event] = None) -> None:
+                 stop_event: Optional[threading.Event] = None, programs: Sequence = ()) -> None:
         self.endpoints = tuple(endpoints)
         self.specs = tuple(specs)
         self.options = options
@@ -159,7 +160,7 @@ class Runner:
                                          wakes=[p.wake for p in self.probes if p.endpoint is ep and isinstance(p, Probe)])
                               for ep in self.endpoints)
         self.monitor = Monitor(self.probes, infos, self.watchers, stall_after=options.stall_after,
-                               topology=topology, status=status, keys=keys, inbox=inbox)
+                               topology=topology, status=status, keys=keys, inbox=inbox, programs=programs)
         self._thread = threading.Thread(target=self._monitor_loop, name="monitor", daemon=True)
 
     # -- lifecycle ---------------------------------------------------------------------------------------

@@ -63,6 +63,52 @@ def parse_command(command: Optional[str], aws: bool = False) -> Optional[List[st
     return argv
 
 
+def exec_argv_for_watch(command: str, lab: Optional[str]) -> List[str]:
+    """`watch --exec COMMAND`: its argv, or UsageError (one line, exit 2) when it is bad or --lab is missing."""
+    from fiswatch.exits import UsageError
+
+    if lab is None:
+        raise UsageError("--exec runs your program in the local lab: give --lab too (or use `fiswatch demo --exec`)")
+    try:
+        argv = parse_command(command)
+    except ValueError as exc:
+        raise UsageError(str(exc))
+    assert argv is not None
+    return argv
+
+
+class LabOnly:
+    """The hooks of a `watch --lab` run: no keys, no jobs; only the lab's password to mask in the output."""
+
+    keys: Tuple[Tuple[str, str], ...] = ()
+
+    def __init__(self, info: Any) -> None:
+        self.info = info
+        self.actions: Dict[str, Callable[[], None]] = {}
+
+    def start(self, runner: Any) -> None:
+        pass
+
+    def before_stop(self, runner: Any) -> None:
+        pass
+
+
+def watch_hooks(argv: List[str], lab: str, endpoints: Any, record: Optional[str]) -> "ExecAlongside":
+    """`watch --lab --exec`: the program beside the probes, as demo runs it; its log next to the record."""
+    from types import SimpleNamespace
+
+    from fiswatch.lab import api
+
+    lab_dir = lab or api.default_lab_dir()
+    if record:
+        log_path = os.path.splitext(record)[0] + "-exec.log"
+    else:
+        runs = os.path.join(lab_dir, "runs")
+        os.makedirs(runs, exist_ok=True)
+        log_path = os.path.join(runs, time.strftime("watch-%Y%m%d-%H%M%S-exec.log"))
+    return ExecAlongside(LabOnly(SimpleNamespace(endpoints=list(endpoints))), argv, lab_dir, log_path)
+
+
 def mask(line: str, secret: Optional[str]) -> str:
     return line.replace(secret, "***") if secret else line
 
@@ -80,6 +126,9 @@ class ExecAlongside:
         self._reader: Optional[threading.Thread] = None
         self.follower: Any = None
         self.failure: Optional[str] = None  # `lab exec` could not start COMMAND: why (the demo repeats it at the end)
+        from fiswatch.lab.wire.follow import ProgramBoard
+
+        self.board = ProgramBoard(os.path.basename(argv[0]))  # the program's column, published by the follower
         info = getattr(inner, "info", None)
         password = info.endpoints[0].password if info is not None and info.endpoints else None
         self._secret = password.reveal() if password is not None else None
@@ -87,6 +136,10 @@ class ExecAlongside:
     @property
     def keys(self) -> Tuple[Tuple[str, str], ...]:
         return tuple(self.inner.keys)
+
+    @property
+    def programs(self) -> Tuple[Any, ...]:
+        return (self.board,)
 
     @property
     def actions(self) -> Dict[str, Callable[[], None]]:
@@ -110,7 +163,7 @@ class ExecAlongside:
         from fiswatch.lab.wire.follow import WireFollower
 
         self.follower = WireFollower(os.path.abspath(self.lab_dir), self.proc.pid, os.path.basename(self.argv[0]),
-                                     runner.emit).start()
+                                     runner.emit, self.board).start()
 
     def _read(self, runner: Any) -> None:
         try:
@@ -152,9 +205,10 @@ class ExecAlongside:
 
     def before_stop(self, runner: Any) -> None:
         self.inner.before_stop(runner)
+        stopped_at = time.time() if self.proc is not None and self.proc.poll() is None else None
         self.stop()
-        if self.follower is not None:
-            self.follower.stop()  # the program's writes into the record, before the run's summary
+        if self.follower is not None:  # the program's writes into the record, before the run's summary
+            self.follower.stop(stopped_at)
 
     def stop(self) -> None:
         proc = self.proc

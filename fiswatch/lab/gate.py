@@ -5,11 +5,14 @@
 
 --failover ENDPOINT@SECONDS   a failover of `aurora` or `rds`, SECONDS after COMMAND starts (--profile
                               fast | quick | realistic, as `fiswatch lab failover`). In order.
+--stale-dns SECONDS           its Aurora failovers keep the cluster name on the old writer for SECONDS
+                              after it rejoined read-only (the demoted-writer trap).
 --expect [ENDPOINT:]KEY[=VALUE]
       max-gap=SECONDS   every failover's write gap of the program is at most SECONDS
       lost=N            at most N acknowledged inserts missing from the current writer after the run
       recovered         the program wrote again after every failover (not hung, not left on a
-                        demoted writer)
+                        demoted writer); a failover of an endpoint it never wrote to is "not
+                        measured", which fails it too
       ENDPOINT: limits it to one endpoint (aurora:max-gap=5).
 With a schedule or expectations, a lab is started when none runs (and stopped after).
 
@@ -57,6 +60,9 @@ def add_gate_options(p: argparse.ArgumentParser) -> None:
                    help="fail ENDPOINT (aurora or rds) over SECONDS after COMMAND starts; repeatable")
     p.add_argument("--profile", default="fast", choices=PROFILES,
                    help="the failovers' timing profile, as `fiswatch lab failover` (default fast)")
+    p.add_argument("--stale-dns", metavar="SECONDS", default=None, dest="gate_stale_dns",
+                   help="with --failover aurora@SECONDS: the demoted-writer trap: the cluster name keeps naming the "
+                        "old writer for SECONDS after it rejoined read-only (as `lab failover --stale-dns`)")
     p.add_argument("--expect", action="append", default=[], metavar="[ENDPOINT:]KEY[=VALUE]",
                    help="max-gap=SECONDS, lost=N, recovered; exit %d when COMMAND's measured behaviour misses "
                         "one" % EXIT_EXPECTATIONS)
@@ -122,9 +128,33 @@ def wanted(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "failover", None) or getattr(args, "expect", None))
 
 
+def parse_stale_dns(raw: Optional[str], schedule: Sequence[Scheduled]) -> Optional[float]:
+    """--stale-dns SECONDS of the gate (None without it), or GateUsage.
+
+    >>> parse_stale_dns("8", [Scheduled("aurora", 10.0)])
+    8.0
+    >>> parse_stale_dns("8", [Scheduled("rds", 10.0)])
+    Traceback (most recent call last):
+    ...
+    fiswatch.lab.gate.GateUsage: --stale-dns goes with an Aurora failover: add --failover aurora@SECONDS
+    """
+    if raw is None:
+        return None
+    from fiswatch.lab.layout import LayoutError, check_stale_dns
+
+    try:
+        seconds = check_stale_dns(raw)
+    except (LayoutError, ValueError) as exc:
+        raise GateUsage(str(exc))
+    if not any(s.target == "aurora" for s in schedule):
+        raise GateUsage("--stale-dns goes with an Aurora failover: add --failover aurora@SECONDS")
+    return seconds
+
+
 def check_args(args: argparse.Namespace) -> Tuple[List[Expectation], List[Scheduled]]:
     expectations = [parse_expectation(e) for e in args.expect]
     schedule = sorted((parse_failover(f) for f in args.failover), key=lambda s: s.at)
+    parse_stale_dns(getattr(args, "gate_stale_dns", None), schedule)
     for path in (args.junit, args.json_file, args.record):
         if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
             raise GateUsage("cannot write %s: its directory does not exist" % path)
@@ -135,8 +165,10 @@ def check_args(args: argparse.Namespace) -> Tuple[List[Expectation], List[Schedu
 class Failovers:
     """Runs the schedule in a thread of its own, relative to COMMAND's start; collects `lab` events."""
 
-    def __init__(self, lab_dir: str, schedule: Sequence[Scheduled], profile: str) -> None:
+    def __init__(self, lab_dir: str, schedule: Sequence[Scheduled], profile: str,
+                 stale_dns: Optional[float] = None) -> None:
         self.lab_dir, self.schedule, self.profile = lab_dir, list(schedule), profile
+        self.stale_dns = stale_dns  # Aurora failovers only; None: the lab's own default
         self.events: List[Dict[str, Any]] = []
         self.done: List[Tuple[Scheduled, str]] = []  # (failover, "" or why it failed / did not run)
         self.stop = threading.Event()
@@ -166,7 +198,7 @@ class Failovers:
                 return
             try:
                 failover(self.lab_dir, s.target, emit=lambda ev: self.events.append(ev.as_dict()),
-                         profile=self.profile)
+                         profile=self.profile, stale_dns=self.stale_dns if s.target == "aurora" else None)
                 self.done.append((s, ""))
             except (LabError, ValueError) as exc:  # ValueError: signal handling outside the main thread
                 self.done.append((s, "failed: %s" % exc))
@@ -190,7 +222,12 @@ def judge(expectations: Sequence[Expectation], report: Any, lost: Dict[str, Any]
             results.append((e.text, len(ids) <= (e.value or 0), "%d lost%s" % (
                 len(ids), (": " + ", ".join("%s id %s" % (t, i) for t, i in ids[:5])) if ids else "")))
             continue
-        pairs = [(p, o) for p in probes for o in p.outages]
+        # a failover counts for the endpoint it failed over (the report pairs every failover with every client)
+        pairs = [(p, o) for p in probes for o in p.outages if o.failover.target == p.endpoint]
+        unmeasured = not_measured(e, report, failovers)
+        if unmeasured:  # a failover where the program never wrote proves nothing: not a pass
+            results.append((e.text, False, "; ".join(unmeasured)))
+            continue
         if not pairs:
             results.append((e.text, False, "no failover of %s was measured (no write of the program went through "
                             "the lab's proxies there)" % (e.endpoint or "any endpoint")))
@@ -212,6 +249,17 @@ def judge(expectations: Sequence[Expectation], report: Any, lost: Dict[str, Any]
                     bad.append("failover %d (%s): %s, %s" % (o.number, p.endpoint, cls, detail))
             results.append((e.text, not bad, "; ".join(bad) or "recovered after every failover"))
     return results
+
+
+def not_measured(e: Expectation, report: Any, failovers: Sequence[Tuple[Scheduled, str]]) -> List[str]:
+    """One line per failover in the expectation's scope on an endpoint the program never wrote to. Pure."""
+    wrote = {p.endpoint for p in report.probes if p.acknowledged}
+    out = []
+    for s, why in failovers:
+        if not why and e.endpoint in (None, s.target) and s.target not in wrote:
+            out.append("failover %s@%g: not measured: no acknowledged write of the program went to %s through "
+                       "the lab's proxies" % (s.target, s.at, s.target))
+    return out
 
 
 def junit_xml(results: Sequence[Tuple[str, bool, str]], command: str, seconds: float) -> str:
@@ -258,7 +306,8 @@ def run_gate(args: argparse.Namespace, lab_dir: str, argv: List[str], say: Any) 
             say(str(exc))
             return 125
     _preload(bool(schedule))
-    failovers = Failovers(lab_dir, schedule, args.profile)
+    failovers = Failovers(lab_dir, schedule, args.profile, parse_stale_dns(getattr(args, "gate_stale_dns", None),
+                                                                           schedule))
     t0 = time.time()
     try:
         try:
@@ -347,10 +396,12 @@ def verdict_of(lab_dir: str, argv: List[str], expectations: Sequence[Expectation
             unmeasured[why] = unmeasured.get(why, 0) + n
     for why, n in sorted(unmeasured.items()):
         lines.append("  %d connection(s) not measured: %s" % (n, why))
-    lines.extend("  " + line for line in V.describe(report, lost))
+    refused = {e: int(m.get("refused") or 0) for e, m in merged.items()}
+    lines.extend("  " + line for line in V.describe(report, lost, refused))
     results = judge(expectations, report, lost, failovers.done)
     doc = {"command": argv, "start": t0, "end": end, "clients": len(clients),
            "endpoints": {p.endpoint: {"acknowledged": p.acknowledged, "errors": p.errors,
+                                      "refused": refused.get(p.endpoint, 0),
                                       "failovers": [{"number": o.number, "target": o.failover.target,
                                                      "gap": o.gap.duration if o.gap else None,
                                                      "open": bool(o.gap and o.gap.open)} for o in p.outages]}

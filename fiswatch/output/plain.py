@@ -18,6 +18,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 from fiswatch import events as E
 from fiswatch.model import Event, ProbeView, State, View
 from fiswatch.ui import event_text as ET, text as T
+from fiswatch.ui.program import program_text
 
 COLUMN = 30  # the workshop printed "%-30s"
 MAX_ROWS = 10
@@ -90,6 +91,8 @@ def plain_lines(view: View, width: int = 80) -> List[str]:
     name_w = max(len(p.probe) for p in probes)
     for p in probes:
         lines.append(T.truncate(state_line(p, name_w, max(10, width - name_w - 2)), width).rstrip())
+    for program in view.programs:  # --exec: the program measured from the wire
+        lines.append(T.truncate(program_text(program), width).rstrip())
     return lines
 
 

@@ -16,6 +16,8 @@ Screen, top to bottom:
     detail           last error, previous address, or counters
     rows             the newest rows as (id, value), newest first
     sparkline        ops/s over the last seconds, a gap for each second without a round
+  program            --exec: the user's program measured from the wire, a line per endpoint
+                     (fiswatch.ui.program), taken from the event log's lines
   event log          the newest events (oldest on top), then status lines (lab, FIS)
   footer             keys, or the y/n question / message of the moment
 
@@ -30,6 +32,7 @@ from fiswatch.ui import event_text as ET, text as T
 from fiswatch.ui.columns import (PROBE_HEADER, PROBE_HEADER_COMPACT, SEPARATOR, band_lines,  # noqa: F401
                                  detail_line, endpoint_header, probe_column)
 from fiswatch.ui.lines import BLANK, STYLES, Line, UiState  # noqa: F401
+from fiswatch.ui.program import program_lines
 
 MIN_WIDTH = 60
 MIN_HEIGHT = 16
@@ -65,6 +68,10 @@ def render(view: View, width: int, height: int, ui: UiState, now: float) -> List
         log = body - 1
     for band in bands:
         lines += band_lines(band, endpoints, width, rows, topo, ui, now, compact=header == PROBE_HEADER_COMPACT)
+    if view.programs:  # the program measured from the wire (--exec): lines taken from the event log
+        programs = program_lines(view.programs, width, max(1, min(len(view.programs), log - LOG_MIN)))
+        lines += programs
+        log -= len(programs)
     lines += log_lines(view, width, log)
     lines.append(footer_line(view, ui, width))
     return _finish(lines, width, height)

@@ -194,8 +194,13 @@ class Accounting:
 
     def on_command(self, command: int, packet: F.Packet) -> None:
         if self.resolved_pid is not None:
-            self.client = self.ledger.adopt(self.client, self.resolved_pid)
+            old = self.client
+            self.client = self.ledger.adopt(old, self.resolved_pid)
             self.resolved_pid = None
+            if self.client is not old and self._reached:  # the instance it reached goes with the connection
+                c = self.client
+                c.instances[self.instance] = c.instances.get(self.instance, 0) + 1
+                c.last_instance = self.instance
         self.client.commands += 1
         self.statement = None
         if command == F.COM_QUIT:

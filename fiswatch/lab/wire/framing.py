@@ -132,6 +132,17 @@ class Framer:
     def _scan(self, data: bytes, out: Optional[List[bytes]]) -> None:
         pos, end = 0, len(data)
         while pos < end:
+            if out is None and self._length < 0 and not self._header and end - pos >= 4:
+                # fast path, the common case: a whole packet inside this chunk (no copy of what is forwarded
+                # beyond the `keep` head, no per-piece bookkeeping)
+                length = data[pos] | data[pos + 1] << 8 | data[pos + 2] << 16
+                if pos + 4 + length <= end:
+                    seq, body = data[pos + 3], pos + 4
+                    pos = body + length
+                    if self.on_packet(Packet(seq, length, data[body:body + min(length, self.keep)])):
+                        self.stopped = True
+                        return
+                    continue
             if self._length < 0:
                 have = len(self._header)
                 if have < 4:

@@ -80,8 +80,9 @@ def program_events(name: str, merged: Dict[str, Dict[str, Any]], lab_events: Ite
     events.extend(lab_events)
     events.append({"ts": end, "event": E.RUN_STOP})
     events.append({"ts": end, "event": E.SUMMARY, "probes": {
-        "%s/%s" % (e, PROGRAM): {"ops": merged[e]["acked"], "errors": sum(merged[e]["errors"].values()),
-                                 "state": final_state(merged[e], end, gap_min)} for e in merged}})
+        # no "errors" here: build_report adds the wire_client's own (else every error counted twice)
+        "%s/%s" % (e, PROGRAM): {"ops": merged[e]["acked"], "state": final_state(merged[e], end, gap_min)}
+        for e in merged}})
     return events
 
 
@@ -99,16 +100,24 @@ def final_state(track: Dict[str, Any], end: float, gap_min: float = GAP_MIN) -> 
     return "NO WRITE"
 
 
-def describe(report: Any, lost: Optional[Dict[str, Any]] = None) -> List[str]:
-    """The verdict as a few lines: per endpoint, each failover's class and gap; then lost writes."""
+def describe(report: Any, lost: Optional[Dict[str, Any]] = None,
+             refused: Optional[Dict[str, int]] = None) -> List[str]:
+    """The verdict as a few lines: per endpoint, each failover's class and gap; then lost writes.
+
+    `refused`: endpoint -> writes refused by a read-only server (1290/1836), said when any.
+    """
     from fiswatch.report.failover_table import failover_verdict
 
     lines = []
     for probe in report.probes:
         head = "%s on %s: %d acknowledged writes, %d server errors" % (
             probe.backend, probe.endpoint, probe.acknowledged, probe.errors)
+        if (refused or {}).get(probe.endpoint):
+            head += ", %d writes refused 1290/1836 by a read-only server" % refused[probe.endpoint]  # type: ignore[index]
         lines.append(head)
         for pair in probe.outages:
+            if pair.failover.target != probe.endpoint:  # another endpoint's failover: not this one's outage
+                continue
             cls, detail = failover_verdict(report, probe, pair.failover)
             lines.append("  failover %d (%s at t+%.1f): %s%s" % (
                 pair.number, pair.failover.target, pair.failover.started - report.start, cls,
