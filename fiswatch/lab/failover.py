@@ -29,7 +29,7 @@ class FailoverError(RuntimeError):
     """A failover could not run; one line."""
 
 
-def _password(layout: L.Layout) -> str:
+def lab_password(layout: L.Layout) -> str:
     from fiswatch.lab.files import password_of
 
     return password_of(layout.credentials_file, layout.dir)
@@ -55,7 +55,7 @@ class Cancelled(Exception):
     """The caller asked the failover to stop (the demo quitting)."""
 
 
-def _sleep_until(t0: float, offset: float, cancel: Optional[threading.Event]) -> None:
+def sleep_until(t0: float, offset: float, cancel: Optional[threading.Event]) -> None:
     delay = t0 + offset - time.time()
     if cancel is None:
         if delay > 0:
@@ -157,7 +157,7 @@ class Failover:
             sql(layout.server_socket(new), ["STOP SLAVE IO_THREAD"])
             self.reached("lag", "replication to %s paused for %.1fs: writes acknowledged now exist only on %s"
                          % (new.name, lag_for, old.name))
-            _sleep_until(t0, 0.0, cancel)
+            sleep_until(t0, 0.0, cancel)
         request(ctl, "proxy", instance=old.name, mode="blackhole")
         if target == "aurora":
             request(ctl, "heartbeat", pause_for=HEARTBEAT_LEASE)
@@ -172,7 +172,7 @@ class Failover:
             self.reached("blackhole", "%s fenced: open connections hang, new ones are accepted and hang" % old.name)
 
         if not dead:
-            _sleep_until(t0, plan.promote_at, cancel)
+            sleep_until(t0, plan.promote_at, cancel)
         if crash or dead:
             lag = "no catch-up"
         else:
@@ -186,7 +186,7 @@ class Failover:
         pos = _promote(layout, target, new)
         request(ctl, "roles", roles={new.name: up_role, old.name: down_role})
         for extra in layout.cluster(target)[2:]:  # more Aurora readers (lab up --readers N) follow the new writer
-            replicate(layout, extra, new, _password(layout))
+            replicate(layout, extra, new, lab_password(layout))
         if target == "aurora":
             request(ctl, "heartbeat")
         self.reached("promote", "%s promoted to %s (%s, GTID %s); read_only off%s" % (
@@ -198,12 +198,12 @@ class Failover:
         if self.stale_dns:
             return self._stale_dns_end(t0, pos, endpoint, kind, new_value, old_value)
         if plan.empty_for > 0:
-            _sleep_until(t0, plan.flip_at - plan.empty_for, cancel)
+            sleep_until(t0, plan.flip_at - plan.empty_for, cancel)
             request(ctl, "dns_blank", name=endpoint, style=self.dns_style)
             self.reached("dns_empty", "%s answers %s for %.0fs" % (
                 endpoint, "NXDOMAIN" if self.dns_style == "nxdomain" else "no address (NOERROR, empty)",
                 plan.empty_for))
-        _sleep_until(t0, plan.flip_at, cancel)
+        sleep_until(t0, plan.flip_at, cancel)
         flap_until = None
         if plan.flap_for > 0:
             flap_until = time.time() + plan.flap_for
@@ -219,10 +219,10 @@ class Failover:
             self.reached("dns_flap", "%s answers %s or %s, picked per query, for %.0fs" % (
                 endpoint, old_value, new_value, plan.flap_for))
 
-        _sleep_until(t0, plan.rejoin_at, cancel)
+        sleep_until(t0, plan.rejoin_at, cancel)
         self._rejoin(pos, "")
         if flap_until is not None:
-            _sleep_until(flap_until, 0.0, cancel)
+            sleep_until(flap_until, 0.0, cancel)
             request(ctl, "dns_set", name=endpoint, kind=kind, values=[new_value], ttl=5)
         return self._done(t0, outage_end)
 
@@ -237,7 +237,7 @@ class Failover:
             gtid = pos
             closed = end_client_sessions(layout, old)
             detail = rejoin_detail(closed)
-        replicate(layout, old, new, _password(layout), gtid_pos=gtid)
+        replicate(layout, old, new, lab_password(layout), gtid_pos=gtid)
         request(self.ctl, "proxy", instance=old.name, mode="pass")
         if self.target == "aurora":
             request(self.ctl, "readers_dns", cluster="aurora")
@@ -259,12 +259,12 @@ class Failover:
         seconds after the old writer has rejoined read-only: a client that reconnects by name in
         that window lands on the demoted writer, its writes get 1290 and a ping passes."""
         plan, ctl, cancel = self.plan, self.ctl, self.cancel
-        _sleep_until(t0, min(plan.flip_at, plan.rejoin_at), cancel)
+        sleep_until(t0, min(plan.flip_at, plan.rejoin_at), cancel)
         self.reached("dns_stale", "%s still answers %s, the old writer (stale DNS): until %gs after it rejoins"
                      % (endpoint, old_value, self.stale_dns), stale_dns=self.stale_dns)
-        _sleep_until(t0, plan.rejoin_at, cancel)
+        sleep_until(t0, plan.rejoin_at, cancel)
         self._rejoin(pos, "; %s still names it for %gs" % (endpoint, self.stale_dns))
-        _sleep_until(time.time(), self.stale_dns, cancel)
+        sleep_until(time.time(), self.stale_dns, cancel)
         request(ctl, "dns_set", name=endpoint, kind=kind, values=[new_value], ttl=5)
         if self.target == "aurora":
             request(ctl, "dns_set", name=L.ENDPOINT_NAMES["aurora-ro"], kind="CNAME", values=[old_value], ttl=5)
@@ -276,7 +276,7 @@ class Failover:
     def recover(self, why: str) -> str:
         """Finish or roll back after `why` stopped the failover at self.step; returns the one-line outcome."""
         outcome, detail = recover(self.layout, self.ctl, self.target, self.old, self.new, self.crash or self.dead,
-                                  _password(self.layout))
+                                  lab_password(self.layout))
         text = "%s at step %s (%s): %s" % (outcome, self.step, why, detail)
         if outcome == "finished":  # the failover happened: its `done`, with the outage's end
             self.emit("done", "%s failover %s" % (self.target, text), outage_end=self.outage_end or time.time(),
@@ -296,7 +296,7 @@ def _recover_abandoned(lab_dir: str, emit: Emit) -> None:
     layout = L.Layout.from_dict(state["layout"])
     old, new = L.spec_by_name(last["old"]), L.spec_by_name(last["new"])
     outcome, detail = recover(layout, layout.control_socket, last["target"], old, new, bool(last.get("crash")),
-                              _password(layout))
+                              lab_password(layout))
     why = "its process %s ended midway" % last.get("pid")
     emit("recovered", "previous %s failover %s at step %s (%s): %s" % (last["target"], outcome, last.get("step"),
                                                                        why, detail), recovered=outcome)
@@ -332,7 +332,7 @@ def run_failover(lab_dir: str, target: str, emit: Emit, profile: str = "fast", c
         try:
             return job.run()
         except BaseException as exc:
-            why = _why(exc)
+            why = why_text(exc)
             with _sigint_ignored():
                 try:
                     outcome = job.recover(why)
@@ -352,7 +352,7 @@ class Interrupted(FailoverError):
     """Ctrl-C/SIGTERM stopped a failover; it was finished or rolled back (str() says which)."""
 
 
-def _why(exc: BaseException) -> str:
+def why_text(exc: BaseException) -> str:
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted"
     if isinstance(exc, Cancelled):

@@ -30,7 +30,7 @@ from fiswatch.lab import layout as L
 from fiswatch.lab import maz
 from fiswatch.lab.control import request
 from fiswatch.lab.daemon import replicate
-from fiswatch.lab.failover import Cancelled, Emit, FailoverError, Interrupted, _password, _sleep_until, _why
+from fiswatch.lab.failover import Cancelled, Emit, FailoverError, Interrupted, lab_password, sleep_until, why_text
 from fiswatch.lab.mariadb import sql
 from fiswatch.lab.settle import end_client_sessions, state_record, writable
 
@@ -109,11 +109,11 @@ class MazFailover:
                      % old.name)
         if self.lag:
             self.reached("lag", "readers apply after %.1fs (what they received waits in their relay logs)" % self.lag)
-            _sleep_until(t0, self.lag, self.cancel)
+            sleep_until(t0, self.lag, self.cancel)
             for reader in self.readers:
                 self._on(reader, ["START SLAVE SQL_THREAD"])
         positions = self._applied()
-        _sleep_until(t0, plan.promote_at, self.cancel)
+        sleep_until(t0, plan.promote_at, self.cancel)
         ranked = sorted(positions, key=lambda name: (-maz.gtid_seq(positions[name]), name))
         new = self.new = L.spec_by_name(ranked[0])
         sql(layout.server_socket(new), ["STOP SLAVE", "RESET SLAVE ALL"])
@@ -128,13 +128,13 @@ class MazFailover:
             if other.name not in positions:
                 continue  # not answering: restarted and re-pointed at rejoin
             self._repoint(other, new)
-        _sleep_until(t0, plan.flip_at, self.cancel)
+        sleep_until(t0, plan.flip_at, self.cancel)
         request(ctl, "dns_set", name=L.MAZ_ENDPOINT_NAMES["maz"], kind="CNAME", values=[new.dns_name], ttl=5)
         ro = request(ctl, "readers_dns", cluster="maz", extra=[new.dns_name])
         outage_end = time.time()
         self.reached("dns_flip", "%s -> CNAME %s (TTL 5s); %s hands out %s" % (
             L.MAZ_ENDPOINT_NAMES["maz"], new.dns_name, L.MAZ_ENDPOINT_NAMES["maz-ro"], ", ".join(ro)))
-        _sleep_until(t0, plan.rejoin_at, self.cancel)
+        sleep_until(t0, plan.rejoin_at, self.cancel)
         detail = self._rejoin()
         ro = request(ctl, "readers_dns", cluster="maz")
         self.reached("rejoin", "%s; %s hands out %s" % (detail, L.MAZ_ENDPOINT_NAMES["maz-ro"], ", ".join(ro)))
@@ -181,7 +181,7 @@ class MazFailover:
         return positions
 
     def _repoint(self, reader: L.InstanceSpec, new: L.InstanceSpec) -> None:
-        replicate(self.layout, reader, new, _password(self.layout))  # continues from its own gtid_slave_pos
+        replicate(self.layout, reader, new, lab_password(self.layout))  # continues from its own gtid_slave_pos
         if self.stale_reader:
             self.reached("repoint", "%s replicates from %s; fault: its SHOW REPLICA STATUS still names %s "
                          "(Source_Server_Id %d, stale)" % (reader.name, new.name, self.old.name, self.old.index))
@@ -194,7 +194,7 @@ class MazFailover:
         """The old writer (and any reader that went down) back as readers of the new writer."""
         layout, ctl, old, new = self.layout, self.ctl, self.old, self.new
         assert new is not None
-        password = _password(layout)
+        password = lab_password(layout)
         closed = end_client_sessions(layout, old)
         maz.make_reader_settings(layout, old)
         pos = sql(layout.server_socket(old), ["SELECT @@gtid_binlog_pos"])[0][0]
@@ -226,7 +226,7 @@ class MazFailover:
             request(ctl, "roles", roles={promoted.name: "writer", old.name: "fenced"})
             for reader in self.readers:
                 if reader is not promoted and maz.applied_position(layout, reader) is not None:
-                    replicate(layout, reader, promoted, _password(layout))
+                    replicate(layout, reader, promoted, lab_password(layout))
                     maz.record_source(layout, reader, promoted)
             request(ctl, "dns_set", name=L.MAZ_ENDPOINT_NAMES["maz"], kind="CNAME", values=[promoted.dns_name],
                     ttl=5)
@@ -243,7 +243,7 @@ class MazFailover:
                 if not running.get(reader.name, False):
                     request(ctl, "start", instance=reader.name, read_only=True)
                     parts.append("%s restarted" % reader.name)
-                replicate(layout, reader, old, _password(layout))
+                replicate(layout, reader, old, lab_password(layout))
                 maz.record_source(layout, reader, old)
             request(ctl, "roles", roles={old.name: "writer"})
             request(ctl, "proxy", instance=old.name, mode="pass")
@@ -274,7 +274,7 @@ def run_maz_failover(lab_dir: str, state: Dict[str, Any], emit: Emit, profile: s
         try:
             return job.run()
         except BaseException as exc:
-            why = _why(exc)
+            why = why_text(exc)
             try:
                 outcome = job.recover(why)
             except Exception as again:
