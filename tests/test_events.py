@@ -59,6 +59,9 @@ CASES = [
                               error="COMMIT never returned before the probes stopped", at_stop=True, ts=TS),
      '{"ts":1700000000.123,"event":"write_in_doubt","probe":"aurora/pymysql","endpoint":"aurora","id":9,"value":6,'
      '"address":"127.0.10.11","error":"COMMIT never returned before the probes stopped","at_stop":true}'),
+    (lambda: E.read("aurora-ro/pymysql", "aurora-ro", id=12, rows=10, server="5", address="127.0.10.5", ts=TS),
+     '{"ts":1700000000.123,"event":"read","probe":"aurora-ro/pymysql","endpoint":"aurora-ro","id":12,"rows":10,'
+     '"server":"5","address":"127.0.10.5"}'),
     (lambda: E.failover(*PA, op="COMMIT", seconds=1.234, in_transaction=True, write_in_doubt=True, error="failover",
                         from_="127.0.10.11", to="127.0.10.12", ts=TS),
      '{"ts":1700000000.123,"event":"failover","probe":"aurora/pymysql","endpoint":"aurora","op":"COMMIT",'

@@ -60,6 +60,12 @@ def run_watch(args: argparse.Namespace) -> int:
         exec_argv = exec_argv_for_watch(args.exec_command, options.endpoints.lab)
     try:
         endpoints, nameserver = collect_endpoints(options.endpoints)
+        if options.read:  # --read NAME: after the endpoints are known (the lab's read endpoints too)
+            from fiswatch.config.reads import with_reads
+            from fiswatch.config.sources import lab_info
+
+            lab = lab_info(options.endpoints.lab) if options.endpoints.lab is not None else None
+            endpoints = with_reads(endpoints, options.read, lab)
     except CommandError as exc:
         say(str(exc))
         return EXIT_FAIL

@@ -183,13 +183,17 @@ def render_text(report: Report) -> str:
         kinds = ", ".join("%s x%d" % kv for kv in p.errors_by_kind)
         lines.append("  ops %d, errors %d%s, final state %s" % (p.ops, p.errors, " (%s)" % kinds if kinds else "",
                                                              p.final_state or "-"))
-        lines.append("  writes: %d acknowledged, %d in doubt" % (p.acknowledged, p.in_doubt)
-                     + (", %d failover(s) handled by the client" % p.failovers if p.failovers else ""))
+        if p.reads:
+            lines.append("  reads: %d answered (a read probe: it writes nothing)" % p.acknowledged)
+        else:
+            lines.append("  writes: %d acknowledged, %d in doubt" % (p.acknowledged, p.in_doubt)
+                         + (", %d failover(s) handled by the client" % p.failovers if p.failovers else ""))
+        kind = "read" if p.reads else "write"
         if p.write_gaps:
-            lines.append("  write gaps: " + "; ".join(gap_text(report, g) for g in p.write_gaps[:6])
+            lines.append("  %s gaps: " % kind + "; ".join(gap_text(report, g) for g in p.write_gaps[:6])
                          + (" (+%d more)" % (len(p.write_gaps) - 6) if len(p.write_gaps) > 6 else ""))
         else:
-            lines.append("  write gaps: none")
+            lines.append("  %s gaps: none" % kind)
         for pair in p.outages:
             lines.append("  vs injected outage %s" % outage_text(report, pair))
         lines.append("  stalls: " + ("; ".join(window_text(report, w) for w in p.stalls[:6]) or "none"))
@@ -211,7 +215,8 @@ def summary_lines(report: Report, width: int = 80) -> List[str]:
             continue
         gap = p.longest_gap
         if gap is not None and gap.open and gap.from_start:
-            verdict = "NEVER WROTE (%s)" % (p.errors_by_kind[0][0] if p.errors_by_kind else "no write")
+            verdict = "NEVER %s (%s)" % ("READ" if p.reads else "WROTE",
+                                         p.errors_by_kind[0][0] if p.errors_by_kind else "no read" if p.reads else "no write")
         elif gap is not None and gap.open:
             verdict = "NEVER RECOVERED from %s" % at(report, gap.start)
         elif gap is not None:
@@ -220,7 +225,7 @@ def summary_lines(report: Report, width: int = 80) -> List[str]:
             if mine is not None:
                 verdict += " (%s vs outage%s)" % (_beyond(mine), _number(report, mine))
         else:
-            verdict = "no write gap"
+            verdict = "no read gap" if p.reads else "no write gap"
         line = "%-*s %6d ops %3d err  %s" % (name_w, p.probe, p.ops, p.errors, verdict)
         stall = p.longest_stall
         # the other failovers' pairings, short: "#2 +0.5s" after "(+8.0s vs outage #1)"
