@@ -88,8 +88,9 @@ class ReadRound:
 def server_text(server_id: Any, hostname: Any) -> str:
     """`5`, or `5 db-host` when the host name is not just this machine's (on AWS: the instance).
 
-    >>> server_text(5, "fiswatch-ci"), server_text(1, "ip-10-0-1-5")
-    ('5', '1 ip-10-0-1-5')
+    >>> import socket
+    >>> server_text(5, socket.gethostname()), server_text(1, "ip-10-0-1-5.example")
+    ('5', '1 ip-10-0-1-5.example')
     """
     import socket
 
