@@ -76,7 +76,11 @@ def test_a_read_probe_on_the_surviving_reader_reads_on_through_a_writer_failover
         wait_for(lambda: reader.snapshot.iterations > 20 and runner.view.probes[0].snapshot.iterations > 20, 60,
                  message="both probes running")
         steps = []
-        failover(rlab.dir, "aurora", emit=steps.append, profile="fast")
+
+        def emit(event):  # into the run too: the report pairs the gaps with the lab's failover
+            steps.append(event)
+            runner.emit(event)
+        failover(rlab.dir, "aurora", emit=emit, profile="fast")
         assert steps[-1].get("step") == "done"
         n = reader.snapshot.iterations
         wait_for(lambda: reader.snapshot.iterations > n + 20, 30, message="reads after the failover")

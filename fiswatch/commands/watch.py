@@ -107,7 +107,9 @@ def watch(options: WatchOptions, endpoints: Sequence[Endpoint], nameserver, hook
     try:
         specs = resolve_specs(list(options.backend) if options.backend else None)
         labels = [s.label for s in specs]
-        if len(set(labels)) != len(labels):
+        # per endpoint: `aurora/pymysql` beside `instance-3/pymysql` is two probes, not one twice
+        ran = [(e.name, s.label) for e in endpoints for s in specs if not s.endpoints or e.name in s.endpoints]
+        if len(set(ran)) != len(ran):
             raise UsageError("the same backend is given twice: %s" % ", ".join(labels))
         run_options = RunOptions(interval=options.interval, stall_after=options.stall_after, nameserver=nameserver,
                                  connect_by_name=options.connect_by_name, tls=options.tls)
