@@ -96,6 +96,9 @@ def test_a_read_probe_on_the_surviving_reader_reads_on_through_a_writer_failover
     times = [lo] + during + [hi]
     longest = max(b - a for a, b in zip(times, times[1:]))
     assert longest < READ_GAP_BOUND, "a read silence of %.2fs inside the outage" % longest
+    # it follows the new writer: rows written after the promotion show up on the surviving reader
+    written_after = [e["id"] for e in events if e["event"] == E.WRITE and e["ts"] > hi]
+    assert written_after and max(e["id"] for e in reads) >= written_after[0]
     report = build_report(events)
     by = {p.probe: p for p in report.probes}
     read, write = by["instance-3/pymysql"], by["aurora/pymysql"]
@@ -136,3 +139,16 @@ def test_the_demo_shows_the_read_column_at_80x24(rlab):
     finally:
         t.close()
     assert os.path.isdir(rlab.dir)
+
+
+def test_read_naming_no_endpoint_is_one_line_and_exit_2():
+    import subprocess
+
+    env = dict(os.environ, PYTHONPATH=ROOT, FISWATCH_PASSWORD_A="x", AWS_EC2_METADATA_DISABLED="true")
+    proc = subprocess.run([sys.executable, "-m", "fiswatch", "watch", "--endpoint", "a=mysql://u@127.0.0.1/x",
+                           "--read", "a-ro", "--plain", "--duration", "1"], env=env, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines == ["fiswatch watch: error: --read a-ro: no endpoint named a-ro (choose from: a)"], proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout

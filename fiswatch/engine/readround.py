@@ -1,6 +1,8 @@
 """The read workload: a probe that SELECTs the newest rows instead of writing (`--read NAME`).
 
-Per round: SELECT the ROWS newest rows of the probe table, pause. On each new connection
+Per round: SELECT the ROWS newest rows of the probe table, end the transaction (ROLLBACK: with
+autocommit off, as the drivers default, a REPEATABLE READ snapshot would otherwise show the same
+rows for ever), pause. On each new connection
 it asks once who answers (`@@server_id`, `@@hostname`, `@@read_only`, and
 `SELECT @@innodb_read_only`, Aurora's reader flag); a read probe that lands on a writer
 says so once per server (a `warning`) and reads on: the reader endpoint of a cluster
@@ -50,6 +52,7 @@ class ReadRound:
         try:
             cur.execute(self.sql)
             rows = tuple([(int(i), int(v) if v is not None else 0) for i, v in cur.fetchall()])
+            conn.rollback()  # end the read's transaction: the next SELECT sees rows replicated since
         finally:
             close_quietly(cur)
         end = time.monotonic()
