@@ -217,7 +217,8 @@ def summary_lines(report: Report, width: int = 80) -> List[str]:
         gap = p.longest_gap
         if gap is not None and gap.open and gap.from_start:
             none = "no read" if p.reads else "no write"
-            verdict = "NEVER %s (%s)" % ("READ" if p.reads else "WROTE", p.errors_by_kind[0][0] if p.errors_by_kind else none)
+            verdict = "NEVER %s (%s)" % ("READ" if p.reads else "WROTE",
+                                         p.errors_by_kind[0][0] if p.errors_by_kind else none)
         elif gap is not None and gap.open:
             verdict = "NEVER RECOVERED from %s" % at(report, gap.start)
         elif gap is not None:
