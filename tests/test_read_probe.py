@@ -152,3 +152,32 @@ def test_read_naming_no_endpoint_is_one_line_and_exit_2():
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert lines == ["fiswatch watch: error: --read a-ro: no endpoint named a-ro (choose from: a)"], proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_the_report_and_summary_carry_read_gaps_as_write_gaps():
+    """A hand-made record: a read probe silent for 3 s inside a lab failover of its writer endpoint."""
+    from fiswatch.report.build import build_report
+    from fiswatch.report.render_text import render_text, summary_lines
+
+    t0 = 1700000000.0
+    eps = [{"name": "aurora", "url": "u", "host": "h", "port": 3306, "database": "d", "table": "t", "source": "lab"},
+           {"name": "aurora-ro", "url": "u", "host": "h2", "port": 3306, "database": "d", "table": "t", "source": "lab",
+            "reads_from": "aurora"}]
+    events = [E.run_start([], eps, stall_after=2.0, interval=0.05, ts=t0).as_dict(),
+              E.lab("aurora", "start", "x", crash=False, outage_start=t0 + 5, ts=t0 + 5).as_dict(),
+              E.lab("aurora", "done", "x", crash=False, outage_end=t0 + 9, ts=t0 + 9).as_dict()]
+    times = [t0 + i * 0.1 for i in range(1, 60)] + [t0 + 9.0 + i * 0.1 for i in range(1, 30)]
+    events += [E.read("aurora-ro/pymysql", "aurora-ro", id=i, rows=10, server="5", address="a", ts=ts).as_dict()
+               for i, ts in enumerate(times)]
+    events.append(E.error("aurora-ro/pymysql", "aurora-ro", code=2013, kind="lost", message="m", op="SELECT",
+                          ts=t0 + 6.5).as_dict())
+    events.append(E.run_stop(ts=t0 + 12).as_dict())
+    report = build_report(events)
+    (probe,) = report.probes
+    assert probe.reads and probe.acknowledged == len(times) and not report.writes  # reads are not writes to verify
+    assert len(probe.write_gaps) == 1 and abs(probe.write_gaps[0].duration - 3.2) < 0.01
+    assert probe.outages and probe.outages[0].gap is probe.write_gaps[0]  # paired with aurora's failover
+    text = render_text(report)
+    assert "  read gaps: t+5.9..t+9.1 3.2s (1 err)" in text.splitlines()
+    assert "reads resumed" in text and "writes:" not in text
+    assert any(line.startswith("aurora-ro/pymysql") and "gap 3.2s" in line for line in summary_lines(report))
