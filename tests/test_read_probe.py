@@ -181,3 +181,22 @@ def test_the_report_and_summary_carry_read_gaps_as_write_gaps():
     assert "  read gaps: t+5.9..t+9.1 3.2s (1 err)" in text.splitlines()
     assert "reads resumed" in text and "writes:" not in text
     assert any(line.startswith("aurora-ro/pymysql") and "gap 3.2s" in line for line in summary_lines(report))
+
+
+def test_the_reader_endpoints_random_pick_is_no_dns_news_for_a_read_endpoint(rlab):
+    """aurora-ro names a random reader per lookup: a read endpoint's watcher reports each reader once."""
+    from dataclasses import replace
+
+    from fiswatch.config.reads import lab_read_endpoints
+    from fiswatch.engine.dnswatch import DnsWatcher
+
+    ro = lab_read_endpoints(rlab)["aurora-ro"]
+    counts = {}
+    for reads in (True, False):
+        said = []
+        watcher = DnsWatcher(replace(ro, reads=reads), said.append, tuple(rlab.nameserver))
+        answers = {watcher.poll().address for _ in range(40)}
+        counts[reads] = (len(said), answers)
+    said, answers = counts[True]
+    assert len(answers) == 2 and said == 2  # both readers handed out; each said once
+    assert counts[False][0] > 4  # as a write endpoint, every flip of the pick is a change
