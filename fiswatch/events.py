@@ -26,6 +26,7 @@ DNS = "dns"
 CONNECT = "connect"
 WRITE = "write"
 WRITE_IN_DOUBT = "write_in_doubt"
+READ = "read"
 FAILOVER = "failover"
 TICK = "tick"
 LAB = "lab"
@@ -42,17 +43,17 @@ WIRE_CLIENT = "wire_client"
 FLEET = "fleet"
 FLEET_STATE = "fleet_state"
 
-KINDS = (RUN_START, STATE, ERROR, DNS, CONNECT, WRITE, WRITE_IN_DOUBT, FAILOVER, TICK, LAB, TOPOLOGY,
+KINDS = (RUN_START, STATE, ERROR, DNS, CONNECT, WRITE, WRITE_IN_DOUBT, READ, FAILOVER, TICK, LAB, TOPOLOGY,
          EXPERIMENT, INFO, WARNING, VERIFY, RUN_STOP, SUMMARY, WIRE_CLIENT)
 FLEET_KINDS = (FLEET, FLEET_STATE, WARNING)
 
 # Several a second per probe: on disk (the record) only, never kept in memory.
-FREQUENT = frozenset({WRITE, TICK})
+FREQUENT = frozenset({WRITE, READ, TICK})
 # Never a line in the dashboard's event pane: the frequent ones, every connect, the last line,
 # a program's wire totals (written when the run stops; its state changes are info/warning lines).
 QUIET = FREQUENT | {CONNECT, SUMMARY, WIRE_CLIENT}
 # Left out of `--json` (the record keeps them): one per round per probe.
-NOT_STREAMED = frozenset({WRITE})
+NOT_STREAMED = frozenset({WRITE, READ})
 # Written after the probes stopped: the report's run ends before them.
 CLOSING = frozenset({VERIFY, SUMMARY})
 
@@ -113,6 +114,13 @@ def write_in_doubt(probe: str, endpoint: str, *, id: Optional[int], value: int, 
     extra = {"at_stop": True} if at_stop else {}
     return _event(WRITE_IN_DOUBT, ts, probe=probe, endpoint=endpoint, id=id, value=value, address=address,
                   error=error, **extra)
+
+
+def read(probe: str, endpoint: str, *, id: Optional[int], rows: int, server: Optional[str],
+         address: Optional[str], ts: Optional[float] = None) -> Event:
+    """A read probe's SELECT returned: `id` the newest row it saw (None: the table was empty),
+    `rows` how many, `server` who answered (@@server_id)."""
+    return _event(READ, ts, probe=probe, endpoint=endpoint, id=id, rows=rows, server=server, address=address)
 
 
 def failover(probe: str, endpoint: str, *, op: Optional[str], seconds: float, in_transaction: bool,
@@ -192,7 +200,7 @@ def wire_client(probe: str, endpoint: str, *, backend: str, acked: int, segments
 
 
 CONSTRUCTORS = {RUN_START: run_start, STATE: state, ERROR: error, DNS: dns, CONNECT: connect, WRITE: write,
-                WRITE_IN_DOUBT: write_in_doubt, FAILOVER: failover, TICK: tick, LAB: lab, TOPOLOGY: topology,
+                WRITE_IN_DOUBT: write_in_doubt, READ: read, FAILOVER: failover, TICK: tick, LAB: lab, TOPOLOGY: topology,
                 EXPERIMENT: experiment, INFO: info, WARNING: warning, VERIFY: verify, RUN_STOP: run_stop,
                 SUMMARY: summary, WIRE_CLIENT: wire_client}
 

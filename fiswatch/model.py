@@ -80,6 +80,8 @@ class Endpoint:
     # how an instance's SERVER_ID becomes host:port (cluster_instance_host_pattern, e.g. 127.0.10.?:3306):
     # the lab gives its own with its Aurora endpoint; on AWS None (the wrapper derives it from the name)
     host_pattern: Optional[str] = None
+    reads: bool = False  # its probes read (SELECT the newest rows) instead of writing (`--read NAME`)
+    writer: Optional[str] = None  # reads: the endpoint whose writes they should see (lag, failovers)
 
     def url(self) -> str:
         """The endpoint as a URL, never with the password."""
@@ -196,6 +198,8 @@ class Snapshot:
     retry_at: Optional[float] = None  # monotonic time of the next reconnect attempt
     pending: Optional[Tuple[Optional[int], int]] = None  # (id, value) of the write whose COMMIT is in flight
     tls: Optional[str] = None  # the connection's TLS version ('TLSv1.3'), 'plain', '?' when the driver hides it
+    reads: bool = False  # a read probe (fiswatch.engine.readround): rows are what it read
+    server: Optional[str] = None  # read probes: who answered (@@server_id, and @@hostname when it says more)
     seq: int = 0
 
     def in_flight_for(self, now: float) -> float:
@@ -327,6 +331,7 @@ class ProbeView:
     ops_per_s: float  # last full second
     history: Tuple[int, ...]  # iterations per second, oldest first
     longest_stall: float
+    behind: Optional[int] = None  # read probes: rows the writer's probes committed that this one has not seen
 
     @property
     def probe(self) -> str:

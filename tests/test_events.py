@@ -59,6 +59,9 @@ CASES = [
                               error="COMMIT never returned before the probes stopped", at_stop=True, ts=TS),
      '{"ts":1700000000.123,"event":"write_in_doubt","probe":"aurora/pymysql","endpoint":"aurora","id":9,"value":6,'
      '"address":"127.0.10.11","error":"COMMIT never returned before the probes stopped","at_stop":true}'),
+    (lambda: E.read("aurora-ro/pymysql", "aurora-ro", id=12, rows=10, server="5", address="127.0.10.5", ts=TS),
+     '{"ts":1700000000.123,"event":"read","probe":"aurora-ro/pymysql","endpoint":"aurora-ro","id":12,"rows":10,'
+     '"server":"5","address":"127.0.10.5"}'),
     (lambda: E.failover(*PA, op="COMMIT", seconds=1.234, in_transaction=True, write_in_doubt=True, error="failover",
                         from_="127.0.10.11", to="127.0.10.12", ts=TS),
      '{"ts":1700000000.123,"event":"failover","probe":"aurora/pymysql","endpoint":"aurora","op":"COMMIT",'
@@ -200,7 +203,8 @@ def test_screen_tables_name_only_known_kinds_and_every_kind_reads_as_one_line():
                                     error="x", from_="10.0.0.1", to="10.0.0.2", ts=TS)) == \
         "aurora/pymysql failed over 10.0.0.1 -> 10.0.0.2 in 1.2s (in COMMIT), its COMMIT in doubt"
     assert [ev.event for ev in ET.loggable([make() for make, _ in CASES])] == [
-        k for k in (make().event for make, _ in CASES) if k not in (E.WRITE, E.TICK, E.CONNECT, E.SUMMARY, E.WIRE_CLIENT)]
+        k for k in (make().event for make, _ in CASES)
+        if k not in (E.WRITE, E.READ, E.TICK, E.CONNECT, E.SUMMARY, E.WIRE_CLIENT)]
 
 
 KIND = "|".join(sorted(E.KINDS + E.FLEET_KINDS, key=len, reverse=True))

@@ -100,20 +100,22 @@ def start_workshop_loop(endpoint: Any, nameserver: Tuple[str, int]) -> Writer:
 
 
 class ProbeWriter(Writer):
-    """A fiswatch probe (a whole Runner: probe, monitor, DNS watcher) and its `write` events."""
+    """A fiswatch probe (a whole Runner: probe, monitor, DNS watcher) and its `write` events
+    (`read` events for a read endpoint's probe: the times it read)."""
 
     def __init__(self, endpoint: Any, nameserver: Tuple[str, int], backend: str) -> None:
         from fiswatch.backends.registry import parse_backend_spec
         from fiswatch.engine.runner import Output, RunOptions, Runner
 
         self.writes = []
+        self.kind = E.READ if endpoint.reads else E.WRITE
         self.runner = Runner([endpoint], [parse_backend_spec(backend)],
                              RunOptions(interval=0.05, stall_after=2.0, nameserver=tuple(nameserver)),
                              outputs=[Output(self._written, "bench")])
         self.runner.start()
 
     def _written(self, view: Any, events: List[Any]) -> None:
-        self.writes.extend(e.ts for e in events if e.event == E.WRITE)
+        self.writes.extend(e.ts for e in events if e.event == self.kind)
 
     def stop(self) -> None:
         self.runner.stop()

@@ -48,6 +48,12 @@ def add_parser(sub) -> None:
                    help="the demoted-writer trap: Aurora's cluster name keeps naming the old writer for SECONDS "
                         "after it rejoined read-only, so clients that reconnect by name get 1290 on writes "
                         "(default: the lab's `lab up --stale-dns`, else a clean flip)")
+    p.add_argument("--readers", type=int, choices=(1, 2, 3), default=1, metavar="N",
+                   help="Aurora readers of a lab this demo starts, 1..3 (default: %(default)s); with 2 or more a "
+                        "read column follows a reader the failover does not promote: reads go on, writes stop")
+    p.add_argument("--reads", action=argparse.BooleanOptionalAction, default=None,
+                   help="a read column (PyMySQL reading a surviving Aurora reader, else aurora-ro) beside the "
+                        "writes (default: when the lab has 2+ Aurora readers; --no-reads: never)")
     p.add_argument("--keep-lab", action="store_true", help="leave a lab this demo started running on quit")
     p.add_argument("--exec", metavar="COMMAND", dest="exec_command",
                    help="also run your own program in the lab (`fiswatch lab exec`) through the same failovers; "
@@ -214,7 +220,8 @@ def run_demo(args: argparse.Namespace) -> int:
     except api.LabNotRunning:
         t0 = time.monotonic()
         try:
-            info = api.lab_up(lab_dir, base=args.base, dns_port=args.dns_port, on_start=lambda line: say(
+            info = api.lab_up(lab_dir, base=args.base, dns_port=args.dns_port, readers=args.readers,
+                              on_start=lambda line: say(
                 line or "starting a local lab in %s (MariaDB x4, DNS, fault proxies) ..." % lab_dir))
         except api.LabUsageError as exc:
             say(str(exc))
@@ -233,8 +240,14 @@ def run_demo(args: argparse.Namespace) -> int:
         options = replace(options, record=os.path.join(runs, time.strftime("demo-%Y%m%d-%H%M%S.jsonl")))
     schedule = [] if args.no_failover else [(args.aurora_after, "aurora"), (args.rds_after, "rds")]
     notes: Tuple[str, ...] = ()
+    endpoints, options = _demo_reads(args, info, options)
     if not options.backend:
         backends, note = demo_backends()
+        reading = [e.name for e in endpoints if e.reads and e.name not in [w.name for w in info.endpoints]]
+        if reading:  # PyMySQL alone reads: one column more, and the writes' columns stay as they were
+            from fiswatch.config.reads import scoped_backends
+
+            backends = scoped_backends(backends, [e.name for e in info.endpoints]) + ["%s/pymysql" % reading[0]]
         options = replace(options, backend=tuple(backends))
         notes = (note,) if note else ()
     hooks = DemoHooks(lab_dir, "realistic" if args.realistic else "fast", schedule, info, notes,
@@ -245,7 +258,7 @@ def run_demo(args: argparse.Namespace) -> int:
         hooks = ExecAlongside(hooks, exec_argv, lab_dir, os.path.splitext(str(options.record))[0] + "-exec.log",
                               aws=args.exec_aws)
     try:
-        code = watch(options, list(info.endpoints), tuple(info.nameserver), hooks=hooks)
+        code = watch(options, endpoints, tuple(info.nameserver), hooks=hooks)
         failure = getattr(hooks, "failure", None)
         if failure:  # --exec never ran: repeated under the summary, and the demo did not do what was asked
             say("--exec: %s" % failure)
@@ -260,6 +273,17 @@ def run_demo(args: argparse.Namespace) -> int:
         else:
             say(_lab_left(api, lab_dir))
     return code
+
+
+def _demo_reads(args: argparse.Namespace, info, options):
+    """The demo's endpoints with its reads (`--read NAME`, or the default read column) and its options."""
+    from fiswatch.config.reads import surviving_reader, with_reads
+
+    names = list(options.read)
+    if not names and (args.reads or (args.reads is None and info.readers > 1)):
+        reader = surviving_reader(info)
+        names = [reader] if reader else []
+    return with_reads(list(info.endpoints), names, info), replace(options, read=tuple(names))
 
 
 def _lab_left(api, lab_dir: str) -> str:

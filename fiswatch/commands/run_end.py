@@ -154,10 +154,11 @@ def final_verify(runner, endpoints, nameserver, wanted: bool, mode: str, quiet: 
     from fiswatch.report.autoverify import verify_record
     from fiswatch.model import State
 
+    endpoints = [e for e in endpoints if not e.reads]  # read probes wrote nothing to verify
     if not wanted or not runner.wrote():
         return []
     later = "`fiswatch verify %s`" % record if record else "`fiswatch verify FILE`"
-    live = {pv.snapshot.endpoint for pv in runner.view.probes if pv.state is State.OK}
+    live = {pv.snapshot.endpoint for pv in runner.view.probes if pv.state is State.OK} & {e.name for e in endpoints}
     skipped = sorted({e.name for e in endpoints} - live)
     events: List[Event] = [E.warning("writes to %s not verified: no probe was writing at the "
                                       "end; check later with %s" % (name, later)) for name in skipped]

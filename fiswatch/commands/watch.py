@@ -60,6 +60,12 @@ def run_watch(args: argparse.Namespace) -> int:
         exec_argv = exec_argv_for_watch(args.exec_command, options.endpoints.lab)
     try:
         endpoints, nameserver = collect_endpoints(options.endpoints)
+        if options.read:  # --read NAME: after the endpoints are known (the lab's read endpoints too)
+            from fiswatch.config.reads import with_reads
+            from fiswatch.config.sources import lab_info
+
+            lab = lab_info(options.endpoints.lab) if options.endpoints.lab is not None else None
+            endpoints = with_reads(endpoints, options.read, lab)
     except CommandError as exc:
         say(str(exc))
         return EXIT_FAIL
@@ -101,7 +107,9 @@ def watch(options: WatchOptions, endpoints: Sequence[Endpoint], nameserver, hook
     try:
         specs = resolve_specs(list(options.backend) if options.backend else None)
         labels = [s.label for s in specs]
-        if len(set(labels)) != len(labels):
+        # per endpoint: `aurora/pymysql` beside `instance-3/pymysql` is two probes, not one twice
+        ran = [(e.name, s.label) for e in endpoints for s in specs if not s.endpoints or e.name in s.endpoints]
+        if len(set(ran)) != len(ran):
             raise UsageError("the same backend is given twice: %s" % ", ".join(labels))
         run_options = RunOptions(interval=options.interval, stall_after=options.stall_after, nameserver=nameserver,
                                  connect_by_name=options.connect_by_name, tls=options.tls)

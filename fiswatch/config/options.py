@@ -37,6 +37,9 @@ def add_probe_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--stall-after", type=STALL_AFTER, default=2.0, metavar="SECONDS",
                    help="a driver call in flight longer than this shows as STALLED, 0.1 to 3600 "
                         "(default: %(default)s)")
+    g.add_argument("--read", action="append", default=[], metavar="NAME",
+                   help="endpoint NAME's probes read (SELECT the newest rows) instead of writing (repeatable); "
+                        "with --lab or in the demo also aurora-ro, maz-ro or an instance (instance-3): docs/guide.md")
     g.add_argument("--connect-by-name", action="store_true",
                    help="let the driver resolve the host name itself (for TLS host checks); the address shown "
                         "is then fiswatch's own lookup; TLS verification by name needs no such thing")
@@ -133,6 +136,7 @@ class WatchOptions:
     no_color: bool = False
     no_verify: bool = False
     tls: Any = None  # fiswatch.config.tls.TlsOptions: --ssl-mode / --ssl-ca
+    read: Tuple[str, ...] = ()  # --read NAME: endpoints whose probes read (fiswatch.config.reads)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "WatchOptions":
@@ -143,4 +147,4 @@ class WatchOptions:
                    stall_after=args.stall_after, connect_by_name=bool(args.connect_by_name), plain=bool(args.plain),
                    json=bool(args.json), duration=args.duration, record=args.record,
                    overwrite=bool(args.overwrite), no_color=bool(args.no_color), no_verify=bool(args.no_verify),
-                   tls=tls_options(args))
+                   tls=tls_options(args), read=tuple(get("read") or ()))

@@ -2,12 +2,14 @@
 
 This is how the DNS flip of a failover reaches the screen even when no probe reconnects:
 the cluster endpoint's CNAME moving to another instance, or the answer going empty.
+A read endpoint (`--read`; a reader endpoint answers a random reader per lookup) reports
+only an address it never gave before: a reader or the writer newly in the set, not the pick.
 A change also sets the `wakes` events (one per probe of the endpoint, wired by the
 runner): a probe waiting to reconnect tries again at once (fiswatch.engine.retry).
 """
 import threading
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Set, Tuple
 
 from fiswatch import events as E
 from fiswatch.model import Endpoint, Event, Resolution
@@ -34,6 +36,7 @@ class DnsWatcher:
         self.interval = interval
         self.resolver = Resolver(nameserver)
         self.answer = DnsAnswer()  # written by the watcher's thread only, read by the monitor's
+        self.seen: Set[str] = set()  # every address the name gave (a read endpoint's change is a new one)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dns " + endpoint.name, daemon=True)
 
@@ -49,8 +52,13 @@ class DnsWatcher:
         res = self.resolver.resolve(self.endpoint.host)
         old = self.answer.latest
         before = old.addresses if old is not None else ()
-        previous = before if before and before != res.addresses else self.answer.previous
+        # a read endpoint (a reader endpoint picks a reader per lookup): only an answer not seen before is news
+        spread = self.endpoint.reads and old is not None and res.addresses and set(res.addresses) <= self.seen
+        self.seen.update(res.addresses)
+        previous = before if before and before != res.addresses and not spread else self.answer.previous
         self.answer = DnsAnswer(latest=res, previous=previous)
+        if spread:
+            return res
         if old is None or old.addresses != res.addresses or old.error != res.error or old.cname != res.cname:
             if old is not None:
                 for wake in self.wakes:

@@ -10,6 +10,7 @@ import time
 from typing import Callable, Deque, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from fiswatch import events as E
+from fiswatch.engine.readround import read_lag
 from fiswatch.model import BackendInfo, EndpointView, Event, ProbeView, Snapshot, State, View
 
 HISTORY = 60  # seconds of ops/s kept for the sparkline
@@ -63,6 +64,8 @@ class Monitor:
         self.paused = False
         self.keys: Tuple[Tuple[str, str], ...] = tuple(keys)  # extra key bindings the View shows
         self.inbox = inbox if inbox is not None else Inbox()
+        eps = [getattr(p, "endpoint", None) for p in self.probes]  # read endpoint -> its writer's (read lag)
+        self.writers = {e.name: e.writer for e in eps if getattr(e, "reads", False) and e.writer}
         self._states: Dict[str, State] = {}
         self._longest: Dict[str, float] = {}
         self._history: Dict[str, Deque[int]] = {p.id: collections.deque(maxlen=HISTORY) for p in self.probes}
@@ -129,6 +132,8 @@ class Monitor:
                 snapshot=snap, info=self.infos.get(pid) or BackendInfo(snap.backend, "?", "?"), state=state,
                 stalled_for=age if snap.op is not None else 0.0, ops_per_s=float(history[-1]) if history else 0.0,
                 history=tuple(history), longest_stall=self._longest.get(pid, 0.0)))
+        if self.writers:
+            views = read_lag(views, self.writers)
         if tick_fields:
             events.append(E.tick(tick_fields, ts=wall))
         self._second = second

@@ -15,6 +15,7 @@ from fiswatch import events as E
 from fiswatch.backends.base import Backend, BackendOptionError
 from fiswatch.config.checks import check_table
 from fiswatch.model import DEMOTED_WRITER, BackendSpec, Endpoint, ErrorInfo, Event, Op, Resolution, Snapshot, State
+from fiswatch.engine.readround import ReadRound, close_quietly
 from fiswatch.engine.resolve import Resolver
 from fiswatch.engine.retry import RetryPolicy
 
@@ -43,7 +44,7 @@ class Probe:
         self.connect_by_name = connect_by_name
         self.id = probe_id(endpoint, spec)
         self.resolver = Resolver(nameserver)
-        self.snapshot = Snapshot(probe=self.id, endpoint=endpoint.name, backend=spec.label)
+        self.snapshot = Snapshot(probe=self.id, endpoint=endpoint.name, backend=spec.label, reads=endpoint.reads)
         self._stop = threading.Event()
         self._running = threading.Event()  # cleared while paused
         self._running.set()
@@ -60,6 +61,7 @@ class Probe:
         table = "`%s`" % endpoint.table
         self._insert_sql = "INSERT INTO %s (value) VALUES (%%s)" % table
         self._select_sql = "SELECT id, value FROM %s ORDER BY id DESC LIMIT %d" % (table, ROWS)
+        self.reads = ReadRound(self) if endpoint.reads else None  # `--read NAME`: SELECTs instead of writes
 
     # -- control, from any thread -------------------------------------------------------------------
     def start(self) -> "Probe":
@@ -142,14 +144,14 @@ class Probe:
                 if self._client_failed_over(conn, exc):
                     continue  # the client is on the new writer already: keep its connection
                 self._fail(exc, self.snapshot.op)
-                _close_quietly(conn)
+                close_quietly(conn)
                 conn = None
                 self._wait_retry()
                 continue
             self._failing_since = None
             if self.interval > 0:
                 self._stop.wait(self.interval)
-        _close_quietly(conn)
+        close_quietly(conn)
 
     def _wait_retry(self) -> None:
         """Wait until the policy allows the next attempt; a DNS change ends the wait early."""
@@ -214,8 +216,18 @@ class Probe:
             return "?", None
         return facts[0], facts[1] or None
 
+    # for the read round (fiswatch.engine.readround): the same snapshot swaps as the write round's
+    enter = _enter
+    publish = _publish
+
+    def connect_latency(self) -> Tuple[Tuple[str, float], ...]:
+        return self._connect_latency
+
     def run_round(self, conn: Any) -> None:
-        """One INSERT / COMMIT / SELECT round on `conn`, published as it goes (the benchmark times it)."""
+        """One INSERT / COMMIT / SELECT round on `conn`, published as it goes (the benchmark times it);
+        a read probe's round instead (fiswatch.engine.readround)."""
+        if self.reads is not None:
+            return self.reads.run(conn)
         value = self._rng.randint(0, 32767)
         t0 = self._enter(Op.INSERT)
         cur = conn.cursor()
@@ -237,7 +249,7 @@ class Probe:
             cur.execute(self._select_sql)
             rows = tuple([(int(i), int(v) if v is not None else 0) for i, v in cur.fetchall()])
         finally:
-            _close_quietly(cur)
+            close_quietly(cur)
         end = time.monotonic()
         snap = self.snapshot
         # the round's three latencies in one tuple, after the connect's (one build per round)
@@ -322,12 +334,3 @@ class Probe:
         self._publish(**changes)
         self.emit(E.error(self.id, self.endpoint.name, code=info.code, kind=info.kind,
                           message=info.message, op=str(op) if op else None, address=address, took=took))
-
-
-def _close_quietly(obj: Any) -> None:
-    if obj is None:
-        return
-    try:
-        obj.close()
-    except Exception:
-        pass

@@ -175,7 +175,8 @@ class Runner:
                            "library": info.library, "version": info.version, "notes": info.notes,
                            "timeouts": {k: v for k, v in info.timeouts}, "available": info.available})
         endpoints = [{"name": e.name, "url": e.url(), "host": e.host, "port": e.port, "database": e.database,
-                      "table": e.table, "source": e.source} for e in self.endpoints]
+                      "table": e.table, "source": e.source, **({"reads_from": e.writer} if e.reads else {})}
+                     for e in self.endpoints]
         return E.run_start(probes, endpoints, stall_after=self.options.stall_after,
                            interval=self.options.interval)
 
@@ -225,8 +226,8 @@ class Runner:
         return self.monitor.view
 
     def wrote(self) -> bool:
-        """Did any probe complete a round (so there are acknowledged writes to verify)?"""
-        return any(p.snapshot.iterations for p in self.probes)
+        """Did any write probe complete a round (so there are acknowledged writes to verify)?"""
+        return any(p.snapshot.iterations for p in self.probes if not p.endpoint.reads)
 
     def toggle_pause(self) -> None:
         """Pause or resume every probe; safe from several threads at once (two key presses)."""

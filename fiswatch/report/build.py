@@ -97,11 +97,15 @@ def build_report(events: Union[Iterable[Dict[str, Any]], Digest], notes: Sequenc
         name = ev.get("probe")
         if isinstance(name, str) and name in probe_meta:
             by_probe.setdefault(name, []).append(ev)
+    # a read endpoint's failovers are its writer's (`reads_from` in run_start): a read gap pairs with them
+    reads_from = {as_text(e.get("name")): as_text(e.get("reads_from")) for e in
+                  as_list(as_dict(run_start).get("endpoints")) if isinstance(e, dict) and e.get("reads_from")}
     probes = []
     for name, meta in probe_meta.items():
         probes.append(_probe_report(name, meta, by_probe.get(name, []), found.probes.get(name) or ProbeColumns(),
                                     summary, start, end, stall_after,
-                                    failovers_for(failovers, meta["endpoint"], endpoints), pauses))
+                                    failovers_for(failovers, reads_from.get(meta["endpoint"]) or meta["endpoint"],
+                                                  endpoints), pauses))
     order = {name: n for n, name in enumerate(endpoints)}
     dns.sort(key=lambda d: (order.get(d.endpoint, len(order)), d.endpoint))
     marks = timeline_markers(evs, dns, pauses)
@@ -209,7 +213,8 @@ def _probe_report(name: str, meta: Dict[str, Any], mine: List[Dict[str, Any]], c
         address_after=addresses[-1] if addresses else None, addresses=_in_turn(addresses), final_state=final_state,
         latency_ms_mean=None if mean is None else round(mean, 2),
         latency_ms_worst=max(lat for _, lat in latencies) if latencies else None,
-        outages=_outage_pairs(gaps, failovers, own_pauses), refused_at=wire["refused_at"] if wire else None)
+        outages=_outage_pairs(gaps, failovers, own_pauses), refused_at=wire["refused_at"] if wire else None,
+        reads=columns.reads)
 
 
 def _wire_facts(evs: List[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
@@ -400,9 +405,9 @@ def _endpoint_writes(probes: Sequence[ProbeReport], found: Digest,
     import heapq
 
     out = []
-    for endpoint in dict.fromkeys(p.endpoint for p in probes):
+    for endpoint in dict.fromkeys(p.endpoint for p in probes if not p.reads):
         series = [c.writes() for name, c in found.probes.items()
-                  if (c.endpoint or name.split("/")[0]) == endpoint and len(c.write_ts)]
+                  if (c.endpoint or name.split("/")[0]) == endpoint and len(c.write_ts) and not c.reads]
         total = sum(len(times) for times in series)
         mine = [c for c in checks if c.endpoint == endpoint]
         good = [c for c in mine if c.error is None and c.acknowledged is not None and c.acknowledged >= 0]

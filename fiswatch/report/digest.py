@@ -25,7 +25,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from fiswatch.report.coerce import as_dict, as_float, as_int, as_text
 
-COMPACT = ("write", "tick")
+COMPACT = ("write", "read", "tick")
 
 
 @dataclass
@@ -41,6 +41,7 @@ class ProbeColumns:
     in_order: bool = True
     endpoint: str = ""
     last_address: str = ""  # of the last write or `connect` (a connect elsewhere makes the next write a turn)
+    reads: bool = False  # a read probe: its `read` events stand where a writer's `write` events do
 
     def add_write(self, ts: float, ev: Dict[str, Any]) -> None:
         if self.write_ts and ts < self.write_ts[-1]:
@@ -122,10 +123,12 @@ def digest(events: Iterable[Any], run: Optional[int] = None) -> Digest:
             current = out.runs
         if run is not None and current != run:
             continue
-        if kind == "write":
+        if kind == "write" or kind == "read":  # a read probe's reads: its successes, as a writer's writes
             name = ev.get("probe")
             if isinstance(name, str) and name:
-                out.columns(name).add_write(ts, ev)
+                columns = out.columns(name)
+                columns.add_write(ts, ev)
+                columns.reads = columns.reads or kind == "read"
                 continue
         elif kind == "connect" and isinstance(ev.get("probe"), str):  # kept below; the next write's address
             out.columns(ev["probe"]).last_address = as_text(ev.get("address"))  # after it is a turn of its own

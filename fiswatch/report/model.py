@@ -131,6 +131,7 @@ class ProbeReport:
     latency_ms_worst: Optional[float] = None  # worst one-second mean
     outages: Tuple["OutagePair", ...] = ()  # one per lab failover of this probe's endpoint, in order
     refused_at: Optional[float] = None  # wire clients: last write refused by a read-only server (1290/1836)
+    reads: bool = False  # a read probe (`--read`): `write_gaps` are its read gaps, `acknowledged` its reads
 
     @property
     def main_outage(self) -> Optional["OutagePair"]:

@@ -25,7 +25,8 @@ def report_as_dict(report: Report) -> Dict[str, Any]:
     for p in report.probes:
         probes.append({
             "probe": p.probe, "endpoint": p.endpoint, "backend": p.backend, "library": p.library,
-            "version": p.version, "available": p.available, "ops": p.ops, "acknowledged": p.acknowledged,
+            "version": p.version, "available": p.available, "reads": p.reads, "ops": p.ops,
+            "acknowledged": p.acknowledged,
             "in_doubt": p.in_doubt, "errors": p.errors, "errors_by_kind": dict(p.errors_by_kind),
             "stalls": [win(w) for w in p.stalls],
             "longest_stall_s": round(p.longest_stall.duration, 3) if p.longest_stall else None,

@@ -51,19 +51,20 @@ def pause_text(report: Report, win: Window) -> str:
     return "%s..%s %.1fs" % (at(report, win.start), at(report, win.end), win.duration)
 
 
-def outage_text(report: Report, pair: OutagePair) -> str:
-    """How one probe came through one failover, for the per-probe block."""
+def outage_text(report: Report, pair: OutagePair, kind: str = "write") -> str:
+    """How one probe came through one failover, for the per-probe block (`kind`: read for a read probe)."""
     label = failover_label(report, pair.number)
     if pair.gap is None:
         if pair.failover.outage_start is None:
             return "%s: no outage recorded" % label
-        return "%s: no write gap" % label
+        return "%s: no %s gap" % (label, kind)
     where = "gap %s" % at(report, pair.gap.start)
     if pair.into_next:
-        return "%s: %s, still not writing when the next failover began" % (label, where)
+        doing = "reading" if kind == "read" else "writing"
+        return "%s: %s, still not %s when the next failover began" % (label, where, doing)
     if pair.beyond is None:
         return "%s: %s, never recovered" % (label, where)
-    text = "%s: %s, writes resumed %.1fs after the outage ended" % (label, where, pair.beyond)
+    text = "%s: %s, %ss resumed %.1fs after the outage ended" % (label, where, kind, pair.beyond)
     if pair.paused_after >= 0.05:
         text += " (and %.1fs paused after it, not counted)" % pair.paused_after
     return text
@@ -183,15 +184,19 @@ def render_text(report: Report) -> str:
         kinds = ", ".join("%s x%d" % kv for kv in p.errors_by_kind)
         lines.append("  ops %d, errors %d%s, final state %s" % (p.ops, p.errors, " (%s)" % kinds if kinds else "",
                                                              p.final_state or "-"))
-        lines.append("  writes: %d acknowledged, %d in doubt" % (p.acknowledged, p.in_doubt)
-                     + (", %d failover(s) handled by the client" % p.failovers if p.failovers else ""))
+        if p.reads:
+            lines.append("  reads: %d answered (a read probe: it writes nothing)" % p.acknowledged)
+        else:
+            lines.append("  writes: %d acknowledged, %d in doubt" % (p.acknowledged, p.in_doubt)
+                         + (", %d failover(s) handled by the client" % p.failovers if p.failovers else ""))
+        kind = "read" if p.reads else "write"
         if p.write_gaps:
-            lines.append("  write gaps: " + "; ".join(gap_text(report, g) for g in p.write_gaps[:6])
+            lines.append("  %s gaps: " % kind + "; ".join(gap_text(report, g) for g in p.write_gaps[:6])
                          + (" (+%d more)" % (len(p.write_gaps) - 6) if len(p.write_gaps) > 6 else ""))
         else:
-            lines.append("  write gaps: none")
+            lines.append("  %s gaps: none" % kind)
         for pair in p.outages:
-            lines.append("  vs injected outage %s" % outage_text(report, pair))
+            lines.append("  vs injected outage %s" % outage_text(report, pair, kind))
         lines.append("  stalls: " + ("; ".join(window_text(report, w) for w in p.stalls[:6]) or "none"))
         if p.addresses:
             lines.append("  address: %s" % (" -> ".join(p.addresses) if len(p.addresses) > 1
@@ -211,7 +216,9 @@ def summary_lines(report: Report, width: int = 80) -> List[str]:
             continue
         gap = p.longest_gap
         if gap is not None and gap.open and gap.from_start:
-            verdict = "NEVER WROTE (%s)" % (p.errors_by_kind[0][0] if p.errors_by_kind else "no write")
+            none = "no read" if p.reads else "no write"
+            verdict = "NEVER %s (%s)" % ("READ" if p.reads else "WROTE",
+                                         p.errors_by_kind[0][0] if p.errors_by_kind else none)
         elif gap is not None and gap.open:
             verdict = "NEVER RECOVERED from %s" % at(report, gap.start)
         elif gap is not None:
@@ -220,7 +227,7 @@ def summary_lines(report: Report, width: int = 80) -> List[str]:
             if mine is not None:
                 verdict += " (%s vs outage%s)" % (_beyond(mine), _number(report, mine))
         else:
-            verdict = "no write gap"
+            verdict = "no read gap" if p.reads else "no write gap"
         line = "%-*s %6d ops %3d err  %s" % (name_w, p.probe, p.ops, p.errors, verdict)
         stall = p.longest_stall
         # the other failovers' pairings, short: "#2 +0.5s" after "(+8.0s vs outage #1)"

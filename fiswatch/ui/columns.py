@@ -102,6 +102,8 @@ def detail_line(probe: ProbeView, address_shown: str, width: int) -> Line:
     if snap.previous_address and snap.previous_address != snap.address and "was" not in address_shown:
         return Line.of(T.truncate("was " + snap.previous_address, width), "dim")
     counts = (snap.iterations, snap.errors, snap.reconnects)
+    if snap.reads:  # who answered the reads and how far behind the writer it is (fiswatch.engine.readround)
+        return text_line(read_candidates(probe), width, "dim")
     candidates = []
     if snap.failovers:  # a client that fails over by itself: its failovers, not reconnects
         fo = "%d failover%s" % (snap.failovers, "" if snap.failovers == 1 else "s")
@@ -110,6 +112,15 @@ def detail_line(probe: ProbeView, address_shown: str, width: int) -> Line:
         candidates.append("%d ok %d err max %s" % (counts[0], counts[1], T.seconds(probe.longest_stall)))
     candidates += ["%d ok %d err %d reconn" % counts, "%d ok %d err" % counts[:2], "%d ok" % counts[0]]
     return text_line(candidates, width, "dim")
+
+
+def read_candidates(probe: ProbeView) -> List[str]:
+    """A read column's detail, longest first: `reads srv 5 lag 0 rows 120 ok` down to `srv 5`."""
+    snap = probe.snapshot
+    srv = "srv %s" % snap.server if snap.server else "srv ?"
+    lag = "" if probe.behind is None else " lag %d" % probe.behind
+    return ["reads %s%s rows %d ok" % (srv, lag, snap.iterations), "reads %s%s %d ok" % (srv, lag, snap.iterations),
+            "%s%s %d ok" % (srv, lag, snap.iterations), srv + lag, srv]
 
 
 def band_lines(band: Sequence[ProbeView], endpoints: Dict[str, EndpointView], width: int,

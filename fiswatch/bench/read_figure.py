@@ -1,0 +1,110 @@
+"""Figure 9 (issue 24): a read probe on a reader that a writer failover does not promote.
+
+`python -m fiswatch.bench.read_figure [--quick] [--repeats N] [--out FILE]` starts its own lab
+with two Aurora readers (`lab up --readers 2`) on a free loopback prefix; a PyMySQL write probe
+on the cluster endpoint (`aurora`) and a PyMySQL read probe on `instance-3` (the lab promotes its
+first reader; the others only follow the new writer) run side by side through `repeats` fast
+Aurora failovers. Per failover and probe: the longest gap between successes (acknowledged
+writes; answered reads) that overlaps the injected outage (figure 3's `longest_gap`). The figure:
+both medians, and the read probe's as a share of the write probe's (expected: the read gap is
+the probe's own pace, no outage in it).
+"""
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from typing import Any, Dict, List, Optional
+
+from fiswatch.bench.common import Figure, median
+from fiswatch.bench.recovery_figure import RECOVER, SETTLE, ProbeWriter, longest_gap, spread
+
+READER = "instance-3"
+
+
+def gap_rows(lab_dir: str, info: Any, repeats: int) -> List[Dict[str, Any]]:
+    """One row per Aurora failover: outage, the write probe's and the read probe's longest gap."""
+    from fiswatch.config.reads import with_reads
+    from fiswatch.lab.api import failover
+
+    nameserver = tuple(info.nameserver)
+    writer_ep, reader_ep = with_reads([info.endpoint("aurora")], [READER], info)
+    probes = {"write": ProbeWriter(writer_ep, nameserver, "pymysql"),
+              "read": ProbeWriter(reader_ep, nameserver, "pymysql")}
+    rows: List[Dict[str, Any]] = []
+    try:
+        for _ in range(repeats):
+            time.sleep(SETTLE)
+            steps: List[Any] = []
+            failover(lab_dir, "aurora", emit=steps.append, profile="fast")
+            time.sleep(RECOVER)
+            start = next(e.get("outage_start") for e in steps if e.get("step") == "start")
+            end = next(e.get("outage_end") for e in steps if e.get("step") == "done")
+            row: Dict[str, Any] = {"outage_s": round(end - start, 3), "gaps_s": {}}
+            for name, probe in probes.items():
+                gap = longest_gap(list(probe.writes), start, end)
+                row["gaps_s"][name] = None if gap is None else round(gap, 3)
+            rows.append(row)
+    finally:
+        for probe in probes.values():
+            try:
+                probe.stop()
+            except Exception:
+                pass
+    return rows
+
+
+def figure(lab_dir: str, info: Any, repeats: int) -> Figure:
+    fig = Figure(9, "Reads through an Aurora writer failover: a non-promoted reader vs the writer endpoint")
+    rows = gap_rows(lab_dir, info, repeats)
+    outages = [r["outage_s"] for r in rows]
+    writes = [r["gaps_s"]["write"] for r in rows]
+    reads = [r["gaps_s"]["read"] for r in rows]
+    fig.add("PyMySQL write probe (aurora): gap", median(writes), "s",
+            note="median of %d fast failovers (outage median %.2f s); spread %s"
+            % (len(rows), median(outages) or 0.0, spread(writes)))
+    fig.add("PyMySQL read probe (%s): gap" % READER, median(reads), "s", 1.0, "<=",
+            note="longest silence between two reads overlapping the outage; spread %s" % spread(reads))
+    mw, mr = median(writes), median(reads)
+    fig.add("read gap / write gap", None if not mw or mr is None else mr / mw, "", note="medians")
+    fig.details = {"failovers": rows}
+    return fig
+
+
+def run(quick: bool, repeats: Optional[int] = None) -> Figure:
+    from fiswatch.bench.maz_figure import free_lab_addresses
+    from fiswatch.lab.api import LabNotRunning, lab_down, lab_up
+
+    lab_dir = tempfile.mkdtemp(prefix="fiswatch-bench-reads-")
+    base, port, dns_port = free_lab_addresses()
+    try:
+        info = lab_up(lab_dir, base=base, port=port, dns_port=dns_port, readers=2)
+        return figure(lab_dir, info, repeats or (1 if quick else 5))
+    finally:
+        try:
+            lab_down(lab_dir)
+        except LabNotRunning:
+            pass
+        shutil.rmtree(lab_dir, ignore_errors=True)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m fiswatch.bench.read_figure", description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="one failover")
+    p.add_argument("--repeats", type=int, default=None, help="failovers (default 5; --quick 1)")
+    p.add_argument("--out", help="write the figure as JSON here")
+    args = p.parse_args(argv)
+    if args.repeats is not None and args.repeats < 1:
+        p.error("--repeats must be at least 1")
+    fig = run(args.quick, args.repeats)
+    for m in fig.metrics:
+        print("%-48s %10s %-2s %s" % (m.name, "-" if m.value is None else "%.3f" % m.value, m.unit, m.note))
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump(fig.as_dict(), fh, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
