@@ -151,23 +151,46 @@ def test_a_write_deleted_behind_the_programs_back_is_reported_lost_with_its_id(l
 
 def test_demo_exec_shows_the_program_measured_from_the_wire_beside_the_probes(lab, tmp_path):
     import json
+    import threading
 
     (tmp_path / "writer.py").write_text(WRITER)
     record = tmp_path / "run.jsonl"
-    argv = [sys.executable, "-m", "fiswatch", "demo", "--dir", lab.dir, "--json", "--duration", "24",
-            "--aurora-after", "2", "--rds-after", "1000", "--no-verify", "--record", str(record),
-            "--exec", "%s %s 40" % (sys.executable, tmp_path / "writer.py")]
-    result = subprocess.run(argv, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=ROOT),
-                            timeout=240, cwd=str(tmp_path))
-    assert result.returncode == 0, result.stderr
-    events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    # the failover is asked for once the program is seen writing (a loaded machine can take seconds to
+    # start it): a failover before its first write would show no gap to report
+    argv = [sys.executable, "-m", "fiswatch", "demo", "--dir", lab.dir, "--json", "--duration", "40",
+            "--aurora-after", "1000", "--rds-after", "1000", "--no-verify", "--record", str(record),
+            "--exec", "%s %s 60" % (sys.executable, tmp_path / "writer.py")]
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            cwd=str(tmp_path))
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+
+    def said(text):
+        return any(text in line and '"exec python' in line for line in list(lines))
+
+    try:
+        wait_for(lambda: said("on aurora: writing"), timeout=120, message="the program writing on aurora")
+        failover = subprocess.run([sys.executable, "-m", "fiswatch", "lab", "failover", "aurora", "--dir", lab.dir],
+                                  capture_output=True, text=True, env=env, timeout=120)
+        assert failover.returncode == 0, failover.stderr
+        wait_for(lambda: said("no acknowledged write for"), timeout=60, message="the program's gap on the wire")
+        stderr = proc.communicate(timeout=120)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(timeout=10)
+    assert proc.returncode == 0, stderr
+    events = [json.loads(line) for line in lines if line.startswith("{")]
     messages = [e.get("message", "") for e in events if e["event"] in ("info", "warning")]
     assert any(m.startswith("exec python") and "on aurora: writing" in m for m in messages), messages
     assert any(m.startswith("exec python") and "no acknowledged write for" in m for m in messages), messages
     wire = [json.loads(line) for line in record.read_text().splitlines() if '"wire_client"' in line]
     assert len(wire) == 1 and wire[0]["probe"] == "aurora/program" and wire[0]["acked"] > 10
     report = subprocess.run([sys.executable, "-m", "fiswatch", "report", str(record)], capture_output=True,
-                            text=True, env=dict(os.environ, PYTHONPATH=ROOT), timeout=60)
+                            text=True, env=env, timeout=60)
     assert report.returncode == 0, report.stderr
     assert "aurora/program" in report.stdout
 
