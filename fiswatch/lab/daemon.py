@@ -107,7 +107,8 @@ class Lab:
         for spec in layout.instances:
             host, port = layout.proxy_address(spec)
             target = layout.server_address(spec)
-            rewriter = aurora.rewriter_factory(aurora.server_id(spec.index)) if spec.cluster == "aurora" else None
+            rewriter = aurora.rewriter_factory(aurora.server_id(spec.index), self.alter_system(spec)) \
+                if spec.cluster == "aurora" else None
             if spec.cluster == "maz":
                 rewriter = maz_answers.rewriter_factory()
             tls = session_factory(cert_file(layout.tls_dir, spec.name), key_file(layout.tls_dir, spec.name), layout.tls)
@@ -126,6 +127,13 @@ class Lab:
 
         WriterWatch(self, lambda text: log_line(layout, text)).start()
         log_line(layout, "lab: ready (DNS %s:%d)" % layout.dns_address)
+
+    def alter_system(self, spec: L.InstanceSpec) -> Any:
+        """Aurora's ALTER SYSTEM statements on this instance's proxy (lab/wire/alter_system.py, lab/crash.py)."""
+        from fiswatch.lab.crash import sql_crash
+        from fiswatch.lab.wire.alter_system import AlterSystem
+
+        return AlterSystem(spec.name, sql_crash(self.layout.dir, lambda text: log_line(self.layout, text)))
 
     def _setup_sql(self, password: str) -> None:
         layout = self.layout
@@ -280,7 +288,8 @@ class Lab:
 
     def cmd_kill(self, req: Dict[str, Any]) -> Any:
         self.intended_down.add(req["instance"])
-        self.servers[req["instance"]].kill()
+        server = self.servers[req["instance"]]
+        server.stop() if req.get("graceful") else server.kill()  # graceful: a reboot (lab/crash.py)
         self._readers_changed(req["instance"])
 
     def cmd_start(self, req: Dict[str, Any]) -> Any:
