@@ -217,6 +217,12 @@ def run_reboot(lab_dir: str, name: str, failover: bool = False, down_for: float 
         raise CrashError("reboot of %s stopped: %s" % (name, why_text(exc))) from None
 
 
+def crash_aurora(lab_dir: str, sink: Callable[[Any], None], cancel: Optional[threading.Event] = None) -> str:
+    """The demo's crash (`demo --crash`, key c): Aurora's writer, 3 s; returns the endpoint to verify."""
+    run_crash(lab_dir, "aurora", sink=sink, cancel=cancel, reason="the demo")
+    return "aurora"
+
+
 def sql_crash(lab_dir: str, log: Callable[[str], None]) -> Callable[[str, str], str]:
     """For lab/wire/alter_system.py inside the daemon: crash(instance, kind) starts the crash in a thread
     and returns '' or, when another outage runs, the one line the client gets as its error."""
@@ -239,4 +245,4 @@ def sql_crash(lab_dir: str, log: Callable[[str], None]) -> Callable[[str, str], 
 
 
 __all__ = ["CRASH_DOWN", "REBOOT_DOWN", "CRASH_KINDS", "CrashError", "check_down", "run_crash", "run_reboot",
-           "sql_crash", "take_lock", "restart_in_place"]
+           "crash_aurora", "sql_crash", "take_lock", "restart_in_place"]

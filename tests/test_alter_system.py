@@ -1,0 +1,46 @@
+"""Aurora's ALTER SYSTEM statements as the lab's instance proxies answer them (lab/wire/alter_system.py):
+the parser, the answers and the rewriter's fallback, without a lab (the real lab: test_lab_crash.py)."""
+import doctest
+
+from fiswatch.lab import aurora
+from fiswatch.lab.wire import alter_system as A
+from fiswatch.lab.wire import framing as F
+
+
+def test_doctests():
+    result = doctest.testmod(A)
+    assert result.attempted >= 6 and result.failed == 0
+
+
+def _rewrite(rewriter, text):
+    packet = F.Packet(0, len(text) + 1, bytes((F.COM_QUERY,)) + text.encode("utf-8"))
+    return F.packet_bytes(0, packet.head), rewriter.rewrite(packet)
+
+
+def test_the_rewriter_asks_alter_system_only_for_texts_it_does_not_know():
+    crashes = []
+
+    def crash(instance, kind):
+        crashes.append((instance, kind))
+        return ""
+
+    make = aurora.rewriter_factory("1", A.AlterSystem("i-1", crash))
+    rewriter = make()
+    sent, got = _rewrite(rewriter, "SELECT 1")
+    assert got == sent and not crashes
+    _, got = _rewrite(rewriter, " alter system crash node ; ")
+    assert crashes == [("i-1", "node")] and got[5:] == A.HOLD.encode()
+    _, got = _rewrite(rewriter, aurora.IS_READER_QUERY)
+    assert b"@@read_only" in got and len(crashes) == 1
+
+
+def test_a_refused_crash_and_simulate_are_mysql_errors():
+    answers = A.AlterSystem("i-2", lambda instance, kind: "a failover, crash or reboot already runs in /x")
+    assert answers.answer(b"ALTER SYSTEM CRASH") == A.error_statement(1105, "a failover, crash or reboot "
+                                                                              "already runs in /x")
+    simulate = answers.answer(b"ALTER SYSTEM SIMULATE 20 PERCENT DISK CONGESTION BETWEEN 5 AND 10 MILLISECONDS "
+                              b"FOR INTERVAL 1 MINUTE")
+    assert "MYSQL_ERRNO=1105" in simulate and "not supported" in simulate
+    bad = answers.answer(b"ALTER SYSTEM RESTART '; DROP TABLE x")
+    assert "MYSQL_ERRNO=1064" in bad and "''; DROP" in bad  # quoted: one statement, never two
+    assert answers.answer(b"\xff\xfe garbage") is None and answers.answer(b"ALTERNATIVE") is None
