@@ -98,7 +98,8 @@ class DemoHooks:
         self._timers: List[threading.Timer] = []
         self._cancel = threading.Event()  # set on quit: a running failover finishes or rolls back at once
         self._threads: List[threading.Thread] = []
-        self.keys: Tuple[Tuple[str, str], ...] = (("f", "failover aurora"), ("r", "failover rds"), ("c", "crash aurora"))
+        self.keys: Tuple[Tuple[str, str], ...] = (("f", "failover aurora"), ("r", "failover rds"),
+                                                  ("c", "crash aurora"))
         # f, r: a second one for a cluster whose failover runs is refused on screen (key_failover)
         self.actions: Dict[str, Callable[[], Optional[str]]] = {"f": lambda: self.key_failover("aurora"),
                                                                 "r": lambda: self.key_failover("rds"),
