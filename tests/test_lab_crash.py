@@ -253,3 +253,18 @@ def test_crash_cli_dispatcher_keeps_the_engine(lab):
     conn = _connect(lab, writer.address)
     assert int(_one(conn, "SHOW GLOBAL STATUS LIKE 'Uptime'")[1]) >= uptime  # not restarted
     conn.close()
+
+
+def test_lab_exec_schedules_a_crash_like_a_failover(lab, tmp_path):
+    from test_lab_gate import WRITER, _gate, _junit
+
+    bad = _gate(str(tmp_path / "no-lab"), tmp_path, "--crash", "aurora", "--", "true", timeout=60)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--crash aurora: say ENDPOINT@SECONDS" in bad.stderr
+    (tmp_path / "writer.py").write_text(WRITER)
+    junit = tmp_path / "gate.xml"
+    result = _gate(lab.dir, tmp_path, "--crash", "aurora@3", "--expect", "max-gap=30", "--expect", "lost=0",
+                   "--expect", "recovered", "--junit", str(junit), "--", sys.executable, "writer.py", "14")
+    assert result.returncode == 0, result.stderr
+    cases, _ = _junit(junit)
+    assert cases == {"crash aurora@3": True, "max-gap=30": True, "lost=0": True, "recovered": True}
+    assert "lost writes: 0 of" in result.stderr
