@@ -268,3 +268,17 @@ def test_lab_exec_schedules_a_crash_like_a_failover(lab, tmp_path):
     cases, _ = _junit(junit)
     assert cases == {"crash aurora@3": True, "max-gap=30": True, "lost=0": True, "recovered": True}
     assert "lost writes: 0 of" in result.stderr
+
+
+def test_the_crash_benchmark_measures_each_clients_gap(lab):
+    from fiswatch.bench.crash_gap import crash_figure
+    from fiswatch.bench.recovery_figure import probe_client
+
+    fig = crash_figure(lab.dir, lab, repeats=1, down_for=1.0, clients=[probe_client("pymysql", "PyMySQL probe")])
+    values = {m.name: m.value for m in fig.metrics}
+    assert fig.error is None and len(fig.details["crashes"]) == 1
+    outage = fig.details["crashes"][0]["outage_s"]
+    assert outage >= 1.0
+    for name in ("workshop loop", "PyMySQL probe"):
+        gap = values["crash: %s gap" % name]
+        assert gap is not None and outage * 0.9 <= gap < outage + 15, (name, gap, outage)  # no write while down
