@@ -281,4 +281,5 @@ def test_the_crash_benchmark_measures_each_clients_gap(lab):
     assert outage >= 1.0
     for name in ("workshop loop", "PyMySQL probe"):
         gap = values["crash: %s gap" % name]
-        assert gap is not None and outage * 0.9 <= gap < outage + 15, (name, gap, outage)  # no write while down
+        # no write while connects are refused (at least most of the 1 s down), and back soon after
+        assert gap is not None and 0.5 <= gap < outage + 15, (name, gap, outage)
