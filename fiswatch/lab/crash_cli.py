@@ -43,14 +43,15 @@ def run_crash_command(args: argparse.Namespace, lab_dir: str) -> int:
     from fiswatch.lab.crash import CrashError, run_crash, run_reboot
 
     command = args.lab_command
-    sink: Optional[Callable[[Any], None]] = None
-    echo: Optional[Callable[[str], None]] = None
-    if args.json:
-        def sink(event: Any) -> None:
-            print(json.dumps(event.as_dict(), sort_keys=True), flush=True)
-    else:
-        def echo(line: str) -> None:
-            print(line, flush=True)
+
+    def as_json(event: Any) -> None:
+        print(json.dumps(event.as_dict(), sort_keys=True), flush=True)
+
+    def as_line(line: str) -> None:
+        print(line, flush=True)
+
+    sink: Optional[Callable[[Any], None]] = as_json if args.json else None
+    echo: Optional[Callable[[str], None]] = None if args.json else as_line
     try:
         lab_status(lab_dir)  # one line when no lab runs there
         if command == "crash":
