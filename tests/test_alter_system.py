@@ -2,7 +2,7 @@
 the parser, the answers and the rewriter's fallback, without a lab (the real lab: test_lab_crash.py)."""
 import doctest
 
-from fiswatch.lab import aurora
+from fiswatch.lab import aurora, replica_failure
 from fiswatch.lab.wire import alter_system as A
 from fiswatch.lab.wire import framing as F
 
@@ -10,6 +10,16 @@ from fiswatch.lab.wire import framing as F
 def test_doctests():
     result = doctest.testmod(A)
     assert result.attempted >= 6 and result.failed == 0
+    result = doctest.testmod(replica_failure)
+    assert result.attempted >= 3 and result.failed == 0
+
+
+def test_read_replica_failure_checks():
+    assert replica_failure.check(100, None, 5, ["r1"]) == ""
+    assert "above 0" in replica_failure.check(0, None, 5, ["r1"])
+    assert "at most 100" in replica_failure.check(150, None, 5, ["r1"])
+    assert "10 minutes" in replica_failure.check(50, None, 3600, ["r1"])
+    assert "no reader 'r9'" in replica_failure.check(50, "r9", 5, ["r1"])
 
 
 def _rewrite(rewriter, text):

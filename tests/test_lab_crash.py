@@ -141,7 +141,7 @@ def test_alter_system_answers_as_the_services_do(lab):
 
     conn = _connect(lab, _writer(lab).address)
     with pytest.raises(pymysql.err.OperationalError) as simulate:
-        _one(conn, "ALTER SYSTEM SIMULATE 50 PERCENT READ REPLICA FAILURE TO ALL FOR INTERVAL 5 SECOND")
+        _one(conn, "ALTER SYSTEM SIMULATE 50 PERCENT DISK FAILURE FOR INTERVAL 5 SECOND")
     assert simulate.value.args[0] == 1105 and "not supported by the fiswatch lab" in simulate.value.args[1]
     with pytest.raises(pymysql.err.ProgrammingError) as bad:
         _one(conn, "ALTER SYSTEM CRASH EVERYTHING")
@@ -283,3 +283,36 @@ def test_the_crash_benchmark_measures_each_clients_gap(lab):
         gap = values["crash: %s gap" % name]
         # no write while connects are refused (at least most of the 1 s down), and back soon after
         assert gap is not None and 0.5 <= gap < outage + 15, (name, gap, outage)
+
+
+def test_read_replica_failure_stops_replication_and_the_topology_shows_the_lag(lab):
+    import pymysql
+
+    from fiswatch.lab import aurora
+
+    writer, reader = _writer(lab), next(i for i in lab.instances if i.cluster == "aurora" and i.role == "reader")
+    r = _connect(lab, reader.address)
+    with pytest.raises(pymysql.err.OperationalError) as refused:  # sent to a reader: one line why not
+        _one(r, "ALTER SYSTEM SIMULATE 100 PERCENT READ REPLICA FAILURE FOR INTERVAL 3 SECOND")
+    assert refused.value.args[0] == 1105 and "from the writer" in refused.value.args[1]
+    w = _connect(lab, writer.address)
+    with pytest.raises(pymysql.err.OperationalError) as bad:
+        _one(w, "ALTER SYSTEM SIMULATE 100 PERCENT READ REPLICA FAILURE TO 'no-such' FOR INTERVAL 3 SECOND")
+    assert bad.value.args[0] == 1105 and "no reader 'no-such'" in bad.value.args[1]
+    with w.cursor() as cur:
+        cur.execute("ALTER SYSTEM SIMULATE 100 PERCENT READ REPLICA FAILURE TO ALL FOR INTERVAL 4 SECOND")
+        cur.execute("INSERT INTO %s (value) VALUES (424242)" % L.TABLE)
+        marker = cur.lastrowid
+
+    def lag_of(conn):
+        with conn.cursor() as cur:
+            cur.execute(aurora.TOPOLOGY_QUERY)
+            return {row[0]: float(row[3]) for row in cur.fetchall()}[reader.server_id]
+
+    wait_for(lambda: lag_of(w) >= 1000, timeout=10, message="the reader's lag growing in the writer's topology")
+    assert _one(r, "SELECT COUNT(*) FROM %s WHERE id = %d" % (L.TABLE, marker))[0] == 0  # not replicated yet
+    wait_for(lambda: _one(r, "SELECT COUNT(*) FROM %s WHERE id = %d" % (L.TABLE, marker))[0] == 1, timeout=30,
+             message="the reader catching up after the interval")
+    wait_for(lambda: lag_of(w) == 0, timeout=10, message="the lag back to 0")
+    r.close()
+    w.close()

@@ -244,5 +244,17 @@ def sql_crash(lab_dir: str, log: Callable[[str], None]) -> Callable[[str, str], 
     return crash
 
 
-__all__ = ["CRASH_DOWN", "REBOOT_DOWN", "CRASH_KINDS", "CrashError", "check_down", "run_crash", "run_reboot",
+def alter_system_for(layout: L.Layout, role_of: Callable[[str], Optional[str]], name: str) -> Any:
+    """The daemon's answers to Aurora's ALTER SYSTEM statements on instance `name`'s proxy."""
+    from fiswatch.lab.daemon import log_line
+    from fiswatch.lab.replica_failure import sql_simulate
+    from fiswatch.lab.wire.alter_system import AlterSystem
+
+    def log(text: str) -> None:
+        log_line(layout, text)
+
+    return AlterSystem(name, sql_crash(layout.dir, log), sql_simulate(layout, role_of, log))
+
+
+__all__ = ["alter_system_for", "CRASH_DOWN", "REBOOT_DOWN", "CRASH_KINDS", "CrashError", "check_down", "run_crash", "run_reboot",
            "crash_aurora", "sql_crash", "take_lock", "restart_in_place"]

@@ -104,11 +104,13 @@ class Lab:
         self._setup_sql(password)
         self.heartbeat.start()
         self.loop.start()
+        from fiswatch.lab.crash import alter_system_for  # not at the top: crash.py needs failover.py, which needs us
+
         for spec in layout.instances:
             host, port = layout.proxy_address(spec)
             target = layout.server_address(spec)
-            rewriter = aurora.rewriter_factory(aurora.server_id(spec.index), self.alter_system(spec)) \
-                if spec.cluster == "aurora" else None
+            rewriter = aurora.rewriter_factory(aurora.server_id(spec.index), alter_system_for(
+                layout, self.roles.get, spec.name)) if spec.cluster == "aurora" else None  # + ALTER SYSTEM
             if spec.cluster == "maz":
                 rewriter = maz_answers.rewriter_factory()
             tls = session_factory(cert_file(layout.tls_dir, spec.name), key_file(layout.tls_dir, spec.name), layout.tls)
@@ -127,13 +129,6 @@ class Lab:
 
         WriterWatch(self, lambda text: log_line(layout, text)).start()
         log_line(layout, "lab: ready (DNS %s:%d)" % layout.dns_address)
-
-    def alter_system(self, spec: L.InstanceSpec) -> Any:
-        """Aurora's ALTER SYSTEM statements on this instance's proxy (lab/wire/alter_system.py, lab/crash.py)."""
-        from fiswatch.lab.crash import sql_crash
-        from fiswatch.lab.wire.alter_system import AlterSystem
-
-        return AlterSystem(spec.name, sql_crash(self.layout.dir, lambda text: log_line(self.layout, text)))
 
     def _setup_sql(self, password: str) -> None:
         layout = self.layout

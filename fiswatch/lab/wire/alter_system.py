@@ -10,7 +10,11 @@ that is not `ALTER SYSTEM`, else the statement the server runs instead:
         the daemon); the issuing session waits on `DO SLEEP(10)` until the crash resets it (2013).
         Sent to a reader, the reader crashes (AWS: "force a crash of an Aurora instance"). When a
         failover, crash or reboot already runs: ERROR 1105 saying so (the lab's choice).
-  ALTER SYSTEM SIMULATE ... (READ REPLICA FAILURE, DISK FAILURE, DISK CONGESTION)
+  ALTER SYSTEM SIMULATE n PERCENT READ REPLICA FAILURE [TO ALL | TO "reader"] FOR INTERVAL q SECOND|MINUTE
+        sent to the writer: replication to the readers fails for the interval (lab/replica_failure.py),
+        the client gets OK; a refusal (sent to a reader, a bad percent or interval, another outage
+        running) is ERROR 1105 saying why.
+  ALTER SYSTEM SIMULATE ... DISK FAILURE / DISK CONGESTION ..., or a SIMULATE the lab cannot read
         ERROR 1105: not supported by the lab yet (the statement is recognised, nothing is simulated).
   any other ALTER SYSTEM text
         ERROR 1064 (42000), the parse error Aurora would give.
@@ -26,10 +30,11 @@ CRASH = re.compile(r"^\s*ALTER\s+SYSTEM\s+CRASH(?:\s+(INSTANCE|DISPATCHER|NODE))
 SIMULATE = re.compile(r"^\s*ALTER\s+SYSTEM\s+SIMULATE\b", re.I)
 ALTER_SYSTEM = re.compile(r"^\s*ALTER\s+SYSTEM\b", re.I)
 HOLD = "DO SLEEP(10)"  # the issuing session waits here until the crash resets it
+STARTED = "DO 0"  # a simulation started: OK
 ER_UNKNOWN_ERROR = 1105
 ER_PARSE_ERROR = 1064
-SIMULATE_TEXT = ("ALTER SYSTEM SIMULATE is not supported by the fiswatch lab yet (only ALTER SYSTEM CRASH "
-                 "[INSTANCE|DISPATCHER|NODE]); nothing was simulated")
+SIMULATE_TEXT = ("this ALTER SYSTEM SIMULATE is not supported by the fiswatch lab yet (only READ REPLICA FAILURE "
+                 "and ALTER SYSTEM CRASH); nothing was simulated")
 
 
 def parse(text: str) -> Optional[Tuple[str, str]]:
@@ -76,9 +81,11 @@ class AlterSystem:
     """The ALTER SYSTEM answers of one Aurora instance. `crash(instance, kind)` starts its crash and returns
     '' or the one line why it cannot (lab/crash.py `sql_crash`)."""
 
-    def __init__(self, instance: str, crash: Callable[[str, str], str]) -> None:
+    def __init__(self, instance: str, crash: Callable[[str, str], str],
+                 simulate: Optional[Callable[[str, str], Optional[str]]] = None) -> None:
         self.instance = instance
         self.crash = crash
+        self.simulate = simulate  # READ REPLICA FAILURE (lab/replica_failure.py): None, '' started, or why not
 
     def answer(self, raw: bytes) -> Optional[str]:
         if not raw[:32].lstrip().upper().startswith(b"ALTER"):
@@ -92,6 +99,9 @@ class AlterSystem:
             refused = self.crash(self.instance, kind)
             return error_statement(ER_UNKNOWN_ERROR, refused) if refused else HOLD
         if what == "simulate":
+            refused = self.simulate(self.instance, text) if self.simulate is not None else None
+            if refused is not None:
+                return error_statement(ER_UNKNOWN_ERROR, refused) if refused else STARTED
             return error_statement(ER_UNKNOWN_ERROR, SIMULATE_TEXT)
         return error_statement(ER_PARSE_ERROR, parse_error_text(text), state="42000")
 
