@@ -238,7 +238,7 @@ def run_lab(args: argparse.Namespace) -> int:
             if usage:
                 print("fiswatch lab failover: %s" % usage, file=sys.stderr)
                 return 2
-            with _sigterm_interrupts():
+            with sigterm_interrupts():
                 if args.target == "maz":
                     failover(lab_dir, "maz", emit=emit, echo=echo, profile=_maz_profile(args),
                              maz={"lag": args.lag or 0.0, "stale_reader": args.stale_reader})
@@ -292,7 +292,7 @@ def _failover_usage(args: argparse.Namespace, lab_dir: str) -> str:
 
 
 @contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
+def sigterm_interrupts() -> Iterator[None]:
     """SIGTERM stops a foreground failover as Ctrl-C does: finished or rolled back, never half done."""
     def interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt()

@@ -179,7 +179,8 @@ def run_crash(lab_dir: str, target: str, kind: str = "instance", down_for: float
     except CrashError:
         raise
     except (Exception, KeyboardInterrupt, Cancelled) as exc:
-        raise CrashError("crash of %s stopped: %s" % (instance or target, why_text(exc))) from None
+        raise CrashError("crash of %s stopped midway (%s): the lab brings the instance back before it stops; "
+                         "check `fiswatch lab status`" % (instance or target, why_text(exc))) from None
 
 
 def run_reboot(lab_dir: str, name: str, failover: bool = False, down_for: float = REBOOT_DOWN,
@@ -214,7 +215,8 @@ def run_reboot(lab_dir: str, name: str, failover: bool = False, down_for: float 
     except FailoverError as exc:
         raise CrashError(str(exc)) from None
     except (Exception, KeyboardInterrupt, Cancelled) as exc:
-        raise CrashError("reboot of %s stopped: %s" % (name, why_text(exc))) from None
+        raise CrashError("reboot of %s stopped midway (%s): the lab brings the instance back before it stops; "
+                         "check `fiswatch lab status`" % (name, why_text(exc))) from None
 
 
 def crash_aurora(lab_dir: str, sink: Callable[[Any], None], cancel: Optional[threading.Event] = None) -> str:

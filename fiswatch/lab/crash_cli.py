@@ -52,12 +52,15 @@ def run_crash_command(args: argparse.Namespace, lab_dir: str) -> int:
 
     sink: Optional[Callable[[Any], None]] = as_json if args.json else None
     echo: Optional[Callable[[str], None]] = None if args.json else as_line
+    from fiswatch.lab.cli import sigterm_interrupts
+
     try:
         lab_status(lab_dir)  # one line when no lab runs there
-        if command == "crash":
-            run_crash(lab_dir, args.target, args.kind, args.down, sink=sink, echo=echo)
-        else:
-            run_reboot(lab_dir, args.name, args.failover, args.down, sink=sink, echo=echo)
+        with sigterm_interrupts():  # SIGTERM as Ctrl-C: the instance is brought back before the command ends
+            if command == "crash":
+                run_crash(lab_dir, args.target, args.kind, args.down, sink=sink, echo=echo)
+            else:
+                run_reboot(lab_dir, args.name, args.failover, args.down, sink=sink, echo=echo)
     except CrashError as exc:
         print("fiswatch lab %s: %s" % (command, exc), file=sys.stderr)
         return 2 if exc.usage else 1
