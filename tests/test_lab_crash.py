@@ -316,3 +316,23 @@ def test_read_replica_failure_stops_replication_and_the_topology_shows_the_lag(l
     wait_for(lambda: lag_of(w) == 0, timeout=10, message="the lag back to 0")
     r.close()
     w.close()
+
+
+def test_a_crash_stopped_midway_brings_the_instance_back(lab, tmp_path):
+    import signal
+
+    out = tmp_path / "crash.out"
+    with open(str(out), "w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "fiswatch", "lab", "crash", "rds", "--dir", lab.dir,
+                                 "--down", "60"], stdout=fh, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        wait_for(lambda: "killed (SIGKILL)" in out.read_text(), timeout=60, message="the crash step")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and "stopped midway (interrupted)" in err and "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1
+    state = _state(lab)
+    assert all(i["running"] and i["proxy_mode"] == "pass" for i in state["instances"])
+    conn = _connect(lab, _address_of(lab, L.ENDPOINT_NAMES["rds"]), endpoint="rds")
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO %s (value) VALUES (2)" % L.TABLE)  # the primary writes again
+    conn.close()
