@@ -336,3 +336,20 @@ def test_a_crash_stopped_midway_brings_the_instance_back(lab, tmp_path):
     with conn.cursor() as cur:
         cur.execute("INSERT INTO %s (value) VALUES (2)" % L.TABLE)  # the primary writes again
     conn.close()
+
+
+def test_the_report_names_a_crash_as_a_crash():
+    from test_report import make_run
+
+    from fiswatch.report.build import build_report
+    from fiswatch.report.render_json import report_as_dict
+    from fiswatch.report.render_text import render_text
+
+    events = [dict(ev, outage="crash") if ev.get("event") == "lab" else ev for ev in make_run()]
+    report = build_report(events)
+    (outage,) = report.failovers
+    assert outage.kind == "crash"
+    text = render_text(report)
+    assert "Lab crash aurora: outage t+10.0..t+17.0" in text and "Lab failover" not in text
+    assert report_as_dict(report)["failovers"][0]["kind"] == "crash"
+    assert build_report(make_run()).failovers[0].kind == "failover"
