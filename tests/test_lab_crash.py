@@ -316,6 +316,17 @@ def test_read_replica_failure_stops_replication_and_the_topology_shows_the_lag(l
     wait_for(lambda: lag_of(w) == 0, timeout=10, message="the lag back to 0")
     r.close()
     w.close()
+    wait_for(lambda: _lock_free(lab), timeout=10, message="the simulation's end releasing the failover lock")
+
+
+def _lock_free(info):
+    from fiswatch.lab.crash import CrashError, take_lock
+
+    try:
+        os.close(take_lock(info.dir))
+        return True
+    except CrashError:
+        return False
 
 
 def test_a_crash_stopped_midway_brings_the_instance_back(lab, tmp_path):
@@ -353,3 +364,27 @@ def test_the_report_names_a_crash_as_a_crash():
     assert "Lab crash aurora: outage t+10.0..t+17.0" in text and "Lab failover" not in text
     assert report_as_dict(report)["failovers"][0]["kind"] == "crash"
     assert build_report(make_run()).failovers[0].kind == "failover"
+
+
+def test_the_demo_key_c_crashes_aurora_and_a_second_c_is_refused(lab):
+    from test_lab_demo_faults import Collect
+
+    from fiswatch.commands.demo import DemoHooks
+
+    hooks = DemoHooks(lab.dir, "quick", [], None)
+    assert ("c", "crash aurora") in hooks.keys
+    run = Collect()
+    hooks.start(run)
+    first = {}
+    thread = threading.Thread(target=lambda: first.setdefault("said", hooks.actions["c"]()))
+    thread.start()
+    try:
+        wait_for(lambda: any(e.event == "lab" and e.get("step") == "start" for e in run.events), timeout=60,
+                 message="the crash started")
+        assert hooks.actions["c"]() == "crash aurora already running: key ignored (one at a time per cluster)"
+        thread.join(120)
+    finally:
+        run.stop_event.set()
+    assert first["said"] == ""
+    steps = [(e.get("step"), e.get("outage")) for e in run.events if e.event == "lab"]
+    assert steps == [("start", "crash"), ("crash", "crash"), ("done", "crash")]

@@ -126,7 +126,8 @@ class DemoHooks:
         then drops its `failover ...` (ui/screen.py shows what an action returns)."""
         with self._lock:
             if target in self._pending:
-                refused = "failover %s already running: key ignored (one at a time per cluster)" % target
+                refused = "%s already running: key ignored (one at a time per cluster)" % (
+                    "crash aurora" if target == "crash" else "failover " + target)
                 if self._runner is not None:
                     self._runner.emit(E.info(refused))
                 return refused
