@@ -54,3 +54,20 @@ def test_a_refused_crash_and_simulate_are_mysql_errors():
     bad = answers.answer(b"ALTER SYSTEM RESTART '; DROP TABLE x")
     assert "MYSQL_ERRNO=1064" in bad and "''; DROP" in bad  # quoted: one statement, never two
     assert answers.answer(b"\xff\xfe garbage") is None and answers.answer(b"ALTERNATIVE") is None
+
+
+def test_a_disk_failure_fails_its_share_of_statements_for_its_interval_only():
+    now, dice = [100.0], [0.0]
+    disk = A.DiskFailure(clock=lambda: now[0], dice=lambda: dice[0])
+    answers = A.AlterSystem("i-1", lambda instance, kind: "")
+    answers.disk = disk
+    assert answers.answer(b"SELECT 1") is None  # nothing simulated
+    assert answers.answer(b"ALTER SYSTEM SIMULATE 40 PERCENT DISK FAILURE FOR INTERVAL 2 SECOND") == A.STARTED
+    dice[0] = 0.39
+    assert "MYSQL_ERRNO=1030" in answers.answer(b"SELECT 1")
+    dice[0] = 0.41
+    assert answers.answer(b"SELECT 1") is None  # the other 60 %
+    dice[0], now[0] = 0.0, 102.0
+    assert answers.answer(b"SELECT 1") is None and not disk.wants(10)  # the interval is over
+    refused = answers.answer(b"ALTER SYSTEM SIMULATE 5 PERCENT DISK FAILURE FOR INTERVAL 11 MINUTE")
+    assert "MYSQL_ERRNO=1105" in refused and "10 minutes" in refused

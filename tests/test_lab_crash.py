@@ -141,7 +141,7 @@ def test_alter_system_answers_as_the_services_do(lab):
 
     conn = _connect(lab, _writer(lab).address)
     with pytest.raises(pymysql.err.OperationalError) as simulate:
-        _one(conn, "ALTER SYSTEM SIMULATE 50 PERCENT DISK FAILURE FOR INTERVAL 5 SECOND")
+        _one(conn, "ALTER SYSTEM SIMULATE 50 PERCENT DISK CONGESTION BETWEEN 5 AND 9 MILLISECONDS FOR INTERVAL 5 SECOND")
     assert simulate.value.args[0] == 1105 and "not supported by the fiswatch lab" in simulate.value.args[1]
     with pytest.raises(pymysql.err.ProgrammingError) as bad:
         _one(conn, "ALTER SYSTEM CRASH EVERYTHING")
@@ -388,3 +388,25 @@ def test_the_demo_key_c_crashes_aurora_and_a_second_c_is_refused(lab):
     assert first["said"] == ""
     steps = [(e.get("step"), e.get("outage")) for e in run.events if e.event == "lab"]
     assert steps == [("start", "crash"), ("crash", "crash"), ("done", "crash")]
+
+
+def test_disk_failure_fails_statements_for_the_interval(lab):
+    import pymysql
+
+    reader = next(i for i in lab.instances if i.cluster == "aurora" and i.role == "reader")
+    conn, other = _connect(lab, reader.address), _connect(lab, reader.address)
+    with conn.cursor() as cur:
+        cur.execute("ALTER SYSTEM SIMULATE 100 PERCENT DISK FAILURE IN DISK 1 FOR INTERVAL 3 SECOND")  # OK
+    with pytest.raises(pymysql.err.OperationalError) as failed:  # every session of the instance
+        _one(other, "SELECT COUNT(*) FROM %s" % L.TABLE)
+    assert failed.value.args[0] == 1030 and "simulated DISK FAILURE" in failed.value.args[1]
+
+    def works():
+        try:
+            return _one(conn, "SELECT 1")[0] == 1
+        except pymysql.err.OperationalError:
+            return False
+
+    wait_for(works, timeout=30, message="statements working again after the interval")
+    conn.close()
+    other.close()
