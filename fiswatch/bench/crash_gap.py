@@ -2,7 +2,7 @@
 
 Through `repeats` crashes of the lab's Aurora writer (`lab crash aurora`: sessions reset, connects
 refused for `down_for` seconds, the same instance back at the same address, no DNS change), every
-client in CRASH_CLIENTS and the workshop's reconnect loop write to the cluster name side by side
+client in CRASH_CLIENTS (plus the aws-wrapper probe where it runs) and the workshop's reconnect loop write to the cluster name side by side
 (recovery_figure.py's writers). Per crash and client: the longest gap between acknowledged writes that
 overlaps the outage (`start.outage_start` -> `done.outage_end`). Reported: the median gap per client
 and its median excess over the outage, with the spread.
@@ -27,11 +27,22 @@ CRASH_CLIENTS: List[Client] = [probe_client("pymysql", "PyMySQL probe"),
                                probe_client("mysql-connector", "mysql-connector probe")]
 
 
+def default_clients() -> List[Client]:
+    """CRASH_CLIENTS, and the AWS Advanced Python Wrapper's probe where it can run (Python >= 3.10, its extra)."""
+    from fiswatch.bench.wrapper import wrapper_available
+
+    try:
+        extra = [probe_client("aws-wrapper", "aws-wrapper probe")] if wrapper_available() else []
+    except Exception:
+        extra = []
+    return CRASH_CLIENTS + extra
+
+
 def crash_figure(lab_dir: str, info: Any, repeats: int, down_for: float = 3.0,
                  clients: Sequence[Client] = ()) -> Figure:
     from fiswatch.lab.crash import run_crash
 
-    clients = [BASELINE] + list(clients or CRASH_CLIENTS)
+    clients = [BASELINE] + list(clients or default_clients())
     fig = Figure(3, "Write gap through a lab Aurora writer crash without failover (down %gs)" % down_for)
     endpoint, nameserver = info.endpoint("aurora"), tuple(info.nameserver)
     running: Dict[str, Writer] = {}
