@@ -141,10 +141,12 @@ def tick(probes: Mapping[str, Mapping[str, Any]], *, ts: Optional[float] = None)
 
 def lab(target: str, step: str, detail: str, *, crash: bool, outage_start: Optional[float] = None,
         outage_end: Optional[float] = None, recovered: Optional[str] = None, stale_dns: Optional[float] = None,
-        ts: Optional[float] = None) -> Event:
-    """A lab failover step; `outage_start`, `outage_end`, `recovered`, `stale_dns` are written only when given."""
+        outage: Optional[str] = None, ts: Optional[float] = None) -> Event:
+    """A lab failover step; `outage_start`, `outage_end`, `recovered`, `stale_dns` are written only when given.
+    `outage` names an outage that is not a failover (crash, reboot: fiswatch/lab/crash.py)."""
     extra = {k: v for k, v in (("outage_start", outage_start), ("outage_end", outage_end),
-                               ("recovered", recovered), ("stale_dns", stale_dns)) if v is not None}
+                               ("recovered", recovered), ("stale_dns", stale_dns), ("outage", outage))
+             if v is not None}
     return _event(LAB, ts, target=target, step=step, detail=detail, crash=crash, **extra)
 
 

@@ -79,6 +79,10 @@ CASES = [
                    recovered="finished", ts=TS),
      '{"ts":1700000000.123,"event":"lab","target":"aurora","step":"done","detail":"aurora failover finished",'
      '"crash":false,"outage_end":1700000011.25,"recovered":"finished"}'),
+    (lambda: E.lab("aurora", "start", "aurora crash (instance): i-1 restarts in 3s", crash=False,
+                   outage_start=1700000001.5, outage="crash", ts=TS),
+     '{"ts":1700000000.123,"event":"lab","target":"aurora","step":"start","detail":"aurora crash (instance): i-1 '
+     'restarts in 3s","crash":false,"outage_start":1700000001.5,"outage":"crash"}'),
     (lambda: E.topology("aurora", lines=["writer instance-2", "reader instance-1"], previous=[], ts=TS),
      '{"ts":1700000000.123,"event":"topology","endpoint":"aurora","lines":["writer instance-2","reader instance-1"],'
      '"previous":[]}'),

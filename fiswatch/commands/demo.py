@@ -42,6 +42,9 @@ def add_parser(sub) -> None:
     p.add_argument("--rds-after", type=seconds_arg(0.0, HOUR), default=45.0, metavar="SECONDS",
                    help="reboot the RDS instance with failover this long after the start (default: %(default)s)")
     p.add_argument("--no-failover", action="store_true", help="no automatic failovers: use the keys f and r")
+    p.add_argument("--crash", type=seconds_arg(0.0, HOUR), default=None, metavar="SECONDS",
+                   help="also crash Aurora's writer this long after the start: it restarts in place, no failover, no "
+                        "DNS change (`fiswatch lab crash aurora`; key c)")
     p.add_argument("--realistic", action="store_true",
                    help="realistic timings: DNS flips after ~15 s and flaps for a while (default: fast)")
     p.add_argument("--stale-dns", type=stale_dns_arg(), default=None, metavar="SECONDS",
@@ -101,10 +104,12 @@ class DemoHooks:
         self._timers: List[threading.Timer] = []
         self._cancel = threading.Event()  # set on quit: a running failover finishes or rolls back at once
         self._threads: List[threading.Thread] = []
-        self.keys: Tuple[Tuple[str, str], ...] = (("f", "failover aurora"), ("r", "failover rds"))
+        self.keys: Tuple[Tuple[str, str], ...] = (("f", "failover aurora"), ("r", "failover rds"),
+                                                  ("c", "crash aurora"))
         # f, r: a second one for a cluster whose failover runs is refused on screen (key_failover)
         self.actions: Dict[str, Callable[[], Optional[str]]] = {"f": lambda: self.key_failover("aurora"),
-                                                                "r": lambda: self.key_failover("rds")}
+                                                                "r": lambda: self.key_failover("rds"),
+                                                                "c": lambda: self.key_failover("crash")}
 
     def start(self, runner) -> None:
         """The run started (its first line is out): the lab's liveness watch, the notes, then the
@@ -127,7 +132,8 @@ class DemoHooks:
         then drops its `failover ...` (ui/screen.py shows what an action returns)."""
         with self._lock:
             if target in self._pending:
-                refused = "failover %s already running: key ignored (one at a time per cluster)" % target
+                refused = "%s already running: key ignored (one at a time per cluster)" % (
+                    "crash aurora" if target == "crash" else "failover " + target)
                 if self._runner is not None:
                     self._runner.emit(E.info(refused))
                 return refused
@@ -165,8 +171,13 @@ class DemoHooks:
             if runner.stop_event.is_set():
                 return
             try:
-                api.failover(self.lab_dir, target, emit=runner.emit, profile=self.profile, cancel=self._cancel,
-                             stale_dns=self.stale_dns if target == "aurora" else None)
+                if target == "crash":  # the writer restarts in place (lab/crash.py); verified as aurora below
+                    from fiswatch.lab.crash import crash_aurora
+
+                    target = crash_aurora(self.lab_dir, runner.emit, self._cancel)
+                else:
+                    api.failover(self.lab_dir, target, emit=runner.emit, profile=self.profile, cancel=self._cancel,
+                                 stale_dns=self.stale_dns if target == "aurora" else None)
             except Exception as exc:  # shown in the event log; the dashboard keeps running
                 runner.emit(E.warning("failover %s failed: %s" % (target, exc)))
                 return
@@ -238,7 +249,8 @@ def run_demo(args: argparse.Namespace) -> int:
         runs = os.path.join(lab_dir, "runs")
         os.makedirs(runs, exist_ok=True)
         options = replace(options, record=os.path.join(runs, time.strftime("demo-%Y%m%d-%H%M%S.jsonl")))
-    schedule = [] if args.no_failover else [(args.aurora_after, "aurora"), (args.rds_after, "rds")]
+    schedule = ([] if args.no_failover else [(args.aurora_after, "aurora"), (args.rds_after, "rds")]) + \
+        ([(args.crash, "crash")] if args.crash is not None else [])
     notes: Tuple[str, ...] = ()
     endpoints, options = _demo_reads(args, info, options)
     if not options.backend:

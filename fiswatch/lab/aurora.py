@@ -18,7 +18,7 @@ from state the lab keeps in it (fiswatch/lab/topology.py):
 A SERVER_ID is the instance's index ('1', '2'); `host_pattern()` turns it into the proxy's
 address, as `cluster_instance_host_pattern` does on the client side.
 """
-from typing import Callable, Dict
+from typing import Any, Callable, Dict, Optional
 
 from fiswatch.lab.wire import framing as F
 
@@ -73,23 +73,32 @@ class QueryRewriter:
     without waiting for the rest of its packet. A TLS or compressed session is never framed.
     """
 
-    def __init__(self, table: Dict[str, str]) -> None:
+    def __init__(self, table: Dict[str, str], fallback: Optional[Callable[[bytes], Optional[str]]] = None,
+                 busy: Optional[Callable[[int], bool]] = None) -> None:
         self._table = {k.strip().encode("utf-8"): v.encode("utf-8") for k, v in table.items()}
+        self._fallback = fallback  # text -> a replacement for texts not in the table (ALTER SYSTEM) or None
+        self._busy = busy  # length -> hold every query this long (a simulated disk failure: lab/wire/alter_system.py)
         self._longest = max(len(k) for k in self._table) + 16 if self._table else 0
         self.rewritten = 0
 
     def wants(self, length: int, first: int) -> bool:
-        return first == F.COM_QUERY and length <= self._longest
+        return first == F.COM_QUERY and (length <= self._longest or (self._busy is not None and self._busy(length)))
 
     def rewrite(self, packet: F.Packet) -> bytes:
         new = self._table.get(packet.head[1:].strip())
+        if new is None and self._fallback is not None:
+            answer = self._fallback(packet.head[1:])
+            new = answer.encode("utf-8") if answer is not None else None
         if new is None:
             return F.packet_bytes(packet.seq, packet.head)
         self.rewritten += 1
         return F.packet_bytes(packet.seq, bytes((F.COM_QUERY,)) + new)
 
 
-def rewriter_factory(instance_id: str) -> Callable[[], QueryRewriter]:
-    """A callable making one QueryRewriter per connection for the instance's proxy."""
+def rewriter_factory(instance_id: str, alter_system: Any = None) -> Callable[[], QueryRewriter]:
+    """A callable making one QueryRewriter per connection for the instance's proxy (`alter_system`:
+    lab/wire/alter_system.py's AlterSystem, answering Aurora's fault-injection statements)."""
     table = rewrites(instance_id)
-    return lambda: QueryRewriter(table)
+    if alter_system is None:
+        return lambda: QueryRewriter(table)
+    return lambda: QueryRewriter(table, alter_system.answer, alter_system.disk.wants)

@@ -1,4 +1,4 @@
-"""`fiswatch lab up | status | failover aurora|rds | down | exec`."""
+"""`fiswatch lab up | status | failover aurora|rds | crash | reboot | down | exec`."""
 import argparse
 import contextlib
 import json
@@ -87,6 +87,9 @@ def add_lab_parser(subparsers: Any) -> None:
     from fiswatch.lab.exec import add_exec_parser
 
     add_exec_parser(actions, common)
+    from fiswatch.lab.crash_cli import add_crash_parsers
+
+    add_crash_parsers(actions, common)
 
 
 def stale_dns_arg() -> Any:
@@ -178,7 +181,8 @@ def run_lab(args: argparse.Namespace) -> int:
 
     command = getattr(args, "lab_command", None)
     if command is None:
-        print("fiswatch lab: say what to do: up, status, failover aurora|rds|maz, down, or exec -- COMMAND",
+        print("fiswatch lab: say what to do: up, status, failover aurora|rds|maz, crash aurora|rds, reboot NAME, down, "
+              "or exec -- COMMAND",
               file=sys.stderr)
         return 2
     lab_dir = _dir(args)
@@ -186,6 +190,10 @@ def run_lab(args: argparse.Namespace) -> int:
         from fiswatch.lab.exec import run_exec
 
         return run_exec(args, lab_dir)
+    if command in ("crash", "reboot"):
+        from fiswatch.lab.crash_cli import run_crash_command
+
+        return run_crash_command(args, lab_dir)
     try:
         if command == "up":
             def starting(line: Optional[str]) -> None:
@@ -230,7 +238,7 @@ def run_lab(args: argparse.Namespace) -> int:
             if usage:
                 print("fiswatch lab failover: %s" % usage, file=sys.stderr)
                 return 2
-            with _sigterm_interrupts():
+            with sigterm_interrupts():
                 if args.target == "maz":
                     failover(lab_dir, "maz", emit=emit, echo=echo, profile=_maz_profile(args),
                              maz={"lag": args.lag or 0.0, "stale_reader": args.stale_reader})
@@ -284,7 +292,7 @@ def _failover_usage(args: argparse.Namespace, lab_dir: str) -> str:
 
 
 @contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
+def sigterm_interrupts() -> Iterator[None]:
     """SIGTERM stops a foreground failover as Ctrl-C does: finished or rolled back, never half done."""
     def interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt()

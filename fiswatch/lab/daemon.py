@@ -104,10 +104,13 @@ class Lab:
         self._setup_sql(password)
         self.heartbeat.start()
         self.loop.start()
+        from fiswatch.lab.crash import alter_system_for  # not at the top: crash.py needs failover.py, which needs us
+
         for spec in layout.instances:
             host, port = layout.proxy_address(spec)
             target = layout.server_address(spec)
-            rewriter = aurora.rewriter_factory(aurora.server_id(spec.index)) if spec.cluster == "aurora" else None
+            rewriter = aurora.rewriter_factory(aurora.server_id(spec.index), alter_system_for(
+                layout, self.roles.get, spec.name)) if spec.cluster == "aurora" else None  # + ALTER SYSTEM
             if spec.cluster == "maz":
                 rewriter = maz_answers.rewriter_factory()
             tls = session_factory(cert_file(layout.tls_dir, spec.name), key_file(layout.tls_dir, spec.name), layout.tls)
@@ -280,7 +283,8 @@ class Lab:
 
     def cmd_kill(self, req: Dict[str, Any]) -> Any:
         self.intended_down.add(req["instance"])
-        self.servers[req["instance"]].kill()
+        server = self.servers[req["instance"]]
+        server.stop() if req.get("graceful") else server.kill()  # graceful: a reboot (lab/crash.py)
         self._readers_changed(req["instance"])
 
     def cmd_start(self, req: Dict[str, Any]) -> Any:

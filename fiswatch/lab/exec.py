@@ -54,7 +54,8 @@ class ExecError(Exception):
 def add_exec_parser(actions: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
     p = actions.add_parser(
         "exec", help="run your own program against the lab: the system resolver answers the lab's names",
-        usage="fiswatch lab exec [--dir DIR] [--aws] [--failover ENDPOINT@S] [--expect EXP] [--junit FILE] "
+        usage="fiswatch lab exec [--dir DIR] [--aws] [--failover ENDPOINT@S] [--crash ENDPOINT@S] [--expect EXP] "
+              "[--junit FILE] "
               "[--json FILE] [--record FILE] -- COMMAND [ARGS...]",
         epilog="examples: fiswatch lab exec -- mysql -h fiswatch-lab.cluster-c0ffee.lab.rds.local -u fiswatch testdb; "
                "fiswatch lab exec --aws -- python3 workshop_script.py (docs/lab.md)",

@@ -374,7 +374,7 @@ def _sigint_ignored() -> Iterator[None]:
 
 
 def make_emitter(lab_dir: str, target: str, crash: bool, sink: Optional[Callable[[Any], None]],
-                 echo: Optional[Callable[[str], None]] = None) -> Emit:
+                 echo: Optional[Callable[[str], None]] = None, what: str = "failover") -> Emit:
     """An emit(step, detail, **extra) that builds Events, logs to lab.log and optionally echoes."""
     from fiswatch import events as E
 
@@ -382,7 +382,7 @@ def make_emitter(lab_dir: str, target: str, crash: bool, sink: Optional[Callable
 
     def emit(step: str, detail: str, **extra: Any) -> None:
         event = E.lab(target, step, detail, crash=crash, **extra)
-        line = "failover %s: %-9s %s" % (target, step, detail)
+        line = "%s %s: %-9s %s" % (what, target, step, detail)
         try:
             with open(os.path.join(layout_dir, L.LOG_FILE), "a") as fh:
                 fh.write("%s %s\n" % (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(event.ts))

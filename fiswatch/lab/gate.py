@@ -49,6 +49,7 @@ class Expectation(NamedTuple):
 class Scheduled(NamedTuple):
     target: str
     at: float
+    kind: str = "failover"  # or crash (--crash: lab/crash.py, the writer restarts in place)
 
 
 class GateUsage(ValueError):
@@ -58,6 +59,8 @@ class GateUsage(ValueError):
 def add_gate_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--failover", action="append", default=[], metavar="ENDPOINT@SECONDS",
                    help="fail ENDPOINT (aurora or rds) over SECONDS after COMMAND starts; repeatable")
+    p.add_argument("--crash", action="append", default=[], metavar="ENDPOINT@SECONDS",
+                   help="crash ENDPOINT's writer SECONDS after COMMAND starts: it restarts in place; repeatable")
     p.add_argument("--profile", default="fast", choices=PROFILES,
                    help="the failovers' timing profile, as `fiswatch lab failover` (default fast)")
     p.add_argument("--stale-dns", metavar="SECONDS", default=None, dest="gate_stale_dns",
@@ -106,7 +109,7 @@ def parse_expectation(text: str) -> Expectation:
     return Expectation(text, endpoint, key, value)
 
 
-def parse_failover(text: str) -> Scheduled:
+def parse_failover(text: str, kind: str = "failover") -> Scheduled:
     """One --failover value, or GateUsage.
 
     >>> parse_failover("rds@40")
@@ -114,18 +117,18 @@ def parse_failover(text: str) -> Scheduled:
     """
     target, at, raw = text.partition("@")
     if target not in ENDPOINTS or not at:
-        raise GateUsage("--failover %s: say ENDPOINT@SECONDS with ENDPOINT aurora or rds, e.g. aurora@10" % text)
+        raise GateUsage("--%s %s: say ENDPOINT@SECONDS with ENDPOINT aurora or rds, e.g. aurora@10" % (kind, text))
     try:
         seconds = float(raw)
     except ValueError:
         seconds = -1.0
     if not 0 <= seconds < 86400:
-        raise GateUsage("--failover %s: SECONDS after the program starts, a number 0..86399" % text)
-    return Scheduled(target, seconds)
+        raise GateUsage("--%s %s: SECONDS after the program starts, a number 0..86399" % (kind, text))
+    return Scheduled(target, seconds, kind)
 
 
 def wanted(args: argparse.Namespace) -> bool:
-    return bool(getattr(args, "failover", None) or getattr(args, "expect", None))
+    return bool(getattr(args, "failover", None) or getattr(args, "expect", None) or getattr(args, "crash", None))
 
 
 def parse_stale_dns(raw: Optional[str], schedule: Sequence[Scheduled]) -> Optional[float]:
@@ -153,7 +156,8 @@ def parse_stale_dns(raw: Optional[str], schedule: Sequence[Scheduled]) -> Option
 
 def check_args(args: argparse.Namespace) -> Tuple[List[Expectation], List[Scheduled]]:
     expectations = [parse_expectation(e) for e in args.expect]
-    schedule = sorted((parse_failover(f) for f in args.failover), key=lambda s: s.at)
+    schedule = sorted([parse_failover(f) for f in args.failover] + [parse_failover(c, "crash") for c in
+                                                                     getattr(args, "crash", [])], key=lambda s: s.at)
     parse_stale_dns(getattr(args, "gate_stale_dns", None), schedule)
     for path in (args.junit, args.json_file, args.record):
         if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
@@ -191,16 +195,20 @@ class Failovers:
 
     def _run(self, t0: float) -> None:
         from fiswatch.lab.api import LabError, failover
+        from fiswatch.lab.crash import CrashError, run_crash
 
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD, signal.SIGINT, signal.SIGTERM})
         for s in self.schedule:
             if self.stop.wait(max(0.0, t0 + s.at - time.time())):
                 return
             try:
-                failover(self.lab_dir, s.target, emit=lambda ev: self.events.append(ev.as_dict()),
-                         profile=self.profile, stale_dns=self.stale_dns if s.target == "aurora" else None)
+                if s.kind == "crash":
+                    run_crash(self.lab_dir, s.target, sink=lambda ev: self.events.append(ev.as_dict()))
+                else:
+                    failover(self.lab_dir, s.target, emit=lambda ev: self.events.append(ev.as_dict()),
+                             profile=self.profile, stale_dns=self.stale_dns if s.target == "aurora" else None)
                 self.done.append((s, ""))
-            except (LabError, ValueError) as exc:  # ValueError: signal handling outside the main thread
+            except (LabError, ValueError, CrashError) as exc:  # ValueError: signal handling outside the main thread
                 self.done.append((s, "failed: %s" % exc))
 
 
@@ -211,7 +219,7 @@ def judge(expectations: Sequence[Expectation], report: Any, lost: Dict[str, Any]
 
     results: List[Tuple[str, bool, str]] = []
     for s, why in failovers:
-        results.append(("failover %s@%g" % (s.target, s.at), not why, why or "ran"))
+        results.append(("%s %s@%g" % (s.kind, s.target, s.at), not why, why or "ran"))
     for e in expectations:
         probes = [p for p in report.probes if e.endpoint in (None, p.endpoint)]
         if e.key == "lost":

@@ -76,7 +76,7 @@ def comparison_lines(report: Any, width: int = 80, endpoint: str = "aurora") -> 
     promote = step_time(failover, "promote")
     dns = report.dns_for(endpoint)
     flip = step_time(failover, "dns_flip") or (dns.flip_at if dns is not None else None)
-    head = "%s failover: fenced %s" % (endpoint.upper(), _t(report, failover.outage_start))
+    head = "%s %s: fenced %s" % (endpoint.upper(), failover.kind, _t(report, failover.outage_start))
     if promote is not None:
         head += ", promoted %s" % _t(report, promote)
     if flip is not None:

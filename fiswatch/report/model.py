@@ -70,6 +70,7 @@ class LabFailover:
     outage_start: Optional[float] = None
     outage_end: Optional[float] = None
     steps: Tuple[Tuple[float, str, str], ...] = ()  # (ts, step, detail)
+    kind: str = "failover"  # or an outage without failover: crash, reboot (lab/crash.py, the event's `outage`)
 
     @property
     def outage(self) -> Optional[float]:

@@ -52,7 +52,7 @@ def report_as_dict(report: Report) -> Dict[str, Any]:
                  "flips": [{"ts": ts, "t": rel(ts), "from": list(a), "to": list(b)} for ts, a, b in d.flips]}
                 for d in report.dns],
         "pauses": [win(w) for w in report.pauses],
-        "failovers": [{"number": n, "target": f.target, "crash": f.crash, "started": f.started,
+        "failovers": [{"number": n, "target": f.target, "kind": f.kind, "crash": f.crash, "started": f.started,
                        "outage_start": f.outage_start, "outage_end": f.outage_end,
                        "t_outage_start": rel(f.outage_start), "t_outage_end": rel(f.outage_end),
                        "outage_s": None if f.outage is None else round(f.outage, 3),

@@ -80,12 +80,12 @@ def headline(report: Report) -> List[str]:
     for number, fo in enumerate(report.failovers, 1):
         label = failover_label(report, number)
         if fo.outage is not None:
-            lines.append("Lab failover %s%s: outage %s..%s (%.1fs injected)" % (
-                label, " (crash)" if fo.crash else "", at(report, fo.outage_start),
+            lines.append("Lab %s %s%s: outage %s..%s (%.1fs injected)" % (
+                fo.kind, label, " (crash)" if fo.crash else "", at(report, fo.outage_start),
                 at(report, fo.outage_end), fo.outage))
         else:
-            lines.append("Lab failover %s%s started %s, not finished" % (
-                label, " (crash)" if fo.crash else "", at(report, fo.started)))
+            lines.append("Lab %s %s%s started %s, not finished" % (
+                fo.kind, label, " (crash)" if fo.crash else "", at(report, fo.started)))
     if report.pauses:
         lines.append("Paused (key p): %s%s; not counted in write gaps" % (
             "; ".join(pause_text(report, w) for w in report.pauses[:4]),

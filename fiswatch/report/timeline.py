@@ -95,7 +95,7 @@ def lab_failovers(evs: List[Dict[str, Any]]) -> List[LabFailover]:
         data = current.get(target)
         if step == "start" or data is None:
             data = {"target": target, "crash": False, "started": ts, "outage_start": None,
-                    "outage_end": None, "steps": []}
+                    "outage_end": None, "steps": [], "kind": as_text(ev.get("outage") or "failover")}
             current[target] = data
             out.append(data)
         data["steps"].append((ts, step, as_text(ev.get("detail"))))
@@ -106,7 +106,7 @@ def lab_failovers(evs: List[Dict[str, Any]]) -> List[LabFailover]:
             data["outage_end"] = as_float(ev.get("outage_end"))
             current.pop(target, None)
     return [LabFailover(target=d["target"], crash=d["crash"], started=d["started"], outage_start=d["outage_start"],
-                        outage_end=d["outage_end"], steps=tuple(d["steps"])) for d in out]
+                        outage_end=d["outage_end"], steps=tuple(d["steps"]), kind=d["kind"]) for d in out]
 
 
 # ----------------------------------------------------------------------------- DNS
