@@ -101,7 +101,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except Exception:
+        except Exception:  # noqa: BLE001
             pass
     if threading.active_count() > 1:
         os._exit(code)

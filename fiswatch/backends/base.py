@@ -259,7 +259,7 @@ class Backend:
 
         try:
             return metadata.version(self.library)
-        except Exception:
+        except Exception:  # noqa: BLE001
             return "?"
 
     def effective_timeouts(self) -> Tuple[Tuple[str, Optional[float]], ...]:
@@ -269,7 +269,7 @@ class Backend:
         """What the column header shows. Never raises: a missing driver is 'unavailable'."""
         try:
             driver = self.import_driver()
-        except Exception as exc:  # ImportError, or a broken install
+        except Exception as exc:  # noqa: BLE001 - ImportError, or a broken install
             return BackendInfo(
                 name=self.name, library=self.library, version="-", timeouts=self.effective_timeouts(),
                 available=False, reason="%s not installed: pip install %s (%s)" % (self.library, self.library, exc),

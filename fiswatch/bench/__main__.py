@@ -44,7 +44,7 @@ def _timed(number: int, title: str, func: Callable[[], Any]) -> List[Figure]:
     try:
         result = func()
         figs = result if isinstance(result, list) else [result]
-    except Exception as exc:  # one line per broken figure, the others still run
+    except Exception as exc:  # noqa: BLE001 - one line per broken figure, the others still run
         figs = [Figure(number, title, error="%s: %s" % (type(exc).__name__, exc))]
     for f in figs:
         f.seconds = time.monotonic() - t0

@@ -154,7 +154,7 @@ def drop_user(db: BenchDb) -> None:
     """Remove the per-run user and database (best effort)."""
     try:
         conn = root_connect(db.host, db.port)
-    except Exception:
+    except Exception:  # noqa: BLE001
         return
     try:
         with conn.cursor() as cur:
@@ -205,7 +205,7 @@ def machine_info(db: Optional[BenchDb] = None) -> Dict[str, Any]:
     if db is not None:
         try:
             info["server"] = server_version(db)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             info["server"] = "? (%s)" % exc
     return info
 
@@ -226,7 +226,7 @@ def _memory_gib() -> Optional[float]:
         import psutil
 
         return round(psutil.virtual_memory().total / 2.0 ** 30, 1)
-    except Exception:
+    except Exception:  # noqa: BLE001
         return None
 
 
@@ -236,7 +236,7 @@ def _driver_versions() -> Dict[str, str]:
     out = {}
     try:  # pymysql.__version__ is a MySQLdb-compatibility number, not the release
         out["PyMySQL"] = metadata.version("PyMySQL")
-    except Exception:
+    except Exception:  # noqa: BLE001
         out["PyMySQL"] = "missing"
     try:
         import mysql.connector
@@ -244,7 +244,7 @@ def _driver_versions() -> Dict[str, str]:
         out["mysql-connector-python"] = "%s (%s)" % (
             mysql.connector.__version__, "C extension" if getattr(mysql.connector, "HAVE_CEXT", False)
             else "pure Python")
-    except Exception:
+    except Exception:  # noqa: BLE001
         out["mysql-connector-python"] = "missing"
     return out
 

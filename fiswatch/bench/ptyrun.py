@@ -6,7 +6,7 @@ import subprocess
 import termios
 import threading
 import time
-from typing import Callable, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 
 class PtyChild:
@@ -78,7 +78,7 @@ class PtyChild:
     def send(self, data: bytes) -> None:
         os.write(self.master, data)
 
-    def wait(self, timeout: float) -> "os.wait4 result":
+    def wait(self, timeout: float) -> Tuple[int, int, Any]:
         """Wait for the child and return (pid, status, rusage) of it (its own CPU use)."""
         deadline = time.monotonic() + timeout
         while True:

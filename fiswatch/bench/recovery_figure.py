@@ -79,11 +79,11 @@ class WorkshopLoop(threading.Thread, Writer):
                 self.writes.append(time.time())
                 cur.execute("SELECT id, value FROM `%s` ORDER BY id DESC LIMIT 10" % table)
                 cur.fetchall()
-            except Exception:
+            except Exception:  # noqa: BLE001
                 try:
                     if conn is not None:
                         conn.close()
-                except Exception:
+                except Exception:  # noqa: BLE001
                     pass
                 conn = None
             self._stop_event.wait(0.05)
@@ -184,7 +184,7 @@ def figure(lab_dir: str, info: Any, repeats: int, clients: Sequence[Client] = ()
         for writer in running.values():
             try:
                 writer.stop()
-            except Exception:
+            except Exception:  # noqa: BLE001
                 pass
     for target in TARGETS:
         mine = [r for r in rows if r["target"] == target]

@@ -161,7 +161,7 @@ class DemoHooks:
             try:
                 api.failover(self.lab_dir, target, emit=runner.emit, profile=self.profile, cancel=self._cancel,
                              stale_dns=self.stale_dns if target == "aurora" else None)
-            except Exception as exc:  # shown in the event log; the dashboard keeps running
+            except Exception as exc:  # noqa: BLE001 - shown in the event log; the dashboard keeps running
                 runner.emit(E.warning("failover %s failed: %s" % (target, exc)))
                 return
             self.verify(target)
@@ -176,7 +176,7 @@ class DemoHooks:
         try:
             _, events = verify_record(runner.record_path, self.info.endpoints, tuple(self.info.nameserver),
                                       only=[target])
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             events = [E.warning("verify %s failed: %s" % (target, exc))]
         for event in events:
             runner.emit(event)

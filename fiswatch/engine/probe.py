@@ -138,7 +138,7 @@ class Probe:
                 ever_connected = True
             try:
                 self.run_round(conn)
-            except Exception as exc:  # any driver failure: drop the connection, reconnect
+            except Exception as exc:  # noqa: BLE001 - any driver failure: drop the connection, reconnect
                 if self._client_failed_over(conn, exc):
                     continue  # the client is on the new writer already: keep its connection
                 self._fail(exc, self.snapshot.op)
@@ -190,7 +190,7 @@ class Probe:
             self._fail_info(ErrorInfo(None, "config", str(exc)), Op.CONNECT)
             self._publish(state=State.STOPPED)
             return None
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             self._fail(exc, Op.CONNECT)
             return None
         self._connect_latency = (("connect", time.monotonic() - started),)
@@ -208,7 +208,7 @@ class Probe:
         """(TLS version or 'plain', cipher) of a connection; ('?', None) when the driver does not tell."""
         try:
             facts = self.backend.tls_facts(conn)
-        except Exception:
+        except Exception:  # noqa: BLE001
             facts = None
         if not facts:
             return "?", None
@@ -270,7 +270,7 @@ class Probe:
         """
         try:
             how = self.backend.handled_failover(exc)
-        except Exception:
+        except Exception:  # noqa: BLE001
             how = None
         if how is None:
             return False
@@ -292,7 +292,7 @@ class Probe:
         """The address a client that moves its connection itself is on now (None: not such a client)."""
         try:
             host = self.backend.current_address(conn)
-        except Exception:
+        except Exception:  # noqa: BLE001
             return None
         if not host:
             return None
@@ -301,7 +301,7 @@ class Probe:
     def _fail(self, exc: BaseException, op: Optional[Op]) -> None:
         try:
             info = self.backend.classify(exc)
-        except Exception:  # a classifier bug must not kill the probe
+        except Exception:  # noqa: BLE001 - a classifier bug must not kill the probe
             info = ErrorInfo(None, type(exc).__name__, str(exc))
         if info.code in READ_ONLY_CODES and self.snapshot.address in self._wrote_at:
             # refused as read-only where this probe's writes once committed: the writer it wrote to
@@ -329,5 +329,5 @@ def _close_quietly(obj: Any) -> None:
         return
     try:
         obj.close()
-    except Exception:
+    except Exception:  # noqa: BLE001
         pass

@@ -438,7 +438,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             report("error: %s" % exc)
             log_line(layout, "lab: start failed: %s" % exc)
             rc = 1
-        except Exception as exc:  # a bug: still one line to the user, details in the log
+        except Exception as exc:  # noqa: BLE001 - a bug: still one line to the user, details in the log
             report("error: lab failed to start (%s: %s); see %s" % (type(exc).__name__, exc, layout.log_file))
             import traceback
 

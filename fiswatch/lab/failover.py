@@ -130,7 +130,7 @@ class Failover:
             record["trigger"] = self.reason
         try:
             request(self.ctl, "failover_state", state=record, timeout=10)
-        except Exception:
+        except Exception:  # noqa: BLE001
             pass
 
     def reached(self, step: str, detail: str, **extra: Any) -> None:
@@ -331,12 +331,12 @@ def run_failover(lab_dir: str, target: str, emit: Emit, profile: str = "fast", c
         job = Failover(lab_dir, target, emit, plan, crash, dns_style, cancel, stale_dns, reason)
         try:
             return job.run()
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001
             why = why_text(exc)
             with _sigint_ignored():
                 try:
                     outcome = job.recover(why)
-                except Exception as again:
+                except Exception as again:  # noqa: BLE001
                     job.report("failed", "could not finish or roll back: %s" % again, reason=why)
                     raise FailoverError("%s failover stopped at step %s (%s) and could not be finished or "
                                         "rolled back: %s; `fiswatch lab down` and `up` start afresh"

@@ -110,7 +110,7 @@ class Server:
                 conn = root_connect(self.socket, timeout=2)
                 conn.close()
                 return
-            except Exception as exc:  # not up yet
+            except Exception as exc:  # noqa: BLE001 - not up yet
                 last = exc
             time.sleep(0.05)
         raise MariaDBError("mariadbd for %s not ready after %.0fs (%s): %s"

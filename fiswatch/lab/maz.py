@@ -75,7 +75,7 @@ def applied_position(layout: L.Layout, spec: L.InstanceSpec, timeout: float = 3.
     """What `spec` has applied (gtid_current_pos), None when it does not answer."""
     try:
         return str(sql(layout.server_socket(spec), ["SELECT @@gtid_current_pos"], timeout=timeout)[0][0])
-    except Exception:
+    except Exception:  # noqa: BLE001
         return None
 
 
@@ -85,14 +85,14 @@ def relay_drained(layout: L.Layout, spec: L.InstanceSpec) -> Optional[bool]:
 
     try:
         conn = root_connect(layout.server_socket(spec), timeout=3)
-    except Exception:
+    except Exception:  # noqa: BLE001
         return None
     try:
         with conn.cursor() as cur:
             cur.execute("SHOW SLAVE STATUS")
             row = cur.fetchone()
             names = [d[0] for d in cur.description or ()]
-    except Exception:
+    except Exception:  # noqa: BLE001
         return None
     finally:
         conn.close()
@@ -111,7 +111,7 @@ def replica_source_ids(layout: L.Layout) -> Dict[str, Optional[int]]:
     for spec in L.MAZ_INSTANCES:
         try:
             rows = sql(layout.server_socket(spec), ["SELECT source_server_id FROM %s" % A.STATUS_TABLE], timeout=3)
-        except Exception:
+        except Exception:  # noqa: BLE001
             out[spec.name] = None
             continue
         out[spec.name] = int(rows[0][0]) if rows else None

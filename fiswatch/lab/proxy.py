@@ -331,7 +331,7 @@ class FaultProxy:
             peer = conn.client.transport.get_extra_info("peername") if conn.client.transport else None
             try:
                 conn.session = self._session(tuple(peer[:2]) if peer else ("", 0))
-            except Exception:
+            except Exception:  # noqa: BLE001
                 conn.session = None  # accounting must never cost the client its connection
         if self._stopped:
             conn.close()

@@ -178,7 +178,7 @@ def _lab_endpoints(lab_dir: str, record: bool = False) -> Tuple[Dict[str, Any], 
                               "with it (a new `fiswatch lab up` starts with empty tables), so its writes cannot be "
                               "checked any more" % lab_dir)
         raise LookupError("lab: no lab runs in %s: start one with `fiswatch lab up --dir %s`" % (lab_dir, lab_dir))
-    except Exception as exc:  # LabError: one line
+    except Exception as exc:  # noqa: BLE001 - LabError: one line
         raise LookupError("lab: %s" % (" ".join(str(exc).split()) or exc.__class__.__name__))
     endpoints = getattr(info, "endpoints", ())
     if isinstance(endpoints, Mapping):
