@@ -241,7 +241,7 @@ class AwsWrapperBackend(Backend):
             return self.classify(inner)
         from fiswatch.backends.mysql_connector import MySQLConnectorBackend
 
-        return MySQLConnectorBackend.classify(self, exc)  # mysql-connector's own errors, unwrapped
+        return MySQLConnectorBackend.classify(self, exc)  # type: ignore[arg-type]  # mysql-connector's own errors, unwrapped
 
 
 def connect_host(address: str, server_hostname: Optional[str], have_pattern: bool) -> str:

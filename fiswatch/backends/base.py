@@ -151,8 +151,9 @@ def classify_os_error(exc: BaseException) -> ErrorInfo:
 
     if isinstance(exc, ssl.SSLError) or isinstance(exc, ssl.CertificateError):
         return ErrorInfo(2026, "tls", " ".join(str(exc).split())[:200])
-    if getattr(exc, "info", None) is not None and isinstance(exc.info, ErrorInfo):  # TlsRequiredError
-        return exc.info
+    info = getattr(exc, "info", None)
+    if isinstance(info, ErrorInfo):  # TlsRequiredError
+        return info
     if isinstance(exc, socket.timeout):
         return ErrorInfo(None, "read-timeout", str(exc) or "timed out")
     if isinstance(exc, ConnectionRefusedError):

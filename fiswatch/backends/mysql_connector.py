@@ -146,7 +146,7 @@ def check_tls_required(mode: Optional[str], facts: Optional[Tuple[str, str]], co
 def _by_address_class() -> Any:
     from mysql.connector.connection import MySQLConnection
 
-    class ByAddress(MySQLConnection):  # type: ignore[misc, valid-type]
+    class ByAddress(MySQLConnection):
         """A pure-Python connection whose `host` is the name (TLS checks it) and whose socket goes to an address."""
 
         def __init__(self, *args: Any, fiswatch_address: Optional[str] = None, **kwargs: Any) -> None:

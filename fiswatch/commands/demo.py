@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from dataclasses import replace
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from fiswatch import events as E
 from fiswatch.exits import EXIT_FAIL, EXIT_OK, EXIT_USAGE  # noqa: F401 (EXIT_OK: callers)
@@ -237,7 +237,7 @@ def run_demo(args: argparse.Namespace) -> int:
         backends, note = demo_backends()
         options = replace(options, backend=tuple(backends))
         notes = (note,) if note else ()
-    hooks = DemoHooks(lab_dir, "realistic" if args.realistic else "fast", schedule, info, notes,
+    hooks: Any = DemoHooks(lab_dir, "realistic" if args.realistic else "fast", schedule, info, notes,
                       stale_dns=args.stale_dns)
     if exec_argv:
         from fiswatch.lab.exec_demo import ExecAlongside

@@ -9,7 +9,7 @@ nothing else: no lock is shared with the screen or with other probes.
 import random
 import threading
 import time
-from typing import Any, Callable, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Optional, Set, Tuple
 
 from fiswatch import events as E
 from fiswatch.backends.base import Backend, BackendOptionError
@@ -54,7 +54,7 @@ class Probe:
         self._attempt_started: Optional[float] = None
         self._failing_since: Optional[float] = None  # first failure since the last completed round
         self._connect_latency: Tuple[Tuple[str, float], ...] = ()
-        self._wrote_at: Set[str] = set()  # addresses a write of this probe committed at: writers then
+        self._wrote_at: Set[Optional[str]] = set()  # addresses a write of this probe committed at: writers then
         self._rng = random.Random(seed)
         self._thread = threading.Thread(target=self._run, name="probe " + self.id, daemon=True)
         table = "`%s`" % endpoint.table
@@ -316,7 +316,7 @@ class Probe:
         started = self._attempt_started if op in (Op.RESOLVE, Op.CONNECT) else snap.op_started
         took = round(time.monotonic() - started, 4) if started is not None else None
         address = None if op is Op.RESOLVE else snap.address
-        changes = dict(state=State.ERROR, op=None, op_started=None, last_error=info, errors=snap.errors + 1)
+        changes: Dict[str, Any] = dict(state=State.ERROR, op=None, op_started=None, last_error=info, errors=snap.errors + 1)
         if resolution is not None:
             changes["resolution"] = resolution
         self._publish(**changes)

@@ -188,10 +188,10 @@ class Lab:
             if spec.dns_name:
                 self.zone.set(spec.dns_name, "A", (layout.proxy_address(spec)[0],), ttl=5)
         writer = self.role_holder("aurora", "writer")
-        self.zone.set(L.ENDPOINT_NAMES["aurora"], "CNAME", (writer.dns_name,), ttl=5)
+        self.zone.set(L.ENDPOINT_NAMES["aurora"], "CNAME", (writer.dns_name,), ttl=5)  # type: ignore[arg-type]
         self.publish_readers("aurora")
         if layout.multi_az_cluster:
-            self.zone.set(L.MAZ_ENDPOINT_NAMES["maz"], "CNAME", (self.role_holder("maz", "writer").dns_name,), ttl=5)
+            self.zone.set(L.MAZ_ENDPOINT_NAMES["maz"], "CNAME", (self.role_holder("maz", "writer").dns_name,), ttl=5)  # type: ignore[arg-type]
             self.publish_readers("maz")
         primary = self.role_holder("rds", "primary")
         self.zone.set(L.ENDPOINT_NAMES["rds"], "A", (layout.proxy_address(primary)[0],), ttl=5)
@@ -202,8 +202,8 @@ class Lab:
         `extra` names more instances to hand out too (a Multi-AZ failover's new writer, briefly)."""
         readers = tuple(s.dns_name for s in self.layout.cluster(cluster) if self.roles[s.name] == "reader"
                         and s.dns_name and self.servers.get(s.name) is not None and self.servers[s.name].alive())
-        values = tuple(readers + tuple(v for v in extra if v not in readers)) or \
-            (self.role_holder(cluster, "writer").dns_name,)
+        values: Tuple[str, ...] = tuple(readers + tuple(v for v in extra if v not in readers)) or \
+            (self.role_holder(cluster, "writer").dns_name,)  # type: ignore[assignment]
         self.zone.set(self.layout.endpoint_names[cluster + "-ro"], "CNAME", values, ttl=5, spread=True)
         return values
 

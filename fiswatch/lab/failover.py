@@ -196,7 +196,7 @@ class Failover:
         old_value = old.dns_name if target == "aurora" else layout.proxy_address(old)[0]
         kind = "CNAME" if target == "aurora" else "A"
         if self.stale_dns:
-            return self._stale_dns_end(t0, pos, endpoint, kind, new_value, old_value)
+            return self._stale_dns_end(t0, pos, endpoint, kind, new_value, old_value)  # type: ignore[arg-type]
         if plan.empty_for > 0:
             sleep_until(t0, plan.flip_at - plan.empty_for, cancel)
             request(ctl, "dns_blank", name=endpoint, style=self.dns_style)

@@ -61,7 +61,7 @@ def make_reader_settings(layout: L.Layout, spec: L.InstanceSpec) -> None:
     sql(layout.server_socket(spec), ["SET GLOBAL rpl_semi_sync_master_enabled=OFF"])
 
 
-def gtid_seq(pos: str) -> int:
+def gtid_seq(pos: Optional[str]) -> int:
     """The highest sequence number in a MariaDB GTID position ('0-7-123,1-8-5' -> 123)."""
     best = 0
     for part in (pos or "").split(","):

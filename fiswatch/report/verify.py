@@ -191,13 +191,18 @@ def verify_endpoint(name: str, table: str, data: Any, conn: Any, chunk: int = CH
                 value = values[k]
                 value = None if value == NO_VALUE else value
                 if not here:
-                    lost_at.append(k), reused.append(0), found_lost.append(0)
+                    lost_at.append(k)
+                    reused.append(0)
+                    found_lost.append(0)
                 elif value == stored and not matched:
                     matched = True
                 elif len(claims) > 1:
-                    lost_at.append(k), reused.append(1), found_lost.append(_NONE if stored is None else stored)
+                    lost_at.append(k)
+                    reused.append(1)
+                    found_lost.append(_NONE if stored is None else stored)
                 else:
-                    changed_at.append(k), found_changed.append(_NONE if stored is None else stored)
+                    changed_at.append(k)
+                    found_changed.append(_NONE if stored is None else stored)
             if here and matched:
                 present += 1
     count = data.count

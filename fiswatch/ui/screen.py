@@ -106,7 +106,7 @@ def _call_quit(actions: Mapping[str, Callable[[], None]]) -> None:
             pass
 
 
-def _start_action(name: str, action: Callable[[], None], messages: "queue.SimpleQueue[str]") -> None:
+def _start_action(name: str, action: Callable[[], Optional[str]], messages: "queue.SimpleQueue[str]") -> None:
     def target() -> None:
         try:
             said = action()
