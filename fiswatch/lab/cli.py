@@ -84,7 +84,7 @@ def add_lab_parser(subparsers: Any) -> None:
     down = actions.add_parser("down", help="stop the lab: no process, port or lock is left")
     common(down)
 
-    from fiswatch.lab.exec import add_exec_parser
+    from fiswatch.lab.exec_cli import add_exec_parser
 
     add_exec_parser(actions, common)
 
@@ -183,7 +183,7 @@ def run_lab(args: argparse.Namespace) -> int:
         return 2
     lab_dir = _dir(args)
     if command == "exec":
-        from fiswatch.lab.exec import run_exec
+        from fiswatch.lab.exec_cli import run_exec
 
         return run_exec(args, lab_dir)
     try:

@@ -22,9 +22,11 @@ from fiswatch.lab import aurora
 from fiswatch.lab import layout as L
 from fiswatch.lab import maz, maz_answers
 from fiswatch.lab.dnsserver import DnsServer, Zone, start_on_standard_port
+from fiswatch.lab.lablog import log_line
 from fiswatch.lab.mariadb import MariaDBError, Server, ensure_template, find_binaries, sql
 from fiswatch.lab.orphans import disk_full, waits_for_space
 from fiswatch.lab.proxy import FaultProxy, ProxyLoop
+from fiswatch.lab.replication import replicate
 from fiswatch.lab.tls import session_factory
 from fiswatch.lab.tlsca import cert_file, key_file
 from fiswatch.lab.topology import Heartbeat, create_statements
@@ -36,12 +38,6 @@ STOP_GRACE = 10.0  # seconds each mariadbd gets to shut down before SIGKILL (its
 
 class LabStartError(RuntimeError):
     """Why the lab could not start; one line."""
-
-
-def log_line(layout: L.Layout, message: str) -> None:
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime()) + ".%03d" % (int(time.time() * 1000) % 1000)
-    with open(layout.log_file, "a") as fh:
-        fh.write("%s %s\n" % (stamp, message))
 
 
 def check_free(layout: L.Layout) -> None:
@@ -376,21 +372,6 @@ class Lab:
                 os.unlink(path)
             except OSError:
                 pass
-
-
-def replicate(layout: L.Layout, replica: L.InstanceSpec, source: L.InstanceSpec, password: str,
-              gtid_pos: Optional[str] = None) -> None:
-    """Make `replica` a read-only GTID replica of `source` (server to server, not via proxies)."""
-    host, port = layout.server_address(source)
-    statements: List[Any] = ["SET GLOBAL read_only=1", "STOP SLAVE", "RESET SLAVE ALL"]
-    if gtid_pos is not None:
-        statements.append(("SET GLOBAL gtid_slave_pos=%s", (gtid_pos,)))
-    statements += [
-        ("CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%s, MASTER_USER=%s, MASTER_PASSWORD=%s, "
-         "MASTER_CONNECT_RETRY=1, MASTER_USE_GTID=slave_pos", (host, port, L.REPL_USER, password)),
-        "START SLAVE",
-    ]
-    sql(layout.server_socket(replica), statements)
 
 
 def wait_caught_up(layout: L.Layout, replica: L.InstanceSpec, source: L.InstanceSpec, timeout: float) -> str:

@@ -22,7 +22,7 @@ def require_moto() -> None:
     """ExecError unless moto's server mode is installed."""
     import importlib.util
 
-    from fiswatch.lab.exec import ExecError
+    from fiswatch.lab.exec_error import ExecError
 
     try:
         found = all(importlib.util.find_spec(m) is not None for m in ("moto", "flask", "werkzeug"))
@@ -64,7 +64,7 @@ class LocalAws:
         import select
         import time
 
-        from fiswatch.lab.exec import ExecError
+        from fiswatch.lab.exec_error import ExecError
 
         from fiswatch.lab.files import LabFileError, read_credentials, read_json
 

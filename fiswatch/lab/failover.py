@@ -15,7 +15,8 @@ from typing import Any, Callable, Dict, Iterator, Optional
 from fiswatch.lab import aurora
 from fiswatch.lab import layout as L
 from fiswatch.lab.control import request
-from fiswatch.lab.daemon import log_line, replicate
+from fiswatch.lab.lablog import log_line
+from fiswatch.lab.replication import replicate
 from fiswatch.lab.mariadb import sql
 from fiswatch.lab.settle import end_client_sessions, recover, resync_from, roles_for, state_record
 from fiswatch.lab.layout import PROFILES, Profile  # the failover profiles live with the lab's layout

@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Optional
 from fiswatch.lab import layout as L
 from fiswatch.lab import maz
 from fiswatch.lab.control import request
-from fiswatch.lab.daemon import replicate
+from fiswatch.lab.replication import replicate
 from fiswatch.lab.failover import Cancelled, Emit, FailoverError, Interrupted, lab_password, sleep_until, why_text
 from fiswatch.lab.mariadb import sql
 from fiswatch.lab.settle import end_client_sessions, state_record, writable

@@ -19,15 +19,6 @@ from fiswatch.lab import layout as L
 from fiswatch.lab import maz_answers as A
 from fiswatch.lab.mariadb import sql
 
-SEMI_SYNC_TIMEOUT_MS = 10000  # MariaDB's documented default of rpl_semi_sync_master_timeout
-
-
-def server_options(layout: L.Layout, spec: L.InstanceSpec) -> List[str]:
-    """mariadbd options of a Multi-AZ cluster instance (semi-sync built into MariaDB 10.3+)."""
-    return ["--report-host=" + layout.proxy_address(spec)[0], "--rpl-semi-sync-slave-enabled=ON",
-            "--rpl-semi-sync-master-timeout=%d" % SEMI_SYNC_TIMEOUT_MS]
-
-
 def topology_rows(layout: L.Layout) -> List[Tuple[int, str, int]]:
     return [(spec.index, str(spec.dns_name), layout.port) for spec in L.MAZ_INSTANCES]
 

@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, Tuple
 from fiswatch.lab import aurora
 from fiswatch.lab import layout as L
 from fiswatch.lab.control import request
-from fiswatch.lab.daemon import replicate
+from fiswatch.lab.replication import replicate
 from fiswatch.lab.mariadb import root_connect, sql
 from fiswatch.lab.topology import promote_statements
 

@@ -24,6 +24,8 @@ from array import array
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from fiswatch.report.writes import WriteRef
+
 DEFAULT_TABLE = "test"
 CHUNK = 1000
 # A run's rows are (id, random value 0..32767): another database holds one by chance about once
@@ -31,24 +33,6 @@ CHUNK = 1000
 # a run of under FOREIGN_SHARE writes) means another database, not a loss: it is refused.
 FOREIGN_SHARE = 100
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_$]{1,64}(\.[A-Za-z0-9_$]{1,64})?$")
-
-
-@dataclass(frozen=True)
-class WriteRef:
-    """One recorded write, as verify reports it."""
-
-    endpoint: str
-    id: Optional[int]
-    value: Optional[int]
-    probe: str = ""
-    address: Optional[str] = None
-    ts: float = 0.0
-    found: Optional[int] = None  # the value now stored under `id` (changed / reused)
-    note: str = ""
-
-    def as_dict(self) -> Dict[str, Any]:
-        return {"endpoint": self.endpoint, "id": self.id, "value": self.value, "probe": self.probe,
-                "address": self.address, "ts": round(self.ts, 3), "found": self.found, "note": self.note}
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ def add_verify_parser(subparsers: Any) -> None:
     ver.add_argument("--format", choices=("text", "json"), default="text", help="output format")
     ver.add_argument("--timeout", type=seconds_arg(0.0, HOUR, low_ok=False), default=10.0, metavar="S",
                      help="connect and read timeout per endpoint, seconds above 0 (default 10)")
-    from fiswatch.report.cli import add_run_argument
+    from fiswatch.report.load import add_run_argument
 
     add_run_argument(ver)
     ver.set_defaults(handler=run_verify)
