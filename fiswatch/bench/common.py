@@ -70,20 +70,27 @@ def _round(value: Optional[float]) -> Optional[float]:
 
 
 # -- statistics -------------------------------------------------------------------------------------------
-def median(values: Sequence[float]) -> Optional[float]:
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
+def known(value: Optional[float]) -> float:
+    """A statistic a figure's note cannot do without (the median of samples it just took): never None."""
+    if value is None:
+        raise BenchError("no samples to take a statistic of")
+    return value
 
 
-def percentile(values: Sequence[float], pct: float) -> Optional[float]:
+def median(values: Sequence[Optional[float]]) -> Optional[float]:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def percentile(values: Sequence[Optional[float]], pct: float) -> Optional[float]:
     """Nearest-rank percentile (p95 of 20 values is the 19th smallest)."""
-    values = sorted(v for v in values if v is not None)
-    if not values:
+    present = sorted(v for v in values if v is not None)
+    if not present:
         return None
     import math
 
-    rank = max(1, int(math.ceil(pct / 100.0 * len(values))))
-    return values[rank - 1]
+    rank = max(1, int(math.ceil(pct / 100.0 * len(present))))
+    return present[rank - 1]
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.01) -> Any:

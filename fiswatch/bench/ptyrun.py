@@ -30,7 +30,7 @@ class PtyChild:
         os.close(slave)
         self.master = master
         self.bytes = 0
-        self._screen = None
+        self._screen: Any = None
         self._stream = None
         self._lock = threading.Lock()
         self._predicates: List[list] = []  # [predicate, first_time or None]
@@ -90,7 +90,7 @@ class PtyChild:
                 return pid, status, usage
             if time.monotonic() > deadline:
                 self.kill()
-                raise TimeoutError("%s did not end within %.0fs" % (self.proc.args[:4], timeout))
+                raise TimeoutError("%r did not end within %.0fs" % (self.proc.args[:4], timeout))  # type: ignore[index]
             time.sleep(0.02)
 
     def kill(self) -> None:
