@@ -9,7 +9,7 @@ import argparse
 import importlib
 import os
 import sys
-from typing import List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from fiswatch import __version__
 
@@ -42,7 +42,7 @@ class Parser(argparse.ArgumentParser):
 
 
 # Every command: module, parser registration, runners (for modules that set no handler).
-PLUGGED = (
+PLUGGED: Tuple[Tuple[str, str, Dict[str, str]], ...] = (
     ("fiswatch.commands.watch", "add_watch_parser", {}),
     ("fiswatch.commands.demo", "add_parser", {}),
     ("fiswatch.commands.create_db", "add_create_db_parser", {}),
@@ -75,6 +75,7 @@ def run(argv: Optional[List[str]] = None) -> int:
     for module, _, runners in PLUGGED:
         if handler is None and args.command in runners:
             handler = getattr(importlib.import_module(module), runners[args.command])
+    assert handler is not None, args.command  # every command sets a handler or names its runner in PLUGGED
     try:
         return int(handler(args) or 0)
     except UsageError as exc:
@@ -101,7 +102,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except Exception:
+        except Exception:  # noqa: BLE001
             pass
     if threading.active_count() > 1:
         os._exit(code)

@@ -220,6 +220,7 @@ class FrozenMap(collections.abc.Mapping):
     """
 
     __slots__ = ("_items",)
+    _items: Dict[str, Any]
 
     def __init__(self, items: Mapping[str, Any]) -> None:
         object.__setattr__(self, "_items", dict(items))

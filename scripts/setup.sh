@@ -87,7 +87,7 @@ make_venv() {  # make_venv PYTHON DIR EXTRAS
   pip_quiet "$dir/bin/python" -m pip install -e ".[$extras]"
 }
 
-make_venv python3 .venv "test,plot"
+make_venv python3 .venv "test,plot,lint"
 
 if [ "$want_py39" = 1 ]; then
   py39=$(ls -d /root/.pyenv/versions/3.9.*/bin/python3 2>/dev/null | sort -V | tail -n 1 || true)

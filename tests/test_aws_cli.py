@@ -10,7 +10,6 @@ import pytest
 
 from _aws_fixture import CLUSTER_ID, StubSession, make_cluster, put_secret, session
 from conftest import ROOT, wait_for
-from fiswatch import events as E
 from fiswatch.aws.cli import (AwsOptions, add_aws_options, add_experiment_parser, endpoints_from_args,
                               run_experiment, secret_pairs)
 from fiswatch.aws.runtime import AwsExtras

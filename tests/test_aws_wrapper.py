@@ -6,7 +6,6 @@ promoted instance before the cluster name's DNS changes, keeps its connection, a
 COMMIT the failover interrupted is recorded in doubt and resolved by verify. On 3.9 the
 column says why it cannot run, and the run and the demo go on without it.
 """
-import doctest
 import json
 import os
 import subprocess
@@ -15,8 +14,6 @@ import threading
 
 import pytest
 
-import fiswatch.backends.aws_wrapper as aws_wrapper_module
-import fiswatch.report.failover_table
 from conftest import ROOT, wait_for
 from fiswatch import events as E
 from fiswatch.backends.aws_wrapper import AwsWrapperBackend, connect_host
@@ -25,12 +22,6 @@ from fiswatch.backends.registry import make_backend, parse_backend_spec
 from fiswatch.model import Endpoint
 
 HAVE_WRAPPER = sys.version_info >= (3, 10)  # the test extra installs it there
-
-
-@pytest.mark.parametrize("module", [aws_wrapper_module, fiswatch.report.failover_table])
-def test_doctests(module):
-    result = doctest.testmod(module)
-    assert result.failed == 0 and result.attempted > 0
 
 
 # -- options -------------------------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ validate dashboard bodies beyond JSON (no DashboardValidationMessages), ignores 
 RecentlyActive, and never throttles. Those paths are checked here.
 """
 import datetime
-import doctest
 import io
 import json
 
@@ -36,13 +35,6 @@ def _metric(host, endpoint="aurora", backend="pymysql", run="r1"):
 
 def _at(ts):
     return datetime.datetime.fromtimestamp(ts, tz=datetime.timezone.utc)
-
-
-@pytest.mark.parametrize("module", [fiswatch.aws.fleet_cli, fiswatch.aws.fleet_dashboard, fiswatch.aws.fleet_data,
-                                    fiswatch.aws.fleet_model, fiswatch.aws.fleet_view, fiswatch.aws.cloudwatch])
-def test_doctests(module):
-    result = doctest.testmod(module)
-    assert result.failed == 0
 
 
 def test_list_pages_and_500_query_batches_and_next_token():

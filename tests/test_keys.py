@@ -1,10 +1,6 @@
 """Key handling: pure (key, UiState, bindings) -> (UiState, action)."""
-import doctest
-
 import pytest
 
-import fiswatch.ui.keys
-import fiswatch.ui.shell
 from fiswatch.ui.keys import CTRL_C, ESC, Binding, as_bindings, handle_key
 from fiswatch.ui.layout import UiState
 
@@ -64,12 +60,6 @@ def test_as_bindings_marks_confirm_keys():
     got = as_bindings([("f", "failover aurora"), ("r", "reboot rds", False), Binding("x", "x")],
                       confirm_keys=["f", "x"])
     assert [(b.key, b.confirm) for b in got] == [("f", True), ("r", False), ("x", True)]
-
-
-@pytest.mark.parametrize("module", [fiswatch.ui.keys, fiswatch.ui.shell])
-def test_doctests(module):
-    result = doctest.testmod(module)
-    assert result.attempted > 0 and result.failed == 0
 
 
 def test_key_names_from_curses_codes():

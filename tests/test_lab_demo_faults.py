@@ -37,7 +37,7 @@ def test_a_second_f_during_a_failover_is_refused_on_screen_and_the_footer_clears
     hooks = DemoHooks(lab.dir, "quick", [], None)
     run = Collect()
     hooks.start(run)
-    actions, keys = hooks.actions, hooks.keys
+    actions = hooks.actions
 
     first = {}
     thread = threading.Thread(target=lambda: first.setdefault("said", actions["f"]()))

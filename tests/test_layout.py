@@ -1,12 +1,9 @@
 """The dashboard layout as text: pure render() on Views built by hand."""
 import dataclasses
-import doctest
 import time
 
 import pytest
 
-import fiswatch.ui.sparkline
-import fiswatch.ui.text
 from dashboard_app import CONNECTOR, column_facts, demo_view, endpoint, failover_view, probe, rows, screen_columns
 from fiswatch import events as E
 from fiswatch.model import BackendInfo, ErrorInfo, Op, State, View
@@ -296,12 +293,6 @@ def test_sparkline_shapes():
 
 def test_rows_helper_is_newest_first():
     assert [r[0] for r in rows(10, 3)] == [10, 9, 8]
-
-
-@pytest.mark.parametrize("module", [fiswatch.ui.text, fiswatch.ui.sparkline])
-def test_doctests(module):
-    result = doctest.testmod(module)
-    assert result.attempted > 0 and result.failed == 0
 
 
 def test_literal_address_header_and_cut_backend_name_keeps_version():

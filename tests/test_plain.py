@@ -1,11 +1,9 @@
 """Plain output: the workshop's column text from a View."""
 import dataclasses
-import doctest
 import io
 import os
 import time
 
-import fiswatch.output.plain
 from dashboard_app import failover_view, probe
 from fiswatch import events as E
 from fiswatch.model import BackendInfo, State
@@ -100,8 +98,3 @@ def test_plain_wanted_for_pipes_dumb_terminals_and_ttys():
     finally:
         os.close(master)
         os.close(slave)
-
-
-def test_doctests():
-    result = doctest.testmod(fiswatch.output.plain)
-    assert result.attempted > 0 and result.failed == 0

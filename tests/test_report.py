@@ -22,7 +22,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def make_run(t0=T0, crash=False, end=30.0):
     """A realistic lab run: aurora failover, mysql-connector hangs, PyMySQL recovers."""
     ev = []
-    add = lambda ts, event, **f: ev.append(dict(ts=round(t0 + ts, 3), event=event, **f))
+    def add(ts, event, **f):
+        ev.append(dict(ts=round(t0 + ts, 3), event=event, **f))
     probes = ["aurora/mysql-connector", "aurora/pymysql"]
     add(0, "run_start", probes=[
         {"probe": probes[0], "endpoint": "aurora", "backend": "mysql-connector", "library": "mysql-connector-python",

@@ -262,15 +262,3 @@ def test_lab_up_with_an_unusable_ca_key_is_exit_2_before_anything_starts(tmp_pat
     lines = [l for l in out.stderr.splitlines() if not l.startswith("starting the lab")]
     assert len(lines) == 1 and "ca-key.pem" in lines[0] and "not a key" not in out.stderr
     assert not (tmp_path / "lab.lock").exists() or not (tmp_path / "control.sock").exists()
-
-
-def test_doctests():
-    import doctest
-
-    from fiswatch.backends import mysql_connector, tls
-    from fiswatch.config import tls as config_tls
-    from fiswatch.lab import tls as lab_tls
-    from fiswatch.ui import text
-
-    for module in (tls, config_tls, lab_tls, mysql_connector, text):
-        assert doctest.testmod(module).failed == 0, module.__name__

@@ -106,7 +106,6 @@ def test_the_mysql_cli_in_a_loop_is_one_process_per_run_and_tls_is_not_measured(
     proxy, ledger = accounted
     env = dict(os.environ, MYSQL_PWD=mariadb.password)
     base = ["mysql", "-h", proxy.address[0], "-P", str(proxy.address[1]), "-u", mariadb.user, mariadb.database]
-    pids = []
     for _ in range(3):
         child = subprocess.run(base + ["--skip-ssl", "-e", "INSERT INTO wire_acct (v) VALUES (9); SELECT LAST_INSERT_ID()"],
                                env=env, capture_output=True, timeout=60)

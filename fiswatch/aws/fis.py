@@ -335,7 +335,7 @@ class ExperimentWatcher:
         old = self._state
         self._set(new)
         if (old.experiment_id, old.state) != (new.experiment_id, new.state):
-            self._emit(E.experiment(new.experiment_id, new.target, state, reason))
+            self._emit(E.experiment(str(latest["id"]), new.target, state, reason))
             if state == "failed":
                 self._emit(E.warning("FIS %s: experiment %s failed: %s; check the role %s and "
                                      "the target in the FIS console" % (new.target, new.experiment_id,

@@ -222,7 +222,7 @@ class AwsWrapperBackend(Backend):
         """The host of the instance the wrapper is connected to now (its topology's name for it)."""
         try:
             host = conn._plugin_service.current_host_info.host
-        except Exception:  # not a wrapper connection, or none yet
+        except Exception:  # noqa: BLE001 - not a wrapper connection, or none yet
             return None
         return str(host) if host else None
 
@@ -241,7 +241,7 @@ class AwsWrapperBackend(Backend):
             return self.classify(inner)
         from fiswatch.backends.mysql_connector import MySQLConnectorBackend
 
-        return MySQLConnectorBackend.classify(self, exc)  # mysql-connector's own errors, unwrapped
+        return MySQLConnectorBackend.classify(self, exc)  # type: ignore[arg-type]  # mysql-connector's own errors, unwrapped
 
 
 def connect_host(address: str, server_hostname: Optional[str], have_pattern: bool) -> str:
@@ -270,7 +270,7 @@ def lab_tls_names(endpoint: Any) -> Dict[str, str]:
 
     try:
         info = api.lab_status(source[4:])
-    except Exception:
+    except Exception:  # noqa: BLE001
         return {}
     return {i.address: i.dns_name for i in info.instances if i.dns_name}
 
@@ -320,7 +320,7 @@ def release_at_exit(driver: Any) -> None:
 def _release_quietly(driver: Any) -> None:
     try:
         driver.release_resources()
-    except Exception:
+    except Exception:  # noqa: BLE001
         pass
 
 
@@ -349,7 +349,7 @@ def _known_properties() -> Optional[set]:
     try:
         from aws_advanced_python_wrapper.utils.properties import WrapperProperties, WrapperProperty
         from mysql.connector.constants import DEFAULT_CONFIGURATION
-    except Exception:
+    except Exception:  # noqa: BLE001
         return None
     names = {v.name for v in vars(WrapperProperties).values() if isinstance(v, WrapperProperty)}
     names.update(DEFAULT_CONFIGURATION)

@@ -151,8 +151,9 @@ def classify_os_error(exc: BaseException) -> ErrorInfo:
 
     if isinstance(exc, ssl.SSLError) or isinstance(exc, ssl.CertificateError):
         return ErrorInfo(2026, "tls", " ".join(str(exc).split())[:200])
-    if getattr(exc, "info", None) is not None and isinstance(exc.info, ErrorInfo):  # TlsRequiredError
-        return exc.info
+    info = getattr(exc, "info", None)
+    if isinstance(info, ErrorInfo):  # TlsRequiredError
+        return info
     if isinstance(exc, socket.timeout):
         return ErrorInfo(None, "read-timeout", str(exc) or "timed out")
     if isinstance(exc, ConnectionRefusedError):
@@ -259,7 +260,7 @@ class Backend:
 
         try:
             return metadata.version(self.library)
-        except Exception:
+        except Exception:  # noqa: BLE001
             return "?"
 
     def effective_timeouts(self) -> Tuple[Tuple[str, Optional[float]], ...]:
@@ -269,7 +270,7 @@ class Backend:
         """What the column header shows. Never raises: a missing driver is 'unavailable'."""
         try:
             driver = self.import_driver()
-        except Exception as exc:  # ImportError, or a broken install
+        except Exception as exc:  # noqa: BLE001 - ImportError, or a broken install
             return BackendInfo(
                 name=self.name, library=self.library, version="-", timeouts=self.effective_timeouts(),
                 available=False, reason="%s not installed: pip install %s (%s)" % (self.library, self.library, exc),

@@ -120,7 +120,7 @@ def connection_tls_facts(conn: Any) -> Optional[Tuple[str, str]]:
     if cmysql is not None:
         try:
             cipher = cmysql.get_ssl_cipher()
-        except Exception:
+        except Exception:  # noqa: BLE001
             return None
         if not cipher:
             return (PLAIN, "")
@@ -137,7 +137,7 @@ def check_tls_required(mode: Optional[str], facts: Optional[Tuple[str, str]], co
     if mode in ("REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY") and facts is not None and facts[0] == PLAIN:
         try:
             conn.close()
-        except Exception:
+        except Exception:  # noqa: BLE001
             pass
         raise TlsRequiredError()
 
@@ -146,7 +146,7 @@ def check_tls_required(mode: Optional[str], facts: Optional[Tuple[str, str]], co
 def _by_address_class() -> Any:
     from mysql.connector.connection import MySQLConnection
 
-    class ByAddress(MySQLConnection):  # type: ignore[misc, valid-type]
+    class ByAddress(MySQLConnection):
         """A pure-Python connection whose `host` is the name (TLS checks it) and whose socket goes to an address."""
 
         def __init__(self, *args: Any, fiswatch_address: Optional[str] = None, **kwargs: Any) -> None:

@@ -54,7 +54,7 @@ class PyMySQLBackend(Backend):
         return socket_facts(getattr(conn, "_sock", None))
 
     def classify(self, exc: BaseException) -> ErrorInfo:
-        args = getattr(exc, "args", ())
+        args: Tuple[Any, ...] = getattr(exc, "args", ())
         if len(args) >= 2 and isinstance(args[0], int):
             return classify_error(args[0], str(args[1]))
         if isinstance(exc, OSError):

@@ -28,7 +28,7 @@ def _entry_points() -> Dict[str, str]:
         else:  # Python 3.9: a dict of group -> list
             selected = eps.get(GROUP, [])
         return {ep.name: ep.value for ep in selected}
-    except Exception:
+    except Exception:  # noqa: BLE001
         return {}
 
 
@@ -51,7 +51,7 @@ def load_backend_class(name: str) -> Type[Backend]:
     try:
         module = importlib.import_module(module_name)
         return getattr(module, attr)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         raise UnknownBackend("backend %r could not be loaded from %s: %s" % (name, paths[name], exc))
 
 

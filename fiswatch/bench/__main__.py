@@ -11,7 +11,7 @@ import json
 import os
 import sys
 import time
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Optional
 
 from fiswatch.bench.common import ROOT_DIR, BenchError, Figure, drop_user, machine_info, setup_database
 
@@ -44,7 +44,7 @@ def _timed(number: int, title: str, func: Callable[[], Any]) -> List[Figure]:
     try:
         result = func()
         figs = result if isinstance(result, list) else [result]
-    except Exception as exc:  # one line per broken figure, the others still run
+    except Exception as exc:  # noqa: BLE001 - one line per broken figure, the others still run
         figs = [Figure(number, title, error="%s: %s" % (type(exc).__name__, exc))]
     for f in figs:
         f.seconds = time.monotonic() - t0
@@ -61,6 +61,7 @@ def run_all(args: argparse.Namespace) -> Dict[str, Any]:
     figs: List[Figure] = []
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     load_start = _loadavg()
+    wanted = set(args.figures)
     plan = [
         (1, "Probe overhead", lambda: overhead.run(db, q)),
         (2, "Stall detection latency", lambda: stall.run(db, q)),
@@ -70,7 +71,6 @@ def run_all(args: argparse.Namespace) -> Dict[str, Any]:
         (6, "Start-up", lambda: startup.run(db, q)),
         (7, "Memory", lambda: memory.run(db, q, args.memory_minutes)),
     ]
-    wanted = set(args.figures)
     try:
         for number, title, func in plan:
             if number in wanted or (number == 3 and 7 in wanted):  # 7b runs on figure 3's lab
@@ -110,7 +110,7 @@ def table(results: Dict[str, Any]) -> List[str]:
     return lines
 
 
-def main(argv: List[str] = None) -> int:
+def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         results = run_all(args)

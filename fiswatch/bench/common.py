@@ -70,20 +70,27 @@ def _round(value: Optional[float]) -> Optional[float]:
 
 
 # -- statistics -------------------------------------------------------------------------------------------
-def median(values: Sequence[float]) -> Optional[float]:
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
+def known(value: Optional[float]) -> float:
+    """A statistic a figure's note cannot do without (the median of samples it just took): never None."""
+    if value is None:
+        raise BenchError("no samples to take a statistic of")
+    return value
 
 
-def percentile(values: Sequence[float], pct: float) -> Optional[float]:
+def median(values: Sequence[Optional[float]]) -> Optional[float]:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def percentile(values: Sequence[Optional[float]], pct: float) -> Optional[float]:
     """Nearest-rank percentile (p95 of 20 values is the 19th smallest)."""
-    values = sorted(v for v in values if v is not None)
-    if not values:
+    present = sorted(v for v in values if v is not None)
+    if not present:
         return None
     import math
 
-    rank = max(1, int(math.ceil(pct / 100.0 * len(values))))
-    return values[rank - 1]
+    rank = max(1, int(math.ceil(pct / 100.0 * len(present))))
+    return present[rank - 1]
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.01) -> Any:
@@ -154,7 +161,7 @@ def drop_user(db: BenchDb) -> None:
     """Remove the per-run user and database (best effort)."""
     try:
         conn = root_connect(db.host, db.port)
-    except Exception:
+    except Exception:  # noqa: BLE001
         return
     try:
         with conn.cursor() as cur:
@@ -205,7 +212,7 @@ def machine_info(db: Optional[BenchDb] = None) -> Dict[str, Any]:
     if db is not None:
         try:
             info["server"] = server_version(db)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             info["server"] = "? (%s)" % exc
     return info
 
@@ -226,7 +233,7 @@ def _memory_gib() -> Optional[float]:
         import psutil
 
         return round(psutil.virtual_memory().total / 2.0 ** 30, 1)
-    except Exception:
+    except Exception:  # noqa: BLE001
         return None
 
 
@@ -236,7 +243,7 @@ def _driver_versions() -> Dict[str, str]:
     out = {}
     try:  # pymysql.__version__ is a MySQLdb-compatibility number, not the release
         out["PyMySQL"] = metadata.version("PyMySQL")
-    except Exception:
+    except Exception:  # noqa: BLE001
         out["PyMySQL"] = "missing"
     try:
         import mysql.connector
@@ -244,7 +251,7 @@ def _driver_versions() -> Dict[str, str]:
         out["mysql-connector-python"] = "%s (%s)" % (
             mysql.connector.__version__, "C extension" if getattr(mysql.connector, "HAVE_CEXT", False)
             else "pure Python")
-    except Exception:
+    except Exception:  # noqa: BLE001
         out["mysql-connector-python"] = "missing"
     return out
 

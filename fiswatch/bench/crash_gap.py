@@ -33,7 +33,7 @@ def default_clients() -> List[Client]:
 
     try:
         extra = [probe_client("aws-wrapper", "aws-wrapper probe")] if wrapper_available() else []
-    except Exception:
+    except Exception:  # noqa: BLE001
         extra = []
     return CRASH_CLIENTS + extra
 
@@ -62,15 +62,15 @@ def crash_figure(lab_dir: str, info: Any, repeats: int, down_for: float = 3.0,
         for writer in running.values():
             try:
                 writer.stop()
-            except Exception:
+            except Exception:  # noqa: BLE001
                 pass
     outages = [r["outage_s"] for r in rows]
     for client in clients:
-        gaps = [r["gaps_s"][client.name] for r in rows]
-        excess = [None if g is None else g - o for g, o in zip(gaps, outages)]
-        fig.add("crash: %s gap" % client.name, median([g for g in gaps if g is not None]), "s",
+        client_gaps = [r["gaps_s"][client.name] for r in rows]
+        excess = [None if g is None else g - o for g, o in zip(client_gaps, outages)]
+        fig.add("crash: %s gap" % client.name, median([g for g in client_gaps if g is not None]), "s",
                 note="median of %d crashes (outage median %.2f s); spread %s" % (len(rows), median(outages) or 0.0,
-                                                                                   spread(gaps)))
+                                                                                   spread(client_gaps)))
         fig.add("crash: %s gap - outage" % client.name, median([e for e in excess if e is not None]), "s",
                 note="spread %s" % spread(excess))
     fig.details = {"crashes": rows, "clients": [c.name for c in clients], "down_s": down_for}

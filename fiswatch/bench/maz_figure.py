@@ -50,7 +50,7 @@ def gap_rows(lab_dir: str, info: Any, profile: str, repeats: int) -> List[Dict[s
         for writer in running.values():
             try:
                 writer.stop()
-            except Exception:
+            except Exception:  # noqa: BLE001
                 pass
     return rows
 

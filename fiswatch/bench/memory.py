@@ -7,7 +7,7 @@ import subprocess
 import time
 from typing import List
 
-from fiswatch.bench.common import BenchDb, Figure, child_env, fiswatch_argv, median, root_connect, truncate
+from fiswatch.bench.common import BenchDb, Figure, child_env, fiswatch_argv, known, median, root_connect, truncate
 from fiswatch.config.checks import password_env_name
 
 
@@ -42,8 +42,8 @@ def run(db: BenchDb, quick: bool, minutes: float) -> Figure:
     finally:
         conn.close()
     after = [s for s in samples if s[0] >= warmup]
-    base = median([s[1] for s in after[:3]])
-    end = median([s[1] for s in samples[-3:]])
+    base = known(median([s[1] for s in after[:3]]))
+    end = known(median([s[1] for s in samples[-3:]]))
     growth = end - base
     span = samples[-1][0] - after[0][0]
     fig.add("RSS growth after warm-up", growth, "MB", 5.0, "<=",

@@ -13,7 +13,7 @@ import resource
 import time
 from typing import Any, Dict, List
 
-from fiswatch.bench.common import BenchDb, Figure, median, truncate, wait_until
+from fiswatch.bench.common import BenchDb, Figure, known, median, truncate, wait_until
 from fiswatch.model import BackendSpec
 
 BACKENDS = ("mysql-connector", "pymysql")
@@ -171,7 +171,7 @@ def own_cost(spec: BackendSpec, rounds: int = 20000, repeats: int = 7) -> float:
         for _ in range(rounds):
             probe.run_round(conn)
         times.append((time.thread_time() - t0) / rounds)
-    return median(times)
+    return known(median(times))
 
 
 def run(db: BenchDb, quick: bool) -> Figure:
@@ -179,13 +179,13 @@ def run(db: BenchDb, quick: bool) -> Figure:
     pairs, seconds = (4, 0.5) if quick else (16, 1.0)
     per_backend = {}
     for name in BACKENDS:
-        result = compare(db, BackendSpec(name), pairs, seconds)
+        result: Dict[str, Any] = compare(db, BackendSpec(name), pairs, seconds)
         per_backend[name] = result
         ratios = sorted(result["ratio"])
         fig.add("%s probe/bare" % name, median(ratios), "x", 0.95, ">=",
                 "median of %d alternating %gs pairs (spread %.2f-%.2f); bare %.0f/s, probe %.0f/s"
-                % (pairs, seconds, ratios[0], ratios[-1], median(result["bare"]), median(result["probe"])))
-        bare_cpu, probe_cpu = median(result["bare_cpu_us"]), median(result["probe_cpu_us"])
+                % (pairs, seconds, ratios[0], ratios[-1], known(median(result["bare"])), known(median(result["probe"]))))
+        bare_cpu, probe_cpu = known(median(result["bare_cpu_us"])), known(median(result["probe_cpu_us"]))
         extra = [p - b for p, b in zip(result["probe_cpu_us"], result["bare_cpu_us"])]
         fig.add("%s probe CPU - bare CPU per round" % name, median(extra), "us",
                 note="process CPU (user+sys) per round, same segments: bare %.0f us, probe %.0f us "

@@ -6,7 +6,7 @@ import subprocess
 import termios
 import threading
 import time
-from typing import Callable, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 
 class PtyChild:
@@ -30,7 +30,7 @@ class PtyChild:
         os.close(slave)
         self.master = master
         self.bytes = 0
-        self._screen = None
+        self._screen: Any = None
         self._stream = None
         self._lock = threading.Lock()
         self._predicates: List[list] = []  # [predicate, first_time or None]
@@ -78,7 +78,7 @@ class PtyChild:
     def send(self, data: bytes) -> None:
         os.write(self.master, data)
 
-    def wait(self, timeout: float) -> "os.wait4 result":
+    def wait(self, timeout: float) -> Tuple[int, int, Any]:
         """Wait for the child and return (pid, status, rusage) of it (its own CPU use)."""
         deadline = time.monotonic() + timeout
         while True:
@@ -90,7 +90,7 @@ class PtyChild:
                 return pid, status, usage
             if time.monotonic() > deadline:
                 self.kill()
-                raise TimeoutError("%s did not end within %.0fs" % (self.proc.args[:4], timeout))
+                raise TimeoutError("%r did not end within %.0fs" % (self.proc.args[:4], timeout))  # type: ignore[index]
             time.sleep(0.02)
 
     def kill(self) -> None:

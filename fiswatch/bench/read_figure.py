@@ -50,7 +50,7 @@ def gap_rows(lab_dir: str, info: Any, repeats: int) -> List[Dict[str, Any]]:
         for probe in probes.values():
             try:
                 probe.stop()
-            except Exception:
+            except Exception:  # noqa: BLE001
                 pass
     return rows
 

@@ -175,7 +175,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     fig = figure(sizes, args.keep)
     for m in fig.metrics:
         print("%-45s %10s %-4s %s" % (m.name, "-" if m.value is None else "%.4g" % m.value, m.unit,
-                                      "target %s %g: %s" % (m.op, m.target, "met" if m.met else "MISSED")
+                                      "target %s %g: %s" % (m.op, m.target, "met" if m.met else "MISSED")  # type: ignore[str-format]
                                       if m.op else m.note))
     print(json.dumps(fig.as_dict(), indent=1))
     return 1 if fig.error else 0

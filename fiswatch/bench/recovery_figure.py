@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from fiswatch import events as E
-from fiswatch.bench.common import Figure, median, percentile
+from fiswatch.bench.common import Figure, known, median, percentile
 
 TARGETS = ("aurora", "rds")
 SETTLE = 3.0  # seconds of steady writing before each failover
@@ -79,11 +79,11 @@ class WorkshopLoop(threading.Thread, Writer):
                 self.writes.append(time.time())
                 cur.execute("SELECT id, value FROM `%s` ORDER BY id DESC LIMIT 10" % table)
                 cur.fetchall()
-            except Exception:
+            except Exception:  # noqa: BLE001
                 try:
                     if conn is not None:
                         conn.close()
-                except Exception:
+                except Exception:  # noqa: BLE001
                     pass
                 conn = None
             self._stop_event.wait(0.05)
@@ -110,7 +110,7 @@ class ProbeWriter(Writer):
         self.writes = []
         self.kind = E.READ if endpoint.reads else E.WRITE
         self.runner = Runner([endpoint], [parse_backend_spec(backend)],
-                             RunOptions(interval=0.05, stall_after=2.0, nameserver=tuple(nameserver)),
+                             RunOptions(interval=0.05, stall_after=2.0, nameserver=(nameserver[0], nameserver[1])),
                              outputs=[Output(self._written, "bench")])
         self.runner.start()
 
@@ -147,7 +147,7 @@ def spread(values: Sequence[Optional[float]]) -> str:
     vals = [v for v in values if v is not None]
     if not vals:
         return "no values"
-    return "min %.3f, p25 %.3f, p75 %.3f, max %.3f" % (min(vals), percentile(vals, 25), percentile(vals, 75),
+    return "min %.3f, p25 %.3f, p75 %.3f, max %.3f" % (min(vals), known(percentile(vals, 25)), known(percentile(vals, 75)),
                                                        max(vals))
 
 
@@ -186,7 +186,7 @@ def figure(lab_dir: str, info: Any, repeats: int, clients: Sequence[Client] = ()
         for writer in running.values():
             try:
                 writer.stop()
-            except Exception:
+            except Exception:  # noqa: BLE001
                 pass
     for target in TARGETS:
         mine = [r for r in rows if r["target"] == target]

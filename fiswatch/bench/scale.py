@@ -9,7 +9,6 @@ import time
 from typing import Dict, List
 
 from fiswatch.bench.common import BenchDb, Figure, median, percentile, truncate, wait_until
-from fiswatch.model import BackendSpec
 
 SPECS = ("mysql-connector", "pymysql", "mysql-connector:read_timeout=1", "pymysql:read_timeout=2")
 ENDPOINTS = 16

@@ -13,7 +13,7 @@ import sys
 import tempfile
 from typing import Dict, List
 
-from fiswatch.bench.common import BenchDb, Figure, child_env, fiswatch_argv, median, truncate
+from fiswatch.bench.common import BenchDb, Figure, child_env, fiswatch_argv, known, median, truncate
 from fiswatch.bench.ptyrun import PtyChild
 from fiswatch.config.checks import password_env_name
 
@@ -62,9 +62,9 @@ def run(db: BenchDb, quick: bool) -> Figure:
     # 64 probes need 7 bands of 10 columns at 200 wide: 67 lines; 60 shows 'too small'
     for probes, target, rows in ((16, 10.0, 60), (64, 30.0, 60), (64, 30.0, 67)):
         t = frame_times(probes, frames, 200, rows)
-        fm, bare = median(t["frame_ms"]), median(t["bare_ms"])
+        fm, bare = median(t["frame_ms"]), known(median(t["bare_ms"]))
         note = "median of %d frames, render %.1f ms; bare curses paint of the same text %.2f ms" % (
-            frames, median(t["render_ms"]), bare)
+            frames, known(median(t["render_ms"])), bare)
         if t.get("too_small_needs"):
             note += "; NOTE: %d probes do not fit 200x60 (layout asks for %sx%s), the frame is the " \
                     "'terminal too small' screen" % (probes, t["too_small_needs"][0], t["too_small_needs"][1])
@@ -85,8 +85,8 @@ def run(db: BenchDb, quick: bool) -> Figure:
         shares.append((cpu[False] - cpu[True]) / seconds * 100.0)
     fig.add("dashboard CPU beyond --plain", median(shares), "% of a core", 5.0, "<=",
             "%d x %gs runs each, 4 probes, interval 0.05, refresh 0.25; dashboard %.1f%%, plain %.1f%% of a core"
-            % (repeats, seconds, median([r["dashboard_cpu_s"] for r in runs]) / seconds * 100,
-               median([r["plain_cpu_s"] for r in runs]) / seconds * 100))
+            % (repeats, seconds, known(median([r["dashboard_cpu_s"] for r in runs])) / seconds * 100,
+               known(median([r["plain_cpu_s"] for r in runs])) / seconds * 100))
     details["cpu_runs"] = runs
     details["cpu_seconds_each"] = seconds
     fig.details = details

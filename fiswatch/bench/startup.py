@@ -10,7 +10,7 @@ import re
 import sys
 import time
 
-from fiswatch.bench.common import BenchDb, Figure, child_env, fiswatch_argv, median, run_quiet
+from fiswatch.bench.common import BenchDb, Figure, child_env, fiswatch_argv, known, median, run_quiet
 from fiswatch.bench.ptyrun import PtyChild
 from fiswatch.config.checks import password_env_name
 
@@ -56,7 +56,7 @@ def run(db: BenchDb, quick: bool) -> Figure:
         for f in (pair if i % 2 == 0 else pair[::-1]):
             f()
     fig.add("fiswatch --help", median(helps), "s", 0.3, "<=",
-            "median of %d; bare `python -c pass` %.3f s" % (repeats, median(bares)))
+            "median of %d; bare `python -c pass` %.3f s" % (repeats, known(median(bares))))
     benv = child_env({"B_HOST": db.host, "B_PORT": str(db.port), "B_USER": db.user, "B_PW": db.password.reveal(),
                       "B_DB": db.database})
     frames, scripts = [], []
@@ -66,7 +66,7 @@ def run(db: BenchDb, quick: bool) -> Figure:
         for f in (pair if i % 2 == 0 else pair[::-1]):
             f()
     fig.add("watch to first frame with rows", median(frames), "s", 1.5, "<=",
-            "median of %d; bare script import+connect+one round %.3f s" % (len(frames), median(scripts)))
+            "median of %d; bare script import+connect+one round %.3f s" % (len(frames), known(median(scripts))))
     fig.details = {"help_s": [round(x, 3) for x in helps], "python_pass_s": [round(x, 3) for x in bares],
                    "first_frame_s": [round(x, 3) for x in frames], "bare_script_s": [round(x, 3) for x in scripts]}
     return fig

@@ -128,7 +128,7 @@ def cpu_rows(info: Any, connects: int, clients: List[str]) -> List[Dict[str, Any
                 version = (backend.tls_facts(conn) or ("?", ""))[0]
                 try:
                     conn.close()
-                except Exception:
+                except Exception:  # noqa: BLE001
                     pass
                 cpu.append(c1 - c0)
                 wall.append(t1 - t0)

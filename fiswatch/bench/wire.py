@@ -134,7 +134,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = p.parse_args(argv)
     try:
         result = run(args.rounds, args.seconds, args.threads, args.memory_minutes)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         sys.stderr.write("fiswatch bench wire: %s\n" % exc)
         return 1
     print("throughput with/without accounting: %.3f (target >= %.2f) %s" % (

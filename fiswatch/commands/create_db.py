@@ -78,7 +78,7 @@ def run_create_db(args: argparse.Namespace) -> int:
                 ensure_table(conn, backend, ep.table)
             finally:
                 conn.close()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             problems.append("%s: %s" % (ep.name, backend.classify(exc).text()))
     print("".join(("%-" + str(COLUMN) + "s") % e.name.upper() for e in endpoints).rstrip())
     print("".join(("%-" + str(COLUMN) + "s") % a for a in addresses).rstrip())

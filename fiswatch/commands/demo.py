@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from dataclasses import replace
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from fiswatch import events as E
 from fiswatch.exits import EXIT_FAIL, EXIT_OK, EXIT_USAGE  # noqa: F401 (EXIT_OK: callers)
@@ -178,7 +178,7 @@ class DemoHooks:
                 else:
                     api.failover(self.lab_dir, target, emit=runner.emit, profile=self.profile, cancel=self._cancel,
                                  stale_dns=self.stale_dns if target == "aurora" else None)
-            except Exception as exc:  # shown in the event log; the dashboard keeps running
+            except Exception as exc:  # noqa: BLE001 - shown in the event log; the dashboard keeps running
                 runner.emit(E.warning("failover %s failed: %s" % (target, exc)))
                 return
             self.verify(target)
@@ -193,7 +193,7 @@ class DemoHooks:
         try:
             _, events = verify_record(runner.record_path, self.info.endpoints, tuple(self.info.nameserver),
                                       only=[target])
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             events = [E.warning("verify %s failed: %s" % (target, exc))]
         for event in events:
             runner.emit(event)
@@ -262,7 +262,7 @@ def run_demo(args: argparse.Namespace) -> int:
             backends = scoped_backends(backends, [e.name for e in info.endpoints]) + ["%s/pymysql" % reading[0]]
         options = replace(options, backend=tuple(backends))
         notes = (note,) if note else ()
-    hooks = DemoHooks(lab_dir, "realistic" if args.realistic else "fast", schedule, info, notes,
+    hooks: Any = DemoHooks(lab_dir, "realistic" if args.realistic else "fast", schedule, info, notes,
                       stale_dns=args.stale_dns)
     if exec_argv:
         from fiswatch.lab.exec_demo import ExecAlongside

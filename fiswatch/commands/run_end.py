@@ -171,7 +171,7 @@ def final_verify(runner, endpoints, nameserver, wanted: bool, mode: str, quiet: 
     def work() -> None:
         try:
             found.extend(verify_record(runner.record_path, endpoints, nameserver, only=sorted(live))[1])
-        except Exception as exc:  # verification must never turn the end of a run into a traceback
+        except Exception as exc:  # noqa: BLE001 - verification must never turn the end of a run into a traceback
             found.append(E.warning("verification failed: %s" % exc))
 
     worker = threading.Thread(target=work, name="verify", daemon=True)

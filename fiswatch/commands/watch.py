@@ -73,7 +73,7 @@ def run_watch(args: argparse.Namespace) -> int:
     if exec_argv is not None:
         from fiswatch.lab.exec_demo import watch_hooks
 
-        hooks = watch_hooks(exec_argv, options.endpoints.lab, endpoints, options.record)
+        hooks = watch_hooks(exec_argv, options.endpoints.lab, endpoints, options.record)  # type: ignore[arg-type]
     return watch(options, endpoints, nameserver, hooks=hooks)
 
 
@@ -136,7 +136,7 @@ def watch(options: WatchOptions, endpoints: Sequence[Endpoint], nameserver, hook
         from fiswatch.output.jsonl import JsonLines
         from fiswatch.output.streams import FdStream
 
-        json_output = Output(JsonLines(FdStream(1)), "json", on_error=trouble.stdout_failed)
+        json_output = Output(JsonLines(FdStream(1)), "json", on_error=trouble.stdout_failed)  # type: ignore[arg-type]
         outputs.append(json_output)
     elif mode == "plain":  # warnings raised during the run (CloudWatch, topology, --exec, not verified): stderr
         from fiswatch.output.plain import warning_sink

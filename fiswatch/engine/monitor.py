@@ -64,7 +64,7 @@ class Monitor:
         self.paused = False
         self.keys: Tuple[Tuple[str, str], ...] = tuple(keys)  # extra key bindings the View shows
         self.inbox = inbox if inbox is not None else Inbox()
-        eps = [getattr(p, "endpoint", None) for p in self.probes]  # read endpoint -> its writer's (read lag)
+        eps = [e for e in (getattr(p, "endpoint", None) for p in self.probes) if e is not None]  # read endpoint -> its writer's (read lag)
         self.writers = {e.name: e.writer for e in eps if getattr(e, "reads", False) and e.writer}
         self._states: Dict[str, State] = {}
         self._longest: Dict[str, float] = {}

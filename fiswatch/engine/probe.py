@@ -9,7 +9,7 @@ nothing else: no lock is shared with the screen or with other probes.
 import random
 import threading
 import time
-from typing import Any, Callable, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Optional, Set, Tuple
 
 from fiswatch import events as E
 from fiswatch.backends.base import Backend, BackendOptionError
@@ -55,7 +55,7 @@ class Probe:
         self._attempt_started: Optional[float] = None
         self._failing_since: Optional[float] = None  # first failure since the last completed round
         self._connect_latency: Tuple[Tuple[str, float], ...] = ()
-        self._wrote_at: Set[str] = set()  # addresses a write of this probe committed at: writers then
+        self._wrote_at: Set[Optional[str]] = set()  # addresses a write of this probe committed at: writers then
         self._rng = random.Random(seed)
         self._thread = threading.Thread(target=self._run, name="probe " + self.id, daemon=True)
         table = "`%s`" % endpoint.table
@@ -140,7 +140,7 @@ class Probe:
                 ever_connected = True
             try:
                 self.run_round(conn)
-            except Exception as exc:  # any driver failure: drop the connection, reconnect
+            except Exception as exc:  # noqa: BLE001 - any driver failure: drop the connection, reconnect
                 if self._client_failed_over(conn, exc):
                     continue  # the client is on the new writer already: keep its connection
                 self._fail(exc, self.snapshot.op)
@@ -192,7 +192,7 @@ class Probe:
             self._fail_info(ErrorInfo(None, "config", str(exc)), Op.CONNECT)
             self._publish(state=State.STOPPED)
             return None
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             self._fail(exc, Op.CONNECT)
             return None
         self._connect_latency = (("connect", time.monotonic() - started),)
@@ -210,7 +210,7 @@ class Probe:
         """(TLS version or 'plain', cipher) of a connection; ('?', None) when the driver does not tell."""
         try:
             facts = self.backend.tls_facts(conn)
-        except Exception:
+        except Exception:  # noqa: BLE001
             facts = None
         if not facts:
             return "?", None
@@ -282,7 +282,7 @@ class Probe:
         """
         try:
             how = self.backend.handled_failover(exc)
-        except Exception:
+        except Exception:  # noqa: BLE001
             how = None
         if how is None:
             return False
@@ -304,7 +304,7 @@ class Probe:
         """The address a client that moves its connection itself is on now (None: not such a client)."""
         try:
             host = self.backend.current_address(conn)
-        except Exception:
+        except Exception:  # noqa: BLE001
             return None
         if not host:
             return None
@@ -313,7 +313,7 @@ class Probe:
     def _fail(self, exc: BaseException, op: Optional[Op]) -> None:
         try:
             info = self.backend.classify(exc)
-        except Exception:  # a classifier bug must not kill the probe
+        except Exception:  # noqa: BLE001 - a classifier bug must not kill the probe
             info = ErrorInfo(None, type(exc).__name__, str(exc))
         if info.code in READ_ONLY_CODES and self.snapshot.address in self._wrote_at:
             # refused as read-only where this probe's writes once committed: the writer it wrote to
@@ -328,7 +328,7 @@ class Probe:
         started = self._attempt_started if op in (Op.RESOLVE, Op.CONNECT) else snap.op_started
         took = round(time.monotonic() - started, 4) if started is not None else None
         address = None if op is Op.RESOLVE else snap.address
-        changes = dict(state=State.ERROR, op=None, op_started=None, last_error=info, errors=snap.errors + 1)
+        changes: Dict[str, Any] = dict(state=State.ERROR, op=None, op_started=None, last_error=info, errors=snap.errors + 1)
         if resolution is not None:
             changes["resolution"] = resolution
         self._publish(**changes)

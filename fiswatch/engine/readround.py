@@ -74,7 +74,7 @@ class ReadRound:
             try:
                 cur.execute(READER_FLAG_SQL)
                 innodb_read_only = cur.fetchone()[0]
-            except Exception:  # a server without the variable: @@read_only alone tells
+            except Exception:  # noqa: BLE001 - a server without the variable: @@read_only alone tells
                 innodb_read_only = 0
         finally:
             close_quietly(cur)
@@ -135,5 +135,5 @@ def close_quietly(obj: Any) -> None:
         return
     try:
         obj.close()
-    except Exception:
+    except Exception:  # noqa: BLE001
         pass

@@ -67,11 +67,11 @@ class HostsFile:
     def parse(cls, text: str) -> "HostsFile":
         found: Dict[str, List[str]] = {}
         for line in text.splitlines():
-            line = line.split("#", 1)[0].split()
-            if len(line) < 2 or not is_ip(line[0]):
+            fields = line.split("#", 1)[0].split()
+            if len(fields) < 2 or not is_ip(fields[0]):
                 continue
-            for name in line[1:]:
-                found.setdefault(name.lower().rstrip("."), []).append(line[0])
+            for name in fields[1:]:
+                found.setdefault(name.lower().rstrip("."), []).append(fields[0])
         return cls(tuple((k, tuple(v)) for k, v in found.items()))
 
     def lookup(self, name: str) -> Tuple[str, ...]:

@@ -15,7 +15,7 @@ is left behind after that.
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from fiswatch import events as E
 from fiswatch.backends.registry import make_backend
@@ -146,6 +146,7 @@ class Runner:
                     continue
                 backend = shared.for_endpoint(endpoint)
                 info = backend.info()
+                probe: Union[Probe, UnavailableProbe]
                 if info.available:
                     probe = Probe(endpoint, spec, backend, emit, interval=options.interval,
                                   nameserver=options.nameserver, connect_by_name=options.connect_by_name)

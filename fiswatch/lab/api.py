@@ -20,10 +20,6 @@ class LabError(Exception):
     """Something the user must fix; str() is one line."""
 
 
-class LabUsageError(LabError):
-    """Bad input found before the lab starts (exit 2), e.g. an unreadable CA key."""
-
-
 class LabInterrupted(LabError):
     """Ctrl-C/SIGTERM stopped a failover; str() says whether it was finished or rolled back."""
 
@@ -427,5 +423,5 @@ def failover(lab_dir: str, target: str, emit: Optional[Callable[[Any], None]] = 
         raise LabInterrupted(str(exc))
     except (FailoverError, ControlError, MariaDBError, LabFileError) as exc:
         raise LabError(str(exc))
-    except Exception as exc:  # pymysql errors and the like: one line, not a traceback
+    except Exception as exc:  # noqa: BLE001 - pymysql errors and the like: one line, not a traceback
         raise LabError("failover of %s failed: %s: %s" % (target, type(exc).__name__, exc))

@@ -1,10 +1,10 @@
 """`fiswatch lab up | status | failover aurora|rds | crash | reboot | down | exec`."""
 import argparse
-import contextlib
 import json
-import signal
 import sys
-from typing import Any, Iterator, List, Optional
+from typing import Any, List, Optional
+
+from fiswatch.lab.sigterm import sigterm_interrupts
 
 
 def add_lab_parser(subparsers: Any) -> None:
@@ -84,7 +84,7 @@ def add_lab_parser(subparsers: Any) -> None:
     down = actions.add_parser("down", help="stop the lab: no process, port or lock is left")
     common(down)
 
-    from fiswatch.lab.exec import add_exec_parser
+    from fiswatch.lab.exec_cli import add_exec_parser
 
     add_exec_parser(actions, common)
     from fiswatch.lab.crash_cli import add_crash_parsers
@@ -187,7 +187,7 @@ def run_lab(args: argparse.Namespace) -> int:
         return 2
     lab_dir = _dir(args)
     if command == "exec":
-        from fiswatch.lab.exec import run_exec
+        from fiswatch.lab.exec_cli import run_exec
 
         return run_exec(args, lab_dir)
     if command in ("crash", "reboot"):
@@ -289,23 +289,6 @@ def _failover_usage(args: argparse.Namespace, lab_dir: str) -> str:
         return ("this lab has no Multi-AZ DB cluster: start one with `fiswatch lab up --multi-az-cluster` "
                 "(after `fiswatch lab down --dir %s`)" % lab_dir)
     return ""
-
-
-@contextlib.contextmanager
-def sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM stops a foreground failover as Ctrl-C does: finished or rolled back, never half done."""
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt()
-
-    try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

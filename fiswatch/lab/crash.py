@@ -178,7 +178,7 @@ def run_crash(lab_dir: str, target: str, kind: str = "instance", down_for: float
             return {"outage_start": t0, "outage_end": end}
     except CrashError:
         raise
-    except (Exception, KeyboardInterrupt, Cancelled) as exc:
+    except (Exception, KeyboardInterrupt, Cancelled) as exc:  # noqa: BLE001
         raise CrashError("crash of %s stopped midway (%s): the lab brings the instance back before it stops; "
                          "check `fiswatch lab status`" % (instance or target, why_text(exc))) from None
 
@@ -214,7 +214,7 @@ def run_reboot(lab_dir: str, name: str, failover: bool = False, down_for: float 
         raise
     except FailoverError as exc:
         raise CrashError(str(exc)) from None
-    except (Exception, KeyboardInterrupt, Cancelled) as exc:
+    except (Exception, KeyboardInterrupt, Cancelled) as exc:  # noqa: BLE001
         raise CrashError("reboot of %s stopped midway (%s): the lab brings the instance back before it stops; "
                          "check `fiswatch lab status`" % (name, why_text(exc))) from None
 
@@ -246,17 +246,5 @@ def sql_crash(lab_dir: str, log: Callable[[str], None]) -> Callable[[str, str], 
     return crash
 
 
-def alter_system_for(layout: L.Layout, role_of: Callable[[str], Optional[str]], name: str) -> Any:
-    """The daemon's answers to Aurora's ALTER SYSTEM statements on instance `name`'s proxy."""
-    from fiswatch.lab.daemon import log_line
-    from fiswatch.lab.replica_failure import sql_simulate
-    from fiswatch.lab.wire.alter_system import AlterSystem
-
-    def log(text: str) -> None:
-        log_line(layout, text)
-
-    return AlterSystem(name, sql_crash(layout.dir, log), sql_simulate(layout, role_of, log))
-
-
-__all__ = ["alter_system_for", "CRASH_DOWN", "REBOOT_DOWN", "CRASH_KINDS", "CrashError", "check_down", "run_crash", "run_reboot",
+__all__ = ["CRASH_DOWN", "REBOOT_DOWN", "CRASH_KINDS", "CrashError", "check_down", "run_crash", "run_reboot",
            "crash_aurora", "sql_crash", "take_lock", "restart_in_place"]

@@ -52,7 +52,7 @@ def run_crash_command(args: argparse.Namespace, lab_dir: str) -> int:
 
     sink: Optional[Callable[[Any], None]] = as_json if args.json else None
     echo: Optional[Callable[[str], None]] = None if args.json else as_line
-    from fiswatch.lab.cli import sigterm_interrupts
+    from fiswatch.lab.sigterm import sigterm_interrupts
 
     try:
         lab_status(lab_dir)  # one line when no lab runs there

@@ -22,9 +22,11 @@ from fiswatch.lab import aurora
 from fiswatch.lab import layout as L
 from fiswatch.lab import maz, maz_answers
 from fiswatch.lab.dnsserver import DnsServer, Zone, start_on_standard_port
+from fiswatch.lab.lablog import log_line
 from fiswatch.lab.mariadb import MariaDBError, Server, ensure_template, find_binaries, sql
 from fiswatch.lab.orphans import disk_full, waits_for_space
 from fiswatch.lab.proxy import FaultProxy, ProxyLoop
+from fiswatch.lab.replication import replicate
 from fiswatch.lab.tls import session_factory
 from fiswatch.lab.tlsca import cert_file, key_file
 from fiswatch.lab.topology import Heartbeat, create_statements
@@ -36,12 +38,6 @@ STOP_GRACE = 10.0  # seconds each mariadbd gets to shut down before SIGKILL (its
 
 class LabStartError(RuntimeError):
     """Why the lab could not start; one line."""
-
-
-def log_line(layout: L.Layout, message: str) -> None:
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime()) + ".%03d" % (int(time.time() * 1000) % 1000)
-    with open(layout.log_file, "a") as fh:
-        fh.write("%s %s\n" % (stamp, message))
 
 
 def check_free(layout: L.Layout) -> None:
@@ -104,7 +100,7 @@ class Lab:
         self._setup_sql(password)
         self.heartbeat.start()
         self.loop.start()
-        from fiswatch.lab.crash import alter_system_for  # not at the top: crash.py needs failover.py, which needs us
+        from fiswatch.lab.alter_answers import alter_system_for  # not at the top: crash.py needs failover.py, which needs us
 
         for spec in layout.instances:
             host, port = layout.proxy_address(spec)
@@ -191,10 +187,10 @@ class Lab:
             if spec.dns_name:
                 self.zone.set(spec.dns_name, "A", (layout.proxy_address(spec)[0],), ttl=5)
         writer = self.role_holder("aurora", "writer")
-        self.zone.set(L.ENDPOINT_NAMES["aurora"], "CNAME", (writer.dns_name,), ttl=5)
+        self.zone.set(L.ENDPOINT_NAMES["aurora"], "CNAME", (writer.dns_name,), ttl=5)  # type: ignore[arg-type]
         self.publish_readers("aurora")
         if layout.multi_az_cluster:
-            self.zone.set(L.MAZ_ENDPOINT_NAMES["maz"], "CNAME", (self.role_holder("maz", "writer").dns_name,), ttl=5)
+            self.zone.set(L.MAZ_ENDPOINT_NAMES["maz"], "CNAME", (self.role_holder("maz", "writer").dns_name,), ttl=5)  # type: ignore[arg-type]
             self.publish_readers("maz")
         primary = self.role_holder("rds", "primary")
         self.zone.set(L.ENDPOINT_NAMES["rds"], "A", (layout.proxy_address(primary)[0],), ttl=5)
@@ -205,8 +201,8 @@ class Lab:
         `extra` names more instances to hand out too (a Multi-AZ failover's new writer, briefly)."""
         readers = tuple(s.dns_name for s in self.layout.cluster(cluster) if self.roles[s.name] == "reader"
                         and s.dns_name and self.servers.get(s.name) is not None and self.servers[s.name].alive())
-        values = tuple(readers + tuple(v for v in extra if v not in readers)) or \
-            (self.role_holder(cluster, "writer").dns_name,)
+        values: Tuple[str, ...] = tuple(readers + tuple(v for v in extra if v not in readers)) or \
+            (self.role_holder(cluster, "writer").dns_name,)  # type: ignore[assignment]
         self.zone.set(self.layout.endpoint_names[cluster + "-ro"], "CNAME", values, ttl=5, spread=True)
         return values
 
@@ -382,21 +378,6 @@ class Lab:
                 pass
 
 
-def replicate(layout: L.Layout, replica: L.InstanceSpec, source: L.InstanceSpec, password: str,
-              gtid_pos: Optional[str] = None) -> None:
-    """Make `replica` a read-only GTID replica of `source` (server to server, not via proxies)."""
-    host, port = layout.server_address(source)
-    statements: List[Any] = ["SET GLOBAL read_only=1", "STOP SLAVE", "RESET SLAVE ALL"]
-    if gtid_pos is not None:
-        statements.append(("SET GLOBAL gtid_slave_pos=%s", (gtid_pos,)))
-    statements += [
-        ("CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%s, MASTER_USER=%s, MASTER_PASSWORD=%s, "
-         "MASTER_CONNECT_RETRY=1, MASTER_USE_GTID=slave_pos", (host, port, L.REPL_USER, password)),
-        "START SLAVE",
-    ]
-    sql(layout.server_socket(replica), statements)
-
-
 def wait_caught_up(layout: L.Layout, replica: L.InstanceSpec, source: L.InstanceSpec, timeout: float) -> str:
     """Wait until the replica has applied the source's binlog position; returns it."""
     pos = sql(layout.server_socket(source), ["SELECT @@gtid_binlog_pos"])[0][0]
@@ -442,7 +423,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             report("error: %s" % exc)
             log_line(layout, "lab: start failed: %s" % exc)
             rc = 1
-        except Exception as exc:  # a bug: still one line to the user, details in the log
+        except Exception as exc:  # noqa: BLE001 - a bug: still one line to the user, details in the log
             report("error: lab failed to start (%s: %s); see %s" % (type(exc).__name__, exc, layout.log_file))
             import traceback
 

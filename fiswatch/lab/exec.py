@@ -10,19 +10,16 @@ Exit codes: COMMAND's own; 128+N when a signal N killed it; 125 when `lab exec` 
 could not run it (no lab, no namespace, no DNS on port 53, --aws without moto); 126 found
 but not executable; 127 not found; 2 usage.
 """
-import argparse
 import functools
 import os
 import shutil
 import signal
 import subprocess
-import sys
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
-from fiswatch.exits import EXIT_USAGE
 from fiswatch.output.streams import say as say_line
 
-EXIT_CANNOT, EXIT_NOEXEC, EXIT_NOTFOUND = 125, 126, 127  # as env(1) and timeout(1): lab exec's own
+from fiswatch.lab.exec_error import EXIT_NOEXEC, EXIT_NOTFOUND, ExecError
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36  # orphaned descendants of COMMAND become our children, not init's
 SWEEP_GRACE = 2.0  # seconds between SIGTERM and SIGKILL for what COMMAND left running
@@ -43,56 +40,7 @@ INSTEAD = ("instead, watch the lab with `fiswatch watch --lab`, or give your cli
            "%s port %d (e.g. its --nameserver option)")
 
 
-class ExecError(Exception):
-    """Why `lab exec` cannot run COMMAND: one line, and the exit code."""
-
-    def __init__(self, message: str, code: int = EXIT_CANNOT) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def add_exec_parser(actions: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
-    p = actions.add_parser(
-        "exec", help="run your own program against the lab: the system resolver answers the lab's names",
-        usage="fiswatch lab exec [--dir DIR] [--aws] [--failover ENDPOINT@S] [--crash ENDPOINT@S] [--expect EXP] "
-              "[--junit FILE] "
-              "[--json FILE] [--record FILE] -- COMMAND [ARGS...]",
-        epilog="examples: fiswatch lab exec -- mysql -h fiswatch-lab.cluster-c0ffee.lab.rds.local -u fiswatch testdb; "
-               "fiswatch lab exec --aws -- python3 workshop_script.py (docs/lab.md)",
-        description="Run COMMAND so that its system resolver answers the lab's names from the lab's DNS server "
-                    "(a private mount namespace with its own /etc/resolv.conf; needs root or unprivileged user "
-                    "namespaces, Linux only). The lab's endpoints and credentials are in its environment: "
-                    + ", ".join(ENV_NAMES) + ". Exit code: COMMAND's; 128+N if signal N killed it; 125 if "
-                    "lab exec could not run it; 126 not executable; 127 not found.")
-    common(p)
-    p.add_argument("--aws", action="store_true",
-                   help="also serve the workshop's AWS side locally (Secrets Manager FisAuroraSecret and "
-                        "FisMysqlSecret, CloudWatch) through moto on loopback, as AWS_ENDPOINT_URL with fake "
-                        "credentials (needs `pip install 'fiswatch[lab-aws]'`)")
-    from fiswatch.lab.gate import add_gate_options
-
-    add_gate_options(p)  # failover schedule, expectations, verdict files (lab/gate.py)
-    p.add_argument("exec_argv", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]",
-                   help="the program to run and its arguments")
-
-
 say = functools.partial(say_line, prefix="fiswatch lab exec: ")  # one line on stderr (fiswatch.output.streams)
-
-
-def run_exec(args: argparse.Namespace, lab_dir: str) -> int:
-    argv = list(args.exec_argv or ())
-    if argv[:1] == ["--"]:
-        argv = argv[1:]
-    if not argv:
-        say("say which program to run: fiswatch lab exec [--dir DIR] [--aws] -- COMMAND [ARGS...]")
-        return EXIT_USAGE
-    from fiswatch.lab.gate import run_gate
-
-    try:
-        return run_gate(args, lab_dir, argv, say)
-    except KeyboardInterrupt:
-        say("interrupted before %s started" % argv[0])
-        return 128 + signal.SIGINT
 
 
 def exec_in_lab(lab_dir: str, argv: Sequence[str], aws: bool = False,

@@ -22,7 +22,7 @@ def require_moto() -> None:
     """ExecError unless moto's server mode is installed."""
     import importlib.util
 
-    from fiswatch.lab.exec import ExecError
+    from fiswatch.lab.exec_error import ExecError
 
     try:
         found = all(importlib.util.find_spec(m) is not None for m in ("moto", "flask", "werkzeug"))
@@ -64,7 +64,7 @@ class LocalAws:
         import select
         import time
 
-        from fiswatch.lab.exec import ExecError
+        from fiswatch.lab.exec_error import ExecError
 
         from fiswatch.lab.files import LabFileError, read_credentials, read_json
 
@@ -131,7 +131,7 @@ def serve() -> int:
         client = boto3.client("secretsmanager", endpoint_url=url, region_name=request["region"])
         for name, value in request["secrets"].items():
             client.create_secret(Name=name, SecretString=value)
-    except Exception as exc:  # one line for the parent
+    except Exception as exc:  # noqa: BLE001 - one line for the parent
         sys.stdout.write("error %s: %s\n" % (type(exc).__name__, exc))
         sys.stdout.flush()
         return 1

@@ -21,9 +21,9 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from fiswatch import events as E
+from fiswatch.lab.exec_error import EXIT_CANNOT, EXIT_NOEXEC, EXIT_NOTFOUND  # lab exec's own
 
 LAB_EXEC_PREFIX = "fiswatch lab exec: "
-EXIT_CANNOT, EXIT_NOEXEC, EXIT_NOTFOUND = 125, 126, 127  # lab exec's own (fiswatch/lab/exec.py)
 HEARTBEAT = 5.0  # seconds: a line of unchanged shape reaches the event log this often
 MIN_GAP = 0.2  # seconds between two `exec:` events, whatever the program prints
 LINE_MAX = 160
@@ -43,7 +43,7 @@ def parse_command(command: Optional[str], aws: bool = False) -> Optional[List[st
             raise ValueError("--exec-aws goes with --exec COMMAND")
         return None
     if aws:
-        from fiswatch.lab.exec import ExecError
+        from fiswatch.lab.exec_error import ExecError
         from fiswatch.lab.exec_aws import require_moto
 
         try:

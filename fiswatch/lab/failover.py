@@ -15,7 +15,8 @@ from typing import Any, Callable, Dict, Iterator, Optional
 from fiswatch.lab import aurora
 from fiswatch.lab import layout as L
 from fiswatch.lab.control import request
-from fiswatch.lab.daemon import log_line, replicate
+from fiswatch.lab.lablog import log_line
+from fiswatch.lab.replication import replicate
 from fiswatch.lab.mariadb import sql
 from fiswatch.lab.settle import end_client_sessions, recover, resync_from, roles_for, state_record
 from fiswatch.lab.layout import PROFILES, Profile  # the failover profiles live with the lab's layout
@@ -130,7 +131,7 @@ class Failover:
             record["trigger"] = self.reason
         try:
             request(self.ctl, "failover_state", state=record, timeout=10)
-        except Exception:
+        except Exception:  # noqa: BLE001
             pass
 
     def reached(self, step: str, detail: str, **extra: Any) -> None:
@@ -196,7 +197,7 @@ class Failover:
         old_value = old.dns_name if target == "aurora" else layout.proxy_address(old)[0]
         kind = "CNAME" if target == "aurora" else "A"
         if self.stale_dns:
-            return self._stale_dns_end(t0, pos, endpoint, kind, new_value, old_value)
+            return self._stale_dns_end(t0, pos, endpoint, kind, new_value, old_value)  # type: ignore[arg-type]
         if plan.empty_for > 0:
             sleep_until(t0, plan.flip_at - plan.empty_for, cancel)
             request(ctl, "dns_blank", name=endpoint, style=self.dns_style)
@@ -331,12 +332,12 @@ def run_failover(lab_dir: str, target: str, emit: Emit, profile: str = "fast", c
         job = Failover(lab_dir, target, emit, plan, crash, dns_style, cancel, stale_dns, reason)
         try:
             return job.run()
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001
             why = why_text(exc)
             with _sigint_ignored():
                 try:
                     outcome = job.recover(why)
-                except Exception as again:
+                except Exception as again:  # noqa: BLE001
                     job.report("failed", "could not finish or roll back: %s" % again, reason=why)
                     raise FailoverError("%s failover stopped at step %s (%s) and could not be finished or "
                                         "rolled back: %s; `fiswatch lab down` and `up` start afresh"

@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Optional
 from fiswatch.lab import layout as L
 from fiswatch.lab import maz
 from fiswatch.lab.control import request
-from fiswatch.lab.daemon import replicate
+from fiswatch.lab.replication import replicate
 from fiswatch.lab.failover import Cancelled, Emit, FailoverError, Interrupted, lab_password, sleep_until, why_text
 from fiswatch.lab.mariadb import sql
 from fiswatch.lab.settle import end_client_sessions, state_record, writable
@@ -92,7 +92,7 @@ class MazFailover:
                               crash=False, **extra)
         try:
             request(self.ctl, "failover_state", state=record, timeout=10)
-        except Exception:
+        except Exception:  # noqa: BLE001
             pass
 
     # --- steps ---------------------------------------------------------------------------
@@ -149,7 +149,7 @@ class MazFailover:
         try:
             sql(self.layout.server_socket(spec), statements, timeout=3)
             return True
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             self.reached("reader_down", "%s does not answer (%s): left out" % (spec.name, type(exc).__name__))
             return False
 
@@ -273,11 +273,11 @@ def run_maz_failover(lab_dir: str, state: Dict[str, Any], emit: Emit, profile: s
         job = MazFailover(state, emit, PROFILES[profile], float(lag), stale_reader, cancel)
         try:
             return job.run()
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001
             why = why_text(exc)
             try:
                 outcome = job.recover(why)
-            except Exception as again:
+            except Exception as again:  # noqa: BLE001
                 job.report("failed", "could not finish or roll back: %s" % again, reason=why)
                 raise FailoverError("maz failover stopped at step %s (%s) and could not be finished or rolled "
                                     "back: %s; `fiswatch lab down` and `up` start afresh" % (job.step, why, again)) \

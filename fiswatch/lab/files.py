@@ -148,7 +148,7 @@ def read_credentials(path: str, lab_dir: str) -> Credentials:
     top = c.obj(data, "the file")
     if c.problems:
         raise LabFileError(path, c.problems, cure)
-    clusters = []
+    clusters: List[Any] = []  # a cluster's 7 checked fields, None when missing
     for name in CLUSTERS + (("maz",) if "maz" in top else ()):
         if name not in top or not isinstance(top[name], dict):
             if name in top:
@@ -171,7 +171,7 @@ def read_credentials(path: str, lab_dir: str) -> Credentials:
         repl_password = c.text(repl, "password", "replication", empty=True)
     if c.problems:
         raise LabFileError(path, c.problems, cure)
-    made = [ClusterCredentials(*fields) for fields in clusters]  # type: ignore[misc]
+    made = [ClusterCredentials(*fields) for fields in clusters]
     return Credentials(aurora=made[0], rds=made[1], replication_password=repl_password or "",
                        maz=made[2] if len(made) > 2 else None)
 
@@ -242,7 +242,7 @@ def check_state(data: Any, where: str, lab_dir: str) -> Dict[str, Any]:
             c.problems.append("%s.certificate_names is %s, not a list of names" % (at, _kind(names)))
             names = []
         if None not in values[:5] and values[7] is not None:
-            instances.append(InstanceState(*values[:6], values[6] or "pass", *values[7:],  # type: ignore[misc]
+            instances.append(InstanceState(*values[:6], values[6] or "pass", *values[7:],  # type: ignore[misc, call-arg]
                                            certificate_names=tuple(names)))
     if c.problems:
         raise LabFileError(where, c.problems, cure)

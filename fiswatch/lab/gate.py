@@ -248,14 +248,14 @@ def judge(expectations: Sequence[Expectation], report: Any, lost: Dict[str, Any]
                 results.append((e.text, False, "failover %d (%s): %s" % (
                     o.number, p.endpoint, "no write gap measured" if d is None else "gap %.1fs" % d)))
             else:
-                results.append((e.text, True, "longest gap %.1fs" % max(d for d, _, _ in worst)))
+                results.append((e.text, True, "longest gap %.1fs" % max(d for d, _, _ in worst if d is not None)))
         elif e.key == "recovered":
-            bad = []
+            bad_lines: List[str] = []
             for p, o in pairs:
                 cls, detail = failover_verdict(report, p, o.failover)
                 if cls in ("hung", "on a demoted writer", "no gap") and o.gap is not None or cls in ("hung", "on a demoted writer"):
-                    bad.append("failover %d (%s): %s, %s" % (o.number, p.endpoint, cls, detail))
-            results.append((e.text, not bad, "; ".join(bad) or "recovered after every failover"))
+                    bad_lines.append("failover %d (%s): %s, %s" % (o.number, p.endpoint, cls, detail))
+            results.append((e.text, not bad_lines, "; ".join(bad_lines) or "recovered after every failover"))
     return results
 
 

@@ -38,7 +38,7 @@ def answers(lab_dir: str) -> bool:
         from fiswatch.lab.orphans import lock_holder
 
         return lock_holder(lab_dir) is not None  # slow under load is not gone: its lock says whether it lives
-    except Exception:  # never let the watch thread die
+    except Exception:  # noqa: BLE001 - never let the watch thread die
         return True
     return True
 
@@ -56,8 +56,6 @@ class LabLiveness:
         self._thread.start()
 
     def _run(self, emit: Callable[[Any], None], stop: threading.Event) -> None:
-        from fiswatch.model import Event
-
         up = True
         while not stop.wait(self.period):
             now = answers(self.lab_dir)

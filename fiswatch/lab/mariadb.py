@@ -12,6 +12,16 @@ INSTALL_HINT = ("mariadbd is not installed: run `sudo scripts/install_mariadb.sh
                 "(or `sudo apt-get install -y mariadb-server`)")
 
 
+SEMI_SYNC_TIMEOUT_MS = 10000  # MariaDB's documented default of rpl_semi_sync_master_timeout
+
+
+def maz_server_options(layout: Layout, spec: InstanceSpec) -> List[str]:
+    """mariadbd options of a Multi-AZ DB cluster instance (semi-sync built into MariaDB 10.3+); lab/maz.py
+    runs the cluster, this module starts its servers."""
+    return ["--report-host=" + layout.proxy_address(spec)[0], "--rpl-semi-sync-slave-enabled=ON",
+            "--rpl-semi-sync-master-timeout=%d" % SEMI_SYNC_TIMEOUT_MS]
+
+
 class MariaDBError(RuntimeError):
     """A server failed; str() is one line."""
 
@@ -86,9 +96,7 @@ class Server:
         if self.spec.initial_role in ("reader", "standby"):
             cmd.append("--read-only")
         if self.spec.cluster == "maz":
-            from fiswatch.lab.maz import server_options
-
-            cmd += server_options(self.layout, self.spec)
+            cmd += maz_server_options(self.layout, self.spec)
         return cmd
 
     def start(self, read_only: bool = False, timeout: float = 60.0) -> None:
@@ -110,7 +118,7 @@ class Server:
                 conn = root_connect(self.socket, timeout=2)
                 conn.close()
                 return
-            except Exception as exc:  # not up yet
+            except Exception as exc:  # noqa: BLE001 - not up yet
                 last = exc
             time.sleep(0.05)
         raise MariaDBError("mariadbd for %s not ready after %.0fs (%s): %s"

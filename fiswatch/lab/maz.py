@@ -19,15 +19,6 @@ from fiswatch.lab import layout as L
 from fiswatch.lab import maz_answers as A
 from fiswatch.lab.mariadb import sql
 
-SEMI_SYNC_TIMEOUT_MS = 10000  # MariaDB's documented default of rpl_semi_sync_master_timeout
-
-
-def server_options(layout: L.Layout, spec: L.InstanceSpec) -> List[str]:
-    """mariadbd options of a Multi-AZ cluster instance (semi-sync built into MariaDB 10.3+)."""
-    return ["--report-host=" + layout.proxy_address(spec)[0], "--rpl-semi-sync-slave-enabled=ON",
-            "--rpl-semi-sync-master-timeout=%d" % SEMI_SYNC_TIMEOUT_MS]
-
-
 def topology_rows(layout: L.Layout) -> List[Tuple[int, str, int]]:
     return [(spec.index, str(spec.dns_name), layout.port) for spec in L.MAZ_INSTANCES]
 
@@ -61,7 +52,7 @@ def make_reader_settings(layout: L.Layout, spec: L.InstanceSpec) -> None:
     sql(layout.server_socket(spec), ["SET GLOBAL rpl_semi_sync_master_enabled=OFF"])
 
 
-def gtid_seq(pos: str) -> int:
+def gtid_seq(pos: Optional[str]) -> int:
     """The highest sequence number in a MariaDB GTID position ('0-7-123,1-8-5' -> 123)."""
     best = 0
     for part in (pos or "").split(","):
@@ -75,7 +66,7 @@ def applied_position(layout: L.Layout, spec: L.InstanceSpec, timeout: float = 3.
     """What `spec` has applied (gtid_current_pos), None when it does not answer."""
     try:
         return str(sql(layout.server_socket(spec), ["SELECT @@gtid_current_pos"], timeout=timeout)[0][0])
-    except Exception:
+    except Exception:  # noqa: BLE001
         return None
 
 
@@ -85,14 +76,14 @@ def relay_drained(layout: L.Layout, spec: L.InstanceSpec) -> Optional[bool]:
 
     try:
         conn = root_connect(layout.server_socket(spec), timeout=3)
-    except Exception:
+    except Exception:  # noqa: BLE001
         return None
     try:
         with conn.cursor() as cur:
             cur.execute("SHOW SLAVE STATUS")
             row = cur.fetchone()
             names = [d[0] for d in cur.description or ()]
-    except Exception:
+    except Exception:  # noqa: BLE001
         return None
     finally:
         conn.close()
@@ -111,7 +102,7 @@ def replica_source_ids(layout: L.Layout) -> Dict[str, Optional[int]]:
     for spec in L.MAZ_INSTANCES:
         try:
             rows = sql(layout.server_socket(spec), ["SELECT source_server_id FROM %s" % A.STATUS_TABLE], timeout=3)
-        except Exception:
+        except Exception:  # noqa: BLE001
             out[spec.name] = None
             continue
         out[spec.name] = int(rows[0][0]) if rows else None

@@ -32,7 +32,7 @@ the faults see them, and encrypts what goes back.
 import asyncio
 import socket
 import struct
-from typing import Any, Callable, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Optional, Set, Tuple
 
 from fiswatch.lab.loop import ProxyLoop
 
@@ -40,7 +40,7 @@ MODES = ("pass", "blackhole", "reset", "refuse", "latency")
 _CHUNK = 65536
 
 
-def _abort_with_rst(transport: Optional[asyncio.BaseTransport]) -> None:
+def _abort_with_rst(transport: Optional[asyncio.Transport]) -> None:
     """Close a TCP transport so the peer sees RST, not FIN."""
     if transport is None or transport.is_closing():
         if transport is not None:
@@ -91,7 +91,7 @@ class _Connection:
         self.pending: list = []  # client bytes received before upstream is connected
         self.client_eof = False
         self.server_eof = False
-        self._tails = {False: None, True: None}  # per-direction last delayed write
+        self._tails: Dict[bool, Optional["asyncio.Future[None]"]] = {False: None, True: None}  # per-direction last delayed write
         # the TLS layer (fiswatch/lab/tls.py): raw bytes in, plaintext to the session and the rest
         self.tls = proxy._tls(lambda data: self._write(self.client, data), self.close) \
             if proxy._tls is not None else None
@@ -331,7 +331,7 @@ class FaultProxy:
             peer = conn.client.transport.get_extra_info("peername") if conn.client.transport else None
             try:
                 conn.session = self._session(tuple(peer[:2]) if peer else ("", 0))
-            except Exception:
+            except Exception:  # noqa: BLE001
                 conn.session = None  # accounting must never cost the client its connection
         if self._stopped:
             conn.close()

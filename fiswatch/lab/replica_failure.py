@@ -73,13 +73,13 @@ def run(layout: L.Layout, writer: L.InstanceSpec, readers: List[L.InstanceSpec],
             _set_lag(layout, writer, readers, elapsed * 1000.0)
             if stopper.wait(min(TICK, seconds - elapsed)):
                 break
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         log("lab: READ REPLICA FAILURE: %s: %s" % (type(exc).__name__, exc))
     finally:
         start_replication(layout, readers, log)
         try:
             _set_lag(layout, writer, readers, 0.0)
-        except Exception:
+        except Exception:  # noqa: BLE001
             pass
         log("lab: READ REPLICA FAILURE over after %.1fs: replication to %s resumed" % (time.monotonic() - t0, names))
 
@@ -97,7 +97,7 @@ def start_replication(layout: L.Layout, readers: List[L.InstanceSpec], log: Call
     for reader in readers:
         try:
             sql(layout.server_socket(reader), ["START SLAVE IO_THREAD"])
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             log("lab: READ REPLICA FAILURE: could not resume replication to %s: %s" % (reader.name, exc))
 
 
@@ -109,7 +109,7 @@ def _set_lag(layout: L.Layout, writer: L.InstanceSpec, readers: List[L.InstanceS
                                        for r in readers])
 
 
-def sql_simulate(layout: L.Layout, role_of: Callable[[str], str],
+def sql_simulate(layout: L.Layout, role_of: Callable[[str], Optional[str]],
                  log: Callable[[str], None]) -> Callable[[str, str], Optional[str]]:
     """For lab/wire/alter_system.py in the daemon: simulate(instance, text) is None when `text` is not this
     statement; else it starts the failure in a thread and returns '', or the one line the client gets as
@@ -134,7 +134,7 @@ def sql_simulate(layout: L.Layout, role_of: Callable[[str], str],
         chosen = [r for r in readers if reader is None or r.name == reader]
         try:  # before the client's OK, so what it writes next is not replicated (a few ms on the proxies' loop)
             stop_replication(layout, chosen)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             start_replication(layout, chosen, log)
             os.close(fd)
             return "READ REPLICA FAILURE could not stop replication: %s" % exc

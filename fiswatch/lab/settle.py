@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, Tuple
 from fiswatch.lab import aurora
 from fiswatch.lab import layout as L
 from fiswatch.lab.control import request
-from fiswatch.lab.daemon import replicate
+from fiswatch.lab.replication import replicate
 from fiswatch.lab.mariadb import root_connect, sql
 from fiswatch.lab.topology import promote_statements
 
@@ -33,7 +33,7 @@ def writable(layout: L.Layout, spec: L.InstanceSpec) -> bool:
     """Does this server take writes now (read_only=0)? False when it does not answer."""
     try:
         return int(sql(layout.server_socket(spec), ["SELECT @@read_only"], timeout=3)[0][0]) == 0
-    except Exception:
+    except Exception:  # noqa: BLE001
         return False
 
 
@@ -41,7 +41,7 @@ def replicating_from(layout: L.Layout, replica: L.InstanceSpec, source: L.Instan
     """Is `replica` read-only and replicating from `source` with both threads running?"""
     try:
         conn = root_connect(layout.server_socket(replica), timeout=3)
-    except Exception:
+    except Exception:  # noqa: BLE001
         return False
     try:
         with conn.cursor() as cur:
@@ -73,7 +73,7 @@ def end_client_sessions(layout: L.Layout, spec: L.InstanceSpec) -> int:
         try:
             sql(socket_path, ["KILL %d" % int(thread_id)])
             closed += 1
-        except Exception:  # already gone
+        except Exception:  # noqa: BLE001 - already gone
             pass
     return closed
 

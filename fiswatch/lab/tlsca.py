@@ -85,7 +85,7 @@ def ensure_ca(tls_dir: str) -> Tuple[Any, Any]:
     if os.path.exists(ca_path) or os.path.exists(key_path):
         try:
             with open(key_path, "rb") as fh:
-                key = serialization.load_pem_private_key(fh.read(), password=None)
+                key: Any = serialization.load_pem_private_key(fh.read(), password=None)
         except OSError as exc:
             raise PkiError("the lab CA key %s cannot be read (%s): fix its owner/permissions or remove %s to "
                            "make a new CA" % (key_path, exc.strerror or exc, tls_dir))
@@ -94,7 +94,7 @@ def ensure_ca(tls_dir: str) -> Tuple[Any, Any]:
                            % (key_path, tls_dir))
         try:
             with open(ca_path, "rb") as fh:
-                cert = x509.load_pem_x509_certificate(fh.read())
+                cert: Any = x509.load_pem_x509_certificate(fh.read())  # an RSA key's (the lab makes no other)
         except (OSError, ValueError) as exc:
             raise PkiError("the lab CA certificate %s cannot be read (%s): remove %s to make a new CA"
                            % (ca_path, getattr(exc, "strerror", None) or "not a PEM certificate", tls_dir))

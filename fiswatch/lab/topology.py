@@ -104,7 +104,7 @@ class Heartbeat:
                 return
             try:
                 sql(path, [HEARTBEAT_SQL], timeout=2.0)
-            except Exception as exc:  # a stopped writer: say it once, keep trying
+            except Exception as exc:  # noqa: BLE001 - a stopped writer: say it once, keep trying
                 if not self._failing:
                     self._log("lab: topology heartbeat failed: %s" % exc)
                 self._failing = True

@@ -41,7 +41,7 @@ class WriterWatch:
             for cluster in ("aurora", "rds"):
                 try:
                     self.check(cluster, time.monotonic())
-                except Exception as exc:  # never let the watch die; say why in lab.log
+                except Exception as exc:  # noqa: BLE001 - never let the watch die; say why in lab.log
                     self.log("lab: writer watch (%s): %s: %s" % (cluster, type(exc).__name__, exc))
 
     def check(self, cluster: str, now: float) -> None:

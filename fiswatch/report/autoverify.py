@@ -38,6 +38,7 @@ def verify_record(path: str, endpoints: Sequence[Endpoint], nameserver: Optional
                            timeout=TIMEOUT)
     result = verify((e for e in read_record(path) if wanted(e)), connect)
     events: List[Event] = []
-    for name in (only or [None]):
+    names: List[Optional[str]] = list(only) if only else [None]
+    for name in names:
         events.extend(verify_events(result, name))
     return result, events

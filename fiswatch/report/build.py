@@ -162,7 +162,7 @@ def _probe_meta(run_start: Optional[Dict[str, Any]], evs: List[Dict[str, Any]],
 def _probe_report(name: str, meta: Dict[str, Any], mine: List[Dict[str, Any]], columns: ProbeColumns,
                   summary: Optional[Dict[str, Any]], start: float, end: float, stall_after: float,
                   failovers: List[Tuple[int, LabFailover]], pauses: Sequence[Window]) -> ProbeReport:
-    writes = columns.writes()
+    writes: Sequence[float] = columns.writes()
     wire = _wire_facts([e for e in mine if e["event"] == E.WIRE_CLIENT])
     if wire is not None:
         writes = sorted(list(writes) + wire["writes"])
@@ -412,7 +412,7 @@ def _endpoint_writes(probes: Sequence[ProbeReport], found: Digest,
         mine = [c for c in checks if c.endpoint == endpoint]
         good = [c for c in mine if c.error is None and c.acknowledged is not None and c.acknowledged >= 0]
         last_good = good[-1] if good else None
-        covered = min(total, last_good.acknowledged) if last_good is not None else 0  # type: ignore[type-var]
+        covered = min(total, last_good.acknowledged or 0) if last_good is not None else 0  # `good`: never None
         failed = mine[-1] if mine and mine[-1].error is not None else None
         unverified_from = None
         if total > covered:

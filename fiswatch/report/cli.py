@@ -10,7 +10,7 @@ import sys
 from typing import Any, List, Optional
 
 from fiswatch.exits import EXIT_OK
-from fiswatch.report.load import fail, read
+from fiswatch.report.load import add_run_argument, fail, read
 from fiswatch.report.verify_cli import add_verify_parser, run_verify  # noqa: F401 (cli.PLUGGED)
 
 
@@ -28,29 +28,6 @@ def add_report_parsers(subparsers: Any) -> None:
     rep.set_defaults(handler=run_report)
 
     add_verify_parser(subparsers)
-
-
-def add_run_argument(parser: argparse.ArgumentParser) -> None:
-    """--run N, for a record that holds several runs (two records joined, a run appended)."""
-    from fiswatch.config.checks import arg_type
-
-    parser.add_argument("--run", type=arg_type(run_number, "run number"), metavar="N",
-                        help="read only the N-th run of a record that holds several (1 is the first)")
-
-
-def run_number(text: str) -> int:
-    """A run's place in the record: 1, 2, ...
-
-    >>> run_number("2")
-    2
-    """
-    try:
-        number = int(text)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise ValueError("%r is not a run number: give 1 for the first run of the record, 2 for the second..." % text)
-    return number
 
 
 def run_report(args: argparse.Namespace) -> int:

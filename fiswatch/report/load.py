@@ -1,4 +1,5 @@
 """Reading a record for `report` and `verify`: streamed once, with a note about skipped lines, or one error line."""
+import argparse
 import sys
 from typing import Any, Callable, Optional, Tuple
 
@@ -36,3 +37,26 @@ def read(command: str, path: str, collect: Callable[[Any], Any], run: Optional[i
     if message:
         return None, None, message
     return result, reader.note(), None
+
+
+def add_run_argument(parser: argparse.ArgumentParser) -> None:
+    """--run N, for a record that holds several runs (two records joined, a run appended)."""
+    from fiswatch.config.checks import arg_type
+
+    parser.add_argument("--run", type=arg_type(run_number, "run number"), metavar="N",
+                        help="read only the N-th run of a record that holds several (1 is the first)")
+
+
+def run_number(text: str) -> int:
+    """A run's place in the record: 1, 2, ...
+
+    >>> run_number("2")
+    2
+    """
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise ValueError("%r is not a run number: give 1 for the first run of the record, 2 for the second..." % text)
+    return number

@@ -22,7 +22,7 @@ def overlap(windows: Sequence[Window], lo: float, hi: float) -> float:
 
 def subtract(windows: Sequence[Window], holes: Sequence[Window]) -> List[Window]:
     """`windows` with the time of `holes` cut out (both sorted, non-overlapping)."""
-    out = []
+    out: List[Window] = []
     for win in windows:
         pieces = [(win.start, win.end)]
         for hole in holes:

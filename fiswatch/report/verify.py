@@ -24,7 +24,7 @@ from array import array
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from fiswatch import events as E
+from fiswatch.report.writes import WriteRef
 
 DEFAULT_TABLE = "test"
 CHUNK = 1000
@@ -33,24 +33,6 @@ CHUNK = 1000
 # a run of under FOREIGN_SHARE writes) means another database, not a loss: it is refused.
 FOREIGN_SHARE = 100
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_$]{1,64}(\.[A-Za-z0-9_$]{1,64})?$")
-
-
-@dataclass(frozen=True)
-class WriteRef:
-    """One recorded write, as verify reports it."""
-
-    endpoint: str
-    id: Optional[int]
-    value: Optional[int]
-    probe: str = ""
-    address: Optional[str] = None
-    ts: float = 0.0
-    found: Optional[int] = None  # the value now stored under `id` (changed / reused)
-    note: str = ""
-
-    def as_dict(self) -> Dict[str, Any]:
-        return {"endpoint": self.endpoint, "id": self.id, "value": self.value, "probe": self.probe,
-                "address": self.address, "ts": round(self.ts, 3), "found": self.found, "note": self.note}
 
 
 @dataclass(frozen=True)
@@ -150,7 +132,7 @@ def fetch_rows(conn: Any, table: str, ids: Sequence[int], chunk: int = CHUNK) ->
     finally:
         try:
             cur.close()
-        except Exception:  # pragma: no cover - closing a cursor on a dead link
+        except Exception:  # pragma: no cover - closing a cursor on a dead link  # noqa: BLE001
             pass
     return found
 
@@ -162,7 +144,7 @@ def _server_facts(conn: Any) -> Tuple[str, Tuple[str, ...]]:
         cur.execute("SELECT @@hostname, @@port, @@read_only")
         host, port, read_only = cur.fetchone()
         cur.close()
-    except Exception:  # facts only; the lookup itself decides
+    except Exception:  # noqa: BLE001 - facts only; the lookup itself decides
         return "", ("could not tell whether the server answering is the writer: rows may not be there yet",)
     text = "%s:%s read_only=%s" % (host, port, read_only)
     if str(read_only) not in ("0", "OFF", "False"):
@@ -193,13 +175,18 @@ def verify_endpoint(name: str, table: str, data: Any, conn: Any, chunk: int = CH
                 value = values[k]
                 value = None if value == NO_VALUE else value
                 if not here:
-                    lost_at.append(k), reused.append(0), found_lost.append(0)
+                    lost_at.append(k)
+                    reused.append(0)
+                    found_lost.append(0)
                 elif value == stored and not matched:
                     matched = True
                 elif len(claims) > 1:
-                    lost_at.append(k), reused.append(1), found_lost.append(_NONE if stored is None else stored)
+                    lost_at.append(k)
+                    reused.append(1)
+                    found_lost.append(_NONE if stored is None else stored)
                 else:
-                    changed_at.append(k), found_changed.append(_NONE if stored is None else stored)
+                    changed_at.append(k)
+                    found_changed.append(_NONE if stored is None else stored)
             if here and matched:
                 present += 1
     count = data.count
@@ -274,14 +261,14 @@ def verify(events: Any, connect: Callable[[str], Any], chunk: int = CHUNK) -> Ve
         try:
             conn = connect(name)
             results.append(verify_endpoint(name, table, data, conn, chunk, record))
-        except Exception as exc:  # one clear line per endpoint, never a traceback
+        except Exception as exc:  # noqa: BLE001 - one clear line per endpoint, never a traceback
             results.append(EndpointVerify(endpoint=name, table=table, acknowledged=data.count,
                                           error=_one_line(exc)))
         finally:
             if conn is not None:
                 try:
                     conn.close()
-                except Exception:  # pragma: no cover
+                except Exception:  # pragma: no cover  # noqa: BLE001
                     pass
     return VerifyResult(tuple(results))
 

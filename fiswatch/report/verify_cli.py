@@ -37,7 +37,7 @@ def add_verify_parser(subparsers: Any) -> None:
     ver.add_argument("--format", choices=("text", "json"), default="text", help="output format")
     ver.add_argument("--timeout", type=seconds_arg(0.0, HOUR, low_ok=False), default=10.0, metavar="S",
                      help="connect and read timeout per endpoint, seconds above 0 (default 10)")
-    from fiswatch.report.cli import add_run_argument
+    from fiswatch.report.load import add_run_argument
 
     add_run_argument(ver)
     ver.set_defaults(handler=run_verify)
@@ -58,7 +58,8 @@ def endpoints_from_record(events: Sequence[Mapping[str, Any]], table: Optional[s
     for ev in events:
         if ev.get("event") != E.RUN_START:
             continue
-        for item in ev.get("endpoints") if isinstance(ev.get("endpoints"), list) else ():
+        listed = ev.get("endpoints")
+        for item in listed if isinstance(listed, list) else ():
             if not isinstance(item, Mapping) or not isinstance(item.get("name"), str) or not isinstance(
                     item.get("url"), str):
                 continue
@@ -102,7 +103,7 @@ def make_connect(endpoints: Mapping[str, Any], nameserver: Optional[Tuple[str, i
         if tls is not None:  # --ssl-mode / --ssl-ca, as PyMySQL's options (fiswatch/backends/pymysql_backend.py)
             from fiswatch.backends.pymysql_backend import PyMySQLBackend
 
-            extra = PyMySQLBackend(tls=tls).for_endpoint(endpoint).tls_kwargs(endpoint.host)
+            extra = PyMySQLBackend(tls=tls).for_endpoint(endpoint).tls_kwargs(endpoint.host)  # type: ignore[attr-defined]
         return pymysql.connect(host=host, port=endpoint.port, user=endpoint.user, password=password,
                                database=endpoint.database, autocommit=True, connect_timeout=timeout,
                                read_timeout=timeout, write_timeout=timeout, **extra)
@@ -178,13 +179,13 @@ def _lab_endpoints(lab_dir: str, record: bool = False) -> Tuple[Dict[str, Any], 
                               "with it (a new `fiswatch lab up` starts with empty tables), so its writes cannot be "
                               "checked any more" % lab_dir)
         raise LookupError("lab: no lab runs in %s: start one with `fiswatch lab up --dir %s`" % (lab_dir, lab_dir))
-    except Exception as exc:  # LabError: one line
+    except Exception as exc:  # noqa: BLE001 - LabError: one line
         raise LookupError("lab: %s" % (" ".join(str(exc).split()) or exc.__class__.__name__))
     endpoints = getattr(info, "endpoints", ())
     if isinstance(endpoints, Mapping):
         endpoints = list(endpoints.values())
     nameserver = getattr(info, "nameserver", None)
-    return {e.name: e for e in endpoints}, (tuple(nameserver) if nameserver else None)  # type: ignore
+    return {e.name: e for e in endpoints}, (tuple(nameserver) if nameserver else None)
 
 
 def run_verify(args: argparse.Namespace) -> int:

@@ -23,6 +23,25 @@ NO_VALUE = -(1 << 63)  # a write recorded without a usable value
 _INT64 = (-(1 << 63), 1 << 63)
 
 
+@dataclass(frozen=True)
+class WriteRef:
+    """One recorded write, as verify reports it."""
+
+    endpoint: str
+    id: Optional[int]
+    value: Optional[int]
+    probe: str = ""
+    address: Optional[str] = None
+    ts: float = 0.0
+    found: Optional[int] = None  # the value now stored under `id` (changed / reused)
+    note: str = ""
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {"endpoint": self.endpoint, "id": self.id, "value": self.value, "probe": self.probe,
+                "address": self.address, "ts": round(self.ts, 3), "found": self.found, "note": self.note}
+
+
+
 @dataclass
 class WriteColumns:
     """One endpoint's recorded writes (mutable while reading, local to a verification)."""
@@ -85,8 +104,6 @@ class RecordWrites:
 def collect_writes(events: Iterable[Any], run: Optional[int] = None,
                    table: Optional[str] = None) -> RecordWrites:
     """Read `events` once; keep the writes of run `run` (all when None). `table`: when the record does not say."""
-    from fiswatch.report.verify import WriteRef
-
     out = RecordWrites(run=run)
     index = {"": 0}  # type: Dict[str, int]
     default_table = table or DEFAULT_TABLE
@@ -149,8 +166,6 @@ def collect_writes(events: Iterable[Any], run: Optional[int] = None,
 
 def write_ref(data: RecordWrites, endpoint: str, writes: WriteColumns, k: int, **changes: Any) -> Any:
     """The WriteRef of write number `k` (made only for the writes a verdict names)."""
-    from fiswatch.report.verify import WriteRef
-
     value = writes.values[k]
     return WriteRef(endpoint=endpoint, id=writes.ids[k], value=None if value == NO_VALUE else value,
                     probe=data.name(writes.probes[k]), address=data.name(writes.addresses[k]) or None,

@@ -39,7 +39,7 @@ def as_bindings(items: Iterable[BindingLike], confirm_keys: Iterable[str] = ()) 
         if isinstance(item, Binding):
             b = item
         elif len(item) >= 3:
-            b = Binding(item[0], item[1], bool(item[2]))  # type: ignore[misc]
+            b = Binding(item[0], item[1], bool(item[2]))
         else:
             b = Binding(item[0], item[1])
         if b.key in confirm and not b.confirm:

@@ -52,7 +52,7 @@ class Dashboard:
         if self.view is None or (not frozen and now >= self._next_fetch):
             try:
                 self.view = self.get_view()
-            except Exception as exc:  # keep the last good frame, say what failed
+            except Exception as exc:  # noqa: BLE001 - keep the last good frame, say what failed
                 self.ui = replace(self.ui, message="view failed: %s" % exc)
                 if self.view is None:
                     self.view = View(ts=time.time(), probes=())
@@ -102,15 +102,15 @@ def _call_quit(actions: Mapping[str, Callable[[], None]]) -> None:
     if quit_action is not None:
         try:
             quit_action()
-        except Exception:  # the runner is shutting down anyway; never a traceback on screen
+        except Exception:  # noqa: BLE001 - the runner is shutting down anyway; never a traceback on screen
             pass
 
 
-def _start_action(name: str, action: Callable[[], None], messages: "queue.SimpleQueue[str]") -> None:
+def _start_action(name: str, action: Callable[[], Optional[str]], messages: "queue.SimpleQueue[str]") -> None:
     def target() -> None:
         try:
             said = action()
-        except Exception as exc:  # shown in the footer, never raised into the screen loop
+        except Exception as exc:  # noqa: BLE001 - shown in the footer, never raised into the screen loop
             messages.put("%s failed: %s" % (name, exc))
             return
         if isinstance(said, str):  # what the action says when it ends ("" clears the footer's `label...`)

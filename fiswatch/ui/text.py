@@ -261,6 +261,9 @@ def read_timeout_unset(info: BackendInfo) -> bool:
 class ShortLabel(str):
     """`mysql-connec~ 26.10`: a label cut so that the version still fits (decided in fit())."""
 
+    label: str
+    version: str
+
     def __new__(cls, label: str, version: str) -> "ShortLabel":
         obj = str.__new__(cls, "%s %s" % (label, version))
         obj.label, obj.version = label, version

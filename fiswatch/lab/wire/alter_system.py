@@ -156,11 +156,11 @@ class AlterSystem:
             refused = self.crash(self.instance, kind)
             return error_statement(ER_UNKNOWN_ERROR, refused) if refused else HOLD
         if what == "simulate":
-            refused = self.disk.request(text)
-            if refused is None and self.simulate is not None:
-                refused = self.simulate(self.instance, text)
-            if refused is not None:
-                return error_statement(ER_UNKNOWN_ERROR, refused) if refused else STARTED
+            answer = self.disk.request(text)
+            if answer is None and self.simulate is not None:
+                answer = self.simulate(self.instance, text)
+            if answer is not None:
+                return error_statement(ER_UNKNOWN_ERROR, answer) if answer else STARTED
             return error_statement(ER_UNKNOWN_ERROR, SIMULATE_TEXT)
         return error_statement(ER_PARSE_ERROR, parse_error_text(text), state="42000")
 

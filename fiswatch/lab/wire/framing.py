@@ -13,6 +13,7 @@ into "not measured: <reason>" and keeps forwarding.
 
 Protocol reference: https://mariadb.com/kb/en/clientserver-protocol/ (handshake, OK/ERR/EOF).
 """
+import builtins
 from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 MAX_PAYLOAD = 0xFFFFFF
@@ -146,9 +147,9 @@ class Framer:
             if self._length < 0:
                 have = len(self._header)
                 if have < 4:
-                    take = data[pos:pos + 4 - have]
-                    pos += len(take)
-                    self._header += take
+                    head = data[pos:pos + 4 - have]
+                    pos += len(head)
+                    self._header += head
                     if len(self._header) < 4:
                         continue
                 length = int.from_bytes(self._header[:3], "little")
@@ -224,7 +225,7 @@ class _Reader:
     def int(self, n: int) -> int:
         return int.from_bytes(self.take(n), "little")
 
-    def lenenc(self) -> int:
+    def lenenc(self) -> builtins.int:  # `int` here is the method above
         first = self.int(1)
         if first < 0xFB:
             return first

@@ -34,7 +34,7 @@ def check(lab_dir: str, inserts: Dict[str, List[List[int]]], unverifiable: Dict[
             spec = next(s for s in L.INSTANCES if s.name == writer.name)
             socket_path = L.Layout(dir=info.dir).server_socket(spec)
             conn = root_connect(socket_path, 10.0)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             return {"error": "cannot reach the %s writer: %s" % (endpoint, exc), "unverifiable": dict(unverifiable)}
         try:
             for table, ranges in tables:

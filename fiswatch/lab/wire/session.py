@@ -53,7 +53,7 @@ class Session:
                 if hook is not None:
                     try:
                         hook()
-                    except Exception:
+                    except Exception:  # noqa: BLE001
                         pass
 
     # --- protocol ----------------------------------------------------------------------------
@@ -73,7 +73,7 @@ class Session:
                 self._unmeasured("the client spoke before the server's greeting")
         except F.Malformed as exc:
             self._unmeasured(str(exc))
-        except Exception as exc:  # a bug here must never break the client's session
+        except Exception as exc:  # noqa: BLE001 - a bug here must never break the client's session
             self._unmeasured("internal error reading the client: %s: %s" % (type(exc).__name__, exc))
         return self.phase in (UNMEASURED, CLOSED)
 
@@ -100,7 +100,7 @@ class Session:
                 self._call("on_answer", command, packet, answer)
         except F.Malformed as exc:
             self._unmeasured(str(exc))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             self._unmeasured("internal error reading the server: %s: %s" % (type(exc).__name__, exc))
         return self.phase in (UNMEASURED, CLOSED)
 
@@ -139,7 +139,7 @@ class Session:
             if hook is not None:
                 try:
                     hook(reason)
-                except Exception:
+                except Exception:  # noqa: BLE001
                     pass
 
     def _call(self, name: str, *args: Any) -> None:
