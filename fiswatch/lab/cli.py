@@ -48,6 +48,8 @@ def add_lab_parser(subparsers: Any) -> None:
     up.add_argument("--multi-az-cluster", action="store_true",
                     help="also run a Multi-AZ DB cluster (writer, two readable standbys, semi-sync): "
                          "endpoints maz and maz-ro")
+    up.add_argument("--proxy", action="store_true",
+                    help="add an RDS Proxy in front of Aurora: endpoint aurora-proxy (docs/rdsproxy.md)")
     up.add_argument("--json", action="store_true", help="print the lab's status as JSON once it is up")
 
     status = actions.add_parser("status", help="show endpoints, instances and their roles")
@@ -195,7 +197,7 @@ def run_lab(args: argparse.Namespace) -> int:
                           buffer_pool=args.buffer_pool, tls="required" if args.require_tls else "offered",
                           tls_expired=args.tls_expired, stale_dns=args.stale_dns, on_start=starting,
                           writer_grace=args.writer_grace, readers=args.readers,
-                          multi_az_cluster=args.multi_az_cluster)
+                          multi_az_cluster=args.multi_az_cluster, rds_proxy=args.proxy)
             _print_status(info, args.json)
             return 0
         if command == "status":

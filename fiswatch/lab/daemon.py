@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from fiswatch.lab import aurora
 from fiswatch.lab import layout as L
-from fiswatch.lab import maz, maz_answers
+from fiswatch.lab import maz, maz_answers, rdsproxy
 from fiswatch.lab.dnsserver import DnsServer, Zone, start_on_standard_port
 from fiswatch.lab.mariadb import MariaDBError, Server, ensure_template, find_binaries, sql
 from fiswatch.lab.orphans import disk_full, waits_for_space
@@ -51,6 +51,7 @@ def check_free(layout: L.Layout) -> None:
     for spec in layout.instances:
         wanted.append((layout.proxy_address(spec), socket.SOCK_STREAM, "proxy of " + spec.name))
         wanted.append((layout.server_address(spec), socket.SOCK_STREAM, "mariadbd of " + spec.name))
+    wanted += [(rdsproxy.proxy_address(layout), socket.SOCK_STREAM, "RDS Proxy")] if layout.rds_proxy else []
     for address, kind, what in wanted:
         sock = socket.socket(socket.AF_INET, kind)
         try:
@@ -86,6 +87,7 @@ class Lab:
         self.last_failover: Optional[Dict[str, Any]] = None
         self.ledger = Ledger()  # wire accounting of every proxied client (lab/wire/accounting.py)
         self.intended_down: set = set()  # servers the lab itself killed: not a dead writer to fail over
+        self.rds_proxy: Optional[rdsproxy.RdsProxy] = None  # `lab up --proxy`
 
     # --- start -------------------------------------------------------------------------
     def start(self) -> None:
@@ -114,6 +116,8 @@ class Lab:
             self.proxies[spec.name] = FaultProxy(host, port, target[0], target[1], name=spec.name, loop=self.loop,
                                                  session=self.ledger.session_factory(spec.name, rewriter, spec.cluster),
                                                  tls=tls).start()
+        if layout.rds_proxy:
+            self.rds_proxy = rdsproxy.start_for_lab(self, password, lambda text: log_line(layout, text))
         self._publish_dns()
         self.dns = DnsServer(self.zone, layout.dns_address[0], layout.dns_address[1], self.loop).start()
         if layout.dns_port != 53:
@@ -243,7 +247,7 @@ class Lab:
                 "log_file": layout.log_file, "updated": time.time(),
                 "tls": {"policy": layout.tls, "ca_file": layout.ca_file, "expired": layout.tls_expired},
                 "cluster_instance_host_pattern": aurora.host_pattern(layout.base, layout.port),
-                "last_failover": self.last_failover}
+                "last_failover": self.last_failover, "rds_proxy": self.rds_proxy.stats() if self.rds_proxy else None}
 
     def write_state(self) -> None:
         L.write_private(self.layout.state_file, self.state())
@@ -357,7 +361,7 @@ class Lab:
         if self.control is not None:
             self.control.shutdown()
             self.control.server_close()
-        for proxy in self.proxies.values():
+        for proxy in list(self.proxies.values()) + ([self.rds_proxy] if self.rds_proxy else []):
             proxy.stop()
         self.ledger.close()
         for dns in (self.dns, self.dns53):
