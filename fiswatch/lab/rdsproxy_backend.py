@@ -107,7 +107,9 @@ class Instance(NamedTuple):
 
 
 class WriterFollower:
-    """Knows the writer, from the instances' own answers; tells the proxy when it goes or comes."""
+    """Knows the writer, from the instances' own answers; tells the proxy when it goes or comes.
+
+    Each instance is asked in its own loop, so an instance that hangs (fenced) slows no other."""
 
     def __init__(self, instances: Sequence[Instance], login: W.Login, password: str,
                  on_change: Callable[[Optional[str], Optional[str]], None], local_host: Optional[str] = None,
@@ -123,25 +125,28 @@ class WriterFollower:
         self.version = "5.5.5-10.11.0-MariaDB-lab-rds-proxy"
         self.ready = asyncio.Event()
         self.lost_at: Optional[float] = None
+        self._answers: Dict[str, Optional[bool]] = {}  # last answer per instance: writable, read-only, None
+        self._missed: Dict[str, int] = {}
         self._sessions: Dict[str, ServerSession] = {}
-        self._missed = 0
-        self._task: Optional["asyncio.Future"] = None
+        self._tasks: List["asyncio.Future"] = []
 
     def start(self) -> None:
-        self._task = asyncio.ensure_future(self._run())
+        self._tasks = [asyncio.ensure_future(self._follow(i)) for i in self.instances]
 
     def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
         for session in self._sessions.values():
             session.close()
         self._sessions.clear()
 
-    async def _run(self) -> None:
+    async def _follow(self, instance: Instance) -> None:
         while True:
             try:
-                answers = await asyncio.gather(*(self._ask(i) for i in self.instances))
-                self._decide(dict(zip((i.name for i in self.instances), answers)))
+                answer = await self._ask(instance)
+                self._missed[instance.name] = 0 if answer is not None else self._missed.get(instance.name, 0) + 1
+                self._answers[instance.name] = answer
+                self._decide()
             except asyncio.CancelledError:
                 raise
             except Exception:  # never let the follower die: the next round asks again
@@ -168,16 +173,14 @@ class WriterFollower:
             self.version = session.hello.version
         return await session.ask("SELECT @@read_only") != b"0"
 
-    def _decide(self, writable: Dict[str, Optional[bool]]) -> None:
+    def _decide(self) -> None:
         current = self.writer
         if current is not None:
-            answer = writable.get(current.name)
-            self._missed = self._missed + 1 if answer is None else 0
-            if answer is False or self._missed >= self.misses:
+            if self._answers.get(current.name) is False or self._missed.get(current.name, 0) >= self.misses:
                 self._set(None)
                 current = None
         if current is None:
-            found: List[Instance] = [i for i in self.instances if writable.get(i.name)]
+            found = [i for i in self.instances if self._answers.get(i.name)]
             if len(found) == 1:
                 self._set(found[0])
 
@@ -185,7 +188,6 @@ class WriterFollower:
         old = self.writer
         self.writer = writer
         self.generation += 1
-        self._missed = 0
         if writer is None:
             self.ready.clear()
             self.lost_at = time.time()
