@@ -110,6 +110,7 @@ class ClientSession:
             self.proxy.count("too_big")
             self._send(W.err_packet(self.seq_out, 1153, "Got a packet bigger than 'max_allowed_packet' bytes "
                                     "(the lab's RDS Proxy takes commands under 16 MB)", "08S01"))
+            await self._discard()
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
             pass
         except (W.ProtocolError, F.Malformed) as exc:
@@ -147,8 +148,8 @@ class ClientSession:
         salt = W.new_salt()
         self.writer.write(W.greeting(self.conn_id, salt, self.proxy.version))
         seq, payload, _more = await W.read_packet(self.reader)
-        login = W.parse_login(payload)
         self.seq_out = seq + 1
+        login = W.parse_login(payload)
         auth = login.auth
         if login.plugin and login.plugin != W.NATIVE:
             self._send(W.raw(self.seq_out, b"\xfe" + W.NATIVE + b"\x00" + salt + b"\x00"))
@@ -303,6 +304,22 @@ class ClientSession:
                 await self.writer.drain()
 
     # --- helpers ----------------------------------------------------------------------------------
+    async def _discard(self, seconds: float = 5.0, most: int = 128 << 20) -> None:
+        """After a refusal: FIN, then read and drop what the client still sends (bounded), so the
+        kernel does not answer it with RST, which would throw away the error the client has not read yet."""
+        try:
+            await self.writer.drain()
+            if self.writer.can_write_eof():
+                self.writer.write_eof()
+            deadline = asyncio.get_event_loop().time() + seconds
+            while most > 0:
+                chunk = await asyncio.wait_for(self.reader.read(65536), deadline - asyncio.get_event_loop().time())
+                if not chunk:
+                    return
+                most -= len(chunk)
+        except (asyncio.TimeoutError, OSError, ValueError):
+            pass
+
     def _send(self, data: bytes) -> None:
         if not self.closed and not self.writer.is_closing():
             self.writer.write(data)
