@@ -298,7 +298,7 @@ def test_failover_through_the_proxy_beside_dns(plab):
     _query(in_tx, "INSERT INTO test (value) VALUES (2)")  # autocommit off: a transaction is open
     pinned = _lab_connect(plab, proxy_ip, autocommit=True)
     _query(pinned, "SET @mine = 1")
-    many = [_lab_connect(plab, proxy_ip) for _ in range(200)]
+    many = [_lab_connect(plab, proxy_ip, autocommit=True) for _ in range(200)]  # more than the writer takes
     state = lab_status(plab.dir)
     flight = {}
 
@@ -330,6 +330,8 @@ def test_failover_through_the_proxy_beside_dns(plab):
 
     assert flight["error"] == 1105 and flight["ended"] - flight["started"] < 7.5, flight
     direct, via = probes["direct"].gap, probes["proxy"].gap
+    print("PyMySQL gap through one Aurora failover: direct %.2fs, via the RDS Proxy %.2fs (%.0f %% shorter)"
+          % (direct, via, 100 * (1 - via / direct)))
     assert via < direct / 2, "gap via the proxy %.1fs, direct %.1fs" % (via, direct)
     assert _query(idle, "SELECT @@port")[0][0][0] != old_port and idle.thread_id() == idle_id
     for conn, what in ((in_tx, "open transaction"), (pinned, "pinned session")):

@@ -15,6 +15,7 @@ from fiswatch.lab import layout as L
 from fiswatch.lab import rdsproxy_wire as W
 from fiswatch.lab.loop import ProxyLoop
 from fiswatch.lab.rdsproxy_backend import Instance, WriterFollower
+from fiswatch.lab.rdsproxy_pool import Pool
 from fiswatch.lab.rdsproxy_session import ClientSession
 
 BORROW_TIMEOUT = 120.0  # seconds a statement waits for a writer: AWS's ConnectionBorrowTimeout default
@@ -38,6 +39,7 @@ class RdsProxy:
         self.connect_timeout = float(connect_timeout)
         self.local_host = self.listen[0]  # its server sessions come from its own address (the ledger tells them apart)
         self.sessions: Set[ClientSession] = set()
+        self.pool = Pool()
         self.counters = dict.fromkeys(COUNTERS, 0)
         self.follower: Optional[WriterFollower] = None
         self._follower_options = follower
@@ -99,6 +101,7 @@ class RdsProxy:
         self.count("writer_changes")
         self.log("rds proxy: writer %s" % ("%s found" % new if new else "%s lost: in-flight statements fail (1105), "
                                            "new ones wait for a writer" % old))
+        self.pool.clear(self.generation)
         if new is None:
             for session in list(self.sessions):
                 session.writer_changed(self.generation)
@@ -115,8 +118,8 @@ class RdsProxy:
     def _stats(self) -> Dict[str, Any]:
         writer = self.follower.writer if self.follower else None
         return dict(self.counters, open=len(self.sessions), writer=writer.name if writer else None,
-                    pinned_open=sum(1 for s in self.sessions if s.pinned),
-                    queued=sum(1 for s in self.sessions if s.login is not None and s.server is None),
+                    pinned_open=sum(1 for s in self.sessions if s.pinned), idle_server_sessions=len(self.pool),
+                    busy_server_sessions=sum(1 for s in self.sessions if s.server is not None),
                     address=list(self.listen), borrow_timeout=self.borrow_timeout)
 
     # --- what sessions ask -----------------------------------------------------------------------------

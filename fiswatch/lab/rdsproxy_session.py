@@ -168,6 +168,7 @@ class ClientSession:
         if error is not None:
             self._send(W.raw(self.seq_out, error))
             return False
+        self._release()  # the login worked: an idle client session holds no server session
         self._send(W.ok_packet(self.seq_out))
         return True
 
@@ -184,6 +185,10 @@ class ClientSession:
                                     "(the lab's RDS Proxy found no writer within %gs)"
                                     % self.proxy.borrow_timeout)[4:]
             generation = self.proxy.generation
+            pooled = self.proxy.pool.take(self._key(), generation)
+            if pooled is not None:
+                self.server, self.server_generation = pooled, generation
+                return None
             try:
                 login = self.login._replace(database=self.schema)
                 server = await asyncio.wait_for(ServerSession.open(writer.name, writer.address, login,
@@ -238,6 +243,8 @@ class ClientSession:
                     return
             if not await self._forward(command, payload):
                 return
+            if not self.in_trans and not self.pinned:
+                self._release()
 
     def _before(self, command: int, payload: bytes) -> None:
         if command == F.COM_STMT_PREPARE:
@@ -324,6 +331,19 @@ class ClientSession:
         if not self.closed and not self.writer.is_closing():
             self.writer.write(data)
             self.seq_out = (data[3] + 1) & 0xFF if len(data) >= 4 else self.seq_out
+
+    def _key(self) -> tuple:
+        """What a pooled server session must share with this client session to serve it unchanged."""
+        login = self.login
+        assert login is not None
+        return (login.user, self.schema, login.charset, login.capabilities & W.PROXY_CAPS,
+                tuple(sorted(self.tracked.items())))
+
+    def _release(self) -> None:
+        """Give the server session back to the proxy's pool (transaction-level multiplexing)."""
+        server, self.server = self.server, None
+        if server is not None:
+            self.proxy.pool.give(self._key(), self.server_generation, server)
 
     def _drop_server(self) -> None:
         server, self.server = self.server, None
