@@ -117,8 +117,6 @@ def test_garbage_and_a_64_mb_packet_get_one_error_each_and_the_proxy_serves_on(a
     assert [p[0] for p in packets[1:]] == [2] and packets[1][1][:3] == b"\xff\x13\x04"  # greeting, ERR 1043
     garbage.close()
 
-    import pymysql
-
     big = _connect(alone.listen, mariadb)
     sock = big._sock
     chunk = b"x" * 0xFFFFFF
