@@ -48,6 +48,9 @@ def add_parser(sub) -> None:
                    help="the demoted-writer trap: Aurora's cluster name keeps naming the old writer for SECONDS "
                         "after it rejoined read-only, so clients that reconnect by name get 1290 on writes "
                         "(default: the lab's `lab up --stale-dns`, else a clean flip)")
+    p.add_argument("--proxy", action="store_true",
+                   help="start the lab with its RDS Proxy: every backend runs twice, by the cluster name (aurora) "
+                        "and via the proxy (aurora-proxy), through the same failover (docs/rdsproxy.md)")
     p.add_argument("--keep-lab", action="store_true", help="leave a lab this demo started running on quit")
     p.add_argument("--exec", metavar="COMMAND", dest="exec_command",
                    help="also run your own program in the lab (`fiswatch lab exec`) through the same failovers; "
@@ -211,10 +214,12 @@ def run_demo(args: argparse.Namespace) -> int:
     try:
         info = api.lab_status(lab_dir)
         say("using the lab already running in %s" % lab_dir)
+        if args.proxy and not any(ep.name == "aurora-proxy" for ep in info.endpoints):
+            say("--proxy: this lab runs without its RDS Proxy; restart it with `fiswatch lab up --proxy`")
     except api.LabNotRunning:
         t0 = time.monotonic()
         try:
-            info = api.lab_up(lab_dir, base=args.base, dns_port=args.dns_port, on_start=lambda line: say(
+            info = api.lab_up(lab_dir, base=args.base, dns_port=args.dns_port, rds_proxy=args.proxy, on_start=lambda line: say(
                 line or "starting a local lab in %s (MariaDB x4, DNS, fault proxies) ..." % lab_dir))
         except api.LabUsageError as exc:
             say(str(exc))
