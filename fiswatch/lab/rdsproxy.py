@@ -48,7 +48,9 @@ class RdsProxy:
 
     # --- from any thread but the loop's -----------------------------------------------------------
     def start(self) -> "RdsProxy":
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP, not 0: asyncio turns Nagle off (TCP_NODELAY) only on sockets that say TCP, and a
+        # result set of several packets would otherwise wait for the client's delayed ACK (40 ms)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(self.listen)

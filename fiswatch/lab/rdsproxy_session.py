@@ -97,8 +97,11 @@ class ClientSession:
         self.pinned: List[str] = []
         self.in_trans = False
         self.doomed = ""  # why the next statement fails with 1105
-        self.exchange: Optional["asyncio.Future"] = None
+        self.in_flight = False  # a command sent, its answer not complete
+        self.lost = False  # the writer went while a statement was in flight
         self.seq_out = 1  # the sequence id of the next packet the client gets
+        self.pending: List[bytes] = []  # answer packets not yet written to the client
+        self.pending_size = 0
         self.closed = False
 
     # --- life -------------------------------------------------------------------------------------
@@ -134,8 +137,9 @@ class ClientSession:
         """Called by the proxy when the writer went: decide this session's fate now."""
         if self.server is None or self.server_generation >= generation:
             return
-        if self.exchange is not None and not self.exchange.done():
-            self.exchange.cancel()  # _forward answers 1105 and ends the session
+        if self.in_flight:
+            self.lost = True
+            self._drop_server()  # the read in _exchange fails at once: _forward answers 1105, the session ends
             return
         if self.in_trans:
             self.doomed = "the transaction open on the old writer was lost"
@@ -272,20 +276,17 @@ class ClientSession:
 
     async def _forward(self, command: int, payload: bytes) -> bool:
         """Send one command to the server session, its answer to the client; False: the session ends."""
-        self.exchange = asyncio.ensure_future(self._exchange(command, payload))
-        await asyncio.wait([self.exchange])
-        exchange, self.exchange = self.exchange, None
-        if exchange.cancelled():
+        self.in_flight = True
+        try:
+            await self._exchange(command, payload)
+        except (OSError, asyncio.IncompleteReadError, EOFError):
+            # the writer went (writer_changed aborted the server session) or the server closed it
             self.proxy.count("failed_in_flight")
-            self._send(W.err_packet(self.seq_out, LOST_WRITER, LOST_TEXT % "the statement in flight was lost"))
+            self._send(W.err_packet(self.seq_out, LOST_WRITER, LOST_TEXT % (
+                "the statement in flight was lost" if self.lost else "the server closed the session")))
             return False
-        error = exchange.exception()
-        if error is not None:
-            if not isinstance(error, (OSError, asyncio.IncompleteReadError, EOFError)):
-                raise error
-            self.proxy.count("failed_in_flight")
-            self._send(W.err_packet(self.seq_out, LOST_WRITER, LOST_TEXT % "the server closed the session"))
-            return False
+        finally:
+            self.in_flight = False
         return True
 
     async def _exchange(self, command: int, payload: bytes) -> None:
@@ -298,16 +299,20 @@ class ClientSession:
         continued = False
         while True:
             seq, answer, more = await server.read()
-            self._send(W.raw(self.seq_out, answer))
+            self.pending.append(W.raw(self.seq_out, answer))  # one write per answer (or per 64 KB), not per packet
+            self.pending_size += len(answer) + 4
+            self.seq_out = (self.seq_out + 1) & 0xFF
             if not continued and end.feed(answer):
                 if end.status >= 0:
                     self.in_trans = bool(end.status & F.SERVER_STATUS_IN_TRANS)
                 if command == F.COM_INIT_DB and answer[:1] == b"\xff":
                     self.schema = self.login.database if self.login else ""
+                self._flush()
                 await self.writer.drain()
                 return
             continued = more
-            if self.seq_out % 16 == 0:
+            if self.pending_size >= 65536:
+                self._flush()
                 await self.writer.drain()
 
     # --- helpers ----------------------------------------------------------------------------------
@@ -327,7 +332,13 @@ class ClientSession:
         except (asyncio.TimeoutError, OSError, ValueError):
             pass
 
+    def _flush(self) -> None:
+        pending, self.pending, self.pending_size = self.pending, [], 0
+        if pending and not self.closed and not self.writer.is_closing():
+            self.writer.write(b"".join(pending))
+
     def _send(self, data: bytes) -> None:
+        self._flush()  # the server's packets so far first (a result cut by an ERR is still in order)
         if not self.closed and not self.writer.is_closing():
             self.writer.write(data)
             self.seq_out = (data[3] + 1) & 0xFF if len(data) >= 4 else self.seq_out
