@@ -354,3 +354,24 @@ def _open_sessions(info):
     from fiswatch.lab.layout import CONTROL_SOCKET
 
     return request(os.path.join(info.dir, CONTROL_SOCKET), "state")["rds_proxy"]["open"]
+
+
+def test_doctests():
+    import doctest
+
+    from fiswatch.lab import rdsproxy_session, rdsproxy_wire
+    from fiswatch.report import model
+
+    for module in (rdsproxy_wire, rdsproxy_session, model):
+        result = doctest.testmod(module)
+        assert result.failed == 0 and result.attempted > 0, module.__name__
+
+
+def test_the_report_counts_auroras_failovers_for_the_proxy_endpoint():
+    from fiswatch.report.model import LabFailover, failovers_for
+
+    fos = [LabFailover(target="aurora", crash=False, started=1.0, outage_start=1.0, outage_end=3.0),
+           LabFailover(target="rds", crash=False, started=5.0, outage_start=5.0, outage_end=6.0)]
+    endpoints = ["aurora", "rds", "aurora-proxy"]
+    assert [n for n, _f in failovers_for(fos, "aurora-proxy", endpoints)] == [1]
+    assert [n for n, _f in failovers_for(fos, "rds", endpoints)] == [2]
