@@ -87,8 +87,10 @@ def add_lab_parser(subparsers: Any) -> None:
     common(down)
 
     from fiswatch.lab.exec import add_exec_parser
+    from fiswatch.lab.patch import add_patch_parser
 
     add_exec_parser(actions, common)
+    add_patch_parser(actions, common)
 
 
 def stale_dns_arg() -> Any:
@@ -188,6 +190,10 @@ def run_lab(args: argparse.Namespace) -> int:
         from fiswatch.lab.exec import run_exec
 
         return run_exec(args, lab_dir)
+    if command == "patch":
+        from fiswatch.lab.patch import run_patch
+
+        return run_patch(args, lab_dir)
     try:
         if command == "up":
             def starting(line: Optional[str]) -> None:

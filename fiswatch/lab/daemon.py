@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from fiswatch.lab import aurora
 from fiswatch.lab import layout as L
-from fiswatch.lab import maz, maz_answers, rdsproxy
+from fiswatch.lab import maz, maz_answers, patch, rdsproxy
 from fiswatch.lab.dnsserver import DnsServer, Zone, start_on_standard_port
 from fiswatch.lab.mariadb import MariaDBError, Server, ensure_template, find_binaries, sql
 from fiswatch.lab.orphans import disk_full, waits_for_space
@@ -320,6 +320,10 @@ class Lab:
         """What the last (or running) failover did: kept for `lab status`."""
         self.last_failover = dict(req.get("state") or {})
         self.write_state()
+
+    def cmd_patch(self, req: Dict[str, Any]) -> Any:  # zero-downtime patching (lab/patch.py)
+        return patch.patch_in_daemon(self, str(req.get("target")), bool(req.get("zdp", True)),
+                                     lambda text: log_line(self.layout, text))
 
     def cmd_wire(self, req: Dict[str, Any]) -> Any:
         """What every client did on the wire so far (lab/wire/accounting.py)."""

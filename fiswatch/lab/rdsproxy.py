@@ -108,6 +108,22 @@ class RdsProxy:
             for session in list(self.sessions):
                 session.writer_changed(self.generation)
 
+    def begin_patch(self, zdp: bool) -> Dict[str, int]:
+        """Zero-downtime patching starts (lab/patch.py): each session's fate, counted; statements now wait."""
+        outcomes: Dict[str, int] = {}
+        if self.follower is not None:
+            self.follower.hold()
+        self.pool.clear(self.generation)
+        for session in list(self.sessions):
+            outcome = session.patched(zdp)
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        return outcomes
+
+    def end_patch(self) -> None:
+        if self.follower is not None:
+            self.follower.release()
+        self.pool.clear(self.generation)
+
     async def _stop_in_loop(self) -> None:
         if self._server is not None:
             self._server.close()

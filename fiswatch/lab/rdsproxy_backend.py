@@ -129,6 +129,7 @@ class WriterFollower:
         self._missed: Dict[str, int] = {}
         self._sessions: Dict[str, ServerSession] = {}
         self._tasks: List["asyncio.Future"] = []
+        self.held = False  # a patch restarts the writer: no decisions, borrowers wait (hold/release)
 
     def start(self) -> None:
         self._tasks = [asyncio.ensure_future(self._follow(i)) for i in self.instances]
@@ -173,7 +174,23 @@ class WriterFollower:
             self.version = session.hello.version
         return await session.ask("SELECT @@read_only") != b"0"
 
+    def hold(self) -> None:
+        """The writer's engine restarts on purpose (zero-downtime patching): keep it, let borrowers wait."""
+        self.held = True
+        self.generation += 1
+        self.ready.clear()
+
+    def release(self) -> None:
+        """The restart is over: the same writer serves again, on new server sessions."""
+        self.held = False
+        self.generation += 1
+        self._missed.clear()
+        if self.writer is not None:
+            self.ready.set()
+
     def _decide(self) -> None:
+        if self.held:
+            return
         current = self.writer
         if current is not None:
             if self._answers.get(current.name) is False or self._missed.get(current.name, 0) >= self.misses:

@@ -23,6 +23,9 @@ from fiswatch.lab.wire import framing as F
 LOST_WRITER = 1105  # as AWS's Aurora labs observed it
 LOST_TEXT = ("the lab's RDS Proxy lost the writer (failover): %s; reconnect or retry "
              "(error 1105 as AWS's Aurora labs observed, text the lab's)")
+PATCH_TEXT = ("zero-downtime patching restarted the writer: %s (error 1105: the lab's choice, AWS documents "
+              "no error for it)")
+UNMOVABLE = ("temporary table", "LOCK TABLES", "user lock (GET_LOCK)")  # ZDP drops these sessions (AWS)
 BORROW_TIMEOUT_ERROR = 9501  # the lab's assumption (RDS Proxy's borrow timeout error, unverified)
 
 TRACKED = frozenset(("autocommit", "sql_mode", "time_zone", "character_set_client", "character_set_connection",
@@ -95,6 +98,8 @@ class ClientSession:
         self.schema = ""
         self.tracked: Dict[str, str] = {}
         self.pinned: List[str] = []
+        self.set_replay: List[str] = []  # pinning SET statements, replayed after a patch (ZDP keeps variables)
+        self.doomed_text = LOST_TEXT  # what the 1105 of a doomed session says (%s: why)
         self.in_trans = False
         self.doomed = ""  # why the next statement fails with 1105
         self.in_flight = False  # a command sent, its answer not complete
@@ -146,6 +151,28 @@ class ClientSession:
         elif self.pinned:
             self.doomed = "the session was pinned (%s) to the old writer" % self.pinned[0]
         self._drop_server()
+
+    def patched(self, zdp: bool) -> str:
+        """Zero-downtime patching restarts the writer's engine: this session's fate (docs/rdsproxy.md)."""
+        if self.login is None:
+            return "logging in"
+        movable = all(p.startswith("SET of") for p in self.pinned)
+        if not zdp or not movable and any(p in UNMOVABLE for p in self.pinned):
+            self.close()  # ZDP drops sessions holding temp tables or locks; without ZDP a plain restart drops all
+            return "dropped"
+        if self.in_flight:
+            self.lost = True
+            self._drop_server()
+            return "failed in flight"
+        if self.in_trans:
+            self.doomed, self.doomed_text = "the open transaction was rolled back", PATCH_TEXT
+            self._drop_server()
+            return "rolled back"
+        if not movable:
+            self.close()  # a prepared statement or a user variable set in a query cannot be moved (the lab's choice)
+            return "dropped"
+        self._drop_server()
+        return "kept"
 
     # --- login ------------------------------------------------------------------------------------
     async def _handshake(self) -> bool:
@@ -210,7 +237,7 @@ class ClientSession:
                 server.close()
                 continue
             self.server, self.server_generation = server, generation
-            for statement in self.tracked.values():
+            for statement in list(self.tracked.values()) + self.set_replay:
                 if await server.ask_ok(statement) is not None:
                     self._drop_server()
                     return W.err_packet(0, LOST_WRITER, LOST_TEXT % "a session variable could not be replayed")[4:]
@@ -229,7 +256,7 @@ class ClientSession:
                 return
             if self.doomed:
                 self.proxy.count("failed_sessions")
-                self._send(W.err_packet(1, LOST_WRITER, LOST_TEXT % self.doomed))
+                self._send(W.err_packet(1, LOST_WRITER, self.doomed_text % self.doomed))
                 return
             if command not in F.COMMAND_NAMES and command not in (W.COM_FIELD_LIST, W.COM_STATISTICS):
                 self.proxy.count("bad_input")
@@ -265,6 +292,8 @@ class ClientSession:
                 self.tracked[effect[1]] = effect[2]
             elif effect[0] == "pin":
                 self._pin(effect[1])
+                if effect[1].startswith("SET of") and len(self.set_replay) < 32:
+                    self.set_replay.append(payload[1:4097].decode("utf-8", "replace"))
             elif effect[0] == "use":
                 self.schema = effect[1]
 
