@@ -375,3 +375,57 @@ def test_the_report_counts_auroras_failovers_for_the_proxy_endpoint():
     endpoints = ["aurora", "rds", "aurora-proxy"]
     assert [n for n, _f in failovers_for(fos, "aurora-proxy", endpoints)] == [1]
     assert [n for n, _f in failovers_for(fos, "rds", endpoints)] == [2]
+
+
+def _patch(info, *extra):
+    import json
+    import subprocess
+
+    from conftest import ROOT
+
+    out = subprocess.run([sys.executable, "-m", "fiswatch", "lab", "patch", "aurora", "--dir", info.dir, "--json"]
+                         + list(extra), capture_output=True, text=True, timeout=240,
+                         env=dict(os.environ, PYTHONPATH=ROOT))
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+@pytest.mark.lab
+def test_zero_downtime_patching_keeps_idle_sessions_and_their_variables(plab):
+    import pymysql
+
+    ip = _proxy_ip(plab)
+    idle = _lab_connect(plab, ip, autocommit=True)
+    _query(idle, "SET time_zone = '+03:00'")
+    _query(idle, "INSERT INTO test (value) VALUES (5)")
+    assert _query(idle, "SELECT LAST_INSERT_ID()")[0][0][0] > 0
+    idle_id = idle.thread_id()
+    uptime = int(_query(idle, "SHOW GLOBAL STATUS LIKE 'Uptime'")[0][0][1])
+    in_tx = _lab_connect(plab, ip)
+    _query(in_tx, "INSERT INTO test (value) VALUES (424242)")  # autocommit off: left open
+    temp = _lab_connect(plab, ip, autocommit=True)
+    _query(temp, "CREATE TEMPORARY TABLE scratch (i INT)")
+    time.sleep(1.5)  # Uptime counts seconds: let it grow past what a fresh engine shows
+
+    result = _patch(plab)
+    assert result["zdp"] and result["proxy"], result
+    assert result["sessions"].get("rolled back") == 1 and result["sessions"].get("dropped") == 1, result
+    assert result["sessions"].get("kept", 0) >= 1, result
+
+    assert idle.thread_id() == idle_id
+    assert _query(idle, "SELECT @@time_zone")[0] == (("+03:00",),)  # replayed onto the new server session
+    assert _query(idle, "SELECT LAST_INSERT_ID()")[0] == ((0,),)
+    assert int(_query(idle, "SHOW GLOBAL STATUS LIKE 'Uptime'")[0][0][1]) < uptime + 1
+    with pytest.raises(pymysql.err.OperationalError) as err:
+        _query(in_tx, "SELECT 1")
+    assert err.value.args[0] == 1105 and "rolled back" in err.value.args[1]
+    assert _query(idle, "SELECT COUNT(*) FROM test WHERE value = 424242")[0] == ((0,),)
+    with pytest.raises(pymysql.err.OperationalError) as err:
+        _query(temp, "SELECT * FROM scratch")
+    assert err.value.args[0] in (2006, 2013), err.value.args
+
+    plain = _patch(plab, "--no-zdp")  # ZDP could not proceed: a plain restart drops every session
+    assert not plain["zdp"] and plain["sessions"].get("dropped", 0) >= 1 and "kept" not in plain["sessions"]
+    with pytest.raises(pymysql.err.OperationalError):
+        _query(idle, "SELECT 1")
+    assert _query(_lab_connect(plab, ip), "SELECT 1")[0] == ((1,),)  # and the proxy serves new sessions
