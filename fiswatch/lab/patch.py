@@ -21,6 +21,8 @@ PATCH_TARGETS = ("aurora",)
 
 def patch_in_daemon(lab: Any, target: str, zdp: bool, log: Callable[[str], None]) -> Dict[str, Any]:
     """Restart `target`'s writer engine (graceful shutdown, start as writer); what happened to the sessions."""
+    from fiswatch.lab.mariadb import sql
+
     if target not in PATCH_TARGETS:
         raise ValueError("patch applies to %s only, not %r" % (", ".join(PATCH_TARGETS), target))
     writer = lab.role_holder(target, "writer")
@@ -34,6 +36,8 @@ def patch_in_daemon(lab: Any, target: str, zdp: bool, log: Callable[[str], None]
     try:
         server.stop(30.0)
         server.start(read_only=False)
+        # an instance that started as a reader has --read-only on its command line: a writer again, as before
+        sql(lab.layout.server_socket(writer), ["SET GLOBAL read_only=0"])
     finally:
         lab.intended_down.discard(writer.name)
         if proxy is not None:
