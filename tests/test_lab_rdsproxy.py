@@ -429,3 +429,17 @@ def test_zero_downtime_patching_keeps_idle_sessions_and_their_variables(plab):
     with pytest.raises(pymysql.err.OperationalError):
         _query(idle, "SELECT 1")
     assert _query(_lab_connect(plab, ip), "SELECT 1")[0] == ((1,),)  # and the proxy serves new sessions
+
+
+def test_patch_without_a_lab_says_so_in_one_line(tmp_path):
+    import subprocess
+
+    from conftest import ROOT
+
+    out = subprocess.run([sys.executable, "-m", "fiswatch", "lab", "patch", "aurora", "--dir", str(tmp_path)],
+                         capture_output=True, text=True, timeout=60, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert out.returncode == 1 and out.stdout == ""
+    assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr, out.stderr
+    bad = subprocess.run([sys.executable, "-m", "fiswatch", "lab", "patch", "rds", "--dir", str(tmp_path)],
+                         capture_output=True, text=True, timeout=60, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr

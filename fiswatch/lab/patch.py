@@ -25,6 +25,10 @@ def patch_in_daemon(lab: Any, target: str, zdp: bool, log: Callable[[str], None]
 
     if target not in PATCH_TARGETS:
         raise ValueError("patch applies to %s only, not %r" % (", ".join(PATCH_TARGETS), target))
+    running = lab.last_failover or {}
+    if running.get("state") == "running":
+        raise ValueError("a failover of %s is running: patch once it is done (`fiswatch lab status`)"
+                         % running.get("target", "the lab"))
     writer = lab.role_holder(target, "writer")
     server = lab.servers[writer.name]
     if not server.alive():
