@@ -243,6 +243,27 @@ def test_status_names_the_proxy_endpoint_at_a_fixed_address(plab):
     assert _proxy_ip(plab).endswith(".50")
 
 
+@pytest.mark.lab
+def test_watch_lab_runs_each_backend_by_name_and_via_the_proxy(plab, tmp_path):
+    import json
+    import subprocess
+
+    from conftest import ROOT
+
+    record = str(tmp_path / "run.jsonl")
+    out = subprocess.run([sys.executable, "-m", "fiswatch", "watch", "--lab", plab.dir, "--backend", "pymysql",
+                          "--duration", "4", "--plain", "--record", record], capture_output=True, text=True,
+                         timeout=120, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert out.returncode == 0, out.stderr
+    writes = {}
+    with open(record) as fh:
+        for line in fh:
+            event = json.loads(line)
+            if event.get("event") == "write":
+                writes[event.get("endpoint")] = writes.get(event.get("endpoint"), 0) + 1
+    assert writes.get("aurora", 0) > 5 and writes.get("aurora-proxy", 0) > 5, writes
+
+
 class _Probe(threading.Thread):
     """PyMySQL writing a row every 50 ms with read_timeout=1 (the workshop's settings), reconnecting
     to `host()` after any error; keeps the longest gap between two acknowledged writes."""
