@@ -237,10 +237,15 @@ class ClientSession:
                 server.close()
                 continue
             self.server, self.server_generation = server, generation
-            for statement in list(self.tracked.values()) + self.set_replay:
-                if await server.ask_ok(statement) is not None:
-                    self._drop_server()
-                    return W.err_packet(0, LOST_WRITER, LOST_TEXT % "a session variable could not be replayed")[4:]
+            try:
+                for statement in list(self.tracked.values()) + self.set_replay:
+                    if await server.ask_ok(statement) is not None:
+                        self._drop_server()
+                        return W.err_packet(0, LOST_WRITER, LOST_TEXT % "a session variable could not be replayed")[4:]
+            except (OSError, asyncio.IncompleteReadError, W.ProtocolError):
+                self._drop_server()  # the new server session died at once (the writer going again): try again
+                await asyncio.sleep(0.1)
+                continue
             return None
 
     # --- commands ---------------------------------------------------------------------------------
