@@ -1,4 +1,4 @@
-"""Figure 9 (issue 24): a read probe on a reader that a writer failover does not promote.
+"""Figure 10 (issue 24): a read probe on a reader that a writer failover does not promote.
 
 `python -m fiswatch.bench.read_figure [--quick] [--repeats N] [--out FILE]` starts its own lab
 with two Aurora readers (`lab up --readers 2`) on a free loopback prefix; a PyMySQL write probe

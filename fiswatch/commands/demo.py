@@ -57,6 +57,9 @@ def add_parser(sub) -> None:
     p.add_argument("--reads", action=argparse.BooleanOptionalAction, default=None,
                    help="a read column (PyMySQL reading a surviving Aurora reader, else aurora-ro) beside the "
                         "writes (default: when the lab has 2+ Aurora readers; --no-reads: never)")
+    p.add_argument("--proxy", action="store_true",
+                   help="start the lab with its RDS Proxy: every backend runs twice, by the cluster name (aurora) "
+                        "and via the proxy (aurora-proxy), through the same failover (docs/rdsproxy.md)")
     p.add_argument("--keep-lab", action="store_true", help="leave a lab this demo started running on quit")
     p.add_argument("--exec", metavar="COMMAND", dest="exec_command",
                    help="also run your own program in the lab (`fiswatch lab exec`) through the same failovers; "
@@ -228,11 +231,13 @@ def run_demo(args: argparse.Namespace) -> int:
     try:
         info = api.lab_status(lab_dir)
         say("using the lab already running in %s" % lab_dir)
+        if args.proxy and not any(ep.name == "aurora-proxy" for ep in info.endpoints):
+            say("--proxy: this lab runs without its RDS Proxy; restart it with `fiswatch lab up --proxy`")
     except api.LabNotRunning:
         t0 = time.monotonic()
         try:
             info = api.lab_up(lab_dir, base=args.base, dns_port=args.dns_port, readers=args.readers,
-                              on_start=lambda line: say(
+                              rds_proxy=args.proxy, on_start=lambda line: say(
                 line or "starting a local lab in %s (MariaDB x4, DNS, fault proxies) ..." % lab_dir))
         except api.LabUsageError as exc:
             say(str(exc))

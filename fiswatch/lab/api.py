@@ -160,6 +160,10 @@ def lab_status(lab_dir: str) -> LabInfo:
             table=L.TABLE, password=Secret(c.password), source=source,
             cluster_id=c.cluster_id, instance_id=c.instance_id, ca_file=tls.get("ca_file") or None,
             host_pattern=(pattern or None) if name == "aurora" else None))
+    if L.RDS_PROXY_ENDPOINT in state["endpoints"]:  # lab up --proxy
+        from fiswatch.lab.rdsproxy import proxy_endpoint
+
+        endpoints.append(proxy_endpoint(endpoints[0], state["endpoints"][L.RDS_PROXY_ENDPOINT]))
     instances = tuple(InstanceInfo(i.name, i.cluster, i.role, i.address, i.port, i.dns_name, i.proxy_mode,
                                    i.running, i.server_id, i.certificate_names) for i in state["checked_instances"])
     last = state.get("last_failover")

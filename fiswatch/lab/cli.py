@@ -48,6 +48,8 @@ def add_lab_parser(subparsers: Any) -> None:
     up.add_argument("--multi-az-cluster", action="store_true",
                     help="also run a Multi-AZ DB cluster (writer, two readable standbys, semi-sync): "
                          "endpoints maz and maz-ro")
+    up.add_argument("--proxy", action="store_true",
+                    help="add an RDS Proxy in front of Aurora: endpoint aurora-proxy (docs/rdsproxy.md)")
     up.add_argument("--json", action="store_true", help="print the lab's status as JSON once it is up")
 
     status = actions.add_parser("status", help="show endpoints, instances and their roles")
@@ -90,6 +92,9 @@ def add_lab_parser(subparsers: Any) -> None:
     from fiswatch.lab.crash_cli import add_crash_parsers
 
     add_crash_parsers(actions, common)
+    from fiswatch.lab.patch import add_patch_parser
+
+    add_patch_parser(actions, common)
 
 
 def stale_dns_arg() -> Any:
@@ -194,6 +199,10 @@ def run_lab(args: argparse.Namespace) -> int:
         from fiswatch.lab.crash_cli import run_crash_command
 
         return run_crash_command(args, lab_dir)
+    if command == "patch":
+        from fiswatch.lab.patch import run_patch
+
+        return run_patch(args, lab_dir)
     try:
         if command == "up":
             def starting(line: Optional[str]) -> None:
@@ -203,7 +212,7 @@ def run_lab(args: argparse.Namespace) -> int:
                           buffer_pool=args.buffer_pool, tls="required" if args.require_tls else "offered",
                           tls_expired=args.tls_expired, stale_dns=args.stale_dns, on_start=starting,
                           writer_grace=args.writer_grace, readers=args.readers,
-                          multi_az_cluster=args.multi_az_cluster)
+                          multi_az_cluster=args.multi_az_cluster, rds_proxy=args.proxy)
             _print_status(info, args.json)
             return 0
         if command == "status":

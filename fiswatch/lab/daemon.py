@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from fiswatch.lab import aurora
 from fiswatch.lab import layout as L
-from fiswatch.lab import maz, maz_answers
+from fiswatch.lab import maz, maz_answers, patch, rdsproxy
 from fiswatch.lab.dnsserver import DnsServer, Zone, start_on_standard_port
 from fiswatch.lab.lablog import log_line
 from fiswatch.lab.mariadb import MariaDBError, Server, ensure_template, find_binaries, sql
@@ -47,6 +47,7 @@ def check_free(layout: L.Layout) -> None:
     for spec in layout.instances:
         wanted.append((layout.proxy_address(spec), socket.SOCK_STREAM, "proxy of " + spec.name))
         wanted.append((layout.server_address(spec), socket.SOCK_STREAM, "mariadbd of " + spec.name))
+    wanted += [(rdsproxy.proxy_address(layout), socket.SOCK_STREAM, "RDS Proxy")] if layout.rds_proxy else []
     for address, kind, what in wanted:
         sock = socket.socket(socket.AF_INET, kind)
         try:
@@ -82,6 +83,7 @@ class Lab:
         self.last_failover: Optional[Dict[str, Any]] = None
         self.ledger = Ledger()  # wire accounting of every proxied client (lab/wire/accounting.py)
         self.intended_down: set = set()  # servers the lab itself killed: not a dead writer to fail over
+        self.rds_proxy: Optional[rdsproxy.RdsProxy] = None  # `lab up --proxy`
 
     # --- start -------------------------------------------------------------------------
     def start(self) -> None:
@@ -113,6 +115,8 @@ class Lab:
             self.proxies[spec.name] = FaultProxy(host, port, target[0], target[1], name=spec.name, loop=self.loop,
                                                  session=self.ledger.session_factory(spec.name, rewriter, spec.cluster),
                                                  tls=tls).start()
+        if layout.rds_proxy:
+            self.rds_proxy = rdsproxy.start_for_lab(self, password, lambda text: log_line(layout, text))
         self._publish_dns()
         self.dns = DnsServer(self.zone, layout.dns_address[0], layout.dns_address[1], self.loop).start()
         if layout.dns_port != 53:
@@ -242,7 +246,7 @@ class Lab:
                 "log_file": layout.log_file, "updated": time.time(),
                 "tls": {"policy": layout.tls, "ca_file": layout.ca_file, "expired": layout.tls_expired},
                 "cluster_instance_host_pattern": aurora.host_pattern(layout.base, layout.port),
-                "last_failover": self.last_failover}
+                "last_failover": self.last_failover, "rds_proxy": self.rds_proxy.stats() if self.rds_proxy else None}
 
     def write_state(self) -> None:
         L.write_private(self.layout.state_file, self.state())
@@ -317,6 +321,10 @@ class Lab:
         self.last_failover = dict(req.get("state") or {})
         self.write_state()
 
+    def cmd_patch(self, req: Dict[str, Any]) -> Any:  # zero-downtime patching (lab/patch.py)
+        return patch.patch_in_daemon(self, str(req.get("target")), bool(req.get("zdp", True)),
+                                     lambda text: log_line(self.layout, text))
+
     def cmd_wire(self, req: Dict[str, Any]) -> Any:
         """What every client did on the wire so far (lab/wire/accounting.py)."""
         return self.loop.call(self.ledger.snapshot)
@@ -357,7 +365,7 @@ class Lab:
         if self.control is not None:
             self.control.shutdown()
             self.control.server_close()
-        for proxy in self.proxies.values():
+        for proxy in list(self.proxies.values()) + ([self.rds_proxy] if self.rds_proxy else []):
             proxy.stop()
         self.ledger.close()
         for dns in (self.dns, self.dns53):

@@ -33,7 +33,7 @@ ENV_NAMES = (
     "FISWATCH_LAB_DIR", "FISWATCH_LAB_DNS", "FISWATCH_LAB_AURORA_HOST", "FISWATCH_LAB_AURORA_READER_HOST",
     "FISWATCH_LAB_RDS_HOST", "FISWATCH_LAB_PORT", "FISWATCH_LAB_USER", "FISWATCH_LAB_PASSWORD",
     "FISWATCH_LAB_DATABASE", "MYSQL_PWD", "FISWATCH_PASSWORD_AURORA", "FISWATCH_PASSWORD_RDS",
-    "FISWATCH_LAB_CA",
+    "FISWATCH_LAB_CA", "FISWATCH_LAB_PROXY_HOST",
 )
 
 INSTEAD = ("instead, watch the lab with `fiswatch watch --lab`, or give your client the lab's DNS server "
@@ -200,6 +200,8 @@ def child_environment(base: Mapping[str, str], info: Any, dns_ip: str,
         "FISWATCH_PASSWORD_AURORA": password, "FISWATCH_PASSWORD_RDS": password,
         "FISWATCH_LAB_CA": getattr(info, "ca_file", "") or "",
     })
+    if any(ep.name == "aurora-proxy" for ep in info.endpoints):  # lab up --proxy: the RDS Proxy by name
+        env["FISWATCH_LAB_PROXY_HOST"] = info.endpoint("aurora-proxy").host
     if "maz" in getattr(info, "shapes", ()):  # lab up --multi-az-cluster
         env.update({"FISWATCH_LAB_MAZ_HOST": info.endpoint("maz").host,
                     "FISWATCH_LAB_MAZ_READER_HOST": info.maz_reader_endpoint, "FISWATCH_PASSWORD_MAZ": password})

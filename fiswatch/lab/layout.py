@@ -66,6 +66,10 @@ MAZ_ENDPOINT_NAMES = {
     "maz-ro": MAZ_CLUSTER + ".cluster-ro-" + DOMAIN,
 }
 ALL_INSTANCES = INSTANCES + AURORA_EXTRA_READERS + MAZ_INSTANCES
+# `lab up --proxy`: the RDS Proxy in front of Aurora (lab/rdsproxy.py), NAME.proxy-ID. as on AWS
+RDS_PROXY_ENDPOINT = "aurora-proxy"
+RDS_PROXY_NAME = CLUSTER + ".proxy-" + DOMAIN
+RDS_PROXY_OCTET = 50
 
 
 def default_lab_dir() -> str:
@@ -92,6 +96,7 @@ class Layout:
     writer_grace: float = 10.0  # a writer dead this long (not stopped by the lab) is failed over (watchdog.py)
     readers: int = 1  # Aurora readers (1..MAX_READERS)
     multi_az_cluster: bool = False  # the three-node Multi-AZ DB cluster (maz, maz-ro)
+    rds_proxy: bool = False  # `lab up --proxy`: the RDS Proxy endpoint aurora-proxy (lab/rdsproxy.py)
 
 
     @classmethod
@@ -141,6 +146,8 @@ class Layout:
         names = dict(ENDPOINT_NAMES)
         if self.multi_az_cluster:
             names.update(MAZ_ENDPOINT_NAMES)
+        if self.rds_proxy:
+            names[RDS_PROXY_ENDPOINT] = RDS_PROXY_NAME
         return names
 
     # --- addresses -----------------------------------------------------------------

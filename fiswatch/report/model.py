@@ -241,10 +241,19 @@ class Report:
         return next((n for n, f in enumerate(self.failovers, 1) if f is failover), 0)
 
 
+def failover_target(endpoint: str) -> str:
+    """The cluster whose failovers an endpoint goes through: the lab's RDS Proxy `aurora-proxy` fronts aurora.
+
+    >>> failover_target("aurora-proxy"), failover_target("rds")
+    ('aurora', 'rds')
+    """
+    return endpoint[:-len("-proxy")] if endpoint.endswith("-proxy") else endpoint
+
+
 def failovers_for(failovers: Sequence[LabFailover], endpoint: str,
                   endpoints: Sequence[str]) -> List[Tuple[int, LabFailover]]:
     """(number, failover) of every failover of `endpoint`, in order (numbers are 1-based)."""
-    mine = [(n, f) for n, f in enumerate(failovers, 1) if f.target == endpoint]
+    mine = [(n, f) for n, f in enumerate(failovers, 1) if f.target == failover_target(endpoint)]
     if not mine and len(set(endpoints)) == 1:
         mine = list(enumerate(failovers, 1))  # one endpoint in the run: the failovers are its own
     return mine

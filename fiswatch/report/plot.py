@@ -9,7 +9,7 @@ matplotlib is an optional extra, imported only here and only when a plot is aske
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from fiswatch.report.build import build_report
-from fiswatch.report.model import Report
+from fiswatch.report.model import Report, failover_target
 from fiswatch.report.timeline import ops_series
 
 INSTALL_HINT = "install the plot extra for --plot: pip install 'fiswatch[plot]'"
@@ -56,7 +56,7 @@ def plot_report(events: Iterable[Dict[str, Any]], out_path: str, report: Optiona
                 ax.step(xs, ys, where="pre", color="#1f77b4", linewidth=1.2, label="ops/s")
                 ax.set_ylim(bottom=0, top=max(ys + [1]) * 1.25)
             for fo in report.failovers:
-                if fo.outage_start is not None and (fo.target == probe.endpoint or len(report.failovers) == 1):
+                if fo.outage_start is not None and (fo.target == failover_target(probe.endpoint) or len(report.failovers) == 1):
                     end = fo.outage_end if fo.outage_end is not None else report.end
                     ax.axvspan(fo.outage_start - t0, end - t0, color="#999999", alpha=0.25, lw=0,
                                label="injected outage")
