@@ -189,6 +189,9 @@ class AwsWrapperBackend(Backend):
 
         from fiswatch.backends.mysql_connector import check_tls_required, mysql_verified_target
 
+        from fiswatch.lab.resolver_hook import install_for_endpoint
+
+        install_for_endpoint(self.endpoint)  # a lab's instance names: the lab's DNS answers them (docs/lab.md)
         props = self.properties()
         host = connect_host(address, server_hostname, "cluster_instance_host_pattern" in props)
         target = mysql.connector.connect
@@ -253,7 +256,7 @@ def connect_host(address: str, server_hostname: Optional[str], have_pattern: boo
 
     >>> connect_host('10.0.0.5', 'db.cluster-abc.us-east-1.rds.amazonaws.com', False)
     'db.cluster-abc.us-east-1.rds.amazonaws.com'
-    >>> connect_host('127.0.10.1', 'fiswatch-lab.cluster-c0ffee.lab.rds.local', True)
+    >>> connect_host('127.0.10.1', 'fiswatch-lab.cluster-c0ffee0c0ffe.lab-1.rds.amazonaws.com', True)
     '127.0.10.1'
     """
     if not have_pattern and server_hostname and server_hostname.lower().rstrip(".").endswith(AWS_DOMAINS):

@@ -67,6 +67,20 @@ def install_for(endpoints: Any, nameserver: Optional[Tuple[str, int]]) -> Option
     return None
 
 
+def install_for_endpoint(endpoint: Any) -> Optional[Server]:
+    """`install` the lab's DNS server when `endpoint` is a running lab's (the AWS wrapper's connect)."""
+    source = getattr(endpoint, "source", "") or ""
+    if not source.startswith("lab:"):
+        return None
+    from fiswatch.lab import api
+
+    try:
+        nameserver = tuple(api.lab_status(source[4:]).nameserver)
+    except Exception:  # no lab there (any more): the connect itself says so
+        return None
+    return install((nameserver[0], int(nameserver[1])))
+
+
 def lab_addresses(host: str, server: Server) -> List[str]:
     """The IPv4 addresses the lab's DNS server gives `host`; socket.gaierror as getaddrinfo raises it."""
     import dns.exception
