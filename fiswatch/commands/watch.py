@@ -97,7 +97,7 @@ def watch(options: WatchOptions, endpoints: Sequence[Endpoint], nameserver, hook
     check_record_target(options)
     from fiswatch.lab.resolver_hook import install_for
 
-    install_for(endpoints, nameserver)  # the lab's names, where the AWS wrapper looks them up itself
+    install_for(endpoints, nameserver)  # the lab's names, where a driver looks them up itself (docs/lab.md)
     # made first: the outputs' error handlers and the AWS sources report into the run before it exists
     inbox = Inbox()
     stop_event = threading.Event()
