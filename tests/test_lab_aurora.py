@@ -52,7 +52,7 @@ def _check_aurora_shape(info, inst, answers, writer_id):
     version = answers[aurora.VERSION_QUERY]
     assert len(version) == 1 and version[0][0] == "aurora_version" and version[0][1].startswith("3.")
     rows = answers[aurora.TOPOLOGY_QUERY]
-    assert sorted(r[0] for r in rows) == ["1", "2"]
+    assert sorted(r[0] for r in rows) == ["fiswatch-lab-instance-1", "fiswatch-lab-instance-2"]  # SERVER_ID = name
     assert [r[0] for r in rows if r[1]] == [writer_id]
     for server_id, _, cpu, lag, updated in rows:
         assert isinstance(updated, datetime.datetime)
