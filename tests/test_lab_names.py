@@ -346,6 +346,13 @@ def test_no_lab_name_reaches_the_machines_resolver(lab, sentinel, tmp_path):
     connects = [e for e in (json.loads(line) for line in result.stdout.splitlines() if line.startswith("{"))
                 if e["event"] == E.CONNECT]  # by name (--connect-by-name): the drivers looked the names up
     assert {c["endpoint"] for c in connects} == {"aurora", "rds"}, result.stdout[-2000:]
+    import mysql.connector
+
+    by_c = {c["probe"] for c in connects if c["probe"].endswith("/mysql-connector")}
+    if getattr(mysql.connector, "HAVE_CEXT", False):  # libmysqlclient would ask the machine's resolver: refused
+        assert not by_c and "a C driver library looks names up with the machine's resolver" in result.stdout
+    else:  # the pure-Python driver looks the names up through fiswatch's hook
+        assert by_c == {"aurora/mysql-connector", "rds/mysql-connector"}, connects
     exec_argv = [sys.executable, "-m", "fiswatch", "lab", "exec", "--dir", lab.dir, "--", sys.executable, "-c",
                  LOOKUPS.replace("range(60)", "range(1)")] + names
     result = _in_sentinel_ns(sentinel, exec_argv, tmp_path)

@@ -81,6 +81,21 @@ def install_for_endpoint(endpoint: Any) -> Optional[Server]:
     return install((nameserver[0], int(nameserver[1])))
 
 
+def refuse_c_lookup(host: str) -> Optional[str]:
+    """One line when a C library (which asks the system resolver, not this hook) would be handed a
+    lab name outside `lab exec` (where the system resolver is the lab's: FISWATCH_LAB_DNS is set);
+    None when it may have `host`."""
+    import os
+
+    from fiswatch.lab.layout import in_lab_zone
+
+    if not in_lab_zone(host) or os.environ.get("FISWATCH_LAB_DNS"):
+        return None
+    return ("%s is a lab name that only the lab's DNS answers, and a C driver library looks names up with the "
+            "machine's resolver: use the pure-Python driver (use_pure=true), or run fiswatch in `fiswatch lab exec`"
+            % host)
+
+
 def lab_addresses(host: str, server: Server) -> List[str]:
     """The IPv4 addresses the lab's DNS server gives `host`; socket.gaierror as getaddrinfo raises it."""
     import dns.exception
