@@ -92,7 +92,7 @@ def test_status_describes_the_lab(lab):
     assert info.nameserver[0].startswith("127.")
     assert {ep.name for ep in info.endpoints} == {"aurora", "rds"}
     aurora = info.endpoint("aurora")
-    assert aurora.host == "fiswatch-lab.cluster-c0ffee.lab.rds.local"
+    assert aurora.host == "fiswatch-lab.cluster-c0ffee0c0ffe.lab-1.rds.amazonaws.com"
     assert aurora.user == "fiswatch" and aurora.user != "root"
     assert aurora.database == "testdb" and aurora.table == "test" and aurora.source == "lab:" + lab.dir
     assert "***" in repr(aurora.password) and aurora.password.reveal() not in repr(info)
@@ -127,6 +127,7 @@ def test_dns_answers_rds_shaped_names(lab):
     assert (kind, addresses, cnames) == ("ok", [reader.address], [reader.dns_name])
     assert answer_of(lab, writer.dns_name)[:3] == ("ok", [writer.address], [])
     assert answer_of(lab, lab.endpoint("rds").host) == ("ok", [primary.address], [], 5)
+    assert answer_of(lab, "nothing-here.c0ffee0c0ffe.lab-1.rds.amazonaws.com")[0] == "nxdomain"
     assert answer_of(lab, "nothing-here.c0ffee.lab.rds.local")[0] == "nxdomain"
 
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from _lab_fixture import answer_of
+from _lab_fixture import answer_of, resolver_for
 from conftest import ROOT, wait_for
 
 pytestmark = pytest.mark.lab
@@ -52,7 +52,7 @@ def _check_aurora_shape(info, inst, answers, writer_id):
     version = answers[aurora.VERSION_QUERY]
     assert len(version) == 1 and version[0][0] == "aurora_version" and version[0][1].startswith("3.")
     rows = answers[aurora.TOPOLOGY_QUERY]
-    assert sorted(r[0] for r in rows) == ["1", "2"]
+    assert sorted(r[0] for r in rows) == ["fiswatch-lab-instance-1", "fiswatch-lab-instance-2"]  # SERVER_ID = name
     assert [r[0] for r in rows if r[1]] == [writer_id]
     for server_id, _, cpu, lag, updated in rows:
         assert isinstance(updated, datetime.datetime)
@@ -82,15 +82,18 @@ def test_instances_answer_the_wrappers_queries_as_aurora(lab):
     from fiswatch.lab.api import lab_status
 
     info = lab_status(lab.dir)
-    assert info.cluster_instance_host_pattern == "%s.?:%d" % (info.nameserver[0].rsplit(".", 1)[0],
-                                                               info.endpoint("aurora").port)
+    assert info.cluster_instance_host_pattern == "?.c0ffee0c0ffe.lab-1.rds.amazonaws.com:%d" % (
+        info.endpoint("aurora").port)
     # the Aurora endpoint carries it (the wrapper backend reads it there, not from the lab's files)
     assert info.endpoint("aurora").host_pattern == info.cluster_instance_host_pattern
     assert info.endpoint("rds").host_pattern is None
     addresses = set()
-    for inst in _aurora_instances(info):  # the pattern leads each SERVER_ID to its own proxy
-        addresses.add(info.cluster_instance_host_pattern.replace("?", inst.server_id))
-        assert info.cluster_instance_host_pattern.replace("?", inst.server_id) == "%s:%d" % (inst.address, inst.port)
+    for inst in _aurora_instances(info):  # the pattern leads each SERVER_ID (its name) to its own proxy
+        assert inst.server_id == inst.name
+        host = info.cluster_instance_host_pattern.replace("?", inst.server_id)
+        assert host == "%s:%d" % (inst.dns_name, inst.port)
+        addresses.add(resolver_for(info).resolve(inst.dns_name, "A")[0].address)
+        assert inst.address in addresses
     assert len(addresses) == 2
     _check_all(info)
     conn = _pymysql(info, info.instance("rds", "primary").address)  # RDS Multi-AZ: no Aurora answers

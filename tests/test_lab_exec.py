@@ -392,6 +392,10 @@ def test_resolver_files_are_what_the_namespace_needs():
     assert mask("password is s3cret!", "s3cret!") == "password is ***"
     assert hosts_text(hosts) == "127.0.0.1 localhost\n"
     assert hosts_text("127.0.0.1 localhost\n") == "127.0.0.1 localhost\n"
+    new = "127.0.0.1 localhost\n127.0.10.9 fiswatch-lab.cluster-c0ffee0c0ffe.lab-1.rds.amazonaws.com\n"
+    assert hosts_text(new) == "127.0.0.1 localhost\n"  # the AWS-shaped names too, only the lab's region
+    other = "127.0.0.1 localhost\n10.0.0.9 db.cluster-abc.us-east-1.rds.amazonaws.com\n"
+    assert hosts_text(other) == other
 
 
 def test_killing_lab_exec_leaves_no_program_and_no_moto(lab, tmp_path):

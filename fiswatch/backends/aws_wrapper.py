@@ -189,8 +189,11 @@ class AwsWrapperBackend(Backend):
 
         from fiswatch.backends.mysql_connector import check_tls_required, mysql_verified_target
 
+        from fiswatch.lab.resolver_hook import install_for_endpoint
+
+        lab = install_for_endpoint(self.endpoint) is not None  # a lab's names: its DNS answers them (docs/lab.md)
         props = self.properties()
-        host = connect_host(address, server_hostname, "cluster_instance_host_pattern" in props)
+        host = connect_host(address, server_hostname, "cluster_instance_host_pattern" in props or lab)
         target = mysql.connector.connect
         if self.tls.mode == "VERIFY_IDENTITY":
             names = dict(self._tls_names)
@@ -247,13 +250,13 @@ class AwsWrapperBackend(Backend):
 def connect_host(address: str, server_hostname: Optional[str], have_pattern: bool) -> str:
     """What the wrapper connects to first.
 
-    With a host pattern (the lab, or one given) the address fiswatch resolved; without
-    one, an AWS cluster endpoint name as it is, so that the wrapper can derive the
+    With a host pattern (the lab's, or one given) or on a lab the address fiswatch resolved;
+    without one, an AWS cluster endpoint name as it is, so that the wrapper can derive the
     instances' names from it (and resolves them itself).
 
     >>> connect_host('10.0.0.5', 'db.cluster-abc.us-east-1.rds.amazonaws.com', False)
     'db.cluster-abc.us-east-1.rds.amazonaws.com'
-    >>> connect_host('127.0.10.1', 'fiswatch-lab.cluster-c0ffee.lab.rds.local', True)
+    >>> connect_host('127.0.10.1', 'fiswatch-lab.cluster-c0ffee0c0ffe.lab-1.rds.amazonaws.com', True)
     '127.0.10.1'
     """
     if not have_pattern and server_hostname and server_hostname.lower().rstrip(".").endswith(AWS_DOMAINS):

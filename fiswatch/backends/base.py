@@ -129,8 +129,9 @@ def timeout_kind(code: Optional[int], message: str) -> Optional[str]:
 
 
 def classify_error(code: Optional[int], message: str) -> ErrorInfo:
-    """Reduce an error number and text to the ErrorInfo shown on screen."""
-    message = " ".join(str(message).split())[:200]
+    """Reduce an error number and text to the ErrorInfo shown on screen (300 characters: an AWS-shaped
+    host name in the driver's text leaves the reason at its end, e.g. "certificate has expired")."""
+    message = " ".join(str(message).split())[:300]
     lowered = message.lower()
     kind = timeout_kind(code, message) or ERROR_KINDS.get(code or -1)
     if kind in (None, "refused", "lost", "error") and is_tls_error(code, message):

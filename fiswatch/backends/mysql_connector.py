@@ -62,6 +62,13 @@ class MySQLConnectorBackend(Backend):
             kwargs["use_pure"] = self.settings["use_pure"]
         kwargs.update(tls_kwargs(self.tls.mode, self.tls.ca))
         name = server_hostname or address
+        by_name = self.tls.mode == "VERIFY_IDENTITY" and name != address and self.settings["use_pure"] is False
+        if self.settings["use_pure"] is False or (self.settings["use_pure"] is None and getattr(driver, "HAVE_CEXT", False)):
+            from fiswatch.lab.resolver_hook import refuse_c_lookup
+
+            why = refuse_c_lookup(name if by_name else address)  # libmysqlclient would ask the machine's resolver
+            if why:
+                raise BackendOptionError(why)
         if self.tls.mode == "VERIFY_IDENTITY" and name != address:
             if self.settings["use_pure"] is False:
                 # libmysqlclient checks the host it connects to: give it the name (it resolves it itself)

@@ -101,6 +101,9 @@ def watch(options: WatchOptions, endpoints: Sequence[Endpoint], nameserver, hook
     from fiswatch.engine.runner import Output, RunOptions, Runner, check_backends
 
     check_record_target(options)
+    from fiswatch.lab.resolver_hook import install_for
+
+    install_for(endpoints, nameserver)  # the lab's names, where a driver looks them up itself (docs/lab.md)
     # made first: the outputs' error handlers and the AWS sources report into the run before it exists
     inbox = Inbox()
     stop_event = threading.Event()

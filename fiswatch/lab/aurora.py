@@ -15,8 +15,10 @@ from state the lab keeps in it (fiswatch/lab/topology.py):
                                                  -> the same on fiswatch_lab.replica_host_status with the
                                                     instance's own SERVER_ID
 
-A SERVER_ID is the instance's index ('1', '2'); `host_pattern()` turns it into the proxy's
-address, as `cluster_instance_host_pattern` does on the client side.
+A SERVER_ID is the instance's name ('fiswatch-lab-instance-1'), as on Aurora; `host_pattern()`
+turns it into the instance's endpoint name (lab/layout.py), as `cluster_instance_host_pattern`
+does on the client side. The server's own @@server_id stays the instance's index (a number,
+as MySQL requires): Blue/Green's rds_topology `id` is that number.
 """
 from typing import Any, Callable, Dict, Optional
 
@@ -40,13 +42,22 @@ WRITER_ID_QUERY = ("SELECT SERVER_ID FROM information_schema.replica_host_status
 WRAPPER_QUERIES = (VERSION_QUERY, TOPOLOGY_QUERY, HOST_ID_QUERY, IS_READER_QUERY, WRITER_ID_QUERY)
 
 def server_id(index: int) -> str:
-    """The SERVER_ID of the instance with this index (what `?` in the host pattern becomes)."""
-    return str(int(index))
+    """The SERVER_ID of the instance with this index: its name (what `?` in the host pattern becomes).
+
+    >>> server_id(2)
+    'fiswatch-lab-instance-2'
+    """
+    from fiswatch.lab.layout import ALL_INSTANCES
+
+    return next(s.name for s in ALL_INSTANCES if s.index == int(index))
 
 
 def host_pattern(base: str, port: int) -> str:
-    """`cluster_instance_host_pattern` for a lab: `?` is replaced by SERVER_ID, e.g. 127.0.10.?:3306."""
-    return "%s.?:%d" % (base, port)
+    """`cluster_instance_host_pattern` for a lab: `?` is replaced by SERVER_ID, e.g.
+    ?.c0ffee0c0ffe.lab-1.rds.amazonaws.com:3306 (`base` no longer matters: names, not addresses)."""
+    from fiswatch.lab.layout import instance_host_pattern
+
+    return instance_host_pattern(port)
 
 
 def rewrites(instance_id: str) -> Dict[str, str]:

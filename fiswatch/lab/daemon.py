@@ -68,7 +68,7 @@ class Lab:
     def __init__(self, layout: L.Layout) -> None:
         self.layout = layout
         self.loop = ProxyLoop("fiswatch-lab-loop")
-        self.zone = Zone(L.ZONE)
+        self.zone = Zone(L.ZONE, also=(L.OLD_ZONE,))
         self.dns: Optional[DnsServer] = None
         self.dns53: Optional[DnsServer] = None  # port 53 too, for `lab exec` (resolv.conf names no port)
         self.dns53_error = "not started"
@@ -198,6 +198,7 @@ class Lab:
             self.publish_readers("maz")
         primary = self.role_holder("rds", "primary")
         self.zone.set(L.ENDPOINT_NAMES["rds"], "A", (layout.proxy_address(primary)[0],), ttl=5)
+        self.zone.alias(L.alias_names())  # the old .lab.rds.local names: CNAMEs of the new ones
 
     def publish_readers(self, cluster: str, extra: Tuple[str, ...] = ()) -> Tuple[str, ...]:
         """The reader endpoint: a random reader per query (TTL 5 s), the writer when no reader is left.
@@ -227,7 +228,7 @@ class Lab:
                 "name": spec.name, "cluster": spec.cluster, "role": self.roles[spec.name],
                 "address": layout.proxy_address(spec)[0], "port": layout.proxy_address(spec)[1],
                 "dns_name": spec.dns_name, "proxy_mode": proxy.mode if proxy else None,
-                "server_id": aurora.server_id(spec.index) if spec.cluster in ("aurora", "maz") else None,
+                "server_id": L.topology_id(spec),
                 "connections": proxy.connection_count() if proxy else 0,
                 "server": list(layout.server_address(spec)), "socket": layout.server_socket(spec),
                 "running": bool(server and server.alive()),

@@ -37,10 +37,13 @@ FLAP_RUN = 3  # a flapping name gives one (name, type) the same answer at most t
 
 
 class Zone:
-    """Records by lower-case name without trailing dot. Thread-safe, copy-on-write."""
+    """Records by lower-case name without trailing dot. Thread-safe, copy-on-write.
 
-    def __init__(self, origin: str, seed: Optional[int] = None) -> None:
+    `also`: more zones this server answers (the lab's old `.lab.rds.local` names, as aliases)."""
+
+    def __init__(self, origin: str, seed: Optional[int] = None, also: Tuple[str, ...] = ()) -> None:
         self.origin = origin.lower().rstrip(".")
+        self.origins = (self.origin,) + tuple(o.lower().rstrip(".") for o in also)
         self._records: Dict[str, Record] = {}
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
@@ -104,7 +107,13 @@ class Zone:
 
     def in_zone(self, name: str) -> bool:
         name = name.lower().rstrip(".")
-        return name == self.origin or name.endswith("." + self.origin)
+        return any(name == o or name.endswith("." + o) for o in self.origins)
+
+    def alias(self, aliases: Dict[str, str], ttl: int = 5) -> None:
+        """A CNAME alias -> name for each name the zone holds (old names that keep working)."""
+        for old, new in aliases.items():
+            if self.get(new) is not None:
+                self.set(old, "CNAME", (new,), ttl=ttl)
 
 
 def answer(zone: Zone, wire: bytes) -> Optional[bytes]:

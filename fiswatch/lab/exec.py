@@ -172,13 +172,11 @@ def nsswitch_text(original: str) -> str:
 
 def hosts_text(original: str) -> str:
     """/etc/hosts without lines naming the lab's zone (they would shadow its DNS answers)."""
-    from fiswatch.lab.layout import ZONE
-
-    zone = "." + ZONE
+    from fiswatch.lab.layout import in_lab_zone
 
     def names_lab(line: str) -> bool:
         words = line.split("#", 1)[0].split()[1:]
-        return any(w.lower().rstrip(".").endswith(zone) for w in words)
+        return any(in_lab_zone(w) for w in words)
 
     lines = original.splitlines(True)
     kept = [line for line in lines if not names_lab(line)]

@@ -16,7 +16,8 @@ def add_exec_parser(actions: Any, common: Callable[[argparse.ArgumentParser], No
         "exec", help="run your own program against the lab: the system resolver answers the lab's names",
         usage="fiswatch lab exec [--dir DIR] [--aws] [--failover ENDPOINT@S] [--crash ENDPOINT@S] [--expect EXP] [--junit FILE] "
               "[--json FILE] [--record FILE] -- COMMAND [ARGS...]",
-        epilog="examples: fiswatch lab exec -- mysql -h fiswatch-lab.cluster-c0ffee.lab.rds.local -u fiswatch testdb; "
+        epilog="examples: fiswatch lab exec -- mysql -u fiswatch -h "
+               "fiswatch-lab.cluster-c0ffee0c0ffe.lab-1.rds.amazonaws.com testdb; "
                "fiswatch lab exec --aws -- python3 workshop_script.py (docs/lab.md)",
         description="Run COMMAND so that its system resolver answers the lab's names from the lab's DNS server "
                     "(a private mount namespace with its own /etc/resolv.conf; needs root or unprivileged user "

@@ -4,8 +4,16 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Optional, Tuple
 
-ZONE = "lab.rds.local"
-DOMAIN = "c0ffee." + ZONE
+# Names shaped as AWS's (NAME.cluster-ID.REGION.rds.amazonaws.com, NAME-instance-1.ID.REGION...), so
+# that the AWS wrapper's host patterns and `bg` plugin take them; the region label is plainly the lab's
+# (no AWS region is called lab-1) and only the lab's DNS server answers them (docs/lab.md, "Names").
+REGION = "lab-1"
+CLUSTER_ID = "c0ffee0c0ffe"  # 12 lowercase characters, as the id AWS gives an account's endpoints per region
+ZONE = REGION + ".rds.amazonaws.com"
+DOMAIN = CLUSTER_ID + "." + ZONE
+OLD_ZONE = "lab.rds.local"  # the names before issue 23, still answered (CNAME aliases of the new ones)
+OLD_DOMAIN = "c0ffee." + OLD_ZONE
+ZONES = (ZONE, OLD_ZONE)
 CLUSTER = "fiswatch-lab"
 CLIENT_USER = "fiswatch"
 REPL_USER = "repl"
@@ -70,6 +78,34 @@ ALL_INSTANCES = INSTANCES + AURORA_EXTRA_READERS + MAZ_INSTANCES
 RDS_PROXY_ENDPOINT = "aurora-proxy"
 RDS_PROXY_NAME = CLUSTER + ".proxy-" + DOMAIN
 RDS_PROXY_OCTET = 50
+
+
+def old_name(name: str) -> str:
+    """The name a lab name had before the AWS-shaped names (a CNAME alias of it in the lab's DNS).
+
+    >>> old_name(ENDPOINT_NAMES["aurora"])
+    'fiswatch-lab.cluster-c0ffee.lab.rds.local'
+    """
+    return name[:-len(DOMAIN)] + OLD_DOMAIN if name.endswith(DOMAIN) else name
+
+
+def in_lab_zone(host: str) -> bool:
+    """A name only the lab's DNS server answers (the new zone or the old one).
+
+    >>> in_lab_zone("X.cluster-c0ffee0c0ffe.lab-1.rds.amazonaws.com."), in_lab_zone("db.us-east-1.rds.amazonaws.com")
+    (True, False)
+    """
+    host = host.lower().rstrip(".")
+    return any(host == z or host.endswith("." + z) for z in ZONES)
+
+
+def instance_host_pattern(port: int) -> str:
+    """`cluster_instance_host_pattern` of the lab: `?` is an instance's SERVER_ID (its name), as on AWS.
+
+    >>> instance_host_pattern(3306)
+    '?.c0ffee0c0ffe.lab-1.rds.amazonaws.com:3306'
+    """
+    return "?.%s:%d" % (DOMAIN, port)
 
 
 def default_lab_dir() -> str:
@@ -286,6 +322,26 @@ def datadir_name(spec: InstanceSpec) -> str:
     return "db%d" % spec.index
 
 
+def alias_names() -> Dict[str, str]:
+    """Old name -> new name, for every name the lab's DNS serves (instances, endpoints)."""
+    names = [s.dns_name for s in ALL_INSTANCES if s.dns_name]
+    names += list(ENDPOINT_NAMES.values()) + list(MAZ_ENDPOINT_NAMES.values())
+    return {old_name(n): n for n in names}
+
+
+def topology_id(spec: InstanceSpec) -> Optional[str]:
+    """The id a topology-aware client reads for an instance: Aurora's SERVER_ID is the instance's
+    name (replica_host_status, as on AWS); a Multi-AZ DB cluster's rds_topology id is @@server_id
+    (the index); an RDS Multi-AZ instance's nodes have none.
+
+    >>> [topology_id(s) for s in (INSTANCES[1], INSTANCES[2], MAZ_INSTANCES[0])]
+    ['fiswatch-lab-instance-2', None, '7']
+    """
+    if spec.cluster == "aurora":
+        return spec.name
+    return str(spec.index) if spec.cluster == "maz" else None
+
+
 def spec_by_name(name: str) -> InstanceSpec:
     for spec in ALL_INSTANCES:
         if spec.name == name:
@@ -296,16 +352,21 @@ def spec_by_name(name: str) -> InstanceSpec:
 def certificate_names(spec: InstanceSpec) -> Tuple[str, ...]:
     """The names an instance's certificate holds, first the common name (as RDS issues them).
 
-    >>> certificate_names(INSTANCES[0])[1:]
-    ('fiswatch-lab.cluster-c0ffee.lab.rds.local', 'fiswatch-lab.cluster-ro-c0ffee.lab.rds.local')
+    The old `.lab.rds.local` names follow, so a verified connection by an old name still verifies.
+
+    >>> certificate_names(INSTANCES[0])[1:3]
+    ('fiswatch-lab.cluster-c0ffee0c0ffe.lab-1.rds.amazonaws.com', 'fiswatch-lab.cluster-ro-c0ffee0c0ffe.lab-1.rds.amazonaws.com')
     >>> certificate_names(INSTANCES[2])
-    ('fiswatch-lab-mysql.c0ffee.lab.rds.local',)
+    ('fiswatch-lab-mysql.c0ffee0c0ffe.lab-1.rds.amazonaws.com', 'fiswatch-lab-mysql.c0ffee.lab.rds.local')
     """
+    names: Tuple[str, ...]
     if spec.cluster == "aurora":
-        return (spec.dns_name or spec.name, ENDPOINT_NAMES["aurora"], ENDPOINT_NAMES["aurora-ro"])
-    if spec.cluster == "maz":
-        return (spec.dns_name or spec.name, MAZ_ENDPOINT_NAMES["maz"], MAZ_ENDPOINT_NAMES["maz-ro"])
-    return (ENDPOINT_NAMES["rds"],)
+        names = (spec.dns_name or spec.name, ENDPOINT_NAMES["aurora"], ENDPOINT_NAMES["aurora-ro"])
+    elif spec.cluster == "maz":
+        names = (spec.dns_name or spec.name, MAZ_ENDPOINT_NAMES["maz"], MAZ_ENDPOINT_NAMES["maz-ro"])
+    else:
+        names = (ENDPOINT_NAMES["rds"],)
+    return names + tuple(old_name(n) for n in names if old_name(n) != n)
 
 
 def cluster_specs(cluster: str) -> Tuple[InstanceSpec, ...]:

@@ -1,7 +1,7 @@
 """The lab's RDS Proxy: endpoint `aurora-proxy` (`lab up --proxy`), docs/rdsproxy.md.
 
 A MySQL-aware proxy in front of the lab's Aurora cluster, at a stable address with its own name
-(`fiswatch-lab.proxy-c0ffee.lab.rds.local`, shaped as AWS's `NAME.proxy-ID.REGION.rds.amazonaws.com`):
+(`fiswatch-lab.proxy-c0ffee0c0ffe.lab-1.rds.amazonaws.com`, shaped as AWS's `NAME.proxy-ID.REGION.rds.amazonaws.com`):
 client sessions are its own (rdsproxy_session.py), server sessions go to whichever instance says it
 is writable (rdsproxy_backend.py), never where DNS points. Runs on the lab's asyncio loop beside
 the instance proxies; `start`/`stop`/`stats` are called from other threads.
