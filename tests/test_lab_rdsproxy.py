@@ -239,7 +239,7 @@ def test_status_names_the_proxy_endpoint_at_a_fixed_address(plab):
                          capture_output=True, text=True, timeout=60, env=dict(os.environ, PYTHONPATH=ROOT))
     assert out.returncode == 0, out.stderr
     endpoints = {e["name"]: e for e in json.loads(out.stdout)["endpoints"]}
-    assert endpoints["aurora-proxy"]["host"] == "fiswatch-lab.proxy-c0ffee.lab.rds.local"
+    assert endpoints["aurora-proxy"]["host"] == "fiswatch-lab.proxy-c0ffee0c0ffe.lab-1.rds.amazonaws.com"
     assert _proxy_ip(plab).endswith(".50")
 
 
