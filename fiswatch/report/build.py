@@ -115,7 +115,8 @@ def build_report(events: Union[Iterable[Dict[str, Any]], Digest], notes: Sequenc
                   complete=summary is not None, verified=verified, pauses=tuple(pauses), verify_caveats=caveats,
                   checks=checks, writes=_endpoint_writes(probes, found, checks),
                   record_path=record_path, run=found.run, runs=max(1, found.runs),
-                  unverified_reasons=_unverified_reasons(evs))
+                  unverified_reasons=_unverified_reasons(evs),
+                  lab_daemon=tuple((e["ts"], as_text(e.get("state"))) for e in evs if e["event"] == E.LAB_DAEMON))
 
 
 def _verdict(ev: Dict[str, Any]) -> str:

@@ -216,6 +216,7 @@ class Report:
     run: Optional[int] = None  # the run read (--run N), None when the record holds one
     runs: int = 1  # runs in the record
     unverified_reasons: Tuple[Tuple[str, str], ...] = ()  # (endpoint, why) from the run's "not verified" warnings
+    lab_daemon: Tuple[Tuple[float, str], ...] = ()  # (ts, gone | back) of `lab_daemon` events: not failovers
 
     @property
     def duration(self) -> float:
