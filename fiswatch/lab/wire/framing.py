@@ -360,6 +360,10 @@ def parse_answer(payload: bytes, capabilities: int = CLIENT_PROTOCOL_41) -> Answ
     if not payload:
         raise Malformed("empty answer packet")
     first = payload[0]
+    if first == 0x00 and len(payload) >= 7:
+        fast = _ok_fast(payload, capabilities)
+        if fast is not None:
+            return fast
     r = _Reader(payload, "answer")
     r.take(1)
     if first == 0x00 and len(payload) >= 7:
@@ -387,6 +391,29 @@ def parse_answer(payload: bytes, capabilities: int = CLIENT_PROTOCOL_41) -> Answ
     if columns == 0:
         raise Malformed("result set with 0 columns")
     return Answer("result", affected_rows=0)
+
+
+def _ok_fast(payload: bytes, capabilities: int) -> Optional[Answer]:
+    """The common OK (affected rows and insert id below 65536) without a reader object; None: read it in full.
+
+    >>> _ok_fast(b"\\x00\\x01\\xfc\\x39\\x30\\x02\\x00\\x00\\x00", CLIENT_PROTOCOL_41)
+    Answer(kind='ok', affected_rows=1, last_insert_id=12345, status=2, error_code=0, message='')
+    """
+    n, pos, values = len(payload), 1, []
+    for _ in (0, 1):
+        b = payload[pos]
+        if b < 0xFB:
+            values.append(b)
+            pos += 1
+        elif b == 0xFC and pos + 3 <= n:
+            values.append(payload[pos + 1] | payload[pos + 2] << 8)
+            pos += 3
+        else:
+            return None
+    status = 0
+    if capabilities & CLIENT_PROTOCOL_41 and n - pos >= 2:
+        status = payload[pos] | payload[pos + 1] << 8
+    return Answer("ok", values[0], values[1], status)
 
 
 def parse_prepare_ok(payload: bytes) -> Tuple[int, int, int]:

@@ -15,7 +15,7 @@ behaviours hear on_unmeasured once with the reason. Nothing here raises into the
 State per session is bounded: one packet head per direction (framing.KEEP bytes) and the command
 in flight; sessions keep nothing per statement.
 """
-from typing import Any, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from fiswatch.lab.wire import framing as F
 
@@ -26,6 +26,7 @@ GREETING, HANDSHAKE, AUTH, COMMAND, UNMEASURED, CLOSED = "greeting", "handshake"
 class Session:
     def __init__(self, behaviours: Sequence[Any] = (), rewriter: Any = None, keep: int = F.KEEP) -> None:
         self.behaviours: List[Any] = list(behaviours)
+        self._hooks: Dict[str, List[Any]] = {}  # hook name -> the behaviours' bound methods (looked up once)
         self.rewriter = rewriter
         self.phase = GREETING
         self.reason = ""
@@ -143,7 +144,8 @@ class Session:
                     pass
 
     def _call(self, name: str, *args: Any) -> None:
-        for behaviour in self.behaviours:
-            hook = getattr(behaviour, name, None)
-            if hook is not None:
-                hook(*args)
+        hooks = self._hooks.get(name)
+        if hooks is None:
+            hooks = self._hooks[name] = [h for h in (getattr(b, name, None) for b in self.behaviours) if h is not None]
+        for hook in hooks:
+            hook(*args)
