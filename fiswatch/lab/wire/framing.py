@@ -143,6 +143,26 @@ class Framer:
                         self.stopped = True
                         return
                     continue
+            if out is not None and self._length < 0 and not self._header and end - pos >= 4:
+                # the same with a rewriter (Aurora's instances): a whole packet goes out as one slice, or
+                # replaced when held; no per-piece bookkeeping
+                length = data[pos] | data[pos + 1] << 8 | data[pos + 2] << 16
+                if pos + 4 + length <= end:
+                    seq, body, start = data[pos + 3], pos + 4, pos
+                    pos = body + length
+                    assert self.hold is not None
+                    if length <= self.hold_limit and self.hold(seq, length, data[body] if length else -1):
+                        packet = Packet(seq, length, data[body:pos])
+                        assert self.replace is not None
+                        out.append(self.replace(packet))
+                    else:
+                        packet = Packet(seq, length, data[body:body + min(length, self.keep)])
+                        out.append(data[start:pos])
+                    if self.on_packet(packet):
+                        self.stopped = True
+                        out.append(data[pos:])
+                        return
+                    continue
             if self._length < 0:
                 have = len(self._header)
                 if have < 4:
