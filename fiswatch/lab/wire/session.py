@@ -28,6 +28,7 @@ class Session:
         self.behaviours: List[Any] = list(behaviours)
         self._hooks: Dict[str, List[Any]] = {}  # hook name -> the behaviours' bound methods (looked up once)
         self.rewriter = rewriter
+        self.observes_only = rewriter is None  # the proxy may forward a client chunk before it reads it
         self.phase = GREETING
         self.reason = ""
         self.server_caps = 0
