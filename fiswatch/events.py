@@ -38,13 +38,14 @@ VERIFY = "verify"
 RUN_STOP = "run_stop"
 SUMMARY = "summary"
 WIRE_CLIENT = "wire_client"
+LAB_DAEMON = "lab_daemon"
 
 # `fiswatch fleet --json` (a stream about the whole room, written as dicts by fiswatch.aws.fleet_view)
 FLEET = "fleet"
 FLEET_STATE = "fleet_state"
 
 KINDS = (RUN_START, STATE, ERROR, DNS, CONNECT, WRITE, WRITE_IN_DOUBT, READ, FAILOVER, TICK, LAB, TOPOLOGY,
-         EXPERIMENT, INFO, WARNING, VERIFY, RUN_STOP, SUMMARY, WIRE_CLIENT)
+         EXPERIMENT, INFO, WARNING, VERIFY, RUN_STOP, SUMMARY, WIRE_CLIENT, LAB_DAEMON)
 FLEET_KINDS = (FLEET, FLEET_STATE, WARNING)
 
 # Several a second per probe: on disk (the record) only, never kept in memory.
@@ -201,8 +202,14 @@ def wire_client(probe: str, endpoint: str, *, backend: str, acked: int, segments
                   dropped=dropped, last_dropped=last_dropped, faults=faults, unmeasured=unmeasured)
 
 
+def lab_daemon(state: str, *, lab_dir: str, message: str, orphans: int = 0, ts: Optional[float] = None) -> Event:
+    """The lab's daemon (its DNS server and proxies) stopped answering (`state` gone) or answers again (back);
+    `orphans`: its mariadbd left running."""
+    return _event(LAB_DAEMON, ts, state=state, lab_dir=lab_dir, message=message, orphans=orphans)
+
+
 CONSTRUCTORS = {RUN_START: run_start, STATE: state, ERROR: error, DNS: dns, CONNECT: connect, WRITE: write,
                 WRITE_IN_DOUBT: write_in_doubt, READ: read, FAILOVER: failover, TICK: tick, LAB: lab, TOPOLOGY: topology,
                 EXPERIMENT: experiment, INFO: info, WARNING: warning, VERIFY: verify, RUN_STOP: run_stop,
-                SUMMARY: summary, WIRE_CLIENT: wire_client}
+                SUMMARY: summary, WIRE_CLIENT: wire_client, LAB_DAEMON: lab_daemon}
 

@@ -348,6 +348,7 @@ class EndpointView:
     resolution: Optional[Resolution] = None
     previous_addresses: Tuple[str, ...] = ()
     topology: Tuple[str, ...] = ()  # short lines for the column header
+    down: str = ""  # what is down under the endpoint (the lab's daemon): shown instead of its DNS answer
 
 
 @dataclass(frozen=True)

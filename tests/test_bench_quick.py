@@ -39,3 +39,17 @@ def test_quick_bench_produces_every_figure(tmp_path, mariadb):
         assert wanted in names
     table = proc.stdout.decode()
     assert "share of target rate" in table and "written:" in table
+
+
+def test_the_standalone_figures_are_reached_from_python_m_fiswatch_bench():
+    """`python -m fiswatch.bench NAME --help` for each figure that runs on its own (wire, record_memory, ...)."""
+    from fiswatch.bench.__main__ import STANDALONE
+
+    assert {"wire", "record_memory", "tls", "maz_figure"} <= set(STANDALONE)
+    for name in STANDALONE:
+        out = subprocess.run([sys.executable, "-m", "fiswatch.bench", name, "--help"], capture_output=True, text=True,
+                             timeout=120)
+        assert out.returncode == 0 and "usage: python -m fiswatch.bench.%s" % name in out.stdout, (name, out.stderr)
+    listed = subprocess.run([sys.executable, "-m", "fiswatch.bench", "--help"], capture_output=True, text=True,
+                            timeout=120)
+    assert all("  %s " % name in listed.stdout for name in STANDALONE), listed.stdout

@@ -107,6 +107,10 @@ CASES = [
      '{"ts":1700000000.123,"event":"wire_client","probe":"aurora/program","endpoint":"aurora","backend":"app.py",'
      '"acked":3,"segments":[[1.0,2.5]],"gap_min":0.2,"errors":{"2013":1},"last_error":[2013,2.0],"refused":0,'
      '"last_refused":null,"dropped":1,"last_dropped":2.0,"faults":[2.0],"unmeasured":{}}'),
+    (lambda: E.lab_daemon("gone", lab_dir="/tmp/lab", message="lab daemon gone: the lab's proxies and DNS stopped",
+                          orphans=2, ts=TS),
+     '{"ts":1700000000.123,"event":"lab_daemon","state":"gone","lab_dir":"/tmp/lab","message":"lab daemon gone: '
+     'the lab\'s proxies and DNS stopped","orphans":2}'),
     (lambda: E.summary(SUMMARY, ts=TS),
      '{"ts":1700000000.123,"event":"summary","probes":{"aurora/pymysql":{"ops":900,"errors":2,"reconnects":1,'
      '"failovers":0,"longest_stall_s":1.02,"stalled_now":false,"state":"OK","address":"127.0.10.12",'

@@ -14,6 +14,7 @@ import pytest
 from conftest import ROOT, wait_for
 
 from _lab_fixture import lab_processes, pick_lab_addresses, port_free
+from fiswatch import events as E
 
 pytestmark = pytest.mark.lab
 
@@ -151,14 +152,17 @@ def test_a_killed_daemon_leaves_orphans_that_status_names_and_down_ends(own_lab)
     pids = {name: _server_pid(lab_dir, name) for name in _roles(lab_dir)}
     assert all(pids.values())
     events, stop = [], threading.Event()
-    LabLiveness(lab_dir, period=0.2).start(events.append, stop)  # what the demo's dashboard runs
+    liveness = LabLiveness(lab_dir, period=0.2)
+    liveness.start(events.append, stop)  # what the demo's and `watch --lab`'s dashboard run
     try:
         os.kill(own_lab.pid, signal.SIGKILL)
         wait_for(lambda: own_lab.pid not in lab_processes(lab_dir), timeout=30, message="daemon gone")
         wait_for(lambda: events, timeout=30, message="the dashboard told")
     finally:
         stop.set()
-    assert events[0].event == "warning" and events[0].get("message").startswith("lab daemon gone: its DNS server")
+    assert events[0].event == E.LAB_DAEMON and events[0].get("state") == "gone" and events[0].get("orphans") == 4
+    assert events[0].get("message").startswith("lab daemon gone: its DNS server")
+    assert liveness.down() == "lab daemon gone" and "this is not a failover" in liveness.status_lines()[0]
     assert "4 of its mariadbd still run: `fiswatch lab down --dir %s` ends them" % lab_dir in events[0].get("message")
     for argv in (["lab", "status", "--dir", lab_dir], ["lab", "failover", "aurora", "--dir", lab_dir]):
         result = _cli(*argv)

@@ -9,30 +9,11 @@ import pytest
 from conftest import ROOT, wait_for
 
 from _lab_fixture import lab  # noqa: F401
+from _wire_fixture import lab_writer
 
 pytestmark = pytest.mark.lab
 
-WRITER = textwrap.dedent("""\
-    import os, sys, time
-    import pymysql
-    def connect():
-        return pymysql.connect(host=os.environ["FISWATCH_LAB_AURORA_HOST"], port=int(os.environ["FISWATCH_LAB_PORT"]),
-                               user=os.environ["FISWATCH_LAB_USER"], password=os.environ["FISWATCH_LAB_PASSWORD"],
-                               database=os.environ["FISWATCH_LAB_DATABASE"], autocommit=True, connect_timeout=2,
-                               read_timeout=2, write_timeout=2)
-    deadline = time.time() + float(sys.argv[1])
-    conn = None
-    while time.time() < deadline:
-        try:
-            if conn is None:
-                conn = connect()
-                conn.cursor().execute("CREATE TABLE IF NOT EXISTS gate_writes (id BIGINT AUTO_INCREMENT PRIMARY KEY, v INT)")
-            conn.cursor().execute("INSERT INTO gate_writes (v) VALUES (1)")
-        except Exception:
-            conn = None
-            time.sleep(0.2)
-        time.sleep(0.05)
-""")
+WRITER = lab_writer("gate_writes")
 
 LOSER = textwrap.dedent("""\
     import os, sys, time

@@ -8,29 +8,15 @@ import pymysql
 import pytest
 
 from conftest import wait_for
-from fiswatch.lab.proxy import FaultProxy
+from _wire_fixture import accounted_proxy, snapshot
 from fiswatch.lab.wire import framing as F
-from fiswatch.lab.wire.accounting import Ledger
 
 
 @pytest.fixture
 def accounted(mariadb):
-    ledger = Ledger()
-    proxy = FaultProxy("127.0.0.1", 0, mariadb.host, mariadb.port, name="acct",
-                       session=ledger.session_factory("acct")).start()
-    conn = pymysql.connect(host=mariadb.host, port=mariadb.port, user=mariadb.user, password=mariadb.password,
-                           database=mariadb.database, autocommit=True)
-    with conn.cursor() as cur:
-        cur.execute("CREATE TABLE IF NOT EXISTS wire_acct (id BIGINT AUTO_INCREMENT PRIMARY KEY, v INT)")
-        cur.execute("CREATE TABLE IF NOT EXISTS wire_nokey (v INT)")
-    conn.close()
-    yield proxy, ledger
-    proxy.stop()
-    ledger.close()
-
-
-def _snapshot(proxy, ledger):
-    return proxy._ploop.call(ledger.snapshot)
+    with accounted_proxy(mariadb, "acct", "CREATE TABLE IF NOT EXISTS wire_acct (id BIGINT AUTO_INCREMENT PRIMARY KEY, v INT)",
+                         "CREATE TABLE IF NOT EXISTS wire_nokey (v INT)") as pair:
+        yield pair
 
 
 def _me(snap, pid=None):
@@ -63,7 +49,7 @@ def test_pymysql_writes_transactions_errors_and_ids_are_accounted(accounted, mar
             cur.execute("INSERT INTO no_such_table (v) VALUES (1)")
     finally:
         conn.close()
-    me = wait_for(lambda: (lambda c: c if c and c["open"] == 0 else None)(_me(_snapshot(proxy, ledger))),
+    me = wait_for(lambda: (lambda c: c if c and c["open"] == 0 else None)(_me(snapshot(proxy, ledger))),
                   message="this process's connection closed")
     assert me["connects"] == 1 and me["instances"] == {"acct": 1} and me["user"] == mariadb.user
     assert me["name"] == "pymysql" and "python" in me["cmdline"]
@@ -94,7 +80,7 @@ def test_mysql_connector_prepared_statements_are_accounted(accounted, mariadb):
         cur.close()
     finally:
         conn.close()
-    me = wait_for(lambda: (lambda c: c if c and c["open"] == 0 else None)(_me(_snapshot(proxy, ledger))),
+    me = wait_for(lambda: (lambda c: c if c and c["open"] == 0 else None)(_me(snapshot(proxy, ledger))),
                   message="this process's connection closed")
     assert me["acked"] == 4
     got = [i for first, rows in me["inserts"]["acct/%s.wire_acct" % mariadb.database] for i in range(first, first + rows)]
@@ -117,7 +103,7 @@ def test_the_mysql_cli_in_a_loop_is_one_process_per_run_and_tls_is_not_measured(
         sock.sendall(F.packet_bytes(1, caps.to_bytes(4, "little") + b"\x00\x00\x00\x01\x21" + b"\x00" * 23)
                      + b"\x16\x03\x01\x00\xc8\x01\x00\x00\xc4\x03\x03" + os.urandom(64))
     snap = wait_for(lambda: (lambda s: s if all(c["open"] == 0 for c in s["clients"]) and
-                             sum(c["connects"] for c in s["clients"]) >= 4 else None)(_snapshot(proxy, ledger)),
+                             sum(c["connects"] for c in s["clients"]) >= 4 else None)(snapshot(proxy, ledger)),
                     message="four closed connections")
     cli = [c for c in snap["clients"] if c["pid"] is not None and c["pid"] != os.getpid()]
     measured = [c for c in cli if c["acked"]]
@@ -144,7 +130,7 @@ def test_a_process_without_pid_attribute_is_found_by_its_socket(accounted, maria
     child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE)
     child.communicate((mariadb.password + "\n").encode(), timeout=60)
     assert child.returncode == 0
-    snap = _snapshot(proxy, ledger)
+    snap = snapshot(proxy, ledger)
     mine = _me(snap, child.pid)
     assert mine is not None and mine["acked"] >= 1 and mine["name"] == ""  # no attributes at all
 
@@ -176,7 +162,7 @@ def test_a_64mb_query_many_connections_and_a_death_mid_transaction_leave_the_pro
     child.communicate((mariadb.password + "\n").encode(), timeout=60)
     assert child.returncode == 9
     wait_for(lambda: proxy.connection_count() == 0, message="every connection closed and forgotten")
-    snap = _snapshot(proxy, ledger)
+    snap = snapshot(proxy, ledger)
     dead = _me(snap, child.pid)
     assert dead is not None and dead["acked"] == 0 and dead["inserts"] == {}  # never committed: nothing acknowledged
     assert dead["endpoints"]["acct"]["dropped"] == 1 and dead["open"] == 0

@@ -10,8 +10,8 @@ import pymysql
 import pytest
 from conftest import wait_for
 
-from fiswatch.lab.proxy import FaultProxy
-from fiswatch.lab.wire.accounting import Ledger
+from _wire_fixture import accounted_proxy, snapshot
+
 from fiswatch.lab.wire.verdict import merge, program_clients
 
 WAVE = 50  # connections at once: the machine's MariaDB allows 151 (max_connections), shared with other tests
@@ -20,21 +20,9 @@ WAVES = 20  # 1,000 connections in all
 
 @pytest.fixture
 def accounted(mariadb):
-    ledger = Ledger()
-    proxy = FaultProxy("127.0.0.1", 0, mariadb.host, mariadb.port, name="bounds",
-                       session=ledger.session_factory("bounds")).start()
-    conn = pymysql.connect(host=mariadb.host, port=mariadb.port, user=mariadb.user, password=mariadb.password,
-                           database=mariadb.database, autocommit=True)
-    with conn.cursor() as cur:
-        cur.execute("CREATE TABLE IF NOT EXISTS wire_bounds (id BIGINT AUTO_INCREMENT PRIMARY KEY, v INT)")
-    conn.close()
-    yield proxy, ledger
-    proxy.stop()
-    ledger.close()
-
-
-def _snapshot(proxy, ledger):
-    return proxy._ploop.call(ledger.snapshot)
+    with accounted_proxy(mariadb, "bounds",
+                         "CREATE TABLE IF NOT EXISTS wire_bounds (id BIGINT AUTO_INCREMENT PRIMARY KEY, v INT)") as pair:
+        yield pair
 
 
 FORKER = """\
@@ -66,7 +54,7 @@ def test_a_program_that_forks_children_that_connect_is_one_program(accounted, ma
     children = [int(p) for p in proc.stdout.split()]
     wait_for(lambda: proxy.connection_count() == 0, message="the children's connections closed")
     # the parent is gone by now; its children are still found under it (their ancestors were read while alive)
-    clients = program_clients(_snapshot(proxy, ledger), _parent_of(ledger, proxy, children))
+    clients = program_clients(snapshot(proxy, ledger), _parent_of(ledger, proxy, children))
     assert sorted(c["pid"] for c in clients) == sorted(children)
     merged = merge(clients)["bounds"]
     assert merged["acked"] == 20 and merged["dropped"] == 0
@@ -74,7 +62,7 @@ def test_a_program_that_forks_children_that_connect_is_one_program(accounted, ma
 
 
 def _parent_of(ledger, proxy, children):
-    snap = _snapshot(proxy, ledger)
+    snap = snapshot(proxy, ledger)
     parents = {c["ancestors"][0] for c in snap["clients"] if c["pid"] in children and c["ancestors"]}
     assert len(parents) == 1, parents  # every child's first ancestor is the one program that forked them
     return parents.pop()
@@ -107,11 +95,11 @@ def test_a_thousand_connections_are_each_accounted_and_closed_ones_cost_nothing(
     for wave in range(WAVES):
         _wave(proxy, mariadb, errors)
         wait_for(lambda: proxy.connection_count() == 0, message="wave %d closed" % wave)
-        me = next(c for c in _snapshot(proxy, ledger)["clients"] if c["pid"] == os.getpid())
+        me = next(c for c in snapshot(proxy, ledger)["clients"] if c["pid"] == os.getpid())
         bare = dict(me, inserts={}, endpoints={e: dict(t, segments=[], faults=[]) for e, t in me["endpoints"].items()})
         sizes.append(len(json.dumps(bare, sort_keys=True)))
     assert errors == []
-    me = next(c for c in _snapshot(proxy, ledger)["clients"] if c["pid"] == os.getpid())
+    me = next(c for c in snapshot(proxy, ledger)["clients"] if c["pid"] == os.getpid())
     assert me["connects"] == WAVE * WAVES and me["open"] == 0
     assert me["endpoints"]["bounds"]["acked"] == WAVE * WAVES
     assert sum(n for _, n in _ranges(me)) == WAVE * WAVES  # each insert's id kept, as ranges

@@ -3,7 +3,6 @@ dashboard in a pty (80x24 and 120x30) and --plain, with a real program through a
 import dataclasses
 import os
 import sys
-import textwrap
 
 import pytest
 from conftest import ROOT
@@ -14,6 +13,7 @@ from fiswatch.output.plain import plain_lines
 from fiswatch.ui.layout import UiState, render
 
 from _lab_fixture import lab  # noqa: F401
+from _wire_fixture import lab_writer
 
 NOW = 1000.0
 WRITING = ProgramView("python", "aurora", "writing", "writing, 18 ops/s", ops_per_s=18.0, acked=412,
@@ -74,26 +74,7 @@ def test_the_monitor_reads_the_programs_board_as_it_reads_a_probe():
     assert view.programs == (WRITING,)
 
 
-WRITER = textwrap.dedent("""\
-    import os, sys, time
-    import pymysql
-    def connect():
-        return pymysql.connect(host=os.environ["FISWATCH_LAB_AURORA_HOST"], port=int(os.environ["FISWATCH_LAB_PORT"]),
-                               user=os.environ["FISWATCH_LAB_USER"], password=os.environ["FISWATCH_LAB_PASSWORD"],
-                               database=os.environ["FISWATCH_LAB_DATABASE"], autocommit=True, connect_timeout=2,
-                               read_timeout=2, write_timeout=2)
-    conn = None
-    while True:
-        try:
-            if conn is None:
-                conn = connect()
-                conn.cursor().execute("CREATE TABLE IF NOT EXISTS column_writes (id BIGINT AUTO_INCREMENT PRIMARY KEY, v INT)")
-            conn.cursor().execute("INSERT INTO column_writes (v) VALUES (1)")
-        except Exception:
-            conn = None
-            time.sleep(0.2)
-        time.sleep(0.05)
-""")
+WRITER = lab_writer("column_writes")
 
 
 @pytest.mark.lab

@@ -5,6 +5,9 @@ empty password creates a `fiswatch_bench_<run>` database and a non-root user for
 prints a table of figures vs targets and writes JSON. A missed target never changes the
 exit code (timings are not pass/fail on shared machines); a figure that cannot run does
 (exit 1), so CI keeps the harness working with --quick.
+
+The figures that run on their own (each starts what it needs) are reached by name:
+`python -m fiswatch.bench NAME [options]`, NAME one of STANDALONE (`--help` after it lists its options).
 """
 import argparse
 import json
@@ -17,10 +20,19 @@ from fiswatch.bench.common import ROOT_DIR, BenchError, Figure, drop_user, machi
 
 DEFAULT_OUT = os.path.join(ROOT_DIR, "bench", "results.json")
 FIGURES = (1, 2, 3, 4, 5, 6, 7)
+# name -> what it measures: `python -m fiswatch.bench NAME ...` runs fiswatch.bench.NAME's main()
+STANDALONE = {"wire": "the lab's wire accounting: throughput and latency with vs without it (sysbench)",
+              "record_memory": "report and verify on large records: peak memory and time",
+              "tls": "TLS: the handshake's share of each client's recovery, CPU per reconnect",
+              "maz_figure": "the Multi-AZ DB cluster: write gaps per profile, semi-sync's cost",
+              "wrapper": "the AWS Advanced Python Wrapper's failover"}
 
 
 def parse_args(argv: List[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m fiswatch.bench", description=__doc__.split("\n\n")[1])
+    p = argparse.ArgumentParser(prog="python -m fiswatch.bench", description=__doc__.split("\n\n")[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="figures on their own: python -m fiswatch.bench NAME [--help]\n" + "\n".join(
+                                    "  %-14s %s" % kv for kv in STANDALONE.items()))
     p.add_argument("--quick", action="store_true", help="short runs of every figure (< 2 min), for CI")
     p.add_argument("--out", help="JSON file to write (default: bench/results.json; with --quick: none unless given)")
     p.add_argument("--memory-minutes", type=float, default=10.0, metavar="N",
@@ -111,7 +123,12 @@ def table(results: Dict[str, Any]) -> List[str]:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in STANDALONE:
+        import importlib
+
+        return int(importlib.import_module("fiswatch.bench." + argv[0]).main(argv[1:]) or 0)
+    args = parse_args(argv)
     try:
         results = run_all(args)
     except BenchError as exc:

@@ -2,8 +2,14 @@
 
 The cost of the lab's wire accounting (lab/wire/), as a figure: sysbench `oltp_insert` against
 the machine's MariaDB (127.0.0.1:3306, root, empty password) through two lab proxies in this
-process, one with the accounting and one without, alternating (A B, B A, ...) in the same run.
+process, one with the accounting and one without, alternating (A B, B A, ...) in the same run,
+and straight to the server (direct) in each round too, for what the proxy itself costs.
 Targets: throughput ratio (with / without) >= 0.95; added p50 latency <= 50 us per statement.
+On a shared machine one round's load differs from the next: the ratio is given both as the ratio
+of the mean throughputs and as the median of the rounds' own ratios (each pair run back to back),
+and, what the load moves least, as the proxies' own CPU per statement: each proxy runs on its own
+loop thread, whose CPU time (CLOCK_THREAD_CPUTIME_ID) is read before and after each sysbench run;
+"cpu ratio" = plain / accounted is the throughput ratio a proxy bound by its CPU would see.
 Then the accounting proxy alone at full rate for M minutes: this process's RSS and the ledger's
 insert ranges sampled every 10 s (flat = bounded state). Timings are figures, not pass/fail:
 the exit code is 1 only when the figure cannot run (no sysbench, no server).
@@ -22,7 +28,7 @@ DB = "fiswatch_bench_wire"
 TARGET_RATIO, TARGET_P50_US = 0.95, 50.0
 
 
-def _sysbench(port: int, seconds: float, threads: int, command: str) -> Tuple[float, float]:
+def _sysbench(port: int, seconds: float, threads: int, command: str) -> Tuple[float, float, int]:
     argv = ["sysbench", "oltp_insert", "--db-driver=mysql", "--mysql-host=127.0.0.1", "--mysql-port=%d" % port,
             "--mysql-user=root", "--mysql-db=" + DB, "--tables=1", "--table-size=1000", "--threads=%d" % threads,
             "--time=%d" % max(1, int(seconds)), "--percentile=50", "--mysql-ssl=off", command]
@@ -30,12 +36,12 @@ def _sysbench(port: int, seconds: float, threads: int, command: str) -> Tuple[fl
     if out.returncode != 0:
         raise RuntimeError("sysbench %s failed: %s" % (command, (out.stderr or out.stdout).strip()[-300:]))
     if command != "run":
-        return 0.0, 0.0
-    tps = re.search(r"queries:\s+\d+\s+\(([\d.]+) per sec", out.stdout)
+        return 0.0, 0.0, 0
+    tps = re.search(r"queries:\s+(\d+)\s+\(([\d.]+) per sec", out.stdout)
     p50 = re.search(r"50th percentile:\s+([\d.]+)", out.stdout)
     if not tps or not p50:
         raise RuntimeError("cannot read sysbench's output: %s" % out.stdout[-300:])
-    return float(tps.group(1)), float(p50.group(1)) * 1000.0  # statements/s, microseconds
+    return float(tps.group(2)), float(p50.group(1)) * 1000.0, int(tps.group(1))  # statements/s, us, statements
 
 
 def cpu_per_statement(n: int = 20000) -> float:
@@ -83,20 +89,29 @@ def run(rounds: int, seconds: float, threads: int, memory_minutes: float) -> Dic
         cur.execute("DROP DATABASE IF EXISTS " + DB)
         cur.execute("CREATE DATABASE " + DB)
     ledger = Ledger(resolve_owner=False)
-    plain = FaultProxy("127.0.0.1", 0, "127.0.0.1", 3306, name="bench-plain").start()
+    plain_loop = ProxyLoop("fiswatch-bench-plain").start()
+    plain = FaultProxy("127.0.0.1", 0, "127.0.0.1", 3306, name="bench-plain", loop=plain_loop).start()
     wire_loop = ProxyLoop("fiswatch-bench-wire").start()  # the ledger is read on the loop its sessions run on
     accounted = FaultProxy("127.0.0.1", 0, "127.0.0.1", 3306, name="bench-wire", loop=wire_loop,
                            session=ledger.session_factory("bench", endpoint="bench")).start()
     try:
         _sysbench(plain.address[1], 10, 1, "prepare")
-        samples: Dict[str, List[Tuple[float, float]]] = {"plain": [], "accounted": []}
+        samples: Dict[str, List[Tuple[float, float]]] = {"plain": [], "accounted": [], "direct": []}
+        cpu: Dict[str, List[float]] = {"plain": [], "accounted": []}  # the proxy's loop thread, us per statement
+        loops = {"plain": plain_loop, "accounted": wire_loop}
         for r in range(rounds):
-            order = [("plain", plain), ("accounted", accounted)]
-            for name, proxy in (order if r % 2 == 0 else order[::-1]):
-                samples[name].append(_sysbench(proxy.address[1], seconds, threads, "run"))
+            order = [("plain", plain.address[1]), ("accounted", accounted.address[1])]
+            for name, port in (order if r % 2 == 0 else order[::-1]) + [("direct", 3306)]:
+                before = loops[name].call(time.thread_time) if name in loops else 0.0
+                tps_now, p50_now, statements = _sysbench(port, seconds, threads, "run")
+                samples[name].append((tps_now, p50_now))
+                if name in loops and statements:
+                    cpu[name].append((loops[name].call(time.thread_time) - before) / statements * 1e6)
         tps = {k: sum(t for t, _ in v) / len(v) for k, v in samples.items()}
         p50 = {k: statistics.median(p for _, p in v) for k, v in samples.items()}
         ratio = tps["accounted"] / tps["plain"] if tps["plain"] else 0.0
+        cpu_us = {k: round(statistics.median(v), 1) if v else None for k, v in cpu.items()}
+        paired = statistics.median(a[0] / b[0] for a, b in zip(samples["accounted"], samples["plain"]) if b[0])
         added = p50["accounted"] - p50["plain"]
         memory: List[Dict[str, Any]] = []
         if memory_minutes > 0:
@@ -112,10 +127,16 @@ def run(rounds: int, seconds: float, threads: int, memory_minutes: float) -> Dic
                 round(cpu_per_statement(), 1), "loadavg": open("/proc/loadavg").read().split()[:3], "rounds": rounds, "seconds": seconds,
                 "threads": threads, "samples": samples, "tps": tps, "p50_us": p50,
                 "ratio": round(ratio, 4), "ratio_target": TARGET_RATIO, "ratio_met": ratio >= TARGET_RATIO,
+                "ratio_median_of_rounds": round(paired, 4), "proxy_cpu_us_per_statement": cpu_us,
+                "cpu_ratio": round(cpu_us["plain"] / cpu_us["accounted"], 4)
+                if cpu_us["plain"] and cpu_us["accounted"] else None,
+                "vs_direct": {k: round(tps[k] / tps["direct"], 4) if tps["direct"] else None
+                              for k in ("plain", "accounted")},
                 "added_p50_us": round(added, 1), "added_p50_target_us": TARGET_P50_US,
                 "added_p50_met": added <= TARGET_P50_US, "memory": memory}
     finally:
         plain.stop()
+        plain_loop.stop()
         accounted.stop()
         wire_loop.stop()
         ledger.close()
@@ -137,8 +158,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     except Exception as exc:  # noqa: BLE001
         sys.stderr.write("fiswatch bench wire: %s\n" % exc)
         return 1
-    print("throughput with/without accounting: %.3f (target >= %.2f) %s" % (
-        result["ratio"], TARGET_RATIO, "met" if result["ratio_met"] else "MISSED"))
+    print("throughput with/without accounting: %.3f (target >= %.2f) %s; median of the rounds' ratios %.3f" % (
+        result["ratio"], TARGET_RATIO, "met" if result["ratio_met"] else "MISSED", result["ratio_median_of_rounds"]))
+    print("throughput vs straight to the server: %.3f without accounting, %.3f with" % (
+        result["vs_direct"]["plain"] or 0.0, result["vs_direct"]["accounted"] or 0.0))
+    print("proxy loop CPU per statement: %s us without accounting, %s us with: cpu ratio %s (target >= %.2f)" % (
+        result["proxy_cpu_us_per_statement"]["plain"], result["proxy_cpu_us_per_statement"]["accounted"],
+        result["cpu_ratio"], TARGET_RATIO))
     print("p50 per statement: %.0f us without, %.0f us with: %+.0f us (target <= %.0f) %s" % (
         result["p50_us"]["plain"], result["p50_us"]["accounted"], result["added_p50_us"], TARGET_P50_US,
         "met" if result["added_p50_met"] else "MISSED"))

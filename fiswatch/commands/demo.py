@@ -113,14 +113,16 @@ class DemoHooks:
         self.actions: Dict[str, Callable[[], Optional[str]]] = {"f": lambda: self.key_failover("aurora"),
                                                                 "r": lambda: self.key_failover("rds"),
                                                                 "c": lambda: self.key_failover("crash")}
+        from fiswatch.lab.liveness import LabLiveness
+
+        self.liveness = LabLiveness(lab_dir)  # the columns and a banner say when the lab's daemon is gone
+        self.down, self.status_lines = self.liveness.down, self.liveness.status_lines
 
     def start(self, runner) -> None:
         """The run started (its first line is out): the lab's liveness watch, the notes, then the
         failovers on schedule."""
-        from fiswatch.lab.liveness import LabLiveness
-
         self._runner = runner
-        LabLiveness(self.lab_dir).start(runner.emit, runner.stop_event)  # says "lab daemon gone" if it dies
+        self.liveness.start(runner.emit, runner.stop_event)  # says "lab daemon gone" if it dies
         for note in self.notes:
             runner.emit(E.info(note))
         for delay, target in self.schedule:

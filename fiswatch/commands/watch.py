@@ -70,10 +70,10 @@ def run_watch(args: argparse.Namespace) -> int:
         say(str(exc))
         return EXIT_FAIL
     hooks = None
-    if exec_argv is not None:
+    if options.endpoints.lab is not None:  # the lab's liveness beside the run; with --exec, the program too
         from fiswatch.lab.exec_demo import watch_hooks
 
-        hooks = watch_hooks(exec_argv, options.endpoints.lab, endpoints, options.record)  # type: ignore[arg-type]
+        hooks = watch_hooks(exec_argv, options.endpoints.lab, endpoints, options.record)
     return watch(options, endpoints, nameserver, hooks=hooks)
 
 
@@ -147,9 +147,10 @@ def watch(options: WatchOptions, endpoints: Sequence[Endpoint], nameserver, hook
         outputs.append(Output(warning_sink(say, trouble.stderr_muted), "stderr"))
     outputs.extend(extras.outputs)
     keys: List[Tuple[str, str]] = list(extras.keys) + list(hooks.keys if hooks is not None else ())
-    runner = Runner(endpoints, specs, run_options, topology=extras.topology, status=extras.status_lines,
+    runner = Runner(endpoints, specs, run_options, topology=extras.topology,
+                    status=extras.status_lines or getattr(hooks, "status_lines", None),
                     outputs=outputs, record_path=record_path, keys=keys, inbox=inbox, stop_event=stop_event,
-                    programs=getattr(hooks, "programs", ()))
+                    programs=getattr(hooks, "programs", ()), down=getattr(hooks, "down", None))
     actions: Dict[str, Callable[[], None]] = {"pause": runner.toggle_pause}
     actions.update(extras.actions)
     if hooks is not None:

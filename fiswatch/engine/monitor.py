@@ -53,8 +53,9 @@ class Monitor:
                  topology: Optional[Callable[[str], Tuple[str, ...]]] = None,
                  status: Optional[Callable[[], Tuple[str, ...]]] = None,
                  keys: Sequence[Tuple[str, str]] = (), inbox: Optional[Inbox] = None,
-                 programs: Sequence = ()) -> None:
+                 programs: Sequence = (), down: Optional[Callable[[], str]] = None) -> None:
         self.probes = tuple(probes)
+        self.down = down  # "" or what is down under every endpoint (lab/liveness.py: the lab's daemon)
         self.programs = tuple(programs)  # each has `.snapshot`: a tuple of ProgramView, swapped whole (--exec)
         self.infos = dict(infos)
         self.watchers = tuple(watchers)
@@ -148,12 +149,13 @@ class Monitor:
 
     def _endpoint_views(self) -> Tuple[EndpointView, ...]:
         out = []
+        down = self.down() if self.down else ""
         for w in self.watchers:
             name = w.endpoint.name
             topo = self.topology(name) if self.topology else ()
             answer = w.answer  # one frozen value: the resolution and the answer before it, never torn
             out.append(EndpointView(name=name, host=w.endpoint.host, resolution=answer.latest,
-                                    previous_addresses=answer.previous, topology=tuple(topo or ())))
+                                    previous_addresses=answer.previous, topology=tuple(topo or ()), down=down))
         return tuple(out)
 
     def summary(self, view: Optional[View] = None) -> Event:

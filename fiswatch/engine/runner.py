@@ -123,7 +123,8 @@ class Runner:
                  status: Optional[Callable[[], Tuple[str, ...]]] = None,
                  outputs: Sequence[Output] = (), record_path: Optional[str] = None,
                  keys: Sequence[Tuple[str, str]] = (), inbox: Optional[Inbox] = None,
-                 stop_event: Optional[threading.Event] = None, programs: Sequence = ()) -> None:
+                 stop_event: Optional[threading.Event] = None, programs: Sequence = (),
+                 down: Optional[Callable[[], str]] = None) -> None:
         self.endpoints = tuple(endpoints)
         self.specs = tuple(specs)
         self.options = options
@@ -161,7 +162,8 @@ class Runner:
                                          wakes=[p.wake for p in self.probes if p.endpoint is ep and isinstance(p, Probe)])
                               for ep in self.endpoints)
         self.monitor = Monitor(self.probes, infos, self.watchers, stall_after=options.stall_after,
-                               topology=topology, status=status, keys=keys, inbox=inbox, programs=programs)
+                               topology=topology, status=status, keys=keys, inbox=inbox, programs=programs,
+                               down=down)
         self._thread = threading.Thread(target=self._monitor_loop, name="monitor", daemon=True)
 
     # -- lifecycle ---------------------------------------------------------------------------------------

@@ -78,35 +78,44 @@ def exec_argv_for_watch(command: str, lab: Optional[str]) -> List[str]:
 
 
 class LabOnly:
-    """The hooks of a `watch --lab` run: no keys, no jobs; only the lab's password to mask in the output."""
+    """The hooks of a `watch --lab` run: no keys, no jobs; the lab's password to mask in the output, and the
+    lab's liveness (lab/liveness.py: the columns and a banner say when its daemon is gone)."""
 
     keys: Tuple[Tuple[str, str], ...] = ()
 
-    def __init__(self, info: Any) -> None:
+    def __init__(self, info: Any, lab_dir: str) -> None:
+        from fiswatch.lab.liveness import LabLiveness
+
         self.info = info
         self.actions: Dict[str, Callable[[], None]] = {}
+        self.liveness = LabLiveness(lab_dir)
+        self.down, self.status_lines = self.liveness.down, self.liveness.status_lines
 
     def start(self, runner: Any) -> None:
-        pass
+        self.liveness.start(runner.emit, runner.stop_event)
 
     def before_stop(self, runner: Any) -> None:
         pass
 
 
-def watch_hooks(argv: List[str], lab: str, endpoints: Any, record: Optional[str]) -> "ExecAlongside":
-    """`watch --lab --exec`: the program beside the probes, as demo runs it; its log next to the record."""
+def watch_hooks(argv: Optional[List[str]], lab: str, endpoints: Any, record: Optional[str]) -> Any:
+    """`watch --lab`: the lab's liveness; with `--exec` (argv), the program beside the probes, as demo runs
+    it, its log next to the record."""
     from types import SimpleNamespace
 
     from fiswatch.lab import api
 
     lab_dir = lab or api.default_lab_dir()
+    inner = LabOnly(SimpleNamespace(endpoints=list(endpoints)), lab_dir)
+    if argv is None:
+        return inner
     if record:
         log_path = os.path.splitext(record)[0] + "-exec.log"
     else:
         runs = os.path.join(lab_dir, "runs")
         os.makedirs(runs, exist_ok=True)
         log_path = os.path.join(runs, time.strftime("watch-%Y%m%d-%H%M%S-exec.log"))
-    return ExecAlongside(LabOnly(SimpleNamespace(endpoints=list(endpoints))), argv, lab_dir, log_path)
+    return ExecAlongside(inner, argv, lab_dir, log_path)
 
 
 def mask(line: str, secret: Optional[str]) -> str:
@@ -136,6 +145,14 @@ class ExecAlongside:
     @property
     def keys(self) -> Tuple[Tuple[str, str], ...]:
         return tuple(self.inner.keys)
+
+    @property
+    def down(self) -> Callable[[], str]:
+        return self.inner.down
+
+    @property
+    def status_lines(self) -> Callable[[], Tuple[str, ...]]:
+        return self.inner.status_lines
 
     @property
     def programs(self) -> Tuple[Any, ...]:

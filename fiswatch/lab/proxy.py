@@ -22,7 +22,8 @@ client's (host, port) when it connects, returning a wire.session.Session or None
 session every chunk it forwards, both ways: the session frames the MySQL packets
 (wire/framing.py) and calls its behaviours (accounting, the Aurora query rewriter). What the
 client sends is forwarded as `session.from_client` returns it (the same bytes unless a rewriter
-changed a packet); what the server sends is observed and forwarded as it is, never delayed.
+changed a packet); what the server sends is forwarded as it is, then observed (never delayed by
+the session), and so is what the client sends to a session without a rewriter.
 `rewriter` (a factory of aurora.QueryRewriter-like objects) is a shorthand for a session with
 that rewriter and no other behaviour.
 A proxy given `tls` (fiswatch/lab/tls.py `session_factory`) terminates TLS under the session:
@@ -132,23 +133,30 @@ class _Connection:
         if self.fenced or self.closed:
             return  # read and dropped
         # the session (framing, accounting, answers) sees plaintext both ways: what the server
-        # sends before TLS encrypts it for the client, what the client sends after TLS decrypts it
+        # sends before TLS encrypts it for the client, what the client sends after TLS decrypts it;
+        # one that only observes (no rewriter) reads a chunk once it is forwarded: never held up by it
+        session, plain = self.session, data
         if from_upstream:
-            if self.session is not None:
-                self.session.from_server(data)
             if self.tls is not None:
                 data = self.tls.from_server(data)
-                if not data or self.closed:
-                    return
-        else:
-            if self.tls is not None:
-                data = self.tls.from_client(data)
-                if not data or self.closed:
-                    return
-            if self.session is not None:
-                data = self.session.from_client(data)
-                if not data:
-                    return
+            if data and not self.closed:
+                self._send(True, data)
+            if session is not None:
+                session.from_server(plain)
+            return
+        if self.tls is not None:
+            data = self.tls.from_client(data)
+            if not data or self.closed:
+                return
+        if session is not None and not getattr(session, "observes_only", False):
+            data, session = session.from_client(data), None
+            if not data:
+                return
+        self._send(False, data)
+        if session is not None:
+            session.from_client(data)
+
+    def _send(self, from_upstream: bool, data: bytes) -> None:
         if not from_upstream and (self.server is None or self.server.transport is None):
             self.pending.append(data)
             return

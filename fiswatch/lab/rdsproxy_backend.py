@@ -14,6 +14,7 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from fiswatch.lab import rdsproxy_wire as W
 from fiswatch.lab.wire import framing as F
+from fiswatch.lab.wire import payload as P
 
 POLL = 0.2  # seconds between two rounds of questions to the instances
 ASK_TIMEOUT = 0.5  # seconds an instance has to answer (connect, login, query)
@@ -54,7 +55,7 @@ class ServerSession:
                 if payload[:1] == b"\x00":
                     return cls(instance, reader, writer, hello)
                 if payload[:1] == b"\xff":
-                    raise BackendError(F.parse_answer(payload).message, payload)
+                    raise BackendError(P.parse_answer(payload).message, payload)
                 salt = W.switch_salt(payload) if payload[:1] == b"\xfe" else None
                 if salt is None:
                     raise BackendError("the server asked for an authentication the lab's RDS Proxy does not speak")
@@ -78,7 +79,7 @@ class ServerSession:
         while True:
             _seq, payload, _more = await self.read()
             if payload[:1] == b"\xff":
-                raise BackendError(F.parse_answer(payload).message, payload)
+                raise BackendError(P.parse_answer(payload).message, payload)
             state = end.state
             done = end.feed(payload)
             if state == W.ROWS and not done and rows == 0:

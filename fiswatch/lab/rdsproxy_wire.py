@@ -14,6 +14,7 @@ import os
 from typing import NamedTuple, Optional, Tuple
 
 from fiswatch.lab.wire import framing as F
+from fiswatch.lab.wire import payload as P
 
 NATIVE = b"mysql_native_password"
 CLIENT_LONG_PASSWORD, CLIENT_FOUND_ROWS, CLIENT_LONG_FLAG = 0x1, 0x2, 0x4
@@ -241,12 +242,12 @@ class AnswerEnd:
             return True
         if self.state == FIRST:
             if first == b"\x00" and self.command == F.COM_STMT_PREPARE:
-                _id, columns, params = F.parse_prepare_ok(payload)
+                _id, columns, params = P.parse_prepare_ok(payload)
                 self.left = (params + 1 if params else 0) + (columns + 1 if columns else 0)
                 self.state = PREPARE
                 return self.left == 0
             if first == b"\x00":
-                return self._ended(F.parse_answer(payload).status)
+                return self._ended(P.parse_answer(payload).status)
             c = _Cursor(payload, "column count")
             self.left = c.lenenc()
             self.state = COLUMNS
@@ -265,7 +266,7 @@ class AnswerEnd:
                     return True
                 self.state = ROWS
                 return False
-            return self._ended(F.parse_answer(payload).status)
+            return self._ended(P.parse_answer(payload).status)
         return False
 
     def _ended(self, status: int) -> bool:

@@ -93,6 +93,7 @@ def plain_lines(view: View, width: int = 80) -> List[str]:
         lines.append(T.truncate(state_line(p, name_w, max(10, width - name_w - 2)), width).rstrip())
     for program in view.programs:  # --exec: the program measured from the wire
         lines.append(T.truncate(program_text(program), width).rstrip())
+    lines += [T.truncate(line, width).rstrip() for line in view.status]  # e.g. the lab's daemon gone
     return lines
 
 
@@ -126,7 +127,7 @@ def warning_sink(write_line: Callable[[str], None],
     """
     def sink(view: View, events: List[Event]) -> None:
         for ev in events:
-            if ev.event == E.WARNING:
+            if ev.event == E.WARNING or (ev.event == E.LAB_DAEMON and ev.get("state") == "gone"):
                 message = ev.get("message")
                 if message and not muted(str(message)):
                     write_line("warning: %s" % message)

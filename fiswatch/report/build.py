@@ -48,7 +48,7 @@ from fiswatch import events as E
 from fiswatch.report.coerce import as_dict, as_float, as_int, as_list, as_text
 from fiswatch.report.digest import Digest, ProbeColumns, digest
 from fiswatch.report.model import (EndpointWrites, Gap, LabFailover, OutagePair, ProbeReport, Report, VerifyCheck,
-                                   Window, failovers_for)
+                                   Window, failover_end, failovers_for)
 from fiswatch.report.timeline import dns_changes, lab_failovers, overlap, pause_windows, subtract, timeline_markers
 
 FAULT_STATES = frozenset(["STALLED", "ERROR", "RECONNECTING"])
@@ -119,7 +119,8 @@ def build_report(events: Union[Iterable[Dict[str, Any]], Digest], notes: Sequenc
                   complete=summary is not None, verified=verified, pauses=tuple(pauses), verify_caveats=caveats,
                   checks=checks, writes=_endpoint_writes(probes, found, checks),
                   record_path=record_path, run=found.run, runs=max(1, found.runs),
-                  unverified_reasons=_unverified_reasons(evs))
+                  unverified_reasons=_unverified_reasons(evs),
+                  lab_daemon=tuple((e["ts"], as_text(e.get("state"))) for e in evs if e["event"] == E.LAB_DAEMON))
 
 
 def _verdict(ev: Dict[str, Any]) -> str:
@@ -213,8 +214,16 @@ def _probe_report(name: str, meta: Dict[str, Any], mine: List[Dict[str, Any]], c
         address_after=addresses[-1] if addresses else None, addresses=_in_turn(addresses), final_state=final_state,
         latency_ms_mean=None if mean is None else round(mean, 2),
         latency_ms_worst=max(lat for _, lat in latencies) if latencies else None,
-        outages=_outage_pairs(gaps, failovers, own_pauses), refused_at=wire["refused_at"] if wire else None,
+        outages=_outage_pairs(gaps, [(n, f) for n, f in failovers if failover_end(f) >= first_seen(mine, writes, wire)],
+                              own_pauses), refused_at=wire["refused_at"] if wire else None,
         reads=columns.reads)
+
+
+def first_seen(mine: List[Dict[str, Any]], writes: Sequence[float], wire: Optional[Dict[str, Any]]) -> float:
+    """When the client was first seen (-inf: never): its first event or write; a wire client's one event
+    comes at the end, its first write and fault are in it. A failover over before then is not its own."""
+    seen = [e["ts"] for e in mine[:1] if e["event"] != E.WIRE_CLIENT] + list(writes[:1]) + list(wire["faults"] if wire else [])
+    return min(seen) if seen else float("-inf")
 
 
 def _wire_facts(evs: List[Dict[str, Any]]) -> Optional[Dict[str, Any]]:

@@ -81,8 +81,14 @@ def comparison_lines(report: Any, width: int = 80, endpoint: str = "aurora") -> 
         head += ", promoted %s" % _t(report, promote)
     if flip is not None:
         head += ", DNS changed %s" % _t(report, flip)
-    cells = [(p.backend, ) + verdict(_for(p, failover), promote, flip) for p in probes]
+    cells = [(p.backend, ) + (verdict(_for(p, failover), promote, flip) if _paired(p, failover) else
+                              ("started later", "not running then")) for p in probes]
     return [truncate(head, width)] + side_by_side(cells, width)
+
+
+def _paired(probe: Any, failover: Any) -> bool:
+    """Whether the report paired this failover with the probe (it ran then; see report.model.failovers_for)."""
+    return any(o.failover is failover for o in getattr(probe, "outages", ()))
 
 
 def _for(probe: Any, failover: Any) -> Any:

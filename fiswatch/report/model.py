@@ -218,6 +218,7 @@ class Report:
     run: Optional[int] = None  # the run read (--run N), None when the record holds one
     runs: int = 1  # runs in the record
     unverified_reasons: Tuple[Tuple[str, str], ...] = ()  # (endpoint, why) from the run's "not verified" warnings
+    lab_daemon: Tuple[Tuple[float, str], ...] = ()  # (ts, gone | back) of `lab_daemon` events: not failovers
 
     @property
     def duration(self) -> float:
@@ -250,10 +251,36 @@ def failover_target(endpoint: str) -> str:
     return endpoint[:-len("-proxy")] if endpoint.endswith("-proxy") else endpoint
 
 
-def failovers_for(failovers: Sequence[LabFailover], endpoint: str,
-                  endpoints: Sequence[str]) -> List[Tuple[int, LabFailover]]:
-    """(number, failover) of every failover of `endpoint`, in order (numbers are 1-based)."""
-    mine = [(n, f) for n, f in enumerate(failovers, 1) if f.target == failover_target(endpoint)]
-    if not mine and len(set(endpoints)) == 1:
+def failovers_for(failovers: Sequence[LabFailover], endpoint: str, endpoints: Sequence[str],
+                  since: Optional[float] = None) -> List[Tuple[int, LabFailover]]:
+    """(number, failover) of every failover of `endpoint`, in order (numbers are 1-based).
+
+    A failover is the endpoint's when it targets it (`aurora-ro` is `aurora`'s reader name). Only when
+    the run has one endpoint, named nothing the lab fails over (`watch --endpoint db=...` against the
+    lab), are the run's failovers taken as its own. `since`: when the client was first seen; a
+    failover over before that did not happen to it (a program started later).
+
+    >>> fo = [LabFailover("aurora", False, 10.0, 10.0, 14.0), LabFailover("rds", False, 30.0, 30.0, 33.0)]
+    >>> [n for n, _ in failovers_for(fo, "aurora", ["aurora"])], [n for n, _ in failovers_for(fo, "db", ["db"])]
+    ([1], [1, 2])
+    >>> [n for n, _ in failovers_for(fo, "db", ["db"], since=20.0)]
+    [2]
+    """
+    base = failover_target(endpoint[:-3] if endpoint.endswith("-ro") else endpoint)
+    mine = [(n, f) for n, f in enumerate(failovers, 1) if f.target == base]
+    if not mine and len(set(endpoints)) == 1 and base not in LAB_TARGETS:
         mine = list(enumerate(failovers, 1))  # one endpoint in the run: the failovers are its own
+    if since is not None:
+        mine = [(n, f) for n, f in mine if failover_end(f) >= since]
     return mine
+
+
+LAB_TARGETS = ("aurora", "rds", "maz")  # what `fiswatch lab failover` fails over (lab/layout.py endpoints)
+
+
+def failover_end(f: LabFailover) -> float:
+    """When a failover was over: its outage's end, else its last step (still running: no end)."""
+    if f.outage_end is not None:
+        return f.outage_end
+    steps = [ts for ts, step, _ in f.steps]
+    return float("inf") if not any(step == "done" for _, step, _ in f.steps) else max(steps + [f.started])

@@ -86,6 +86,7 @@ def headline(report: Report) -> List[str]:
         else:
             lines.append("Lab %s %s%s started %s, not finished" % (
                 fo.kind, label, " (crash)" if fo.crash else "", at(report, fo.started)))
+    lines += lab_daemon_lines(report)
     if report.pauses:
         lines.append("Paused (key p): %s%s; not counted in write gaps" % (
             "; ".join(pause_text(report, w) for w in report.pauses[:4]),
@@ -107,6 +108,19 @@ def headline(report: Report) -> List[str]:
             lines.append("DNS %s: %s, no flip seen" % (item.endpoint, ",".join(item.initial)))
     lines += writes_lines(report)
     return lines
+
+
+def lab_daemon_lines(report: Report) -> List[str]:
+    """The lab's daemon died under the run: what the probes saw from then on is not a failover's doing."""
+    out = []
+    for k, (ts, state) in enumerate(report.lab_daemon):
+        if state != "gone":
+            continue
+        back = next((t for t, s in report.lab_daemon[k + 1:] if s == "back"), None)
+        out.append("Lab daemon gone %s%s: its proxies and DNS stopped, not a failover" % (
+            "at " + at(report, ts) if back is None else "%s..%s" % (at(report, ts), at(report, back)),
+            "" if back is None else " (then back)"))
+    return out
 
 
 CHECK_LATER = "  check them later: "  # the command line under a NOT VERIFIED line (never cut)

@@ -20,13 +20,15 @@ def endpoint_header(name: str, ep: Optional[EndpointView], width: int) -> Line:
     if ep is not None:
         res = ep.resolution
         how = "dns" if res is None or res.source == "dns" else res.source  # literal | hosts
-        if res is not None and res.addresses:
+        if ep.down:  # the lab's daemon is gone: its DNS timeouts say nothing about a failover
+            parts.append((" " + ep.down, "error"))
+        elif res is not None and res.addresses:
             parts.append((" %s %s" % (how, ",".join(res.addresses)), "normal"))
         elif res is not None:
             parts.append((" %s %s" % (how, res.error or "empty"), "error"))
-        if ep.previous_addresses:
+        if ep.previous_addresses and not ep.down:
             parts.append((" was %s" % ",".join(ep.previous_addresses), "warn"))
-        if res is not None and res.ttl is not None:
+        if res is not None and res.ttl is not None and not ep.down:
             parts.append((" ttl %d" % res.ttl, "dim"))
         if ep.host and (res is None or ep.host not in res.addresses):
             parts.append((" " + ep.host, "dim"))
@@ -73,7 +75,10 @@ def probe_column(probe: ProbeView, ep: Optional[EndpointView], width: int, rows:
         address = T.fit(candidates, width - len(mark)) + mark  # the mark outranks "was": detail shows that
     lines.append(Line.of(address, ("ok" if info.follows_topology else "warn") if stale
                          else ("normal" if snap.address else "dim")))
-    lines.append(detail_line(probe, address, width))
+    if ep is not None and ep.down and probe.state is not State.OK:  # its errors are the lab's daemon gone
+        lines.append(Line.of(T.truncate(ep.down + ": not a failover", width), "error"))
+    else:
+        lines.append(detail_line(probe, address, width))
 
     row_style = "normal" if probe.state == State.OK else "dim"
     shown = [Line.of(T.truncate(T.row_text(r), width), row_style) for r in snap.rows[:rows]]

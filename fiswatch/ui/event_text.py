@@ -142,6 +142,7 @@ EVENT_TEXT: Mapping[str, Callable[[Event], str]] = {
     E.WRITE: _write_text, E.WRITE_IN_DOUBT: _write_in_doubt_text, E.FAILOVER: _failover_text, E.LAB: _lab_text,
     E.TOPOLOGY: _topology_text, E.EXPERIMENT: _experiment_text, E.INFO: _info_text, E.WARNING: _warning_text,
     E.VERIFY: _verify_text, E.RUN_START: _run_start_text, E.SUMMARY: _summary_text,
+    E.LAB_DAEMON: lambda ev: str(ev.get("message", "")),
 }
 
 
@@ -165,7 +166,7 @@ def _verify_style(ev: Event) -> str:
 EVENT_STYLE: Mapping[str, Union[str, Callable[[Event], str]]] = {
     E.STATE: _state_event_style, E.VERIFY: _verify_style,
     E.ERROR: "error", E.WRITE_IN_DOUBT: "error",
-    E.DNS: "warn", E.LAB: "warn", E.TOPOLOGY: "warn", E.EXPERIMENT: "warn", E.WARNING: "warn",
+    E.DNS: "warn", E.LAB: "warn", E.TOPOLOGY: "warn", E.EXPERIMENT: "warn", E.WARNING: "warn", E.LAB_DAEMON: "error",
     E.CONNECT: "ok", E.FAILOVER: "ok",
 }
 

@@ -39,6 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from fiswatch.lab.wire import framing as F
+from fiswatch.lab.wire import payload as P
 from fiswatch.lab.wire.classify import BEGIN, COMMIT, ROLLBACK, USE, WRITE, Statement, classify
 from fiswatch.lab.wire.owner import pid_of_connection, process_facts
 from fiswatch.lab.wire.session import Session
@@ -174,7 +175,7 @@ class Accounting:
         self._reached = False
 
     # --- session hooks ----------------------------------------------------------------------
-    def on_handshake(self, hs: F.HandshakeResponse) -> None:
+    def on_handshake(self, hs: P.HandshakeResponse) -> None:
         self.schema = hs.database
         pid = None
         raw = hs.attributes.get("_pid", "")
@@ -210,18 +211,18 @@ class Accounting:
         elif command == F.COM_STMT_PREPARE:
             self.preparing = classify(packet.head[1:])
         elif command == F.COM_STMT_EXECUTE:
-            self.statement = self.prepared.get(F.statement_id(packet.head))
+            self.statement = self.prepared.get(P.statement_id(packet.head))
         elif command == F.COM_STMT_CLOSE:
-            self.prepared.pop(F.statement_id(packet.head), None)
+            self.prepared.pop(P.statement_id(packet.head), None)
         elif command == F.COM_INIT_DB:
             self.statement = Statement(USE, schema=packet.head[1:].decode("utf-8", "replace"))
 
-    def on_answer(self, command: Optional[int], packet: F.Packet, answer: Optional[F.Answer]) -> None:
+    def on_answer(self, command: Optional[int], packet: F.Packet, answer: Optional[P.Answer]) -> None:
         now = time.time()
         c = self.client
         if command == F.COM_STMT_PREPARE:
             if answer is None and self.preparing is not None and len(self.prepared) < MAX_STATEMENTS:
-                self.prepared[F.parse_prepare_ok(packet.head)[0]] = self.preparing
+                self.prepared[P.parse_prepare_ok(packet.head)[0]] = self.preparing
             self.preparing = None
             return
         if answer is None:
@@ -270,7 +271,7 @@ class Accounting:
         self.prepared.clear()
 
     # --- internals ----------------------------------------------------------------------------
-    def _note_insert(self, st: Statement, answer: F.Answer) -> None:
+    def _note_insert(self, st: Statement, answer: P.Answer) -> None:
         if st.insert_table is None:
             self.client.not_verifiable("UPDATE/DELETE/LOAD (no id to look up)", max(1, answer.affected_rows))
             return

@@ -18,6 +18,9 @@ _NAME = rb"(?:`(?:[^`]|``)+`|[A-Za-z0-9_$]+)"
 _INSERT = re.compile(rb"(?:INSERT|REPLACE)\s+(?:(?:LOW_PRIORITY|DELAYED|HIGH_PRIORITY|IGNORE)\s+)*(?:INTO\s+)?"
                      rb"(" + _NAME + rb"(?:\s*\.\s*" + _NAME + rb")?)", re.I)
 _USE = re.compile(rb"USE\s+(" + _NAME + rb")", re.I)
+_NAMES = re.compile(_NAME)
+_ROLLBACK_TO = re.compile(rb"ROLLBACK\s+(?:WORK\s+)?TO\b", re.I)
+_LETTER = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
 
 class Statement(NamedTuple):
@@ -38,14 +41,17 @@ def classify(text: bytes) -> Statement:
     >>> classify(b"ROLLBACK TO SAVEPOINT a").kind, classify(b"use `test``db`").schema
     ('other', 'test`db')
     """
-    lead = _LEAD.match(text)
-    start = lead.end() if lead else 0
+    if text[:1] and text[0] in _LETTER:  # the common case: no blank or comment before the keyword
+        start = 0
+    else:
+        lead = _LEAD.match(text)
+        start = lead.end() if lead else 0
     word = _WORD.match(text, start)
     if word is None:
         return Statement(OTHER)
     key = word.group(0).upper()
     kind = _WRITES.get(key, OTHER)
-    if kind == ROLLBACK and re.match(rb"ROLLBACK\s+(?:WORK\s+)?TO\b", text[start:start + 64], re.I):
+    if kind == ROLLBACK and _ROLLBACK_TO.match(text, start, start + 64):
         return Statement(OTHER)  # to a savepoint: the transaction goes on
     if kind == WRITE and key in (b"INSERT", b"REPLACE"):
         m = _INSERT.match(text, start)
@@ -57,7 +63,11 @@ def classify(text: bytes) -> Statement:
 
 
 def _unquote(name: bytes) -> str:
-    parts = re.findall(_NAME, name)
+    if b"`" not in name:
+        if b"." not in name:
+            return name.decode("utf-8", "replace")
+        return ".".join(part.strip().decode("utf-8", "replace") for part in name.split(b"."))  # db . t -> db.t
+    parts = _NAMES.findall(name)
     out = []
     for part in parts:
         if part.startswith(b"`"):

@@ -30,8 +30,9 @@ def check(lab_dir: str, inserts: Dict[str, List[List[int]]], unverifiable: Dict[
         by_endpoint.setdefault(endpoint, []).append((table, ranges))
     for endpoint, tables in by_endpoint.items():
         try:
-            writer = info.instance(endpoint, "writer")
-            spec = next(s for s in L.INSTANCES if s.name == writer.name)
+            # Aurora's and the Multi-AZ cluster's writer, RDS's primary
+            writer = next(i for i in info.instances if i.cluster == endpoint and i.role in ("writer", "primary"))
+            spec = L.spec_by_name(writer.name)
             socket_path = L.Layout(dir=info.dir).server_socket(spec)
             conn = root_connect(socket_path, 10.0)
         except Exception as exc:  # noqa: BLE001

@@ -15,9 +15,10 @@ behaviours hear on_unmeasured once with the reason. Nothing here raises into the
 State per session is bounded: one packet head per direction (framing.KEEP bytes) and the command
 in flight; sessions keep nothing per statement.
 """
-from typing import Any, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from fiswatch.lab.wire import framing as F
+from fiswatch.lab.wire import payload as P
 
 GREETING, HANDSHAKE, AUTH, COMMAND, UNMEASURED, CLOSED = "greeting", "handshake", "auth", "command", \
     "not measured", "closed"
@@ -26,7 +27,9 @@ GREETING, HANDSHAKE, AUTH, COMMAND, UNMEASURED, CLOSED = "greeting", "handshake"
 class Session:
     def __init__(self, behaviours: Sequence[Any] = (), rewriter: Any = None, keep: int = F.KEEP) -> None:
         self.behaviours: List[Any] = list(behaviours)
+        self._hooks: Dict[str, List[Any]] = {}  # hook name -> the behaviours' bound methods (looked up once)
         self.rewriter = rewriter
+        self.observes_only = rewriter is None  # the proxy may forward a client chunk before it reads it
         self.phase = GREETING
         self.reason = ""
         self.server_caps = 0
@@ -80,7 +83,7 @@ class Session:
     def _server_packet(self, packet: F.Packet) -> bool:
         try:
             if self.phase == GREETING:
-                greeting = F.parse_greeting(packet.head)
+                greeting = P.parse_greeting(packet.head)
                 self.server_caps = greeting.capabilities
                 self.phase = HANDSHAKE
             elif self.phase == AUTH:
@@ -89,14 +92,14 @@ class Session:
                     self.phase = COMMAND
                     self._call("on_authenticated")
                 elif first == b"\xff":
-                    answer = F.parse_answer(packet.head, self.client_caps)
+                    answer = P.parse_answer(packet.head, self.client_caps)
                     self._call("on_answer", None, packet, answer)
             elif self.phase == COMMAND and self._pending is not None and packet.seq == self._answer_seq:
                 command, self._pending = self._pending, None
                 if command == F.COM_STMT_PREPARE and packet.head[:1] == b"\x00":
                     answer = None  # the behaviour reads the statement id from the packet
                 else:
-                    answer = F.parse_answer(packet.head, self.client_caps)
+                    answer = P.parse_answer(packet.head, self.client_caps)
                 self._call("on_answer", command, packet, answer)
         except F.Malformed as exc:
             self._unmeasured(str(exc))
@@ -107,7 +110,7 @@ class Session:
     def _handshake(self, packet: F.Packet) -> None:
         if packet.seq != 1:
             raise F.Malformed("client handshake with sequence id %d, not 1" % packet.seq)
-        response = F.parse_handshake_response(packet.head)
+        response = P.parse_handshake_response(packet.head)
         self.client_caps = response.capabilities
         if response.ssl_request or response.capabilities & F.CLIENT_SSL:
             self._unmeasured("TLS: the session is encrypted")
@@ -143,7 +146,8 @@ class Session:
                     pass
 
     def _call(self, name: str, *args: Any) -> None:
-        for behaviour in self.behaviours:
-            hook = getattr(behaviour, name, None)
-            if hook is not None:
-                hook(*args)
+        hooks = self._hooks.get(name)
+        if hooks is None:
+            hooks = self._hooks[name] = [h for h in (getattr(b, name, None) for b in self.behaviours) if h is not None]
+        for hook in hooks:
+            hook(*args)
