@@ -263,11 +263,11 @@ def test_lab_exec_schedules_a_crash_like_a_failover(lab, tmp_path):
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--crash aurora: say ENDPOINT@SECONDS" in bad.stderr
     (tmp_path / "writer.py").write_text(WRITER)
     junit = tmp_path / "gate.xml"
-    result = _gate(lab.dir, tmp_path, "--crash", "aurora@3", "--expect", "max-gap=30", "--expect", "lost=0",
-                   "--expect", "recovered", "--junit", str(junit), "--", sys.executable, "writer.py", "14")
+    result = _gate(lab.dir, tmp_path, "--crash", "aurora@6", "--expect", "max-gap=30", "--expect", "lost=0",
+                   "--expect", "recovered", "--junit", str(junit), "--", sys.executable, "writer.py", "17")
     assert result.returncode == 0, result.stderr
     cases, _ = _junit(junit)
-    assert cases == {"crash aurora@3": True, "max-gap=30": True, "lost=0": True, "recovered": True}
+    assert cases == {"crash aurora@6": True, "max-gap=30": True, "lost=0": True, "recovered": True}
     assert "lost writes: 0 of" in result.stderr
 
 

@@ -62,17 +62,17 @@ def test_bad_expect_is_one_line_and_exit_2_before_anything_starts(tmp_path):
 def test_a_pymysql_writer_through_an_aurora_failover_passes_and_fails_expectations(lab, tmp_path):
     (tmp_path / "writer.py").write_text(WRITER)
     junit = tmp_path / "gate.xml"
-    result = _gate(lab.dir, tmp_path, "--failover", "aurora@3", "--expect", "max-gap=60", "--expect", "lost=0",
+    result = _gate(lab.dir, tmp_path, "--failover", "aurora@6", "--expect", "max-gap=60", "--expect", "lost=0",
                    "--expect", "recovered", "--expect", "aurora:max-gap=0.5", "--junit", str(junit),
                    "--json", str(tmp_path / "v.json"), "--record", str(tmp_path / "r.jsonl"),
-                   "--", sys.executable, "writer.py", "22")
+                   "--", sys.executable, "writer.py", "25")
     assert result.returncode == 3, result.stderr
     failed = [line for line in result.stderr.splitlines() if "expectation failed" in line]
     assert len(failed) == 1 and "aurora:max-gap=0.5" in failed[0] and "failover 1 (aurora): gap" in failed[0]
     assert "at the DNS change" in result.stderr  # a DNS-following client, as the probes' PyMySQL
     assert "lost writes: 0 of" in result.stderr
     cases, suite = _junit(junit)
-    assert cases == {"failover aurora@3": True, "max-gap=60": True, "lost=0": True, "recovered": True,
+    assert cases == {"failover aurora@6": True, "max-gap=60": True, "lost=0": True, "recovered": True,
                      "aurora:max-gap=0.5": False}
     assert suite.get("failures") == "1"
     import json
@@ -86,11 +86,11 @@ def test_a_pymysql_writer_through_an_aurora_failover_passes_and_fails_expectatio
 
 
 def test_the_mysql_cli_in_a_loop_through_a_failover_is_measured(lab, tmp_path):
-    loop = ('end=$(($(date +%s)+24)); while [ $(date +%s) -lt $end ]; do '
+    loop = ('end=$(($(date +%s)+27)); while [ $(date +%s) -lt $end ]; do '
             'timeout 5 mysql --connect-timeout=2 -h "$FISWATCH_LAB_AURORA_HOST" -u "$FISWATCH_LAB_USER" "$FISWATCH_LAB_DATABASE" '
             '-e "CREATE TABLE IF NOT EXISTS gate_cli (id BIGINT AUTO_INCREMENT PRIMARY KEY, v INT); '
             'INSERT INTO gate_cli (v) VALUES (1)" 2>/dev/null; sleep 0.1; done')
-    result = _gate(lab.dir, tmp_path, "--failover", "aurora@3", "--expect", "max-gap=60", "--expect", "lost=0",
+    result = _gate(lab.dir, tmp_path, "--failover", "aurora@6", "--expect", "max-gap=60", "--expect", "lost=0",
                    "--expect", "recovered", "--json", str(tmp_path / "v.json"), "--", "sh", "-c", loop)
     assert result.returncode == 0, result.stderr
     import json
@@ -193,12 +193,12 @@ CONNECTOR = textwrap.dedent("""\
 
 def test_mysql_connector_without_a_read_timeout_is_measured_as_never_recovered(lab, tmp_path):
     (tmp_path / "connector.py").write_text(CONNECTOR)
-    result = _gate(lab.dir, tmp_path, "--failover", "aurora@2", "--expect", "recovered", "--expect", "lost=0",
-                   "--junit", str(tmp_path / "j.xml"), "--", "timeout", "-s", "KILL", "22", sys.executable,
+    result = _gate(lab.dir, tmp_path, "--failover", "aurora@6", "--expect", "recovered", "--expect", "lost=0",
+                   "--junit", str(tmp_path / "j.xml"), "--", "timeout", "-s", "KILL", "26", sys.executable,
                    "connector.py")
     assert result.returncode == 3, result.stderr
     assert "failover 1 (aurora at t+" in result.stderr and ": hung, no write for" in result.stderr
     failed = [line for line in result.stderr.splitlines() if "expectation failed" in line]
     assert len(failed) == 1 and "recovered" in failed[0] and "hung" in failed[0]
     cases, _ = _junit(tmp_path / "j.xml")
-    assert cases == {"failover aurora@2": True, "recovered": False, "lost=0": True}
+    assert cases == {"failover aurora@6": True, "recovered": False, "lost=0": True}

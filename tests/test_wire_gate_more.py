@@ -81,9 +81,9 @@ def test_stale_dns_needs_an_aurora_failover_and_a_good_value_before_anything_sta
 @pytest.mark.parametrize("pool", ["plain", "pre_ping"])
 def test_a_sqlalchemy_pool_through_a_stale_dns_failover_is_on_a_demoted_writer(lab, tmp_path, pool):  # noqa: F811
     (tmp_path / "pool.py").write_text(POOL)
-    result = _gate(lab.dir, tmp_path, "--failover", "aurora@3", "--stale-dns", "5", "--profile", "quick",
+    result = _gate(lab.dir, tmp_path, "--failover", "aurora@6", "--stale-dns", "5", "--profile", "quick",
                    "--expect", "recovered", "--expect", "lost=0", "--junit", str(tmp_path / "j.xml"),
-                   "--json", str(tmp_path / "v.json"), "--", sys.executable, "pool.py", pool, "30")
+                   "--json", str(tmp_path / "v.json"), "--", sys.executable, "pool.py", pool, "33")
     assert result.returncode == 3, result.stderr
     assert ": on a demoted writer, writes refused for" in result.stderr, result.stderr
     failed = [line for line in result.stderr.splitlines() if "expectation failed" in line]
@@ -95,7 +95,7 @@ def test_a_sqlalchemy_pool_through_a_stale_dns_failover_is_on_a_demoted_writer(l
     assert refused >= 10 and refused == printed, (refused, printed)
     assert "%d writes refused 1290/1836 by a read-only server" % refused in result.stderr
     assert doc["endpoints"]["aurora"]["errors"] == refused  # each refusal counted once (not twice)
-    assert _junit(tmp_path / "j.xml") == {"failover aurora@3": True, "recovered": False, "lost=0": True}
+    assert _junit(tmp_path / "j.xml") == {"failover aurora@6": True, "recovered": False, "lost=0": True}
 
 
 def test_a_failover_where_the_program_never_wrote_is_not_measured_not_a_pass(lab, tmp_path):  # noqa: F811
