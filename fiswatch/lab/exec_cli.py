@@ -14,8 +14,8 @@ from fiswatch.lab.exec import ENV_NAMES, say
 def add_exec_parser(actions: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
     p = actions.add_parser(
         "exec", help="run your own program against the lab: the system resolver answers the lab's names",
-        usage="fiswatch lab exec [--dir DIR] [--aws] [--failover ENDPOINT@S] [--crash ENDPOINT@S] [--expect EXP] [--junit FILE] "
-              "[--json FILE] [--record FILE] -- COMMAND [ARGS...]",
+        usage="fiswatch lab exec [--dir DIR] [--aws] [--failover ENDPOINT@S] [--crash ENDPOINT@S] "
+              "[--patch aurora@S] [--expect EXP] [--junit FILE] [--json FILE] [--record FILE] -- COMMAND [ARGS...]",
         epilog="examples: fiswatch lab exec -- mysql -h fiswatch-lab.cluster-c0ffee.lab.rds.local -u fiswatch testdb; "
                "fiswatch lab exec --aws -- python3 workshop_script.py (docs/lab.md)",
         description="Run COMMAND so that its system resolver answers the lab's names from the lab's DNS server "

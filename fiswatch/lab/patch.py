@@ -8,7 +8,9 @@ during the restart statements wait, afterwards each kept session gets a new serv
 its schema and session variables replayed. Connections by the cluster name are not kept (the lab's
 limit: only the proxy owns sessions); `--no-zdp` drops the proxy's sessions too.
 
-`patch_in_daemon` runs inside the lab daemon (its `patch` request); `run_patch` is the command.
+`patch_in_daemon` runs inside the lab daemon (its `patch` request); `run_patch` is the command, which
+runs it as an outage (lab/patch_run.py: the failover lock, `lab` events with outage = patch) and refuses
+a lab without its RDS Proxy.
 """
 import argparse
 import json
@@ -65,26 +67,26 @@ def add_patch_parser(actions: Any, common: Any) -> None:
 
 
 def run_patch(args: argparse.Namespace, lab_dir: str) -> int:
-    import os
-
-    from fiswatch.lab.control import ControlError, request
-    from fiswatch.lab.layout import CONTROL_SOCKET
+    """The command: one line and exit 2 when the request cannot run (no RDS Proxy, another outage runs)."""
+    from fiswatch.lab.api import LabError, lab_status
+    from fiswatch.lab.crash import CrashError
+    from fiswatch.lab.patch_run import run_patch_outage, sessions_text
 
     try:
-        result = request(os.path.join(lab_dir, CONTROL_SOCKET), "patch", timeout=180, target=args.target,
-                         zdp=not args.no_zdp)
-    except ControlError as exc:
+        lab_status(lab_dir)  # one line when no lab runs there
+        result = run_patch_outage(lab_dir, args.target, zdp=not args.no_zdp,
+                                  echo=None if args.json else lambda line: print(line, flush=True))
+    except CrashError as exc:
+        print("fiswatch lab patch: %s" % exc, file=sys.stderr)
+        return 2 if exc.usage else 1
+    except LabError as exc:
         print("fiswatch lab patch: %s" % exc, file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(result, sort_keys=True))
         return 0
-    kept = result["sessions"]
     print("%s: %s engine restarted in %.1fs (%s)" % (
         result["target"], result["instance"], result["seconds"],
         "zero-downtime patching" if result["zdp"] else "ZDP could not proceed: a plain restart"))
-    if result["proxy"]:
-        print("RDS Proxy sessions: %s" % (", ".join("%d %s" % (n, k) for k, n in sorted(kept.items())) or "none open"))
-    else:
-        print("no RDS Proxy in this lab (lab up --proxy): every client session was dropped")
+    print("RDS Proxy sessions: %s" % sessions_text(result["sessions"]))
     return 0
