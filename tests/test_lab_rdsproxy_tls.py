@@ -89,10 +89,10 @@ def test_pymysql_verifies_the_lab_ca_and_the_proxys_name(tls_proxy, mariadb):
     assert wrong.value.args[0] == 2003 and "hostname" in str(wrong.value).lower(), wrong.value.args
     if tls_proxy.policy == "required":  # plaintext refused as an instance with require_secure_transport refuses it
         with pytest.raises(pymysql.err.OperationalError) as plain:
-            _connect(tls_proxy, mariadb)
+            _connect(tls_proxy, mariadb, ssl_disabled=True)  # PyMySQL 2 would otherwise prefer TLS
         assert plain.value.args[0] == 3159, plain.value.args
     else:
-        assert _one(_connect(tls_proxy, mariadb), "SELECT 2") == (2,)  # offered: plaintext still served
+        assert _one(_connect(tls_proxy, mariadb, ssl_disabled=True), "SELECT 2") == (2,)  # offered: plaintext served
     wait_for(lambda: tls_proxy.stats()["open"] == 0, 30, message="every client session ended")
 
 
