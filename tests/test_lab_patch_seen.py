@@ -74,7 +74,8 @@ def test_lab_exec_schedules_a_patch_and_the_report_names_it(plab, tmp_path):
     report = _fiswatch("report", str(record))
     assert report.returncode == 0, report.stderr
     assert "Lab patch aurora: outage" in report.stdout and "Lab failover" not in report.stdout, report.stdout
-    as_json = json.loads(_fiswatch("report", str(record), "--json").stdout)
+    assert "vs injected outage aurora: gap t+" in report.stdout, report.stdout  # the client's gap through it
+    as_json = json.loads(_fiswatch("report", str(record), "--format", "json").stdout)
     assert [f["kind"] for f in as_json["failovers"]] == ["patch"]
 
 
