@@ -9,7 +9,7 @@ the instance proxies; `start`/`stop`/`stats` are called from other threads.
 import asyncio
 import itertools
 import socket
-from typing import Any, Callable, Dict, Optional, Sequence, Set
+from typing import Any, Callable, Dict, Optional, Sequence, Set, Tuple
 
 from fiswatch.lab import layout as L
 from fiswatch.lab import rdsproxy_wire as W
@@ -168,6 +168,15 @@ class RdsProxy:
             except asyncio.TimeoutError:
                 return None
         return follower.writer
+
+    def borrow_idle(self, key: Any) -> Tuple[Any, int]:
+        """(an idle server session with this state, its generation) while a writer serves, else (None, -1):
+        the per-statement path without ClientSession._connect's waiting (most statements take this)."""
+        follower = self.follower
+        if follower is None or not follower.ready.is_set():
+            return None, -1
+        server = self.pool.take(key, follower.generation)
+        return (server, follower.generation) if server is not None else (None, -1)
 
     def count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1
