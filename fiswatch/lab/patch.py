@@ -8,13 +8,10 @@ during the restart statements wait, afterwards each kept session gets a new serv
 its schema and session variables replayed. Connections by the cluster name are not kept (the lab's
 limit: only the proxy owns sessions); `--no-zdp` drops the proxy's sessions too.
 
-`patch_in_daemon` runs inside the lab daemon (its `patch` request); `run_patch` is the command, which
-runs it as an outage (lab/patch_run.py: the failover lock, `lab` events with outage = patch) and refuses
-a lab without its RDS Proxy.
+`patch_in_daemon` runs inside the lab daemon (its `patch` request); the command
+(`run_patch`) is lab/patch_run.py's: it runs the patch as an outage (the failover lock, `lab` events with
+outage = patch) and refuses a lab without its RDS Proxy.
 """
-import argparse
-import json
-import sys
 import time
 from typing import Any, Callable, Dict
 
@@ -64,29 +61,3 @@ def add_patch_parser(actions: Any, common: Any) -> None:
     p.add_argument("--no-zdp", action="store_true",
                    help="ZDP could not proceed: a plain restart, every session is dropped")
     p.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
-
-
-def run_patch(args: argparse.Namespace, lab_dir: str) -> int:
-    """The command: one line and exit 2 when the request cannot run (no RDS Proxy, another outage runs)."""
-    from fiswatch.lab.api import LabError, lab_status
-    from fiswatch.lab.crash import CrashError
-    from fiswatch.lab.patch_run import run_patch_outage, sessions_text
-
-    try:
-        lab_status(lab_dir)  # one line when no lab runs there
-        result = run_patch_outage(lab_dir, args.target, zdp=not args.no_zdp,
-                                  echo=None if args.json else lambda line: print(line, flush=True))
-    except CrashError as exc:
-        print("fiswatch lab patch: %s" % exc, file=sys.stderr)
-        return 2 if exc.usage else 1
-    except LabError as exc:
-        print("fiswatch lab patch: %s" % exc, file=sys.stderr)
-        return 1
-    if args.json:
-        print(json.dumps(result, sort_keys=True))
-        return 0
-    print("%s: %s engine restarted in %.1fs (%s)" % (
-        result["target"], result["instance"], result["seconds"],
-        "zero-downtime patching" if result["zdp"] else "ZDP could not proceed: a plain restart"))
-    print("RDS Proxy sessions: %s" % sessions_text(result["sessions"]))
-    return 0

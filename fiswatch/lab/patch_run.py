@@ -7,7 +7,10 @@ it a patch is a reboot, `fiswatch lab reboot NAME`), and told as `lab` events wi
 `start` carries outage_start, `patch` what happened to the proxy's sessions, `done` outage_end, so the
 record, the event log and the report's gap table name it as a patch.
 """
+import argparse
+import json
 import os
+import sys
 import threading
 import time
 from typing import Any, Callable, Dict, Optional
@@ -79,10 +82,36 @@ def run_patch_outage(lab_dir: str, target: str = "aurora", zdp: bool = True,
         os.close(fd)
 
 
+def run_patch(args: argparse.Namespace, lab_dir: str) -> int:
+    """The command: one line and exit 2 when the request cannot run (no RDS Proxy, another outage runs)."""
+    from fiswatch.lab.api import LabError, lab_status
+    from fiswatch.lab.crash import CrashError
+
+    try:
+        lab_status(lab_dir)  # one line when no lab runs there
+        result = run_patch_outage(lab_dir, args.target, zdp=not args.no_zdp,
+                                  echo=None if args.json else lambda line: print(line, flush=True))
+    except CrashError as exc:
+        print("fiswatch lab patch: %s" % exc, file=sys.stderr)
+        return 2 if exc.usage else 1
+    except LabError as exc:
+        print("fiswatch lab patch: %s" % exc, file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+        return 0
+    print("%s: %s engine restarted in %.1fs (%s)" % (
+        result["target"], result["instance"], result["seconds"],
+        "zero-downtime patching" if result["zdp"] else "ZDP could not proceed: a plain restart"))
+    print("RDS Proxy sessions: %s" % sessions_text(result["sessions"]))
+    return 0
+
+
 def patch_aurora(lab_dir: str, sink: Callable[[Any], None], cancel: Optional[threading.Event] = None) -> str:
     """The demo's patch (`demo --patch`, key z): Aurora's writer; returns the endpoint to verify."""
     run_patch_outage(lab_dir, "aurora", sink=sink, reason="the demo")
     return "aurora"
 
 
-__all__ = ["NO_PROXY", "PATCH_TIMEOUT", "check_patchable", "patch_aurora", "run_patch_outage", "sessions_text"]
+__all__ = ["NO_PROXY", "PATCH_TIMEOUT", "check_patchable", "patch_aurora", "run_patch", "run_patch_outage",
+           "sessions_text"]
