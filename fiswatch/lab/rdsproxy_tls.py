@@ -1,73 +1,90 @@
 """TLS on the lab's RDS Proxy endpoint, as on the instance proxies (lab/tls.py).
 
 The RDS Proxy answers the MySQL handshake itself (rdsproxy_session.py), so the TLS layer cannot sit
-between it and a server as it does in lab/proxy.py. Instead each client connection gets a front: a
-socket pair, one end handed to the proxy's ClientSession as if the client had connected in
-plaintext, the other end pumped through a `TlsSession` to the client's socket. The session sees the
-same bytes a plaintext client sends (TlsSession renumbers the handshake's packets and clears
-CLIENT_SSL), the client sees the lab's policy (offered; `lab up --require-tls`: 3159 without TLS) and
-the certificate issued for the proxy's name (`aurora-proxy` in the lab's tls dir, names
-fiswatch-lab.proxy-c0ffee.lab.rds.local). The extra hop costs a copy per packet, only with TLS.
+between it and a server as it does in lab/proxy.py. Instead each client connection gets a front in
+memory: a pump reads the client's socket, hands the bytes to a `TlsSession` and feeds the plaintext to
+the StreamReader the proxy's ClientSession reads; what the session writes passes the same TlsSession
+(`TlsWriter`) on its way to the client's socket. The session sees the bytes a plaintext client sends
+(TlsSession renumbers the handshake's packets and clears CLIENT_SSL), the client sees the lab's policy
+(offered; `lab up --require-tls`: 3159 without TLS) and the certificate issued for the proxy's name
+(`aurora-proxy` in the lab's tls dir, names fiswatch-lab.proxy-c0ffee.lab.rds.local). No extra socket:
+the cost is the TLS records' crypto and one copy. The pump does not pause a client that sends faster
+than the session reads (the session's own bounds apply: a command of 16 MB or more is refused).
 """
 import asyncio
-import socket
 from typing import Any, Callable, Set, Tuple
 
-Streams = Tuple[asyncio.StreamReader, asyncio.StreamWriter]
 CHUNK = 65536
 _pumping: Set["asyncio.Task[None]"] = set()  # the loop keeps only weak references to tasks
 
 
+class TlsWriter:
+    """What a ClientSession writes to, in front of the client's StreamWriter: plaintext in, TLS out."""
+
+    def __init__(self, tls: Any, writer: asyncio.StreamWriter) -> None:
+        self.tls, self.writer = tls, writer
+
+    def write(self, data: bytes) -> None:
+        out = self.tls.from_server(data)
+        if out:
+            self.writer.write(out)
+
+    async def drain(self) -> None:
+        await self.writer.drain()
+
+    def close(self) -> None:
+        self.writer.close()
+
+    def is_closing(self) -> bool:
+        return self.writer.is_closing()
+
+    def can_write_eof(self) -> bool:
+        return False  # no half-close inside TLS
+
+    def write_eof(self) -> None:
+        pass
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self.writer.get_extra_info(name, default)
+
+
 async def tls_front(tls_factory: Callable[..., Any], reader: asyncio.StreamReader,
-                    writer: asyncio.StreamWriter) -> Streams:
-    """The plaintext streams a ClientSession talks through; the client's bytes pass a TlsSession."""
-    inner, outer = socket.socketpair()
-    session_side = await asyncio.open_connection(sock=inner)
-    pump_reader, pump_writer = await asyncio.open_connection(sock=outer)
+                    writer: asyncio.StreamWriter) -> Tuple[asyncio.StreamReader, Any]:
+    """The plaintext reader and writer a ClientSession talks through; the client's bytes pass a TlsSession."""
+    plain = asyncio.StreamReader()
+
+    ended = []  # the plaintext's end was fed (StreamReader takes no data after it)
+
+    def end() -> None:
+        if not ended:
+            ended.append(True)
+            plain.feed_eof()
 
     def close() -> None:
-        for w in (writer, pump_writer):
-            if not w.is_closing():
-                w.close()
+        if not writer.is_closing():
+            writer.close()
+        end()
 
     tls = tls_factory(writer.write, close)
 
-    async def client_to_session() -> None:
+    async def pump() -> None:
         try:
             while True:
                 data = await reader.read(CHUNK)
                 if not data:
                     break
-                plain = tls.from_client(data)
-                if plain:
-                    pump_writer.write(plain)
-                    await pump_writer.drain()
+                text = tls.from_client(data)
+                if text and not ended:
+                    plain.feed_data(text)
         except (OSError, ConnectionError):
             pass
         finally:
-            close()
+            end()
 
-    async def session_to_client() -> None:
-        try:
-            while True:
-                data = await pump_reader.read(CHUNK)
-                if not data:
-                    break
-                out = tls.from_server(data)
-                if out:
-                    writer.write(out)
-                    await writer.drain()
-        except (OSError, ConnectionError):
-            pass
-        finally:
-            close()
-
-    loop = asyncio.get_running_loop()
-    for pump in (client_to_session(), session_to_client()):
-        task = loop.create_task(pump)
-        _pumping.add(task)
-        task.add_done_callback(_pumping.discard)
-    return session_side
+    task = asyncio.get_running_loop().create_task(pump())
+    _pumping.add(task)
+    task.add_done_callback(_pumping.discard)
+    return plain, TlsWriter(tls, writer)
 
 
 def tls_for_lab(layout: Any) -> Callable[..., Any]:
@@ -80,4 +97,4 @@ def tls_for_lab(layout: Any) -> Callable[..., Any]:
                            key_file(layout.tls_dir, L.RDS_PROXY_ENDPOINT), layout.tls)
 
 
-__all__ = ["tls_front", "tls_for_lab"]
+__all__ = ["TlsWriter", "tls_front", "tls_for_lab"]
