@@ -115,7 +115,9 @@ def parse_failover(text: str, kind: str = "failover") -> Scheduled:
     """One --failover value, or GateUsage.
 
     >>> parse_failover("rds@40")
-    Scheduled(target='rds', at=40.0)
+    Scheduled(target='rds', at=40.0, kind='failover')
+    >>> parse_failover("aurora@20", "patch").kind
+    'patch'
     """
     target, at, raw = text.partition("@")
     if kind == "patch" and target != "aurora":
