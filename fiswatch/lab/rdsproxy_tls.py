@@ -12,7 +12,7 @@ the cost is the TLS records' crypto and one copy. The pump does not pause a clie
 than the session reads (the session's own bounds apply: a command of 16 MB or more is refused).
 """
 import asyncio
-from typing import Any, Callable, Set, Tuple
+from typing import Any, Callable, List, Set, Tuple
 
 CHUNK = 65536
 _pumping: Set["asyncio.Task[None]"] = set()  # the loop keeps only weak references to tasks
@@ -53,7 +53,7 @@ async def tls_front(tls_factory: Callable[..., Any], reader: asyncio.StreamReade
     """The plaintext reader and writer a ClientSession talks through; the client's bytes pass a TlsSession."""
     plain = asyncio.StreamReader()
 
-    ended = []  # the plaintext's end was fed (StreamReader takes no data after it)
+    ended: List[bool] = []  # the plaintext's end was fed (StreamReader takes no data after it)
 
     def end() -> None:
         if not ended:
