@@ -45,6 +45,9 @@ def add_parser(sub) -> None:
     p.add_argument("--crash", type=seconds_arg(0.0, HOUR), default=None, metavar="SECONDS",
                    help="also crash Aurora's writer this long after the start: it restarts in place, no failover, no "
                         "DNS change (`fiswatch lab crash aurora`; key c)")
+    p.add_argument("--patch", type=seconds_arg(0.0, HOUR), default=None, metavar="SECONDS",
+                   help="with --proxy: also patch Aurora's writer (zero-downtime patching) this long after the start: "
+                        "the RDS Proxy keeps client sessions (`fiswatch lab patch aurora`; key z)")
     p.add_argument("--realistic", action="store_true",
                    help="realistic timings: DNS flips after ~15 s and flaps for a while (default: fast)")
     p.add_argument("--stale-dns", type=stale_dns_arg(), default=None, metavar="SECONDS",
@@ -108,11 +111,12 @@ class DemoHooks:
         self._cancel = threading.Event()  # set on quit: a running failover finishes or rolls back at once
         self._threads: List[threading.Thread] = []
         self.keys: Tuple[Tuple[str, str], ...] = (("f", "failover aurora"), ("r", "failover rds"),
-                                                  ("c", "crash aurora"))
+                                                  ("c", "crash aurora"), ("z", "patch aurora"))
         # f, r: a second one for a cluster whose failover runs is refused on screen (key_failover)
         self.actions: Dict[str, Callable[[], Optional[str]]] = {"f": lambda: self.key_failover("aurora"),
                                                                 "r": lambda: self.key_failover("rds"),
-                                                                "c": lambda: self.key_failover("crash")}
+                                                                "c": lambda: self.key_failover("crash"),
+                                                                "z": lambda: self.key_failover("patch")}
         from fiswatch.lab.liveness import LabLiveness
 
         self.liveness = LabLiveness(lab_dir)  # the columns and a banner say when the lab's daemon is gone
@@ -137,8 +141,7 @@ class DemoHooks:
         then drops its `failover ...` (ui/screen.py shows what an action returns)."""
         with self._lock:
             if target in self._pending:
-                refused = "%s already running: key ignored (one at a time per cluster)" % (
-                    "crash aurora" if target == "crash" else "failover " + target)
+                refused = "%s already running: key ignored (one at a time per cluster)" % outage_label(target)
                 if self._runner is not None:
                     self._runner.emit(E.info(refused))
                 return refused
@@ -180,11 +183,15 @@ class DemoHooks:
                     from fiswatch.lab.crash import crash_aurora
 
                     target = crash_aurora(self.lab_dir, runner.emit, self._cancel)
+                elif target == "patch":  # zero-downtime patching through the RDS Proxy (lab/patch_run.py)
+                    from fiswatch.lab.patch_run import patch_aurora
+
+                    target = patch_aurora(self.lab_dir, runner.emit, self._cancel)
                 else:
                     api.failover(self.lab_dir, target, emit=runner.emit, profile=self.profile, cancel=self._cancel,
                                  stale_dns=self.stale_dns if target == "aurora" else None)
             except Exception as exc:  # noqa: BLE001 - shown in the event log; the dashboard keeps running
-                runner.emit(E.warning("failover %s failed: %s" % (target, exc)))
+                runner.emit(E.warning("%s failed: %s" % (outage_label(target), exc)))
                 return
             self.verify(target)
 
@@ -225,6 +232,8 @@ def run_demo(args: argparse.Namespace) -> int:
     options = WatchOptions.from_args(args)
     check_record_target(options)
     lab_dir = args.dir or api.default_lab_dir()
+    if args.patch is not None and not args.proxy:
+        raise UsageError("--patch needs --proxy: zero-downtime patching keeps sessions only through the RDS Proxy")
     try:
         exec_argv = parse_command(args.exec_command, args.exec_aws)
     except ValueError as exc:
@@ -235,6 +244,8 @@ def run_demo(args: argparse.Namespace) -> int:
         say("using the lab already running in %s" % lab_dir)
         if args.proxy and not any(ep.name == "aurora-proxy" for ep in info.endpoints):
             say("--proxy: this lab runs without its RDS Proxy; restart it with `fiswatch lab up --proxy`")
+            if args.patch is not None:
+                return EXIT_USAGE
     except api.LabNotRunning:
         t0 = time.monotonic()
         try:
@@ -257,7 +268,8 @@ def run_demo(args: argparse.Namespace) -> int:
         os.makedirs(runs, exist_ok=True)
         options = replace(options, record=os.path.join(runs, time.strftime("demo-%Y%m%d-%H%M%S.jsonl")))
     schedule = ([] if args.no_failover else [(args.aurora_after, "aurora"), (args.rds_after, "rds")]) + \
-        ([(args.crash, "crash")] if args.crash is not None else [])
+        ([(args.crash, "crash")] if args.crash is not None else []) + \
+        ([(args.patch, "patch")] if args.patch is not None else [])
     notes: Tuple[str, ...] = ()
     endpoints, options = _demo_reads(args, info, options)
     if not options.backend:
@@ -292,6 +304,15 @@ def run_demo(args: argparse.Namespace) -> int:
         else:
             say(_lab_left(api, lab_dir))
     return code
+
+
+def outage_label(target: str) -> str:
+    """What the event log calls one of the demo's outages.
+
+    >>> outage_label("patch"), outage_label("rds")
+    ('patch aurora', 'failover rds')
+    """
+    return {"crash": "crash aurora", "patch": "patch aurora"}.get(target, "failover " + target)
 
 
 def _demo_reads(args: argparse.Namespace, info, options):

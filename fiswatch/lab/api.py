@@ -273,8 +273,9 @@ def make_certificates(layout: L.Layout) -> str:
     from fiswatch.lab.tlsca import PkiError, make_lab_pki
 
     try:
-        return make_lab_pki(layout.tls_dir, {s.name: L.certificate_names(s) for s in layout.instances},
-                            expired=layout.tls_expired)
+        names = {s.name: L.certificate_names(s) for s in layout.instances}
+        names.update({L.RDS_PROXY_ENDPOINT: (L.RDS_PROXY_NAME, L.old_name(L.RDS_PROXY_NAME))} if layout.rds_proxy else {})  # lab/rdsproxy_tls.py
+        return make_lab_pki(layout.tls_dir, names, expired=layout.tls_expired)
     except PkiError as exc:
         raise LabUsageError(str(exc))
     except ImportError:

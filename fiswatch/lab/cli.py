@@ -200,7 +200,7 @@ def run_lab(args: argparse.Namespace) -> int:
 
         return run_crash_command(args, lab_dir)
     if command == "patch":
-        from fiswatch.lab.patch import run_patch
+        from fiswatch.lab.patch_run import run_patch
 
         return run_patch(args, lab_dir)
     try:

@@ -14,8 +14,8 @@ from fiswatch.lab.exec import ENV_NAMES, say
 def add_exec_parser(actions: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
     p = actions.add_parser(
         "exec", help="run your own program against the lab: the system resolver answers the lab's names",
-        usage="fiswatch lab exec [--dir DIR] [--aws] [--failover ENDPOINT@S] [--crash ENDPOINT@S] [--expect EXP] [--junit FILE] "
-              "[--json FILE] [--record FILE] -- COMMAND [ARGS...]",
+        usage="fiswatch lab exec [--dir DIR] [--aws] [--failover ENDPOINT@S] [--crash ENDPOINT@S] "
+              "[--patch aurora@S] [--expect EXP] [--junit FILE] [--json FILE] [--record FILE] -- COMMAND [ARGS...]",
         epilog="examples: fiswatch lab exec -- mysql -u fiswatch -h "
                "fiswatch-lab.cluster-c0ffee0c0ffe.lab-1.rds.amazonaws.com testdb; "
                "fiswatch lab exec --aws -- python3 workshop_script.py (docs/lab.md)",

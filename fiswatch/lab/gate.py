@@ -51,6 +51,8 @@ def add_gate_options(p: argparse.ArgumentParser) -> None:
                    help="fail ENDPOINT (aurora or rds) over SECONDS after COMMAND starts; repeatable")
     p.add_argument("--crash", action="append", default=[], metavar="ENDPOINT@SECONDS",
                    help="crash ENDPOINT's writer SECONDS after COMMAND starts: it restarts in place; repeatable")
+    p.add_argument("--patch", action="append", default=[], metavar="aurora@SECONDS",
+                   help="zero-downtime patching of Aurora's writer SECONDS after COMMAND starts (needs lab up --proxy)")
     p.add_argument("--profile", default="fast", choices=PROFILES,
                    help="the failovers' timing profile, as `fiswatch lab failover` (default fast)")
     p.add_argument("--stale-dns", metavar="SECONDS", default=None, dest="gate_stale_dns",
@@ -103,9 +105,13 @@ def parse_failover(text: str, kind: str = "failover") -> Scheduled:
     """One --failover value, or GateUsage.
 
     >>> parse_failover("rds@40")
-    Scheduled(target='rds', at=40.0)
+    Scheduled(target='rds', at=40.0, kind='failover')
+    >>> parse_failover("aurora@20", "patch").kind
+    'patch'
     """
     target, at, raw = text.partition("@")
+    if kind == "patch" and target != "aurora":
+        raise GateUsage("--patch %s: say aurora@SECONDS (zero-downtime patching is Aurora's)" % text)
     if target not in ENDPOINTS or not at:
         raise GateUsage("--%s %s: say ENDPOINT@SECONDS with ENDPOINT aurora or rds, e.g. aurora@10" % (kind, text))
     try:
@@ -118,7 +124,7 @@ def parse_failover(text: str, kind: str = "failover") -> Scheduled:
 
 
 def wanted(args: argparse.Namespace) -> bool:
-    return bool(getattr(args, "failover", None) or getattr(args, "expect", None) or getattr(args, "crash", None))
+    return any(getattr(args, name, None) for name in ("failover", "expect", "crash", "patch"))
 
 
 def parse_stale_dns(raw: Optional[str], schedule: Sequence[Scheduled]) -> Optional[float]:
@@ -146,8 +152,8 @@ def parse_stale_dns(raw: Optional[str], schedule: Sequence[Scheduled]) -> Option
 
 def check_args(args: argparse.Namespace) -> Tuple[List[Expectation], List[Scheduled]]:
     expectations = [parse_expectation(e) for e in args.expect]
-    schedule = sorted([parse_failover(f) for f in args.failover] + [parse_failover(c, "crash") for c in
-                                                                     getattr(args, "crash", [])], key=lambda s: s.at)
+    schedule = sorted([parse_failover(f) for f in args.failover] + [
+        parse_failover(c, kind) for kind in ("crash", "patch") for c in getattr(args, kind, [])], key=lambda s: s.at)
     parse_stale_dns(getattr(args, "gate_stale_dns", None), schedule)
     for path in (args.junit, args.json_file, args.record):
         if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
@@ -194,6 +200,9 @@ class Failovers:
             try:
                 if s.kind == "crash":
                     run_crash(self.lab_dir, s.target, sink=lambda ev: self.events.append(ev.as_dict()))
+                elif s.kind == "patch":
+                    from fiswatch.lab.patch_run import run_patch_outage
+                    run_patch_outage(self.lab_dir, s.target, sink=lambda ev: self.events.append(ev.as_dict()))
                 else:
                     failover(self.lab_dir, s.target, emit=lambda ev: self.events.append(ev.as_dict()),
                              profile=self.profile, stale_dns=self.stale_dns if s.target == "aurora" else None)

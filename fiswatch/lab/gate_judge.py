@@ -17,7 +17,7 @@ class Expectation(NamedTuple):
 class Scheduled(NamedTuple):
     target: str
     at: float
-    kind: str = "failover"  # or crash (--crash: lab/crash.py, the writer restarts in place)
+    kind: str = "failover"  # or crash (--crash: lab/crash.py), patch (--patch: lab/patch_run.py)
 
 
 

@@ -325,7 +325,7 @@ def datadir_name(spec: InstanceSpec) -> str:
 def alias_names() -> Dict[str, str]:
     """Old name -> new name, for every name the lab's DNS serves (instances, endpoints)."""
     names = [s.dns_name for s in ALL_INSTANCES if s.dns_name]
-    names += list(ENDPOINT_NAMES.values()) + list(MAZ_ENDPOINT_NAMES.values())
+    names += list(ENDPOINT_NAMES.values()) + list(MAZ_ENDPOINT_NAMES.values()) + [RDS_PROXY_NAME]
     return {old_name(n): n for n in names}
 
 

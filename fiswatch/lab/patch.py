@@ -8,11 +8,10 @@ during the restart statements wait, afterwards each kept session gets a new serv
 its schema and session variables replayed. Connections by the cluster name are not kept (the lab's
 limit: only the proxy owns sessions); `--no-zdp` drops the proxy's sessions too.
 
-`patch_in_daemon` runs inside the lab daemon (its `patch` request); `run_patch` is the command.
+`patch_in_daemon` runs inside the lab daemon (its `patch` request); the command
+(`run_patch`) is lab/patch_run.py's: it runs the patch as an outage (the failover lock, `lab` events with
+outage = patch) and refuses a lab without its RDS Proxy.
 """
-import argparse
-import json
-import sys
 import time
 from typing import Any, Callable, Dict
 
@@ -62,29 +61,3 @@ def add_patch_parser(actions: Any, common: Any) -> None:
     p.add_argument("--no-zdp", action="store_true",
                    help="ZDP could not proceed: a plain restart, every session is dropped")
     p.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
-
-
-def run_patch(args: argparse.Namespace, lab_dir: str) -> int:
-    import os
-
-    from fiswatch.lab.control import ControlError, request
-    from fiswatch.lab.layout import CONTROL_SOCKET
-
-    try:
-        result = request(os.path.join(lab_dir, CONTROL_SOCKET), "patch", timeout=180, target=args.target,
-                         zdp=not args.no_zdp)
-    except ControlError as exc:
-        print("fiswatch lab patch: %s" % exc, file=sys.stderr)
-        return 1
-    if args.json:
-        print(json.dumps(result, sort_keys=True))
-        return 0
-    kept = result["sessions"]
-    print("%s: %s engine restarted in %.1fs (%s)" % (
-        result["target"], result["instance"], result["seconds"],
-        "zero-downtime patching" if result["zdp"] else "ZDP could not proceed: a plain restart"))
-    if result["proxy"]:
-        print("RDS Proxy sessions: %s" % (", ".join("%d %s" % (n, k) for k, n in sorted(kept.items())) or "none open"))
-    else:
-        print("no RDS Proxy in this lab (lab up --proxy): every client session was dropped")
-    return 0

@@ -9,7 +9,7 @@ the instance proxies; `start`/`stop`/`stats` are called from other threads.
 import asyncio
 import itertools
 import socket
-from typing import Any, Callable, Dict, Optional, Sequence, Set
+from typing import Any, Callable, Dict, Optional, Sequence, Set, Tuple
 
 from fiswatch.lab import layout as L
 from fiswatch.lab import rdsproxy_wire as W
@@ -17,6 +17,7 @@ from fiswatch.lab.loop import ProxyLoop
 from fiswatch.lab.rdsproxy_backend import Instance, WriterFollower
 from fiswatch.lab.rdsproxy_pool import Pool
 from fiswatch.lab.rdsproxy_session import ClientSession
+from fiswatch.lab.rdsproxy_tls import tls_for_lab, tls_front
 
 BORROW_TIMEOUT = 120.0  # seconds a statement waits for a writer: AWS's ConnectionBorrowTimeout default
 CONNECT_TIMEOUT = 2.0  # seconds one login to the writer may take before the proxy tries again
@@ -28,7 +29,8 @@ COUNTERS = ("sessions", "denied", "pinned", "failed_in_flight", "failed_sessions
 class RdsProxy:
     def __init__(self, listen: Any, instances: Sequence[Instance], users: Dict[str, str], loop: ProxyLoop,
                  log: Callable[[str], None] = lambda line: None, borrow_timeout: float = BORROW_TIMEOUT,
-                 connect_timeout: float = CONNECT_TIMEOUT, name: str = "aurora-proxy", **follower: Any) -> None:
+                 connect_timeout: float = CONNECT_TIMEOUT, name: str = "aurora-proxy",
+                 tls: Optional[Callable[..., Any]] = None, **follower: Any) -> None:
         self.listen = (listen[0], int(listen[1]))
         self.name = name
         self.instances = tuple(instances)
@@ -37,6 +39,7 @@ class RdsProxy:
         self.log = log
         self.borrow_timeout = float(borrow_timeout)
         self.connect_timeout = float(connect_timeout)
+        self.tls = tls  # a TlsSession factory (lab/tls.py): TLS in front of every session (rdsproxy_tls.py)
         self.local_host = self.listen[0]  # its server sessions come from its own address (the ledger tells them apart)
         self.sessions: Set[ClientSession] = set()
         self.pool = Pool()
@@ -94,6 +97,8 @@ class RdsProxy:
             writer.write(W.err_packet(0, 1040, "Too many connections (the lab's RDS Proxy takes %d)" % MAX_SESSIONS))
             writer.close()
             return
+        if self.tls is not None:
+            reader, writer = await tls_front(self.tls, reader, writer)
         session = ClientSession(self, reader, writer, next(self._ids))
         self.sessions.add(session)
         self.count("sessions")
@@ -164,6 +169,15 @@ class RdsProxy:
                 return None
         return follower.writer
 
+    def borrow_idle(self, key: Any) -> Tuple[Any, int]:
+        """(an idle server session with this state, its generation) while a writer serves, else (None, -1):
+        the per-statement path without ClientSession._connect's waiting (most statements take this)."""
+        follower = self.follower
+        if follower is None or not follower.ready.is_set():
+            return None, -1
+        server = self.pool.take(key, follower.generation)
+        return (server, follower.generation) if server is not None else (None, -1)
+
     def count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1
 
@@ -187,6 +201,7 @@ def start_for_lab(lab: Any, password: str, log: Callable[[str], None]) -> RdsPro
     """Start the RDS Proxy of a lab daemon (daemon.Lab) in front of its Aurora instances, and name it in DNS."""
     layout = lab.layout
     instances = [Instance(s.name, layout.proxy_address(s)) for s in layout.cluster("aurora")]
-    proxy = RdsProxy(proxy_address(layout), instances, {L.CLIENT_USER: password}, lab.loop, log=log).start()
+    proxy = RdsProxy(proxy_address(layout), instances, {L.CLIENT_USER: password}, lab.loop, log=log,
+                     tls=tls_for_lab(layout)).start()
     lab.zone.set(L.RDS_PROXY_NAME, "A", (proxy.listen[0],), ttl=5)
     return proxy

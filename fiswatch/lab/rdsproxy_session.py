@@ -273,7 +273,8 @@ class ClientSession:
             self._before(command, payload)
             if self.server is None or self.server_generation != self.proxy.generation:
                 self._drop_server()
-                error = await self._connect()
+                self.server, self.server_generation = self.proxy.borrow_idle(self._key())  # no wait, no replay
+                error = await self._connect() if self.server is None else None
                 if error is not None:
                     self._send(W.raw(1, error))
                     return
@@ -289,7 +290,7 @@ class ClientSession:
             self.pinned, self.tracked = [], {}
         elif command == F.COM_INIT_DB:
             self.schema = payload[1:].decode("utf-8", "replace")
-        elif command == F.COM_QUERY:
+        elif command == F.COM_QUERY and W.may_change_session(payload):
             effect = statement_effect(payload[1:4097].decode("utf-8", "replace"))
             if effect is None:
                 return

@@ -49,6 +49,25 @@ async def read_packet(reader: asyncio.StreamReader, allow_continued: bool = Fals
     return header[3], await reader.readexactly(length), length == F.MAX_PAYLOAD
 
 
+_MAY_MATTER = (b"set", b"use", b"create", b"lock", b"prepare", b"/*", b"--", b"#")
+
+
+def may_change_session(payload: bytes) -> bool:
+    """Could this COM_QUERY change the session's state (rdsproxy_session.statement_effect decides)? A cheap
+    test on the bytes first: most statements start with another word and hold no `@` and no GET_LOCK.
+
+    >>> may_change_session(b"\\x03INSERT INTO t VALUES (1)"), may_change_session(b"\\x03 set autocommit=0")
+    (False, True)
+    >>> may_change_session(b"\\x03SELECT GET_LOCK('a', 1)"), may_change_session(b"\\x03SELECT @x := 1")
+    (True, True)
+    """
+    head = payload[1:65].lstrip().lower()
+    if head.startswith(_MAY_MATTER):
+        return True
+    text = payload[1:4097]
+    return b"@" in text or b"get_lock" in text.lower()
+
+
 def raw(seq: int, payload: bytes) -> bytes:
     """The wire form of a packet (continued ones too: the header says 0xFFFFFF)."""
     return len(payload).to_bytes(3, "little") + bytes((seq & 0xFF,)) + payload
