@@ -150,7 +150,7 @@ def test_create_db_uses_an_existing_table_without_create_privilege(mariadb):
     from conftest import TEST_DB
     from test_cli import fiswatch
 
-    user, password = "fiswatch_nocreate", "nocreate-pw"
+    user, password = "fiswatch_nc_%d" % os.getpid(), "nocreate-pw"  # per process: suites run side by side
     mariadb.query("CREATE TABLE IF NOT EXISTS nocreate_test (id INT AUTO_INCREMENT PRIMARY KEY, value INT)")
     for host in ("127.0.0.1", "localhost"):
         mariadb.query("CREATE USER IF NOT EXISTS '%s'@'%s' IDENTIFIED BY '%s'" % (user, host, password))
