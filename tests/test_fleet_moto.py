@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from _aws_fixture import moto_server, session
+from _aws_fixture import moto_process, session
 from conftest import ROOT, wait_for
 from fiswatch import events as E
 from fiswatch.lab.proxy import FaultProxy
@@ -67,7 +67,7 @@ def room(mariadb, tmp_path_factory):
     proxy = FaultProxy("127.0.0.1", 0, mariadb.host, mariadb.port, name="fleet-test").start()
     procs = []
     try:
-        with moto_server() as url:
+        with moto_process() as url:
             for host in HOSTS:
                 port = proxy.address[1] if host == "carol" else mariadb.port
                 log = open(str(tmp_path / ("%s.log" % host)), "w")
