@@ -171,6 +171,7 @@ def test_screen_shows_columns_addresses_and_a_counting_stall(term):
     assert "lab: aurora failover in progress" in t.text
 
 
+@pytest.mark.slow
 def test_resize_reflows_and_too_small_asks_for_more(term):
     t = term()
     t.wait_text("STALLED")
@@ -290,6 +291,7 @@ def test_unknown_terminal_type_is_one_clear_line(term):
     assert b"Traceback" not in t.raw
 
 
+@pytest.mark.slow
 def test_the_demos_five_columns_at_80x24_and_120x30(term):
     """The demo's probes (aurora x3, rds x2) through the real dashboard: state, address and rows of each."""
     from dashboard_app import column_facts, screen_columns

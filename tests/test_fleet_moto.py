@@ -16,6 +16,8 @@ from fiswatch.lab.proxy import FaultProxy
 from test_aws_e2e import _env
 from test_dashboard_pty import PtyTerminal
 
+pytestmark = pytest.mark.slow  # subprocesses and moto servers: minutes, not seconds
+
 TABLE = "fleet_test"
 HOSTS = ("alice", "bob", "carol")
 
