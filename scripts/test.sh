@@ -29,6 +29,9 @@ pids=()
 start_suite() {  # start_suite PYTHON NAME: run pytest in the background into $logs/NAME.log
   local py=$1 name=$2
   {
+    # an asynchronous command may start with SIGINT ignored, and Python then keeps it ignored:
+    # the tests that interrupt a child (`lab failover`, the dashboard) need it as a terminal gives it
+    trap - INT QUIT
     echo "== pytest on $("$py" --version 2>&1): pytest ${args[*]} ${*:3}"
     "$py" -m pytest "${args[@]}" "${@:3}"
   } >"$logs/$name.log" 2>&1 &
