@@ -126,9 +126,21 @@ def mariadb():
         conn.close()
 
 
+# The modules that take longest (a full 3.11 run's --durations, slowest first). xdist hands a
+# worker whole modules (--dist loadfile) in collection order: starting these first keeps one
+# of them from starting last and running alone while the other workers idle.
+LONGEST_FIRST = ("test_bench_quick.py", "test_wire_gate_more.py", "test_lab_gate.py", "test_lab_exec.py",
+                 "test_lab_dnsflap.py", "test_lab_faults.py", "test_lab_aurora.py", "test_wire_column.py",
+                 "test_report_lab.py", "test_fleet_moto.py", "test_verify.py", "test_lab_tls.py",
+                 "test_lab_disk_full.py", "test_lab_maz.py", "test_lab_demo_faults.py")
+
+
 def pytest_collection_modifyitems(config, items):
     """A test that takes the `lab` fixture needs the lab: mark it so, whatever its module says
-    (`scripts/test.sh --quick` runs `-m "not lab and not slow"`)."""
+    (`scripts/test.sh --quick` runs `-m "not lab and not slow"`). The longest modules go first;
+    a module's own tests keep their order."""
     for item in items:
         if "lab" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.lab)
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(os.path.basename(item.nodeid.split("::")[0]), len(rank)))
