@@ -58,6 +58,10 @@ class PtyTerminal:
         full_env = dict(os.environ, TERM="xterm-256color", LANG="C.UTF-8", LC_ALL="C.UTF-8",
                         PYTHONPATH=ROOT, PYTHONUNBUFFERED="1")
         full_env.pop("NO_COLOR", None)
+        # the size comes from the pty, as in a terminal: ncurses prefers LINES/COLUMNS over the
+        # pty's size, and pytest-xdist's workers run with LINES=24 COLUMNS=80 (a resize was lost)
+        full_env.pop("LINES", None)
+        full_env.pop("COLUMNS", None)
         full_env.update(env or {})
         self.proc = subprocess.Popen(argv, stdin=self.slave, stdout=self.slave, stderr=self.slave, cwd=ROOT,
                                      env=full_env, start_new_session=True, preexec_fn=_take_controlling_tty)
