@@ -276,7 +276,15 @@ def test_aws_program_reads_both_secrets_and_connects_with_them(lab, tmp_path):
         assert gone not in out["env"]
     assert "AWS_EC2_METADATA_DISABLED" in out["env"]
     assert lab.endpoint("aurora").password.reveal() not in result.stderr
-    servers = [p for p in psutil.process_iter(["cmdline"]) if "fiswatch.lab.exec_aws" in " ".join(p.info["cmdline"] or ())]
+    # this run's moto server only (it inherits TMPDIR): other test processes run `lab exec --aws` too
+    servers = []
+    for p in psutil.process_iter(["cmdline"]):
+        if "fiswatch.lab.exec_aws" in " ".join(p.info["cmdline"] or ()):
+            try:
+                if p.environ().get("TMPDIR") == env["TMPDIR"]:
+                    servers.append(p)
+            except psutil.NoSuchProcess:
+                pass
     assert servers == []
     _no_leftovers(tmp_path)
 
