@@ -17,8 +17,9 @@ export AWS_EC2_METADATA_DISABLED=true
 
 workers=${FISWATCH_TEST_WORKERS:-3}
 # --dist loadfile: a module's tests stay on one worker, so a module-scoped fixture (a lab, a
-# moto server, three `watch` runs) is built once, not once per worker.
-args=(-q -p no:cacheprovider -n "$workers" --dist loadfile --durations=20)
+# moto server, three `watch` runs) is built once, not once per worker. --no-loadscope-reorder:
+# modules go out in collection order (tests/conftest.py puts the longest first), not by test count
+args=(-q -p no:cacheprovider -n "$workers" --dist loadfile --no-loadscope-reorder --durations=20)
 if [ "$quick" = 1 ]; then
   args=(-q -p no:cacheprovider -n "$workers" --durations=10 -m "not lab and not slow")
 fi
