@@ -87,15 +87,23 @@ make_venv() {  # make_venv PYTHON DIR EXTRAS
   pip_quiet "$dir/bin/python" -m pip install -e ".[$extras]"
 }
 
-make_venv python3 .venv "test,plot,lint"
-
+# the two virtualenvs are independent: build them at the same time (a fresh clone's CI spends
+# minutes in pip otherwise), and fail if either fails
+py39_pid=""
 if [ "$want_py39" = 1 ]; then
   py39=$(ls -d /root/.pyenv/versions/3.9.*/bin/python3 2>/dev/null | sort -V | tail -n 1 || true)
   if [ -z "$py39" ] && command -v python3.9 >/dev/null 2>&1; then py39=$(command -v python3.9); fi
   if [ -n "$py39" ]; then
-    make_venv "$py39" .venv39 "test"
+    make_venv "$py39" .venv39 "test" &
+    py39_pid=$!
   else
     say "no Python 3.9 found: the suite runs on $(python3 --version 2>&1) only"
   fi
 fi
+venv_status=0
+make_venv python3 .venv "test,plot,lint" || venv_status=$?
+if [ -n "$py39_pid" ]; then
+  wait "$py39_pid" || venv_status=$?
+fi
+[ "$venv_status" = 0 ] || exit "$venv_status"
 say "ready"

@@ -89,14 +89,26 @@ def fis_moto_server() -> Iterator[str]:
         with moto_server() as url:
             yield url
         return
-    import subprocess
-    import time
-    import urllib.request
-
     python = external_moto_python()
     if python is None:
         pytest.fail("moto on this Python has no FIS backend and no Python with moto>=5.2 was found: run "
                     "scripts/setup.sh (it creates .venv) or set FISWATCH_MOTO_PYTHON")
+    with moto_process(python) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def moto_process(python: Optional[str] = None) -> Iterator[str]:
+    """moto's server in a process of its own (`python -m moto.server`) on 127.0.0.1; yields its
+    URL and sets AWS_ENDPOINT_URL to it. Unlike moto_server(), its answers do not wait for this
+    process's GIL: a test that also runs a busy FaultProxy thread here (test_fleet_moto.py) or a
+    machine loaded by parallel suites would otherwise see botocore's 3 s read timeout expire."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    python = python or sys.executable
     port = free_port()
     url = "http://127.0.0.1:%d" % port
     proc = subprocess.Popen([python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
@@ -119,6 +131,7 @@ def fis_moto_server() -> Iterator[str]:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait(10)
 
 
 def _reset(url: str) -> None:

@@ -27,8 +27,14 @@ pytest_plugins = ["_lab_fixture"]
 
 MYSQL_HOST = os.environ.get("FISWATCH_TEST_MYSQL_HOST", "127.0.0.1")
 MYSQL_PORT = int(os.environ.get("FISWATCH_TEST_MYSQL_PORT", "3306"))
-TEST_DB = "fiswatch_test"
+# One database per test process: the 3.11 and 3.9 suites and their xdist workers run at the
+# same time against this one server, and a shared database would let one process's
+# `DROP TABLE` or row counts leak into another's. The session fixture creates and drops it.
+TEST_DB = "fiswatch_test_%d" % os.getpid()
 TEST_USER = "fiswatch_probe"
+# Both Pythons' suites with their xdist workers share this server, and one test alone opens
+# waves of 50 connections (tests/test_wire_bounds.py): MariaDB's default of 151 is too few.
+MAX_CONNECTIONS = 1000
 
 
 def wait_for(predicate, timeout=30.0, interval=0.05, message="condition"):
@@ -100,6 +106,9 @@ def mariadb():
     except pymysql.err.OperationalError as exc:  # pragma: no cover - CI installs it
         pytest.fail("MariaDB is not reachable on %s:%d (%s); .ci/run starts it" % (MYSQL_HOST, MYSQL_PORT, exc))
     with conn.cursor() as cur:
+        cur.execute("SELECT @@GLOBAL.max_connections")
+        if cur.fetchone()[0] < MAX_CONNECTIONS:
+            cur.execute("SET GLOBAL max_connections = %d" % MAX_CONNECTIONS)
         cur.execute("CREATE DATABASE IF NOT EXISTS %s" % TEST_DB)
         cur.execute("CREATE TABLE IF NOT EXISTS %s.test (id INT AUTO_INCREMENT PRIMARY KEY, value INT)" % TEST_DB)
         for host in ("127.0.0.1", "localhost", "%"):
@@ -107,4 +116,33 @@ def mariadb():
             cur.execute("ALTER USER '%s'@'%s' IDENTIFIED BY %%s" % (TEST_USER, host.replace("%", "%%")), (password,))
             cur.execute("GRANT ALL ON %s.* TO '%s'@'%s'" % (TEST_DB, TEST_USER, host))
     conn.close()
-    return MariaDB(MYSQL_HOST, MYSQL_PORT, TEST_USER, password, TEST_DB)
+    yield MariaDB(MYSQL_HOST, MYSQL_PORT, TEST_USER, password, TEST_DB)
+    conn = pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user="root", password="",
+                           autocommit=True, connect_timeout=5)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("DROP DATABASE IF EXISTS %s" % TEST_DB)
+    finally:
+        conn.close()
+
+
+# The modules that take longest (a full 3.11 run's --durations, slowest first). xdist hands a
+# worker whole modules (--dist loadfile) in collection order: starting these first keeps one
+# of them from starting last and running alone while the other workers idle.
+LONGEST_FIRST = ("test_bench_quick.py", "test_wire_gate_more.py", "test_lab_gate.py", "test_lab_exec.py",
+                 "test_lab_dnsflap.py", "test_lab_faults.py", "test_lab_aurora.py", "test_lab_rdsproxy.py",
+                 "test_wire_column.py", "test_lab_crash.py", "test_report_lab.py", "test_fleet_moto.py",
+                 "test_verify.py", "test_lab_tls.py", "test_lab_names.py", "test_lab_daemon_gone.py",
+                 "test_lab_disk_full.py", "test_lab_maz.py", "test_read_probe.py", "test_lab_patch_seen.py",
+                 "test_lab_demo_faults.py", "test_lab_rdsproxy_tls.py", "test_lab_simulate.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test that takes the `lab` fixture needs the lab: mark it so, whatever its module says
+    (`scripts/test.sh --quick` runs `-m "not lab and not slow"`). The longest modules go first;
+    a module's own tests keep their order."""
+    for item in items:
+        if "lab" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.lab)
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(os.path.basename(item.nodeid.split("::")[0]), len(rank)))

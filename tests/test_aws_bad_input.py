@@ -30,6 +30,7 @@ def test_aws_region_alone_is_enough(region_env):
     assert make_session(region="ap-south-1").region_name == "ap-south-1"  # --region wins over both
 
 
+@pytest.mark.slow
 def test_create_db_with_a_secret_in_the_aws_region_region(region_env, mariadb, capsys):
     """CloudShell sets only AWS_REGION: a secret in eu-west-1 is found there (moto server)."""
     import boto3
@@ -57,6 +58,7 @@ def silent_endpoint():
         sock.close()
 
 
+@pytest.mark.slow
 def test_an_unanswering_aws_endpoint_says_so_in_seconds(capsys):
     with silent_endpoint():
         started = time.monotonic()
@@ -101,6 +103,7 @@ def _experiments(sess):
     (["--wait", "--timeout", "nan"], "argument --timeout: 'nan' is not a number of seconds"),
     (["--timeout", "30"], "--timeout only applies with --wait"),
 ])
+@pytest.mark.slow
 def test_experiment_start_checks_everything_before_starting(argv, fragment, capsys):
     from fiswatch.aws import fis
 

@@ -75,6 +75,7 @@ def test_host_identity_from_asset_tag(tmp_path):
     assert host_identity(str(tmp_path / "missing")) == __import__("socket").gethostname()
 
 
+@pytest.mark.slow
 def test_publisher_puts_metrics_into_moto():
     from moto import mock_aws
 

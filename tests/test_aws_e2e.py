@@ -10,11 +10,15 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from _aws_fixture import (CLUSTER_ID, MYSQL_ID, REGION, make_cluster, make_mysql, make_role, moto_server,
                           fis_moto_server, put_secret, session)
 from conftest import ROOT, wait_for
 
 from fiswatch import events as E
+
+pytestmark = pytest.mark.slow  # subprocesses and moto servers: minutes, not seconds
 
 
 def _env(url):

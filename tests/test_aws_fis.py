@@ -176,6 +176,7 @@ def fis_world():
         yield make_world(session())
 
 
+@pytest.mark.slow
 def test_ensure_template_finds_cluster_through_secret_host(fis_world):
     template_id, created = fis.ensure_template(fis_world, "aurora")
     assert created
@@ -186,6 +187,7 @@ def test_ensure_template_finds_cluster_through_secret_host(fis_world):
     assert len(fis_world.client("fis").list_experiment_templates()["experimentTemplates"]) == 1
 
 
+@pytest.mark.slow
 def test_rds_target_needs_an_instance(moto_world):
     # no FisMysqlSecret in this world and no --instance-id: one line naming the flag
     with pytest.raises(AwsError) as info:

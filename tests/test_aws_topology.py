@@ -128,6 +128,7 @@ def moto_rds():
         yield sess, cluster
 
 
+@pytest.mark.slow
 def test_find_target_by_host_and_by_secret_ids(moto_rds):
     sess, cluster = moto_rds
     rds = sess.client("rds")
@@ -143,6 +144,7 @@ def test_find_target_by_host_and_by_secret_ids(moto_rds):
     assert "--cluster-id" in str(info.value) and "10.1.1.1" in str(info.value)
 
 
+@pytest.mark.slow
 def test_watcher_thread_sees_aurora_failover(moto_rds):
     sess, cluster = moto_rds
     events = []

@@ -25,6 +25,7 @@ HAVE_WRAPPER = sys.version_info >= (3, 10)  # the test extra installs it there
 
 
 # -- options -------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_defaults_fail_over_fast_and_the_header_shows_them():
     backend = AwsWrapperBackend()
     assert backend.settings["plugins"] == "failover_v2"
@@ -39,6 +40,7 @@ def test_defaults_fail_over_fast_and_the_header_shows_them():
         assert "pip install 'fiswatch[aws-wrapper]'" in info.reason
 
 
+@pytest.mark.slow
 def test_every_property_settable_and_bad_ones_are_one_line():
     spec = parse_backend_spec("aws-wrapper:socket_timeout=2,failover_timeout_sec=30,topology_refresh_ms=5000")
     backend = make_backend(spec)
@@ -116,6 +118,7 @@ def _watch(args, env_extra=None, timeout=90):
     return out, [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
 
 
+@pytest.mark.slow
 def test_watch_with_the_wrapper_column_runs_on_every_python(mariadb):
     """3.9: the column is UNAVAILABLE and says why, the other column writes; 3.10+: both write."""
     url = "db=mysql://%s@127.0.0.1:%d/%s" % (mariadb.user, mariadb.port, mariadb.database)
@@ -133,6 +136,7 @@ def test_watch_with_the_wrapper_column_runs_on_every_python(mariadb):
         assert not wrapper["available"] and final["db/aws-wrapper"]["state"] == "UNAVAILABLE"
 
 
+@pytest.mark.slow
 def test_missing_package_says_the_pip_command_and_backends_lists_why():
     code = ("import sys; sys.modules['aws_advanced_python_wrapper'] = None\n"
             "from fiswatch.backends.aws_wrapper import AwsWrapperBackend\n"

@@ -5,6 +5,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from conftest import ROOT
 
 from fiswatch import events as E
@@ -29,6 +31,7 @@ def make_plugin(tmp_path):
     return dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), ROOT]))
 
 
+@pytest.mark.slow
 def test_entry_point_backend_is_listed_and_runs(tmp_path, mariadb):
     env = make_plugin(tmp_path)
     out = subprocess.run([sys.executable, "-m", "fiswatch", "backends"], env=env, capture_output=True, text=True,

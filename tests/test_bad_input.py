@@ -145,12 +145,13 @@ def test_table_is_checked_the_same_way_everywhere(command, capsys):
     assert "argument --table: table name 'my-table' is not a plain identifier" in lines[0]
 
 
+@pytest.mark.slow
 def test_create_db_uses_an_existing_table_without_create_privilege(mariadb):
     """A user allowed to read and write the table but not to CREATE: no 'CREATE command denied'."""
     from conftest import TEST_DB
     from test_cli import fiswatch
 
-    user, password = "fiswatch_nocreate", "nocreate-pw"
+    user, password = "fiswatch_nc_%d" % os.getpid(), "nocreate-pw"  # per process: suites run side by side
     mariadb.query("CREATE TABLE IF NOT EXISTS nocreate_test (id INT AUTO_INCREMENT PRIMARY KEY, value INT)")
     for host in ("127.0.0.1", "localhost"):
         mariadb.query("CREATE USER IF NOT EXISTS '%s'@'%s' IDENTIFIED BY '%s'" % (user, host, password))
@@ -172,6 +173,7 @@ def test_create_db_uses_an_existing_table_without_create_privilege(mariadb):
         mariadb.query("DROP TABLE IF EXISTS nocreate_test")
 
 
+@pytest.mark.slow
 def test_create_db_creates_a_missing_table(mariadb):
     from test_cli import fiswatch
 

@@ -155,6 +155,7 @@ class FreezingRelay:
 
 
 @pytest.mark.parametrize("name", sorted(BACKENDS))
+@pytest.mark.slow
 def test_blocked_send_is_a_write_timeout(name, mariadb):
     backend = make_backend(parse_backend_spec(BACKENDS[name]))
     relay = FreezingRelay((mariadb.host, mariadb.port))

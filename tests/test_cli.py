@@ -72,6 +72,7 @@ def _errors(stdout):
     return events, [e for e in events if e["event"] == E.ERROR]
 
 
+@pytest.mark.slow
 def test_probe_errors_are_reported_not_fatal(mariadb):
     """Wrong password, refused port and missing table: each a clear error in its probe, others unaffected."""
     url = "mysql://%s@127.0.0.1:%d/%s"
@@ -96,6 +97,7 @@ def test_probe_errors_are_reported_not_fatal(mariadb):
     assert "wrong-pw-123" not in out.stdout + out.stderr and mariadb.password not in out.stdout + out.stderr
 
 
+@pytest.mark.slow
 def test_missing_table_names_the_table(mariadb):
     mariadb.query("DROP TABLE IF EXISTS nosuchtable")
     out = fiswatch("watch", "--json", "--duration", "4", "--backend", "pymysql", "--table", "nosuchtable",
@@ -118,6 +120,7 @@ def test_create_db_creates_the_table_and_prints_the_address(mariadb):
     mariadb.query("DROP TABLE createdb_test")
 
 
+@pytest.mark.slow
 def test_plain_output_when_stdout_is_not_a_tty(mariadb):
     out = fiswatch("watch", "--duration", "2.5", "--backend", "pymysql",
                    "--endpoint", "aurora=mysql://%s@127.0.0.1:%d/%s" % (mariadb.user, mariadb.port, mariadb.database),

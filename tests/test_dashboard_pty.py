@@ -58,6 +58,10 @@ class PtyTerminal:
         full_env = dict(os.environ, TERM="xterm-256color", LANG="C.UTF-8", LC_ALL="C.UTF-8",
                         PYTHONPATH=ROOT, PYTHONUNBUFFERED="1")
         full_env.pop("NO_COLOR", None)
+        # the size comes from the pty, as in a terminal: ncurses prefers LINES/COLUMNS over the
+        # pty's size, and pytest-xdist's workers run with LINES=24 COLUMNS=80 (a resize was lost)
+        full_env.pop("LINES", None)
+        full_env.pop("COLUMNS", None)
         full_env.update(env or {})
         self.proc = subprocess.Popen(argv, stdin=self.slave, stdout=self.slave, stderr=self.slave, cwd=ROOT,
                                      env=full_env, start_new_session=True, preexec_fn=_take_controlling_tty)
@@ -171,6 +175,7 @@ def test_screen_shows_columns_addresses_and_a_counting_stall(term):
     assert "lab: aurora failover in progress" in t.text
 
 
+@pytest.mark.slow
 def test_resize_reflows_and_too_small_asks_for_more(term):
     t = term()
     t.wait_text("STALLED")
@@ -290,6 +295,7 @@ def test_unknown_terminal_type_is_one_clear_line(term):
     assert b"Traceback" not in t.raw
 
 
+@pytest.mark.slow
 def test_the_demos_five_columns_at_80x24_and_120x30(term):
     """The demo's probes (aurora x3, rds x2) through the real dashboard: state, address and rows of each."""
     from dashboard_app import column_facts, screen_columns

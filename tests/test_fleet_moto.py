@@ -9,12 +9,14 @@ import sys
 
 import pytest
 
-from _aws_fixture import moto_server, session
+from _aws_fixture import moto_process, session
 from conftest import ROOT, wait_for
 from fiswatch import events as E
 from fiswatch.lab.proxy import FaultProxy
 from test_aws_e2e import _env
 from test_dashboard_pty import PtyTerminal
+
+pytestmark = pytest.mark.slow  # subprocesses and moto servers: minutes, not seconds
 
 TABLE = "fleet_test"
 HOSTS = ("alice", "bob", "carol")
@@ -67,7 +69,7 @@ def room(mariadb, tmp_path_factory):
     proxy = FaultProxy("127.0.0.1", 0, mariadb.host, mariadb.port, name="fleet-test").start()
     procs = []
     try:
-        with moto_server() as url:
+        with moto_process() as url:
             for host in HOSTS:
                 port = proxy.address[1] if host == "carol" else mariadb.port
                 log = open(str(tmp_path / ("%s.log" % host)), "w")

@@ -258,7 +258,10 @@ def test_ctrl_c_midway_leaves_exactly_one_writer(lab, stop_at, outcome):
     before = lab_status(lab.dir)
     old, new = before.instance("aurora", "writer"), before.instance("aurora", "reader")
     env = dict(os.environ, PYTHONPATH=ROOT)
-    proc = subprocess.Popen([sys.executable, "-m", "fiswatch", "lab", "failover", "aurora", "--dir", lab.dir],
+    # the fast profile fences for 1 s only: on a loaded machine the step can be over between the
+    # status read and the signal; --realistic fences for 8 s
+    timing = ["--realistic"] if stop_at == "blackhole" else []
+    proc = subprocess.Popen([sys.executable, "-m", "fiswatch", "lab", "failover", "aurora", "--dir", lab.dir] + timing,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         wait_for(lambda: (lab_status(lab.dir).failover_status() or {}).get("step") == stop_at
@@ -349,8 +352,10 @@ def test_a_killed_failover_is_recovered_by_the_next_one(lab):
     from fiswatch.lab.api import failover, lab_status
 
     env = dict(os.environ, PYTHONPATH=ROOT)
-    proc = subprocess.Popen([sys.executable, "-m", "fiswatch", "lab", "failover", "aurora", "--dir", lab.dir],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    # --realistic: the writer stays fenced for 8 s before promotion (fast: 1 s, which a loaded
+    # machine can spend between the status read and the SIGKILL)
+    proc = subprocess.Popen([sys.executable, "-m", "fiswatch", "lab", "failover", "aurora", "--dir", lab.dir,
+                             "--realistic"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
         wait_for(lambda: (lab_status(lab.dir).failover_status() or {}).get("step") == "blackhole", 30,
                  interval=0.02, message="the failover fencing the writer")

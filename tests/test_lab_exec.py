@@ -276,7 +276,15 @@ def test_aws_program_reads_both_secrets_and_connects_with_them(lab, tmp_path):
         assert gone not in out["env"]
     assert "AWS_EC2_METADATA_DISABLED" in out["env"]
     assert lab.endpoint("aurora").password.reveal() not in result.stderr
-    servers = [p for p in psutil.process_iter(["cmdline"]) if "fiswatch.lab.exec_aws" in " ".join(p.info["cmdline"] or ())]
+    # this run's moto server only (it inherits TMPDIR): other test processes run `lab exec --aws` too
+    servers = []
+    for p in psutil.process_iter(["cmdline"]):
+        if "fiswatch.lab.exec_aws" in " ".join(p.info["cmdline"] or ()):
+            try:
+                if p.environ().get("TMPDIR") == env["TMPDIR"]:
+                    servers.append(p)
+            except psutil.NoSuchProcess:
+                pass
     assert servers == []
     _no_leftovers(tmp_path)
 
@@ -410,9 +418,17 @@ def test_killing_lab_exec_leaves_no_program_and_no_moto(lab, tmp_path):
     proc = subprocess.Popen(_exec_argv(lab.dir, "sleep", "60", aws=True), env=_env(tmp_path))
     try:
         parent = psutil.Process(proc.pid)
-        children = wait_for(lambda: len(parent.children()) == 2 and parent.children(), timeout=60,
-                            message="moto and sleep to start")
-        assert sorted(" ".join(c.cmdline()[-2:]) for c in children) == ["-m fiswatch.lab.exec_aws", "sleep 60"]
+
+        def started():
+            # a child between fork() and exec() still shows lab exec's command line: wait for both
+            # commands, not for two children
+            children = parent.children()
+            try:
+                commands = sorted(" ".join(c.cmdline()[-2:]) for c in children)
+            except psutil.NoSuchProcess:
+                return None
+            return commands == ["-m fiswatch.lab.exec_aws", "sleep 60"] and children
+        children = wait_for(started, timeout=60, message="moto and sleep to start")
     finally:
         proc.kill()  # SIGKILL: lab exec cannot clean up; the kernel and moto's stdin do
         proc.wait()

@@ -69,6 +69,7 @@ def _record_a_run(mariadb, table, record, env, writes=20):
 
 
 # -- several runs in one record ----------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_record_of_two_runs_is_refused_and_each_run_is_read_on_its_own(mariadb, table, tmp_path):
     env = _env(mariadb)
     first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
@@ -117,6 +118,7 @@ def test_a_record_of_two_runs_is_refused_and_each_run_is_read_on_its_own(mariadb
 
 
 # -- writes the final check could not reach ------------------------------------------------------------------------
+@pytest.mark.slow
 def test_writes_the_final_check_cannot_reach_are_counted_not_verified(mariadb, table, tmp_path):
     env = _env(mariadb)
     record = tmp_path / "run.jsonl"
@@ -204,6 +206,7 @@ def test_a_closing_check_that_did_not_finish_is_the_reason_given():
     assert lines[n + 1:n + 3] == ["  why: verification did not finish in 3s", "  check them later: fiswatch verify FILE"]
 
 
+@pytest.mark.slow
 def test_the_record_memory_figure_measures_both_commands(mariadb):
     """The harness of `python -m fiswatch.bench.record_memory` (figure 8) on a small record: both commands
     run to the end (verify finds every write), and each peak RSS comes from wait4()."""

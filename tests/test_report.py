@@ -299,6 +299,7 @@ def has_matplotlib():
     return importlib.util.find_spec("matplotlib") is not None
 
 
+@pytest.mark.slow
 def test_plot_makes_a_png_or_says_how_to_get_one(tmp_path, capsys):
     path = record_file(tmp_path / "run.jsonl", make_run())
     out = str(tmp_path / "timeline.png")

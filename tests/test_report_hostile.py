@@ -34,6 +34,7 @@ def everything(events):
     return report
 
 
+@pytest.mark.slow
 def test_every_field_of_every_event_with_a_wrong_type_never_raises():
     run = make_run()
     run.append({"ts": run[-1]["ts"] + 0.5, "event": E.VERIFY, "endpoint": "aurora", "ok": False, "acknowledged": 5,

@@ -6,6 +6,8 @@ import socket
 import threading
 import time
 
+import pytest
+
 from conftest import wait_for
 from fiswatch import events as E
 from fiswatch.backends.registry import make_backend, parse_backend_spec
@@ -135,6 +137,7 @@ def _closed_port():
     return port
 
 
+@pytest.mark.slow
 def test_refused_port_does_not_exceed_the_attempt_rate(mariadb):
     events = Events()
     probe = _probe(_endpoint("127.0.0.1", _closed_port(), mariadb), events)

@@ -166,6 +166,7 @@ def _small_files():
     resource.setrlimit(resource.RLIMIT_FSIZE, (24 * 1024, 24 * 1024))
 
 
+@pytest.mark.slow
 def test_record_under_rlimit_fsize_is_loud_and_the_verification_still_shows(mariadb, tmp_path):
     record = str(tmp_path / "run.jsonl")
     err_path = tmp_path / "err.txt"
@@ -225,6 +226,7 @@ def _full_fifo(path):
 
 
 @pytest.mark.parametrize("how", ["duration", "sigterm"])
+@pytest.mark.slow
 def test_json_into_a_fifo_nobody_reads_ends_on_time_with_the_record_complete(mariadb, tmp_path, how):
     record = str(tmp_path / "run.jsonl")
     reader, writer = _full_fifo(str(tmp_path / "fifo"))
@@ -312,6 +314,7 @@ def test_plain_into_a_file_keeps_long_messages_and_warns_about_no_password(maria
 
 
 # -- 5. writes at stop -----------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_writes_committed_while_stopping_are_in_the_record(mariadb, tmp_path):
     table = "drain_%d" % os.getpid()
     mariadb.query("CREATE TABLE %s (id INT AUTO_INCREMENT PRIMARY KEY, value INT)" % table)

@@ -107,6 +107,7 @@ def test_mysql_connector_with_read_timeout_recovers(proxy, mariadb):
         runner.stop()
 
 
+@pytest.mark.slow
 def test_watch_json_exits_promptly_while_a_probe_hangs(proxy, mariadb):
     """`fiswatch watch --json --duration` ends even with a driver blocked forever."""
     host, port = proxy.address

@@ -116,9 +116,13 @@ def test_the_mysql_cli_in_a_loop_is_one_process_per_run_and_tls_is_not_measured(
 
 
 def test_a_process_without_pid_attribute_is_found_by_its_socket(accounted, mariadb):
-    """A client that sends no `_pid`: the owner of the socket's inode (/proc) is found off the loop."""
+    """A client that sends no `_pid`: the owner of the socket's inode (/proc) is found off the loop.
+
+    The lookup scans /proc while the socket exists and is taken at the connection's next packet:
+    the child goes on writing until the ledger names it (on a loaded machine the scan can
+    outlast a 2 s client)."""
     proxy, ledger = accounted
-    code = ("import pymysql, sys, time\n"
+    code = ("import pymysql, select, sys, time\n"
             "c = pymysql.connect(host=%r, port=%d, user=%r, password=sys.stdin.readline().strip(), database=%r,"
             " autocommit=True, defer_connect=True)\n"
             "c._connect_attrs = {}\n"
@@ -126,12 +130,25 @@ def test_a_process_without_pid_attribute_is_found_by_its_socket(accounted, maria
             "cur = c.cursor()\n"
             "for _ in range(40):\n"
             "    cur.execute('INSERT INTO wire_acct (v) VALUES (7)'); time.sleep(0.05)\n"
+            # the found owner is taken at the connection's next packet: go on writing until told
+            "while not select.select([sys.stdin], [], [], 0.05)[0]:\n"
+            "    cur.execute('INSERT INTO wire_acct (v) VALUES (7)')\n"
             "c.close()\n" % (proxy.address[0], proxy.address[1], mariadb.user, mariadb.database))
     child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE)
-    child.communicate((mariadb.password + "\n").encode(), timeout=60)
+    try:
+        child.stdin.write((mariadb.password + "\n").encode())
+        child.stdin.flush()
+
+        def found():
+            mine = _me(snapshot(proxy, ledger), child.pid)
+            return mine if mine is not None and mine["acked"] >= 40 else None
+        mine = wait_for(found, timeout=60, message="the child's connection named by its socket's owner")
+        child.communicate(b"close\n", timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(10)
     assert child.returncode == 0
-    snap = snapshot(proxy, ledger)
-    mine = _me(snap, child.pid)
     assert mine is not None and mine["acked"] >= 1 and mine["name"] == ""  # no attributes at all
 
 

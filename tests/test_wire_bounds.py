@@ -85,6 +85,7 @@ def _wave(proxy, mariadb, errors):
         t.join(120)
 
 
+@pytest.mark.slow
 def test_a_thousand_connections_are_each_accounted_and_closed_ones_cost_nothing(accounted, mariadb):
     """1,000 connections in waves of 50 (the shared server's max_connections is 151): every one is
     accounted under this process; the ledger's size after the last wave is what it was after the
