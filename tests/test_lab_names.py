@@ -49,7 +49,7 @@ def test_names_are_shaped_as_aws_names():
     assert L.INSTANCES[0].dns_name == "fiswatch-lab-instance-1.c0ffee0c0ffe.lab-1.rds.amazonaws.com"
     assert L.ENDPOINT_NAMES["rds"] == "fiswatch-lab-mysql.c0ffee0c0ffe.lab-1.rds.amazonaws.com"
     aliases = L.alias_names()
-    assert sorted(aliases.values()) == sorted(n for _, n in names)
+    assert sorted(aliases.values()) == sorted([n for _, n in names] + [L.RDS_PROXY_NAME])  # the proxy: lab up --proxy
     assert aliases["fiswatch-lab.cluster-c0ffee.lab.rds.local"] == L.ENDPOINT_NAMES["aurora"]
     assert all(old.endswith("c0ffee.lab.rds.local") and old != new for old, new in aliases.items())
     # SERVER_ID = the instance's name; the host pattern turns it back into the instance's endpoint
