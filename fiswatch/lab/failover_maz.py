@@ -86,8 +86,8 @@ class MazFailover:
 
     def reached(self, step: str, detail: str, **extra: Any) -> None:
         self.step = step
+        self.report("running", detail)  # recorded first: a process killed from here on is recovered by the next
         self.emit(step, detail, **extra)
-        self.report("running", detail)  # a process killed from here on is recovered by the next one
 
     def report(self, state: str, detail: str, **extra: Any) -> None:
         record = state_record("maz", state, self.step, detail, old=self.old.name,
