@@ -231,3 +231,12 @@ def test_a_maz_failover_killed_midway_is_named_and_recovered_by_the_next(zlab, k
     if outcome == "rolled back":  # rolled back to the old writer, then the new failover moved it
         assert writer.name != old.name
     print("killed at %s: %s, then a full failover in %.1fs" % (kill_at, outcome, time.monotonic() - t0))
+
+
+def test_wrapper_dialect_detect_leaves_the_choice_to_the_wrapper():
+    from fiswatch.backends.aws_wrapper import AwsWrapperBackend
+    from fiswatch.model import Endpoint
+
+    ep = Endpoint("maz", L.MAZ_ENDPOINT_NAMES["maz"])
+    assert AwsWrapperBackend({}).for_endpoint(ep).properties()["wrapper_dialect"] == "aurora-mysql"  # auto
+    assert "wrapper_dialect" not in AwsWrapperBackend({"wrapper_dialect": "detect"}).for_endpoint(ep).properties()
