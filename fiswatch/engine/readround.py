@@ -25,7 +25,7 @@ read from the reader itself after each SELECT (`replica_lag`, seconds).
 """
 import time
 from dataclasses import replace
-from typing import Any, Dict, List, Optional, Sequence, Set
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from fiswatch import events as E
 from fiswatch.model import Op, ProbeView, State
@@ -60,7 +60,7 @@ class ReadRound:
         finally:
             close_quietly(cur)
         end = time.monotonic()
-        lag_s = replica_lag(conn) if self.has_lag else None
+        lag_s = replica_lag(conn)[1] if self.has_lag else None
         snap = probe.snapshot
         probe.publish(state=State.OK, op=None, op_started=None, rows=rows, iterations=snap.iterations + 1,
                       latency=probe.connect_latency() + (("SELECT", end - t0),),
@@ -85,7 +85,7 @@ class ReadRound:
         finally:
             close_quietly(cur)
         self.conn = conn
-        self.has_lag = replica_lag(conn, asked=True) is not None
+        self.has_lag = replica_lag(conn)[0]
         self.server = server_text(server_id, hostname)
         if not _truthy(read_only) and not _truthy(innodb_read_only) and self.server not in self.said:
             self.said.add(self.server)
@@ -95,11 +95,12 @@ class ReadRound:
                 % (probe.id, ep.name, ep.host, self.server)))
 
 
-def replica_lag(conn: Any, asked: bool = False) -> Optional[int]:
-    """The reader's Seconds_Behind_Source from its SHOW REPLICA STATUS (MySQL 8's column: a Multi-AZ
-    DB cluster reader answers it; MariaDB names it Seconds_Behind_Master, Aurora has no row).
-    None when the server has no such row or column, or says NULL; `asked`: True for a row whose
-    value is NULL (does the shape have it at all?), -1 stands for it."""
+def replica_lag(conn: Any) -> Tuple[bool, Optional[int]]:
+    """(does the server answer SHOW REPLICA STATUS with MySQL 8's Seconds_Behind_Source, its value).
+
+    A Multi-AZ DB cluster reader does (the value None when it says NULL); MariaDB names the column
+    Seconds_Behind_Master, a writer and Aurora have no row, the user may lack the privilege: (False, None).
+    """
     cur = conn.cursor()
     try:
         cur.execute(REPLICA_STATUS_SQL)
@@ -107,15 +108,13 @@ def replica_lag(conn: Any, asked: bool = False) -> Optional[int]:
         row = cur.fetchone()
         conn.rollback()
     except Exception:  # noqa: BLE001 - no privilege (Aurora's user), an old server: no lag from here
-        return None
+        return False, None
     finally:
         close_quietly(cur)
     if row is None or "Seconds_Behind_Source" not in names:
-        return None
+        return False, None
     value = row[names.index("Seconds_Behind_Source")]
-    if value is None:
-        return -1 if asked else None
-    return int(value)
+    return True, None if value is None else int(value)
 
 
 def server_text(server_id: Any, hostname: Any) -> str:
