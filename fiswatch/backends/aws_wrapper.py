@@ -18,6 +18,8 @@ as is any other property of the installed wrapper or of mysql-connector):
   failover_timeout_sec=60     how long a failover may look for the new writer
   use_pure=true               pure-Python mysql-connector: only its socket can be interrupted
   wrapper_dialect=auto        aurora-mysql on an Aurora cluster endpoint, the wrapper's own detection elsewhere
+  wrapper_dialect=detect      never set it: the wrapper's own detection everywhere (a Multi-AZ DB cluster's
+                              `.cluster-` name: it finds multi-az-mysql, docs/lesson.md chapter 6)
   cluster_instance_host_pattern=auto  the lab's pattern on a lab endpoint; on AWS the wrapper derives it
                               from the cluster endpoint name (fiswatch then connects by name)
 """
@@ -114,6 +116,8 @@ class AwsWrapperBackend(Backend):
 
     def dialect(self) -> Optional[str]:
         value = self.settings["wrapper_dialect"]
+        if value == "detect":
+            return None
         if value != AUTO:
             return value
         return "aurora-mysql" if self.is_aurora() else None

@@ -11,7 +11,9 @@ without a live reader answers with the writer, as Aurora's does.
 The probe (fiswatch.engine.probe) keeps everything else: connecting, retrying, the
 snapshot it publishes before every call, so a read stalls, errs and reconnects on screen
 exactly as a write does. How far a reader is behind is counted by `read_lag` (rows the
-writer's probes committed that the reader has not returned yet), for the monitor.
+writer's probes committed that the reader has not returned yet), for the monitor, and, where
+the shape has it (a Multi-AZ DB cluster reader: `SHOW REPLICA STATUS`, `Seconds_Behind_Source`),
+read from the reader itself after each SELECT (`replica_lag`, seconds).
 
     >>> from fiswatch.model import ProbeView, Snapshot, BackendInfo, State
     >>> def pv(ep, rows, reads=False, writer=None):
@@ -23,13 +25,14 @@ writer's probes committed that the reader has not returned yet), for the monitor
 """
 import time
 from dataclasses import replace
-from typing import Any, Dict, List, Optional, Sequence, Set
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from fiswatch import events as E
 from fiswatch.model import Op, ProbeView, State
 
 ROWS = 10
 IDENTITY_SQL = "SELECT @@server_id, @@hostname, @@read_only"
+REPLICA_STATUS_SQL = "SHOW REPLICA STATUS"  # a Multi-AZ DB cluster reader's lag (Seconds_Behind_Source)
 READER_FLAG_SQL = "SELECT @@innodb_read_only"  # the exact text Aurora's readers answer 1 to (the lab's too)
 
 
@@ -42,6 +45,7 @@ class ReadRound:
         self.conn: Any = None  # the connection `server` was asked on
         self.server: Optional[str] = None
         self.said: Set[str] = set()  # servers already named as writers (said once each)
+        self.has_lag = False  # the server answers SHOW REPLICA STATUS with a Seconds_Behind_Source row
 
     def run(self, conn: Any) -> None:
         probe = self.probe
@@ -56,10 +60,12 @@ class ReadRound:
         finally:
             close_quietly(cur)
         end = time.monotonic()
+        lag_s = replica_lag(conn)[1] if self.has_lag else None
         snap = probe.snapshot
         probe.publish(state=State.OK, op=None, op_started=None, rows=rows, iterations=snap.iterations + 1,
                       latency=probe.connect_latency() + (("SELECT", end - t0),),
-                      latency_total=snap.latency_total + (end - t0), last_ok=time.time(), server=self.server)
+                      latency_total=snap.latency_total + (end - t0), last_ok=time.time(), server=self.server,
+                      lag_s=lag_s)
         probe.emit(E.read(probe.id, probe.endpoint.name, id=rows[0][0] if rows else None, rows=len(rows),
                           server=self.server, address=snap.address))
 
@@ -79,6 +85,7 @@ class ReadRound:
         finally:
             close_quietly(cur)
         self.conn = conn
+        self.has_lag = replica_lag(conn)[0]
         self.server = server_text(server_id, hostname)
         if not _truthy(read_only) and not _truthy(innodb_read_only) and self.server not in self.said:
             self.said.add(self.server)
@@ -86,6 +93,28 @@ class ReadRound:
             probe.emit(E.warning(
                 "read probe %s: %s (%s) answered from a writer (read_only 0, server %s), not a reader; reading on"
                 % (probe.id, ep.name, ep.host, self.server)))
+
+
+def replica_lag(conn: Any) -> Tuple[bool, Optional[int]]:
+    """(does the server answer SHOW REPLICA STATUS with MySQL 8's Seconds_Behind_Source, its value).
+
+    A Multi-AZ DB cluster reader does (the value None when it says NULL); MariaDB names the column
+    Seconds_Behind_Master, a writer and Aurora have no row, the user may lack the privilege: (False, None).
+    """
+    cur = conn.cursor()
+    try:
+        cur.execute(REPLICA_STATUS_SQL)
+        names = [d[0] for d in cur.description or ()]
+        row = cur.fetchone()
+        conn.rollback()
+    except Exception:  # noqa: BLE001 - no privilege (Aurora's user), an old server: no lag from here
+        return False, None
+    finally:
+        close_quietly(cur)
+    if row is None or "Seconds_Behind_Source" not in names:
+        return False, None
+    value = row[names.index("Seconds_Behind_Source")]
+    return True, None if value is None else int(value)
 
 
 def server_text(server_id: Any, hostname: Any) -> str:

@@ -158,8 +158,9 @@ def describe_failover(last: dict) -> str:
         return "%scompleted at %s: %s" % (head, when, last.get("detail"))
     if state == "running":
         if not _alive(last.get("pid")):
-            return ("%sSTOPPED HALFWAY at step %s (its process %s is gone): the next `fiswatch lab failover` "
-                    "finishes or rolls it back first" % (head, last.get("step"), last.get("pid")))
+            return ("%sSTOPPED HALFWAY at step %s (its process %s is gone): the next `fiswatch lab failover%s` "
+                    "finishes or rolls it back first" % (head, last.get("step"), last.get("pid"),
+                                                         " maz" if last.get("target") == "maz" else ""))
         return "%srunning (pid %s), at step %s since %s" % (head, last.get("pid"), last.get("step"), when)
     if state in ("rolled back", "finished"):
         return "%s%s at step %s (%s) at %s: %s" % (head, state, last.get("step"), last.get("reason"), when,

@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from fiswatch.lab import aurora
 from fiswatch.lab import layout as L
 from fiswatch.lab import maz, maz_answers, patch, rdsproxy
+from fiswatch.lab.maz_lag import ReplicaLag
 from fiswatch.lab.dnsserver import DnsServer, Zone, start_on_standard_port
 from fiswatch.lab.lablog import log_line
 from fiswatch.lab.mariadb import MariaDBError, Server, ensure_template, find_binaries, sql
@@ -81,6 +82,7 @@ class Lab:
         self.heartbeat = Heartbeat(lambda: layout.server_socket(self.role_holder("aurora", "writer")),
                                    lambda text: log_line(layout, text))
         self.last_failover: Optional[Dict[str, Any]] = None
+        self.maz_lag = ReplicaLag(layout)  # Seconds_Behind_Source of the Multi-AZ cluster's readers
         self.ledger = Ledger()  # wire accounting of every proxied client (lab/wire/accounting.py)
         self.intended_down: set = set()  # servers the lab itself killed: not a dead writer to fail over
         self.rds_proxy: Optional[rdsproxy.RdsProxy] = None  # `lab up --proxy`
@@ -101,6 +103,7 @@ class Lab:
         password = secrets.token_urlsafe(18)
         self._setup_sql(password)
         self.heartbeat.start()
+        self.maz_lag.start()
         self.loop.start()
         from fiswatch.lab.alter_answers import alter_system_for  # not at the top: crash.py needs failover.py, which needs us
 
@@ -110,7 +113,7 @@ class Lab:
             rewriter = aurora.rewriter_factory(aurora.server_id(spec.index), alter_system_for(
                 layout, self.roles.get, spec.name)) if spec.cluster == "aurora" else None  # + ALTER SYSTEM
             if spec.cluster == "maz":
-                rewriter = maz_answers.rewriter_factory()
+                rewriter = maz_answers.rewriter_factory(self.maz_lag.of(spec.name))
             tls = session_factory(cert_file(layout.tls_dir, spec.name), key_file(layout.tls_dir, spec.name), layout.tls)
             self.proxies[spec.name] = FaultProxy(host, port, target[0], target[1], name=spec.name, loop=self.loop,
                                                  session=self.ledger.session_factory(spec.name, rewriter, spec.cluster),
@@ -363,6 +366,7 @@ class Lab:
     # --- stop ----------------------------------------------------------------------------
     def stop(self) -> None:
         self.heartbeat.stop()
+        self.maz_lag.stop()
         if self.control is not None:
             self.control.shutdown()
             self.control.server_close()

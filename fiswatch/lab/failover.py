@@ -294,6 +294,8 @@ def _recover_abandoned(lab_dir: str, emit: Emit) -> None:
     last = state.get("last_failover") or {}
     if last.get("state") != "running":
         return
+    if last.get("target") == "maz":  # failover_maz.recover_abandoned's: that shape's own steps
+        raise FailoverError("a maz failover stopped halfway: `fiswatch lab failover maz` finishes or rolls it back")
     layout = L.Layout.from_dict(state["layout"])
     old, new = L.spec_by_name(last["old"]), L.spec_by_name(last["new"])
     outcome, detail = recover(layout, layout.control_socket, last["target"], old, new, bool(last.get("crash")),

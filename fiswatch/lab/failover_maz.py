@@ -17,7 +17,9 @@ the lab's steps, in the order a client meets them:
    (read-only), its proxy passes again and the reader endpoint hands out the two readers.
 
 Stopped midway (Ctrl-C, cancel, an error), it is finished when a reader was promoted and rolled
-back otherwise, so the cluster keeps exactly one writer.
+back otherwise, so the cluster keeps exactly one writer. Killed midway (SIGKILL: nothing of it
+runs on), its last step stays recorded as 'running' in the daemon (`lab status`: STOPPED HALFWAY),
+and the next `lab failover maz` finishes or rolls it back first (recover_abandoned), then runs.
 """
 import fcntl
 import os
@@ -70,13 +72,13 @@ class MazFailover:
     """One failover of the Multi-AZ DB cluster: its plan, its instances and how far it got."""
 
     def __init__(self, state: Dict[str, Any], emit: Emit, plan: MazProfile, lag: float, stale_reader: bool,
-                 cancel: Optional[threading.Event]) -> None:
+                 cancel: Optional[threading.Event], old: str = "") -> None:
         self.layout = L.Layout.from_dict(state["layout"])
         self.ctl = self.layout.control_socket
         self.emit, self.plan, self.lag, self.stale_reader, self.cancel = emit, plan, lag, stale_reader, cancel
         roles = {i["name"]: i["role"] for i in state["instances"]}
         specs = self.layout.cluster("maz")
-        self.old = next(s for s in specs if roles.get(s.name) == "writer")
+        self.old = next(s for s in specs if s.name == old or (not old and roles.get(s.name) == "writer"))
         self.readers = [s for s in specs if s is not self.old]
         self.new: Optional[L.InstanceSpec] = None
         self.step = "start"
@@ -84,6 +86,7 @@ class MazFailover:
 
     def reached(self, step: str, detail: str, **extra: Any) -> None:
         self.step = step
+        self.report("running", detail)  # recorded first: a process killed from here on is recovered by the next
         self.emit(step, detail, **extra)
 
     def report(self, state: str, detail: str, **extra: Any) -> None:
@@ -257,6 +260,20 @@ class MazFailover:
         return "maz failover %s at step %s (%s): %s" % (outcome, self.step, why, detail)
 
 
+def recover_abandoned(state: Dict[str, Any], emit: Emit) -> Dict[str, Any]:
+    """A previous maz failover whose process died midway (SIGKILL: state 'running', its lock free):
+    finish or roll it back now, from the servers (recover); returns the lab's state after that."""
+    last = state.get("last_failover") or {}
+    if last.get("target") != "maz" or last.get("state") != "running":
+        return state
+    job = MazFailover(state, emit, PROFILES.get(str(last.get("profile")), PROFILES["quick"]), 0.0, False, None,
+                      old=str(last.get("old") or ""))
+    job.step = str(last.get("step") or "start")
+    job.new = L.spec_by_name(last["new"]) if last.get("new") else None
+    job.recover("its process %s ended midway" % last.get("pid"))
+    return request(job.ctl, "state")
+
+
 def run_maz_failover(lab_dir: str, state: Dict[str, Any], emit: Emit, profile: str = "quick", lag: float = 0.0,
                      stale_reader: bool = False, cancel: Optional[threading.Event] = None) -> Dict[str, float]:
     """Run one failover of the Multi-AZ DB cluster; FailoverError (one line) when it cannot."""
@@ -270,6 +287,7 @@ def run_maz_failover(lab_dir: str, state: Dict[str, Any], emit: Emit, profile: s
             fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             raise FailoverError("a failover already runs in %s: wait for it to finish" % lab_dir)
+        state = recover_abandoned(state, emit)
         job = MazFailover(state, emit, PROFILES[profile], float(lag), stale_reader, cancel)
         try:
             return job.run()

@@ -13,7 +13,7 @@ RDS documents (RDS User Guide, multi-az-db-clusters-concepts) and the lab does:
 
 Everything here runs as root over the servers' unix sockets.
 """
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from fiswatch.lab import layout as L
 from fiswatch.lab import maz_answers as A
@@ -70,30 +70,42 @@ def applied_position(layout: L.Layout, spec: L.InstanceSpec, timeout: float = 3.
         return None
 
 
-def relay_drained(layout: L.Layout, spec: L.InstanceSpec) -> Optional[bool]:
-    """Has the reader applied everything it received? None when it does not answer."""
+def slave_status(layout: L.Layout, spec: L.InstanceSpec, timeout: float = 3.0) -> Optional[Dict[str, Any]]:
+    """The instance's SHOW SLAVE STATUS row by column name ({}: no row, a writer); None when it does not answer."""
     from fiswatch.lab.mariadb import root_connect
 
     try:
-        conn = root_connect(layout.server_socket(spec), timeout=3)
-    except Exception:  # noqa: BLE001
+        conn = root_connect(layout.server_socket(spec), timeout=timeout)
+    except Exception:  # noqa: BLE001 - down or restarting: not answering
         return None
     try:
         with conn.cursor() as cur:
             cur.execute("SHOW SLAVE STATUS")
             row = cur.fetchone()
             names = [d[0] for d in cur.description or ()]
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - killed mid-query: not answering
         return None
     finally:
         conn.close()
-    if row is None:
+    return dict(zip(names, row)) if row is not None else {}
+
+
+def applied_all(st: Mapping[str, Any]) -> bool:
+    """Has the replica applied everything its IO thread received (whether its SQL thread runs or not)?"""
+    if not st:
         return True
-    st: Dict[str, Any] = dict(zip(names, row))
-    if st.get("Slave_SQL_Running") != "Yes":
-        return False
     return (st.get("Relay_Master_Log_File") == st.get("Master_Log_File")
             and int(st.get("Exec_Master_Log_Pos") or 0) >= int(st.get("Read_Master_Log_Pos") or 0))
+
+
+def relay_drained(layout: L.Layout, spec: L.InstanceSpec) -> Optional[bool]:
+    """Has the reader applied everything it received? None when it does not answer."""
+    st = slave_status(layout, spec)
+    if st is None:
+        return None
+    if not st:
+        return True
+    return st.get("Slave_SQL_Running") == "Yes" and applied_all(st)
 
 
 def replica_source_ids(layout: L.Layout) -> Dict[str, Optional[int]]:

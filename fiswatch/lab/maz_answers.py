@@ -19,9 +19,10 @@ STATUS becomes a SELECT of MySQL 8.0's 60 columns from `fiswatch_lab.maz_replica
 table local to each server (written with sql_log_bin=0, never replicated): one row on a
 reader, naming the server it replicates from, written by the lab each time it points the
 reader's replication somewhere; no row on the writer. Columns MariaDB cannot fill live (file
-positions, thread states, lag) carry what the lab set up: the lab's assumption, see docs/lab.md.
+positions, thread states) carry what the lab set up: the lab's assumption, see docs/lab.md;
+Seconds_Behind_Source is the reader's real lag, asked at each SHOW (lab/maz_lag.py).
 """
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 from fiswatch.lab.aurora import IS_READER_QUERY, QueryRewriter
 
@@ -75,8 +76,14 @@ def slave_name(column: str) -> str:
     return column.replace("Replica_", "Slave_").replace("Source", "Master").replace("source", "master")
 
 
-def status_select(names: List[str]) -> str:
-    cols = ", ".join("%s AS `%s`" % (_VALUES.get(c, "''"), n) for c, n in zip(MYSQL8_REPLICA_COLUMNS, names))
+def status_select(names: List[str], lag: Optional[int] = 0) -> str:
+    """The SELECT answering SHOW REPLICA/SLAVE STATUS; `lag`: its Seconds_Behind_Source (None: NULL).
+
+    >>> "NULL AS `Seconds_Behind_Source`" in status_select(list(MYSQL8_REPLICA_COLUMNS), None)
+    True
+    """
+    values = dict(_VALUES, Seconds_Behind_Source="NULL" if lag is None else str(int(lag)))
+    cols = ", ".join("%s AS `%s`" % (values.get(c, "''"), n) for c, n in zip(MYSQL8_REPLICA_COLUMNS, names))
     return "SELECT %s FROM %s AS s" % (cols, STATUS_TABLE)
 
 
@@ -130,7 +137,20 @@ def rewrites() -> Dict[str, str]:
     }
 
 
-def rewriter_factory() -> Callable[[], QueryRewriter]:
-    """A callable making one QueryRewriter per connection for a Multi-AZ cluster instance's proxy."""
+def rewriter_factory(lag_of: Optional[Callable[[], Optional[int]]] = None) -> Callable[[], QueryRewriter]:
+    """A callable making one QueryRewriter per connection for a Multi-AZ cluster instance's proxy;
+    `lag_of`: the instance's current Seconds_Behind_Source (lab/maz_lag.py), asked at each SHOW."""
     table = rewrites()
-    return lambda: QueryRewriter(table)
+    if lag_of is None:
+        return lambda: QueryRewriter(table)
+    of = lag_of
+    live = {REPLICA_STATUS_QUERY.encode(): list(MYSQL8_REPLICA_COLUMNS),
+            SLAVE_STATUS_QUERY.encode(): [slave_name(c) for c in MYSQL8_REPLICA_COLUMNS]}
+    for text in (REPLICA_STATUS_QUERY, SLAVE_STATUS_QUERY):
+        table.pop(text)
+
+    def status(text: bytes) -> Optional[str]:
+        names = live.get(text.strip().upper())
+        return status_select(names, of()) if names is not None else None
+
+    return lambda: QueryRewriter(table, status)
