@@ -381,7 +381,7 @@ def certificate_names(spec: InstanceSpec) -> Tuple[str, ...]:
     elif spec.cluster == "maz":
         names = (spec.dns_name or spec.name, MAZ_ENDPOINT_NAMES["maz"], MAZ_ENDPOINT_NAMES["maz-ro"])
     elif spec.cluster.endswith("-green"):
-        names = (spec.dns_name or spec.name,) + tuple(v for k, v in GREEN_ENDPOINT_NAMES.items()
+        names = (spec.name, str(spec.dns_name)) + tuple(v for k, v in GREEN_ENDPOINT_NAMES.items()  # CN <= 64
                                                       if k.startswith(spec.cluster))
     else:
         names = (ENDPOINT_NAMES["rds"],)
