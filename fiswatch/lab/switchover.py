@@ -26,6 +26,7 @@ from fiswatch.lab import bg_answers as A
 from fiswatch.lab import bluegreen as B
 from fiswatch.lab import layout as L
 from fiswatch.lab.control import request
+from fiswatch.lab.failover import Cancelled, why_text
 from fiswatch.lab.mariadb import sql
 from fiswatch.lab.settle import state_record
 
@@ -98,7 +99,7 @@ class Switchover:
         delay = self.t0 + offset - time.time()
         if self.cancel is not None:
             if self.cancel.wait(max(0.0, delay)):
-                raise KeyboardInterrupt()
+                raise Cancelled()
         elif delay > 0:
             time.sleep(delay)
 
@@ -135,6 +136,7 @@ class Switchover:
         self.reached("SWITCHOVER_IN_PROGRESS", "blue read-only (1290); sessions on both sides closed, new logins "
                      "refused (3032, as offline_mode)")
         positions = []
+        self.at(plan.in_progress_at)  # a cancel seen here, before green's promotion, rolls back
         for _, blue, green in self.sides:
             pos = sql(layout.server_socket(blue), ["SELECT @@gtid_binlog_pos"])[0][0]
             rows = sql(layout.server_socket(green), [("SELECT MASTER_GTID_WAIT(%s, %s)", (pos, CATCH_UP_TIMEOUT))])
@@ -209,13 +211,14 @@ class Switchover:
                 sql(self.layout.server_socket(blue), ["SET GLOBAL read_only=0"])
             self.proxies("pass")
             self.status("AVAILABLE")
-            self.reached("rolled_back", "switchover rolled back at %s (%s): blue serves writes" % (self.step, why),
-                         state="rolled_back")
-            return "switchover rolled back at %s (%s): blue serves writes, green still replicates" % (self.step, why)
+            text = "switchover rolled back at %s (%s): blue serves writes, green still replicates" % (self.step, why)
+            self.reached("rolled_back", text, state="rolled_back")
+            return text
         self.cancel, self.t0 = None, time.time() - 10 ** 6  # every remaining step at once
         self.proxies("pass")
+        step = self.step
         self.finish(0.0, 0.0)
-        return "switchover completed at once after %s (%s): green serves writes under the blue names" % (self.step, why)
+        return "switchover completed at once after %s (%s): green serves writes under the blue names" % (step, why)
 
 
 def run_switchover(lab_dir: str, emit: Emit, profile: str = "fast",
@@ -236,7 +239,7 @@ def run_switchover(lab_dir: str, emit: Emit, profile: str = "fast",
         try:
             return job.run()
         except BaseException as exc:  # noqa: BLE001 - rolled back or completed, then said which
-            why = "interrupted" if isinstance(exc, KeyboardInterrupt) else "%s: %s" % (type(exc).__name__, exc)
+            why = why_text(exc)
             raise SwitchoverError(job.recover(why)) from None
     finally:
         os.close(lock_fd)
