@@ -49,4 +49,14 @@ def run_switchover_command(args: argparse.Namespace, lab_dir: str) -> int:
     return 0
 
 
-__all__ = ["add_switchover_parser", "run_switchover_command"]
+def demo_switchover(lab_dir: str, sink: Callable[[Any], None], cancel: Any) -> str:
+    """The demo's switchover (`--switchover`, key s): each step an event in the run's log; returns the
+    target whose writes the demo then verifies (aurora: its name now answers green)."""
+    from fiswatch.lab.failover import make_emitter
+    from fiswatch.lab.switchover import run_switchover
+
+    run_switchover(lab_dir, make_emitter(lab_dir, "bluegreen", False, sink, what="switchover"), cancel=cancel)
+    return "aurora"
+
+
+__all__ = ["add_switchover_parser", "demo_switchover", "run_switchover_command"]
