@@ -1,7 +1,10 @@
 """A Blue/Green deployment in the real lab (`lab up --blue-green`, `lab switchover`): docs/lab.md, Blue/Green."""
 import fcntl
+import json
 import os
 import shutil
+import subprocess
+import sys
 import threading
 import time
 
@@ -193,7 +196,33 @@ class Writer(threading.Thread):
             time.sleep(0.02)
 
 
-def test_switchover_goes_through_every_status_renames_and_pymysql_recovers(bg):
+class WrapperRun:
+    """`fiswatch watch --lab` with the AWS wrapper and its `bg` plugin, recording (as the demo runs it)."""
+
+    def __init__(self, info, tmp_path):
+        self.record = str(tmp_path / "bg-wrapper.jsonl")
+        self.probe = "aurora/aws-wrapper:plugins=bg+failover_v2"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "fiswatch", "watch", "--lab", info.dir, "--backend", self.probe, "--plain",
+             "--duration", "120", "--record", self.record], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=dict(os.environ, AWS_EC2_METADATA_DISABLED="true"))
+
+    def events(self):
+        try:
+            with open(self.record) as fh:
+                return [json.loads(line) for line in fh if line.strip()]
+        except (OSError, ValueError):
+            return []
+
+    def writes(self):
+        return [e for e in self.events() if e.get("event") == "write" and e.get("probe") == self.probe]
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+def test_switchover_goes_through_every_status_renames_and_pymysql_recovers(bg, tmp_path):
     from fiswatch.lab.api import lab_status
     from fiswatch.lab.mariadb import sql
     from fiswatch.lab.resolver_hook import install
@@ -219,11 +248,14 @@ def test_switchover_goes_through_every_status_renames_and_pymysql_recovers(bg):
     watcher.start()
     writer = Writer(bg, L.ENDPOINT_NAMES["aurora"])
     writer.start()
-    deadline = time.monotonic() + 30
-    while len(writer.acked) < 5 and time.monotonic() < deadline:
+    wrapper = WrapperRun(bg, tmp_path) if sys.version_info >= (3, 10) else None  # the wrapper needs 3.10+
+    deadline = time.monotonic() + 60
+    while (len(writer.acked) < 5 or (wrapper and not wrapper.writes())) and time.monotonic() < deadline:
         time.sleep(0.1)
     steps = []
-    result = run_switchover(bg.dir, lambda step, detail, **extra: steps.append(step), profile="fast")
+    result = run_switchover(bg.dir, lambda step, detail, **extra: steps.append((step, time.time())), profile="fast")
+    phases = dict(steps)
+    steps = [step for step, _ in steps]
     deadline = time.monotonic() + 60  # blue's name answers green's address within its TTL (5 s)
     while not writer.server_ids or writer.server_ids[-1] != green_writer.index:
         assert time.monotonic() < deadline, "PyMySQL never wrote to green: errors %s" % writer.errors[-5:]
@@ -232,6 +264,8 @@ def test_switchover_goes_through_every_status_renames_and_pymysql_recovers(bg):
     writer.join(10)
     watching.set()
     watcher.join(5)
+    if wrapper is not None:
+        _wrapper_is_reported_as_it_behaved(wrapper, bg, phases)
     assert seen == list(A.STATUSES) + ["(empty)"], seen
     assert steps == ["SWITCHOVER_INITIATED", "SWITCHOVER_IN_PROGRESS", "promote", "SWITCHOVER_IN_POST_PROCESSING",
                      "topology-renamed", "blue-dns", "green-dns-removed", "SWITCHOVER_COMPLETED", "emptied"]
@@ -272,3 +306,33 @@ def test_switchover_goes_through_every_status_renames_and_pymysql_recovers(bg):
     with pytest.raises(SwitchoverError) as again:
         run_switchover(bg.dir, lambda *a, **k: None)
     assert again.value.usage and "switched over already" in str(again.value)
+
+
+def _wrapper_is_reported_as_it_behaved(wrapper, info, phases):
+    """The wrapper with `bg` through the switchover, and what fiswatch's record says of it.
+
+    Whatever the wrapper does (in this lab, 3.1.0 holds the call from IN_PROGRESS until it reaches green),
+    a call it holds shows as STALLED in its column while it is held, and writes resume on green's address
+    or the column stays STALLED to the end: fiswatch reports the hang as the wrapper's, never as OK."""
+    layout = _layout(info)
+    green = layout.proxy_address(L.GREEN_INSTANCES[0])[0]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(w["address"] == green for w in wrapper.writes()):
+        time.sleep(0.2)
+    wrapper.stop()
+    events = wrapper.events()
+    start = phases["SWITCHOVER_IN_PROGRESS"]
+    before = [w["ts"] for w in wrapper.writes() if w["ts"] < start]
+    after = [w for w in wrapper.writes() if w["ts"] > start]
+    assert before, "the wrapper never wrote before the switchover"
+    gap_start = before[-1]
+    gap_end = after[0]["ts"] if after else events[-1]["ts"]
+    states = [e for e in events if e.get("event") == "state" and e.get("probe") == wrapper.probe
+              and gap_start <= e["ts"] <= gap_end]
+    if gap_end - gap_start > 2.0:  # a held call: the column says STALLED while it is held
+        assert any(e["state"] == "STALLED" for e in states), states
+    if after:
+        assert after[-1]["address"] == green  # it ended on green, under the blue name
+    else:
+        last_tick = [e for e in events if e.get("event") == "tick"][-1]
+        assert last_tick["probes"][wrapper.probe]["state"] == "STALLED"
