@@ -49,7 +49,7 @@ class Expectation(NamedTuple):
 class Scheduled(NamedTuple):
     target: str
     at: float
-    kind: str = "failover"  # or crash (--crash: lab/crash.py, the writer restarts in place)
+    kind: str = "failover"  # or crash (--crash: lab/crash.py), switchover (--switchover: lab/switchover.py)
 
 
 class GateUsage(ValueError):
@@ -61,6 +61,8 @@ def add_gate_options(p: argparse.ArgumentParser) -> None:
                    help="fail ENDPOINT (aurora or rds) over SECONDS after COMMAND starts; repeatable")
     p.add_argument("--crash", action="append", default=[], metavar="ENDPOINT@SECONDS",
                    help="crash ENDPOINT's writer SECONDS after COMMAND starts: it restarts in place; repeatable")
+    p.add_argument("--switchover", action="append", default=[], metavar="aurora@SECONDS",
+                   help="a Blue/Green switchover (aurora and rds together) SECONDS after COMMAND starts (lab up --blue-green)")
     p.add_argument("--profile", default="fast", choices=PROFILES,
                    help="the failovers' timing profile, as `fiswatch lab failover` (default fast)")
     p.add_argument("--stale-dns", metavar="SECONDS", default=None, dest="gate_stale_dns",
@@ -128,7 +130,8 @@ def parse_failover(text: str, kind: str = "failover") -> Scheduled:
 
 
 def wanted(args: argparse.Namespace) -> bool:
-    return bool(getattr(args, "failover", None) or getattr(args, "expect", None) or getattr(args, "crash", None))
+    return bool(getattr(args, "failover", None) or getattr(args, "expect", None) or getattr(args, "crash", None)
+                or getattr(args, "switchover", None))
 
 
 def parse_stale_dns(raw: Optional[str], schedule: Sequence[Scheduled]) -> Optional[float]:
@@ -157,7 +160,8 @@ def parse_stale_dns(raw: Optional[str], schedule: Sequence[Scheduled]) -> Option
 def check_args(args: argparse.Namespace) -> Tuple[List[Expectation], List[Scheduled]]:
     expectations = [parse_expectation(e) for e in args.expect]
     schedule = sorted([parse_failover(f) for f in args.failover] + [parse_failover(c, "crash") for c in
-                                                                     getattr(args, "crash", [])], key=lambda s: s.at)
+                                                                     getattr(args, "crash", [])] + [parse_failover(
+        w, "switchover") for w in getattr(args, "switchover", [])], key=lambda s: s.at)
     parse_stale_dns(getattr(args, "gate_stale_dns", None), schedule)
     for path in (args.junit, args.json_file, args.record):
         if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
@@ -196,6 +200,7 @@ class Failovers:
     def _run(self, t0: float) -> None:
         from fiswatch.lab.api import LabError, failover
         from fiswatch.lab.crash import CrashError, run_crash
+        from fiswatch.lab.switchover_cli import exec_switchover
 
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD, signal.SIGINT, signal.SIGTERM})
         for s in self.schedule:
@@ -204,6 +209,8 @@ class Failovers:
             try:
                 if s.kind == "crash":
                     run_crash(self.lab_dir, s.target, sink=lambda ev: self.events.append(ev.as_dict()))
+                elif s.kind == "switchover":
+                    exec_switchover(self.lab_dir, lambda ev: self.events.append(ev.as_dict()))
                 else:
                     failover(self.lab_dir, s.target, emit=lambda ev: self.events.append(ev.as_dict()),
                              profile=self.profile, stale_dns=self.stale_dns if s.target == "aurora" else None)

@@ -59,4 +59,15 @@ def demo_switchover(lab_dir: str, sink: Callable[[Any], None], cancel: Any) -> s
     return "aurora"
 
 
-__all__ = ["add_switchover_parser", "demo_switchover", "run_switchover_command"]
+def exec_switchover(lab_dir: str, sink: Callable[[Any], None]) -> None:
+    """`lab exec --switchover aurora@S` (lab/gate.py): a switchover that cannot run or stops midway is a
+    ValueError, which the schedule reports as a failed step."""
+    from fiswatch.lab.switchover import SwitchoverError
+
+    try:
+        demo_switchover(lab_dir, sink, None)
+    except SwitchoverError as exc:
+        raise ValueError(str(exc)) from None
+
+
+__all__ = ["add_switchover_parser", "demo_switchover", "exec_switchover", "run_switchover_command"]
