@@ -64,14 +64,15 @@ def status_statements(status: str) -> List[object]:
 
 def green_topology_statements(instance_ids: Sequence[str], writer_id: str, client_user: str) -> List[object]:
     """On green's Aurora writer (replicated to green's reader only): green's own topology rows."""
-    return [s.replace(TOPOLOGY_TABLE, GREEN_TOPOLOGY) if isinstance(s, str) else (s[0].replace(  # type: ignore[index]
-        TOPOLOGY_TABLE, GREEN_TOPOLOGY),) + tuple(s[1:]) for s in _topology(instance_ids, writer_id, client_user)]
-
-
-def _topology(instance_ids: Sequence[str], writer_id: str, client_user: str) -> List[object]:
     from fiswatch.lab.topology import create_statements
 
-    return create_statements(instance_ids, writer_id, client_user)
+    out: List[object] = []
+    for statement in create_statements(instance_ids, writer_id, client_user):
+        if isinstance(statement, tuple):
+            out.append((str(statement[0]).replace(TOPOLOGY_TABLE, GREEN_TOPOLOGY),) + tuple(statement[1:]))
+        else:
+            out.append(str(statement).replace(TOPOLOGY_TABLE, GREEN_TOPOLOGY))
+    return out
 
 
 def self_statements(instance_id: str) -> List[object]:
