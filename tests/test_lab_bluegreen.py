@@ -275,7 +275,7 @@ def test_switchover_goes_through_every_status_renames_and_pymysql_recovers(bg, t
         _wrapper_is_reported_as_it_behaved(wrapper, bg, phases)
     assert seen == list(A.STATUSES) + ["(empty)"], seen
     assert steps == ["SWITCHOVER_INITIATED", "SWITCHOVER_IN_PROGRESS", "promote", "SWITCHOVER_IN_POST_PROCESSING",
-                     "topology-renamed", "blue-dns", "green-dns-removed", "SWITCHOVER_COMPLETED", "emptied"]
+                     "topology-renamed", "blue-dns", "green-dns-removed", "SWITCHOVER_COMPLETED", "done"]
     assert result["outage_end"] > result["outage_start"]
     codes = {code for _, code in writer.errors}
     assert codes and codes <= {1290, 3032, 2013, 2003, 2006, 0}, codes  # what the drop, the refusal, -old1 answer
@@ -309,7 +309,7 @@ def test_switchover_goes_through_every_status_renames_and_pymysql_recovers(bg, t
     from fiswatch.lab.control import request
 
     last = request(os.path.join(bg.dir, L.CONTROL_SOCKET), "state")["last_failover"]
-    assert (last["target"], last["phase"], last["state"]) == ("switchover", "emptied", "done")
+    assert (last["target"], last["phase"], last["state"]) == ("switchover", "done", "done")
     with pytest.raises(SwitchoverError) as again:
         run_switchover(bg.dir, lambda *a, **k: None)
     assert again.value.usage and "switched over already" in str(again.value)

@@ -92,6 +92,7 @@ class Switchover:
                                   "`fiswatch lab down` and `up --blue-green` for another"
                                   % (rows[0][0] if rows else "empty"), usage=True)
         self.step, self.promoted, self.t0 = "start", False, time.time()
+        self.outage_start: Optional[float] = None
         self.writers: List[L.InstanceSpec] = [blue for _, blue, _ in self.sides]
 
     # --- helpers -------------------------------------------------------------------
@@ -103,9 +104,9 @@ class Switchover:
         elif delay > 0:
             time.sleep(delay)
 
-    def reached(self, step: str, detail: str, state: str = "switching") -> None:
+    def reached(self, step: str, detail: str, state: str = "switching", **extra: float) -> None:
         self.step = step
-        self.emit(step, detail, outage="switchover")
+        self.emit(step, detail, outage="switchover", **extra)
         try:
             request(self.ctl, "failover_state", timeout=10, state=state_record(
                 "switchover", state, step, detail, pid=os.getpid(), profile=self.plan.name, phase=step))
@@ -132,9 +133,9 @@ class Switchover:
         for _, blue, _ in self.sides:
             sql(layout.server_socket(blue), ["SET GLOBAL read_only=1"])
         self.proxies("offline")
-        outage_start = time.time()
+        outage_start = self.outage_start = time.time()
         self.reached("SWITCHOVER_IN_PROGRESS", "blue read-only (1290); sessions on both sides closed, new logins "
-                     "refused (3032, as offline_mode)")
+                     "refused (3032, as offline_mode)", outage_start=outage_start)
         positions = []
         self.at(plan.in_progress_at)  # a cancel seen here, before green's promotion, rolls back
         for _, blue, green in self.sides:
@@ -170,7 +171,8 @@ class Switchover:
         self.at(plan.completed_at + plan.empty_after)
         for spec in self.writers:
             sql(self.layout.server_socket(spec), ["DELETE FROM %s" % A.RDS_TOPOLOGY])
-        self.reached("emptied", "mysql.rds_topology empty on both sides", state="done")
+        self.reached("done", "mysql.rds_topology empty on both sides; connections were refused %.1fs (IN_PROGRESS "
+                     "to POST_PROCESSING)" % (outage_end - outage_start), state="done", outage_end=outage_end)
         return {"outage_start": outage_start, "outage_end": outage_end}
 
     def rename_topology(self) -> None:
@@ -217,7 +219,8 @@ class Switchover:
         self.cancel, self.t0 = None, time.time() - 10 ** 6  # every remaining step at once
         self.proxies("pass")
         step = self.step
-        self.finish(0.0, 0.0)
+        now = time.time()
+        self.finish(self.outage_start or now, now)
         return "switchover completed at once after %s (%s): green serves writes under the blue names" % (step, why)
 
 

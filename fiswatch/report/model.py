@@ -253,7 +253,8 @@ def failover_target(endpoint: str) -> str:
 def failovers_for(failovers: Sequence[LabFailover], endpoint: str,
                   endpoints: Sequence[str]) -> List[Tuple[int, LabFailover]]:
     """(number, failover) of every failover of `endpoint`, in order (numbers are 1-based)."""
-    mine = [(n, f) for n, f in enumerate(failovers, 1) if f.target == failover_target(endpoint)]
+    mine = [(n, f) for n, f in enumerate(failovers, 1) if f.target == failover_target(endpoint)
+            or (f.target == "bluegreen" and failover_target(endpoint) in ("aurora", "rds"))]  # a switchover: both
     if not mine and len(set(endpoints)) == 1:
         mine = list(enumerate(failovers, 1))  # one endpoint in the run: the failovers are its own
     return mine
