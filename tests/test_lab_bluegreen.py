@@ -174,6 +174,29 @@ def test_a_switchover_cancelled_in_progress_rolls_back_and_blue_serves_writes(bg
     assert [s for _, s in _status(layout, L.INSTANCES[0])] == ["AVAILABLE", "AVAILABLE"]
 
 
+def test_a_killed_green_server_rolls_the_switchover_back(bg):
+    from fiswatch.lab.control import request
+    from fiswatch.lab.mariadb import sql
+    from fiswatch.lab.switchover import SwitchoverError, run_switchover
+
+    layout, green = _layout(bg), L.GREEN_INSTANCES[0]
+    request(layout.control_socket, "kill", instance=green.name)
+    try:
+        with pytest.raises(SwitchoverError) as err:
+            run_switchover(bg.dir, lambda *a, **k: None)
+        assert not err.value.usage and "rolled back at SWITCHOVER_IN_PROGRESS" in str(err.value), str(err.value)
+        conn = _client(bg, layout.proxy_address(L.INSTANCES[0])[0])
+        try:
+            with conn.cursor() as cur:
+                assert cur.execute("INSERT INTO test (value) VALUES (8)") == 1  # blue serves writes
+        finally:
+            conn.close()
+    finally:
+        request(layout.control_socket, "start", instance=green.name, read_only=True)
+        sql(layout.server_socket(green), ["START SLAVE"])
+    assert [s for _, s in _status(layout, L.INSTANCES[0])] == ["AVAILABLE", "AVAILABLE"]
+
+
 class Writer(threading.Thread):
     """PyMySQL writing by the cluster's name (resolved by the lab's DNS), reconnecting after each error."""
 

@@ -243,7 +243,13 @@ def run_switchover(lab_dir: str, emit: Emit, profile: str = "fast",
             return job.run()
         except BaseException as exc:  # noqa: BLE001 - rolled back or completed, then said which
             why = why_text(exc)
-            raise SwitchoverError(job.recover(why)) from None
+            try:
+                outcome = job.recover(why)
+            except Exception as again:  # noqa: BLE001 - one line, never a traceback
+                raise SwitchoverError("switchover stopped at %s (%s) and could not be rolled back or completed: %s; "
+                                      "`fiswatch lab down` and `up --blue-green` start afresh"
+                                      % (job.step, why, again)) from None
+            raise SwitchoverError(outcome) from None
     finally:
         os.close(lock_fd)
 
