@@ -33,7 +33,9 @@ def green_of(blue: str) -> str:
 
 
 def blue_of(green: str) -> str:
-    """>>> blue_of("fiswatch-lab-mysql-green-c0ffee")
+    """The blue name of a green one.
+
+    >>> blue_of("fiswatch-lab-mysql-green-c0ffee")
     'fiswatch-lab-mysql'
     """
     return green[:-len(L.GREEN)] if green.endswith(L.GREEN) else green

@@ -115,7 +115,7 @@ def parse_failover(text: str, kind: str = "failover") -> Scheduled:
     """One --failover value, or GateUsage.
 
     >>> parse_failover("rds@40")
-    Scheduled(target='rds', at=40.0)
+    Scheduled(target='rds', at=40.0, kind='failover')
     """
     target, at, raw = text.partition("@")
     if target not in ENDPOINTS or not at:
