@@ -117,7 +117,7 @@ class DemoHooks:
                                                                 "r": lambda: self.key_failover("rds"),
                                                                 "c": lambda: self.key_failover("crash")}
         if switchover:  # a Blue/Green switchover (lab/switchover.py): key s
-            self.keys += (("s", "switchover"),)
+            self.keys = (("s", "switchover"),) + self.keys  # first: the footer is cut at 80 columns
             self.actions["s"] = lambda: self.key_failover("switchover")
 
     def start(self, runner) -> None:
