@@ -140,6 +140,9 @@ def test_bad_input_is_one_line_and_starts_nothing(bg, tmp_path):
     with pytest.raises(SwitchoverError) as err:
         run_switchover(bg.dir, lambda *a, **k: None, profile="slow")
     assert err.value.usage and "unknown switchover profile 'slow': use aws or fast" in str(err.value)
+    with pytest.raises(SwitchoverError) as err:
+        run_switchover(bg.dir, lambda *a, **k: None, fault="slow-dns")
+    assert err.value.usage and str(err.value) == "unknown switchover fault 'slow-dns': use rollback"
     fd = os.open(os.path.join(bg.dir, "failover.lock"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # as a running failover/crash/switchover holds it
@@ -169,6 +172,21 @@ def test_a_switchover_cancelled_in_progress_rolls_back_and_blue_serves_writes(bg
     try:
         with conn.cursor() as cur:
             assert cur.execute("INSERT INTO test (value) VALUES (7)") == 1
+    finally:
+        conn.close()
+    assert [s for _, s in _status(layout, L.INSTANCES[0])] == ["AVAILABLE", "AVAILABLE"]
+
+
+def test_fault_rollback_is_rolled_back_in_progress_as_aws_does_on_its_timeout(bg):
+    from fiswatch.lab.switchover import run_switchover
+
+    layout, steps = _layout(bg), []
+    run_switchover(bg.dir, lambda step, detail, **extra: steps.append(step), fault="rollback")
+    assert steps == ["SWITCHOVER_INITIATED", "SWITCHOVER_IN_PROGRESS", "rolled_back"]
+    conn = _client(bg, layout.proxy_address(L.INSTANCES[0])[0])
+    try:
+        with conn.cursor() as cur:
+            assert cur.execute("INSERT INTO test (value) VALUES (9)") == 1  # blue serves writes again
     finally:
         conn.close()
     assert [s for _, s in _status(layout, L.INSTANCES[0])] == ["AVAILABLE", "AVAILABLE"]

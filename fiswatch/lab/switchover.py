@@ -61,6 +61,9 @@ PROFILES = {
     "fast": SwitchoverProfile("fast", 0.5, 1.5, 2.0, 2.5, 3.5, 4.0, 2.0),
 }
 CATCH_UP_TIMEOUT = 30.0
+# fault switches (docs/lab.md): rollback = AWS rolls the switchover back (its timeout expired, or a
+# guardrail failed) while IN_PROGRESS, before green is promoted
+FAULTS = ("rollback",)
 Emit = Callable[..., None]
 
 
@@ -76,7 +79,8 @@ def old1(name: str) -> str:
 
 class Switchover:
     def __init__(self, lab_dir: str, plan: SwitchoverProfile, emit: Emit,
-                 cancel: Optional[threading.Event] = None) -> None:
+                 cancel: Optional[threading.Event] = None, fault: str = "") -> None:
+        self.fault = fault
         state = request(os.path.join(lab_dir, L.CONTROL_SOCKET), "state")
         self.layout = L.Layout.from_dict(state["layout"])
         if not self.layout.blue_green:
@@ -138,6 +142,10 @@ class Switchover:
                      "refused (3032, as offline_mode)", outage_start=outage_start)
         positions = []
         self.at(plan.in_progress_at)  # a cancel seen here, before green's promotion, rolls back
+        if self.fault == "rollback":
+            self.at((plan.in_progress_at + plan.post_at) / 2)
+            self.recover("the switchover timed out: --fault rollback")
+            return {"outage_start": outage_start, "outage_end": time.time()}
         for _, blue, green in self.sides:
             pos = sql(layout.server_socket(blue), ["SELECT @@gtid_binlog_pos"])[0][0]
             rows = sql(layout.server_socket(green), [("SELECT MASTER_GTID_WAIT(%s, %s)", (pos, CATCH_UP_TIMEOUT))])
@@ -214,7 +222,7 @@ class Switchover:
             self.proxies("pass")
             self.status("AVAILABLE")
             text = "switchover rolled back at %s (%s): blue serves writes, green still replicates" % (self.step, why)
-            self.reached("rolled_back", text, state="rolled_back")
+            self.reached("rolled_back", text, state="rolled_back", outage_end=time.time())
             return text
         self.cancel, self.t0 = None, time.time() - 10 ** 6  # every remaining step at once
         self.proxies("pass")
@@ -225,8 +233,10 @@ class Switchover:
 
 
 def run_switchover(lab_dir: str, emit: Emit, profile: str = "fast",
-                   cancel: Optional[threading.Event] = None) -> Dict[str, float]:
+                   cancel: Optional[threading.Event] = None, fault: str = "") -> Dict[str, float]:
     """Run one switchover; SwitchoverError (usage=True: nothing started) with one line when it cannot."""
+    if fault and fault not in FAULTS:
+        raise SwitchoverError("unknown switchover fault %r: use %s" % (fault, " or ".join(FAULTS)), usage=True)
     if profile not in PROFILES:
         raise SwitchoverError("unknown switchover profile %r: use %s" % (profile, " or ".join(sorted(PROFILES))),
                               usage=True)
@@ -238,7 +248,7 @@ def run_switchover(lab_dir: str, emit: Emit, profile: str = "fast",
         except OSError:
             raise SwitchoverError("a failover, crash or switchover already runs in %s: wait for it to finish"
                                   % lab_dir, usage=True) from None
-        job = Switchover(lab_dir, PROFILES[profile], emit, cancel)
+        job = Switchover(lab_dir, PROFILES[profile], emit, cancel, fault)
         try:
             return job.run()
         except BaseException as exc:  # noqa: BLE001 - rolled back or completed, then said which

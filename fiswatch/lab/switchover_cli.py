@@ -19,6 +19,8 @@ def add_switchover_parser(actions: Any, common: Callable[[argparse.ArgumentParse
     common(sw)
     sw.add_argument("--profile", default="fast", help="aws (the measured timeline, ~1 min + 44 s) or fast "
                     "(~6 s, the lab's assumption; default)")
+    sw.add_argument("--fault", default="", help="rollback: AWS rolls the switchover back while IN_PROGRESS (its "
+                    "timeout expired): blue is writable again, green still replicates (docs/lab.md)")
     sw.add_argument("--json", action="store_true", help="print each step as a JSON line (the `lab` event)")
 
 
@@ -36,7 +38,7 @@ def run_switchover_command(args: argparse.Namespace, lab_dir: str) -> int:
     try:
         lab_status(lab_dir)  # one line when no lab runs there
         with sigterm_interrupts():
-            run_switchover(lab_dir, emit, profile=args.profile)
+            run_switchover(lab_dir, emit, profile=args.profile, fault=args.fault)
     except SwitchoverError as exc:
         print("fiswatch lab switchover: %s" % exc, file=sys.stderr)
         return 2 if exc.usage else 1
