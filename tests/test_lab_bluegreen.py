@@ -385,17 +385,3 @@ def _wrapper_is_reported_as_it_behaved(wrapper, info, phases):
         last_tick = [e for e in events if e.get("event") == "tick"][-1]
         assert last_tick["probes"][wrapper.probe]["state"] == "STALLED"
 
-
-def test_lab_exec_takes_a_switchover_on_its_schedule():
-    import argparse
-
-    from fiswatch.lab.gate import GateUsage, add_gate_options, check_args
-
-    p = argparse.ArgumentParser()
-    add_gate_options(p)
-    args = p.parse_args(["--switchover", "aurora@12", "--failover", "rds@3"])
-    _, schedule = check_args(args)
-    assert [(s.kind, s.target, s.at) for s in schedule] == [("failover", "rds", 3.0), ("switchover", "aurora", 12.0)]
-    with pytest.raises(GateUsage) as err:
-        check_args(p.parse_args(["--switchover", "green@x"]))
-    assert str(err.value).startswith("--switchover green@x: say ENDPOINT@SECONDS")

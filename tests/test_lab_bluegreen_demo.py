@@ -1,4 +1,5 @@
-"""`fiswatch demo --switchover`: three clients side by side through a Blue/Green switchover (docs/lesson.md ch. 10)."""
+"""`fiswatch demo --switchover` (three clients side by side through a Blue/Green switchover, docs/lesson.md ch. 10),
+`lab exec --switchover` and `lab switchover` on a lab without green."""
 import json
 import os
 import shutil
@@ -6,7 +7,9 @@ import subprocess
 import sys
 import tempfile
 
-from _lab_fixture import pick_lab_addresses
+import pytest
+
+from _lab_fixture import lab, pick_lab_addresses  # noqa: F401
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PHASES = ["SWITCHOVER_INITIATED", "SWITCHOVER_IN_PROGRESS", "promote", "SWITCHOVER_IN_POST_PROCESSING",
@@ -49,3 +52,27 @@ def test_demo_switchover_shows_each_client_through_it_and_the_report_pairs_the_g
         subprocess.run([sys.executable, "-m", "fiswatch", "lab", "down", "--dir", lab_dir], capture_output=True,
                        env=dict(os.environ, PYTHONPATH=ROOT), timeout=180)
         shutil.rmtree(lab_dir, ignore_errors=True)
+
+
+def test_lab_exec_takes_a_switchover_on_its_schedule():
+    import argparse
+
+    from fiswatch.lab.gate import GateUsage, add_gate_options, check_args
+
+    p = argparse.ArgumentParser()
+    add_gate_options(p)
+    args = p.parse_args(["--switchover", "aurora@12", "--failover", "rds@3"])
+    _, schedule = check_args(args)
+    assert [(s.kind, s.target, s.at) for s in schedule] == [("failover", "rds", 3.0), ("switchover", "aurora", 12.0)]
+    with pytest.raises(GateUsage) as err:
+        check_args(p.parse_args(["--switchover", "green@x"]))
+    assert str(err.value).startswith("--switchover green@x: say ENDPOINT@SECONDS")
+
+
+def test_a_lab_without_green_says_so_in_one_line_and_exit_2(lab):  # noqa: F811
+    result = subprocess.run([sys.executable, "-m", "fiswatch", "lab", "switchover", "--dir", lab.dir],
+                            capture_output=True, text=True, timeout=120,
+                            env=dict(os.environ, AWS_EC2_METADATA_DISABLED="true"))
+    assert result.returncode == 2
+    assert result.stderr == ("fiswatch lab switchover: no green environment in this lab: start it with "
+                             "`fiswatch lab up --blue-green`\n")
