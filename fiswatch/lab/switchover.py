@@ -146,15 +146,16 @@ class Switchover:
             self.at((plan.in_progress_at + plan.post_at) / 2)
             self.recover("the switchover timed out: --fault rollback")
             return {"outage_start": outage_start, "outage_end": time.time()}
-        for _, blue, green in self.sides:
+        for _, blue, green in self.sides:  # both sides caught up before either is promoted
             pos = sql(layout.server_socket(blue), ["SELECT @@gtid_binlog_pos"])[0][0]
             rows = sql(layout.server_socket(green), [("SELECT MASTER_GTID_WAIT(%s, %s)", (pos, CATCH_UP_TIMEOUT))])
             if rows[0][0] != 0:
                 raise SwitchoverError("%s did not catch up with %s within %.0fs" % (green.name, blue.name,
                                                                                     CATCH_UP_TIMEOUT))
-            sql(layout.server_socket(green), ["STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL read_only=0"])
             positions.append("%s at %s" % (green.name, pos))
-        self.promoted = True
+        self.promoted = True  # from here on, stopped midway means completed
+        for _, _, green in self.sides:
+            sql(layout.server_socket(green), ["STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL read_only=0"])
         self.writers = [blue for _, blue, _ in self.sides] + [green for _, _, green in self.sides]
         self.reached("promote", "green caught up and promoted: %s" % "; ".join(positions))
         self.at(plan.post_at)
