@@ -85,7 +85,8 @@ GREEN_ENDPOINT_NAMES = {
     "aurora-green-ro": CLUSTER + GREEN + ".cluster-ro-" + DOMAIN,
     "rds-green": CLUSTER + "-mysql" + GREEN + "." + DOMAIN,
 }
-ALL_INSTANCES = INSTANCES + AURORA_EXTRA_READERS + MAZ_INSTANCES + GREEN_INSTANCES
+ALL_INSTANCES = INSTANCES + AURORA_EXTRA_READERS + MAZ_INSTANCES  # the blue names (green's are not aliased)
+EVERY_INSTANCE = ALL_INSTANCES + GREEN_INSTANCES
 # `lab up --proxy`: the RDS Proxy in front of Aurora (lab/rdsproxy.py), NAME.proxy-ID. as on AWS
 RDS_PROXY_ENDPOINT = "aurora-proxy"
 RDS_PROXY_NAME = CLUSTER + ".proxy-" + DOMAIN
@@ -160,7 +161,7 @@ class Layout:
         if isinstance(readers, bool) or not isinstance(readers, int) or not 1 <= readers <= MAX_READERS:
             raise LayoutError("--readers must be a whole number 1..%d (Aurora readers), got %r"
                               % (MAX_READERS, readers))
-        top_index = max(s.index for s in ALL_INSTANCES)
+        top_index = max(s.index for s in EVERY_INSTANCE)
         for label, value, top in (("--port", port, 65535 - top_index), ("--dns-port", dns_port, 65535)):
             if not 1 <= int(value) <= top:
                 raise LayoutError("%s must be a TCP/UDP port 1..%d, got %r" % (label, top, value))
@@ -359,7 +360,7 @@ def topology_id(spec: InstanceSpec) -> Optional[str]:
 
 
 def spec_by_name(name: str) -> InstanceSpec:
-    for spec in ALL_INSTANCES:
+    for spec in EVERY_INSTANCE:
         if spec.name == name:
             return spec
     raise KeyError(name)
