@@ -83,6 +83,10 @@ CASES = [
                    outage_start=1700000001.5, outage="crash", ts=TS),
      '{"ts":1700000000.123,"event":"lab","target":"aurora","step":"start","detail":"aurora crash (instance): i-1 '
      'restarts in 3s","crash":false,"outage_start":1700000001.5,"outage":"crash"}'),
+    (lambda: E.lab("bluegreen", "SWITCHOVER_IN_PROGRESS", "blue read-only (1290)", crash=False,
+                   outage_start=1700000001.5, outage="switchover", ts=TS),
+     '{"ts":1700000000.123,"event":"lab","target":"bluegreen","step":"SWITCHOVER_IN_PROGRESS","detail":"blue '
+     'read-only (1290)","crash":false,"outage_start":1700000001.5,"outage":"switchover"}'),
     (lambda: E.topology("aurora", lines=["writer instance-2", "reader instance-1"], previous=[], ts=TS),
      '{"ts":1700000000.123,"event":"topology","endpoint":"aurora","lines":["writer instance-2","reader instance-1"],'
      '"previous":[]}'),

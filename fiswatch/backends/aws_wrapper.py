@@ -10,7 +10,8 @@ the new writer, and the probe keeps it (see fiswatch.engine.probe).
 
 Defaults that make it fail over fast (each one settable with --backend aws-wrapper:KEY=VALUE,
 as is any other property of the installed wrapper or of mysql-connector):
-  plugins=failover_v2         the current failover plugin (v1 `failover` hangs without a driver read timeout)
+  plugins=failover_v2         the current failover plugin (v1 `failover` hangs without a driver read timeout);
+                              several joined by + (commas separate options): plugins=bg+failover_v2
   enable_connect_failover=true  load the topology at connect and fail over when a connect fails
   socket_timeout=1            the wrapper's own per-call timeout (not the driver's read_timeout: that one
                               surfaces as a plain error and no failover happens)
@@ -87,7 +88,7 @@ class AwsWrapperBackend(Backend):
                     "unknown option %s for backend aws-wrapper: not a property of aws-advanced-python-wrapper "
                     "%s nor an argument of mysql-connector (e.g. --backend aws-wrapper:socket_timeout=2)"
                     % (", ".join(unknown), self.version()))
-        settings["plugins"] = _text("plugins", options["plugins"])
+        settings["plugins"] = _text("plugins", options["plugins"]).replace("+", ",")  # bg+failover_v2: commas split options
         settings["enable_connect_failover"] = parse_bool("enable_connect_failover", options["enable_connect_failover"])
         settings["use_pure"] = parse_bool("use_pure", options["use_pure"])
         for key in ("socket_timeout", "connect_timeout"):

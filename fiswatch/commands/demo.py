@@ -48,6 +48,9 @@ def add_parser(sub) -> None:
     p.add_argument("--patch", type=seconds_arg(0.0, HOUR), default=None, metavar="SECONDS",
                    help="with --proxy: also patch Aurora's writer (zero-downtime patching) this long after the start: "
                         "the RDS Proxy keeps client sessions (`fiswatch lab patch aurora`; key z)")
+    p.add_argument("--switchover", type=seconds_arg(0.0, HOUR), default=None, metavar="SECONDS",
+                   help="a Blue/Green switchover this long after the start instead of the failovers (the lab gets a "
+                        "green environment, `lab up --blue-green`; the wrapper runs with its bg plugin; key s)")
     p.add_argument("--realistic", action="store_true",
                    help="realistic timings: DNS flips after ~15 s and flaps for a while (default: fast)")
     p.add_argument("--stale-dns", type=stale_dns_arg(), default=None, metavar="SECONDS",
@@ -96,7 +99,7 @@ class DemoHooks:
     `start(runner)` once it runs (the scheduled failovers), `before_stop(runner)` at its end."""
 
     def __init__(self, lab_dir: str, profile: str, schedule: List[Tuple[float, str]], info=None,
-                 notes: Tuple[str, ...] = (), stale_dns: Optional[float] = None) -> None:
+                 notes: Tuple[str, ...] = (), stale_dns: Optional[float] = None, switchover: bool = False) -> None:
         self.lab_dir = lab_dir
         self.stale_dns = stale_dns  # Aurora failovers only; None: the lab's own default
         self.info = info
@@ -121,6 +124,9 @@ class DemoHooks:
 
         self.liveness = LabLiveness(lab_dir)  # the columns and a banner say when the lab's daemon is gone
         self.down, self.status_lines = self.liveness.down, self.liveness.status_lines
+        if switchover:  # a Blue/Green switchover (lab/switchover.py): key s
+            self.keys = (("s", "switchover"),) + self.keys  # first: the footer is cut at 80 columns
+            self.actions["s"] = lambda: self.key_failover("switchover")
 
     def start(self, runner) -> None:
         """The run started (its first line is out): the lab's liveness watch, the notes, then the
@@ -187,6 +193,10 @@ class DemoHooks:
                     from fiswatch.lab.patch_run import patch_aurora
 
                     target = patch_aurora(self.lab_dir, runner.emit, self._cancel)
+                elif target == "switchover":
+                    from fiswatch.lab.switchover_cli import demo_switchover
+
+                    target = demo_switchover(self.lab_dir, runner.emit, self._cancel)
                 else:
                     api.failover(self.lab_dir, target, emit=runner.emit, profile=self.profile, cancel=self._cancel,
                                  stale_dns=self.stale_dns if target == "aurora" else None)
@@ -242,6 +252,9 @@ def run_demo(args: argparse.Namespace) -> int:
     try:
         info = api.lab_status(lab_dir)
         say("using the lab already running in %s" % lab_dir)
+        if args.switchover is not None and not any(i.cluster == "aurora-green" for i in info.instances):
+            say("--switchover: this lab runs without a green environment; restart it with `fiswatch lab up --blue-green`")
+            return EXIT_USAGE
         if args.proxy and not any(ep.name == "aurora-proxy" for ep in info.endpoints):
             say("--proxy: this lab runs without its RDS Proxy; restart it with `fiswatch lab up --proxy`")
             if args.patch is not None:
@@ -250,7 +263,7 @@ def run_demo(args: argparse.Namespace) -> int:
         t0 = time.monotonic()
         try:
             info = api.lab_up(lab_dir, base=args.base, dns_port=args.dns_port, readers=args.readers,
-                              rds_proxy=args.proxy, on_start=lambda line: say(
+                              rds_proxy=args.proxy, blue_green=args.switchover is not None, on_start=lambda line: say(
                 line or "starting a local lab in %s (MariaDB x4, DNS, fault proxies) ..." % lab_dir))
         except api.LabUsageError as exc:
             say(str(exc))
@@ -267,13 +280,16 @@ def run_demo(args: argparse.Namespace) -> int:
         runs = os.path.join(lab_dir, "runs")
         os.makedirs(runs, exist_ok=True)
         options = replace(options, record=os.path.join(runs, time.strftime("demo-%Y%m%d-%H%M%S.jsonl")))
-    schedule = ([] if args.no_failover else [(args.aurora_after, "aurora"), (args.rds_after, "rds")]) + \
-        ([(args.crash, "crash")] if args.crash is not None else []) + \
-        ([(args.patch, "patch")] if args.patch is not None else [])
+    schedule = ([] if args.no_failover or args.switchover is not None else [(args.aurora_after, "aurora"),
+                (args.rds_after, "rds")]) + ([(args.crash, "crash")] if args.crash is not None else []) + \
+        ([(args.patch, "patch")] if args.patch is not None else []) + \
+        ([(args.switchover, "switchover")] if args.switchover is not None else [])
     notes: Tuple[str, ...] = ()
     endpoints, options = _demo_reads(args, info, options)
     if not options.backend:
         backends, note = demo_backends()
+        if args.switchover is not None:  # the wrapper as its docs recommend for Blue/Green (docs/lab.md)
+            backends = [b + ":plugins=bg+failover_v2" if b.endswith("aws-wrapper") else b for b in backends]
         reading = [e.name for e in endpoints if e.reads and e.name not in [w.name for w in info.endpoints]]
         if reading:  # PyMySQL alone reads: one column more, and the writes' columns stay as they were
             from fiswatch.config.reads import scoped_backends
@@ -282,7 +298,7 @@ def run_demo(args: argparse.Namespace) -> int:
         options = replace(options, backend=tuple(backends))
         notes = (note,) if note else ()
     hooks: Any = DemoHooks(lab_dir, "realistic" if args.realistic else "fast", schedule, info, notes,
-                      stale_dns=args.stale_dns)
+                           stale_dns=args.stale_dns, switchover=args.switchover is not None)
     if exec_argv:
         from fiswatch.lab.exec_demo import ExecAlongside
 

@@ -50,6 +50,8 @@ def add_lab_parser(subparsers: Any) -> None:
                          "endpoints maz and maz-ro")
     up.add_argument("--proxy", action="store_true",
                     help="add an RDS Proxy in front of Aurora: endpoint aurora-proxy (docs/rdsproxy.md)")
+    up.add_argument("--blue-green", action="store_true", help="add a Blue/Green deployment's green environment "
+                    "(green aurora writer + reader, green rds), for `lab switchover` (docs/lab.md)")
     up.add_argument("--json", action="store_true", help="print the lab's status as JSON once it is up")
 
     status = actions.add_parser("status", help="show endpoints, instances and their roles")
@@ -95,6 +97,9 @@ def add_lab_parser(subparsers: Any) -> None:
     from fiswatch.lab.patch import add_patch_parser
 
     add_patch_parser(actions, common)
+    from fiswatch.lab.switchover_cli import add_switchover_parser
+
+    add_switchover_parser(actions, common)
 
 
 def stale_dns_arg() -> Any:
@@ -200,6 +205,10 @@ def run_lab(args: argparse.Namespace) -> int:
         from fiswatch.lab.crash_cli import run_crash_command
 
         return run_crash_command(args, lab_dir)
+    if command == "switchover":
+        from fiswatch.lab.switchover_cli import run_switchover_command
+
+        return run_switchover_command(args, lab_dir)
     if command == "patch":
         from fiswatch.lab.patch_run import run_patch
 
@@ -213,7 +222,7 @@ def run_lab(args: argparse.Namespace) -> int:
                           buffer_pool=args.buffer_pool, tls="required" if args.require_tls else "offered",
                           tls_expired=args.tls_expired, stale_dns=args.stale_dns, on_start=starting,
                           writer_grace=args.writer_grace, readers=args.readers,
-                          multi_az_cluster=args.multi_az_cluster, rds_proxy=args.proxy)
+                          multi_az_cluster=args.multi_az_cluster, rds_proxy=args.proxy, blue_green=args.blue_green)
             _print_status(info, args.json)
             return 0
         if command == "status":

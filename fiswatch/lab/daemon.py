@@ -20,14 +20,14 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from fiswatch.lab import aurora
 from fiswatch.lab import layout as L
-from fiswatch.lab import maz, maz_answers, patch, rdsproxy
+from fiswatch.lab import bluegreen, maz, maz_answers, patch, rdsproxy
 from fiswatch.lab.maz_lag import ReplicaLag
 from fiswatch.lab.dnsserver import DnsServer, Zone, start_on_standard_port
 from fiswatch.lab.lablog import log_line
 from fiswatch.lab.mariadb import MariaDBError, Server, ensure_template, find_binaries, sql
 from fiswatch.lab.orphans import disk_full, waits_for_space
 from fiswatch.lab.proxy import FaultProxy, ProxyLoop
-from fiswatch.lab.replication import replicate
+from fiswatch.lab.replication import replicate, wait_caught_up
 from fiswatch.lab.tls import session_factory
 from fiswatch.lab.tlsca import cert_file, key_file
 from fiswatch.lab.topology import Heartbeat, create_statements
@@ -114,6 +114,7 @@ class Lab:
                 layout, self.roles.get, spec.name)) if spec.cluster == "aurora" else None  # + ALTER SYSTEM
             if spec.cluster == "maz":
                 rewriter = maz_answers.rewriter_factory(self.maz_lag.of(spec.name))
+            rewriter = bluegreen.rewriter(spec) or rewriter  # green's Aurora instances (lab/bluegreen.py)
             tls = session_factory(cert_file(layout.tls_dir, spec.name), key_file(layout.tls_dir, spec.name), layout.tls)
             self.proxies[spec.name] = FaultProxy(host, port, target[0], target[1], name=spec.name, loop=self.loop,
                                                  session=self.ledger.session_factory(spec.name, rewriter, spec.cluster),
@@ -170,6 +171,8 @@ class Lab:
             writer, *readers = layout.cluster(cluster)
             for reader in readers:
                 wait_caught_up(layout, reader, writer, timeout=30)
+        if layout.blue_green:  # the green environment (lab/bluegreen.py)
+            bluegreen.setup(self, password)
 
     def _write_credentials(self, password: str) -> None:
         layout = self.layout
@@ -389,15 +392,6 @@ class Lab:
                 os.unlink(path)
             except OSError:
                 pass
-
-
-def wait_caught_up(layout: L.Layout, replica: L.InstanceSpec, source: L.InstanceSpec, timeout: float) -> str:
-    """Wait until the replica has applied the source's binlog position; returns it."""
-    pos = sql(layout.server_socket(source), ["SELECT @@gtid_binlog_pos"])[0][0]
-    rows = sql(layout.server_socket(replica), [("SELECT MASTER_GTID_WAIT(%s, %s)", (pos, timeout))])
-    if rows[0][0] != 0:
-        raise MariaDBError("%s did not catch up with %s within %.0fs" % (replica.name, source.name, timeout))
-    return pos
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -53,6 +53,8 @@ def add_gate_options(p: argparse.ArgumentParser) -> None:
                    help="crash ENDPOINT's writer SECONDS after COMMAND starts: it restarts in place; repeatable")
     p.add_argument("--patch", action="append", default=[], metavar="aurora@SECONDS",
                    help="zero-downtime patching of Aurora's writer SECONDS after COMMAND starts (needs lab up --proxy)")
+    p.add_argument("--switchover", action="append", default=[], metavar="aurora@SECONDS",
+                   help="a Blue/Green switchover (aurora and rds together) SECONDS after COMMAND starts (lab up --blue-green)")
     p.add_argument("--profile", default="fast", choices=PROFILES,
                    help="the failovers' timing profile, as `fiswatch lab failover` (default fast)")
     p.add_argument("--stale-dns", metavar="SECONDS", default=None, dest="gate_stale_dns",
@@ -124,7 +126,7 @@ def parse_failover(text: str, kind: str = "failover") -> Scheduled:
 
 
 def wanted(args: argparse.Namespace) -> bool:
-    return any(getattr(args, name, None) for name in ("failover", "expect", "crash", "patch"))
+    return any(getattr(args, name, None) for name in ("failover", "expect", "crash", "patch", "switchover"))
 
 
 def parse_stale_dns(raw: Optional[str], schedule: Sequence[Scheduled]) -> Optional[float]:
@@ -153,7 +155,7 @@ def parse_stale_dns(raw: Optional[str], schedule: Sequence[Scheduled]) -> Option
 def check_args(args: argparse.Namespace) -> Tuple[List[Expectation], List[Scheduled]]:
     expectations = [parse_expectation(e) for e in args.expect]
     schedule = sorted([parse_failover(f) for f in args.failover] + [
-        parse_failover(c, kind) for kind in ("crash", "patch") for c in getattr(args, kind, [])], key=lambda s: s.at)
+        parse_failover(c, kind) for kind in ("crash", "patch", "switchover") for c in getattr(args, kind, [])], key=lambda s: s.at)
     parse_stale_dns(getattr(args, "gate_stale_dns", None), schedule)
     for path in (args.junit, args.json_file, args.record):
         if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
@@ -192,6 +194,7 @@ class Failovers:
     def _run(self, t0: float) -> None:
         from fiswatch.lab.api import LabError, failover
         from fiswatch.lab.crash import CrashError, run_crash
+        from fiswatch.lab.switchover_cli import exec_switchover
 
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD, signal.SIGINT, signal.SIGTERM})
         for s in self.schedule:
@@ -203,6 +206,8 @@ class Failovers:
                 elif s.kind == "patch":
                     from fiswatch.lab.patch_run import run_patch_outage
                     run_patch_outage(self.lab_dir, s.target, sink=lambda ev: self.events.append(ev.as_dict()))
+                elif s.kind == "switchover":
+                    exec_switchover(self.lab_dir, lambda ev: self.events.append(ev.as_dict()))
                 else:
                     failover(self.lab_dir, s.target, emit=lambda ev: self.events.append(ev.as_dict()),
                              profile=self.profile, stale_dns=self.stale_dns if s.target == "aurora" else None)

@@ -17,7 +17,7 @@ class Expectation(NamedTuple):
 class Scheduled(NamedTuple):
     target: str
     at: float
-    kind: str = "failover"  # or crash (--crash: lab/crash.py), patch (--patch: lab/patch_run.py)
+    kind: str = "failover"  # or crash (lab/crash.py), patch (lab/patch_run.py), switchover (lab/switchover.py)
 
 
 

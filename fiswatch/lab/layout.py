@@ -73,7 +73,20 @@ MAZ_ENDPOINT_NAMES = {
     "maz": MAZ_CLUSTER + ".cluster-" + DOMAIN,
     "maz-ro": MAZ_CLUSTER + ".cluster-ro-" + DOMAIN,
 }
-ALL_INSTANCES = INSTANCES + AURORA_EXTRA_READERS + MAZ_INSTANCES
+# `lab up --blue-green`: the green copies of the Aurora cluster and of the RDS instance (lab/bluegreen.py)
+GREEN = "-green-c0ffee"  # as AWS names green resources: -green- and 6 of [0-9a-z] (the wrapper's RdsUtils)
+GREEN_INSTANCES = (
+    InstanceSpec(CLUSTER + "-instance-1" + GREEN, "aurora-green", 11, "reader", CLUSTER + "-instance-1" + GREEN + "." + DOMAIN),
+    InstanceSpec(CLUSTER + "-instance-2" + GREEN, "aurora-green", 12, "reader", CLUSTER + "-instance-2" + GREEN + "." + DOMAIN),
+    InstanceSpec(CLUSTER + "-mysql" + GREEN, "rds-green", 13, "reader", CLUSTER + "-mysql" + GREEN + "." + DOMAIN),
+)
+GREEN_ENDPOINT_NAMES = {
+    "aurora-green": CLUSTER + GREEN + ".cluster-" + DOMAIN,
+    "aurora-green-ro": CLUSTER + GREEN + ".cluster-ro-" + DOMAIN,
+    "rds-green": CLUSTER + "-mysql" + GREEN + "." + DOMAIN,
+}
+ALL_INSTANCES = INSTANCES + AURORA_EXTRA_READERS + MAZ_INSTANCES  # the blue names (green's are not aliased)
+EVERY_INSTANCE = ALL_INSTANCES + GREEN_INSTANCES
 # `lab up --proxy`: the RDS Proxy in front of Aurora (lab/rdsproxy.py), NAME.proxy-ID. as on AWS
 RDS_PROXY_ENDPOINT = "aurora-proxy"
 RDS_PROXY_NAME = CLUSTER + ".proxy-" + DOMAIN
@@ -133,6 +146,7 @@ class Layout:
     readers: int = 1  # Aurora readers (1..MAX_READERS)
     multi_az_cluster: bool = False  # the three-node Multi-AZ DB cluster (maz, maz-ro)
     rds_proxy: bool = False  # `lab up --proxy`: the RDS Proxy endpoint aurora-proxy (lab/rdsproxy.py)
+    blue_green: bool = False  # `lab up --blue-green`: green copies of aurora and rds (lab/bluegreen.py)
 
 
     @classmethod
@@ -147,7 +161,7 @@ class Layout:
         if isinstance(readers, bool) or not isinstance(readers, int) or not 1 <= readers <= MAX_READERS:
             raise LayoutError("--readers must be a whole number 1..%d (Aurora readers), got %r"
                               % (MAX_READERS, readers))
-        top_index = max(s.index for s in ALL_INSTANCES)
+        top_index = max(s.index for s in EVERY_INSTANCE)
         for label, value, top in (("--port", port, 65535 - top_index), ("--dns-port", dns_port, 65535)):
             if not 1 <= int(value) <= top:
                 raise LayoutError("%s must be a TCP/UDP port 1..%d, got %r" % (label, top, value))
@@ -167,7 +181,8 @@ class Layout:
     @property
     def instances(self) -> Tuple[InstanceSpec, ...]:
         """The instances this lab runs: the four base ones, extra Aurora readers, the Multi-AZ cluster."""
-        return INSTANCES + AURORA_EXTRA_READERS[:self.readers - 1] + (MAZ_INSTANCES if self.multi_az_cluster else ())
+        return INSTANCES + AURORA_EXTRA_READERS[:self.readers - 1] + (MAZ_INSTANCES if self.multi_az_cluster else ()) \
+            + (GREEN_INSTANCES if self.blue_green else ())
 
     @property
     def clusters(self) -> Tuple[str, ...]:
@@ -184,6 +199,8 @@ class Layout:
             names.update(MAZ_ENDPOINT_NAMES)
         if self.rds_proxy:
             names[RDS_PROXY_ENDPOINT] = RDS_PROXY_NAME
+        if self.blue_green:
+            names.update(GREEN_ENDPOINT_NAMES)
         return names
 
     # --- addresses -----------------------------------------------------------------
@@ -337,13 +354,13 @@ def topology_id(spec: InstanceSpec) -> Optional[str]:
     >>> [topology_id(s) for s in (INSTANCES[1], INSTANCES[2], MAZ_INSTANCES[0])]
     ['fiswatch-lab-instance-2', None, '7']
     """
-    if spec.cluster == "aurora":
+    if spec.cluster in ("aurora", "aurora-green"):
         return spec.name
     return str(spec.index) if spec.cluster == "maz" else None
 
 
 def spec_by_name(name: str) -> InstanceSpec:
-    for spec in ALL_INSTANCES:
+    for spec in EVERY_INSTANCE:
         if spec.name == name:
             return spec
     raise KeyError(name)
@@ -364,6 +381,9 @@ def certificate_names(spec: InstanceSpec) -> Tuple[str, ...]:
         names = (spec.dns_name or spec.name, ENDPOINT_NAMES["aurora"], ENDPOINT_NAMES["aurora-ro"])
     elif spec.cluster == "maz":
         names = (spec.dns_name or spec.name, MAZ_ENDPOINT_NAMES["maz"], MAZ_ENDPOINT_NAMES["maz-ro"])
+    elif spec.cluster.endswith("-green"):
+        names = (spec.name, str(spec.dns_name)) + tuple(v for k, v in GREEN_ENDPOINT_NAMES.items()  # CN <= 64
+                                                      if k.startswith(spec.cluster))
     else:
         names = (ENDPOINT_NAMES["rds"],)
     return names + tuple(old_name(n) for n in names if old_name(n) != n)

@@ -64,7 +64,7 @@ def servers(lab_dir: str) -> List[Orphan]:
     """Every mariadbd of this lab dir that runs now."""
     lab_dir = os.path.abspath(lab_dir)
     found = []
-    for spec in L.ALL_INSTANCES:
+    for spec in L.EVERY_INSTANCE:  # green's too (lab up --blue-green)
         pid = lab_server_pid(lab_dir, spec)
         if pid is not None:
             found.append(Orphan(spec.name, pid, os.path.join(lab_dir, L.datadir_name(spec))))

@@ -15,6 +15,8 @@ Modes:
   refuse     stop listening (connect gets ECONNREFUSED) and reset open connections;
              `pass` listens again on the same address.
   latency    forward, delaying each chunk by `latency` seconds.
+  offline    as MySQL's offline_mode (MariaDB has none): open connections closed, new ones get
+             ERR 3032 as their first packet (a Blue/Green switchover, lab/switchover.py).
 
 Layers (docs: /work/shared/docs/design-notes.md, "The lab's proxy"): this module is the
 transport (sockets and fault modes). A proxy given `session` (a factory called with the
@@ -36,8 +38,10 @@ import struct
 from typing import Any, Callable, Dict, Optional, Set, Tuple
 
 from fiswatch.lab.loop import ProxyLoop
+from fiswatch.lab.rdsproxy_wire import err_packet
 
-MODES = ("pass", "blackhole", "reset", "refuse", "latency")
+MODES = ("pass", "blackhole", "reset", "refuse", "latency", "offline")
+OFFLINE_ERR = err_packet(0, 3032, "The server is currently in offline mode")  # MySQL's ER_SERVER_OFFLINE_MODE
 _CHUNK = 65536
 
 
@@ -347,6 +351,9 @@ class FaultProxy:
             conn.fence()
         elif mode in ("reset", "refuse"):
             conn.reset()
+        elif mode == "offline" and conn.client.transport is not None:
+            conn.client.transport.write(OFFLINE_ERR)
+            conn.close()
         else:
             asyncio.ensure_future(self._connect_upstream(conn))
 
@@ -386,6 +393,9 @@ class FaultProxy:
                 conn.reset()
             if mode == "refuse":
                 self._close_listener()
+        elif mode == "offline":
+            for conn in list(self._conns):
+                conn.close()
         if sock is not None:
             if self._server is None:
                 await self._serve(sock)

@@ -2,7 +2,7 @@
 from typing import Any, List, Optional
 
 from fiswatch.lab import layout as L
-from fiswatch.lab.mariadb import sql
+from fiswatch.lab.mariadb import MariaDBError, sql
 
 
 def replicate(layout: L.Layout, replica: L.InstanceSpec, source: L.InstanceSpec, password: str,
@@ -18,3 +18,12 @@ def replicate(layout: L.Layout, replica: L.InstanceSpec, source: L.InstanceSpec,
         "START SLAVE",
     ]
     sql(layout.server_socket(replica), statements)
+
+
+def wait_caught_up(layout: L.Layout, replica: L.InstanceSpec, source: L.InstanceSpec, timeout: float) -> str:
+    """Wait until the replica has applied the source's binlog position; returns it."""
+    pos = sql(layout.server_socket(source), ["SELECT @@gtid_binlog_pos"])[0][0]
+    rows = sql(layout.server_socket(replica), [("SELECT MASTER_GTID_WAIT(%s, %s)", (pos, timeout))])
+    if rows[0][0] != 0:
+        raise MariaDBError("%s did not catch up with %s within %.0fs" % (replica.name, source.name, timeout))
+    return pos

@@ -267,7 +267,8 @@ def failovers_for(failovers: Sequence[LabFailover], endpoint: str, endpoints: Se
     [2]
     """
     base = failover_target(endpoint[:-3] if endpoint.endswith("-ro") else endpoint)
-    mine = [(n, f) for n, f in enumerate(failovers, 1) if f.target == base]
+    mine = [(n, f) for n, f in enumerate(failovers, 1) if f.target == base
+            or (f.target == "bluegreen" and base in ("aurora", "rds"))]  # a switchover: both
     if not mine and len(set(endpoints)) == 1 and base not in LAB_TARGETS:
         mine = list(enumerate(failovers, 1))  # one endpoint in the run: the failovers are its own
     if since is not None:

@@ -1,0 +1,75 @@
+"""`fiswatch lab switchover [--profile aws|fast] [--json]`: the parser and the command line's outcome.
+
+The work is lab/switchover.py's. Exit codes: 0 done, 1 stopped midway (rolled back or completed, the
+line says which), 2 nothing started (no green environment, another failover/crash/switchover running,
+an unknown profile, a switchover already done), 130 interrupted.
+"""
+import argparse
+import json
+import sys
+from typing import Any, Callable
+
+
+def add_switchover_parser(actions: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    sw = actions.add_parser(
+        "switchover", help="switch a `lab up --blue-green` lab's green environment over, as Blue/Green does",
+        description="mysql.rds_topology goes AVAILABLE -> SWITCHOVER_INITIATED -> SWITCHOVER_IN_PROGRESS -> "
+                    "SWITCHOVER_IN_POST_PROCESSING -> SWITCHOVER_COMPLETED; blue read-only, sessions dropped, green "
+                    "promoted, blue names renamed to green's addresses, old blue -old1 (docs/lab.md, Blue/Green).")
+    common(sw)
+    sw.add_argument("--profile", default="fast", help="aws (the measured timeline, ~1 min + 44 s) or fast "
+                    "(~6 s, the lab's assumption; default)")
+    sw.add_argument("--fault", default="", help="rollback: AWS rolls the switchover back while IN_PROGRESS (its "
+                    "timeout expired): blue is writable again, green still replicates (docs/lab.md)")
+    sw.add_argument("--json", action="store_true", help="print each step as a JSON line (the `lab` event)")
+
+
+def run_switchover_command(args: argparse.Namespace, lab_dir: str) -> int:
+    from fiswatch.lab.api import LabError, lab_status
+    from fiswatch.lab.failover import make_emitter
+    from fiswatch.lab.sigterm import sigterm_interrupts
+    from fiswatch.lab.switchover import SwitchoverError, run_switchover
+
+    def as_json(event: Any) -> None:
+        print(json.dumps(event.as_dict(), sort_keys=True), flush=True)
+
+    emit = make_emitter(lab_dir, "bluegreen", False, as_json if args.json else None,
+                        None if args.json else (lambda line: print(line, flush=True)), what="switchover")
+    try:
+        lab_status(lab_dir)  # one line when no lab runs there
+        with sigterm_interrupts():
+            run_switchover(lab_dir, emit, profile=args.profile, fault=args.fault)
+    except SwitchoverError as exc:
+        print("fiswatch lab switchover: %s" % exc, file=sys.stderr)
+        return 2 if exc.usage else 1
+    except LabError as exc:
+        print("fiswatch lab switchover: %s" % exc, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("fiswatch lab switchover: interrupted; check `fiswatch lab status --dir %s`" % lab_dir, file=sys.stderr)
+        return 130
+    return 0
+
+
+def demo_switchover(lab_dir: str, sink: Callable[[Any], None], cancel: Any) -> str:
+    """The demo's switchover (`--switchover`, key s): each step an event in the run's log; returns the
+    target whose writes the demo then verifies (aurora: its name now answers green)."""
+    from fiswatch.lab.failover import make_emitter
+    from fiswatch.lab.switchover import run_switchover
+
+    run_switchover(lab_dir, make_emitter(lab_dir, "bluegreen", False, sink, what="switchover"), cancel=cancel)
+    return "aurora"
+
+
+def exec_switchover(lab_dir: str, sink: Callable[[Any], None]) -> None:
+    """`lab exec --switchover aurora@S` (lab/gate.py): a switchover that cannot run or stops midway is a
+    ValueError, which the schedule reports as a failed step."""
+    from fiswatch.lab.switchover import SwitchoverError
+
+    try:
+        demo_switchover(lab_dir, sink, None)
+    except SwitchoverError as exc:
+        raise ValueError(str(exc)) from None
+
+
+__all__ = ["add_switchover_parser", "demo_switchover", "exec_switchover", "run_switchover_command"]
