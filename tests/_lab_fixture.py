@@ -1,10 +1,10 @@
-"""Session-scoped `lab` fixture: a real local failover lab in a temp dir.
+"""The `lab` fixture: a real local failover lab in a temp dir, one per test process, shared.
 
 Use it from a test module with `from _lab_fixture import lab  # noqa: F401`, or for the
 whole suite add `pytest_plugins = ["_lab_fixture"]` to tests/conftest.py.
 
 Each session picks a random loopback prefix 127.X.Y (and a random DNS port) that is free,
-so parallel runs do not collide. Teardown runs `lab_down` even when tests fail.
+so parallel runs do not collide. The session's end runs `lab_down` even when tests fail.
 """
 import os
 import random
@@ -43,28 +43,47 @@ def start_lab(lab_dir: str):
     return lab_up(lab_dir, base=base, port=port, dns_port=dns_port)
 
 
-@pytest.fixture(scope="session")
-def lab(tmp_path_factory):
-    """A running lab (LabInfo); torn down at the end of the session."""
+_SHARED = {}  # this process's shared lab: started by the first test that asks, stopped at the session's end
+
+
+def shared_lab(tmp_path_factory):
+    """This process's shared lab, started once (at the first call), as it is NOW: a LabInfo read afresh
+    from the lab (`lab_status`), so a test sees the writer an earlier test's failover left, not the
+    writer the lab started with (xdist runs modules in any order on a worker)."""
+    from fiswatch.lab.api import LabNotRunning, lab_down, lab_status
+
+    if "dir" not in _SHARED:
+        lab_dir = str(tmp_path_factory.mktemp("lab"))
+        try:
+            start_lab(lab_dir)
+        except Exception:
+            try:
+                lab_down(lab_dir)
+            except LabNotRunning:
+                pass
+            raise
+        _SHARED["dir"] = lab_dir
+    return lab_status(_SHARED["dir"])
+
+
+def stop_shared_lab():
+    """The session ends (tests/conftest.py: pytest_sessionfinish): the shared lab goes, even when tests failed."""
     from fiswatch.lab.api import LabNotRunning, lab_down
 
-    lab_dir = str(tmp_path_factory.mktemp("lab"))
+    lab_dir = _SHARED.pop("dir", None)
+    if lab_dir is None:
+        return
     try:
-        info = start_lab(lab_dir)
-    except Exception:
-        try:
-            lab_down(lab_dir)
-        except LabNotRunning:
-            pass
-        raise
-    try:
-        yield info
-    finally:
-        try:
-            lab_down(lab_dir)
-        except LabNotRunning:
-            pass
-        shutil.rmtree(lab_dir, ignore_errors=True)  # four datadirs, ~400 MB
+        lab_down(lab_dir)
+    except LabNotRunning:
+        pass
+    shutil.rmtree(lab_dir, ignore_errors=True)  # the datadirs, ~400 MB
+
+
+@pytest.fixture
+def lab(tmp_path_factory):
+    """A running lab (LabInfo), shared by the tests of this process, read afresh for each test."""
+    return shared_lab(tmp_path_factory)
 
 
 def resolver_for(info):

@@ -146,3 +146,10 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.lab)
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(os.path.basename(item.nodeid.split("::")[0]), len(rank)))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The shared lab of this process (tests/_lab_fixture.py), if a test started one, goes down."""
+    fixture = sys.modules.get("_lab_fixture")
+    if fixture is not None:
+        fixture.stop_shared_lab()

@@ -57,7 +57,12 @@ def test_lab_down_on_a_full_disk_says_what_it_waits_for_and_ends_in_bounded_time
     assert code == "0" and float(seconds) <= DOWN_WAIT + 20, out
     assert out[2] == "left 0", out
     waiting = [line for line in out[3:] if line.startswith("waiting for mariadbd of ")]
-    # every server still waited for is named with its reason, however many others already stopped
+    # every server still waited for is named, however many others already stopped; the one whose log says
+    # its disk is full is named with that reason (another may just be slow to stop on a loaded machine,
+    # before its own log says so: it is named without a reason, which is true)
+    named = []
     for line in waiting:
         names = line[len("waiting for mariadbd of "):line.index(" to shut down")].split(", ")
-        assert names and all(n.startswith("fiswatch-lab-") and n.endswith(" (disk full)") for n in names), line
+        assert names and all(n.startswith("fiswatch-lab-") for n in names), line
+        named += names
+    assert not waiting or any(n.endswith(" (disk full)") for n in named), waiting

@@ -149,7 +149,10 @@ def test_a_commit_that_never_returns_is_in_doubt_and_verify_finds_the_lab_by_its
 
 
 @pytest.fixture(scope="module")
-def lab_record(lab, tmp_path_factory):
+def lab_record(tmp_path_factory):
+    from _lab_fixture import shared_lab
+
+    lab = shared_lab(tmp_path_factory)
     record = str(tmp_path_factory.mktemp("rec") / "short.jsonl")
     out = subprocess.run([sys.executable, "-m", "fiswatch", "watch", "--lab", lab.dir, "--json", "--duration", "3",
                           "--backend", "pymysql", "--record", record], capture_output=True, text=True,
