@@ -153,3 +153,15 @@ def pytest_sessionfinish(session, exitstatus):
     fixture = sys.modules.get("_lab_fixture")
     if fixture is not None:
         fixture.stop_shared_lab()
+
+
+def pytest_configure(config):
+    """SIGINT as a terminal gives it. A run started in the background by a non-interactive shell (a CI
+    runner's `cmd &`) begins with SIGINT ignored, every child inherits that across exec, and Python
+    keeps it ignored: the tests that press Ctrl-C (a dashboard in a pty, `lab failover` midway, `lab
+    exec`'s program) would then see nothing happen. A handler here is reset to the default in every
+    child at exec, so each Python child installs its KeyboardInterrupt again."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -56,11 +56,16 @@ def ensure_template(layout: Layout, install_db: str) -> str:
         return template
     shutil.rmtree(template, ignore_errors=True)
     log = layout.path("install-db.log")
+    # its own temporary directory: the bootstrap's temporary tables in the shared /tmp were seen to vanish
+    # under parallel test runs ("Could not remove temporary table ... Unknown table 'mysql.tmp_user_sys'")
+    tmp = layout.path("install-tmp")
+    os.makedirs(tmp, exist_ok=True)
     cmd = [install_db, "--no-defaults"] + _user_option() + [
         "--datadir=" + template, "--auth-root-authentication-method=normal", "--skip-test-db",
-        "--skip-name-resolve"] + _innodb_options(layout)
+        "--skip-name-resolve", "--tmpdir=" + tmp] + _innodb_options(layout)
     with open(log, "w") as out:
         rc = subprocess.call(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    shutil.rmtree(tmp, ignore_errors=True)
     if rc != 0:
         raise MariaDBError("mariadb-install-db failed (exit %d); see %s" % (rc, log))
     return template
