@@ -24,7 +24,8 @@ pytestmark = pytest.mark.slow  # subprocesses and moto servers: minutes, not sec
 def _env(url):
     env = dict(os.environ)
     env.update(AWS_ENDPOINT_URL=url, AWS_DEFAULT_REGION=REGION, AWS_EC2_METADATA_DISABLED="true",
-               AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", PYTHONPATH=ROOT)
+               AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", PYTHONPATH=ROOT,
+               FISWATCH_AWS_READ_TIMEOUT="20")  # moto is slow on a busy machine (3 s was missed under load)
     env.pop("AWS_PROFILE", None)
     return env
 

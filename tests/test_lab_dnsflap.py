@@ -252,8 +252,8 @@ def test_probe_column_says_writes_refused_on_a_demoted_writer(lab, tmp_path):
     """The demo with --stale-dns: the PyMySQL probe's --plain line, and the record."""
     record = str(tmp_path / "run.jsonl")
     cmd = [sys.executable, "-m", "fiswatch", "demo", "--dir", lab.dir, "--plain", "--backend", "pymysql",
-           "--aurora-after", "1", "--rds-after", "3600", "--stale-dns", "6", "--duration", "120",
-           "--record", record]
+           "--aurora-after", "8", "--rds-after", "3600", "--stale-dns", "6", "--duration", "120",
+           "--record", record]  # 8 s: the probe writes before the fence even on a loaded machine
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ, PYTHONPATH=ROOT), stdin=subprocess.DEVNULL)
     lines = []

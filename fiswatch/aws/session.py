@@ -16,6 +16,22 @@ from typing import Any, Optional, Tuple
 CONNECT_TIMEOUT = 2
 READ_TIMEOUT = 3
 MAX_ATTEMPTS = 2
+READ_TIMEOUT_ENV = "FISWATCH_AWS_READ_TIMEOUT"  # seconds, 1..120: a slow link (or a local moto on a busy machine)
+
+
+def read_timeout(environ: Any = None) -> float:
+    """The read timeout of every AWS client: READ_TIMEOUT, or FISWATCH_AWS_READ_TIMEOUT when it holds a
+    number of seconds from 1 to 120 (anything else is ignored: the default is the safe side).
+
+    >>> read_timeout({}), read_timeout({"FISWATCH_AWS_READ_TIMEOUT": "15"}), read_timeout({"FISWATCH_AWS_READ_TIMEOUT": "x"})
+    (3.0, 15.0, 3.0)
+    """
+    raw = (os.environ if environ is None else environ).get(READ_TIMEOUT_ENV, "")
+    try:
+        value = float(raw)
+    except ValueError:
+        return float(READ_TIMEOUT)
+    return value if 1.0 <= value <= 120.0 else float(READ_TIMEOUT)
 
 
 class AwsError(Exception):
@@ -91,7 +107,7 @@ def client(session: Any, service: str) -> Any:
     """A client with short timeouts and standard retries (throttling is retried)."""
     from botocore.config import Config
 
-    config = Config(connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT,
+    config = Config(connect_timeout=CONNECT_TIMEOUT, read_timeout=read_timeout(),
                     retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"})
     try:
         return session.client(service, config=config)
