@@ -12,14 +12,12 @@ its own lab).
 """
 import argparse
 import json
-import random
-import shutil
 import sys
-import tempfile
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
 from fiswatch.bench.common import Figure, median
+from fiswatch.bench.own_lab import own_lab
 from fiswatch.bench.recovery_figure import BASELINE, RECOVER, SETTLE, Client, Writer, longest_gap, probe_client, \
     spread
 
@@ -78,23 +76,12 @@ def crash_figure(lab_dir: str, info: Any, repeats: int, down_for: float = 3.0,
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from fiswatch.lab.api import LabNotRunning, lab_down, lab_up
-
     p = argparse.ArgumentParser(prog="python -m fiswatch.bench.crash_gap", description=__doc__.split("\n\n")[0])
     p.add_argument("--repeats", type=int, default=5, help="crashes (default: %(default)s)")
     p.add_argument("--down", type=float, default=3.0, help="seconds the writer stays down (default: %(default)s)")
     args = p.parse_args(argv)
-    lab_dir = tempfile.mkdtemp(prefix="fiswatch-bench-crash-")
-    base = "127.%d.%d" % (random.randint(20, 250), random.randint(1, 250))
-    info = lab_up(lab_dir, base=base, port=3306, dns_port=random.randint(20000, 30000))
-    try:
+    with own_lab("crash") as (lab_dir, info):
         fig = crash_figure(lab_dir, info, args.repeats, args.down)
-    finally:
-        try:
-            lab_down(lab_dir)
-        except LabNotRunning:
-            pass
-        shutil.rmtree(lab_dir, ignore_errors=True)
     print(json.dumps(fig.as_dict(), indent=1))
     return 1 if fig.error else 0
 

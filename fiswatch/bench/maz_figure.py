@@ -13,14 +13,12 @@ b. Semi-synchronous replication's cost on write latency: autocommit INSERTs on t
    acknowledgement on loopback (a real cluster adds the network between AZs).
 """
 import argparse
-import json
-import shutil
 import sys
-import tempfile
 import time
 from typing import Any, Dict, List, Optional
 
 from fiswatch.bench.common import Figure, median, percentile
+from fiswatch.bench.own_lab import own_lab, print_metrics
 from fiswatch.bench.recovery_figure import BASELINE, CLIENTS, RECOVER, SETTLE, longest_gap, spread
 
 
@@ -128,39 +126,10 @@ def figure(lab_dir: str, info: Any, repeats: int, profiles: List[str], per_mode:
     return fig
 
 
-def free_lab_addresses() -> Any:
-    """(base, port, dns_port) of a loopback prefix nobody uses now."""
-    import random
-
-    from fiswatch.lab.daemon import LabStartError, check_free
-    from fiswatch.lab.layout import Layout
-
-    rng = random.Random()
-    for _ in range(50):
-        base, dns_port = "127.%d.%d" % (rng.randint(20, 250), rng.randint(1, 250)), rng.randint(20000, 30000)
-        try:
-            check_free(Layout(dir="/nonexistent", base=base, dns_port=dns_port, multi_az_cluster=True))
-        except LabStartError:
-            continue
-        return base, 3306, dns_port
-    raise RuntimeError("no free loopback prefix for a lab")
-
-
 def run(quick: bool, repeats: Optional[int] = None) -> Figure:
-    from fiswatch.lab.api import LabNotRunning, lab_down, lab_up
-
-    lab_dir = tempfile.mkdtemp(prefix="fiswatch-bench-maz-")
-    base, port, dns_port = free_lab_addresses()
-    try:
-        info = lab_up(lab_dir, base=base, port=port, dns_port=dns_port, multi_az_cluster=True)
+    with own_lab("maz", multi_az_cluster=True) as (lab_dir, info):
         return figure(lab_dir, info, repeats or (1 if quick else 5), ["planned"] if quick else ["planned", "aws"],
                       100 if quick else 1000)
-    finally:
-        try:
-            lab_down(lab_dir)
-        except LabNotRunning:
-            pass
-        shutil.rmtree(lab_dir, ignore_errors=True)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -171,12 +140,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = p.parse_args(argv)
     if args.repeats is not None and args.repeats < 1:
         p.error("--repeats must be at least 1")
-    fig = run(args.quick, args.repeats)
-    for m in fig.metrics:
-        print("%-48s %10s %-2s %s" % (m.name, "-" if m.value is None else "%.3f" % m.value, m.unit, m.note))
-    if args.out:
-        with open(args.out, "w") as fh:
-            json.dump(fig.as_dict(), fh, indent=2)
+    print_metrics(run(args.quick, args.repeats), args.out)
     return 0
 
 

@@ -10,15 +10,13 @@ way, with the spread.
 Run alone: `python -m fiswatch.bench.patch_gap [--repeats N]` (starts and removes its own lab).
 """
 import argparse
-import json
-import shutil
 import sys
-import tempfile
 import time
 from typing import Any, Dict, List, Optional
 
 from fiswatch.bench.common import Figure, median
-from fiswatch.bench.rdsproxy_figure import CLIENTS, ENDPOINTS, free_lab_addresses
+from fiswatch.bench.own_lab import own_lab, print_metrics
+from fiswatch.bench.rdsproxy_figure import CLIENTS, ENDPOINTS
 from fiswatch.bench.recovery_figure import RECOVER, SETTLE, longest_gap, spread
 
 
@@ -63,19 +61,8 @@ def patch_figure(lab_dir: str, info: Any, repeats: int, clients: Any = CLIENTS) 
 
 
 def run(repeats: int) -> Figure:
-    from fiswatch.lab.api import LabNotRunning, lab_down, lab_up
-
-    lab_dir = tempfile.mkdtemp(prefix="fiswatch-bench-patch-")
-    base, port, dns_port = free_lab_addresses()
-    try:
-        info = lab_up(lab_dir, base=base, port=port, dns_port=dns_port, rds_proxy=True)
+    with own_lab("patch", rds_proxy=True) as (lab_dir, info):
         return patch_figure(lab_dir, info, repeats)
-    finally:
-        try:
-            lab_down(lab_dir)
-        except LabNotRunning:
-            pass
-        shutil.rmtree(lab_dir, ignore_errors=True)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -86,11 +73,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.repeats < 1:
         p.error("--repeats must be at least 1")
     fig = run(args.repeats)
-    for m in fig.metrics:
-        print("%-58s %8s %-2s %s" % (m.name, "-" if m.value is None else "%.3f" % m.value, m.unit, m.note))
-    if args.out:
-        with open(args.out, "w") as fh:
-            json.dump(fig.as_dict(), fh, indent=2)
+    print_metrics(fig, args.out, width=58)
     return 1 if fig.error else 0
 
 

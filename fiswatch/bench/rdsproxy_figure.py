@@ -12,14 +12,12 @@ b. The proxy's own cost: PyMySQL statements (SELECT 1 and an autocommit INSERT) 
    p50 per statement and throughput (statements per second of one client) each way.
 """
 import argparse
-import json
-import shutil
 import sys
-import tempfile
 import time
 from typing import Any, Dict, List, Optional
 
 from fiswatch.bench.common import Figure, median, percentile
+from fiswatch.bench.own_lab import own_lab, print_metrics
 from fiswatch.bench.recovery_figure import BASELINE, RECOVER, SETTLE, longest_gap, probe_client, spread
 
 ENDPOINTS = ("aurora", "aurora-proxy")
@@ -116,38 +114,9 @@ def figure(lab_dir: str, info: Any, repeats: int, per_way: int) -> Figure:
     return fig
 
 
-def free_lab_addresses() -> Any:
-    """(base, port, dns_port) of a loopback prefix nobody uses now (the proxy's address included)."""
-    import random
-
-    from fiswatch.lab.daemon import LabStartError, check_free
-    from fiswatch.lab.layout import Layout
-
-    rng = random.Random()
-    for _ in range(50):
-        base, dns_port = "127.%d.%d" % (rng.randint(20, 250), rng.randint(1, 250)), rng.randint(20000, 30000)
-        try:
-            check_free(Layout(dir="/nonexistent", base=base, dns_port=dns_port, rds_proxy=True))
-        except LabStartError:
-            continue
-        return base, 3306, dns_port
-    raise RuntimeError("no free loopback prefix for a lab")
-
-
 def run(quick: bool, repeats: Optional[int] = None) -> Figure:
-    from fiswatch.lab.api import LabNotRunning, lab_down, lab_up
-
-    lab_dir = tempfile.mkdtemp(prefix="fiswatch-bench-rdsproxy-")
-    base, port, dns_port = free_lab_addresses()
-    try:
-        info = lab_up(lab_dir, base=base, port=port, dns_port=dns_port, rds_proxy=True)
+    with own_lab("rdsproxy", rds_proxy=True) as (lab_dir, info):
         return figure(lab_dir, info, repeats or (1 if quick else 5), 200 if quick else 2000)
-    finally:
-        try:
-            lab_down(lab_dir)
-        except LabNotRunning:
-            pass
-        shutil.rmtree(lab_dir, ignore_errors=True)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -158,12 +127,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = p.parse_args(argv)
     if args.repeats is not None and args.repeats < 1:
         p.error("--repeats must be at least 1")
-    fig = run(args.quick, args.repeats)
-    for m in fig.metrics:
-        print("%-48s %10s %-2s %s" % (m.name, "-" if m.value is None else "%.3f" % m.value, m.unit, m.note))
-    if args.out:
-        with open(args.out, "w") as fh:
-            json.dump(fig.as_dict(), fh, indent=2)
+    print_metrics(run(args.quick, args.repeats), args.out)
     return 0
 
 

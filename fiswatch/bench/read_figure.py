@@ -10,14 +10,12 @@ both medians, and the read probe's as a share of the write probe's (expected: th
 the probe's own pace, no outage in it).
 """
 import argparse
-import json
-import shutil
 import sys
-import tempfile
 import time
 from typing import Any, Dict, List, Optional
 
 from fiswatch.bench.common import Figure, median
+from fiswatch.bench.own_lab import own_lab, print_metrics
 from fiswatch.bench.recovery_figure import RECOVER, SETTLE, ProbeWriter, longest_gap, spread
 
 READER = "instance-3"
@@ -73,20 +71,8 @@ def figure(lab_dir: str, info: Any, repeats: int) -> Figure:
 
 
 def run(quick: bool, repeats: Optional[int] = None) -> Figure:
-    from fiswatch.bench.maz_figure import free_lab_addresses
-    from fiswatch.lab.api import LabNotRunning, lab_down, lab_up
-
-    lab_dir = tempfile.mkdtemp(prefix="fiswatch-bench-reads-")
-    base, port, dns_port = free_lab_addresses()
-    try:
-        info = lab_up(lab_dir, base=base, port=port, dns_port=dns_port, readers=2)
+    with own_lab("read", readers=2) as (lab_dir, info):
         return figure(lab_dir, info, repeats or (1 if quick else 5))
-    finally:
-        try:
-            lab_down(lab_dir)
-        except LabNotRunning:
-            pass
-        shutil.rmtree(lab_dir, ignore_errors=True)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -97,12 +83,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = p.parse_args(argv)
     if args.repeats is not None and args.repeats < 1:
         p.error("--repeats must be at least 1")
-    fig = run(args.quick, args.repeats)
-    for m in fig.metrics:
-        print("%-48s %10s %-2s %s" % (m.name, "-" if m.value is None else "%.3f" % m.value, m.unit, m.note))
-    if args.out:
-        with open(args.out, "w") as fh:
-            json.dump(fig.as_dict(), fh, indent=2)
+    print_metrics(run(args.quick, args.repeats), args.out)
     return 0
 
 

@@ -17,16 +17,14 @@ Run alone: `python -m fiswatch.bench.tls [--repeats N] [--connects N]` (starts a
 import argparse
 import json
 import os
-import random
-import shutil
 import sys
-import tempfile
 import threading
 import time
 from typing import Any, Dict, List, Optional
 
 from fiswatch import events as E
 from fiswatch.bench.common import Figure, median
+from fiswatch.bench.own_lab import own_lab
 from fiswatch.bench.recovery_figure import longest_gap, spread
 
 CLIENTS = ("pymysql", "mysql-connector:read_timeout=1", "aws-wrapper")  # the wrapper where it runs (Aurora)
@@ -173,21 +171,10 @@ def tls_figure(lab_dir: str, info: Any, repeats: int = 5, connects: int = 30) ->
 
 def run(quick: bool, repeats: int = 5, connects: int = 30) -> Figure:
     """Figure 8 on a lab of its own (started and removed here); --quick: one failover each, 5 connects."""
-    from fiswatch.lab.api import LabNotRunning, lab_down, lab_up
-
     if quick:
         repeats, connects = 1, 5
-    lab_dir = tempfile.mkdtemp(prefix="fiswatch-bench-tls-")
-    base = "127.%d.%d" % (random.randint(20, 250), random.randint(1, 250))
-    try:
-        info = lab_up(lab_dir, base=base, port=3306, dns_port=random.randint(20000, 30000))
+    with own_lab("tls") as (lab_dir, info):
         return tls_figure(lab_dir, info, repeats, connects)
-    finally:
-        try:
-            lab_down(lab_dir)
-        except LabNotRunning:
-            pass
-        shutil.rmtree(lab_dir, ignore_errors=True)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
