@@ -6,6 +6,7 @@ whole suite add `pytest_plugins = ["_lab_fixture"]` to tests/conftest.py.
 Each session picks a random loopback prefix 127.X.Y (and a random DNS port) that is free,
 so parallel runs do not collide. The session's end runs `lab_down` even when tests fail.
 """
+import contextlib
 import os
 import random
 import shutil
@@ -84,6 +85,24 @@ def stop_shared_lab():
 def lab(tmp_path_factory):
     """A running lab (LabInfo), shared by the tests of this process, read afresh for each test."""
     return shared_lab(tmp_path_factory)
+
+
+@contextlib.contextmanager
+def private_lab(tmp_path_factory, name, **options):
+    """A lab of a test module's own (its own shape or knobs: `lab_up` options), on a free prefix;
+    down and removed at the end, also when it failed to start halfway."""
+    from fiswatch.lab.api import LabNotRunning, lab_down, lab_up
+
+    lab_dir = str(tmp_path_factory.mktemp(name))
+    base, port, dns_port = pick_lab_addresses()
+    try:
+        yield lab_up(lab_dir, base=base, port=port, dns_port=dns_port, **options)
+    finally:
+        try:
+            lab_down(lab_dir)
+        except LabNotRunning:
+            pass
+        shutil.rmtree(lab_dir, ignore_errors=True)
 
 
 def resolver_for(info):

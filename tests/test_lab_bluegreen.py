@@ -2,7 +2,6 @@
 import fcntl
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -11,7 +10,7 @@ import time
 import pymysql
 import pytest
 
-from _lab_fixture import pick_lab_addresses, resolver_for
+from _lab_fixture import private_lab, resolver_for
 
 from fiswatch.lab import bg_answers as A
 from fiswatch.lab import layout as L
@@ -20,18 +19,8 @@ from fiswatch.lab import layout as L
 @pytest.fixture(scope="module")
 def bg(tmp_path_factory):
     """A lab with a green environment; torn down at the end of the module."""
-    from fiswatch.lab.api import LabNotRunning, lab_down, lab_up
-
-    lab_dir = str(tmp_path_factory.mktemp("bglab"))
-    base, port, dns_port = pick_lab_addresses()
-    try:
-        yield lab_up(lab_dir, base=base, port=port, dns_port=dns_port, blue_green=True)
-    finally:
-        try:
-            lab_down(lab_dir)
-        except LabNotRunning:
-            pass
-        shutil.rmtree(lab_dir, ignore_errors=True)
+    with private_lab(tmp_path_factory, "bglab", blue_green=True) as info:
+        yield info
 
 
 def _layout(info):

@@ -13,7 +13,7 @@ import time
 import pytest
 from conftest import ROOT, wait_for
 
-from _lab_fixture import lab_processes, pick_lab_addresses, port_free
+from _lab_fixture import lab_processes, pick_lab_addresses, private_lab, port_free
 from fiswatch import events as E
 
 pytestmark = pytest.mark.lab
@@ -35,18 +35,8 @@ def _server_pid(lab_dir, name):
 
 @pytest.fixture(scope="module")
 def own_lab(tmp_path_factory):
-    from fiswatch.lab.api import LabNotRunning, lab_down, lab_up
-
-    lab_dir = str(tmp_path_factory.mktemp("faultlab"))
-    base, port, dns_port = pick_lab_addresses()
-    try:
-        yield lab_up(lab_dir, base=base, port=port, dns_port=dns_port, writer_grace=GRACE)
-    finally:
-        try:
-            lab_down(lab_dir)
-        except LabNotRunning:
-            pass
-        shutil.rmtree(lab_dir, ignore_errors=True)
+    with private_lab(tmp_path_factory, "faultlab", writer_grace=GRACE) as info:
+        yield info
 
 
 def _roles(lab_dir):

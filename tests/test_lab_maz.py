@@ -1,7 +1,6 @@
 """The lab's Multi-AZ DB cluster (issue 24 items 1-2) and more Aurora readers (item 3): a real lab
 with three semi-synchronous MariaDB servers, real failovers, real drivers."""
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -9,7 +8,7 @@ import time
 
 import pytest
 
-from _lab_fixture import lab, pick_lab_addresses, resolver_for  # noqa: F401
+from _lab_fixture import lab, pick_lab_addresses, private_lab, resolver_for  # noqa: F401
 from conftest import ROOT, wait_for
 
 pytestmark = pytest.mark.lab
@@ -21,19 +20,8 @@ from fiswatch.lab import maz_answers as A  # noqa: E402
 @pytest.fixture(scope="module")
 def mlab(tmp_path_factory):
     """A lab with the Multi-AZ DB cluster and two Aurora readers."""
-    from fiswatch.lab.api import LabNotRunning, lab_down, lab_up
-
-    lab_dir = str(tmp_path_factory.mktemp("mazlab"))
-    base, port, dns_port = pick_lab_addresses()
-    try:
-        info = lab_up(lab_dir, base=base, port=port, dns_port=dns_port, multi_az_cluster=True, readers=2)
+    with private_lab(tmp_path_factory, "mazlab", multi_az_cluster=True, readers=2) as info:
         yield info
-    finally:
-        try:
-            lab_down(lab_dir)
-        except LabNotRunning:
-            pass
-        shutil.rmtree(lab_dir, ignore_errors=True)
 
 
 def _status(info):

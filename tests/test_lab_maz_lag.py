@@ -4,7 +4,6 @@ detection against `maz` (item 2), and a `lab failover maz` process SIGKILLed mid
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -12,7 +11,7 @@ import time
 
 import pytest
 
-from _lab_fixture import pick_lab_addresses
+from _lab_fixture import private_lab
 from conftest import ROOT, EventLog, wait_for
 
 pytestmark = pytest.mark.lab
@@ -23,18 +22,8 @@ from fiswatch.lab import layout as L  # noqa: E402
 @pytest.fixture(scope="module")
 def zlab(tmp_path_factory):
     """A lab with the Multi-AZ DB cluster (one Aurora reader: the default)."""
-    from fiswatch.lab.api import LabNotRunning, lab_down, lab_up
-
-    lab_dir = str(tmp_path_factory.mktemp("mazlag"))
-    base, port, dns_port = pick_lab_addresses()
-    try:
-        yield lab_up(lab_dir, base=base, port=port, dns_port=dns_port, multi_az_cluster=True)
-    finally:
-        try:
-            lab_down(lab_dir)
-        except LabNotRunning:
-            pass
-        shutil.rmtree(lab_dir, ignore_errors=True)
+    with private_lab(tmp_path_factory, "mazlag", multi_az_cluster=True) as info:
+        yield info
 
 
 def _maz(info):

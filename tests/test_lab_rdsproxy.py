@@ -5,7 +5,6 @@ input, the borrow timeout behind a fenced instance), then a lab started with `--
 through an Aurora failover beside a client that follows DNS, idle sessions kept, a statement in
 flight and an open transaction failed with 1105, 200 idle sessions through a failover."""
 import os
-import shutil
 import socket
 import struct
 import sys
@@ -17,7 +16,7 @@ import pytest
 from conftest import wait_for
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _lab_fixture import answer_of, pick_lab_addresses  # noqa: E402
+from _lab_fixture import answer_of, private_lab  # noqa: E402
 
 
 # --- the proxy alone -------------------------------------------------------------------------------
@@ -190,26 +189,8 @@ def test_no_writer_queues_then_fails_after_the_borrow_timeout(mariadb):
 
 @pytest.fixture(scope="module")
 def plab(tmp_path_factory):
-    from fiswatch.lab.api import LabNotRunning, lab_down, lab_up
-
-    lab_dir = str(tmp_path_factory.mktemp("plab"))
-    base, port, dns_port = pick_lab_addresses()
-    try:
-        info = lab_up(lab_dir, base=base, port=port, dns_port=dns_port, rds_proxy=True)
-    except Exception:
-        try:
-            lab_down(lab_dir)
-        except LabNotRunning:
-            pass
-        raise
-    try:
+    with private_lab(tmp_path_factory, "plab", rds_proxy=True) as info:
         yield info
-    finally:
-        try:
-            lab_down(lab_dir)
-        except LabNotRunning:
-            pass
-        shutil.rmtree(lab_dir, ignore_errors=True)
 
 
 def _lab_connect(info, host, **kw):

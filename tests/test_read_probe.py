@@ -7,12 +7,11 @@
 - the demo shows the read column at 80x24 (the real `fiswatch demo` in a pseudo-terminal).
 """
 import os
-import shutil
 import sys
 
 import pytest
 
-from _lab_fixture import pick_lab_addresses
+from _lab_fixture import private_lab
 from conftest import ROOT, EventLog, wait_for
 
 from fiswatch import events as E
@@ -30,19 +29,8 @@ READ_GAP_BOUND = 1.0
 @pytest.fixture(scope="module")
 def rlab(tmp_path_factory):
     """A lab with two Aurora readers (instance-2 is promoted by a failover, instance-3 never)."""
-    from fiswatch.lab.api import LabNotRunning, lab_down, lab_up
-
-    lab_dir = str(tmp_path_factory.mktemp("rlab"))
-    base, port, dns_port = pick_lab_addresses()
-    try:
-        info = lab_up(lab_dir, base=base, port=port, dns_port=dns_port, readers=2)
+    with private_lab(tmp_path_factory, "rlab", readers=2) as info:
         yield info
-    finally:
-        try:
-            lab_down(lab_dir)
-        except LabNotRunning:
-            pass
-        shutil.rmtree(lab_dir, ignore_errors=True)
 
 
 def _runner(info, reads, log, backends=("pymysql",)):
