@@ -1,6 +1,6 @@
 """Which process owns a client connection on this machine: /proc, read-only. See accounting.py for the rule."""
 import os
-from typing import List, Optional, Tuple
+from typing import Iterable, List, Optional, Tuple
 
 
 def process_facts(pid: int) -> Tuple[str, List[int]]:
@@ -26,19 +26,35 @@ def process_facts(pid: int) -> Tuple[str, List[int]]:
     return cmdline, ancestors
 
 
+def socket_inode(table: Iterable[str], local: str) -> Optional[str]:
+    """The inode of the live socket whose local address is `local` in a /proc/net/tcp listing.
+
+    A TIME_WAIT line of an earlier connection from the same port (to another address) has inode 0;
+    on a busy machine ports are reused that way, and the live socket's line may come after it.
+
+    >>> head = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode"
+    >>> tw = "   1: 0100007F:B5E3 0200007F:0CEA 06 00000000:00000000 03:00000ee4 00000000     0        0 0 3"
+    >>> live = "   2: 0100007F:B5E3 0300007F:0CEB 01 00000000:00000000 00:00000000 00000000     0        0 4242 1"
+    >>> socket_inode([head, tw, live], "0100007F:B5E3")
+    '4242'
+    >>> socket_inode([head, tw], "0100007F:B5E3") is None
+    True
+    """
+    lines = iter(table)
+    next(lines, None)
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 9 and fields[1] == local and fields[9] != "0":
+            return fields[9]
+    return None
+
+
 def pid_of_connection(peer: Tuple[str, int]) -> Optional[int]:
     """The process holding the client socket bound to peer (host, port): /proc/net/tcp, then /proc/*/fd."""
     host, port = peer
     want = "%s:%04X" % ("".join("%02X" % int(b) for b in reversed(host.split("."))), port)
-    inode = None
-    for table in ("/proc/net/tcp",):
-        with open(table) as fh:
-            next(fh, None)
-            for line in fh:
-                fields = line.split()
-                if len(fields) > 9 and fields[1] == want:
-                    inode = fields[9]
-                    break
+    with open("/proc/net/tcp") as fh:
+        inode = socket_inode(fh, want)
     if not inode or inode == "0":
         return None
     target = "socket:[%s]" % inode
