@@ -138,11 +138,15 @@ LONGEST_FIRST = ("test_bench_quick.py", "test_wire_gate_more.py", "test_lab_gate
 
 
 def pytest_collection_modifyitems(config, items):
-    """A test that takes the `lab` fixture needs the lab: mark it so, whatever its module says
+    """A test that takes the `lab` fixture, or sits in a module that starts a lab of its own, needs
+    the lab: mark it so, whatever its module says
     (`scripts/test.sh --quick` runs `-m "not lab and not slow"`). The longest modules go first;
     a module's own tests keep their order."""
     for item in items:
-        if "lab" in getattr(item, "fixturenames", ()):
+        module = getattr(item, "module", None)
+        # a module that starts a lab of its own shape (private_lab, a demo on its own addresses)
+        if "lab" in getattr(item, "fixturenames", ()) or any(
+                hasattr(module, name) for name in ("private_lab", "pick_lab_addresses")):
             item.add_marker(pytest.mark.lab)
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(os.path.basename(item.nodeid.split("::")[0]), len(rank)))
