@@ -16,7 +16,7 @@ import pytest
 
 
 def _free(base: str, port: int, dns_port: int) -> bool:
-    from fiswatch.lab.daemon import LabStartError, check_free
+    from fiswatch.lab.bindcheck import LabStartError, check_free
     from fiswatch.lab.layout import Layout
 
     try:

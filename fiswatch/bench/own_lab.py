@@ -17,7 +17,7 @@ def free_lab_addresses(**options: Any) -> Tuple[str, int, int]:
     readers ...) finds every address it binds free now."""
     import random
 
-    from fiswatch.lab.daemon import LabStartError, check_free
+    from fiswatch.lab.bindcheck import LabStartError, check_free
     from fiswatch.lab.layout import Layout
 
     rng = random.Random()

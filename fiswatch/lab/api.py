@@ -192,7 +192,7 @@ def lab_up(lab_dir: str, base: str = "127.0.10", port: int = 3306, dns_port: int
     Every check runs first (LabUsageError: bad option or a dir that cannot be used, nothing
     created); `on_start(None)` is called just before the daemon starts, `on_start(line)` for
     what it does before (taking down a killed lab's orphaned servers)."""
-    from fiswatch.lab.daemon import LabStartError, check_free
+    from fiswatch.lab.bindcheck import LabStartError, check_free
     from fiswatch.lab.mariadb import MariaDBError, find_binaries
 
     lab_dir = os.path.abspath(os.path.expanduser(lab_dir))
