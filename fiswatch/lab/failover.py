@@ -19,7 +19,7 @@ from fiswatch.lab.lablog import log_line
 from fiswatch.lab.replication import replicate
 from fiswatch.lab.mariadb import sql
 from fiswatch.lab.settle import end_client_sessions, recover, resync_from, roles_for, state_record
-from fiswatch.lab.layout import PROFILES, Profile  # the failover profiles live with the lab's layout
+from fiswatch.lab.profiles import PROFILES, Profile
 from fiswatch.lab.topology import promote_statements
 
 
