@@ -3,7 +3,8 @@
 The figures that need a lab shape of their own (`python -m fiswatch.bench.maz_figure`, read_figure,
 rdsproxy_figure, patch_gap, crash_gap, tls) each start a lab on a loopback prefix nobody uses,
 measure, and take it down again whatever happened; then they print their metrics and may write
-the figure as JSON. One piece of code for all of them.
+the figure as JSON. One piece of code for all of them; the tests pick their labs' addresses with
+free_lab_addresses too (tests/_lab_fixture.py).
 """
 import contextlib
 import json
