@@ -99,3 +99,6 @@ def test_a_patch_while_another_outage_runs_or_for_rds_is_one_line_and_exit_2(pla
 def test_a_patch_on_a_lab_without_its_rds_proxy_is_one_line_and_exit_2(lab):
     _one_line(_fiswatch("lab", "patch", "aurora", "--dir", lab.dir), 2, "runs without its RDS Proxy")
     _one_line(_fiswatch("lab", "patch", "aurora", "--no-zdp", "--dir", lab.dir), 2, "lab up --proxy")
+    refused = _fiswatch("lab", "exec", "--dir", lab.dir, "--patch", "aurora@1", "--", "sh", "-c", "echo ran")
+    _one_line(refused, 2, "--patch: this lab runs without its RDS Proxy")  # before anything starts
+    assert "lab up --proxy" in refused.stderr and "ran" not in refused.stdout, refused.stdout
