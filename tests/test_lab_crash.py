@@ -141,8 +141,7 @@ def test_alter_system_answers_as_the_services_do(lab):
 
     conn = _connect(lab, _writer(lab).address)
     with pytest.raises(pymysql.err.OperationalError) as simulate:
-        _one(conn, "ALTER SYSTEM SIMULATE 50 PERCENT DISK CONGESTION BETWEEN 5 AND 9 MILLISECONDS "
-                   "FOR INTERVAL 5 SECOND")
+        _one(conn, "ALTER SYSTEM SIMULATE 50 PERCENT DISK HICCUPS FOR INTERVAL 5 SECOND")
     assert simulate.value.args[0] == 1105 and "not supported by the fiswatch lab" in simulate.value.args[1]
     with pytest.raises(pymysql.err.ProgrammingError) as bad:
         _one(conn, "ALTER SYSTEM CRASH EVERYTHING")
