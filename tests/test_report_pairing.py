@@ -89,4 +89,7 @@ def test_a_programs_rolled_back_transactions_are_reported_and_never_lost():
     assert any(line.strip() == text for line in summary_lines(report, 100))  # the end-of-run lines
     as_json = next(p for p in report_as_dict(report)["probes"] if p["probe"] == "aurora/program")
     assert (as_json["rolled_back"], as_json["rolled_back_writes"]) == (1, 2)
+    from fiswatch.report.render_markdown import render_markdown
+
+    assert "- **aurora/program**: " + text in render_markdown(report).splitlines()
     assert probe(build_report(program(make_run(), "aurora", 1.0, 29.8)), "aurora/program").rolled_back_text == ""
