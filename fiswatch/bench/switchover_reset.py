@@ -5,8 +5,9 @@ would have you create a new Blue/Green deployment from the new production; the l
 green's instances fixed, so this puts the lab back where `lab up --blue-green` left it, on the same
 servers, without restarting any:
 
-1. each blue writer catches up with green's writes (a GTID replica of green until it has applied
-   green's position), then leaves replication and is writable again;
+1. each blue writer catches up with green's writes (a GTID replica of green from the position green was
+   promoted at, until it has applied green's; the switchover's status rows, written on both sides,
+   apply idempotently), then leaves replication and is writable again;
 2. each green writer is a read-only GTID replica of blue again, from its own position;
 3. `mysql.rds_topology` (both AVAILABLE rows, written on blue, replicated to green), green's Aurora
    SERVER_IDs and topology rows as at start;
@@ -28,6 +29,7 @@ from fiswatch.lab.replication import replicate, wait_caught_up
 from fiswatch.lab.switchover import old1
 
 CATCH_UP = 30.0
+GREEN_ONLY = A.GREEN_TOPOLOGY.split(".")[0] + ".bg\\_%"  # green's own Aurora tables: not on blue
 
 
 def gtid_pos(layout: L.Layout, spec: L.InstanceSpec) -> str:
@@ -44,9 +46,17 @@ def reset_green(lab_dir: str) -> None:
     roles = {i["name"]: i["role"] for i in state["instances"]}
     sides = B.sides(layout, roles)
     for _, blue, green in sides:
-        replicate(layout, blue, green, password, gtid_pos=gtid_pos(layout, blue))
+        # from where green left blue; blue's own status rows written after that are green's too, so
+        # green's versions of them apply idempotently;
+        # green's own tables stay green's
+        since = str(sql(layout.server_socket(green), ["SELECT @@gtid_slave_pos"])[0][0])
+        sql(layout.server_socket(blue), ["STOP SLAVE", "SET GLOBAL slave_exec_mode='IDEMPOTENT'",
+                                         "SET GLOBAL replicate_wild_ignore_table='%s'" % GREEN_ONLY])
+        replicate(layout, blue, green, password, gtid_pos=since)
         wait_caught_up(layout, blue, green, timeout=CATCH_UP)
-        sql(layout.server_socket(blue), ["STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL read_only=0"])
+        sql(layout.server_socket(blue), ["STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL slave_exec_mode='STRICT'",
+                                         "SET GLOBAL replicate_wild_ignore_table=''",
+                                         "SET GLOBAL read_only=0"])
         replicate(layout, green, blue, password, gtid_pos=gtid_pos(layout, green))
     for shape, blue, green in sides:
         sql(layout.server_socket(blue), A.topology_statements(B.topology_rows(layout, shape, blue, green),
