@@ -70,8 +70,8 @@ def one_switchover(lab_dir: str, info: Any, profile: str, clients: Sequence[Clie
     endpoint, nameserver = info.endpoint(TARGET), tuple(info.nameserver)
     times: Dict[str, float] = {}
 
-    def emit(step: str, *_: Any, **__: Any) -> None:
-        times.setdefault(step, time.time())
+    def emit(step: str, detail: str, **extra: Any) -> None:  # ts: when the step began (lab/switchover.py)
+        times.setdefault(step, float(extra.get("ts") or time.time()))
 
     running: Dict[str, Writer] = {}
     try:

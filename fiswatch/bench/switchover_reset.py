@@ -57,7 +57,8 @@ def reset_green(lab_dir: str) -> None:
         sql(layout.server_socket(blue), ["STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL slave_exec_mode='STRICT'",
                                          "SET GLOBAL replicate_wild_ignore_table=''",
                                          "SET GLOBAL read_only=0"])
-        replicate(layout, green, blue, password, gtid_pos=gtid_pos(layout, green))
+        # from blue's position now: green's own heartbeat rows since then are not in blue's binlog
+        replicate(layout, green, blue, password, gtid_pos=gtid_pos(layout, blue))
     for shape, blue, green in sides:
         sql(layout.server_socket(blue), A.topology_statements(B.topology_rows(layout, shape, blue, green),
                                                               L.CLIENT_USER))
