@@ -64,21 +64,31 @@ def phase_rows(times: Dict[str, float], plan: Any) -> List[Dict[str, Any]]:
     return rows
 
 
+def switchover_process(lab_dir: str, profile: str) -> List[Dict[str, Any]]:
+    """`fiswatch lab switchover --json` in its own process, as a user runs it (in this one, the clients'
+    busy threads would hold the GIL against the lab's steps); its `lab` events."""
+    import json
+    import os
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-m", "fiswatch", "lab", "switchover", "--dir", lab_dir, "--profile",
+                           profile, "--json"], capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, AWS_EC2_METADATA_DISABLED="true"))
+    if done.returncode != 0:
+        raise RuntimeError("lab switchover exited %d: %s" % (done.returncode, done.stderr.strip()[-300:]))
+    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+
+
 def one_switchover(lab_dir: str, info: Any, profile: str, clients: Sequence[Client]) -> Dict[str, Any]:
-    from fiswatch.lab.switchover import PROFILES, run_switchover
+    from fiswatch.lab.switchover import PROFILES
 
     endpoint, nameserver = info.endpoint(TARGET), tuple(info.nameserver)
-    times: Dict[str, float] = {}
-
-    def emit(step: str, detail: str, **extra: Any) -> None:  # ts: when the step began (lab/switchover.py)
-        times.setdefault(step, float(extra.get("ts") or time.time()))
-
     running: Dict[str, Writer] = {}
     try:
         for client in clients:
             running[client.name] = client.start(endpoint, nameserver)
         time.sleep(SETTLE)
-        window = run_switchover(lab_dir, emit, profile=profile)
+        events = switchover_process(lab_dir, profile)
         time.sleep(RECOVER)
         window_end = time.time()
     finally:
@@ -87,6 +97,8 @@ def one_switchover(lab_dir: str, info: Any, profile: str, clients: Sequence[Clie
                 writer.stop()
             except Exception:  # noqa: BLE001 - a writer that cannot stop must not hide the figure
                 pass
+    times = {e["step"]: float(e["ts"]) for e in reversed(events)}  # ts: when the step began
+    window = {k: next(float(e[k]) for e in events if k in e) for k in ("outage_start", "outage_end")}
     start, end = window["outage_start"], window["outage_end"]
     row: Dict[str, Any] = {"outage_s": round(end - start, 3), "gaps_s": {}, "held_s": {},
                            "phases": phase_rows(times, PROFILES[profile])}
