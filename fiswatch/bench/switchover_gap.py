@@ -25,7 +25,7 @@ from fiswatch.bench.own_lab import own_lab, print_metrics
 from fiswatch.bench.recovery_figure import Client, Writer, longest_gap, probe_client, spread
 
 SETTLE = 5.0  # seconds of writing before each switchover (the wrapper reads the topology at connect)
-RECOVER = 6.0  # seconds after the switchover is done (its table emptied) for every client to write again
+RECOVER = 12.0  # seconds after the switchover is done (its table emptied) for every client to write again
 TARGET = "aurora"
 PHASE_TOLERANCE = 10.0  # percent
 # (step, the profile's field for its planned offset); promote has no planned time (right after IN_PROGRESS)
@@ -101,7 +101,8 @@ def one_switchover(lab_dir: str, info: Any, profile: str, clients: Sequence[Clie
     window = {k: next(float(e[k]) for e in events if k in e) for k in ("outage_start", "outage_end")}
     start, end = window["outage_start"], window["outage_end"]
     row: Dict[str, Any] = {"outage_s": round(end - start, 3), "gaps_s": {}, "held_s": {},
-                           "phases": phase_rows(times, PROFILES[profile])}
+                           "phases": phase_rows(times, PROFILES[profile]),
+                           "offsets_s": {k: round(v - times["SWITCHOVER_INITIATED"], 3) for k, v in times.items()}}
     for name, writer in running.items():
         writes = sorted(writer.writes)
         if any(t > end for t in writes):
@@ -132,7 +133,7 @@ def add_profile(fig: Figure, profile: str, rows: List[Dict[str, Any]], clients: 
     for c in clients:
         gaps = [r["gaps_s"][c.name] for r in rows]
         held = [r["held_s"][c.name] for r in rows if c.name in r["held_s"]]
-        lost = " never recovered in %d (held %s s when the window closed)" % (
+        lost = " never wrote again in %d (held %s s when the window closed)" % (
             len(held), ", ".join("%.1f" % h for h in held)) if held else ""
         fig.add("%s: %s gap" % (profile, c.name), median(gaps), "s",
                 note="median of %d of %d switchovers (outage median %.2f s);%s spread %s"
