@@ -297,6 +297,8 @@ def backend_candidates(probe: ProbeView) -> List[str]:
         out.append(ShortLabel(info.name, major_minor))
     out.append(label)
     if label != info.name:
+        if plugins_word(label):  # also when the library is missing: the column says what was asked
+            out.append("%s %s" % (info.name, plugins_word(label)))
         out.append(info.name)
     tls = tls_word(probe.snapshot.tls)
     if tls:  # the TLS in use outranks the notes, not the version
