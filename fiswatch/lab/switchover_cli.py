@@ -70,9 +70,11 @@ class SwitchoverPhase:
         self.now: Optional[PhaseNow] = None
 
     def wrap(self, sink: Callable[[Any], None]) -> Callable[[Any], None]:
+        from fiswatch import events as E
+
         def seen(event: Any) -> None:
             fields = dict(event.fields)
-            if event.event == "lab" and fields.get("outage") == "switchover":
+            if event.event == E.LAB and fields.get("outage") == "switchover":
                 step = str(fields.get("step"))
                 started = self.now.started if self.now is not None and step != "SWITCHOVER_INITIATED" else event.ts
                 self.now = PhaseNow(step, event.ts, started)
