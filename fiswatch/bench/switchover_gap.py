@@ -161,7 +161,7 @@ def run(profiles: Sequence[str], repeats: Dict[str, int], clients: Optional[Sequ
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m fiswatch.bench switchover_gap", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m fiswatch.bench.switchover_gap", description=__doc__.split("\n\n")[0])
     p.add_argument("--repeats", type=int, default=5, help="switchovers per profile (default: %(default)s)")
     p.add_argument("--profile", default="both", choices=("fast", "aws", "both"), help="default: %(default)s")
     p.add_argument("--quick", action="store_true", help="2 switchovers on the AWS timeline (each ~2 min) instead")
