@@ -124,9 +124,14 @@ class DemoHooks:
 
         self.liveness = LabLiveness(lab_dir)  # the columns and a banner say when the lab's daemon is gone
         self.down, self.status_lines = self.liveness.down, self.liveness.status_lines
-        if switchover:  # a Blue/Green switchover (lab/switchover.py): key s
+        self.phase = None
+        if switchover:  # a Blue/Green switchover (lab/switchover.py): key s; its phase on a status line
+            from fiswatch.lab.switchover_cli import SwitchoverPhase
+
             self.keys = (("s", "switchover"),) + self.keys  # first: the footer is cut at 80 columns
             self.actions["s"] = lambda: self.key_failover("switchover")
+            phase = self.phase = SwitchoverPhase()
+            self.status_lines = lambda: self.liveness.status_lines() + phase.lines()
 
     def start(self, runner) -> None:
         """The run started (its first line is out): the lab's liveness watch, the notes, then the
@@ -196,7 +201,8 @@ class DemoHooks:
                 elif target == "switchover":
                     from fiswatch.lab.switchover_cli import demo_switchover
 
-                    target = demo_switchover(self.lab_dir, runner.emit, self._cancel)
+                    target = demo_switchover(self.lab_dir, self.phase.wrap(runner.emit) if self.phase else runner.emit,
+                                             self._cancel)
                 else:
                     api.failover(self.lab_dir, target, emit=runner.emit, profile=self.profile, cancel=self._cancel,
                                  stale_dns=self.stale_dns if target == "aurora" else None)

@@ -96,6 +96,7 @@ class Switchover:
                                   "`fiswatch lab down` and `up --blue-green` for another"
                                   % (rows[0][0] if rows else "empty"), usage=True)
         self.step, self.promoted, self.t0 = "start", False, time.time()
+        self.began = self.t0  # the current step's start: its events' time (offsets are from t0, never summed)
         self.outage_start: Optional[float] = None
         self.writers: List[L.InstanceSpec] = [blue for _, blue, _ in self.sides]
 
@@ -107,10 +108,11 @@ class Switchover:
                 raise Cancelled()
         elif delay > 0:
             time.sleep(delay)
+        self.began = time.time()
 
     def reached(self, step: str, detail: str, state: str = "switching", **extra: float) -> None:
         self.step = step
-        self.emit(step, detail, outage="switchover", **extra)
+        self.emit(step, detail, outage="switchover", ts=self.began, **extra)  # when the step began, not its end
         try:
             request(self.ctl, "failover_state", timeout=10, state=state_record(
                 "switchover", state, step, detail, pid=os.getpid(), profile=self.plan.name, phase=step))
@@ -129,6 +131,7 @@ class Switchover:
     # --- the run ---------------------------------------------------------------------
     def run(self) -> Dict[str, float]:
         plan, layout = self.plan, self.layout
+        self.t0 = self.began = time.time()
         self.status("SWITCHOVER_INITIATED")
         self.reached("SWITCHOVER_INITIATED", "Blue/Green switchover (%s profile): %s" % (plan.name, ", ".join(
             "%s %s -> %s" % (shape, blue.name, green.name) for shape, blue, green in self.sides)))
@@ -217,6 +220,7 @@ class Switchover:
 
     def recover(self, why: str) -> str:
         """Stopped midway: rolled back before green's promotion, completed after."""
+        self.began = time.time()
         if not self.promoted:
             for _, blue, _ in self.sides:
                 sql(self.layout.server_socket(blue), ["SET GLOBAL read_only=0"])

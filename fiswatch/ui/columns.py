@@ -96,7 +96,11 @@ def backend_timeout_line(probe: ProbeView, width: int, timeout_style: str) -> Li
     key = T.key_timeout_text(probe.info)
     if not key or len(key) + 7 > width:
         return text_line(T.backend_candidates(probe), width, "header")
-    label = T.fit(T.backend_candidates(probe), width - len(key) - 1)
+    room = width - len(key) - 1
+    candidates = T.backend_candidates(probe)
+    if len(probe.info.name) <= room:  # the whole name before a cut one with its version (80x24: 3 columns)
+        candidates = [c for c in candidates if not isinstance(c, T.ShortLabel)]
+    label = T.fit(candidates, room)
     return Line.of(label, "header") + Line.of(" " + key, timeout_style)
 
 
