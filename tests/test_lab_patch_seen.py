@@ -4,11 +4,12 @@ import json
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 
 from _demo_key import press_twice
-from conftest import ROOT
+from conftest import ROOT, wait_for
 
 sys.path.insert(0, os.path.dirname(__file__))
 from test_lab_rdsproxy import _lab_connect, _proxy_ip, _query, plab  # noqa: E402,F401
