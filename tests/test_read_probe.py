@@ -4,9 +4,11 @@
   the failover while the write probe's writes stop: no read gap at all in the report, and no
   silence between two reads longer than READ_GAP_BOUND while the writer is fenced;
 - a read probe pointed at the writer's name says so once and keeps reading;
-- the demo shows the read column at 80x24 (the real `fiswatch demo` in a pseudo-terminal).
+- the demo shows the read column at 80x24 (the real `fiswatch demo` in a pseudo-terminal): its count
+  grows while the write columns show a failover's gap.
 """
 import os
+import re
 import sys
 
 import pytest
@@ -112,16 +114,44 @@ def test_a_read_probe_on_the_writer_name_says_so_once_and_reads_on(rlab):
     assert len([e for e in events if e["event"] == E.READ]) > 30
 
 
-def test_the_demo_shows_the_read_column_at_80x24(rlab):
+def _read_count(text):
+    """The read column's answered reads on the screen (`reads srv 5 lag 0 168 ok`), None when not shown."""
+    m = re.search(r"reads srv 5(?: lag \S+)? (?:rows )?(\d+) ok", text)
+    return int(m.group(1)) if m else None
+
+
+def _writes_down(lines):
+    """Whether an Aurora write column shows the failover's gap (not OK: STALLED, ERROR, RECONNECTING ...)."""
+    from dashboard_app import column_facts, screen_columns
+
+    states = [column_facts(c)[0] for c in screen_columns(lines) if not any("reads srv" in cell for cell in c)]
+    return any(s and not s.startswith("OK") for s in states[:3])  # the AURORA band comes first: 3 columns
+
+
+def test_the_demo_at_80x24_shows_reads_going_on_while_the_writes_stop(rlab):
+    """The real `fiswatch demo` in a pseudo-terminal, one fast Aurora failover: from the screen, the read
+    column's count grows while the Aurora write columns show the failover's gap."""
     from test_dashboard_pty import PtyTerminal, assert_restored
 
-    argv = [sys.executable, "-m", "fiswatch", "demo", "--dir", rlab.dir, "--no-failover"]
+    argv = [sys.executable, "-m", "fiswatch", "demo", "--dir", rlab.dir, "--aurora-after", "1", "--rds-after", "3600"]
     t = PtyTerminal(argv, rows=24, cols=80, env={"PYTHONPATH": ROOT, "AWS_EC2_METADATA_DISABLED": "true"})
     try:
         def read_column():
             t.pump()
-            return "INSTANCE-3" in t.text and "reads srv 5" in t.text and "AURORA" in t.text and "RDS" in t.text
+            return "INSTANCE-3" in t.text and _read_count(t.text) is not None and "AURORA" in t.text \
+                and "RDS" in t.text
         t.wait(read_column, 60, "the read column beside the write columns")
+        seen = {}
+
+        def gap_with_reads():  # the first screen with the writes down, then one with them still down, reads grown
+            t.pump()
+            count = _read_count(t.text)
+            if count is None or not _writes_down(t.lines):
+                return False
+            seen.setdefault("first", count)
+            return count >= seen["first"] + 5
+        t.wait(gap_with_reads, 60, "reads counting on while the Aurora write columns show the failover gap")
+        t.wait(lambda: t.pump() or "aurora failover complete" in t.text, 90, "the failover's end in the event log")
         t.send(b"q")
         assert t.wait_exit(60) == 0
         assert_restored(t)
