@@ -114,6 +114,41 @@ def test_a_read_probe_on_the_writer_name_says_so_once_and_reads_on(rlab):
     assert len([e for e in events if e["event"] == E.READ]) > 30
 
 
+def test_a_read_probe_on_an_aurora_reader_shows_its_topology_lag(rlab):
+    """REPLICA_LAG_IN_MILLISECONDS of the reader's row in replica_host_status (written on the writer, as
+    Aurora's topology carries it) is the column's lag, in ms; back to 0, the column shows rows behind again."""
+    from fiswatch.lab import layout as L
+    from fiswatch.lab.aurora import TOPOLOGY_TABLE
+    from fiswatch.lab.api import lab_status
+    from fiswatch.lab.mariadb import sql
+    from fiswatch.ui.columns import read_candidates
+
+    writer = lab_status(rlab.dir).instance("aurora", "writer")
+    socket_path = L.Layout(dir=rlab.dir).server_socket(L.spec_by_name(writer.name))
+
+    def set_lag(ms):
+        sql(socket_path, [("UPDATE " + TOPOLOGY_TABLE + " SET REPLICA_LAG_IN_MILLISECONDS = %s WHERE SERVER_ID = %s",
+                           (ms, "fiswatch-lab-instance-3"))])
+    log = EventLog()
+    runner = _runner(rlab, ["instance-3"], log).start()
+
+    def view():  # the read column as the monitor hands it to the screen
+        return next((v for v in runner.view.probes if v.snapshot.reads and v.snapshot.iterations > 5), None)
+    try:
+        wait_for(lambda: view() and view().snapshot.lag_s == 0.0, 60, message="the read probe reads with topology lag 0")
+        try:
+            set_lag(2500)
+            wait_for(lambda: view().snapshot.lag_s == 2.5, 30, message="the probe sees the topology's 2500 ms")
+            v = view()
+            assert "reads srv 5 lag 2500ms %d ok" % v.snapshot.iterations in read_candidates(v)
+        finally:
+            set_lag(0)
+        wait_for(lambda: view().snapshot.lag_s == 0.0, 30, message="the probe sees the lag back to 0")
+        assert not any("ms" in text for text in read_candidates(view()))  # rows behind again
+    finally:
+        _stop(runner, log)
+
+
 def _read_count(text):
     """The read column's answered reads on the screen (`reads srv 5 lag 0 168 ok`), None when not shown."""
     m = re.search(r"reads srv 5(?: lag \S+)? (?:rows )?(\d+) ok", text)
