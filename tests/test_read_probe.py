@@ -254,3 +254,67 @@ def test_the_reader_endpoints_random_pick_is_no_dns_news_for_a_read_endpoint(rla
     said, answers = counts[True]
     assert len(answers) == 2 and said == 2  # both readers handed out; each said once
     assert counts[False][0] > 4  # as a write endpoint, every flip of the pick is a change
+
+
+# Keep this test LAST in the module: it kills instance-3 of the module's lab (`--dist loadfile` keeps a
+# module's tests on one worker, in file order), so the tests above still have their two readers.
+def test_a_reader_killed_during_a_writer_failover_errs_in_one_line_and_leaves_the_lab_consistent(rlab):
+    """kill -9 of the read probe's reader (instance-3's mariadbd) while `lab failover aurora` runs: the read
+    column errs and retries (one line each, no traceback), the failover completes, and the lab says the
+    reader is stopped and no longer hands it out as a reader."""
+    import signal
+    import threading
+
+    from _lab_fixture import answer_of
+
+    from fiswatch.lab import layout as L
+    from fiswatch.lab.api import failover, lab_status
+
+    pid_file = os.path.join(L.Layout(dir=rlab.dir).datadir(L.spec_by_name("fiswatch-lab-instance-3")), "mysqld.pid")
+    with open(pid_file) as f:
+        pid = int(f.read().strip())
+    log = EventLog()
+    runner = _runner(rlab, ["instance-3"], log).start()
+    steps = []
+    try:
+        reader = next(p for p in runner.probes if p.endpoint.reads)
+        wait_for(lambda: reader.snapshot.iterations > 10, 60, message="the read probe reading instance-3")
+
+        def emit(event):
+            steps.append(event)
+            runner.emit(event)
+            if event.get("step") == "blackhole":  # the writer just fenced: the reader dies mid-failover
+                os.kill(pid, signal.SIGKILL)
+        failed = []
+
+        def run():
+            try:
+                failover(rlab.dir, "aurora", emit=emit, profile="fast")
+            except Exception as exc:  # noqa: BLE001 - asserted below, in the test's thread
+                failed.append(exc)
+        worker = threading.Thread(target=run)
+        worker.start()
+        worker.join(120)
+        assert not worker.is_alive(), "the failover did not end"
+        n = len([e for e in log.events if e.as_dict()["event"] == E.ERROR and e.as_dict()["probe"] == reader.id])
+        wait_for(lambda: len([e for e in log.events if e.as_dict()["event"] == E.ERROR
+                              and e.as_dict()["probe"] == reader.id]) > n, 30, message="the reader still retried")
+    finally:
+        events = _stop(runner, log)
+    assert not failed, failed  # AWS fails over without a dead reader; so does the lab
+    assert [s.get("step") for s in steps][-1] == "done", [s.get("step") for s in steps]
+    promote = next(s for s in steps if s.get("step") == "promote")
+    assert "fiswatch-lab-instance-3 is not running (killed?): left out" in promote.get("detail"), promote.get("detail")
+    errors = [e for e in events if e["event"] == E.ERROR and e["probe"] == "instance-3/pymysql"]
+    assert errors and all(e["kind"] in ("lost", "refused", "gone-away") for e in errors), \
+        sorted({e["kind"] for e in errors})  # a killed server resets its connections: no timeout to wait for
+    for e in errors:
+        assert "\n" not in e["message"] and "Traceback" not in e["message"]
+    assert not [e for e in events if "Traceback" in str(e)]
+    after = lab_status(rlab.dir)
+    roles = {i.name: (i.role, i.running) for i in after.instances if i.cluster == "aurora"}
+    assert roles["fiswatch-lab-instance-2"] == ("writer", True) and roles["fiswatch-lab-instance-1"] == ("reader", True)
+    assert roles["fiswatch-lab-instance-3"][1] is False
+    dead = next(i for i in after.instances if i.name == "fiswatch-lab-instance-3").address
+    handed = {a for _ in range(20) for a in answer_of(after, after.reader_endpoint)[1]}
+    assert handed and dead not in handed, handed
