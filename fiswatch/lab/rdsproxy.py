@@ -9,6 +9,7 @@ the instance proxies; `start`/`stop`/`stats` are called from other threads.
 import asyncio
 import itertools
 import socket
+import time
 from typing import Any, Callable, Dict, Optional, Sequence, Set, Tuple
 
 from fiswatch.lab import layout as L
@@ -143,7 +144,8 @@ class RdsProxy:
         return dict(self.counters, open=len(self.sessions), writer=writer.name if writer else None,
                     pinned_open=sum(1 for s in self.sessions if s.pinned), idle_server_sessions=len(self.pool),
                     busy_server_sessions=sum(1 for s in self.sessions if s.server is not None),
-                    address=list(self.listen), borrow_timeout=self.borrow_timeout)
+                    address=list(self.listen), borrow_timeout=self.borrow_timeout,
+                    thread_cpu_s=round(time.thread_time(), 6))  # CPU of the loop's thread so far (the cost figure)
 
     # --- what sessions ask -----------------------------------------------------------------------------
     @property
