@@ -3,8 +3,10 @@
 A MySQL-aware proxy in front of the lab's Aurora cluster, at a stable address with its own name
 (`fiswatch-lab.proxy-c0ffee0c0ffe.lab-1.rds.amazonaws.com`, shaped as AWS's `NAME.proxy-ID.REGION.rds.amazonaws.com`):
 client sessions are its own (rdsproxy_session.py), server sessions go to whichever instance says it
-is writable (rdsproxy_backend.py), never where DNS points. Runs on the lab's asyncio loop beside
-the instance proxies; `start`/`stop`/`stats` are called from other threads.
+is writable (rdsproxy_backend.py), never where DNS points. In a lab it runs on an asyncio loop of its
+own, in its own thread (the instance proxies and the DNS server share the lab's: a statement via the
+proxy crosses both, and one loop would do both hops' work in turn); `start`/`stop`/`stats` are called
+from other threads.
 """
 import asyncio
 import itertools
@@ -28,7 +30,7 @@ COUNTERS = ("sessions", "denied", "pinned", "failed_in_flight", "failed_sessions
 
 
 class RdsProxy:
-    def __init__(self, listen: Any, instances: Sequence[Instance], users: Dict[str, str], loop: ProxyLoop,
+    def __init__(self, listen: Any, instances: Sequence[Instance], users: Dict[str, str], loop: Optional[ProxyLoop],
                  log: Callable[[str], None] = lambda line: None, borrow_timeout: float = BORROW_TIMEOUT,
                  connect_timeout: float = CONNECT_TIMEOUT, name: str = "aurora-proxy",
                  tls: Optional[Callable[..., Any]] = None, **follower: Any) -> None:
@@ -36,7 +38,8 @@ class RdsProxy:
         self.name = name
         self.instances = tuple(instances)
         self.users = dict(users)
-        self.ploop = loop
+        self.own_loop = loop is None  # None: a loop (thread) of its own, stopped with the proxy
+        self.ploop = loop if loop is not None else ProxyLoop("fiswatch-lab-rds-proxy")
         self.log = log
         self.borrow_timeout = float(borrow_timeout)
         self.connect_timeout = float(connect_timeout)
@@ -78,6 +81,8 @@ class RdsProxy:
                 self.ploop.call(self._stop_in_loop)
             except (RuntimeError, TimeoutError):
                 pass
+        if self.own_loop:
+            self.ploop.stop()
 
     def stats(self) -> Dict[str, Any]:
         """What the daemon's state shows under `rds_proxy` (read on the loop)."""
@@ -203,7 +208,7 @@ def start_for_lab(lab: Any, password: str, log: Callable[[str], None]) -> RdsPro
     """Start the RDS Proxy of a lab daemon (daemon.Lab) in front of its Aurora instances, and name it in DNS."""
     layout = lab.layout
     instances = [Instance(s.name, layout.proxy_address(s)) for s in layout.cluster("aurora")]
-    proxy = RdsProxy(proxy_address(layout), instances, {L.CLIENT_USER: password}, lab.loop, log=log,
+    proxy = RdsProxy(proxy_address(layout), instances, {L.CLIENT_USER: password}, None, log=log,
                      tls=tls_for_lab(layout)).start()
     lab.zone.set(L.RDS_PROXY_NAME, "A", (proxy.listen[0],), ttl=5)
     return proxy

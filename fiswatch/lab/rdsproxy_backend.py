@@ -70,6 +70,10 @@ class ServerSession:
     async def read(self) -> Tuple[int, bytes, bool]:
         return await W.read_packet(self.reader, allow_continued=True)
 
+    async def read_some(self) -> bytes:
+        """Whatever the server has sent so far (at least a byte; b"" once it closed)."""
+        return await self.reader.read(262144)
+
     async def ask(self, query: str) -> Optional[bytes]:
         """The first column of the first row of a text query (None for NULL or no row)."""
         self.send(bytes((F.COM_QUERY,)) + query.encode("utf-8"))

@@ -325,6 +325,9 @@ class ClientSession:
         return True
 
     async def _exchange(self, command: int, payload: bytes) -> None:
+        """The command to the server, its answer to the client as it comes: whole chunks of packets, the
+        bytes unchanged (a command's answer counts from sequence id 1 on both sides; an id that differs is
+        rewritten in place), one await per chunk the server sends rather than two per packet."""
         server = self.server
         assert server is not None
         server.send(payload)
@@ -332,23 +335,37 @@ class ClientSession:
             return
         end = W.AnswerEnd(command)
         continued = False
+        buf = bytearray()
         while True:
-            seq, answer, more = await server.read()
-            self.pending.append(W.raw(self.seq_out, answer))  # one write per answer (or per 64 KB), not per packet
-            self.pending_size += len(answer) + 4
-            self.seq_out = (self.seq_out + 1) & 0xFF
-            if not continued and end.feed(answer):
-                if end.status >= 0:
-                    self.in_trans = bool(end.status & F.SERVER_STATUS_IN_TRANS)
-                if command == F.COM_INIT_DB and answer[:1] == b"\xff":
-                    self.schema = self.login.database if self.login else ""
-                self._flush()
+            chunk = await server.read_some()
+            if not chunk:
+                raise asyncio.IncompleteReadError(bytes(buf), None)
+            buf += chunk
+            pos, size, done = 0, len(buf), False
+            while size - pos >= 4:
+                length = buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16
+                if size - pos - 4 < length:
+                    break
+                if buf[pos + 3] != self.seq_out:
+                    buf[pos + 3] = self.seq_out
+                self.seq_out = (self.seq_out + 1) & 0xFF
+                head = bytes(buf[pos + 4:pos + 4 + min(length, 256)])  # all AnswerEnd reads (OK, EOF, counts)
+                pos += 4 + length
+                if not continued and end.feed(head):
+                    done = True
+                    if end.status >= 0:
+                        self.in_trans = bool(end.status & F.SERVER_STATUS_IN_TRANS)
+                    if command == F.COM_INIT_DB and head[:1] == b"\xff":
+                        self.schema = self.login.database if self.login else ""
+                    break
+                continued = length == F.MAX_PAYLOAD
+            if pos:
+                if not self.closed and not self.writer.is_closing():
+                    self.writer.write(bytes(buf[:pos]))
+                del buf[:pos]
                 await self.writer.drain()
+            if done:
                 return
-            continued = more
-            if self.pending_size >= 65536:
-                self._flush()
-                await self.writer.drain()
 
     # --- helpers ----------------------------------------------------------------------------------
     async def _discard(self, seconds: float = 5.0, most: int = 128 << 20) -> None:
