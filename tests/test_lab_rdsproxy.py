@@ -351,6 +351,37 @@ def test_failover_through_the_proxy_beside_dns(plab):
     assert state.endpoint("aurora-proxy")
 
 
+@pytest.mark.lab
+def test_the_rds_proxy_keeps_a_session_across_an_rds_failover(plab):
+    """`rds-proxy` (issue 22: "of the Aurora cluster (and of RDS)"): PyMySQL through it, idle across one
+    `lab failover rds`, runs its next statements on the new primary: same socket, same connection id."""
+    from fiswatch.lab.api import failover
+    from fiswatch.lab.control import request
+    from fiswatch.lab.layout import CONTROL_SOCKET
+
+    ep = plab.endpoint("rds-proxy")
+    assert ep.host == "fiswatch-lab-mysql-proxy.proxy-c0ffee0c0ffe.lab-1.rds.amazonaws.com"
+    kind, addresses, _cnames, _ttl = answer_of(plab, ep.host)
+    assert kind == "ok" and len(addresses) == 1 and addresses[0].endswith(".51"), addresses
+
+    def rds_stats():
+        return request(os.path.join(plab.dir, CONTROL_SOCKET), "state")["rds_proxy"]["rds"]
+
+    conn = _lab_connect(plab, addresses[0], autocommit=True)
+    conn_id, old_port = conn.thread_id(), _query(conn, "SELECT @@port")[0][0][0]
+    _query(conn, "INSERT INTO test (value) VALUES (22)")
+    row = conn.insert_id()
+    logins = rds_stats()["sessions"]
+    failover(plab.dir, "rds", profile="fast")
+    port, read_only = _query(conn, "SELECT @@port, @@read_only")[0][0]
+    assert port != old_port and read_only == 0, (port, old_port, read_only)  # the new primary, writable
+    _query(conn, "INSERT INTO test (value) VALUES (23)")
+    assert _query(conn, "SELECT COUNT(*) FROM test WHERE id = %d" % row)[0][0][0] == 1
+    stats = rds_stats()
+    assert conn.thread_id() == conn_id and stats["sessions"] == logins and stats["writer_changes"] >= 2, stats
+    conn.close()
+
+
 def _open_sessions(info):
     from fiswatch.lab.control import request
     from fiswatch.lab.layout import CONTROL_SOCKET

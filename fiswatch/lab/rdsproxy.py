@@ -12,7 +12,7 @@ import asyncio
 import itertools
 import socket
 import time
-from typing import Any, Callable, Dict, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from fiswatch.lab import layout as L
 from fiswatch.lab import rdsproxy_wire as W
@@ -52,6 +52,7 @@ class RdsProxy:
         self._follower_options = follower
         self._ids = itertools.count(1)
         self._server: Optional[asyncio.AbstractServer] = None
+        self.companion: Optional["RdsProxy"] = None  # in a lab: the proxy in front of RDS, stopped with this one
 
     # --- from any thread but the loop's -----------------------------------------------------------
     def start(self) -> "RdsProxy":
@@ -83,10 +84,15 @@ class RdsProxy:
                 pass
         if self.own_loop:
             self.ploop.stop()
+        if self.companion is not None:
+            self.companion.stop()
 
     def stats(self) -> Dict[str, Any]:
-        """What the daemon's state shows under `rds_proxy` (read on the loop)."""
-        return self._stats() if self.ploop.in_loop_thread() else self.ploop.call(self._stats)
+        """What the daemon's state shows under `rds_proxy` (read on the loop); the companion's under `rds`."""
+        stats = self._stats() if self.ploop.in_loop_thread() else self.ploop.call(self._stats)
+        if self.companion is not None:
+            stats["rds"] = self.companion.stats()
+        return stats
 
     # --- on the loop --------------------------------------------------------------------------------
     async def _serve(self, sock: socket.socket) -> None:
@@ -192,23 +198,36 @@ class RdsProxy:
         self.sessions.discard(session)
 
 
-def proxy_endpoint(aurora: Any, host: str) -> Any:
-    """The `aurora-proxy` endpoint of `lab status`: Aurora's credentials, the proxy's name, no topology."""
+def proxy_endpoint(cluster: Any, host: str, name: str = L.RDS_PROXY_ENDPOINT) -> Any:
+    """A proxy endpoint of `lab status` (`aurora-proxy`, `rds-proxy`): its cluster's credentials, the
+    proxy's name, no topology."""
     import dataclasses
 
-    return dataclasses.replace(aurora, name=L.RDS_PROXY_ENDPOINT, host=host, host_pattern=None)
+    return dataclasses.replace(cluster, name=name, host=host, host_pattern=None)
 
 
-def proxy_address(layout: L.Layout) -> Any:
-    """Where the lab's RDS Proxy listens: a fixed address of its own (.50), the lab's port."""
-    return ("%s.%d" % (layout.base, L.RDS_PROXY_OCTET), layout.port)
+def proxy_address(layout: L.Layout, octet: int = L.RDS_PROXY_OCTET) -> Any:
+    """Where the lab's RDS Proxy listens: a fixed address of its own (.50; .51 for RDS's), the lab's port."""
+    return ("%s.%d" % (layout.base, octet), layout.port)
 
 
 def start_for_lab(lab: Any, password: str, log: Callable[[str], None]) -> RdsProxy:
-    """Start the RDS Proxy of a lab daemon (daemon.Lab) in front of its Aurora instances, and name it in DNS."""
+    """Start the RDS Proxies of a lab daemon (daemon.Lab), each on a loop of its own, and name them in DNS:
+    the one in front of Aurora (returned: `lab.rds_proxy`, what `lab patch` drives), and the one in front
+    of RDS (`rds-proxy`, its `companion`: stopped with it, its counters under `rds` in its stats)."""
     layout = lab.layout
-    instances = [Instance(s.name, layout.proxy_address(s)) for s in layout.cluster("aurora")]
-    proxy = RdsProxy(proxy_address(layout), instances, {L.CLIENT_USER: password}, None, log=log,
-                     tls=tls_for_lab(layout)).start()
-    lab.zone.set(L.RDS_PROXY_NAME, "A", (proxy.listen[0],), ttl=5)
-    return proxy
+    started: List[RdsProxy] = []
+    try:
+        for cluster, name, octet, dns_name in (("aurora", "aurora-proxy", L.RDS_PROXY_OCTET, L.RDS_PROXY_NAME),
+                                               ("rds", L.RDS_MYSQL_PROXY_ENDPOINT, L.RDS_MYSQL_PROXY_OCTET,
+                                                L.RDS_MYSQL_PROXY_NAME)):
+            instances = [Instance(s.name, layout.proxy_address(s)) for s in layout.cluster(cluster)]
+            started.append(RdsProxy(proxy_address(layout, octet), instances, {L.CLIENT_USER: password}, None,
+                                    log=log, name=name, tls=tls_for_lab(layout)).start())
+            lab.zone.set(dns_name, "A", (started[-1].listen[0],), ttl=5)
+    except BaseException:
+        for proxy in started:
+            proxy.stop()
+        raise
+    started[0].companion = started[1]
+    return started[0]
