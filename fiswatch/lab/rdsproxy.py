@@ -1,12 +1,13 @@
 """The lab's RDS Proxy: endpoint `aurora-proxy` (`lab up --proxy`), docs/rdsproxy.md.
 
-A MySQL-aware proxy in front of the lab's Aurora cluster, at a stable address with its own name
+A MySQL-aware proxy in front of the lab's Aurora cluster (and one in front of RDS, `rds-proxy`,
+`fiswatch-lab-mysql-proxy.proxy-...`, `.51`), at a stable address with its own name
 (`fiswatch-lab.proxy-c0ffee0c0ffe.lab-1.rds.amazonaws.com`, shaped as AWS's `NAME.proxy-ID.REGION.rds.amazonaws.com`):
 client sessions are its own (rdsproxy_session.py), server sessions go to whichever instance says it
-is writable (rdsproxy_backend.py), never where DNS points. In a lab it runs on an asyncio loop of its
-own, in its own thread (the instance proxies and the DNS server share the lab's: a statement via the
-proxy crosses both, and one loop would do both hops' work in turn); `start`/`stop`/`stats` are called
-from other threads.
+is writable (rdsproxy_backend.py), never where DNS points. Runs on the lab's asyncio loop beside
+the instance proxies (measured, docs/rdsproxy.md "Its own cost": a loop of its own costs two more thread
+wake-ups per statement, more CPU and more latency on a loaded machine); `start`/`stop`/`stats` are
+called from other threads.
 """
 import asyncio
 import itertools
@@ -30,7 +31,7 @@ COUNTERS = ("sessions", "denied", "pinned", "failed_in_flight", "failed_sessions
 
 
 class RdsProxy:
-    def __init__(self, listen: Any, instances: Sequence[Instance], users: Dict[str, str], loop: Optional[ProxyLoop],
+    def __init__(self, listen: Any, instances: Sequence[Instance], users: Dict[str, str], loop: ProxyLoop,
                  log: Callable[[str], None] = lambda line: None, borrow_timeout: float = BORROW_TIMEOUT,
                  connect_timeout: float = CONNECT_TIMEOUT, name: str = "aurora-proxy",
                  tls: Optional[Callable[..., Any]] = None, **follower: Any) -> None:
@@ -38,8 +39,7 @@ class RdsProxy:
         self.name = name
         self.instances = tuple(instances)
         self.users = dict(users)
-        self.own_loop = loop is None  # None: a loop (thread) of its own, stopped with the proxy
-        self.ploop = loop if loop is not None else ProxyLoop("fiswatch-lab-rds-proxy")
+        self.ploop = loop
         self.log = log
         self.borrow_timeout = float(borrow_timeout)
         self.connect_timeout = float(connect_timeout)
@@ -82,8 +82,6 @@ class RdsProxy:
                 self.ploop.call(self._stop_in_loop)
             except (RuntimeError, TimeoutError):
                 pass
-        if self.own_loop:
-            self.ploop.stop()
         if self.companion is not None:
             self.companion.stop()
 
@@ -156,7 +154,7 @@ class RdsProxy:
                     pinned_open=sum(1 for s in self.sessions if s.pinned), idle_server_sessions=len(self.pool),
                     busy_server_sessions=sum(1 for s in self.sessions if s.server is not None),
                     address=list(self.listen), borrow_timeout=self.borrow_timeout,
-                    thread_cpu_s=round(time.thread_time(), 6))  # CPU of the loop's thread so far (the cost figure)
+                    thread_cpu_s=round(time.thread_time(), 6))  # CPU of the loop's thread so far, shared (bench)
 
     # --- what sessions ask -----------------------------------------------------------------------------
     @property
@@ -212,7 +210,7 @@ def proxy_address(layout: L.Layout, octet: int = L.RDS_PROXY_OCTET) -> Any:
 
 
 def start_for_lab(lab: Any, password: str, log: Callable[[str], None]) -> RdsProxy:
-    """Start the RDS Proxies of a lab daemon (daemon.Lab), each on a loop of its own, and name them in DNS:
+    """Start the RDS Proxies of a lab daemon (daemon.Lab) on its loop, and name them in DNS:
     the one in front of Aurora (returned: `lab.rds_proxy`, what `lab patch` drives), and the one in front
     of RDS (`rds-proxy`, its `companion`: stopped with it, its counters under `rds` in its stats)."""
     layout = lab.layout
@@ -222,7 +220,7 @@ def start_for_lab(lab: Any, password: str, log: Callable[[str], None]) -> RdsPro
                                                ("rds", L.RDS_MYSQL_PROXY_ENDPOINT, L.RDS_MYSQL_PROXY_OCTET,
                                                 L.RDS_MYSQL_PROXY_NAME)):
             instances = [Instance(s.name, layout.proxy_address(s)) for s in layout.cluster(cluster)]
-            started.append(RdsProxy(proxy_address(layout, octet), instances, {L.CLIENT_USER: password}, None,
+            started.append(RdsProxy(proxy_address(layout, octet), instances, {L.CLIENT_USER: password}, lab.loop,
                                     log=log, name=name, tls=tls_for_lab(layout)).start())
             lab.zone.set(dns_name, "A", (started[-1].listen[0],), ttl=5)
     except BaseException:
