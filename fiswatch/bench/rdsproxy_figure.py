@@ -1,8 +1,7 @@
 """Figure 9 (issue 22): the lab's RDS Proxy (`lab up --proxy`, endpoint aurora-proxy).
 
 `python -m fiswatch.bench.rdsproxy_figure [--quick] [--repeats N] [--cost-only] [--statements N] [--out FILE]`
-starts its own lab
-with the proxy on a free loopback prefix and measures, in the same run:
+starts its own lab with the proxy on a free loopback prefix and measures, in the same run:
 
 a. Each client's write gap through `lab failover aurora` (the demo's `fast` profile), by the cluster
    name and via the proxy side by side: the workshop's reconnect loop (figure 3's baseline), the
