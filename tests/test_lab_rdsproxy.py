@@ -75,6 +75,22 @@ def test_answers_are_the_servers_own(alone, mariadb):
     direct.close()
 
 
+def test_an_answer_bigger_than_the_proxys_buffer_arrives_whole_and_the_session_serves_on(alone, mariadb):
+    """16 MB of rows to a client that reads none yet: the proxy pauses reading the server (over HIGH_WATER
+    unsent), then every row arrives, in order, and the session serves on."""
+    import pymysql
+
+    paused = alone.stats()["answers_paused"]
+    via = _connect(alone.listen, mariadb)
+    with via.cursor(pymysql.cursors.SSCursor) as cur:  # rows read only when fetched
+        cur.execute("SELECT REPEAT(CHAR(65 + seq MOD 26 USING ascii), 65536) FROM seq_0_to_255")
+        wait_for(lambda: alone.stats()["answers_paused"] > paused, 30, message="the proxy pauses the server")
+        rows = [r[0] for r in cur.fetchall_unbuffered()]
+    assert rows == [chr(65 + i % 26) * 65536 for i in range(256)]
+    assert _query(via, "SELECT 42")[0] == ((42,),)
+    via.close()
+
+
 def test_wrong_password_is_refused_with_1045(alone, mariadb):
     import pymysql
 

@@ -27,7 +27,7 @@ BORROW_TIMEOUT = 120.0  # seconds a statement waits for a writer: AWS's Connecti
 CONNECT_TIMEOUT = 2.0  # seconds one login to the writer may take before the proxy tries again
 MAX_SESSIONS = 5000  # client sessions at once; more are refused with 1040 (the lab's bound)
 COUNTERS = ("sessions", "denied", "pinned", "failed_in_flight", "failed_sessions", "borrow_timeouts",
-            "bad_input", "too_big", "refused", "writer_changes")
+            "bad_input", "too_big", "refused", "writer_changes", "answers_paused")
 
 
 class RdsProxy:

@@ -60,6 +60,7 @@ class Answer:
             session.answered(self.end.status, self.command == F.COM_INIT_DB and head[:1] == b"\xff")
             self._finish(True)
         elif session.writer.transport.get_write_buffer_size() > HIGH_WATER:
+            session.proxy.count("answers_paused")
             self.server.pause_reading()
             asyncio.ensure_future(self._resume())
 

@@ -1,8 +1,8 @@
 """One client session of the lab's RDS Proxy: owned by the proxy, kept across a failover.
 
 The client logs in to the proxy (the proxy's greeting, its connection id, its scramble); the proxy
-then logs in to the writer as that user and forwards each command and its answer packet by packet
-(answers byte-for-byte as the server sent them). When the writer goes (rdsproxy_backend.py):
+then logs in to the writer as that user and forwards each command; the answer goes back by callbacks as
+it arrives (rdsproxy_answer.py; byte-for-byte as the server sent it). When the writer goes (rdsproxy_backend.py):
   - a statement in flight fails with ERR 1105 and the session closes (what AWS's Aurora labs
     observed: error 1105, the exact text is unverified);
   - a session inside an open transaction, or pinned, gets 1105 on its next statement, then closes;
