@@ -146,7 +146,7 @@ class ClientSession:
             return
         if self.in_flight:
             self.lost = True
-            self._drop_server()  # the read in _exchange fails at once: _forward answers 1105, the session ends
+            self._drop_server()  # the answer's callback sees it at once: answer_lost answers 1105
             return
         if self.in_trans:
             self.doomed = "the transaction open on the old writer was lost"
