@@ -75,6 +75,22 @@ def test_answers_are_the_servers_own(alone, mariadb):
     direct.close()
 
 
+def test_an_answer_bigger_than_the_proxys_buffer_arrives_whole_and_the_session_serves_on(alone, mariadb):
+    """16 MB of rows to a client that reads none yet: the proxy pauses reading the server (over HIGH_WATER
+    unsent), then every row arrives, in order, and the session serves on."""
+    import pymysql
+
+    paused = alone.stats()["answers_paused"]
+    via = _connect(alone.listen, mariadb)
+    with via.cursor(pymysql.cursors.SSCursor) as cur:  # rows read only when fetched
+        cur.execute("SELECT REPEAT(CHAR(65 + seq MOD 26 USING ascii), 65536) FROM seq_0_to_255")
+        wait_for(lambda: alone.stats()["answers_paused"] > paused, 30, message="the proxy pauses the server")
+        rows = [r[0] for r in cur.fetchall_unbuffered()]
+    assert rows == [chr(65 + i % 26) * 65536 for i in range(256)]
+    assert _query(via, "SELECT 42")[0] == ((42,),)
+    via.close()
+
+
 def test_wrong_password_is_refused_with_1045(alone, mariadb):
     import pymysql
 
@@ -349,6 +365,37 @@ def test_failover_through_the_proxy_beside_dns(plab):
     wait_for(lambda: _open_sessions(plab) == 0, 30,
              message="every closed session gone from the proxy")
     assert state.endpoint("aurora-proxy")
+
+
+@pytest.mark.lab
+def test_the_rds_proxy_keeps_a_session_across_an_rds_failover(plab):
+    """`rds-proxy` (issue 22: "of the Aurora cluster (and of RDS)"): PyMySQL through it, idle across one
+    `lab failover rds`, runs its next statements on the new primary: same socket, same connection id."""
+    from fiswatch.lab.api import failover
+    from fiswatch.lab.control import request
+    from fiswatch.lab.layout import CONTROL_SOCKET
+
+    ep = plab.endpoint("rds-proxy")
+    assert ep.host == "fiswatch-lab-mysql-proxy.proxy-c0ffee0c0ffe.lab-1.rds.amazonaws.com"
+    kind, addresses, _cnames, _ttl = answer_of(plab, ep.host)
+    assert kind == "ok" and len(addresses) == 1 and addresses[0].endswith(".51"), addresses
+
+    def rds_stats():
+        return request(os.path.join(plab.dir, CONTROL_SOCKET), "state")["rds_proxy"]["rds"]
+
+    conn = _lab_connect(plab, addresses[0], autocommit=True)
+    conn_id, old_port = conn.thread_id(), _query(conn, "SELECT @@port")[0][0][0]
+    _query(conn, "INSERT INTO test (value) VALUES (22)")
+    row = conn.insert_id()
+    logins = rds_stats()["sessions"]
+    failover(plab.dir, "rds", profile="fast")
+    port, read_only = _query(conn, "SELECT @@port, @@read_only")[0][0]
+    assert port != old_port and read_only == 0, (port, old_port, read_only)  # the new primary, writable
+    _query(conn, "INSERT INTO test (value) VALUES (23)")
+    assert _query(conn, "SELECT COUNT(*) FROM test WHERE id = %d" % row)[0][0][0] == 1
+    stats = rds_stats()
+    assert conn.thread_id() == conn_id and stats["sessions"] == logins and stats["writer_changes"] >= 2, stats
+    conn.close()
 
 
 def _open_sessions(info):

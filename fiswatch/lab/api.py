@@ -164,7 +164,9 @@ def lab_status(lab_dir: str) -> LabInfo:
     if L.RDS_PROXY_ENDPOINT in state["endpoints"]:  # lab up --proxy
         from fiswatch.lab.rdsproxy import proxy_endpoint
 
-        endpoints.append(proxy_endpoint(endpoints[0], state["endpoints"][L.RDS_PROXY_ENDPOINT]))
+        endpoints += [proxy_endpoint(next(e for e in endpoints if e.name == cluster), state["endpoints"][name], name)
+                      for name, cluster in ((L.RDS_PROXY_ENDPOINT, "aurora"), (L.RDS_MYSQL_PROXY_ENDPOINT, "rds"))
+                      if name in state["endpoints"]]
     instances = tuple(InstanceInfo(i.name, i.cluster, i.role, i.address, i.port, i.dns_name, i.proxy_mode,
                                    i.running, i.server_id, i.certificate_names) for i in state["checked_instances"])
     last = state.get("last_failover")
@@ -275,7 +277,8 @@ def make_certificates(layout: L.Layout) -> str:
 
     try:
         names = {s.name: L.certificate_names(s) for s in layout.instances}
-        names.update({L.RDS_PROXY_ENDPOINT: (L.RDS_PROXY_NAME, L.old_name(L.RDS_PROXY_NAME))} if layout.rds_proxy else {})  # lab/rdsproxy_tls.py
+        names.update({L.RDS_PROXY_ENDPOINT: (L.RDS_PROXY_NAME, L.old_name(L.RDS_PROXY_NAME), L.RDS_MYSQL_PROXY_NAME)}
+                     if layout.rds_proxy else {})  # lab/rdsproxy_tls.py: one certificate for both proxies
         return make_lab_pki(layout.tls_dir, names, expired=layout.tls_expired)
     except PkiError as exc:
         raise LabUsageError(str(exc))

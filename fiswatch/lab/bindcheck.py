@@ -19,7 +19,8 @@ def check_free(layout: L.Layout) -> None:
     for spec in layout.instances:
         wanted.append((layout.proxy_address(spec), socket.SOCK_STREAM, "proxy of " + spec.name))
         wanted.append((layout.server_address(spec), socket.SOCK_STREAM, "mariadbd of " + spec.name))
-    wanted += [(rdsproxy.proxy_address(layout), socket.SOCK_STREAM, "RDS Proxy")] if layout.rds_proxy else []
+    wanted += [(rdsproxy.proxy_address(layout, octet), socket.SOCK_STREAM, "RDS Proxy")
+               for octet in (L.RDS_PROXY_OCTET, L.RDS_MYSQL_PROXY_OCTET) if layout.rds_proxy]
     for address, kind, what in wanted:
         sock = socket.socket(socket.AF_INET, kind)
         try:

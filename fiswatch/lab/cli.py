@@ -49,7 +49,8 @@ def add_lab_parser(subparsers: Any) -> None:
                     help="also run a Multi-AZ DB cluster (writer, two readable standbys, semi-sync): "
                          "endpoints maz and maz-ro")
     up.add_argument("--proxy", action="store_true",
-                    help="add an RDS Proxy in front of Aurora: endpoint aurora-proxy (docs/rdsproxy.md)")
+                    help="add an RDS Proxy in front of Aurora (endpoint aurora-proxy) and one in front of RDS "
+                         "(rds-proxy) (docs/rdsproxy.md)")
     up.add_argument("--blue-green", action="store_true", help="add a Blue/Green deployment's green environment "
                     "(green aurora writer + reader, green rds), for `lab switchover` (docs/lab.md)")
     up.add_argument("--json", action="store_true", help="print the lab's status as JSON once it is up")

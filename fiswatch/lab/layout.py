@@ -91,6 +91,10 @@ EVERY_INSTANCE = ALL_INSTANCES + GREEN_INSTANCES
 RDS_PROXY_ENDPOINT = "aurora-proxy"
 RDS_PROXY_NAME = CLUSTER + ".proxy-" + DOMAIN
 RDS_PROXY_OCTET = 50
+# ... and one in front of the RDS (Multi-AZ instance) primary, as AWS's RDS Proxy serves RDS for MySQL too
+RDS_MYSQL_PROXY_ENDPOINT = "rds-proxy"
+RDS_MYSQL_PROXY_NAME = CLUSTER + "-mysql-proxy.proxy-" + DOMAIN
+RDS_MYSQL_PROXY_OCTET = 51
 
 
 def old_name(name: str) -> str:
@@ -199,6 +203,7 @@ class Layout:
             names.update(MAZ_ENDPOINT_NAMES)
         if self.rds_proxy:
             names[RDS_PROXY_ENDPOINT] = RDS_PROXY_NAME
+            names[RDS_MYSQL_PROXY_ENDPOINT] = RDS_MYSQL_PROXY_NAME
         if self.blue_green:
             names.update(GREEN_ENDPOINT_NAMES)
         return names

@@ -140,7 +140,7 @@ class FaultProxy:
     # --- internals -----------------------------------------------------------------
     def _bind(self, port: int) -> socket.socket:
         host = self._listen[0]
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP: asyncio sets TCP_NODELAY
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((host, port))

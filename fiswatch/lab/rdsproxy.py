@@ -1,15 +1,19 @@
 """The lab's RDS Proxy: endpoint `aurora-proxy` (`lab up --proxy`), docs/rdsproxy.md.
 
-A MySQL-aware proxy in front of the lab's Aurora cluster, at a stable address with its own name
+A MySQL-aware proxy in front of the lab's Aurora cluster (and one in front of RDS, `rds-proxy`,
+`fiswatch-lab-mysql-proxy.proxy-...`, `.51`), at a stable address with its own name
 (`fiswatch-lab.proxy-c0ffee0c0ffe.lab-1.rds.amazonaws.com`, shaped as AWS's `NAME.proxy-ID.REGION.rds.amazonaws.com`):
 client sessions are its own (rdsproxy_session.py), server sessions go to whichever instance says it
 is writable (rdsproxy_backend.py), never where DNS points. Runs on the lab's asyncio loop beside
-the instance proxies; `start`/`stop`/`stats` are called from other threads.
+the instance proxies (measured, docs/rdsproxy.md "Its own cost": a loop of its own costs two more thread
+wake-ups per statement, more CPU and more latency on a loaded machine); `start`/`stop`/`stats` are
+called from other threads.
 """
 import asyncio
 import itertools
 import socket
-from typing import Any, Callable, Dict, Optional, Sequence, Set, Tuple
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from fiswatch.lab import layout as L
 from fiswatch.lab import rdsproxy_wire as W
@@ -23,7 +27,7 @@ BORROW_TIMEOUT = 120.0  # seconds a statement waits for a writer: AWS's Connecti
 CONNECT_TIMEOUT = 2.0  # seconds one login to the writer may take before the proxy tries again
 MAX_SESSIONS = 5000  # client sessions at once; more are refused with 1040 (the lab's bound)
 COUNTERS = ("sessions", "denied", "pinned", "failed_in_flight", "failed_sessions", "borrow_timeouts",
-            "bad_input", "too_big", "refused", "writer_changes")
+            "bad_input", "too_big", "refused", "writer_changes", "answers_paused")
 
 
 class RdsProxy:
@@ -48,6 +52,7 @@ class RdsProxy:
         self._follower_options = follower
         self._ids = itertools.count(1)
         self._server: Optional[asyncio.AbstractServer] = None
+        self.companion: Optional["RdsProxy"] = None  # in a lab: the proxy in front of RDS, stopped with this one
 
     # --- from any thread but the loop's -----------------------------------------------------------
     def start(self) -> "RdsProxy":
@@ -77,10 +82,15 @@ class RdsProxy:
                 self.ploop.call(self._stop_in_loop)
             except (RuntimeError, TimeoutError):
                 pass
+        if self.companion is not None:
+            self.companion.stop()
 
     def stats(self) -> Dict[str, Any]:
-        """What the daemon's state shows under `rds_proxy` (read on the loop)."""
-        return self._stats() if self.ploop.in_loop_thread() else self.ploop.call(self._stats)
+        """What the daemon's state shows under `rds_proxy` (read on the loop); the companion's under `rds`."""
+        stats = self._stats() if self.ploop.in_loop_thread() else self.ploop.call(self._stats)
+        if self.companion is not None:
+            stats["rds"] = self.companion.stats()
+        return stats
 
     # --- on the loop --------------------------------------------------------------------------------
     async def _serve(self, sock: socket.socket) -> None:
@@ -143,7 +153,8 @@ class RdsProxy:
         return dict(self.counters, open=len(self.sessions), writer=writer.name if writer else None,
                     pinned_open=sum(1 for s in self.sessions if s.pinned), idle_server_sessions=len(self.pool),
                     busy_server_sessions=sum(1 for s in self.sessions if s.server is not None),
-                    address=list(self.listen), borrow_timeout=self.borrow_timeout)
+                    address=list(self.listen), borrow_timeout=self.borrow_timeout,
+                    thread_cpu_s=round(time.thread_time(), 6))  # CPU of the loop's thread so far, shared (bench)
 
     # --- what sessions ask -----------------------------------------------------------------------------
     @property
@@ -185,23 +196,36 @@ class RdsProxy:
         self.sessions.discard(session)
 
 
-def proxy_endpoint(aurora: Any, host: str) -> Any:
-    """The `aurora-proxy` endpoint of `lab status`: Aurora's credentials, the proxy's name, no topology."""
+def proxy_endpoint(cluster: Any, host: str, name: str = L.RDS_PROXY_ENDPOINT) -> Any:
+    """A proxy endpoint of `lab status` (`aurora-proxy`, `rds-proxy`): its cluster's credentials, the
+    proxy's name, no topology."""
     import dataclasses
 
-    return dataclasses.replace(aurora, name=L.RDS_PROXY_ENDPOINT, host=host, host_pattern=None)
+    return dataclasses.replace(cluster, name=name, host=host, host_pattern=None)
 
 
-def proxy_address(layout: L.Layout) -> Any:
-    """Where the lab's RDS Proxy listens: a fixed address of its own (.50), the lab's port."""
-    return ("%s.%d" % (layout.base, L.RDS_PROXY_OCTET), layout.port)
+def proxy_address(layout: L.Layout, octet: int = L.RDS_PROXY_OCTET) -> Any:
+    """Where the lab's RDS Proxy listens: a fixed address of its own (.50; .51 for RDS's), the lab's port."""
+    return ("%s.%d" % (layout.base, octet), layout.port)
 
 
 def start_for_lab(lab: Any, password: str, log: Callable[[str], None]) -> RdsProxy:
-    """Start the RDS Proxy of a lab daemon (daemon.Lab) in front of its Aurora instances, and name it in DNS."""
+    """Start the RDS Proxies of a lab daemon (daemon.Lab) on its loop, and name them in DNS:
+    the one in front of Aurora (returned: `lab.rds_proxy`, what `lab patch` drives), and the one in front
+    of RDS (`rds-proxy`, its `companion`: stopped with it, its counters under `rds` in its stats)."""
     layout = lab.layout
-    instances = [Instance(s.name, layout.proxy_address(s)) for s in layout.cluster("aurora")]
-    proxy = RdsProxy(proxy_address(layout), instances, {L.CLIENT_USER: password}, lab.loop, log=log,
-                     tls=tls_for_lab(layout)).start()
-    lab.zone.set(L.RDS_PROXY_NAME, "A", (proxy.listen[0],), ttl=5)
-    return proxy
+    started: List[RdsProxy] = []
+    try:
+        for cluster, name, octet, dns_name in (("aurora", "aurora-proxy", L.RDS_PROXY_OCTET, L.RDS_PROXY_NAME),
+                                               ("rds", L.RDS_MYSQL_PROXY_ENDPOINT, L.RDS_MYSQL_PROXY_OCTET,
+                                                L.RDS_MYSQL_PROXY_NAME)):
+            instances = [Instance(s.name, layout.proxy_address(s)) for s in layout.cluster(cluster)]
+            started.append(RdsProxy(proxy_address(layout, octet), instances, {L.CLIENT_USER: password}, lab.loop,
+                                    log=log, name=name, tls=tls_for_lab(layout)).start())
+            lab.zone.set(dns_name, "A", (started[-1].listen[0],), ttl=5)
+    except BaseException:
+        for proxy in started:
+            proxy.stop()
+        raise
+    started[0].companion = started[1]
+    return started[0]

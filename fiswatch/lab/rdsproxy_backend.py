@@ -10,7 +10,7 @@ Runs on the lab's asyncio loop; nothing here blocks it.
 """
 import asyncio
 import time
-from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, cast
 
 from fiswatch.lab import rdsproxy_wire as W
 from fiswatch.lab.wire import framing as F
@@ -29,6 +29,35 @@ class BackendError(Exception):
         self.packet = packet
 
 
+class ForwardingProtocol(asyncio.StreamReaderProtocol):
+    """A stream protocol whose data can go straight to a callback (an answer on its way to the client)."""
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        super().__init__(reader)
+        self.sink: Optional[Callable[[bytes], None]] = None
+        self.lost: Optional[Callable[[Optional[BaseException]], None]] = None
+
+    def data_received(self, data: bytes) -> None:
+        if self.sink is not None:
+            self.sink(data)
+        else:
+            super().data_received(data)
+
+    def eof_received(self) -> bool:
+        lost = self.lost
+        if lost is not None:
+            self.sink = self.lost = None
+            lost(None)
+        return bool(super().eof_received())
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        super().connection_lost(exc)
+        lost = self.lost
+        if lost is not None:
+            self.sink = self.lost = None
+            lost(exc)
+
+
 class ServerSession:
     """One logged-in connection of the proxy to one instance."""
 
@@ -43,7 +72,11 @@ class ServerSession:
     async def open(cls, instance: str, address: Tuple[str, int], login: W.Login, password: str,
                    local_host: Optional[str] = None) -> "ServerSession":
         local = (local_host, 0) if local_host else None
-        reader, writer = await asyncio.open_connection(address[0], address[1], local_addr=local)
+        loop = asyncio.get_event_loop()
+        reader = asyncio.StreamReader()
+        protocol = ForwardingProtocol(reader)
+        transport, _ = await loop.create_connection(lambda: protocol, address[0], address[1], local_addr=local)
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
         try:
             _seq, payload, _more = await W.read_packet(reader)
             hello = W.parse_hello(payload)
@@ -66,6 +99,21 @@ class ServerSession:
 
     def send(self, payload: bytes) -> None:
         self.writer.write(W.raw(0, payload))
+
+    def forward(self, sink: Optional[Callable[[bytes], None]],
+                lost: Optional[Callable[[Optional[BaseException]], None]]) -> None:
+        """From now on hand what arrives to `sink` (rdsproxy_answer.Answer), `lost` when the server closes;
+        None: back to the stream reader (`read`, `ask`)."""
+        protocol = cast(ForwardingProtocol, self.writer.transport.get_protocol())
+        protocol.sink, protocol.lost = sink, lost
+
+    def pause_reading(self) -> None:
+        cast(asyncio.Transport, self.writer.transport).pause_reading()
+
+    def resume_reading(self) -> None:
+        transport = cast(asyncio.Transport, self.writer.transport)
+        if not transport.is_closing():
+            transport.resume_reading()
 
     async def read(self) -> Tuple[int, bytes, bool]:
         return await W.read_packet(self.reader, allow_continued=True)

@@ -1,8 +1,8 @@
 """One client session of the lab's RDS Proxy: owned by the proxy, kept across a failover.
 
 The client logs in to the proxy (the proxy's greeting, its connection id, its scramble); the proxy
-then logs in to the writer as that user and forwards each command and its answer packet by packet
-(answers byte-for-byte as the server sent them). When the writer goes (rdsproxy_backend.py):
+then logs in to the writer as that user and forwards each command; the answer goes back by callbacks as
+it arrives (rdsproxy_answer.py; byte-for-byte as the server sent it). When the writer goes (rdsproxy_backend.py):
   - a statement in flight fails with ERR 1105 and the session closes (what AWS's Aurora labs
     observed: error 1105, the exact text is unverified);
   - a session inside an open transaction, or pinned, gets 1105 on its next statement, then closes;
@@ -17,6 +17,7 @@ import re
 from typing import Any, Dict, List, Optional
 
 from fiswatch.lab import rdsproxy_wire as W
+from fiswatch.lab.rdsproxy_answer import Answer
 from fiswatch.lab.rdsproxy_backend import BackendError, ServerSession
 from fiswatch.lab.wire import framing as F
 
@@ -107,6 +108,7 @@ class ClientSession:
         self.seq_out = 1  # the sequence id of the next packet the client gets
         self.pending: List[bytes] = []  # answer packets not yet written to the client
         self.pending_size = 0
+        self.answer: Optional[Answer] = None  # the last command's answer (forwarded by callbacks)
         self.closed = False
 
     # --- life -------------------------------------------------------------------------------------
@@ -144,7 +146,7 @@ class ClientSession:
             return
         if self.in_flight:
             self.lost = True
-            self._drop_server()  # the read in _exchange fails at once: _forward answers 1105, the session ends
+            self._drop_server()  # the answer's callback sees it at once: answer_lost answers 1105
             return
         if self.in_trans:
             self.doomed = "the transaction open on the old writer was lost"
@@ -252,6 +254,11 @@ class ClientSession:
     async def _commands(self) -> None:
         while True:
             seq, payload, _more = await W.read_packet(self.reader)
+            answer, self.answer = self.answer, None
+            if answer is not None and not await answer.done:  # a client that sent before the answer was in
+                return
+            if self.closed:
+                return
             self.seq_out = 1
             if seq != 0:
                 self._send(W.err_packet(1, 1156, "Got packets out of order", "08S01"))
@@ -278,10 +285,7 @@ class ClientSession:
                 if error is not None:
                     self._send(W.raw(1, error))
                     return
-            if not await self._forward(command, payload):
-                return
-            if not self.in_trans and not self.pinned:
-                self._release()
+            self._forward(command, payload)
 
     def _before(self, command: int, payload: bytes) -> None:
         if command == F.COM_STMT_PREPARE:
@@ -309,46 +313,45 @@ class ClientSession:
         if reason not in self.pinned and len(self.pinned) < 8:
             self.pinned.append(reason)
 
-    async def _forward(self, command: int, payload: bytes) -> bool:
-        """Send one command to the server session, its answer to the client; False: the session ends."""
-        self.in_flight = True
-        try:
-            await self._exchange(command, payload)
-        except (OSError, asyncio.IncompleteReadError, EOFError):
-            # the writer went (writer_changed aborted the server session) or the server closed it
-            self.proxy.count("failed_in_flight")
-            self._send(W.err_packet(self.seq_out, LOST_WRITER, LOST_TEXT % (
-                "the statement in flight was lost" if self.lost else "the server closed the session")))
-            return False
-        finally:
-            self.in_flight = False
-        return True
-
-    async def _exchange(self, command: int, payload: bytes) -> None:
+    def _forward(self, command: int, payload: bytes) -> None:
+        """Send one command to the server session; its answer goes to the client by callbacks
+        (rdsproxy_answer.py), then `answered` or `answer_lost`. The task reads the next command meanwhile."""
         server = self.server
         assert server is not None
-        server.send(payload)
         if command in F.NO_ANSWER:
+            server.send(payload)
+            self.answered(-1, False)
             return
-        end = W.AnswerEnd(command)
-        continued = False
-        while True:
-            seq, answer, more = await server.read()
-            self.pending.append(W.raw(self.seq_out, answer))  # one write per answer (or per 64 KB), not per packet
-            self.pending_size += len(answer) + 4
-            self.seq_out = (self.seq_out + 1) & 0xFF
-            if not continued and end.feed(answer):
-                if end.status >= 0:
-                    self.in_trans = bool(end.status & F.SERVER_STATUS_IN_TRANS)
-                if command == F.COM_INIT_DB and answer[:1] == b"\xff":
-                    self.schema = self.login.database if self.login else ""
-                self._flush()
-                await self.writer.drain()
-                return
-            continued = more
-            if self.pending_size >= 65536:
-                self._flush()
-                await self.writer.drain()
+        self.in_flight = True
+        self.answer = Answer(self, server, command)
+        self.answer.start()
+        server.send(payload)
+
+    def write_answer(self, data: bytes) -> None:
+        if not self.closed and not self.writer.is_closing():
+            self.writer.write(data)
+
+    def answered(self, status: int, init_db_failed: bool) -> None:
+        """The answer is complete: its status says whether a transaction is open; the server session goes
+        back to the pool unless the session needs it (a transaction, pinned)."""
+        self.in_flight = False
+        if status >= 0:
+            self.in_trans = bool(status & F.SERVER_STATUS_IN_TRANS)
+        if init_db_failed:
+            self.schema = self.login.database if self.login else ""
+        if not self.in_trans and not self.pinned:
+            self._release()
+
+    def answer_lost(self) -> None:
+        """The server session went before the answer was complete: 1105, the session ends."""
+        self.in_flight = False
+        if self.closed:
+            return
+        # the writer went (writer_changed aborted the server session) or the server closed it
+        self.proxy.count("failed_in_flight")
+        self._send(W.err_packet(self.seq_out, LOST_WRITER, LOST_TEXT % (
+            "the statement in flight was lost" if self.lost else "the server closed the session")))
+        self.close()
 
     # --- helpers ----------------------------------------------------------------------------------
     async def _discard(self, seconds: float = 5.0, most: int = 128 << 20) -> None:

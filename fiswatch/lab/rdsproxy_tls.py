@@ -32,6 +32,11 @@ class TlsWriter:
     async def drain(self) -> None:
         await self.writer.drain()
 
+    @property
+    def transport(self) -> Any:
+        """The client socket's transport (rdsproxy_answer.py asks how much waits unsent)."""
+        return self.writer.transport
+
     def close(self) -> None:
         self.writer.close()
 

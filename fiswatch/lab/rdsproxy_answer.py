@@ -1,0 +1,82 @@
+"""One command's answer on its way from the server to the client, forwarded as it arrives.
+
+The server session's protocol (rdsproxy_backend.ForwardingProtocol) hands each chunk it receives to
+`Answer.feed` on the spot: the bytes go to the client unchanged (a command's answer counts from
+sequence id 1 on both sides; an id that differs is rewritten in place) and no task wakes for them.
+When the answer is complete the session is told (`answered`: its transaction state, the server session
+back to the pool) and `done` resolves; when the server session goes first, `answer_lost` (1105).
+A client slower than the server pauses reading from the server (over HIGH_WATER bytes unsent).
+"""
+import asyncio
+from typing import Any, Optional
+
+from fiswatch.lab import rdsproxy_wire as W
+from fiswatch.lab.wire import framing as F
+
+HIGH_WATER = 1 << 20  # bytes waiting for the client after which the server's answer waits too
+
+
+class Answer:
+    def __init__(self, session: Any, server: Any, command: int) -> None:
+        self.session = session  # rdsproxy_session.ClientSession: answered(), answer_lost(), writer, seq_out
+        self.server = server  # rdsproxy_backend.ServerSession
+        self.command = command
+        self.end = W.AnswerEnd(command)
+        self.continued = False
+        self.buf = bytearray()
+        self.done: "asyncio.Future[bool]" = asyncio.get_event_loop().create_future()  # True: complete
+
+    def start(self) -> None:
+        self.server.forward(self.feed, self.lost)
+
+    def feed(self, chunk: bytes) -> None:
+        try:
+            self._feed(chunk)
+        except Exception:  # noqa: BLE001 - a malformed answer: the server session is dropped, the client gets 1105
+            self.server.close()
+
+    def _feed(self, chunk: bytes) -> None:
+        session, buf = self.session, self.buf
+        buf += chunk
+        pos, size, ended, head = 0, len(buf), False, b""
+        while size - pos >= 4:
+            length = buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16
+            if size - pos - 4 < length:
+                break
+            if buf[pos + 3] != session.seq_out:
+                buf[pos + 3] = session.seq_out
+            session.seq_out = (session.seq_out + 1) & 0xFF
+            head = bytes(buf[pos + 4:pos + 4 + min(length, 256)])  # all AnswerEnd reads (OK, EOF, counts)
+            pos += 4 + length
+            if not self.continued and self.end.feed(head):
+                ended = True
+                break
+            self.continued = length == F.MAX_PAYLOAD
+        if pos:
+            session.write_answer(bytes(buf) if pos == size else bytes(buf[:pos]))
+            del buf[:pos]
+        if ended:
+            self.server.forward(None, None)
+            session.answered(self.end.status, self.command == F.COM_INIT_DB and head[:1] == b"\xff")
+            self._finish(True)
+        elif session.writer.transport.get_write_buffer_size() > HIGH_WATER:
+            session.proxy.count("answers_paused")
+            self.server.pause_reading()
+            asyncio.ensure_future(self._resume())
+
+    async def _resume(self) -> None:
+        try:
+            await self.session.writer.drain()
+        except (OSError, RuntimeError):
+            pass
+        self.server.resume_reading()
+
+    def lost(self, _exc: Optional[BaseException]) -> None:
+        """The server session closed before the answer was complete."""
+        self.server.forward(None, None)
+        self.session.answer_lost()
+        self._finish(False)
+
+    def _finish(self, complete: bool) -> None:
+        if not self.done.done():
+            self.done.set_result(complete)
