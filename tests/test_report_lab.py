@@ -67,13 +67,14 @@ def test_pause_during_a_failover_and_two_failovers_in_one_run(lab, tmp_path):
             if event.get("step") == "blackhole":
                 runner.toggle_pause()  # the user presses p in the middle of the outage
 
-        api.failover(lab.dir, "aurora", emit=emit)
+        # the quick profile (DNS 1 s after promotion, not 9 s): the pause and the two gaps are the point
+        api.failover(lab.dir, "aurora", emit=emit, profile="quick")
         ended = time.time()
         wait_for(lambda: time.time() > ended + 3.0, 10, message="3 s paused after the outage ended")
         runner.toggle_pause()
         resumed = time.time()
         wait_for(lambda: len(writes_after(record, PY, resumed)) >= 10, 60, message="writes after the resume")
-        api.failover(lab.dir, "aurora", emit=runner.emit)  # back to the first writer
+        api.failover(lab.dir, "aurora", emit=runner.emit, profile="quick")  # back to the first writer
         second = time.time()
         wait_for(lambda: len(writes_after(record, PY, second)) >= 10, 60, message="writes after failover 2")
     finally:
