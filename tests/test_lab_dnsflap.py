@@ -120,8 +120,10 @@ def test_getent_and_dnspython_see_both_instances_during_a_flap(lab, tmp_path):
 
     before = lab_status(lab.dir)
     old, new = before.instance("aurora", "writer"), before.instance("aurora", "reader")
-    # quick timings with the realistic profile's 20 s flap
-    flapping = Profile("quick-flap", promote_at=1.0, flip_at=2.0, empty_for=0.5, flap_for=20.0, rejoin_at=2.5)
+    # quick timings with a 12 s flap (the realistic profile's is 20 s): each query picks an answer at random,
+    # at most FLAP_RUN alike in a row, so the probe sees both within its first queries; 12 s leaves room for a
+    # slow start of `lab exec` on a loaded machine, and job.join() below waits for the flap's end
+    flapping = Profile("quick-flap", promote_at=1.0, flip_at=2.0, empty_for=0.5, flap_for=12.0, rejoin_at=2.5)
     job = Background(lab.dir, timings=flapping)
     try:
         wait_for(lambda: job.step("dns_flap") or job.error, 60, message="the flap to start")

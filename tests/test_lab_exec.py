@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -355,9 +356,32 @@ def test_demo_exec_runs_the_program_through_the_demos_failover(lab, tmp_path):
     argv = [sys.executable, "-m", "fiswatch", "demo", "--dir", lab.dir, "--json", "--duration", "24",
             "--aurora-after", "2", "--rds-after", "1000", "--no-verify", "--record", str(record),
             "--exec", "%s %s" % (sys.executable, program)]
-    result = subprocess.run(argv, capture_output=True, text=True, env=_env(tmp_path), timeout=180)
-    assert result.returncode == 0, result.stderr
-    events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(tmp_path))
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+
+    def seen_through():
+        """The failover done and the program shown an address other than the old writer's."""
+        shown = [json.loads(line) for line in list(lines) if line.startswith("{")]
+        done = any(e["event"] == E.LAB and e.get("target") == "aurora" and e.get("step") == "done" for e in shown)
+        moved = any(e["event"] == E.INFO and e.get("message", "").startswith("exec: addr ")
+                    and e["message"].split()[2] not in (writer.address, "none") for e in shown)
+        return done and moved
+
+    try:
+        wait_for(seen_through, timeout=120, message="the failover done and the program on the new address")
+        # --duration 24 is the bound; once seen, SIGTERM ends the demo like q (exit 0, the program stopped)
+        proc.send_signal(signal.SIGTERM)
+        stderr = proc.communicate(timeout=120)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(timeout=10)
+    assert proc.returncode == 0, stderr
+    stdout = "".join(lines)
+    events = [json.loads(line) for line in lines if line.startswith("{")]
     messages = [e.get("message", "") for e in events if e["event"] == E.INFO]
     new_writer = lab_status(lab.dir).instance("aurora", "writer")
     assert new_writer.address != writer.address
@@ -368,7 +392,7 @@ def test_demo_exec_runs_the_program_through_the_demos_failover(lab, tmp_path):
     assert any(e["event"] == E.LAB and e["step"] == "dns_flip" for e in events)
     log = (tmp_path / "run-exec.log").read_text()
     assert "addr " + new_writer.address in log
-    assert lab.endpoint("aurora").password.reveal() not in log + result.stdout + record.read_text()
+    assert lab.endpoint("aurora").password.reveal() not in log + stdout + record.read_text()
     left = [p for p in psutil.process_iter(["cmdline"]) if str(program) in " ".join(p.info["cmdline"] or ())]
     assert left == []
 

@@ -279,8 +279,11 @@ def lab_connect(info):
 def test_demo_record_of_two_failovers_reports_gaps_and_verifies_clean(lab, tmp_path):
     """`fiswatch demo` on the lab: both failovers recorded, gaps found, nothing lost."""
     import os
+    import signal
     import subprocess
     import sys
+
+    from conftest import wait_for
 
     from fiswatch.lab.api import lab_status
     from fiswatch.output.record import read_record
@@ -289,11 +292,31 @@ def test_demo_record_of_two_failovers_reports_gaps_and_verifies_clean(lab, tmp_p
 
     record = str(tmp_path / "demo.jsonl")
     env = dict(os.environ, PYTHONPATH=ROOT)
-    proc = subprocess.run([sys.executable, "-m", "fiswatch", "demo", "--dir", lab.dir, "--json", "--duration", "26",
-                           "--aurora-after", "4", "--rds-after", "13", "--record", record],
-                          cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                          timeout=180)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = subprocess.Popen([sys.executable, "-m", "fiswatch", "demo", "--dir", lab.dir, "--json", "--duration", "26",
+                             "--aurora-after", "4", "--rds-after", "13", "--record", record],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def both_recovered():
+        """Both failovers done, and each endpoint's PyMySQL probe has written after its failover's end."""
+        try:
+            with open(record) as fh:
+                events = [json.loads(line) for line in fh if line.endswith("\n")]
+        except FileNotFoundError:
+            return False
+        done = {e.get("target"): e["ts"] for e in events if e["event"] == E.LAB and e.get("step") == "done"}
+        return all(name in done and any(e["event"] == E.WRITE and e.get("probe") == name + "/pymysql"
+                                        and e["ts"] > done[name] for e in events) for name in ("aurora", "rds"))
+
+    try:
+        wait_for(both_recovered, timeout=120, message="both failovers done and PyMySQL writing after each")
+        # --duration 26 is the bound; once seen, SIGTERM ends the demo like q (verify, record and summary kept)
+        proc.send_signal(signal.SIGTERM)
+        stderr = proc.communicate(timeout=180)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, stderr[-2000:]
     events = list(read_record(record))
     report = build_report(events)
     assert report.complete

@@ -84,7 +84,7 @@ def test_a_sqlalchemy_pool_through_a_stale_dns_failover_is_on_a_demoted_writer(l
     (tmp_path / "pool.py").write_text(POOL)
     result = _gate(lab.dir, tmp_path, "--failover", "aurora@6", "--stale-dns", "5", "--profile", "quick",
                    "--expect", "recovered", "--expect", "lost=0", "--junit", str(tmp_path / "j.xml"),
-                   "--json", str(tmp_path / "v.json"), "--", sys.executable, "pool.py", pool, "33")
+                   "--json", str(tmp_path / "v.json"), "--", sys.executable, "pool.py", pool, "20")
     assert result.returncode == 3, result.stderr
     assert ": on a demoted writer, writes refused for" in result.stderr, result.stderr
     failed = [line for line in result.stderr.splitlines() if "expectation failed" in line]
@@ -134,7 +134,7 @@ def test_the_mysql_cli_loop_is_measured_within_a_second_of_the_pymysql_probe_in_
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=str(tmp_path))
     try:
         result = _gate(lab.dir, tmp_path, "--failover", "aurora@8", "--expect", "lost=0", "--expect", "recovered",
-                       "--json", str(tmp_path / "v.json"), "--", "sh", "-c", CLI_LOOP.format(seconds=34))
+                       "--json", str(tmp_path / "v.json"), "--", "sh", "-c", CLI_LOOP.format(seconds=28))
     finally:
         # --duration 60 is the bound; the comparison needs the watch only while the gate runs:
         # SIGTERM ends it like q (record and summary kept, exit 0) instead of idling ~20 s more
