@@ -19,8 +19,11 @@ def add_switchover_parser(actions: Any, common: Callable[[argparse.ArgumentParse
     common(sw)
     sw.add_argument("--profile", default="fast", help="aws (the measured timeline, ~1 min + 44 s) or fast "
                     "(~6 s, the lab's assumption; default)")
-    sw.add_argument("--fault", default="", help="rollback: AWS rolls the switchover back while IN_PROGRESS (its "
-                    "timeout expired): blue is writable again, green still replicates (docs/lab.md)")
+    sw.add_argument("--fault", default="", help="what users hit (docs/lab.md, Blue/Green faults): rollback (rolled "
+                    "back while IN_PROGRESS), frozen-metadata (blue stays IN_PROGRESS, green's rows removed), "
+                    "monitors-refused[=SECONDS] (logins refused SECONDS from IN_PROGRESS, default 10), no-metadata "
+                    "(no mysql.rds_topology), green-ids-kept (-green- SERVER_IDs stay), no-grant-on-green (SELECT "
+                    "on mysql.rds_topology revoked on green)")
     sw.add_argument("--json", action="store_true", help="print each step as a JSON line (the `lab` event)")
 
 
