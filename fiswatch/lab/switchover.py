@@ -211,7 +211,8 @@ class Switchover:
         self.at(plan.completed_at)
         self.status("SWITCHOVER_COMPLETED")
         self.reached("SWITCHOVER_COMPLETED", "only the target row left in mysql.rds_topology; emptied in %gs"
-                     % plan.empty_after)
+                     % plan.empty_after if self.fault.statuses_after("SWITCHOVER_COMPLETED") else
+                     "mysql.rds_topology not written (--fault %s)" % self.fault.label)
         self.at(plan.completed_at + plan.empty_after)
         if self.refused_until is not None:  # refused past the end of the timeline
             self.at(self.refused_until)
@@ -219,8 +220,10 @@ class Switchover:
             for spec in self.writers:
                 sql(self.layout.server_socket(spec), ["DELETE FROM %s" % A.RDS_TOPOLOGY])
         outage_end = self.outage_end or time.time()
-        self.reached("done", "mysql.rds_topology empty on both sides; connections were refused %.1fs (IN_PROGRESS "
-                     "to POST_PROCESSING)" % (outage_end - outage_start), state="done", outage_end=outage_end)
+        self.reached("done", "mysql.rds_topology %s; connections were refused %.1fs (IN_PROGRESS "
+                     "to POST_PROCESSING)" % ("empty on both sides" if self.fault.statuses_after("SWITCHOVER_COMPLETED")
+                                               else "left as --fault %s has it" % self.fault.label,
+                                               outage_end - outage_start), state="done", outage_end=outage_end)
         return {"outage_start": outage_start, "outage_end": outage_end}
 
     def rename_topology(self) -> None:
