@@ -263,3 +263,36 @@ def test_a_killed_switchover_leaves_every_name_blue_or_every_name_renamed(bg, st
                                                      else "nxdomain")
     for spec, addr in zip(L.GREEN_INSTANCES, green):
         assert names[str(spec.dns_name)] == [addr]  # green names not removed yet at either point
+
+
+def _renamed_or_blue(info, layout):
+    """'renamed' when every name a switchover moves is renamed, 'blue' when none is; anything else fails."""
+    names = _names(info, layout)
+    blue = {str(s.dns_name): [layout.proxy_address(s)[0]] for s in layout.cluster("aurora")}
+    green = [layout.proxy_address(s)[0] for s in L.GREEN_INSTANCES]
+    renamed = {str(s.dns_name): [green[0] if s.name == L.INSTANCES[0].name else green[1]]
+               for s in layout.cluster("aurora")}
+    got = {name: names[name] for name in blue}
+    assert got in (blue, renamed), names
+    return "renamed" if got == renamed else "blue"
+
+
+def test_the_next_switchover_completes_or_rolls_back_a_killed_one_and_says_which(bg):
+    layout = _layout(bg)
+    _killed_at(bg, "SWITCHOVER_IN_PROGRESS")  # green promoted or not yet: either is recovered
+    done = _cli("--dir", bg.dir)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert "a switchover killed at SWITCHOVER_IN_PROGRESS" in done.stderr and "nothing new started" in done.stderr
+    if "rolled back" in done.stderr:
+        assert _renamed_or_blue(bg, layout) == "blue"
+        assert [s for _, s in _statuses(layout, L.INSTANCES[0])] == ["AVAILABLE", "AVAILABLE"]
+        assert _query(bg, layout.proxy_address(L.INSTANCES[0])[0], "INSERT INTO test (value) VALUES (5)") == ((), None)
+    else:
+        assert "completed at once" in done.stderr, done.stderr
+        assert _renamed_or_blue(bg, layout) == "renamed"
+        assert _statuses(layout, L.GREEN_INSTANCES[0]) == []
+    again = _cli("--dir", bg.dir, "--fault", "rollback")  # consistent: a new one runs, or it says green is used up
+    if "rolled back" in done.stderr:
+        assert again.returncode == 0, again.stderr
+    else:
+        assert again.returncode == 2 and "switched over already" in again.stderr, again.stderr

@@ -18,6 +18,7 @@ from fiswatch.lab.control import request
 from fiswatch.lab.files import password_of
 from fiswatch.lab.mariadb import sql
 from fiswatch.lab.replication import replicate, wait_caught_up
+from fiswatch.lab.settle import state_record
 from fiswatch.lab.switchover import SwitchoverError, old1
 
 CATCH_UP = 30.0
@@ -77,7 +78,9 @@ def _recreate(lab_dir: str) -> str:
                                                                  for g in (green_writer, green_reader)}))
     request(layout.control_socket, "dns_batch", changes=start_dns(layout, sides))
     done.append("blue writable, green replicating, mysql.rds_topology AVAILABLE, names as at start")
-    return "green recreated: " + "; ".join(done)
+    text = "green recreated: " + "; ".join(done)
+    request(layout.control_socket, "failover_state", state=state_record("switchover", "recreated", "recreated", text))
+    return text
 
 
 def start_dns(layout: L.Layout, sides: List[Any]) -> List[Dict[str, Any]]:

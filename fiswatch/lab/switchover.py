@@ -80,9 +80,10 @@ def old1(name: str) -> str:
 
 class Switchover:
     def __init__(self, lab_dir: str, plan: SwitchoverProfile, emit: Emit,
-                 cancel: Optional[threading.Event] = None, fault: F.Fault = F.Fault()) -> None:
+                 cancel: Optional[threading.Event] = None, fault: F.Fault = F.Fault(),
+                 state: Optional[Dict[str, Any]] = None) -> None:
         self.fault = fault
-        state = request(os.path.join(lab_dir, L.CONTROL_SOCKET), "state")
+        state = state or request(os.path.join(lab_dir, L.CONTROL_SOCKET), "state")
         self.layout = L.Layout.from_dict(state["layout"])
         if not self.layout.blue_green:
             raise SwitchoverError("no green environment in this lab: start it with `fiswatch lab up --blue-green`",
@@ -91,6 +92,14 @@ class Switchover:
         roles = {i["name"]: i["role"] for i in state["instances"]}
         self.sides = B.sides(self.layout, roles)
         blue_writer = self.sides[0][1]
+        self.step, self.promoted, self.t0 = "start", False, time.time()
+        self.outage_start: Optional[float] = None
+        self.outage_end: Optional[float] = None
+        self.writers: List[L.InstanceSpec] = [blue for _, blue, _ in self.sides]
+        self.greens: List[L.InstanceSpec] = [green for _, _, green in self.sides]
+        self.refused_until: Optional[float] = None  # --fault monitors-refused: proxies open at this offset
+        if state_of(state.get("last_failover")) is not None and state["last_failover"].get("state") == "switching":
+            return  # a killed switchover's, to recover (recover_killed)
         try:
             rows = sql(self.layout.server_socket(blue_writer), ["SELECT status FROM %s" % A.RDS_TOPOLOGY])
         except pymysql.err.ProgrammingError:  # dropped by --fault no-metadata (1146)
@@ -99,12 +108,6 @@ class Switchover:
             raise SwitchoverError("the green environment was switched over already (rds_topology: %s); "
                                   "`fiswatch lab down` and `up --blue-green` for another"
                                   % (rows[0][0] if rows else "empty"), usage=True)
-        self.step, self.promoted, self.t0 = "start", False, time.time()
-        self.outage_start: Optional[float] = None
-        self.outage_end: Optional[float] = None
-        self.writers: List[L.InstanceSpec] = [blue for _, blue, _ in self.sides]
-        self.greens: List[L.InstanceSpec] = [green for _, _, green in self.sides]
-        self.refused_until: Optional[float] = None  # --fault monitors-refused: proxies open at this offset
 
     # --- helpers -------------------------------------------------------------------
     def at(self, offset: float) -> None:
@@ -303,7 +306,12 @@ def run_switchover(lab_dir: str, emit: Emit, profile: str = "fast",
         except OSError:
             raise SwitchoverError("a failover, crash or switchover already runs in %s: wait for it to finish"
                                   % lab_dir, usage=True) from None
-        job = Switchover(lab_dir, PROFILES[profile], emit, cancel, parsed)
+        state = request(os.path.join(lab_dir, L.CONTROL_SOCKET), "state")
+        job = Switchover(lab_dir, PROFILES[profile], emit, cancel, parsed, state)
+        last = state.get("last_failover")
+        if state_of(last) is not None and last.get("state") == "switching":  # its lock is free: killed
+            raise SwitchoverError("a switchover killed at %s (process %s) was found first: %s; nothing new started"
+                                  % (last.get("phase"), last.get("pid"), recover_killed(job, last)))
         try:
             return job.run()
         except BaseException as exc:  # noqa: BLE001 - rolled back or completed, then said which
@@ -317,6 +325,23 @@ def run_switchover(lab_dir: str, emit: Emit, profile: str = "fast",
             raise SwitchoverError(outcome) from None
     finally:
         os.close(lock_fd)
+
+
+def recover_killed(job: Switchover, last: Dict[str, Any]) -> str:
+    """A switchover whose process died midway (state 'switching', the lock free): rolled back when green
+    was not promoted yet (its read_only still on), completed at once after."""
+    layout = job.layout
+    job.step = str(last.get("phase") or "start")
+    job.promoted = any(sql(layout.server_socket(g), ["SELECT @@read_only"])[0][0] == 0 for g in job.greens)
+    if job.promoted:
+        job.writers = job.writers + job.greens
+    else:  # the promotion never ran (or stopped at STOP SLAVE): green replicates again
+        for green in job.greens:
+            try:
+                sql(layout.server_socket(green), ["START SLAVE"])
+            except pymysql.err.MySQLError:  # killed between STOP SLAVE and RESET SLAVE ALL: green stays as it is
+                pass
+    return job.recover("its process %s was killed" % last.get("pid"))
 
 
 def state_of(last: Any) -> Optional[str]:
