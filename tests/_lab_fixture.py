@@ -8,33 +8,12 @@ so parallel runs do not collide. The session's end runs `lab_down` even when tes
 """
 import contextlib
 import os
-import random
 import shutil
 import socket
 
 import pytest
 
-
-def _free(base: str, port: int, dns_port: int) -> bool:
-    from fiswatch.lab.daemon import LabStartError, check_free
-    from fiswatch.lab.layout import Layout
-
-    try:
-        check_free(Layout(dir="/nonexistent", base=base, port=port, dns_port=dns_port))
-    except LabStartError:
-        return False
-    return True
-
-
-def pick_lab_addresses(rng: random.Random = None):
-    """(base, port, dns_port) that are free right now."""
-    rng = rng or random.Random()
-    for _ in range(50):
-        base = "127.%d.%d" % (rng.randint(20, 250), rng.randint(1, 250))
-        dns_port = rng.randint(20000, 30000)
-        if _free(base, 3306, dns_port):
-            return base, 3306, dns_port
-    raise RuntimeError("no free loopback prefix found for a lab")
+from fiswatch.bench.own_lab import free_lab_addresses as pick_lab_addresses  # (base, port, dns_port) free now
 
 
 def start_lab(lab_dir: str):

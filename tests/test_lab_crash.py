@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from _demo_key import press_twice
 from _lab_fixture import answer_of
 from conftest import ROOT, wait_for
 
@@ -324,24 +325,7 @@ def test_the_report_names_a_crash_as_a_crash():
 
 
 def test_the_demo_key_c_crashes_aurora_and_a_second_c_is_refused(lab):
-    from test_lab_demo_faults import Collect
-
-    from fiswatch.commands.demo import DemoHooks
-
-    hooks = DemoHooks(lab.dir, "quick", [], None)
-    assert ("c", "crash aurora") in hooks.keys
-    run = Collect()
-    hooks.start(run)
-    first = {}
-    thread = threading.Thread(target=lambda: first.setdefault("said", hooks.actions["c"]()))
-    thread.start()
-    try:
-        wait_for(lambda: any(e.event == "lab" and e.get("step") == "start" for e in run.events), timeout=60,
-                 message="the crash started")
-        assert hooks.actions["c"]() == "crash aurora already running: key ignored (one at a time per cluster)"
-        thread.join(120)
-    finally:
-        run.stop_event.set()
-    assert first["said"] == ""
-    steps = [(e.get("step"), e.get("outage")) for e in run.events if e.event == "lab"]
+    said, events = press_twice(lab.dir, "c", "crash aurora", timeout=120)
+    assert said == ""
+    steps = [(e.get("step"), e.get("outage")) for e in events if e.event == "lab"]
     assert steps == [("start", "crash"), ("crash", "crash"), ("done", "crash")]

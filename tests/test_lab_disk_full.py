@@ -38,7 +38,7 @@ SCRIPT = textwrap.dedent("""\
 
 
 def test_lab_down_on_a_full_disk_says_what_it_waits_for_and_ends_in_bounded_time(tmp_path):
-    from fiswatch.lab.api import DOWN_WAIT
+    from fiswatch.lab.daemon_stop import DOWN_WAIT
 
     mount = str(tmp_path / "small")
     os.mkdir(mount)

@@ -4,11 +4,11 @@ import json
 import os
 import subprocess
 import sys
-import threading
 
 import pytest
 
-from conftest import ROOT, wait_for
+from _demo_key import press_twice
+from conftest import ROOT
 
 sys.path.insert(0, os.path.dirname(__file__))
 from test_lab_rdsproxy import _lab_connect, _proxy_ip, _query, plab  # noqa: E402,F401
@@ -28,28 +28,11 @@ def _one_line(done, code, words):
 
 
 def test_the_demo_key_z_patches_aurora_and_a_second_z_is_refused(plab):
-    from test_lab_demo_faults import Collect
-
-    from fiswatch.commands.demo import DemoHooks
-
     idle = _lab_connect(plab, _proxy_ip(plab), autocommit=True)
     idle_id = idle.thread_id()
-    hooks = DemoHooks(plab.dir, "quick", [], None)
-    assert ("z", "patch aurora") in hooks.keys
-    run = Collect()
-    hooks.start(run)
-    first = {}
-    thread = threading.Thread(target=lambda: first.setdefault("said", hooks.actions["z"]()))
-    thread.start()
-    try:
-        wait_for(lambda: any(e.event == "lab" and e.get("step") == "start" for e in run.events), timeout=60,
-                 message="the patch started")
-        assert hooks.actions["z"]() == "patch aurora already running: key ignored (one at a time per cluster)"
-        thread.join(240)
-    finally:
-        run.stop_event.set()
-    assert first["said"] == "", [e.as_dict() for e in run.events]
-    lab_events = [e for e in run.events if e.event == "lab"]
+    said, events = press_twice(plab.dir, "z", "patch aurora", timeout=240)
+    assert said == "", [e.as_dict() for e in events]
+    lab_events = [e for e in events if e.event == "lab"]
     assert [(e.get("step"), e.get("outage"), e.get("target")) for e in lab_events] == [
         ("start", "patch", "aurora"), ("patch", "patch", "aurora"), ("done", "patch", "aurora")]
     assert lab_events[0].get("outage_start") < lab_events[-1].get("outage_end")

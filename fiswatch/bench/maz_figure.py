@@ -12,13 +12,12 @@ b. Semi-synchronous replication's cost on write latency: autocommit INSERTs on t
    see the same machine load. The difference is what a commit pays for one reader's
    acknowledgement on loopback (a real cluster adds the network between AZs).
 """
-import argparse
 import sys
 import time
 from typing import Any, Dict, List, Optional
 
 from fiswatch.bench.common import Figure, median, percentile
-from fiswatch.bench.own_lab import own_lab, print_metrics
+from fiswatch.bench.own_lab import figure_main, own_lab
 from fiswatch.bench.recovery_figure import BASELINE, CLIENTS, RECOVER, SETTLE, longest_gap, spread
 
 
@@ -133,15 +132,8 @@ def run(quick: bool, repeats: Optional[int] = None) -> Figure:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m fiswatch.bench.maz_figure", description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="one planned failover, 100 commits per mode")
-    p.add_argument("--repeats", type=int, default=None, help="failovers per profile (default 5; --quick 1)")
-    p.add_argument("--out", help="write the figure as JSON here")
-    args = p.parse_args(argv)
-    if args.repeats is not None and args.repeats < 1:
-        p.error("--repeats must be at least 1")
-    print_metrics(run(args.quick, args.repeats), args.out)
-    return 0
+    return figure_main("fiswatch.bench.maz_figure", __doc__, run, argv, quick_help="one planned failover, 100 commits per mode",
+                       repeats_help="failovers per profile (default 5; --quick 1)")
 
 
 if __name__ == "__main__":

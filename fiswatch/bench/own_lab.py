@@ -3,13 +3,15 @@
 The figures that need a lab shape of their own (`python -m fiswatch.bench.maz_figure`, read_figure,
 rdsproxy_figure, patch_gap, crash_gap, tls) each start a lab on a loopback prefix nobody uses,
 measure, and take it down again whatever happened; then they print their metrics and may write
-the figure as JSON. One piece of code for all of them.
+the figure as JSON. One piece of code for all of them; the tests pick their labs' addresses with
+free_lab_addresses too (tests/_lab_fixture.py).
 """
+import argparse
 import contextlib
 import json
 import shutil
 import tempfile
-from typing import Any, Iterator, Optional, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 
 def free_lab_addresses(**options: Any) -> Tuple[str, int, int]:
@@ -17,7 +19,7 @@ def free_lab_addresses(**options: Any) -> Tuple[str, int, int]:
     readers ...) finds every address it binds free now."""
     import random
 
-    from fiswatch.lab.daemon import LabStartError, check_free
+    from fiswatch.lab.bindcheck import LabStartError, check_free
     from fiswatch.lab.layout import Layout
 
     rng = random.Random()
@@ -57,4 +59,18 @@ def print_metrics(fig: Any, out: Optional[str] = None, width: int = 48) -> None:
             json.dump(fig.as_dict(), fh, indent=2)
 
 
-__all__ = ["free_lab_addresses", "own_lab", "print_metrics"]
+def figure_main(module: str, doc: str, run: Callable[[bool, Optional[int]], Any], argv: Optional[List[str]],
+                quick_help: str, repeats_help: str) -> int:
+    """The command line of a figure run as run(quick, repeats): --quick, --repeats, --out; its metrics printed."""
+    p = argparse.ArgumentParser(prog="python -m " + module, description=doc.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help=quick_help)
+    p.add_argument("--repeats", type=int, default=None, help=repeats_help)
+    p.add_argument("--out", help="write the figure as JSON here")
+    args = p.parse_args(argv)
+    if args.repeats is not None and args.repeats < 1:
+        p.error("--repeats must be at least 1")
+    print_metrics(run(args.quick, args.repeats), args.out)
+    return 0
+
+
+__all__ = ["figure_main", "free_lab_addresses", "own_lab", "print_metrics"]

@@ -11,13 +11,12 @@ b. The proxy's own cost: PyMySQL statements (SELECT 1 and an autocommit INSERT) 
    instance endpoint and via the proxy, interleaved in blocks so both see the same machine load:
    p50 per statement and throughput (statements per second of one client) each way.
 """
-import argparse
 import sys
 import time
 from typing import Any, Dict, List, Optional
 
 from fiswatch.bench.common import Figure, median, percentile
-from fiswatch.bench.own_lab import own_lab, print_metrics
+from fiswatch.bench.own_lab import figure_main, own_lab
 from fiswatch.bench.recovery_figure import BASELINE, RECOVER, SETTLE, longest_gap, probe_client, spread
 
 ENDPOINTS = ("aurora", "aurora-proxy")
@@ -120,15 +119,8 @@ def run(quick: bool, repeats: Optional[int] = None) -> Figure:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m fiswatch.bench.rdsproxy_figure", description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="one failover, 200 statements each way")
-    p.add_argument("--repeats", type=int, default=None, help="failovers (default 5; --quick 1)")
-    p.add_argument("--out", help="write the figure as JSON here")
-    args = p.parse_args(argv)
-    if args.repeats is not None and args.repeats < 1:
-        p.error("--repeats must be at least 1")
-    print_metrics(run(args.quick, args.repeats), args.out)
-    return 0
+    return figure_main("fiswatch.bench.rdsproxy_figure", __doc__, run, argv, quick_help="one failover, 200 statements each way",
+                       repeats_help="failovers (default 5; --quick 1)")
 
 
 if __name__ == "__main__":

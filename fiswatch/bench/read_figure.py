@@ -9,13 +9,12 @@ writes; answered reads) that overlaps the injected outage (figure 3's `longest_g
 both medians, and the read probe's as a share of the write probe's (expected: the read gap is
 the probe's own pace, no outage in it).
 """
-import argparse
 import sys
 import time
 from typing import Any, Dict, List, Optional
 
 from fiswatch.bench.common import Figure, median
-from fiswatch.bench.own_lab import own_lab, print_metrics
+from fiswatch.bench.own_lab import figure_main, own_lab
 from fiswatch.bench.recovery_figure import RECOVER, SETTLE, ProbeWriter, longest_gap, spread
 
 READER = "instance-3"
@@ -76,15 +75,8 @@ def run(quick: bool, repeats: Optional[int] = None) -> Figure:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m fiswatch.bench.read_figure", description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="one failover")
-    p.add_argument("--repeats", type=int, default=None, help="failovers (default 5; --quick 1)")
-    p.add_argument("--out", help="write the figure as JSON here")
-    args = p.parse_args(argv)
-    if args.repeats is not None and args.repeats < 1:
-        p.error("--repeats must be at least 1")
-    print_metrics(run(args.quick, args.repeats), args.out)
-    return 0
+    return figure_main("fiswatch.bench.read_figure", __doc__, run, argv, quick_help="one failover",
+                       repeats_help="failovers (default 5; --quick 1)")
 
 
 if __name__ == "__main__":

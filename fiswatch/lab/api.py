@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional, Tuple
 
 from fiswatch.lab import layout as L
+from fiswatch.lab.daemon_stop import stop_daemon, wait_gone
 from fiswatch.lab.layout import default_lab_dir
 
 DEFAULT_DIR = default_lab_dir  # a function: the directory depends on the environment at call time
@@ -192,7 +193,7 @@ def lab_up(lab_dir: str, base: str = "127.0.10", port: int = 3306, dns_port: int
     Every check runs first (LabUsageError: bad option or a dir that cannot be used, nothing
     created); `on_start(None)` is called just before the daemon starts, `on_start(line)` for
     what it does before (taking down a killed lab's orphaned servers)."""
-    from fiswatch.lab.daemon import LabStartError, check_free
+    from fiswatch.lab.bindcheck import LabStartError, check_free
     from fiswatch.lab.mariadb import MariaDBError, find_binaries
 
     lab_dir = os.path.abspath(os.path.expanduser(lab_dir))
@@ -259,7 +260,7 @@ def lab_up(lab_dir: str, base: str = "127.0.10", port: int = 3306, dns_port: int
     if not text:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
-            _wait_gone(proc.pid, 60)
+            wait_gone(proc.pid, 60)
             raise LabError("the lab was not ready after %.0fs and was stopped; see %s" % (timeout, L.DAEMON_LOG))
         proc.wait()
         raise LabError("the lab daemon exited with code %s before it was ready; see %s"
@@ -287,70 +288,10 @@ def _tell(on_start: Optional[Callable[[Optional[str]], None]], line: Optional[st
         on_start(line)
 
 
-def _gone(pid: int) -> bool:
-    try:
-        os.waitpid(pid, os.WNOHANG)  # reap it if it is our child (a zombie still has a pid)
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    from fiswatch.lab.orphans import ended
-
-    return ended(pid)
-
-
-def _wait_gone(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if _gone(pid):
-            return True
-        time.sleep(0.05)
-    return _gone(pid)
-
-
-DOWN_WAIT = 30.0  # seconds `lab down` waits for the daemon (it gives each mariadbd 10 s) before killing it
-DOWN_QUIET = 2.0  # seconds before it says what it waits for
-
-
-def _waiting_for(lab_dir: str) -> str:
-    """What the daemon still waits for: its mariadbd that run, and whether the disk is full."""
-    from fiswatch.lab.orphans import disk_full, servers, waits_for_space
-
-    left = servers(lab_dir)
-    if not left:
-        return "the lab daemon to end"
-    full = disk_full(lab_dir)
-    return "mariadbd of %s to shut down" % ", ".join(
-        o.name + (" (disk full)" if full or waits_for_space(o.datadir) else "") for o in left)
-
-
-def _stop_daemon(lab_dir: str, pid: int, say: Callable[[str], None]) -> None:
-    """Wait for the daemon (it stops its servers), saying what for; SIGKILL it after DOWN_WAIT."""
-    start = time.monotonic()
-    next_say = start + DOWN_QUIET
-    while time.monotonic() - start < DOWN_WAIT:
-        if _wait_gone(pid, 0.2):
-            return
-        if time.monotonic() >= next_say:
-            say("waiting for %s ... (%.0fs; at most %.0fs)" % (_waiting_for(lab_dir), time.monotonic() - start,
-                                                                DOWN_WAIT))
-            next_say = time.monotonic() + 5.0
-    say("the lab daemon (pid %d) did not stop within %.0fs: killing it and its servers" % (pid, DOWN_WAIT))
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    _wait_gone(pid, 10)
-
-
 def lab_down(lab_dir: str, say: Optional[Callable[[str], None]] = None) -> None:
     """Stop everything of the lab in `lab_dir`; leaves no process, port, socket or lock.
 
-    `say` gets a line when it waits more than DOWN_QUIET seconds (what for) and when it ends
+    `say` gets a line when it waits more than DOWN_QUIET seconds (what for; lab/daemon_stop.py) and when it ends
     servers a killed daemon left behind."""
     from fiswatch.lab.control import ControlError, request
     from fiswatch.lab.orphans import find_orphans, take_down
@@ -375,7 +316,7 @@ def lab_down(lab_dir: str, say: Optional[Callable[[str], None]] = None) -> None:
             except ProcessLookupError:
                 pass
     if pid:
-        _stop_daemon(lab_dir, int(pid), tell)
+        stop_daemon(lab_dir, int(pid), tell)
     orphans = find_orphans(lab_dir)
     if orphans:
         take_down(orphans, tell)

@@ -10,7 +10,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import socketserver
 import sys
 import threading
@@ -20,47 +19,22 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from fiswatch.lab import aurora
 from fiswatch.lab import layout as L
-from fiswatch.lab import bluegreen, maz, maz_answers, patch, rdsproxy
+from fiswatch.lab import bluegreen, maz_answers, patch, rdsproxy
 from fiswatch.lab.maz_lag import ReplicaLag
 from fiswatch.lab.dnsserver import DnsServer, Zone, start_on_standard_port
+from fiswatch.lab.bindcheck import LabStartError, check_free
 from fiswatch.lab.lablog import log_line
-from fiswatch.lab.mariadb import MariaDBError, Server, ensure_template, find_binaries, sql
+from fiswatch.lab.mariadb import MariaDBError, Server, ensure_template, find_binaries
 from fiswatch.lab.orphans import disk_full, waits_for_space
+from fiswatch.lab.provision import setup_sql, write_credentials
 from fiswatch.lab.proxy import FaultProxy, ProxyLoop
-from fiswatch.lab.replication import replicate, wait_caught_up
 from fiswatch.lab.tls import session_factory
 from fiswatch.lab.tlsca import cert_file, key_file
-from fiswatch.lab.topology import Heartbeat, create_statements
+from fiswatch.lab.topology import Heartbeat
 from fiswatch.lab.wire.accounting import Ledger
 
 
 STOP_GRACE = 10.0  # seconds each mariadbd gets to shut down before SIGKILL (its data is not kept anyway)
-
-
-class LabStartError(RuntimeError):
-    """Why the lab could not start; one line."""
-
-
-def check_free(layout: L.Layout) -> None:
-    """Every address the lab binds is free, or LabStartError naming the first taken one."""
-    wanted = [(layout.dns_address, socket.SOCK_DGRAM, "DNS server (UDP)"),
-              (layout.dns_address, socket.SOCK_STREAM, "DNS server (TCP)")]
-    for spec in layout.instances:
-        wanted.append((layout.proxy_address(spec), socket.SOCK_STREAM, "proxy of " + spec.name))
-        wanted.append((layout.server_address(spec), socket.SOCK_STREAM, "mariadbd of " + spec.name))
-    wanted += [(rdsproxy.proxy_address(layout), socket.SOCK_STREAM, "RDS Proxy")] if layout.rds_proxy else []
-    for address, kind, what in wanted:
-        sock = socket.socket(socket.AF_INET, kind)
-        try:
-            if kind == socket.SOCK_STREAM:  # on UDP it would let two labs share a port
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(address)
-        except OSError as exc:
-            raise LabStartError("%s:%d is taken (%s, wanted by the %s): stop what uses it, or start the lab "
-                                "with another --base/--port/--dns-port" % (address[0], address[1],
-                                                                         exc.strerror or exc, what))
-        finally:
-            sock.close()
 
 
 class Lab:
@@ -101,7 +75,7 @@ class Lab:
             list(pool.map(lambda s: s.start(), self.servers.values()))
         log_line(layout, "lab: %d mariadbd instances up" % len(self.servers))
         password = secrets.token_urlsafe(18)
-        self._setup_sql(password)
+        setup_sql(self, password)
         self.heartbeat.start()
         self.maz_lag.start()
         self.loop.start()
@@ -126,69 +100,13 @@ class Lab:
         if layout.dns_port != 53:
             self.dns53, self.dns53_error = start_on_standard_port(self.zone, layout.dns_address[0], self.loop)
             log_line(layout, "lab: DNS on port 53 too" if self.dns53 else "lab: no DNS on port 53: " + self.dns53_error)
-        self._write_credentials(password)
+        write_credentials(layout, password)
         self._start_control()
         self.write_state()
         from fiswatch.lab.watchdog import WriterWatch
 
         WriterWatch(self, lambda text: log_line(layout, text)).start()
         log_line(layout, "lab: ready (DNS %s:%d)" % layout.dns_address)
-
-    def _setup_sql(self, password: str) -> None:
-        layout = self.layout
-        for spec in layout.instances:
-            sock = layout.server_socket(spec)
-            others = sql(sock, ["SELECT host FROM mysql.user WHERE user='root' AND host<>'localhost'"])
-            drops = ["SET sql_log_bin=0"] + ["DROP USER IF EXISTS 'root'@'%s'" % h.replace("'", "")
-                                           for (h,) in others]
-            sql(sock, drops)  # root only over the unix socket
-        if layout.multi_az_cluster:
-            maz.prepare(layout)
-        for cluster in layout.clusters:
-            writer, *readers = layout.cluster(cluster)
-            sql(layout.server_socket(writer), [
-                "CREATE USER IF NOT EXISTS '%s'@'%%' IDENTIFIED BY 'x'" % L.REPL_USER,
-                ("ALTER USER '" + L.REPL_USER + "'@'%%' IDENTIFIED BY %s", (password,)),
-                "GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO '%s'@'%%'" % L.REPL_USER,
-                "CREATE USER IF NOT EXISTS '%s'@'%%' IDENTIFIED BY 'x'" % L.CLIENT_USER,
-                ("ALTER USER '" + L.CLIENT_USER + "'@'%%' IDENTIFIED BY %s", (password,)),
-                "CREATE DATABASE IF NOT EXISTS %s" % L.DATABASE,
-                "GRANT ALL ON %s.* TO '%s'@'%%'" % (L.DATABASE, L.CLIENT_USER),
-                "CREATE TABLE IF NOT EXISTS %s.%s (id INT AUTO_INCREMENT PRIMARY KEY, value INT)"
-                % (L.DATABASE, L.TABLE),
-            ])
-            if cluster == "aurora":  # the topology the instance proxies answer from (topology.py)
-                sql(layout.server_socket(writer), create_statements(
-                    [aurora.server_id(s.index) for s in L.cluster_specs(cluster)], aurora.server_id(writer.index),
-                    L.CLIENT_USER))
-            if cluster == "maz":  # mysql.rds_topology, semi-sync on the writer (maz.py)
-                sql(layout.server_socket(writer), maz.writer_statements(layout))
-            for reader in readers:
-                replicate(layout, reader, writer, password)
-                if cluster == "maz":
-                    maz.record_source(layout, reader, writer)
-        for cluster in layout.clusters:
-            writer, *readers = layout.cluster(cluster)
-            for reader in readers:
-                wait_caught_up(layout, reader, writer, timeout=30)
-        if layout.blue_green:  # the green environment (lab/bluegreen.py)
-            bluegreen.setup(self, password)
-
-    def _write_credentials(self, password: str) -> None:
-        layout = self.layout
-        creds: Dict[str, Any] = {}
-        for cluster in layout.clusters:
-            entry = {"username": L.CLIENT_USER, "password": password, "engine": "mysql",
-                     "host": layout.endpoint_names[cluster], "port": layout.port, "dbname": L.DATABASE}
-            if cluster == "aurora":
-                entry["dbClusterIdentifier"] = L.CLUSTER
-            elif cluster == "maz":
-                entry["dbClusterIdentifier"] = L.MAZ_CLUSTER
-            else:
-                entry["dbInstanceIdentifier"] = L.CLUSTER + "-mysql"
-            creds[cluster] = entry
-        creds["replication"] = {"username": L.REPL_USER, "password": password}
-        L.write_private(layout.credentials_file, creds)
 
     # --- DNS ---------------------------------------------------------------------------
     def _publish_dns(self) -> None:

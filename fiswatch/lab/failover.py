@@ -10,20 +10,18 @@ import os
 import signal
 import threading
 import time
-from typing import Any, Callable, Dict, Iterator, Optional
+from typing import Any, Dict, Iterator, Optional
 
 from fiswatch.lab import aurora
 from fiswatch.lab import layout as L
 from fiswatch.lab.control import request
+from fiswatch.lab.emitter import Emit, make_emitter
 from fiswatch.lab.lablog import log_line
 from fiswatch.lab.replication import replicate
 from fiswatch.lab.mariadb import sql
 from fiswatch.lab.settle import end_client_sessions, recover, resync_from, roles_for, state_record
-from fiswatch.lab.layout import PROFILES, Profile  # the failover profiles live with the lab's layout
+from fiswatch.lab.profiles import PROFILES, Profile
 from fiswatch.lab.topology import promote_statements
-
-
-Emit = Callable[..., None]  # emit(step, detail, **extra)
 
 
 class FailoverError(RuntimeError):
@@ -376,29 +374,4 @@ def _sigint_ignored() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def make_emitter(lab_dir: str, target: str, crash: bool, sink: Optional[Callable[[Any], None]],
-                 echo: Optional[Callable[[str], None]] = None, what: str = "failover") -> Emit:
-    """An emit(step, detail, **extra) that builds Events, logs to lab.log and optionally echoes."""
-    from fiswatch import events as E
-
-    layout_dir = lab_dir
-
-    def emit(step: str, detail: str, **extra: Any) -> None:
-        event = E.lab(target, step, detail, crash=crash, **extra)
-        line = "%s %s: %-9s %s" % (what, target, step, detail)
-        try:
-            with open(os.path.join(layout_dir, L.LOG_FILE), "a") as fh:
-                fh.write("%s %s\n" % (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(event.ts))
-                                      + ".%03d" % (int(event.ts * 1000) % 1000), line))
-        except OSError:
-            pass
-        if echo is not None:
-            echo("%s.%03d %s" % (time.strftime("%H:%M:%S", time.localtime(event.ts)), int(event.ts * 1000) % 1000,
-                                 line))
-        if sink is not None:
-            sink(event)
-
-    return emit
-
-
-__all__ = ["Profile", "PROFILES", "FailoverError", "Interrupted", "run_failover", "make_emitter", "log_line"]
+__all__ = ["Profile", "PROFILES", "Emit", "FailoverError", "Interrupted", "run_failover", "make_emitter", "log_line"]

@@ -34,192 +34,15 @@ the faults see them, and encrypts what goes back.
 """
 import asyncio
 import socket
-import struct
-from typing import Any, Callable, Dict, Optional, Set, Tuple
+from typing import Any, Callable, Optional, Set, Tuple
 
 from fiswatch.lab.loop import ProxyLoop
+from fiswatch.lab.proxy_conn import Connection, Side, abort_with_rst
 from fiswatch.lab.rdsproxy_wire import err_packet
 
 MODES = ("pass", "blackhole", "reset", "refuse", "latency", "offline")
 OFFLINE_ERR = err_packet(0, 3032, "The server is currently in offline mode")  # MySQL's ER_SERVER_OFFLINE_MODE
 _CHUNK = 65536
-
-
-def _abort_with_rst(transport: Optional[asyncio.Transport]) -> None:
-    """Close a TCP transport so the peer sees RST, not FIN."""
-    if transport is None or transport.is_closing():
-        if transport is not None:
-            transport.abort()
-        return
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
-    transport.abort()
-
-
-class _Side(asyncio.Protocol):
-    """One socket of a proxied connection; hands received bytes to its connection."""
-
-    def __init__(self, conn: "_Connection", upstream: bool) -> None:
-        self.conn = conn
-        self.upstream = upstream
-        self.transport: Optional[asyncio.Transport] = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        if not self.upstream:
-            self.conn.proxy._client_connected(self.conn)
-
-    def data_received(self, data: bytes) -> None:
-        self.conn.received(self.upstream, data)
-
-    def eof_received(self) -> Optional[bool]:
-        self.conn.eof(self.upstream)
-        return True  # keep the transport open: the connection decides
-
-    def connection_lost(self, exc: Optional[Exception]) -> None:
-        self.conn.lost(self.upstream)
-
-
-class _Connection:
-    """A client connection and (unless fenced from the start) its upstream connection."""
-
-    def __init__(self, proxy: "FaultProxy") -> None:
-        self.proxy = proxy
-        self.client = _Side(self, upstream=False)
-        self.server: Optional[_Side] = None
-        self.fenced = False
-        self.closed = False
-        self.pending: list = []  # client bytes received before upstream is connected
-        self.client_eof = False
-        self.server_eof = False
-        self._tails: Dict[bool, Optional["asyncio.Future[None]"]] = {False: None, True: None}  # per-direction last delayed write
-        # the TLS layer (fiswatch/lab/tls.py): raw bytes in, plaintext to the session and the rest
-        self.tls = proxy._tls(lambda data: self._write(self.client, data), self.close) \
-            if proxy._tls is not None else None
-        self.session: Any = None  # set when the client socket is up (proxy._client_connected)
-
-    # --- state changes -------------------------------------------------------------
-    def fence(self) -> None:
-        self.fenced = True
-        self.pending = []
-
-    def reset(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        self._end_session()
-        _abort_with_rst(self.client.transport)
-        if self.server is not None:
-            _abort_with_rst(self.server.transport)
-        self.proxy._forget(self)
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        self._end_session()
-        for side in (self.client, self.server):
-            if side is not None and side.transport is not None:
-                side.transport.close()
-        self.proxy._forget(self)
-
-    def _end_session(self) -> None:
-        session, self.session = self.session, None
-        if session is not None:
-            session.close()
-
-    # --- data ----------------------------------------------------------------------
-    def received(self, from_upstream: bool, data: bytes) -> None:
-        if self.fenced or self.closed:
-            return  # read and dropped
-        # the session (framing, accounting, answers) sees plaintext both ways: what the server
-        # sends before TLS encrypts it for the client, what the client sends after TLS decrypts it;
-        # one that only observes (no rewriter) reads a chunk once it is forwarded: never held up by it
-        session, plain = self.session, data
-        if from_upstream:
-            if self.tls is not None:
-                data = self.tls.from_server(data)
-            if data and not self.closed:
-                self._send(True, data)
-            if session is not None:
-                session.from_server(plain)
-            return
-        if self.tls is not None:
-            data = self.tls.from_client(data)
-            if not data or self.closed:
-                return
-        if session is not None and not getattr(session, "observes_only", False):
-            data, session = session.from_client(data), None
-            if not data:
-                return
-        self._send(False, data)
-        if session is not None:
-            session.from_client(data)
-
-    def _send(self, from_upstream: bool, data: bytes) -> None:
-        if not from_upstream and (self.server is None or self.server.transport is None):
-            self.pending.append(data)
-            return
-        target = self.client if from_upstream else self.server
-        delay = self.proxy._latency if self.proxy._mode == "latency" else 0.0
-        previous = self._tails[from_upstream]
-        if previous is not None and previous.done():
-            previous = self._tails[from_upstream] = None
-        if delay > 0 or previous is not None:  # keep order behind delayed chunks
-            loop = asyncio.get_event_loop()
-            due = loop.time() + delay
-            self._tails[from_upstream] = asyncio.ensure_future(self._later(previous, due, target, data))
-        else:
-            self._write(target, data)
-
-    async def _later(self, previous: Optional["asyncio.Future"], due: float, target: Optional[_Side],
-                     data: bytes) -> None:
-        if previous is not None:
-            await asyncio.wait([previous])
-        loop = asyncio.get_event_loop()
-        remaining = due - loop.time()
-        if remaining > 0:
-            await asyncio.sleep(remaining)
-        self._write(target, data)
-
-    def _write(self, target: Optional[_Side], data: bytes) -> None:
-        if self.fenced or self.closed or target is None or target.transport is None:
-            return
-        if not target.transport.is_closing():
-            target.transport.write(data)
-
-    def upstream_ready(self) -> None:
-        assert self.server is not None and self.server.transport is not None
-        pending, self.pending = self.pending, []
-        for chunk in pending:
-            self._write(self.server, chunk)
-        if self.client_eof and self.server.transport.can_write_eof():
-            self.server.transport.write_eof()
-
-    def eof(self, from_upstream: bool) -> None:
-        if self.fenced or self.closed:
-            return  # a fenced connection never shows the peer's FIN
-        if from_upstream:
-            self.server_eof = True
-        else:
-            self.client_eof = True
-        target = self.client if from_upstream else self.server
-        if target is not None and target.transport is not None and not target.transport.is_closing() \
-                and target.transport.can_write_eof():
-            target.transport.write_eof()
-        if self.client_eof and self.server_eof:
-            self.close()
-
-    def lost(self, from_upstream: bool) -> None:
-        if self.closed:
-            return
-        if from_upstream and self.fenced:
-            return  # the server side went away; the fenced client keeps waiting
-        self.close()
 
 
 def _rewriting_session(rewriter: Callable[[], Any]) -> Callable[[Tuple[str, int]], Any]:
@@ -249,11 +72,12 @@ class FaultProxy:
         self._latency = 0.0
         self._bound: Optional[Tuple[str, int]] = None
         self._server: Optional[asyncio.AbstractServer] = None
-        self._conns: Set[_Connection] = set()
+        self._conns: Set[Connection] = set()
         self._stopped = False
 
     # --- public API ----------------------------------------------------------------
     mode = property(lambda self: self._mode, doc="the current mode")
+    tls = property(lambda self: self._tls, doc="the TLS layer factory of new connections (lab/tls.py) or None")
     latency = property(lambda self: self._latency, doc="seconds added per chunk in `latency` mode")
 
     @property
@@ -332,12 +156,13 @@ class FaultProxy:
         loop = asyncio.get_event_loop()
         self._server = await loop.create_server(self._accept, sock=sock)
 
-    def _accept(self) -> _Side:
-        conn = _Connection(self)
+    def _accept(self) -> Side:
+        conn = Connection(self)
         self._conns.add(conn)
         return conn.client
 
-    def _client_connected(self, conn: _Connection) -> None:
+    def client_connected(self, conn: Connection) -> None:
+        """A client's socket is up (the loop's thread; lab/proxy_conn.py): its session, then the mode's answer."""
         mode = self._mode
         if self._session is not None and mode not in ("reset", "refuse") and not self._stopped:
             peer = conn.client.transport.get_extra_info("peername") if conn.client.transport else None
@@ -357,10 +182,10 @@ class FaultProxy:
         else:
             asyncio.ensure_future(self._connect_upstream(conn))
 
-    async def _connect_upstream(self, conn: _Connection) -> None:
+    async def _connect_upstream(self, conn: Connection) -> None:
         loop = asyncio.get_event_loop()
         host, port = self._target
-        side = _Side(conn, upstream=True)
+        side = Side(conn, upstream=True)
         conn.server = side
         try:
             await loop.create_connection(lambda: side, host, port)
@@ -368,13 +193,14 @@ class FaultProxy:
             conn.reset()  # the client sees the connection reset, as from a dead server
             return
         if conn.closed:
-            _abort_with_rst(side.transport)
+            abort_with_rst(side.transport)
             return
         if conn.fenced:
             return
         conn.upstream_ready()
 
-    def _forget(self, conn: _Connection) -> None:
+    def forget(self, conn: Connection) -> None:
+        """A connection ended (the loop's thread; lab/proxy_conn.py)."""
         self._conns.discard(conn)
 
     def _close_listener(self) -> None:

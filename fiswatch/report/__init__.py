@@ -1,6 +1,7 @@
 """Reading a run back: the report and the check of its writes.
 
     build.py            build_report(events) -> Report (pure): write gaps, stalls, outage pairing
+    gaps.py             a probe's write gaps, stall windows, outage pairs (build.py calls it)
     timeline.py         run-wide facts: lab failovers, DNS changes, markers, ops/s series
     model.py            the frozen dataclasses a Report is made of
     coerce.py           record field values with the wrong type become None, never an exception

@@ -40,20 +40,18 @@ Memory. The events are read once through fiswatch.report.digest: the rare ones a
 dicts, each write and tick only as numbers (16 bytes per acknowledged write), so a report
 of a large record costs little more than its writes' times and ids.
 """
-import bisect
 from itertools import islice
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from fiswatch import events as E
 from fiswatch.report.coerce import as_dict, as_float, as_int, as_list, as_text
 from fiswatch.report.digest import Digest, ProbeColumns, digest
-from fiswatch.report.model import (EndpointWrites, Gap, LabFailover, OutagePair, ProbeReport, Report, VerifyCheck,
+from fiswatch.report.gaps import outage_pairs, stall_windows, write_gaps
+from fiswatch.report.model import (EndpointWrites, LabFailover, ProbeReport, Report, VerifyCheck,
                                    Window, failover_end, failovers_for)
-from fiswatch.report.timeline import dns_changes, lab_failovers, overlap, pause_windows, subtract, timeline_markers
+from fiswatch.report.timeline import dns_changes, lab_failovers, pause_windows, subtract, timeline_markers
 
 FAULT_STATES = frozenset(["STALLED", "ERROR", "RECONNECTING"])
-MIN_SILENT_GAP = 1.0
-SILENT_GAP_FACTOR = 10.0
 
 
 def build_report(events: Union[Iterable[Dict[str, Any]], Digest], notes: Sequence[str] = (),
@@ -179,7 +177,7 @@ def _probe_report(name: str, meta: Dict[str, Any], mine: List[Dict[str, Any]], c
     for e in errors:
         key = _error_key(e)
         kinds[key] = kinds.get(key, 0) + 1
-    stalls = _stalls(states, end, stall_after)
+    stalls = stall_windows(states, end, stall_after)
     failovers_done = [e["ts"] for e in mine if e["event"] == E.FAILOVER]  # handled by the client itself
     faults = sorted([e["ts"] for e in errors] + doubts + failovers_done + (wire["faults"] if wire else [])
                     + [e["ts"] for e in states if as_text(e.get("state")) in FAULT_STATES]
@@ -187,9 +185,9 @@ def _probe_report(name: str, meta: Dict[str, Any], mine: List[Dict[str, Any]], c
     final = as_dict(as_dict(as_dict(summary).get("probes")).get(name))
     final_state = as_text(final.get("state")) or (as_text(states[-1].get("state")) if states else "") or None
     own_pauses = subtract(pauses, stalls)  # stuck in a call: the pause did not cause that silence
-    gaps = _write_gaps(writes, faults, [e["ts"] for e in errors], doubts, start, end,
-                       ended_ok=final_state in (None, "OK", "STOPPED"), pauses=own_pauses,
-                       normal=wire["gap_min"] if wire else None)
+    gaps = write_gaps(writes, faults, [e["ts"] for e in errors], doubts, start, end,
+                      ended_ok=final_state in (None, "OK", "STOPPED"), pauses=own_pauses,
+                      normal=wire["gap_min"] if wire else None)
     turns = [(e["ts"], as_text(e.get("address"))) for e in mine if e["event"] == E.CONNECT and e.get("address")]
     addresses = [address for _, address in sorted(turns + columns.address_turns, key=lambda t: t[0])]
     ticks = columns.ticks()
@@ -214,8 +212,8 @@ def _probe_report(name: str, meta: Dict[str, Any], mine: List[Dict[str, Any]], c
         address_after=addresses[-1] if addresses else None, addresses=_in_turn(addresses), final_state=final_state,
         latency_ms_mean=None if mean is None else round(mean, 2),
         latency_ms_worst=max(lat for _, lat in latencies) if latencies else None,
-        outages=_outage_pairs(gaps, [(n, f) for n, f in failovers if failover_end(f) >= first_seen(mine, writes, wire)],
-                              own_pauses), refused_at=wire["refused_at"] if wire else None,
+        outages=outage_pairs(gaps, [(n, f) for n, f in failovers if failover_end(f) >= first_seen(mine, writes, wire)],
+                             own_pauses), refused_at=wire["refused_at"] if wire else None,
         reads=columns.reads)
 
 
@@ -275,126 +273,6 @@ def _in_turn(addresses: List[str], limit: int = 8) -> Tuple[str, ...]:
 def _error_key(ev: Dict[str, Any]) -> str:
     code, kind = as_int(ev.get("code")), as_text(ev.get("kind")) or "error"
     return "%s %s" % (code, kind) if code is not None else kind
-
-
-def _stalls(states: List[Dict[str, Any]], end: float, stall_after: float) -> List[Window]:
-    out = []
-    began = None  # type: Optional[float]
-    for ev in states:
-        ts = ev["ts"]
-        if ev.get("state") == "STALLED":
-            if began is None:
-                back = as_float(ev.get("stalled_for"))
-                began = ts - (back if back is not None and back >= 0 else stall_after)
-        elif began is not None:
-            out.append(Window(began, max(ts, began)))
-            began = None
-    if began is not None:
-        out.append(Window(began, max(end, began), open=True))
-    return out
-
-
-def _write_gaps(writes: Sequence[float], faults: List[float], errors: List[float], doubts: List[float],
-                start: float, end: float, ended_ok: bool = True, pauses: Sequence[Window] = (),
-                normal: Optional[float] = None) -> List[Gap]:
-    """See the module docstring: gaps anchored on faults, or silent and long; paused time not counted.
-
-    `normal`: the writes' usual interval when known (wire clients), instead of their median."""
-    if not writes:
-        if faults:
-            return [Gap(start, max(start, end), open=True, errors=len(errors), in_doubt=len(doubts), from_start=True,
-                        paused=overlap(pauses, start, end))]
-        return []
-    threshold = max(MIN_SILENT_GAP, SILENT_GAP_FACTOR * (median_interval(writes) if normal is None else normal))
-
-    def count(series: List[float], lo: float, hi: float) -> int:
-        return bisect.bisect_left(series, hi) - bisect.bisect_right(series, lo)
-
-    gaps = []
-    if count(faults, start - 1e9, writes[0]):
-        gaps.append(Gap(start, writes[0], errors=count(errors, -1e18, writes[0]),
-                        in_doubt=count(doubts, -1e18, writes[0]), from_start=True,
-                        paused=overlap(pauses, start, writes[0])))
-    nfaults, fi = len(faults), 0
-    for a, b in zip(writes, islice(writes, 1, None)):
-        while fi < nfaults and faults[fi] <= a:  # the first fault after a (both in time order)
-            fi += 1
-        anchored = fi < nfaults and faults[fi] < b
-        if not anchored and b - a <= threshold:  # the common case: the next write came on time
-            continue
-        paused = overlap(pauses, a, b)
-        if anchored or b - a - paused > threshold:
-            gaps.append(Gap(a, b, anchored=anchored, errors=count(errors, a, b), in_doubt=count(doubts, a, b),
-                            paused=paused))
-    last = writes[-1]
-    tail_faults = count(faults, last, 1e18)
-    paused = overlap(pauses, last, end)
-    if tail_faults or (end - last - paused > threshold and not ended_ok):
-        gaps.append(Gap(last, max(end, last), open=True, anchored=tail_faults > 0,
-                        errors=count(errors, last, 1e18), in_doubt=count(doubts, last, 1e18), paused=paused))
-    return gaps
-
-
-def _outage_pairs(gaps: List[Gap], failovers: List[Tuple[int, LabFailover]],
-                  pauses: Sequence[Window]) -> Tuple[OutagePair, ...]:
-    """Each failover with the longest gap overlapping its own outage, and how far it ran past its end."""
-    out = []
-    for k, (number, failover) in enumerate(failovers):
-        if failover.outage_start is None:
-            out.append(OutagePair(number, failover))
-            continue
-        lo = failover.outage_start
-        hi = failover.outage_end if failover.outage_end is not None else float("inf")
-        over = [g for g in gaps if g.start <= hi and g.end >= lo and not (g.open and g.from_start)]
-        if not over:
-            out.append(OutagePair(number, failover))
-            continue
-        gap = max(over, key=lambda g: g.duration)
-        nxt = failovers[k + 1][1] if k + 1 < len(failovers) else None
-        next_start = None if nxt is None else (nxt.outage_start if nxt.outage_start is not None else nxt.started)
-        into_next = next_start is not None and gap.end > next_start
-        if gap.open or failover.outage_end is None or into_next:
-            out.append(OutagePair(number, failover, gap, None, into_next=into_next and not gap.open))
-            continue
-        paused_after = overlap(pauses, failover.outage_end, gap.end)
-        out.append(OutagePair(number, failover, gap, gap.end - failover.outage_end - paused_after,
-                              paused_after=paused_after))
-    return tuple(out)
-
-
-def median_interval(writes: Sequence[float]) -> float:
-    """The median time between consecutive writes, to the millisecond, without a list of every interval.
-
-    The intervals are counted per millisecond (a run writes every interval, so a few hundred
-    different values at most); the threshold it feeds (10 x the median, at least 1 s) only
-    depends on it above 100 ms, where a millisecond is 1 %.
-
-    >>> median_interval([0.0, 0.05, 0.1, 0.16, 2.0])
-    0.055
-    >>> median_interval([1.0])
-    0.0
-    """
-    counts = {}  # type: Dict[int, int]
-    total = 0
-    for a, b in zip(writes, islice(writes, 1, None)):
-        key = int(round((b - a) * 1000))
-        counts[key] = counts.get(key, 0) + 1
-        total += 1
-    if not total:
-        return 0.0
-    keys = sorted(counts)
-
-    def nth(n: int) -> int:
-        seen = 0
-        for key in keys:
-            seen += counts[key]
-            if seen > n:
-                return key
-        return keys[-1]  # pragma: no cover
-
-    if total % 2:
-        return nth(total // 2) / 1000.0
-    return (nth(total // 2 - 1) + nth(total // 2)) / 2000.0
 
 
 def _check(ev: Dict[str, Any]) -> VerifyCheck:
