@@ -14,7 +14,7 @@ import sys
 import pymysql
 import pytest
 
-from _lab_fixture import answer_of, private_lab
+from _lab_fixture import answer_of, lab, private_lab  # noqa: F401 - lab: the shared lab (no green)
 from conftest import ROOT, wait_for
 
 from fiswatch.lab import bg_answers as A
@@ -296,3 +296,31 @@ def test_the_next_switchover_completes_or_rolls_back_a_killed_one_and_says_which
         assert again.returncode == 0, again.stderr
     else:
         assert again.returncode == 2 and "switched over already" in again.stderr, again.stderr
+
+
+def test_no_green_environment_is_one_line_exit_2(lab):  # noqa: F811 - the fixture
+    done = _cli("--dir", lab.dir, "--fault", "frozen-metadata")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "no green environment in this lab: start it with `fiswatch lab up --blue-green`" in done.stderr
+
+
+def test_two_switchovers_at_once_the_second_is_one_line_exit_2_and_the_first_completes(bg):
+    import json
+
+    first = subprocess.Popen([sys.executable, "-m", "fiswatch", "lab", "switchover", "--dir", bg.dir, "--json"],
+                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                             env=dict(os.environ, AWS_EC2_METADATA_DISABLED="true"))
+    try:
+        assert json.loads(first.stdout.readline())["step"] == "SWITCHOVER_INITIATED"
+        first.send_signal(signal.SIGSTOP)  # held midway, its lock taken, however slow the machine
+        second = _cli("--dir", bg.dir)
+        first.send_signal(signal.SIGCONT)
+        assert second.returncode == 2 and second.stderr.count("\n") == 1, second.stderr
+        assert "a failover, crash or switchover already runs in" in second.stderr
+        steps = [json.loads(line)["step"] for line in first.stdout]
+        assert first.wait(60) == 0 and steps[-1] == "done", steps
+    finally:
+        first.kill()
+        first.wait(30)
+        first.stdout.close()
+    assert _blue_names_renamed(bg, _layout(bg))
