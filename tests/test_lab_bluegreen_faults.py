@@ -245,13 +245,17 @@ def _killed_at(info, step):
     assert proc.returncode == -signal.SIGKILL
 
 
-@pytest.mark.parametrize("step, renamed", [("topology-renamed", False), ("blue-dns", True)])
-def test_a_killed_switchover_leaves_every_name_blue_or_every_name_renamed(bg, step, renamed):
+@pytest.mark.parametrize("step", ["topology-renamed", "blue-dns"])
+def test_a_killed_switchover_leaves_every_name_blue_or_every_name_renamed(bg, step):
     from fiswatch.lab.switchover import old1
 
     layout = _layout(bg)
     _killed_at(bg, step)
     names = _names(bg, layout)
+    # killed after printing blue-dns: renamed; after topology-renamed: the rename is 0.5 s later on the
+    # timeline, but a late process may already run it when the kill lands, so either, never half
+    renamed = _renamed_or_blue(bg, layout) == "renamed"
+    assert renamed or step == "topology-renamed"
     blue_aurora = [layout.proxy_address(s)[0] for s in layout.cluster("aurora")]
     green = [layout.proxy_address(s)[0] for s in L.GREEN_INSTANCES]
     for spec, addr in zip(layout.cluster("aurora"), blue_aurora):
