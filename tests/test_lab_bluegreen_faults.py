@@ -108,11 +108,16 @@ def test_frozen_metadata_blue_stays_in_progress_and_greens_rows_are_removed(bg):
     layout = _layout(bg)
     blue, green = L.INSTANCES[0], L.GREEN_INSTANCES[0]
     seen = {}
+    in_progress = [(A.SOURCE, "SWITCHOVER_IN_PROGRESS"), (A.TARGET, "SWITCHOVER_IN_PROGRESS")]
+
+    def at_in_progress():  # written on blue, replicated to green (not promoted yet): wait for it there
+        wait_for(lambda: _statuses(layout, green) == in_progress, 20, message="IN_PROGRESS replicated to green")
+        seen["in_progress"] = (_statuses(layout, blue), _statuses(layout, green))
+
     steps = _switchover(bg, "frozen-metadata", at={
-        "SWITCHOVER_IN_PROGRESS": lambda: seen.update(in_progress=(_statuses(layout, blue), _statuses(layout, green))),
+        "SWITCHOVER_IN_PROGRESS": at_in_progress,
         "SWITCHOVER_IN_POST_PROCESSING": lambda: seen.update(post=(_statuses(layout, blue), _statuses(layout, green))),
     })
-    in_progress = [(A.SOURCE, "SWITCHOVER_IN_PROGRESS"), (A.TARGET, "SWITCHOVER_IN_PROGRESS")]
     assert seen["in_progress"] == (in_progress, in_progress)
     assert seen["post"] == (in_progress, [])  # frozen on blue, removed on green
     assert steps[-1] == "done" and "fault" in steps
