@@ -270,8 +270,10 @@ def test_a_killed_switchover_leaves_every_name_blue_or_every_name_renamed(bg, st
     assert names[L.ENDPOINT_NAMES["rds"]] == [green[2] if renamed else layout.proxy_address(L.INSTANCES[2])[0]]
     assert names[old1(L.ENDPOINT_NAMES["rds"])] == ([layout.proxy_address(L.INSTANCES[2])[0]] if renamed
                                                      else "nxdomain")
-    for spec, addr in zip(L.GREEN_INSTANCES, green):
-        assert names[str(spec.dns_name)] == [addr]  # green names not removed yet at either point
+    # green's names: all still answering (the removal is 1 s later on the timeline) or, from a late process
+    # the kill did not stop in time, all removed (one update too); never some of them
+    answers = [names[str(spec.dns_name)] for spec in L.GREEN_INSTANCES]
+    assert answers in ([[addr] for addr in green], ["nxdomain"] * len(green)), names
 
 
 def _renamed_or_blue(info, layout):
