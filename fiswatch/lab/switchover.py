@@ -13,7 +13,10 @@ daemon (proxies, DNS) and the servers (as root). Steps, at the profile's offsets
   SWITCHOVER_COMPLETED      only the target row left; the table is emptied `empty_after` seconds later
 
 Stopped before green is promoted, it is rolled back (blue writable, proxies open, AVAILABLE); after,
-it is completed at once. The phase is kept by the daemon for `lab status --json` (last_failover).
+it is completed at once; killed (SIGKILL) midway, the next `lab switchover` does that first
+(recover_killed). The renames are one DNS update (the daemon's dns_batch), never half applied.
+`--fault NAME` (lab/bg_faults.py) bends the run into what users hit. The phase is kept by the
+daemon for `lab status --json` (last_failover).
 """
 import fcntl
 import os
