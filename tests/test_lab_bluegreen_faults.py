@@ -205,7 +205,9 @@ def _cli(*args):
                           env=dict(os.environ, AWS_EC2_METADATA_DISABLED="true"))
 
 
-def test_bad_fault_values_are_one_line_exit_2_and_start_nothing(bg):
+def test_bad_fault_values_are_one_line_exit_2_and_start_nothing(bg, tmp_path):
+    no_lab = _cli("--dir", str(tmp_path), "--fault", "bogus")  # said before looking for a lab
+    assert no_lab.returncode == 2 and no_lab.stderr.startswith("fiswatch lab switchover: unknown switchover fault")
     for value, expected in (("slow-dns", "unknown switchover fault 'slow-dns': use one of rollback, frozen-metadata, "
                              "monitors-refused[=SECONDS], no-metadata, green-ids-kept, no-grant-on-green"),
                             ("monitors-refused=soon", "seconds must be a number in (0, 600], got 'soon'"),

@@ -2,7 +2,8 @@
 
 The work is lab/switchover.py's. Exit codes: 0 done, 1 stopped midway (rolled back or completed, the
 line says which), 2 nothing started (no green environment, another failover/crash/switchover running,
-an unknown profile, a switchover already done), 130 interrupted.
+an unknown profile or --fault, a switchover already done), 130 interrupted. A switchover killed midway
+is completed or rolled back by the next one, which then exits 1 saying which.
 """
 import argparse
 import json
@@ -38,6 +39,13 @@ def run_switchover_command(args: argparse.Namespace, lab_dir: str) -> int:
 
     emit = make_emitter(lab_dir, "bluegreen", False, as_json if args.json else None,
                         None if args.json else (lambda line: print(line, flush=True)), what="switchover")
+    from fiswatch.lab.bg_faults import FaultError, parse
+
+    try:
+        parse(args.fault)  # a typo is said first, lab or not
+    except FaultError as exc:
+        print("fiswatch lab switchover: %s" % exc, file=sys.stderr)
+        return 2
     try:
         lab_status(lab_dir)  # one line when no lab runs there
         with sigterm_interrupts():
