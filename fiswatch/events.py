@@ -195,11 +195,15 @@ def summary(probes: Mapping[str, Mapping[str, Any]], *, ts: Optional[float] = No
 def wire_client(probe: str, endpoint: str, *, backend: str, acked: int, segments: Sequence[Sequence[float]],
                 gap_min: float, errors: Mapping[str, int], last_error: Optional[Sequence[Any]], refused: int,
                 last_refused: Optional[float], dropped: int, last_dropped: Optional[float], faults: Sequence[float],
-                unmeasured: Mapping[str, int], ts: Optional[float] = None) -> Event:
-    """A program measured from the wire by the lab's proxies, one per endpoint (fiswatch.lab.wire)."""
+                unmeasured: Mapping[str, int], rolled_back: int = 0, rolled_back_writes: int = 0,
+                ts: Optional[float] = None) -> Event:
+    """A program measured from the wire by the lab's proxies, one per endpoint (fiswatch.lab.wire);
+    `rolled_back`: its transactions holding writes that ended without an acknowledged COMMIT (with the
+    `rolled_back_writes` they held: never acknowledged, never lost)."""
     return _event(WIRE_CLIENT, ts, probe=probe, endpoint=endpoint, backend=backend, acked=acked, segments=segments,
                   gap_min=gap_min, errors=errors, last_error=last_error, refused=refused, last_refused=last_refused,
-                  dropped=dropped, last_dropped=last_dropped, faults=faults, unmeasured=unmeasured)
+                  dropped=dropped, last_dropped=last_dropped, faults=faults, unmeasured=unmeasured,
+                  rolled_back=rolled_back, rolled_back_writes=rolled_back_writes)
 
 
 def lab_daemon(state: str, *, lab_dir: str, message: str, orphans: int = 0, ts: Optional[float] = None) -> Event:

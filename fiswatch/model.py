@@ -200,7 +200,8 @@ class Snapshot:
     tls: Optional[str] = None  # the connection's TLS version ('TLSv1.3'), 'plain', '?' when the driver hides it
     reads: bool = False  # a read probe (fiswatch.engine.readround): rows are what it read
     server: Optional[str] = None  # read probes: who answered (@@server_id, and @@hostname when it says more)
-    lag_s: Optional[int] = None  # read probes: the reader's own Seconds_Behind_Source, where the shape has it
+    lag_s: Optional[float] = None  # read probes: the reader's own lag where the shape has it (int: Seconds_Behind_Source;
+    # float: Aurora's REPLICA_LAG_IN_MILLISECONDS / 1000)
     seq: int = 0
 
     def in_flight_for(self, now: float) -> float:

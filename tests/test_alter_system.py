@@ -48,8 +48,7 @@ def test_a_refused_crash_and_simulate_are_mysql_errors():
     answers = A.AlterSystem("i-2", lambda instance, kind: "a failover, crash or reboot already runs in /x")
     assert answers.answer(b"ALTER SYSTEM CRASH") == A.error_statement(1105, "a failover, crash or reboot "
                                                                               "already runs in /x")
-    simulate = answers.answer(b"ALTER SYSTEM SIMULATE 20 PERCENT DISK CONGESTION BETWEEN 5 AND 10 MILLISECONDS "
-                              b"FOR INTERVAL 1 MINUTE")
+    simulate = answers.answer(b"ALTER SYSTEM SIMULATE 20 PERCENT DISK HICCUPS FOR INTERVAL 1 MINUTE")
     assert "MYSQL_ERRNO=1105" in simulate and "not supported" in simulate
     bad = answers.answer(b"ALTER SYSTEM RESTART '; DROP TABLE x")
     assert "MYSQL_ERRNO=1064" in bad and "''; DROP" in bad  # quoted: one statement, never two
@@ -71,3 +70,41 @@ def test_a_disk_failure_fails_its_share_of_statements_for_its_interval_only():
     assert answers.answer(b"SELECT 1") is None and not disk.wants(10)  # the interval is over
     refused = answers.answer(b"ALTER SYSTEM SIMULATE 5 PERCENT DISK FAILURE FOR INTERVAL 11 MINUTE")
     assert "MYSQL_ERRNO=1105" in refused and "10 minutes" in refused
+
+
+def test_a_disk_congestion_holds_its_share_of_statements_for_its_interval_only():
+    now, dice = [100.0], [0.0]
+    slow = A.DiskCongestion(clock=lambda: now[0], dice=lambda: dice[0])
+    answers = A.AlterSystem("i-1", lambda instance, kind: "")
+    answers.congestion = slow
+    assert answers.delay() == 0.0 and not answers.busy(10)  # nothing simulated
+    assert answers.answer(b"alter system simulate 50 percent disk congestion between 200 and 400 milliseconds "
+                          b"in node 1 for interval 2 second;") == A.STARTED
+    assert answers.busy(10) and not answers.busy(A.DISK_MAX_TEXT + 1)
+    dice[0] = 0.25  # picked (25 < 50), and the delay 200 + 0.25 * 200 ms
+    assert abs(answers.delay() - 0.25) < 1e-9 and answers.answer(b"SELECT 1") is None  # held, not failed
+    dice[0] = 0.6
+    assert answers.delay() == 0.0  # the other 50 %
+    dice[0], now[0] = 0.0, 102.0
+    assert answers.delay() == 0.0 and not answers.busy(10)  # the interval is over
+    for bad, why in ((b"0 PERCENT DISK CONGESTION BETWEEN 1 AND 2 MILLISECONDS FOR INTERVAL 1 SECOND", "PERCENT"),
+                     (b"5 PERCENT DISK CONGESTION BETWEEN 1 AND 20000 MILLISECONDS FOR INTERVAL 1 SECOND", "at most"),
+                     (b"5 PERCENT DISK CONGESTION BETWEEN 1 AND 2 MILLISECONDS FOR INTERVAL 11 MINUTE", "10 minutes")):
+        refused = answers.answer(b"ALTER SYSTEM SIMULATE " + bad)
+        assert "MYSQL_ERRNO=1105" in refused and why in refused, refused
+
+
+def test_the_rewriter_hands_a_congested_statements_delay_to_the_session_once():
+    from fiswatch.lab import aurora
+    from fiswatch.lab.wire.session import Session
+
+    answers = A.AlterSystem("i-1", lambda instance, kind: "")
+    answers.congestion = A.DiskCongestion(dice=lambda: 0.0)
+    answers.answer(b"ALTER SYSTEM SIMULATE 100 PERCENT DISK CONGESTION BETWEEN 300 AND 300 MILLISECONDS "
+                   b"FOR INTERVAL 1 MINUTE")
+    session = Session(rewriter=aurora.rewriter_factory("i-1", answers)())
+    assert session.take_delay() == 0.0
+    rewriter = session.rewriter
+    assert rewriter.wants(len(b"\x03SELECT 1"), 3)
+    _rewrite(rewriter, "SELECT 1")
+    assert abs(session.take_delay() - 0.3) < 1e-9 and session.take_delay() == 0.0

@@ -107,10 +107,11 @@ CASES = [
     (lambda: E.run_stop(ts=TS), '{"ts":1700000000.123,"event":"run_stop"}'),
     (lambda: E.wire_client("aurora/program", "aurora", backend="app.py", acked=3, segments=[[1.0, 2.5]], gap_min=0.2,
                            errors={"2013": 1}, last_error=[2013, 2.0], refused=0, last_refused=None, dropped=1,
-                           last_dropped=2.0, faults=[2.0], unmeasured={}, ts=TS),
+                           last_dropped=2.0, faults=[2.0], unmeasured={}, rolled_back=1, rolled_back_writes=2, ts=TS),
      '{"ts":1700000000.123,"event":"wire_client","probe":"aurora/program","endpoint":"aurora","backend":"app.py",'
      '"acked":3,"segments":[[1.0,2.5]],"gap_min":0.2,"errors":{"2013":1},"last_error":[2013,2.0],"refused":0,'
-     '"last_refused":null,"dropped":1,"last_dropped":2.0,"faults":[2.0],"unmeasured":{}}'),
+     '"last_refused":null,"dropped":1,"last_dropped":2.0,"faults":[2.0],"unmeasured":{},"rolled_back":1,'
+     '"rolled_back_writes":2}'),
     (lambda: E.lab_daemon("gone", lab_dir="/tmp/lab", message="lab daemon gone: the lab's proxies and DNS stopped",
                           orphans=2, ts=TS),
      '{"ts":1700000000.123,"event":"lab_daemon","state":"gone","lab_dir":"/tmp/lab","message":"lab daemon gone: '

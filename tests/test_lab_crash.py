@@ -142,8 +142,7 @@ def test_alter_system_answers_as_the_services_do(lab):
 
     conn = _connect(lab, _writer(lab).address)
     with pytest.raises(pymysql.err.OperationalError) as simulate:
-        _one(conn, "ALTER SYSTEM SIMULATE 50 PERCENT DISK CONGESTION BETWEEN 5 AND 9 MILLISECONDS "
-                   "FOR INTERVAL 5 SECOND")
+        _one(conn, "ALTER SYSTEM SIMULATE 50 PERCENT DISK HICCUPS FOR INTERVAL 5 SECOND")
     assert simulate.value.args[0] == 1105 and "not supported by the fiswatch lab" in simulate.value.args[1]
     with pytest.raises(pymysql.err.ProgrammingError) as bad:
         _one(conn, "ALTER SYSTEM CRASH EVERYTHING")
@@ -198,6 +197,32 @@ def test_reboot_refuses_connects_and_the_reader_keeps_serving(lab):
         cur.execute("INSERT INTO %s (value) VALUES (1)" % L.TABLE)  # the writer writes again
     conn.close()
     assert _writer(lab).name == writer.name
+
+
+def test_lab_status_shows_a_reboot_in_progress_and_not_once_it_is_done(lab):
+    import json
+
+    from fiswatch.lab.crash import run_reboot
+
+    reader = _reader_name(lab)
+    outcome = {}
+    job = threading.Thread(target=lambda: outcome.update(run_reboot(lab.dir, reader, down_for=5.0)), daemon=True)
+    job.start()
+
+    def in_progress():
+        done = _lab_cli(lab, "status", "--json")
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)["outage_in_progress"]
+
+    shown = wait_for(in_progress, timeout=30, message="lab status --json showing the reboot")
+    assert (shown["kind"], shown["instance"], shown["cluster"]) == ("reboot", reader, "aurora")
+    assert abs(shown["since"] - time.time()) < 60
+    line = "outage       reboot of %s (aurora) running since" % reader
+    wait_for(lambda: line in _lab_cli(lab, "status").stdout, timeout=30, message="lab status saying so")
+    job.join(60)
+    assert outcome.get("outage_end")
+    assert in_progress() is None
+    assert "outage " not in _lab_cli(lab, "status").stdout
 
 
 def test_bad_input_gets_one_line_and_exit_2(lab):

@@ -4,11 +4,12 @@ import json
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 
 from _demo_key import press_twice
-from conftest import ROOT
+from conftest import ROOT, wait_for
 
 sys.path.insert(0, os.path.dirname(__file__))
 from test_lab_rdsproxy import _lab_connect, _proxy_ip, _query, plab  # noqa: E402,F401
@@ -82,3 +83,63 @@ def test_a_patch_while_another_outage_runs_or_for_rds_is_one_line_and_exit_2(pla
 def test_a_patch_on_a_lab_without_its_rds_proxy_is_one_line_and_exit_2(lab):
     _one_line(_fiswatch("lab", "patch", "aurora", "--dir", lab.dir), 2, "runs without its RDS Proxy")
     _one_line(_fiswatch("lab", "patch", "aurora", "--no-zdp", "--dir", lab.dir), 2, "lab up --proxy")
+    refused = _fiswatch("lab", "exec", "--dir", lab.dir, "--patch", "aurora@1", "--", "sh", "-c", "echo ran")
+    _one_line(refused, 2, "--patch: this lab runs without its RDS Proxy")  # before anything starts
+    assert "lab up --proxy" in refused.stderr and "ran" not in refused.stdout, refused.stdout
+
+
+OPEN_TRANSACTION = """\
+import os, sys, time
+import pymysql
+def connect():
+    return pymysql.connect(host=os.environ["FISWATCH_LAB_AURORA_HOST"], port=int(os.environ["FISWATCH_LAB_PORT"]),
+                           user=os.environ["FISWATCH_LAB_USER"], password=os.environ["FISWATCH_LAB_PASSWORD"],
+                           database=os.environ["FISWATCH_LAB_DATABASE"], autocommit=True, connect_timeout=2,
+                           read_timeout=5, write_timeout=5)
+conn = connect()
+cur = conn.cursor()
+cur.execute("CREATE TABLE IF NOT EXISTS patch_txn (id BIGINT AUTO_INCREMENT PRIMARY KEY, v INT)")
+cur.execute("INSERT INTO patch_txn (v) VALUES (0)")  # acknowledged (autocommit)
+cur.execute("BEGIN")
+cur.execute("INSERT INTO patch_txn (v) VALUES (1)")
+cur.execute("INSERT INTO patch_txn (v) VALUES (2)")  # two writes held by the open transaction
+deadline = time.time() + 90
+try:
+    while time.time() < deadline:  # inside the transaction until the patch ends the connection
+        time.sleep(0.1)
+        cur.execute("SELECT 1")
+    sys.exit(3)
+except pymysql.err.MySQLError:
+    pass
+while time.time() < deadline:
+    try:
+        connect().cursor().execute("INSERT INTO patch_txn (v) VALUES (3)")  # acknowledged after the patch
+        break
+    except pymysql.err.MySQLError:
+        time.sleep(0.2)
+"""
+
+
+def test_an_open_transaction_through_a_patch_is_reported_rolled_back_never_lost(plab, tmp_path):
+    from test_lab_gate import _gate
+
+    from fiswatch.lab.outage_now import outage_now
+
+    (tmp_path / "txn.py").write_text(OPEN_TRANSACTION)
+    record = tmp_path / "run.jsonl"
+    done = {}
+    gate = threading.Thread(target=lambda: done.update(result=_gate(
+        plab.dir, tmp_path, "--patch", "aurora@2", "--expect", "lost=0", "--record", str(record), "--",
+        sys.executable, "txn.py")), daemon=True)
+    gate.start()
+    running = wait_for(lambda: outage_now(plab.dir), timeout=60, interval=0.01, message="the patch in progress")
+    assert running["kind"] == "patch" and running["cluster"] == "aurora"  # what `lab status` shows meanwhile
+    gate.join(240)
+    result = done["result"]
+    assert result.returncode == 0, result.stderr
+    text = "1 transaction rolled back (2 writes not acknowledged)"
+    assert text in result.stderr and "lost writes: 0 of 2 acknowledged inserts" in result.stderr, result.stderr
+    client = next(e for e in map(json.loads, record.read_text().splitlines()) if e.get("event") == "wire_client")
+    assert (client["acked"], client["rolled_back"], client["rolled_back_writes"]) == (2, 1, 2)
+    report = _fiswatch("report", str(record))
+    assert report.returncode == 0 and "  " + text in report.stdout.splitlines(), report.stdout

@@ -77,3 +77,26 @@ def test_disk_failure_fails_statements_for_the_interval(lab):
     conn.close()
     other.close()
 
+
+
+def test_disk_congestion_slows_the_instances_statements_for_the_interval_only(lab):
+    import statistics
+    import time
+
+    reader = next(i for i in lab.instances if i.cluster == "aurora" and i.role == "reader")
+    conn, other = _connect(lab, reader.address), _connect(lab, reader.address)
+
+    def took():
+        started = time.monotonic()
+        assert _one(other, "SELECT 1")[0] == 1  # delayed, never failed
+        return time.monotonic() - started
+
+    with conn.cursor() as cur:  # OK; every statement of every session of the instance held 300..400 ms
+        cur.execute("ALTER SYSTEM SIMULATE 100 PERCENT DISK CONGESTION BETWEEN 300 AND 400 MILLISECONDS "
+                    "IN DISK 1 FOR INTERVAL 3 SECOND")
+    during = [took() for _ in range(2)]
+    assert max(during) >= 0.3, during
+    wait_for(lambda: statistics.median([took() for _ in range(5)]) < 0.2, timeout=30,
+             message="statements fast again after the interval")
+    conn.close()
+    other.close()

@@ -326,3 +326,27 @@ def test_demo_probes_each_show_state_address_and_rows(width, height, min_rows):
     assert any("failed over 127.0.10.1 -> 127.0.10.2" in t for t in texts)
     if width == 80:  # Aurora's three columns in one band, RDS's two below
         assert column_of(texts, "AURORA")[0] < column_of(texts, "RDS")[0]
+
+
+def test_80x24_switchover_demo_names_all_three_clients_and_keeps_the_phase_line():
+    """`demo --switchover` at 80x24: the Aurora band's headers name mysql-connector (whole), PyMySQL and
+    the wrapper with `bg`; the switchover's phase line (lab/switchover_cli.py) sits under the events."""
+    from fiswatch.lab.switchover_cli import SwitchoverPhase
+
+    phase = SwitchoverPhase()
+    sink = phase.wrap(lambda event: None)
+    sink(E.lab("bluegreen", "SWITCHOVER_INITIATED", "x", crash=False, outage="switchover", ts=100.0))
+    sink(E.lab("bluegreen", "SWITCHOVER_IN_PROGRESS", "y", crash=False, outage="switchover", ts=100.5))
+    sink(E.lab("aurora", "start", "a failover's step", crash=False, ts=101.0))  # not the switchover's
+    assert phase.lines(now=101.7) == ("Blue/Green SWITCHOVER_IN_PROGRESS 1.2s (t+1.7s)",)
+    view = demo_view()
+    bg = "aws-wrapper:plugins=bg+failover_v2"  # the demo's wrapper under --switchover
+    probes = tuple(dataclasses.replace(p, snapshot=dataclasses.replace(p.snapshot, backend=bg))
+                   if p.info.name == "aws-wrapper" else p for p in view.probes)
+    view = dataclasses.replace(view, probes=probes, status=phase.lines(now=101.7))
+    _, texts = screen(view)
+    assert any(all(name in t for name in ("mysql-connector read none", "pymysql", "aws-wrapper bg socket 1s"))
+               for t in texts), "\n".join(texts)
+    assert "Blue/Green SWITCHOVER_IN_PROGRESS 1.2s (t+1.7s)" in texts[-2]
+    sink(E.lab("bluegreen", "done", "z", crash=False, outage="switchover", ts=106.1))
+    assert phase.lines(now=200.0) == ("Blue/Green switchover done at t+6.1s",)

@@ -4,9 +4,11 @@
   the failover while the write probe's writes stop: no read gap at all in the report, and no
   silence between two reads longer than READ_GAP_BOUND while the writer is fenced;
 - a read probe pointed at the writer's name says so once and keeps reading;
-- the demo shows the read column at 80x24 (the real `fiswatch demo` in a pseudo-terminal).
+- the demo shows the read column at 80x24 (the real `fiswatch demo` in a pseudo-terminal): its count
+  grows while the write columns show a failover's gap.
 """
 import os
+import re
 import sys
 
 import pytest
@@ -112,16 +114,79 @@ def test_a_read_probe_on_the_writer_name_says_so_once_and_reads_on(rlab):
     assert len([e for e in events if e["event"] == E.READ]) > 30
 
 
-def test_the_demo_shows_the_read_column_at_80x24(rlab):
+def test_a_read_probe_on_an_aurora_reader_shows_its_topology_lag(rlab):
+    """REPLICA_LAG_IN_MILLISECONDS of the reader's row in replica_host_status (written on the writer, as
+    Aurora's topology carries it) is the column's lag, in ms; back to 0, the column shows rows behind again."""
+    from fiswatch.lab import layout as L
+    from fiswatch.lab.aurora import TOPOLOGY_TABLE
+    from fiswatch.lab.api import lab_status
+    from fiswatch.lab.mariadb import sql
+    from fiswatch.ui.columns import read_candidates
+
+    writer = lab_status(rlab.dir).instance("aurora", "writer")
+    socket_path = L.Layout(dir=rlab.dir).server_socket(L.spec_by_name(writer.name))
+
+    def set_lag(ms):
+        sql(socket_path, [("UPDATE " + TOPOLOGY_TABLE + " SET REPLICA_LAG_IN_MILLISECONDS = %s WHERE SERVER_ID = %s",
+                           (ms, "fiswatch-lab-instance-3"))])
+    log = EventLog()
+    runner = _runner(rlab, ["instance-3"], log).start()
+
+    def view():  # the read column as the monitor hands it to the screen
+        return next((v for v in runner.view.probes if v.snapshot.reads and v.snapshot.iterations > 5), None)
+    try:
+        wait_for(lambda: view() and view().snapshot.lag_s == 0.0, 60, message="the read probe reads with topology lag 0")
+        try:
+            set_lag(2500)
+            wait_for(lambda: view().snapshot.lag_s == 2.5, 30, message="the probe sees the topology's 2500 ms")
+            v = view()
+            assert "reads srv 5 lag 2500ms %d ok" % v.snapshot.iterations in read_candidates(v)
+        finally:
+            set_lag(0)
+        wait_for(lambda: view().snapshot.lag_s == 0.0, 30, message="the probe sees the lag back to 0")
+        assert not any("ms" in text for text in read_candidates(view()))  # rows behind again
+    finally:
+        _stop(runner, log)
+
+
+def _read_count(text):
+    """The read column's answered reads on the screen (`reads srv 5 lag 0 168 ok`), None when not shown."""
+    m = re.search(r"reads srv 5(?: lag \S+)? (?:rows )?(\d+) ok", text)
+    return int(m.group(1)) if m else None
+
+
+def _writes_down(lines):
+    """Whether an Aurora write column shows the failover's gap (not OK: STALLED, ERROR, RECONNECTING ...)."""
+    from dashboard_app import column_facts, screen_columns
+
+    states = [column_facts(c)[0] for c in screen_columns(lines) if not any("reads srv" in cell for cell in c)]
+    return any(s and not s.startswith("OK") for s in states[:3])  # the AURORA band comes first: 3 columns
+
+
+def test_the_demo_at_80x24_shows_reads_going_on_while_the_writes_stop(rlab):
+    """The real `fiswatch demo` in a pseudo-terminal, one fast Aurora failover: from the screen, the read
+    column's count grows while the Aurora write columns show the failover's gap."""
     from test_dashboard_pty import PtyTerminal, assert_restored
 
-    argv = [sys.executable, "-m", "fiswatch", "demo", "--dir", rlab.dir, "--no-failover"]
+    argv = [sys.executable, "-m", "fiswatch", "demo", "--dir", rlab.dir, "--aurora-after", "1", "--rds-after", "3600"]
     t = PtyTerminal(argv, rows=24, cols=80, env={"PYTHONPATH": ROOT, "AWS_EC2_METADATA_DISABLED": "true"})
     try:
         def read_column():
             t.pump()
-            return "INSTANCE-3" in t.text and "reads srv 5" in t.text and "AURORA" in t.text and "RDS" in t.text
+            return "INSTANCE-3" in t.text and _read_count(t.text) is not None and "AURORA" in t.text \
+                and "RDS" in t.text
         t.wait(read_column, 60, "the read column beside the write columns")
+        seen = {}
+
+        def gap_with_reads():  # the first screen with the writes down, then one with them still down, reads grown
+            t.pump()
+            count = _read_count(t.text)
+            if count is None or not _writes_down(t.lines):
+                return False
+            seen.setdefault("first", count)
+            return count >= seen["first"] + 5
+        t.wait(gap_with_reads, 60, "reads counting on while the Aurora write columns show the failover gap")
+        t.wait(lambda: t.pump() or "aurora failover complete" in t.text, 90, "the failover's end in the event log")
         t.send(b"q")
         assert t.wait_exit(60) == 0
         assert_restored(t)
@@ -189,3 +254,67 @@ def test_the_reader_endpoints_random_pick_is_no_dns_news_for_a_read_endpoint(rla
     said, answers = counts[True]
     assert len(answers) == 2 and said == 2  # both readers handed out; each said once
     assert counts[False][0] > 4  # as a write endpoint, every flip of the pick is a change
+
+
+# Keep this test LAST in the module: it kills instance-3 of the module's lab (`--dist loadfile` keeps a
+# module's tests on one worker, in file order), so the tests above still have their two readers.
+def test_a_reader_killed_during_a_writer_failover_errs_in_one_line_and_leaves_the_lab_consistent(rlab):
+    """kill -9 of the read probe's reader (instance-3's mariadbd) while `lab failover aurora` runs: the read
+    column errs and retries (one line each, no traceback), the failover completes, and the lab says the
+    reader is stopped and no longer hands it out as a reader."""
+    import signal
+    import threading
+
+    from _lab_fixture import answer_of
+
+    from fiswatch.lab import layout as L
+    from fiswatch.lab.api import failover, lab_status
+
+    pid_file = os.path.join(L.Layout(dir=rlab.dir).datadir(L.spec_by_name("fiswatch-lab-instance-3")), "mysqld.pid")
+    with open(pid_file) as f:
+        pid = int(f.read().strip())
+    log = EventLog()
+    runner = _runner(rlab, ["instance-3"], log).start()
+    steps = []
+    try:
+        reader = next(p for p in runner.probes if p.endpoint.reads)
+        wait_for(lambda: reader.snapshot.iterations > 10, 60, message="the read probe reading instance-3")
+
+        def emit(event):
+            steps.append(event)
+            runner.emit(event)
+            if event.get("step") == "blackhole":  # the writer just fenced: the reader dies mid-failover
+                os.kill(pid, signal.SIGKILL)
+        failed = []
+
+        def run():
+            try:
+                failover(rlab.dir, "aurora", emit=emit, profile="fast")
+            except Exception as exc:  # noqa: BLE001 - asserted below, in the test's thread
+                failed.append(exc)
+        worker = threading.Thread(target=run)
+        worker.start()
+        worker.join(120)
+        assert not worker.is_alive(), "the failover did not end"
+        n = len([e for e in log.events if e.as_dict()["event"] == E.ERROR and e.as_dict()["probe"] == reader.id])
+        wait_for(lambda: len([e for e in log.events if e.as_dict()["event"] == E.ERROR
+                              and e.as_dict()["probe"] == reader.id]) > n, 30, message="the reader still retried")
+    finally:
+        events = _stop(runner, log)
+    assert not failed, failed  # AWS fails over without a dead reader; so does the lab
+    assert [s.get("step") for s in steps][-1] == "done", [s.get("step") for s in steps]
+    promote = next(s for s in steps if s.get("step") == "promote")
+    assert "fiswatch-lab-instance-3 is not running (killed?): left out" in promote.get("detail"), promote.get("detail")
+    errors = [e for e in events if e["event"] == E.ERROR and e["probe"] == "instance-3/pymysql"]
+    assert errors and all(e["kind"] in ("lost", "refused", "gone-away") for e in errors), \
+        sorted({e["kind"] for e in errors})  # a killed server resets its connections: no timeout to wait for
+    for e in errors:
+        assert "\n" not in e["message"] and "Traceback" not in e["message"]
+    assert not [e for e in events if "Traceback" in str(e)]
+    after = lab_status(rlab.dir)
+    roles = {i.name: (i.role, i.running) for i in after.instances if i.cluster == "aurora"}
+    assert roles["fiswatch-lab-instance-2"] == ("writer", True) and roles["fiswatch-lab-instance-1"] == ("reader", True)
+    assert roles["fiswatch-lab-instance-3"][1] is False
+    dead = next(i for i in after.instances if i.name == "fiswatch-lab-instance-3").address
+    handed = {a for _ in range(20) for a in answer_of(after, after.reader_endpoint)[1]}
+    assert handed and dead not in handed, handed

@@ -73,3 +73,23 @@ def test_a_single_endpoint_named_by_the_user_still_takes_the_runs_failovers():
         item["probe"], item["endpoint"] = "db/" + item["backend"], "db"
     report = build_report(events)
     assert [p.failover.target for p in probe(report, "db/pymysql").outages] == ["aurora"]
+
+
+def test_a_programs_rolled_back_transactions_are_reported_and_never_lost():
+    from fiswatch.report.render_json import report_as_dict
+    from fiswatch.report.render_text import render_text
+
+    events = program(make_run(), "aurora", 1.0, 29.8)
+    events[-1].update(rolled_back=1, rolled_back_writes=2)
+    report = build_report(events)
+    mine = probe(report, "aurora/program")
+    assert (mine.rolled_back, mine.rolled_back_writes, mine.acknowledged) == (1, 2, 288)
+    text = "1 transaction rolled back (2 writes not acknowledged)"
+    assert "  " + text in render_text(report).splitlines()
+    assert any(line.strip() == text for line in summary_lines(report, 100))  # the end-of-run lines
+    as_json = next(p for p in report_as_dict(report)["probes"] if p["probe"] == "aurora/program")
+    assert (as_json["rolled_back"], as_json["rolled_back_writes"]) == (1, 2)
+    from fiswatch.report.render_markdown import render_markdown
+
+    assert "- **aurora/program**: " + text in render_markdown(report).splitlines()
+    assert probe(build_report(program(make_run(), "aurora", 1.0, 29.8)), "aurora/program").rolled_back_text == ""

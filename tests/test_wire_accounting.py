@@ -59,6 +59,7 @@ def test_pymysql_writes_transactions_errors_and_ids_are_accounted(accounted, mar
     assert got == sorted(ids) and rolled_back not in got
     track = me["endpoints"]["acct"]
     assert track["errors"] == {"1146": 1} and track["last_error"][0] == 1146 and track["refused"] == 0
+    assert (track["rolled_back"], track["rolled_back_writes"]) == (1, 1)  # the explicit ROLLBACK, its insert
     assert me["unverifiable"] == {"UPDATE/DELETE/LOAD (no id to look up)": 1, "INSERT without an auto-increment id": 1}
     assert track["segments"] and track["segments"][0][0] <= track["segments"][-1][1]
     assert not me["unmeasured"]
@@ -183,6 +184,7 @@ def test_a_64mb_query_many_connections_and_a_death_mid_transaction_leave_the_pro
     dead = _me(snap, child.pid)
     assert dead is not None and dead["acked"] == 0 and dead["inserts"] == {}  # never committed: nothing acknowledged
     assert dead["endpoints"]["acct"]["dropped"] == 1 and dead["open"] == 0
+    assert (dead["endpoints"]["acct"]["rolled_back"], dead["endpoints"]["acct"]["rolled_back_writes"]) == (1, 1)
     assert all(c["open"] == 0 for c in snap["clients"])
     conn = pymysql.connect(host=proxy.address[0], port=proxy.address[1], user=mariadb.user,
                            password=mariadb.password, database=mariadb.database)

@@ -25,7 +25,8 @@ STANDALONE = {"wire": "the lab's wire accounting: throughput and latency with vs
               "record_memory": "report and verify on large records: peak memory and time",
               "tls": "TLS: the handshake's share of each client's recovery, CPU per reconnect",
               "maz_figure": "the Multi-AZ DB cluster: write gaps per profile, semi-sync's cost",
-              "wrapper": "the AWS Advanced Python Wrapper's failover"}
+              "wrapper": "the AWS Advanced Python Wrapper's failover",
+              "switchover_gap": "Blue/Green: each client's write gap through a switchover, the lab's phases vs plan"}
 
 
 def parse_args(argv: List[str]) -> argparse.Namespace:

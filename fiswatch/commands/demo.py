@@ -57,9 +57,10 @@ def add_parser(sub) -> None:
                    help="the demoted-writer trap: Aurora's cluster name keeps naming the old writer for SECONDS "
                         "after it rejoined read-only, so clients that reconnect by name get 1290 on writes "
                         "(default: the lab's `lab up --stale-dns`, else a clean flip)")
-    p.add_argument("--readers", type=int, choices=(1, 2, 3), default=1, metavar="N",
-                   help="Aurora readers of a lab this demo starts, 1..3 (default: %(default)s); with 2 or more a "
-                        "read column follows a reader the failover does not promote: reads go on, writes stop")
+    p.add_argument("--readers", type=int, choices=(1, 2, 3), default=None, metavar="N",
+                   help="Aurora readers of a lab this demo starts, 1..3 (default: 2, 1 with --switchover); with 2 "
+                        "or more a read column follows a reader the failover does not promote: reads go on, "
+                        "writes stop")
     p.add_argument("--reads", action=argparse.BooleanOptionalAction, default=None,
                    help="a read column (PyMySQL reading a surviving Aurora reader, else aurora-ro) beside the "
                         "writes (default: when the lab has 2+ Aurora readers; --no-reads: never)")
@@ -124,9 +125,14 @@ class DemoHooks:
 
         self.liveness = LabLiveness(lab_dir)  # the columns and a banner say when the lab's daemon is gone
         self.down, self.status_lines = self.liveness.down, self.liveness.status_lines
-        if switchover:  # a Blue/Green switchover (lab/switchover.py): key s
+        self.phase = None
+        if switchover:  # a Blue/Green switchover (lab/switchover.py): key s; its phase on a status line
+            from fiswatch.lab.switchover_cli import SwitchoverPhase
+
             self.keys = (("s", "switchover"),) + self.keys  # first: the footer is cut at 80 columns
             self.actions["s"] = lambda: self.key_failover("switchover")
+            phase = self.phase = SwitchoverPhase()
+            self.status_lines = lambda: self.liveness.status_lines() + phase.lines()
 
     def start(self, runner) -> None:
         """The run started (its first line is out): the lab's liveness watch, the notes, then the
@@ -196,7 +202,8 @@ class DemoHooks:
                 elif target == "switchover":
                     from fiswatch.lab.switchover_cli import demo_switchover
 
-                    target = demo_switchover(self.lab_dir, runner.emit, self._cancel)
+                    target = demo_switchover(self.lab_dir, self.phase.wrap(runner.emit) if self.phase else runner.emit,
+                                             self._cancel)
                 else:
                     api.failover(self.lab_dir, target, emit=runner.emit, profile=self.profile, cancel=self._cancel,
                                  stale_dns=self.stale_dns if target == "aurora" else None)
@@ -262,9 +269,10 @@ def run_demo(args: argparse.Namespace) -> int:
     except api.LabNotRunning:
         t0 = time.monotonic()
         try:
-            info = api.lab_up(lab_dir, base=args.base, dns_port=args.dns_port, readers=args.readers,
+            info = api.lab_up(lab_dir, base=args.base, dns_port=args.dns_port, readers=demo_readers(args),
                               rds_proxy=args.proxy, blue_green=args.switchover is not None, on_start=lambda line: say(
-                line or "starting a local lab in %s (MariaDB x4, DNS, fault proxies) ..." % lab_dir))
+                line or "starting a local lab in %s (MariaDB x%d, DNS, fault proxies) ..."
+                % (lab_dir, 3 + demo_readers(args))))
         except api.LabUsageError as exc:
             say(str(exc))
             return EXIT_USAGE
@@ -320,6 +328,15 @@ def run_demo(args: argparse.Namespace) -> int:
         else:
             say(_lab_left(api, lab_dir))
     return code
+
+
+def demo_readers(args: argparse.Namespace) -> int:
+    """The Aurora readers of a lab the demo starts: 2 unless told (`--readers`), so the default screen has its
+    read column on a reader the failover never promotes; 1 for a Blue/Green switchover (its lesson is the
+    switchover, and the green environment doubles every instance)."""
+    if args.readers is not None:
+        return int(args.readers)
+    return 1 if args.switchover is not None else 2
 
 
 def outage_label(target: str) -> str:

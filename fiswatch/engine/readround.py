@@ -12,8 +12,10 @@ The probe (fiswatch.engine.probe) keeps everything else: connecting, retrying, t
 snapshot it publishes before every call, so a read stalls, errs and reconnects on screen
 exactly as a write does. How far a reader is behind is counted by `read_lag` (rows the
 writer's probes committed that the reader has not returned yet), for the monitor, and, where
-the shape has it (a Multi-AZ DB cluster reader: `SHOW REPLICA STATUS`, `Seconds_Behind_Source`),
-read from the reader itself after each SELECT (`replica_lag`, seconds).
+the shape has it, read from the reader itself after each SELECT, in seconds: a Multi-AZ DB cluster
+reader's `SHOW REPLICA STATUS` (`Seconds_Behind_Source`, `replica_lag`), an Aurora instance's row in
+the cluster topology (`REPLICA_LAG_IN_MILLISECONDS` of information_schema.replica_host_status,
+`aurora_lag`).
 
     >>> from fiswatch.model import ProbeView, Snapshot, BackendInfo, State
     >>> def pv(ep, rows, reads=False, writer=None):
@@ -28,6 +30,7 @@ from dataclasses import replace
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from fiswatch import events as E
+from fiswatch.lab.aurora import HOST_ID_QUERY, TOPOLOGY_QUERY
 from fiswatch.model import Op, ProbeView, State
 
 ROWS = 10
@@ -46,6 +49,7 @@ class ReadRound:
         self.server: Optional[str] = None
         self.said: Set[str] = set()  # servers already named as writers (said once each)
         self.has_lag = False  # the server answers SHOW REPLICA STATUS with a Seconds_Behind_Source row
+        self.aurora_id: Optional[str] = None  # the Aurora instance answering (@@aurora_server_id), else None
 
     def run(self, conn: Any) -> None:
         probe = self.probe
@@ -60,7 +64,7 @@ class ReadRound:
         finally:
             close_quietly(cur)
         end = time.monotonic()
-        lag_s = replica_lag(conn)[1] if self.has_lag else None
+        lag_s = replica_lag(conn)[1] if self.has_lag else aurora_lag(conn, self.aurora_id) if self.aurora_id else None
         snap = probe.snapshot
         probe.publish(state=State.OK, op=None, op_started=None, rows=rows, iterations=snap.iterations + 1,
                       latency=probe.connect_latency() + (("SELECT", end - t0),),
@@ -86,6 +90,7 @@ class ReadRound:
             close_quietly(cur)
         self.conn = conn
         self.has_lag = replica_lag(conn)[0]
+        self.aurora_id = None if self.has_lag else aurora_server_id(conn)
         self.server = server_text(server_id, hostname)
         if not _truthy(read_only) and not _truthy(innodb_read_only) and self.server not in self.said:
             self.said.add(self.server)
@@ -115,6 +120,44 @@ def replica_lag(conn: Any) -> Tuple[bool, Optional[int]]:
         return False, None
     value = row[names.index("Seconds_Behind_Source")]
     return True, None if value is None else int(value)
+
+
+def aurora_server_id(conn: Any) -> Optional[str]:
+    """The Aurora instance this connection is on (`@@aurora_server_id`), None where that is unknown (not Aurora)."""
+    cur = conn.cursor()
+    try:
+        cur.execute(HOST_ID_QUERY)
+        row = cur.fetchone()
+        conn.rollback()
+    except Exception:  # noqa: BLE001 - MariaDB, MySQL, RDS: no such variable
+        return None
+    finally:
+        close_quietly(cur)
+    value = row[0] if row else None
+    if isinstance(value, (bytes, bytearray)):
+        value = value.decode("utf-8", "replace")
+    return str(value) if value else None
+
+
+def aurora_lag(conn: Any, instance_id: str) -> Optional[float]:
+    """This Aurora reader's REPLICA_LAG_IN_MILLISECONDS in the cluster's topology
+    (information_schema.replica_host_status, the row SERVER_ID = `instance_id`), in seconds; None without a row.
+
+    The exact query the AWS wrapper sends (the lab's instance proxies answer it from their topology table)."""
+    cur = conn.cursor()
+    try:
+        cur.execute(TOPOLOGY_QUERY)
+        rows = cur.fetchall()
+        conn.rollback()
+    except Exception:  # noqa: BLE001 - no topology on this server: no lag from here
+        return None
+    finally:
+        close_quietly(cur)
+    for row in rows:
+        sid = row[0].decode("utf-8", "replace") if isinstance(row[0], (bytes, bytearray)) else str(row[0])
+        if sid == instance_id and row[3] is not None:
+            return float(row[3]) / 1000.0
+    return None
 
 
 def server_text(server_id: Any, hostname: Any) -> str:

@@ -85,17 +85,21 @@ class QueryRewriter:
     """
 
     def __init__(self, table: Dict[str, str], fallback: Optional[Callable[[bytes], Optional[str]]] = None,
-                 busy: Optional[Callable[[int], bool]] = None) -> None:
+                 busy: Optional[Callable[[int], bool]] = None, pause: Optional[Callable[[], float]] = None) -> None:
         self._table = {k.strip().encode("utf-8"): v.encode("utf-8") for k, v in table.items()}
         self._fallback = fallback  # text -> a replacement for texts not in the table (ALTER SYSTEM) or None
         self._busy = busy  # length -> hold every query this long (a simulated disk failure: lab/wire/alter_system.py)
         self._longest = max(len(k) for k in self._table) + 16 if self._table else 0
+        self._pause = pause  # () -> seconds to hold the statement at hand (a simulated disk congestion)
         self.rewritten = 0
+        self.held = 0.0  # seconds the proxy holds what it forwards next (wire/session.py take_delay)
 
     def wants(self, length: int, first: int) -> bool:
         return first == F.COM_QUERY and (length <= self._longest or (self._busy is not None and self._busy(length)))
 
     def rewrite(self, packet: F.Packet) -> bytes:
+        if self._pause is not None:
+            self.held += self._pause()
         new = self._table.get(packet.head[1:].strip())
         if new is None and self._fallback is not None:
             answer = self._fallback(packet.head[1:])
@@ -112,4 +116,4 @@ def rewriter_factory(instance_id: str, alter_system: Any = None) -> Callable[[],
     table = rewrites(instance_id)
     if alter_system is None:
         return lambda: QueryRewriter(table)
-    return lambda: QueryRewriter(table, alter_system.answer, alter_system.disk.wants)
+    return lambda: QueryRewriter(table, alter_system.answer, alter_system.busy, alter_system.delay)

@@ -117,8 +117,11 @@ def _dir(args: argparse.Namespace) -> str:
 
 
 def _print_status(info: Any, as_json: bool) -> None:
+    from fiswatch.lab.outage_now import describe_outage, outage_now
+
+    outage = outage_now(info.dir)  # a crash, reboot or patch running now (lab/outage_now.py)
     if as_json:
-        print(json.dumps(info.to_dict(), indent=2, sort_keys=True))
+        print(json.dumps(dict(info.to_dict(), outage_in_progress=outage), indent=2, sort_keys=True))
         return
     print("lab in %s (daemon pid %d)" % (info.dir, info.pid))
     print("DNS server   %s port %d" % info.nameserver)
@@ -145,6 +148,8 @@ def _print_status(info: Any, as_json: bool) -> None:
     last = info.failover_status()
     if last:
         print("failover     %s" % describe_failover(last))
+    if outage:
+        print("outage       %s" % describe_outage(outage))
     if info.ca_file:
         print("TLS          %s; CA bundle %s%s" % ("required (3159 without)" if info.tls == "required" else "offered",
                                                   info.ca_file, " [certificates EXPIRED]" if info.tls_expired else ""))

@@ -27,6 +27,7 @@ from fiswatch.lab import layout as L
 from fiswatch.lab.control import request
 from fiswatch.lab.failover import Cancelled, FailoverError, make_emitter, run_failover, sleep_until, why_text
 from fiswatch.lab.mariadb import sql
+from fiswatch.lab.outage_now import outage_running
 from fiswatch.lab.settle import end_client_sessions
 
 CRASH_DOWN = 3.0  # seconds a crashed engine stays down (Aurora labs: back in about 3 s)
@@ -170,8 +171,9 @@ def run_crash(lab_dir: str, target: str, kind: str = "instance", down_for: float
             step("start", "%s crash (%s%s): %s %s in %gs; no failover, DNS and topology unchanged" % (
                 spec.cluster, kind, ", " + reason if reason else "", name,
                 "restarts" if kind != "dispatcher" else "accepts connects again", down_for), outage_start=t0)
-            restart_in_place(layout, spec, up, "dispatcher" if kind == "dispatcher" else "kill", down_for, t0,
-                             step, cancel)
+            with outage_running(lab_dir, "crash", name, spec.cluster, t0):  # for `lab status`
+                restart_in_place(layout, spec, up, "dispatcher" if kind == "dispatcher" else "kill", down_for, t0,
+                                 step, cancel)
             end = time.time()
             step("done", "%s back after %.1fs: the same instance at the same address" % (name, end - t0),
                  outage_end=end)
@@ -206,7 +208,8 @@ def run_reboot(lab_dir: str, name: str, failover: bool = False, down_for: float 
                 name, spec.cluster, "writer" if up else "reader", down_for,
                 "; the readers keep serving (Aurora MySQL 2.10+)" if up and spec.cluster == "aurora" else ""),
                 outage_start=t0)
-            restart_in_place(layout, spec, up, "stop", down_for, t0, step, cancel)
+            with outage_running(lab_dir, "reboot", name, spec.cluster, t0):  # for `lab status`
+                restart_in_place(layout, spec, up, "stop", down_for, t0, step, cancel)
             end = time.time()
             step("done", "%s rebooted: back after %.1fs at the same address" % (name, end - t0), outage_end=end)
             return {"outage_start": t0, "outage_end": end}
@@ -246,5 +249,5 @@ def sql_crash(lab_dir: str, log: Callable[[str], None]) -> Callable[[str, str], 
     return crash
 
 
-__all__ = ["CRASH_DOWN", "REBOOT_DOWN", "CRASH_KINDS", "CrashError", "check_down", "run_crash", "run_reboot",
+__all__ = ["CRASH_DOWN", "REBOOT_DOWN", "CRASH_KINDS", "CrashError", "check_down", "run_crash", "run_reboot", "writer_of",
            "crash_aurora", "sql_crash", "take_lock", "restart_in_place"]

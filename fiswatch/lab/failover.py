@@ -10,7 +10,7 @@ import os
 import signal
 import threading
 import time
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 from fiswatch.lab import aurora
 from fiswatch.lab import layout as L
@@ -184,12 +184,13 @@ class Failover:
             request(ctl, "proxy", instance=new.name, mode="pass")
         pos = _promote(layout, target, new)
         request(ctl, "roles", roles={new.name: up_role, old.name: down_role})
-        for extra in layout.cluster(target)[2:]:  # more Aurora readers (lab up --readers N) follow the new writer
-            replicate(layout, extra, new, lab_password(layout))
+        left_out = self._follow(new)
         if target == "aurora":
             request(ctl, "heartbeat")
-        self.reached("promote", "%s promoted to %s (%s, GTID %s); read_only off%s" % (
-            new.name, up_role, lag, pos, "; topology names it the writer" if target == "aurora" else ""))
+        self.reached("promote", "%s promoted to %s (%s, GTID %s); read_only off%s%s" % (
+            new.name, up_role, lag, pos, "; topology names it the writer" if target == "aurora" else "",
+            "".join("; %s is not running (killed?): left out, the reader endpoint no longer names it" % name
+                    for name in left_out)))
 
         new_value = new.dns_name if target == "aurora" else layout.proxy_address(new)[0]
         old_value = old.dns_name if target == "aurora" else layout.proxy_address(old)[0]
@@ -224,6 +225,20 @@ class Failover:
             sleep_until(flap_until, 0.0, cancel)
             request(ctl, "dns_set", name=endpoint, kind=kind, values=[new_value], ttl=5)
         return self._done(t0, outage_end)
+
+    def _follow(self, new: L.InstanceSpec) -> List[str]:
+        """More Aurora readers (lab up --readers N) follow the new writer; one whose mariadbd is not running
+        (killed during the failover: AWS fails over without it) is left out. Its name is returned."""
+        left_out = []
+        for extra in self.layout.cluster(self.target)[2:]:
+            try:
+                replicate(self.layout, extra, new, lab_password(self.layout))
+            except Exception:
+                state = request(self.ctl, "state")
+                if next((bool(i["running"]) for i in state["instances"] if i["name"] == extra.name), True):
+                    raise
+                left_out.append(extra.name)
+        return left_out
 
     def _rejoin(self, pos: str, then: str) -> None:
         """The old writer back as a read-only replica of the new one, its proxy passing again."""

@@ -233,7 +233,7 @@ def run_gate(args: argparse.Namespace, lab_dir: str, argv: List[str], say: Any) 
         except api.LabNotRunning:
             say("no lab runs in %s: starting one (stopped again at the end)" % lab_dir)
             try:
-                api.lab_up(lab_dir)
+                api.lab_up(lab_dir, rds_proxy=any(s.kind == "patch" for s in schedule))  # a patch needs the proxy
             except api.LabError as exc:
                 say("cannot start a lab: %s" % exc)
                 return 125
@@ -241,6 +241,11 @@ def run_gate(args: argparse.Namespace, lab_dir: str, argv: List[str], say: Any) 
         except api.LabError as exc:
             say(str(exc))
             return 125
+        if not started_lab and any(s.kind == "patch" for s in schedule):
+            refused = patch_refusal(lab_dir)
+            if refused:
+                say("--patch: %s" % refused)
+                return 2
     _preload(bool(schedule))
     failovers = Failovers(lab_dir, schedule, args.profile, parse_stale_dns(getattr(args, "gate_stale_dns", None),
                                                                            schedule))
@@ -269,6 +274,21 @@ def run_gate(args: argparse.Namespace, lab_dir: str, argv: List[str], say: Any) 
                 api.lab_down(lab_dir)
             except api.LabError as exc:
                 say("could not stop the lab it started: %s" % exc)
+
+
+def patch_refusal(lab_dir: str) -> str:
+    """Why the lab at `lab_dir` cannot take a scheduled patch (no RDS Proxy), '' when it can."""
+    from fiswatch.lab.control import ControlError
+    from fiswatch.lab.crash import CrashError
+    from fiswatch.lab.patch_run import check_patchable
+
+    try:
+        check_patchable(lab_dir)
+    except CrashError as exc:
+        return str(exc)
+    except ControlError:
+        return ""  # the daemon did not answer: the scheduled patch itself will say so in the verdict
+    return ""
 
 
 def _preload(failovers: bool) -> None:

@@ -17,8 +17,9 @@ from typing import Any, Callable, Dict, Optional
 
 from fiswatch.lab import layout as L
 from fiswatch.lab.control import request
-from fiswatch.lab.crash import CrashError, take_lock
+from fiswatch.lab.crash import CrashError, take_lock, writer_of
 from fiswatch.lab.failover import make_emitter
+from fiswatch.lab.outage_now import outage_running
 
 PATCH_TIMEOUT = 180.0  # seconds the daemon's restart of the writer may take
 
@@ -68,8 +69,9 @@ def run_patch_outage(lab_dir: str, target: str = "aurora", zdp: bool = True,
             ", " + reason if reason else "", "" if zdp else " only until it drops them"),
             outage="patch", outage_start=t0)
         try:
-            result = request(os.path.join(lab_dir, L.CONTROL_SOCKET), "patch", timeout=PATCH_TIMEOUT,
-                             target=target, zdp=zdp)
+            with outage_running(lab_dir, "patch", writer_of(lab_dir, target), target, t0):  # for `lab status`
+                result = request(os.path.join(lab_dir, L.CONTROL_SOCKET), "patch", timeout=PATCH_TIMEOUT,
+                                 target=target, zdp=zdp)
         except ControlError as exc:
             raise CrashError("patch of %s failed: %s" % (target, exc)) from None
         emit("patch", "%s engine restarted in %.1fs; proxy sessions: %s" % (

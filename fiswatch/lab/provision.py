@@ -36,9 +36,9 @@ def setup_sql(lab: Any, password: str) -> None:
             % (L.DATABASE, L.TABLE),
         ])
         if cluster == "aurora":  # the topology the instance proxies answer from (topology.py)
-            sql(layout.server_socket(writer), create_statements(
-                [aurora.server_id(s.index) for s in L.cluster_specs(cluster)], aurora.server_id(writer.index),
-                L.CLIENT_USER))
+            members = [aurora.server_id(s.index) for s in layout.instances if s.cluster == cluster]
+            sql(layout.server_socket(writer), create_statements(members, aurora.server_id(writer.index),
+                                                                L.CLIENT_USER))
         if cluster == "maz":  # mysql.rds_topology, semi-sync on the writer (maz.py)
             sql(layout.server_socket(writer), maz.writer_statements(layout))
         for reader in readers:

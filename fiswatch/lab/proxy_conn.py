@@ -131,6 +131,8 @@ class Connection:
             return
         target = self.client if from_upstream else self.server
         delay = self.proxy.latency if self.proxy.mode == "latency" else 0.0
+        if not from_upstream and self.session is not None:  # a simulated disk congestion (lab/wire/alter_system.py)
+            delay += getattr(self.session, "take_delay", float)()  # float() is 0.0: a session without it
         previous = self._tails[from_upstream]
         if previous is not None and previous.done():
             previous = self._tails[from_upstream] = None

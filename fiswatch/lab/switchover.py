@@ -96,6 +96,7 @@ class Switchover:
         self.sides = B.sides(self.layout, roles)
         blue_writer = self.sides[0][1]
         self.step, self.promoted, self.t0 = "start", False, time.time()
+        self.began = self.t0  # the current step's start: its events' time (offsets are from t0, never summed)
         self.outage_start: Optional[float] = None
         self.outage_end: Optional[float] = None
         self.writers: List[L.InstanceSpec] = [blue for _, blue, _ in self.sides]
@@ -130,10 +131,11 @@ class Switchover:
                 raise Cancelled()
         elif delay > 0:
             time.sleep(delay)
+        self.began = time.time()
 
     def reached(self, step: str, detail: str, state: str = "switching", **extra: float) -> None:
         self.step = step
-        self.emit(step, detail, outage="switchover", **extra)
+        self.emit(step, detail, outage="switchover", ts=self.began, **extra)  # when the step began, not its end
         try:
             request(self.ctl, "failover_state", timeout=10, state=state_record(
                 "switchover", state, step, detail, pid=os.getpid(), profile=self.plan.name, phase=step))
@@ -157,6 +159,7 @@ class Switchover:
         prepared = F.prepare(self.fault, layout, self.writers, self.greens)
         if prepared:
             self.reached("fault", "--fault %s: %s" % (self.fault.label, prepared))
+        self.t0 = self.began = time.time()
         self.status("SWITCHOVER_INITIATED")
         self.reached("SWITCHOVER_INITIATED", "Blue/Green switchover (%s profile): %s" % (plan.name, ", ".join(
             "%s %s -> %s" % (shape, blue.name, green.name) for shape, blue, green in self.sides)))
@@ -258,6 +261,7 @@ class Switchover:
 
     def recover(self, why: str) -> str:
         """Stopped midway: rolled back before green's promotion, completed after."""
+        self.began = time.time()
         if not self.promoted:
             for _, blue, _ in self.sides:
                 sql(self.layout.server_socket(blue), ["SET GLOBAL read_only=0"])

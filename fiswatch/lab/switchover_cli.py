@@ -8,7 +8,9 @@ is completed or rolled back by the next one, which then exits 1 saying which.
 import argparse
 import json
 import sys
-from typing import Any, Callable
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Tuple
 
 
 def add_switchover_parser(actions: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -62,6 +64,45 @@ def run_switchover_command(args: argparse.Namespace, lab_dir: str) -> int:
     return 0
 
 
+@dataclass(frozen=True)
+class PhaseNow:
+    """The switchover's step as the demo shows it: swapped whole by the switchover's thread."""
+
+    step: str
+    began: float  # the step's time (lab/switchover.py: when it began)
+    started: float  # SWITCHOVER_INITIATED's
+
+
+class SwitchoverPhase:
+    """The demo's switchover phase line (a status line, below the event log, while and after it runs):
+    `Blue/Green SWITCHOVER_IN_PROGRESS 1.2s (t+1.7s)`; at 80 columns the step and its age come first."""
+
+    def __init__(self) -> None:
+        self.now: Optional[PhaseNow] = None
+
+    def wrap(self, sink: Callable[[Any], None]) -> Callable[[Any], None]:
+        from fiswatch import events as E
+
+        def seen(event: Any) -> None:
+            fields = dict(event.fields)
+            if event.event == E.LAB and fields.get("outage") == "switchover":
+                step = str(fields.get("step"))
+                started = self.now.started if self.now is not None and step != "SWITCHOVER_INITIATED" else event.ts
+                self.now = PhaseNow(step, event.ts, started)
+            sink(event)
+        return seen
+
+    def lines(self, now: Optional[float] = None) -> Tuple[str, ...]:
+        phase = self.now
+        if phase is None:
+            return ()
+        now = time.time() if now is None else now
+        if phase.step in ("done", "rolled_back"):
+            return ("Blue/Green switchover %s at t+%.1fs" % (phase.step.replace("_", " "),
+                                                              phase.began - phase.started),)
+        return ("Blue/Green %s %.1fs (t+%.1fs)" % (phase.step, now - phase.began, now - phase.started),)
+
+
 def demo_switchover(lab_dir: str, sink: Callable[[Any], None], cancel: Any) -> str:
     """The demo's switchover (`--switchover`, key s): each step an event in the run's log; returns the
     target whose writes the demo then verifies (aurora: its name now answers green)."""
@@ -83,4 +124,4 @@ def exec_switchover(lab_dir: str, sink: Callable[[Any], None]) -> None:
         raise ValueError(str(exc)) from None
 
 
-__all__ = ["add_switchover_parser", "demo_switchover", "exec_switchover", "run_switchover_command"]
+__all__ = ["PhaseNow", "SwitchoverPhase", "add_switchover_parser", "demo_switchover", "exec_switchover", "run_switchover_command"]

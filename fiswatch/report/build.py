@@ -214,7 +214,8 @@ def _probe_report(name: str, meta: Dict[str, Any], mine: List[Dict[str, Any]], c
         latency_ms_worst=max(lat for _, lat in latencies) if latencies else None,
         outages=outage_pairs(gaps, [(n, f) for n, f in failovers if failover_end(f) >= first_seen(mine, writes, wire)],
                              own_pauses), refused_at=wire["refused_at"] if wire else None,
-        reads=columns.reads)
+        reads=columns.reads, rolled_back=wire["rolled_back"] if wire else 0,
+        rolled_back_writes=wire["rolled_back_writes"] if wire else 0)
 
 
 def first_seen(mine: List[Dict[str, Any]], writes: Sequence[float], wire: Optional[Dict[str, Any]]) -> float:
@@ -229,9 +230,12 @@ def _wire_facts(evs: List[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
     if not evs:
         return None
     writes, faults, acked, errors, refused_at, gap_min = [], [], 0, 0, None, 0.2
+    rolled_back = rolled_back_writes = 0
     for ev in evs:
         gap_min = as_float(ev.get("gap_min")) or gap_min
         acked += max(0, as_int(ev.get("acked")) or 0)
+        rolled_back += max(0, as_int(ev.get("rolled_back")) or 0)
+        rolled_back_writes += max(0, as_int(ev.get("rolled_back_writes")) or 0)
         for seg in as_list(ev.get("segments")):
             pair = [as_float(x) for x in as_list(seg)[:2]]
             if len(pair) == 2 and None not in pair:
@@ -246,7 +250,7 @@ def _wire_facts(evs: List[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
         if refused is not None:
             refused_at = refused if refused_at is None else max(refused_at, refused)
     return {"writes": writes, "faults": faults, "acked": acked, "errors": errors, "refused_at": refused_at,
-            "gap_min": gap_min}
+            "gap_min": gap_min, "rolled_back": rolled_back, "rolled_back_writes": rolled_back_writes}
 
 
 def _fill(start: float, end: float, step: float) -> List[float]:

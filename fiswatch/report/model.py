@@ -133,6 +133,21 @@ class ProbeReport:
     outages: Tuple["OutagePair", ...] = ()  # one per lab failover of this probe's endpoint, in order
     refused_at: Optional[float] = None  # wire clients: last write refused by a read-only server (1290/1836)
     reads: bool = False  # a read probe (`--read`): `write_gaps` are its read gaps, `acknowledged` its reads
+    rolled_back: int = 0  # wire clients: transactions holding writes that ended without an acknowledged COMMIT
+    rolled_back_writes: int = 0  # the writes those held: never acknowledged, never lost
+
+    @property
+    def rolled_back_text(self) -> str:
+        """'N transactions rolled back (M writes not acknowledged)', or '' when none.
+
+        >>> ProbeReport("aurora/program", "aurora", "app", rolled_back=1, rolled_back_writes=2).rolled_back_text
+        '1 transaction rolled back (2 writes not acknowledged)'
+        """
+        if not self.rolled_back:
+            return ""
+        return "%d transaction%s rolled back (%d write%s not acknowledged)" % (
+            self.rolled_back, "" if self.rolled_back == 1 else "s", self.rolled_back_writes,
+            "" if self.rolled_back_writes == 1 else "s")
 
     @property
     def main_outage(self) -> Optional["OutagePair"]:

@@ -28,6 +28,7 @@ def report_as_dict(report: Report) -> Dict[str, Any]:
             "version": p.version, "available": p.available, "reads": p.reads, "ops": p.ops,
             "acknowledged": p.acknowledged,
             "in_doubt": p.in_doubt, "errors": p.errors, "errors_by_kind": dict(p.errors_by_kind),
+            "rolled_back": p.rolled_back, "rolled_back_writes": p.rolled_back_writes,
             "stalls": [win(w) for w in p.stalls],
             "longest_stall_s": round(p.longest_stall.duration, 3) if p.longest_stall else None,
             "write_gaps": [gap(g) for g in p.write_gaps],

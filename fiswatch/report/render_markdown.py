@@ -48,4 +48,7 @@ def render_markdown(report: Report) -> str:
             lines += ["", "**%s**: write gaps %s; stalls %s" % (
                 p.probe, "; ".join(gap_text(report, g) for g in p.write_gaps) or "none",
                 "; ".join(window_text(report, w) for w in p.stalls) or "none")]
+    rolled = ["- **%s**: %s" % (p.probe, p.rolled_back_text) for p in report.probes if p.rolled_back]
+    if rolled:
+        lines += ["", "Rolled back (never acknowledged, never lost):", ""] + rolled
     return "\n".join(lines) + "\n"

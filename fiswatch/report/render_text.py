@@ -203,6 +203,8 @@ def render_text(report: Report) -> str:
         else:
             lines.append("  writes: %d acknowledged, %d in doubt" % (p.acknowledged, p.in_doubt)
                          + (", %d failover(s) handled by the client" % p.failovers if p.failovers else ""))
+        if p.rolled_back:
+            lines.append("  " + p.rolled_back_text)
         kind = "read" if p.reads else "write"
         if p.write_gaps:
             lines.append("  %s gaps: " % kind + "; ".join(gap_text(report, g) for g in p.write_gaps[:6])
@@ -255,6 +257,8 @@ def summary_lines(report: Report, width: int = 80) -> List[str]:
             if len(line) + 2 + len(part) <= width:
                 line += "  " + part
         lines.append(line)
+        if p.rolled_back:
+            lines.append("%-*s %s" % (name_w, "", p.rolled_back_text))
     return [line if line.startswith(CHECK_LATER) else truncate(line, width) for line in lines]
 
 

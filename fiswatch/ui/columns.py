@@ -96,7 +96,11 @@ def backend_timeout_line(probe: ProbeView, width: int, timeout_style: str) -> Li
     key = T.key_timeout_text(probe.info)
     if not key or len(key) + 7 > width:
         return text_line(T.backend_candidates(probe), width, "header")
-    label = T.fit(T.backend_candidates(probe), width - len(key) - 1)
+    room = width - len(key) - 1
+    candidates = T.backend_candidates(probe)
+    if len(probe.info.name) <= room:  # the whole name before a cut one with its version (80x24: 3 columns)
+        candidates = [c for c in candidates if not isinstance(c, T.ShortLabel)]
+    label = T.fit(candidates, room)
     return Line.of(label, "header") + Line.of(" " + key, timeout_style)
 
 
@@ -121,12 +125,15 @@ def detail_line(probe: ProbeView, address_shown: str, width: int) -> Line:
 
 def read_candidates(probe: ProbeView) -> List[str]:
     """A read column's detail, longest first: `reads srv 5 lag 0 rows 120 ok` down to `srv 5`
-    (`lag 3s`: seconds, from the reader's SHOW REPLICA STATUS; `lag 3`: rows behind the writer's probes)."""
+    (`lag 3s`: seconds, from the reader's SHOW REPLICA STATUS; `lag 20ms`: Aurora's REPLICA_LAG_IN_MILLISECONDS;
+    `lag 3`: rows behind the writer's probes)."""
     snap = probe.snapshot
     srv = "srv %s" % snap.server if snap.server else "srv ?"
     lag = "" if probe.behind is None else " lag %d" % probe.behind
-    if snap.lag_s is not None:  # the reader's own lag in seconds (a Multi-AZ cluster reader's SHOW REPLICA STATUS)
+    if isinstance(snap.lag_s, int):  # the reader's own lag in seconds (a Multi-AZ cluster reader's SHOW REPLICA STATUS)
         lag = " lag %ds" % snap.lag_s
+    elif snap.lag_s:  # Aurora's topology lag (REPLICA_LAG_IN_MILLISECONDS); 0 there leaves the rows behind
+        lag = " lag %dms" % round(snap.lag_s * 1000) if snap.lag_s < 10 else " lag %ds" % snap.lag_s
     return ["reads %s%s rows %d ok" % (srv, lag, snap.iterations), "reads %s%s %d ok" % (srv, lag, snap.iterations),
             "%s%s %d ok" % (srv, lag, snap.iterations), srv + lag, srv]
 

@@ -288,17 +288,33 @@ def backend_candidates(probe: ProbeView) -> List[str]:
         major_minor = ".".join(info.version.split(".")[:2])
         if major_minor != info.version:
             out.append("%s %s" % (label, major_minor))
-        if label != info.name:  # options are shown by the timeouts line anyway
+        if label != info.name:  # options are shown by the timeouts line anyway, but for extra plugins
+            plugins = plugins_word(label)
+            if plugins:  # `aws-wrapper bg 3.1`: the plugin decides what a switchover does to it
+                out += ["%s %s %s" % (info.name, plugins, major_minor), "%s %s" % (info.name, plugins)]
             out += ["%s %s" % (info.name, info.version), "%s %s" % (info.name, major_minor)]
         # a cut name still leaves room for the version, which says what the library can do
         out.append(ShortLabel(info.name, major_minor))
     out.append(label)
     if label != info.name:
+        if plugins_word(label):  # also when the library is missing: the column says what was asked
+            out.append("%s %s" % (info.name, plugins_word(label)))
         out.append(info.name)
     tls = tls_word(probe.snapshot.tls)
     if tls:  # the TLS in use outranks the notes, not the version
         out = [c + " " + tls for c in out if isinstance(c, str)][:3] + out
     return out
+
+
+def plugins_word(label: str) -> str:
+    """The plugins a backend label adds to the wrapper's default failover plugin, '' for none.
+
+    >>> plugins_word("aws-wrapper:plugins=bg+failover_v2"), plugins_word("aws-wrapper"), plugins_word("x:a=1")
+    ('bg', '', '')
+    """
+    _, _, options = label.partition(":")
+    plugins = dict(o.partition("=")[::2] for o in options.split(",") if o).get("plugins", "")
+    return "+".join(p for p in plugins.replace(",", "+").split("+") if p and p != "failover_v2")
 
 
 def tls_word(tls: Optional[str]) -> str:

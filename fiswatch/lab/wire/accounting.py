@@ -16,6 +16,9 @@ What a client is credited with (all times are when the answer passed the proxy, 
                        (the OK's status has no SERVER_STATUS_IN_TRANS), or an OK that ends a
                        transaction holding writes (COMMIT, an implicit commit); ROLLBACK, a deadlock
                        (1213) or the connection ending discard the transaction's writes.
+  rolled back          a transaction holding writes that ended without an acknowledged COMMIT (ROLLBACK,
+                       1213, the connection ending or dropped mid-transaction): counted with the writes it
+                       held (`rolled_back`, `rolled_back_writes`); those were never acknowledged, never lost.
   dropped connection   a connection that ended without COM_QUIT (reset, fenced and timed out,
                        the program killed): what the client saw as 2013 / 2006.
   refused write        ERR 1290 / 1836 (read-only server): a connection left on a demoted writer.
@@ -69,6 +72,8 @@ class Track:
         self.dropped = 0  # connections that ended without COM_QUIT (the client saw 2013/2006, or gave up)
         self.last_dropped: Optional[float] = None
         self.faults: List[float] = []  # times of errors and dropped connections, the last MAX_FAULTS
+        self.rolled_back = 0  # transactions holding writes that ended without an acknowledged COMMIT
+        self.rolled_back_writes = 0  # the writes they held: never acknowledged
 
     def fault(self, now: float) -> None:
         self.faults.append(round(now, 3))
@@ -98,7 +103,8 @@ class Track:
                 "segments_dropped": self.segments_dropped, "errors": {str(k): v for k, v in self.errors.items()},
                 "last_error": list(self.last_error) if self.last_error else None,
                 "refused": self.refused, "last_refused": self.last_refused,
-                "dropped": self.dropped, "last_dropped": self.last_dropped, "faults": list(self.faults)}
+                "dropped": self.dropped, "last_dropped": self.last_dropped, "faults": list(self.faults),
+                "rolled_back": self.rolled_back, "rolled_back_writes": self.rolled_back_writes}
 
 
 class Client:
@@ -230,7 +236,7 @@ class Accounting:
         if answer.kind == "err":
             c.track(self.endpoint).error(answer.error_code, now)
             if answer.error_code in ROLLED_BACK:
-                self._discard()
+                self._discard(rolled_back=True)
             return
         if answer.kind != "ok":
             return
@@ -239,7 +245,7 @@ class Accounting:
         if kind == USE and st is not None and st.schema:
             self.schema = st.schema
         if kind == ROLLBACK:
-            self._discard()
+            self._discard(rolled_back=True)
             return
         in_trans = bool(answer.status & F.SERVER_STATUS_IN_TRANS)
         if kind == WRITE and st is not None:
@@ -266,7 +272,7 @@ class Accounting:
             track.dropped += 1
             track.last_dropped = time.time()
             track.fault(track.last_dropped)
-        self._discard()
+        self._discard(rolled_back=True)  # the server rolls back a transaction its connection ended in
         self.client.open -= 1
         self.prepared.clear()
 
@@ -284,7 +290,11 @@ class Accounting:
         else:
             self.client.not_verifiable("beyond %d inserts in one transaction" % MAX_PENDING)
 
-    def _discard(self) -> None:
+    def _discard(self, rolled_back: bool = False) -> None:
+        if rolled_back and self.pending_writes:
+            track = self.client.track(self.endpoint)
+            track.rolled_back += 1
+            track.rolled_back_writes += self.pending_writes
         self.pending_writes, self.pending_inserts = 0, []
 
 

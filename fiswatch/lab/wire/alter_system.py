@@ -16,8 +16,12 @@ that is not `ALTER SYSTEM`, else the statement the server runs instead:
         running) is ERROR 1105 saying why.
   ALTER SYSTEM SIMULATE n PERCENT DISK FAILURE [IN DISK i | NODE i] FOR INTERVAL q SECOND|MINUTE
         OK; for the interval n % of the statements this instance gets fail with ERROR 1030 (DiskFailure).
-  ALTER SYSTEM SIMULATE ... DISK CONGESTION ..., or a SIMULATE the lab cannot read
-        ERROR 1105: not supported by the lab yet (the statement is recognised, nothing is simulated).
+  ALTER SYSTEM SIMULATE n PERCENT DISK CONGESTION BETWEEN lo AND hi MILLISECONDS [IN DISK i | NODE i]
+        FOR INTERVAL q SECOND|MINUTE
+        OK; for the interval n % of the statements this instance gets are held in its proxy for a random
+        lo..hi ms before the server sees them (DiskCongestion; the proxy asks `take_delay`).
+  a SIMULATE the lab cannot read
+        ERROR 1105: not supported by the lab (the statement is recognised, nothing is simulated).
   any other ALTER SYSTEM text
         ERROR 1064 (42000), the parse error Aurora would give.
 
@@ -37,8 +41,8 @@ HOLD = "DO SLEEP(10)"  # the issuing session waits here until the crash resets i
 STARTED = "DO 0"  # a simulation started: OK
 ER_UNKNOWN_ERROR = 1105
 ER_PARSE_ERROR = 1064
-SIMULATE_TEXT = ("this ALTER SYSTEM SIMULATE is not supported by the fiswatch lab yet (only READ REPLICA FAILURE, "
-                 "DISK FAILURE and ALTER SYSTEM CRASH); nothing was simulated")
+SIMULATE_TEXT = ("this ALTER SYSTEM SIMULATE is not supported by the fiswatch lab (only READ REPLICA FAILURE, "
+                 "DISK FAILURE, DISK CONGESTION and ALTER SYSTEM CRASH); nothing was simulated")
 
 
 def parse(text: str) -> Optional[Tuple[str, str]]:
@@ -133,6 +137,63 @@ class DiskFailure:
         return None
 
 
+DISK_CONGESTION = re.compile(r"^\s*ALTER\s+SYSTEM\s+SIMULATE\s+(\d+(?:\.\d+)?)\s+PERCENT\s+DISK\s+CONGESTION"
+                             r"\s+BETWEEN\s+(\d+)\s+AND\s+(\d+)\s+MILLISECONDS"
+                             r"(?:\s+IN\s+(?:DISK|NODE)\s+\d+)?\s+FOR\s+INTERVAL\s+(\d+)\s+(SECOND|MINUTE)S?\s*;?\s*$",
+                             re.I)
+MAX_CONGESTION_MS = 10000
+
+
+class DiskCongestion:
+    """`ALTER SYSTEM SIMULATE n PERCENT DISK CONGESTION BETWEEN lo AND hi MILLISECONDS [IN DISK i | NODE i]
+    FOR INTERVAL q SECOND|MINUTE` on one instance: for the interval, n % of its COM_QUERY statements (up to
+    DISK_MAX_TEXT bytes) are held lo..hi ms (uniform) before the server gets them (the lab's assumption:
+    AWS says only that the disk is congested). Lives on the proxies' event loop, as DiskFailure.
+
+    >>> slow = DiskCongestion(clock=lambda: 0.0, dice=lambda: 0.5)
+    >>> slow.request("ALTER SYSTEM SIMULATE 60 PERCENT DISK CONGESTION BETWEEN 100 AND 300 MILLISECONDS "
+    ...              "FOR INTERVAL 2 SECOND")
+    ''
+    >>> slow.wants(10), slow.delay()
+    (True, 0.2)
+    >>> DiskCongestion().request("ALTER SYSTEM SIMULATE 5 PERCENT DISK CONGESTION BETWEEN 9 AND 3 MILLISECONDS "
+    ...                          "FOR INTERVAL 1 SECOND")
+    'DISK CONGESTION: BETWEEN 9 AND 3: the minimum is above the maximum'
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, dice: Callable[[], float] = random.random) -> None:
+        self.clock, self.dice = clock, dice
+        self.percent, self.until, self.low, self.high = 0.0, 0.0, 0.0, 0.0
+
+    def request(self, text: str) -> Optional[str]:
+        """None: not this statement; '': started; else why not (ERROR 1105)."""
+        match = DISK_CONGESTION.match(text)
+        if not match:
+            return None
+        percent, low, high = float(match.group(1)), int(match.group(2)), int(match.group(3))
+        seconds = float(match.group(4)) * (60.0 if match.group(5).upper() == "MINUTE" else 1.0)
+        if not 0.0 < percent <= 100.0:
+            return "DISK CONGESTION: PERCENT must be above 0 and at most 100, got %g" % percent
+        if low > high:
+            return "DISK CONGESTION: BETWEEN %d AND %d: the minimum is above the maximum" % (low, high)
+        if high > MAX_CONGESTION_MS:
+            return "DISK CONGESTION: the lab delays at most %d ms, got %d" % (MAX_CONGESTION_MS, high)
+        if not 0.0 < seconds <= MAX_SECONDS:
+            return "DISK CONGESTION: the lab simulates 1 second to 10 minutes, got %g s" % seconds
+        self.percent, self.low, self.high = percent, low / 1000.0, high / 1000.0
+        self.until = self.clock() + seconds
+        return ""
+
+    def wants(self, length: int) -> bool:
+        return length <= DISK_MAX_TEXT and self.clock() < self.until
+
+    def delay(self) -> float:
+        """Seconds to hold the statement at hand: 0.0 unless congested and picked (n % of statements)."""
+        if self.clock() < self.until and self.dice() * 100.0 < self.percent:
+            return self.low + (self.high - self.low) * self.dice()
+        return 0.0
+
+
 class AlterSystem:
     """The ALTER SYSTEM answers of one Aurora instance. `crash(instance, kind)` starts its crash and returns
     '' or the one line why it cannot (lab/crash.py `sql_crash`)."""
@@ -143,6 +204,15 @@ class AlterSystem:
         self.crash = crash
         self.simulate = simulate  # READ REPLICA FAILURE (lab/replica_failure.py): None, '' started, or why not
         self.disk = DiskFailure()
+        self.congestion = DiskCongestion()
+
+    def busy(self, length: int) -> bool:
+        """Hold every query of this length whole (a simulated disk failure or congestion runs)."""
+        return self.disk.wants(length) or self.congestion.wants(length)
+
+    def delay(self) -> float:
+        """Seconds the statement just rewritten waits in the proxy (DISK CONGESTION), usually 0.0."""
+        return self.congestion.delay()
 
     def answer(self, raw: bytes) -> Optional[str]:
         if not raw[:32].lstrip().upper().startswith(b"ALTER"):
@@ -157,6 +227,8 @@ class AlterSystem:
             return error_statement(ER_UNKNOWN_ERROR, refused) if refused else HOLD
         if what == "simulate":
             answer = self.disk.request(text)
+            if answer is None:
+                answer = self.congestion.request(text)
             if answer is None and self.simulate is not None:
                 answer = self.simulate(self.instance, text)
             if answer is not None:
@@ -165,4 +237,4 @@ class AlterSystem:
         return error_statement(ER_PARSE_ERROR, parse_error_text(text), state="42000")
 
 
-__all__ = ["AlterSystem", "DiskFailure", "parse", "error_statement", "HOLD", "SIMULATE_TEXT"]
+__all__ = ["AlterSystem", "DiskFailure", "DiskCongestion", "parse", "error_statement", "HOLD", "SIMULATE_TEXT"]

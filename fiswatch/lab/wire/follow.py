@@ -159,7 +159,8 @@ class WireFollower:
                                     segments=m["segments"], gap_min=GAP_MIN, errors=m["errors"],
                                     last_error=m["last_error"], refused=m["refused"], last_refused=m["last_refused"],
                                     dropped=m["dropped"], last_dropped=m["last_dropped"], faults=m["faults"],
-                                    unmeasured=dict(self.unmeasured)))
+                                    unmeasured=dict(self.unmeasured), rolled_back=m.get("rolled_back", 0),
+                                    rolled_back_writes=m.get("rolled_back_writes", 0)))
 
     def _poll(self) -> bool:
         from fiswatch.lab.control import ControlError, request

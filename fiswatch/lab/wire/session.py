@@ -45,6 +45,14 @@ class Session:
     def from_client(self, data: bytes) -> bytes:
         return self._client.feed(data)
 
+    def take_delay(self) -> float:
+        """Seconds the proxy holds the bytes `from_client` just returned (a rewriter's simulated disk
+        congestion), then 0.0 again."""
+        held = getattr(self.rewriter, "held", 0.0)
+        if held:
+            self.rewriter.held = 0.0
+        return held
+
     def from_server(self, data: bytes) -> None:
         self._server.feed(data)
 

@@ -37,7 +37,8 @@ def merge(clients: Sequence[Dict[str, Any]], gap_min: float = GAP_MIN) -> Dict[s
         for endpoint, track in (client.get("endpoints") or {}).items():
             m = out.setdefault(endpoint, {"acked": 0, "segments": [], "errors": {}, "last_error": None,
                                           "refused": 0, "last_refused": None, "dropped": 0,
-                                          "last_dropped": None, "faults": []})
+                                          "last_dropped": None, "faults": [], "rolled_back": 0,
+                                          "rolled_back_writes": 0})
             m["acked"] += track.get("acked", 0)
             m["segments"].extend([list(s) for s in track.get("segments", ())])
             for code, n in (track.get("errors") or {}).items():
@@ -48,6 +49,8 @@ def merge(clients: Sequence[Dict[str, Any]], gap_min: float = GAP_MIN) -> Dict[s
             if track.get("last_refused") is not None:
                 m["last_refused"] = max(m["last_refused"] or 0.0, track["last_refused"])
             m["dropped"] += track.get("dropped", 0)
+            m["rolled_back"] += track.get("rolled_back", 0)
+            m["rolled_back_writes"] += track.get("rolled_back_writes", 0)
             m["faults"].extend(track.get("faults", ()))
             if track.get("last_dropped") is not None:
                 m["last_dropped"] = max(m["last_dropped"] or 0.0, track["last_dropped"])
@@ -114,6 +117,8 @@ def describe(report: Any, lost: Optional[Dict[str, Any]] = None,
             probe.backend, probe.endpoint, probe.acknowledged, probe.errors)
         if (refused or {}).get(probe.endpoint):
             head += ", %d writes refused 1290/1836 by a read-only server" % refused[probe.endpoint]  # type: ignore[index]
+        if probe.rolled_back:
+            head += ", " + probe.rolled_back_text
         lines.append(head)
         for pair in probe.outages:
             if pair.failover.target != probe.endpoint:  # another endpoint's failover: not this one's outage
