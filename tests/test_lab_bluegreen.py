@@ -131,7 +131,7 @@ def test_bad_input_is_one_line_and_starts_nothing(bg, tmp_path):
     assert err.value.usage and "unknown switchover profile 'slow': use aws or fast" in str(err.value)
     with pytest.raises(SwitchoverError) as err:
         run_switchover(bg.dir, lambda *a, **k: None, fault="slow-dns")
-    assert err.value.usage and str(err.value) == "unknown switchover fault 'slow-dns': use rollback"
+    assert err.value.usage and str(err.value).startswith("unknown switchover fault 'slow-dns': use one of rollback, ")
     fd = os.open(os.path.join(bg.dir, "failover.lock"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # as a running failover/crash/switchover holds it

@@ -206,6 +206,9 @@ class Lab:
         self.zone.set(req["name"], req["kind"], tuple(req["values"]), int(req.get("ttl", 5)),
                       req.get("flap_until"))
 
+    def cmd_dns_batch(self, req: Dict[str, Any]) -> Any:  # several records in one swap (lab/switchover.py)
+        self.zone.update(req["changes"])
+
     def cmd_kill(self, req: Dict[str, Any]) -> Any:
         self.intended_down.add(req["instance"])
         server = self.servers[req["instance"]]

@@ -18,7 +18,7 @@ import struct
 import threading
 import time
 from dataclasses import dataclass, replace
-from typing import Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 from fiswatch.lab.proxy import ProxyLoop
 
@@ -66,6 +66,35 @@ class Zone:
         with self._lock:
             records = dict(self._records)
             records[key] = replace(records[key], blank=style)
+            self._records = records
+
+    def update(self, changes: Sequence[Dict[str, Any]]) -> None:
+        """Several records changed in one swap: a query sees all of them or none (a Blue/Green
+        rename). Each change: {"name", "kind", "values"[, "ttl"]} sets a record, {"name", "blank"}
+        blanks one ('empty', 'nxdomain' or None: answers again). Checked whole before any applies.
+
+        >>> zone = Zone("lab.rds.local")
+        >>> zone.set("a.lab.rds.local", "A", ("127.0.0.1",))
+        >>> zone.update([{"name": "a.lab.rds.local", "kind": "A", "values": ["127.0.0.2"]},
+        ...              {"name": "b.lab.rds.local", "blank": "nxdomain"}])
+        Traceback (most recent call last):
+        ...
+        KeyError: 'b.lab.rds.local'
+        >>> zone.get("a.lab.rds.local").values
+        ('127.0.0.1',)
+        """
+        with self._lock:
+            records = dict(self._records)
+            for change in changes:
+                key = str(change["name"]).lower().rstrip(".")
+                if "blank" in change:
+                    if change["blank"] not in (None, "empty", "nxdomain"):
+                        raise ValueError("dns blank style must be 'empty' or 'nxdomain', got %r" % change["blank"])
+                    records[key] = replace(records[key], blank=change["blank"])
+                    continue
+                kind = str(change["kind"])
+                records[key] = Record(kind, tuple(v.lower().rstrip(".") if kind == "CNAME" else str(v)
+                                                  for v in change["values"]), int(change.get("ttl", 5)))
             self._records = records
 
     def get(self, name: str) -> Optional[Record]:

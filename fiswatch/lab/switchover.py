@@ -13,7 +13,10 @@ daemon (proxies, DNS) and the servers (as root). Steps, at the profile's offsets
   SWITCHOVER_COMPLETED      only the target row left; the table is emptied `empty_after` seconds later
 
 Stopped before green is promoted, it is rolled back (blue writable, proxies open, AVAILABLE); after,
-it is completed at once. The phase is kept by the daemon for `lab status --json` (last_failover).
+it is completed at once; killed (SIGKILL) midway, the next `lab switchover` does that first
+(recover_killed). The renames are one DNS update (the daemon's dns_batch), never half applied.
+`--fault NAME` (lab/bg_faults.py) bends the run into what users hit. The phase is kept by the
+daemon for `lab status --json` (last_failover).
 """
 import fcntl
 import os
@@ -22,7 +25,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional
 
+import pymysql
+
 from fiswatch.lab import bg_answers as A
+from fiswatch.lab import bg_faults as F
 from fiswatch.lab import bluegreen as B
 from fiswatch.lab import layout as L
 from fiswatch.lab.control import request
@@ -61,9 +67,7 @@ PROFILES = {
     "fast": SwitchoverProfile("fast", 0.5, 1.5, 2.0, 2.5, 3.5, 4.0, 2.0),
 }
 CATCH_UP_TIMEOUT = 30.0
-# fault switches (docs/lab.md): rollback = AWS rolls the switchover back (its timeout expired, or a
-# guardrail failed) while IN_PROGRESS, before green is promoted
-FAULTS = ("rollback",)
+FAULTS = F.NAMES  # the fault switches (lab/bg_faults.py, docs/lab.md)
 Emit = Callable[..., None]
 
 
@@ -79,9 +83,10 @@ def old1(name: str) -> str:
 
 class Switchover:
     def __init__(self, lab_dir: str, plan: SwitchoverProfile, emit: Emit,
-                 cancel: Optional[threading.Event] = None, fault: str = "") -> None:
+                 cancel: Optional[threading.Event] = None, fault: F.Fault = F.Fault(),
+                 state: Optional[Dict[str, Any]] = None) -> None:
         self.fault = fault
-        state = request(os.path.join(lab_dir, L.CONTROL_SOCKET), "state")
+        state = state or request(os.path.join(lab_dir, L.CONTROL_SOCKET), "state")
         self.layout = L.Layout.from_dict(state["layout"])
         if not self.layout.blue_green:
             raise SwitchoverError("no green environment in this lab: start it with `fiswatch lab up --blue-green`",
@@ -90,18 +95,36 @@ class Switchover:
         roles = {i["name"]: i["role"] for i in state["instances"]}
         self.sides = B.sides(self.layout, roles)
         blue_writer = self.sides[0][1]
-        rows = sql(self.layout.server_socket(blue_writer), ["SELECT status FROM %s" % A.RDS_TOPOLOGY])
+        self.step, self.promoted, self.t0 = "start", False, time.time()
+        self.began = self.t0  # the current step's start: its events' time (offsets are from t0, never summed)
+        self.outage_start: Optional[float] = None
+        self.outage_end: Optional[float] = None
+        self.writers: List[L.InstanceSpec] = [blue for _, blue, _ in self.sides]
+        self.greens: List[L.InstanceSpec] = [green for _, _, green in self.sides]
+        self.refused_until: Optional[float] = None  # --fault monitors-refused: proxies open at this offset
+        if state_of(state.get("last_failover")) is not None and state["last_failover"].get("state") == "switching":
+            return  # a killed switchover's, to recover (recover_killed)
+        try:
+            rows = sql(self.layout.server_socket(blue_writer), ["SELECT status FROM %s" % A.RDS_TOPOLOGY])
+        except pymysql.err.ProgrammingError:  # dropped by --fault no-metadata (1146)
+            rows = [("none: the table is gone",)]
         if not rows or rows[0][0] != "AVAILABLE":
             raise SwitchoverError("the green environment was switched over already (rds_topology: %s); "
                                   "`fiswatch lab down` and `up --blue-green` for another"
                                   % (rows[0][0] if rows else "empty"), usage=True)
-        self.step, self.promoted, self.t0 = "start", False, time.time()
-        self.began = self.t0  # the current step's start: its events' time (offsets are from t0, never summed)
-        self.outage_start: Optional[float] = None
-        self.writers: List[L.InstanceSpec] = [blue for _, blue, _ in self.sides]
 
     # --- helpers -------------------------------------------------------------------
     def at(self, offset: float) -> None:
+        if self.refused_until is not None and offset >= self.refused_until:
+            self.wait_until(self.refused_until)
+            self.refused_until = None
+            self.proxies("pass")
+            self.outage_end = time.time()
+            self.reached("logins-allowed", "new logins allowed again after %gs refused (--fault %s)"
+                         % (self.fault.seconds, self.fault.label))
+        self.wait_until(offset)
+
+    def wait_until(self, offset: float) -> None:
         delay = self.t0 + offset - time.time()
         if self.cancel is not None:
             if self.cancel.wait(max(0.0, delay)):
@@ -120,6 +143,8 @@ class Switchover:
             pass
 
     def status(self, status: str) -> None:
+        if not self.fault.statuses_after(status):
+            return
         for spec in self.writers:
             sql(self.layout.server_socket(spec), A.status_statements(status))
 
@@ -131,6 +156,9 @@ class Switchover:
     # --- the run ---------------------------------------------------------------------
     def run(self) -> Dict[str, float]:
         plan, layout = self.plan, self.layout
+        prepared = F.prepare(self.fault, layout, self.writers, self.greens)
+        if prepared:
+            self.reached("fault", "--fault %s: %s" % (self.fault.label, prepared))
         self.t0 = self.began = time.time()
         self.status("SWITCHOVER_INITIATED")
         self.reached("SWITCHOVER_INITIATED", "Blue/Green switchover (%s profile): %s" % (plan.name, ", ".join(
@@ -145,7 +173,7 @@ class Switchover:
                      "refused (3032, as offline_mode)", outage_start=outage_start)
         positions = []
         self.at(plan.in_progress_at)  # a cancel seen here, before green's promotion, rolls back
-        if self.fault == "rollback":
+        if self.fault.name == "rollback":
             self.at((plan.in_progress_at + plan.post_at) / 2)
             self.recover("the switchover timed out: --fault rollback")
             return {"outage_start": outage_start, "outage_end": time.time()}
@@ -161,17 +189,30 @@ class Switchover:
             sql(layout.server_socket(green), ["STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL read_only=0"])
         self.writers = [blue for _, blue, _ in self.sides] + [green for _, _, green in self.sides]
         self.reached("promote", "green caught up and promoted: %s" % "; ".join(positions))
+        frozen = F.on_promoted(self.fault, layout, self.greens)
+        if frozen:
+            self.reached("fault", "--fault %s: %s" % (self.fault.label, frozen))
         self.at(plan.post_at)
         self.status("SWITCHOVER_IN_POST_PROCESSING")
-        self.proxies("pass")
-        outage_end = time.time()
-        self.reached("SWITCHOVER_IN_POST_PROCESSING", "connections allowed on both sides; old blue stays read-only")
-        return self.finish(outage_start, outage_end)
+        if self.fault.name == "monitors-refused":
+            self.refused_until = plan.in_progress_at + self.fault.seconds
+            self.reached("SWITCHOVER_IN_POST_PROCESSING", "new logins still refused for %gs from IN_PROGRESS "
+                         "(--fault %s)" % (self.fault.seconds, self.fault.label))
+            self.at(plan.post_at)  # opened here when S ends before POST_PROCESSING
+        else:
+            self.proxies("pass")
+            self.outage_end = time.time()
+            self.reached("SWITCHOVER_IN_POST_PROCESSING", "connections allowed on both sides; old blue stays "
+                         "read-only")
+        return self.finish(outage_start)
 
-    def finish(self, outage_start: float, outage_end: float) -> Dict[str, float]:
+    def finish(self, outage_start: float) -> Dict[str, float]:
         plan = self.plan
         self.at(plan.renamed_at)
-        self.rename_topology()
+        if self.fault.name == "green-ids-kept":
+            self.reached("topology-kept", "green's Aurora SERVER_IDs keep their -green- names (--fault green-ids-kept)")
+        else:
+            self.rename_topology()
         self.at(plan.blue_dns_at)
         self.rename_dns()
         self.at(plan.green_gone_at)
@@ -179,12 +220,19 @@ class Switchover:
         self.at(plan.completed_at)
         self.status("SWITCHOVER_COMPLETED")
         self.reached("SWITCHOVER_COMPLETED", "only the target row left in mysql.rds_topology; emptied in %gs"
-                     % plan.empty_after)
+                     % plan.empty_after if self.fault.statuses_after("SWITCHOVER_COMPLETED") else
+                     "mysql.rds_topology not written (--fault %s)" % self.fault.label)
         self.at(plan.completed_at + plan.empty_after)
-        for spec in self.writers:
-            sql(self.layout.server_socket(spec), ["DELETE FROM %s" % A.RDS_TOPOLOGY])
-        self.reached("done", "mysql.rds_topology empty on both sides; connections were refused %.1fs (IN_PROGRESS "
-                     "to POST_PROCESSING)" % (outage_end - outage_start), state="done", outage_end=outage_end)
+        if self.refused_until is not None:  # refused past the end of the timeline
+            self.at(self.refused_until)
+        if self.fault.statuses_after("SWITCHOVER_COMPLETED"):
+            for spec in self.writers:
+                sql(self.layout.server_socket(spec), ["DELETE FROM %s" % A.RDS_TOPOLOGY])
+        outage_end = self.outage_end or time.time()
+        self.reached("done", "mysql.rds_topology %s; connections were refused %.1fs (IN_PROGRESS "
+                     "to POST_PROCESSING)" % ("empty on both sides" if self.fault.statuses_after("SWITCHOVER_COMPLETED")
+                                               else "left as --fault %s has it" % self.fault.label,
+                                               outage_end - outage_start), state="done", outage_end=outage_end)
         return {"outage_start": outage_start, "outage_end": outage_end}
 
     def rename_topology(self) -> None:
@@ -198,24 +246,17 @@ class Switchover:
             "%s -> %s" % kv for kv in renames.items()))
 
     def rename_dns(self) -> None:
-        layout, ctl = self.layout, self.ctl
-        green_writer, green_reader, green_rds = L.GREEN_INSTANCES
-        names = layout.endpoint_names
-        for spec in layout.cluster("aurora"):
-            target = green_writer if spec.name == self.sides[0][1].name else green_reader
-            request(ctl, "dns_set", name=old1(str(spec.dns_name)), kind="A", values=[layout.proxy_address(spec)[0]])
-            request(ctl, "dns_set", name=str(spec.dns_name), kind="A", values=[layout.proxy_address(target)[0]])
-        request(ctl, "dns_set", name=old1(names["aurora"]), kind="CNAME", values=[old1(str(self.sides[0][1].dns_name))])
-        request(ctl, "dns_set", name=old1(names["rds"]), kind="A", values=[layout.proxy_address(self.sides[1][1])[0]])
-        request(ctl, "dns_set", name=names["rds"], kind="A", values=[layout.proxy_address(green_rds)[0]])
+        """One update of the lab's DNS (the daemon swaps every record at once): a switchover killed here
+        leaves every name blue or every name renamed, never half."""
+        names = self.layout.endpoint_names
+        request(self.ctl, "dns_batch", changes=rename_changes(self.layout, self.sides))
         self.reached("blue-dns", "blue names answer green's addresses (TTL 5 s); old blue is %s and %s (read-only)"
                      % (old1(names["aurora"]), old1(names["rds"])))
 
     def remove_green_dns(self) -> None:
         names = [str(s.dns_name) for s in L.GREEN_INSTANCES] + [L.GREEN_ENDPOINT_NAMES["aurora-green"],
                                                                  L.GREEN_ENDPOINT_NAMES["aurora-green-ro"]]
-        for name in names:
-            request(self.ctl, "dns_blank", name=name, style="nxdomain")
+        request(self.ctl, "dns_batch", changes=[{"name": name, "blank": "nxdomain"} for name in names])
         self.reached("green-dns-removed", "green names answer NXDOMAIN")
 
     def recover(self, why: str) -> str:
@@ -231,17 +272,36 @@ class Switchover:
             return text
         self.cancel, self.t0 = None, time.time() - 10 ** 6  # every remaining step at once
         self.proxies("pass")
-        step = self.step
+        step, self.refused_until = self.step, None
         now = time.time()
-        self.finish(self.outage_start or now, now)
+        self.outage_end = self.outage_end or now
+        self.finish(self.outage_start or now)
         return "switchover completed at once after %s (%s): green serves writes under the blue names" % (step, why)
+
+
+def rename_changes(layout: L.Layout, sides: List[Any]) -> List[Dict[str, Any]]:
+    """The DNS records of the rename (the daemon's `dns_batch`): blue names -> green's addresses, old blue
+    under NAME-old1. `sides`: (shape, blue writer, green writer) as bluegreen.sides gives them."""
+    green_writer, green_reader, green_rds = L.GREEN_INSTANCES
+    names = layout.endpoint_names
+    changes: List[Dict[str, Any]] = []
+    for spec in layout.cluster("aurora"):
+        target = green_writer if spec.name == sides[0][1].name else green_reader
+        changes.append({"name": old1(str(spec.dns_name)), "kind": "A", "values": [layout.proxy_address(spec)[0]]})
+        changes.append({"name": str(spec.dns_name), "kind": "A", "values": [layout.proxy_address(target)[0]]})
+    changes.append({"name": old1(names["aurora"]), "kind": "CNAME", "values": [old1(str(sides[0][1].dns_name))]})
+    changes.append({"name": old1(names["rds"]), "kind": "A", "values": [layout.proxy_address(sides[1][1])[0]]})
+    changes.append({"name": names["rds"], "kind": "A", "values": [layout.proxy_address(green_rds)[0]]})
+    return changes
 
 
 def run_switchover(lab_dir: str, emit: Emit, profile: str = "fast",
                    cancel: Optional[threading.Event] = None, fault: str = "") -> Dict[str, float]:
     """Run one switchover; SwitchoverError (usage=True: nothing started) with one line when it cannot."""
-    if fault and fault not in FAULTS:
-        raise SwitchoverError("unknown switchover fault %r: use %s" % (fault, " or ".join(FAULTS)), usage=True)
+    try:
+        parsed = F.parse(fault)
+    except F.FaultError as exc:
+        raise SwitchoverError(str(exc), usage=True) from None
     if profile not in PROFILES:
         raise SwitchoverError("unknown switchover profile %r: use %s" % (profile, " or ".join(sorted(PROFILES))),
                               usage=True)
@@ -253,7 +313,12 @@ def run_switchover(lab_dir: str, emit: Emit, profile: str = "fast",
         except OSError:
             raise SwitchoverError("a failover, crash or switchover already runs in %s: wait for it to finish"
                                   % lab_dir, usage=True) from None
-        job = Switchover(lab_dir, PROFILES[profile], emit, cancel, fault)
+        state = request(os.path.join(lab_dir, L.CONTROL_SOCKET), "state")
+        job = Switchover(lab_dir, PROFILES[profile], emit, cancel, parsed, state)
+        last = state.get("last_failover")
+        if state_of(last) is not None and last.get("state") == "switching":  # its lock is free: killed
+            raise SwitchoverError("a switchover killed at %s (process %s) was found first: %s; nothing new started"
+                                  % (last.get("phase"), last.get("pid"), recover_killed(job, last)))
         try:
             return job.run()
         except BaseException as exc:  # noqa: BLE001 - rolled back or completed, then said which
@@ -267,6 +332,23 @@ def run_switchover(lab_dir: str, emit: Emit, profile: str = "fast",
             raise SwitchoverError(outcome) from None
     finally:
         os.close(lock_fd)
+
+
+def recover_killed(job: Switchover, last: Dict[str, Any]) -> str:
+    """A switchover whose process died midway (state 'switching', the lock free): rolled back when green
+    was not promoted yet (its read_only still on), completed at once after."""
+    layout = job.layout
+    job.step = str(last.get("phase") or "start")
+    job.promoted = any(sql(layout.server_socket(g), ["SELECT @@read_only"])[0][0] == 0 for g in job.greens)
+    if job.promoted:
+        job.writers = job.writers + job.greens
+    else:  # the promotion never ran (or stopped at STOP SLAVE): green replicates again
+        for green in job.greens:
+            try:
+                sql(layout.server_socket(green), ["START SLAVE"])
+            except pymysql.err.MySQLError:  # killed between STOP SLAVE and RESET SLAVE ALL: green stays as it is
+                pass
+    return job.recover("its process %s was killed" % last.get("pid"))
 
 
 def state_of(last: Any) -> Optional[str]:

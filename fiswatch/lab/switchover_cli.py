@@ -2,7 +2,8 @@
 
 The work is lab/switchover.py's. Exit codes: 0 done, 1 stopped midway (rolled back or completed, the
 line says which), 2 nothing started (no green environment, another failover/crash/switchover running,
-an unknown profile, a switchover already done), 130 interrupted.
+an unknown profile or --fault, a switchover already done), 130 interrupted. A switchover killed midway
+is completed or rolled back by the next one, which then exits 1 saying which.
 """
 import argparse
 import json
@@ -21,8 +22,11 @@ def add_switchover_parser(actions: Any, common: Callable[[argparse.ArgumentParse
     common(sw)
     sw.add_argument("--profile", default="fast", help="aws (the measured timeline, ~1 min + 44 s) or fast "
                     "(~6 s, the lab's assumption; default)")
-    sw.add_argument("--fault", default="", help="rollback: AWS rolls the switchover back while IN_PROGRESS (its "
-                    "timeout expired): blue is writable again, green still replicates (docs/lab.md)")
+    sw.add_argument("--fault", default="", help="what users hit (docs/lab.md, Blue/Green faults): rollback (rolled "
+                    "back while IN_PROGRESS), frozen-metadata (blue stays IN_PROGRESS, green's rows removed), "
+                    "monitors-refused[=SECONDS] (logins refused SECONDS from IN_PROGRESS, default 10), no-metadata "
+                    "(no mysql.rds_topology), green-ids-kept (-green- SERVER_IDs stay), no-grant-on-green (SELECT "
+                    "on mysql.rds_topology revoked on green)")
     sw.add_argument("--json", action="store_true", help="print each step as a JSON line (the `lab` event)")
 
 
@@ -37,6 +41,13 @@ def run_switchover_command(args: argparse.Namespace, lab_dir: str) -> int:
 
     emit = make_emitter(lab_dir, "bluegreen", False, as_json if args.json else None,
                         None if args.json else (lambda line: print(line, flush=True)), what="switchover")
+    from fiswatch.lab.bg_faults import FaultError, parse
+
+    try:
+        parse(args.fault)  # a typo is said first, lab or not
+    except FaultError as exc:
+        print("fiswatch lab switchover: %s" % exc, file=sys.stderr)
+        return 2
     try:
         lab_status(lab_dir)  # one line when no lab runs there
         with sigterm_interrupts():
