@@ -7,7 +7,7 @@ Python Wrapper with its `bg` plugin (`plugins=bg+failover_v2`) and without (`fai
 switchover and client: the longest gap between acknowledged writes that overlaps the outage
 (IN_PROGRESS -> POST_PROCESSING); a client with no write after POST_PROCESSING by the end of the
 window (switchover done + RECOVER s) never recovered: counted as such, never as a number. Between
-switchovers green is made again on the same servers (bench/switchover_reset.py).
+switchovers green is made again on the same servers (lab/bg_recreate.py).
 
 The lab's phases: each phase's measured duration (between the emitted steps) over the profile's planned
 one; the target is within 10 %.
@@ -116,13 +116,13 @@ def one_switchover(lab_dir: str, info: Any, profile: str, clients: Sequence[Clie
 
 
 def profile_rows(profile: str, repeats: int, clients: Sequence[Client]) -> List[Dict[str, Any]]:
-    from fiswatch.bench.switchover_reset import reset_green
+    from fiswatch.lab.bg_recreate import recreate_green
 
     rows: List[Dict[str, Any]] = []
     with own_lab("switchover", blue_green=True) as (lab_dir, info):
         for i in range(repeats):
             if i:
-                reset_green(lab_dir)
+                recreate_green(lab_dir)
             rows.append(one_switchover(lab_dir, info, profile, clients))
             sys.stderr.write("switchover_gap: %s %d/%d: %s\n" % (profile, i + 1, repeats, rows[-1]["gaps_s"]))
     return rows
