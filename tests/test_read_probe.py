@@ -149,6 +149,29 @@ def test_a_read_probe_on_an_aurora_reader_shows_its_topology_lag(rlab):
         _stop(runner, log)
 
 
+@pytest.mark.skipif(sys.version_info < (3, 10), reason="the wrapper needs Python >= 3.10 (3.9: the pymysql tests above)")
+def test_the_wrappers_read_write_splitting_plugin_moves_a_read_probe_on_the_writer_name_to_a_reader(rlab):
+    """`--read aurora` with aws-wrapper:plugins=read_write_splitting+failover_v2: the probe sets its connection
+    read-only (the plugin's contract), the plugin moves it to a reader: no 'answered from a writer', a reader's id."""
+    from fiswatch.lab import layout as L
+    from fiswatch.lab.api import lab_status
+
+    writer = lab_status(rlab.dir).instance("aurora", "writer")
+    writer_id = str(L.spec_by_name(writer.name).index)
+    log = EventLog()
+    runner = _runner(rlab, ["aurora"], log, backends=("aws-wrapper:plugins=read_write_splitting+failover_v2",))
+    try:
+        probe = runner.probes[0]
+        wait_for(lambda: probe.snapshot.iterations > 20, 60, message="the wrapper's reads")
+    finally:
+        events = _stop(runner, log)
+    reads = [e for e in events if e["event"] == E.READ]
+    servers = {e["server"] for e in reads}
+    assert reads and servers and writer_id not in servers and servers <= {"1", "2", "5"}, (writer_id, servers)
+    assert not [e for e in events if e["event"] == E.WARNING and "answered from a writer" in e["message"]]
+    assert not [e for e in events if e["event"] == E.WRITE]
+
+
 def _read_count(text):
     """The read column's answered reads on the screen (`reads srv 5 lag 0 168 ok`), None when not shown."""
     m = re.search(r"reads srv 5(?: lag \S+)? (?:rows )?(\d+) ok", text)
