@@ -159,7 +159,7 @@ def test_the_wrappers_read_write_splitting_plugin_moves_a_read_probe_on_the_writ
     writer = lab_status(rlab.dir).instance("aurora", "writer")
     writer_id = str(L.spec_by_name(writer.name).index)
     log = EventLog()
-    runner = _runner(rlab, ["aurora"], log, backends=("aws-wrapper:plugins=read_write_splitting+failover_v2",))
+    runner = _runner(rlab, ["aurora"], log, backends=("aws-wrapper:plugins=read_write_splitting+failover_v2",)).start()
     try:
         probe = runner.probes[0]
         wait_for(lambda: probe.snapshot.iterations > 20, 60, message="the wrapper's reads")
