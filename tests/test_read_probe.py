@@ -7,6 +7,7 @@
 - the demo shows the read column at 80x24 (the real `fiswatch demo` in a pseudo-terminal): its count
   grows while the write columns show a failover's gap.
 """
+import ipaddress
 import os
 import re
 import sys
@@ -147,6 +148,52 @@ def test_a_read_probe_on_an_aurora_reader_shows_its_topology_lag(rlab):
         assert not any("ms" in text for text in read_candidates(view()))  # rows behind again
     finally:
         _stop(runner, log)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 10), reason="the wrapper needs Python >= 3.10 (3.9: the pymysql tests above)")
+def test_the_wrappers_read_write_splitting_plugin_moves_a_read_probe_on_the_writer_name_to_a_reader(rlab):
+    """`--read aurora` with aws-wrapper:plugins=read_write_splitting+failover_v2: the probe sets its connection
+    read-only (the plugin's contract), the plugin moves it to a reader: no 'answered from a writer', a reader's id."""
+    from fiswatch.lab import layout as L
+    from fiswatch.lab.api import lab_status
+
+    writer = lab_status(rlab.dir).instance("aurora", "writer")
+    writer_id = str(L.spec_by_name(writer.name).index)
+    log = EventLog()
+    lookups = _ResolverLookups()
+    runner = _runner(rlab, ["aurora"], log, backends=("aws-wrapper:plugins=read_write_splitting+failover_v2",)).start()
+    try:
+        probe = runner.probes[0]
+        wait_for(lambda: probe.snapshot.iterations > 20, 60, message="the wrapper's reads")
+    finally:
+        events = _stop(runner, log)
+        lookups.on = False
+    # the reader's topology name went to the lab's DNS (lab/resolver_hook.py), never to the machine's resolver
+    assert lookups.names == [], lookups.names
+    reads = [e for e in events if e["event"] == E.READ]
+    servers = {e["server"] for e in reads}
+    assert reads and servers and writer_id not in servers and servers <= {"1", "2", "5"}, (writer_id, servers)
+    assert not [e for e in events if e["event"] == E.WARNING and "answered from a writer" in e["message"]]
+    assert not [e for e in events if e["event"] == E.WRITE]
+
+
+class _ResolverLookups:
+    """Every host name this process hands the C library's resolver (the audit events of socket.getaddrinfo,
+    gethostbyname, gethostbyname_ex) while `on`; addresses are no lookup. An audit hook stays for the process:
+    it records nothing once `on` is False."""
+
+    def __init__(self):
+        self.on = True
+        self.names = []
+        sys.addaudithook(self._hook)
+
+    def _hook(self, event, args):
+        if self.on and event in ("socket.getaddrinfo", "socket.gethostbyname") and args and args[0]:
+            host = args[0].decode("ascii", "replace") if isinstance(args[0], bytes) else str(args[0])
+            try:
+                ipaddress.ip_address(host)
+            except ValueError:
+                self.names.append(host)
 
 
 def _read_count(text):

@@ -38,6 +38,7 @@ AUTO = "auto"
 # what the probe owns: never from the command line (a password in argv would be a leak)
 RESERVED = ("host", "port", "user", "password", "database", "autocommit")
 SECRET_WORDS = ("password", "passwd", "secret")
+SPLITTING_PLUGINS = ("read_write_splitting", "srw", "gdb_read_write_splitting")  # route on conn.read_only
 AWS_DOMAINS = (".rds.amazonaws.com", ".rds.amazonaws.com.cn", ".rds.sc2s.sgov.gov", ".rds.c2s.ic.gov")
 
 
@@ -210,6 +211,12 @@ class AwsWrapperBackend(Backend):
             autocommit=False, **props)
         check_tls_required(self.tls.mode, self.tls_facts(conn), conn)
         return conn
+
+    def start_reading(self, conn: Any) -> None:
+        """With a read/write splitting plugin (`plugins=read_write_splitting+failover_v2`, `srw`), a read
+        probe's connection is set read-only, which is what moves it to a reader (the plugin's contract)."""
+        if set(self.settings["plugins"].split(",")) & set(SPLITTING_PLUGINS):
+            conn.read_only = True
 
     def tls_facts(self, conn: Any) -> Optional[Tuple[str, str]]:
         from fiswatch.backends.mysql_connector import connection_tls_facts

@@ -251,6 +251,10 @@ class Backend:
         """The host a connection is on now, when the client may have moved it (None: as connected)."""
         return None
 
+    def start_reading(self, conn: Any) -> None:
+        """A read probe's new connection (fiswatch.engine.readround): tell the client it will only read,
+        where that routes it (the AWS wrapper's read/write splitting plugins: a reader). Nothing by default."""
+
     # -- shared ----------------------------------------------------------------------------------
     def tls_text(self) -> str:
         """`ssl_mode=VERIFY_IDENTITY` or the driver's default, for `fiswatch backends` and run_start."""

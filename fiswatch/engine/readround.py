@@ -77,6 +77,7 @@ class ReadRound:
         """Who answers on this connection (asked once per connection); a writer is said once per server."""
         probe = self.probe
         probe.enter(Op.SELECT)
+        probe.backend.start_reading(conn)  # a client that routes reads to a reader is told it reads
         cur = conn.cursor()
         try:
             cur.execute(IDENTITY_SQL)
