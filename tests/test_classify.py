@@ -179,3 +179,23 @@ def test_a_blackholed_endpoint_shows_as_connect_timeout_in_the_event_stream(blac
                    "--endpoint", "db=mysql://u@127.0.0.1:%d/x" % blackhole, env={"FISWATCH_PASSWORD_DB": "x"})
     errors = [e for e in map(json.loads, out.stdout.splitlines()) if e["event"] == E.ERROR]
     assert errors and {e["kind"] for e in errors} == {"connect-timeout"}, errors
+
+
+def test_pymysql_on_a_connection_already_lost_is_lost_not_a_blank_error(mariadb):
+    """A statement on a PyMySQL connection lost earlier (a killed server, a swallowed error in a side
+    query such as the read probe's lag lookup) raises InterfaceError(0, ''): that is a lost connection
+    with a message that says so, not kind "error" with an empty text."""
+    import pymysql
+
+    backend = make_backend(parse_backend_spec("pymysql"))
+    conn = _connect(backend, mariadb)
+    killer = pymysql.connect(host=mariadb.host, port=mariadb.port, user=mariadb.user, password=mariadb.password)
+    try:
+        killer.cursor().execute("KILL %d" % conn.thread_id())
+        cur = conn.cursor()
+        first = _error_of(backend, lambda: cur.execute("SELECT 1"))
+        again = _error_of(backend, lambda: cur.execute("SELECT 1"))
+    finally:
+        killer.close()
+    assert first.kind in ("lost", "gone-away", "killed"), first
+    assert again.kind == "lost" and again.code == 2013 and "already closed" in again.message, again

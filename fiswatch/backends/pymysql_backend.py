@@ -55,6 +55,9 @@ class PyMySQLBackend(Backend):
 
     def classify(self, exc: BaseException) -> ErrorInfo:
         args: Tuple[Any, ...] = getattr(exc, "args", ())
+        if type(exc).__name__ == "InterfaceError" and args[:1] == (0,):
+            # PyMySQL's "(0, '')": a statement on a connection whose socket it closed after an earlier error
+            return ErrorInfo(2013, "lost", "connection already closed (lost during an earlier statement)")
         if len(args) >= 2 and isinstance(args[0], int):
             return classify_error(args[0], str(args[1]))
         if isinstance(exc, OSError):
