@@ -24,9 +24,10 @@ pytestmark = pytest.mark.lab
 # The bound on the surviving reader's longest silence during a writer failover. Its reads never
 # touch the fenced writer, the promoted reader or DNS (it connected once, by its own name); what is
 # left is the probe's own pace (--interval 0.05 s) and the machine's load: a round on a loaded
-# 2-core machine was seen to take up to ~0.3 s. 1 s is also the report's threshold for a silent gap
-# (MIN_SILENT_GAP), so "no read gap in the report" and this bound say the same thing.
-READ_GAP_BOUND = 1.0
+# 2-core machine was seen to take up to ~0.3 s, and a CI run with six suites' workers and a
+# benchmark beside it once left 1.04 s between two reads. The writes stop for about 10 s in the same
+# failover (the fast profile): 3 s keeps the contrast the lesson draws and holds under that load.
+READ_GAP_BOUND = 3.0
 
 
 @pytest.fixture(scope="module")
@@ -94,11 +95,13 @@ def test_a_read_probe_on_the_surviving_reader_reads_on_through_a_writer_failover
     report = build_report(events)
     by = {p.probe: p for p in report.probes}
     read, write = by["instance-3/pymysql"], by["aurora/pymysql"]
-    assert read.reads and not read.write_gaps and not any(e["event"] == E.ERROR and e["probe"] == read.probe
-                                                          for e in events)
+    assert read.reads and not any(e["event"] == E.ERROR and e["probe"] == read.probe for e in events)
+    assert all(g.duration < READ_GAP_BOUND for g in read.write_gaps), read.write_gaps  # (none on a quiet machine)
     # the contrast the demo shows: the writes did stop, the reads did not
-    assert write.write_gaps and max(g.duration for g in write.write_gaps) > 1.0
-    assert read.outages and read.outages[0].gap is None  # paired with aurora's failover: no gap to pair
+    assert write.write_gaps and max(g.duration for g in write.write_gaps) > 2 * READ_GAP_BOUND
+    assert read.outages  # paired with aurora's failover
+    gap = read.outages[0].gap
+    assert gap is None or gap.duration < READ_GAP_BOUND, gap
 
 
 def test_a_read_probe_on_the_writer_name_says_so_once_and_reads_on(rlab):
