@@ -7,7 +7,6 @@ read-only replica of blue, mysql.rds_topology AVAILABLE on both sides with its g
 SERVER_IDs green again, every blue and green name answering as at start (one DNS update), proxies open.
 Used by the fault tests (tests/test_lab_bluegreen_faults.py), under the lab's failover lock.
 """
-import fcntl
 import os
 from typing import Any, Dict, List
 
@@ -20,6 +19,7 @@ from fiswatch.lab.mariadb import sql
 from fiswatch.lab.replication import replicate, wait_caught_up
 from fiswatch.lab.settle import state_record
 from fiswatch.lab.switchover import SwitchoverError, old1
+from fiswatch.lab.lablock import try_lock
 
 CATCH_UP = 30.0
 # blue taking green's writes: not green's own tables (its Aurora topology and its heartbeat), and rows the
@@ -31,13 +31,11 @@ CATCH_UP_FILTERS = ["SET GLOBAL replicate_wild_ignore_table='%s.bg%%'" % A.SCHEM
 def recreate_green(lab_dir: str) -> str:
     """Green as at `lab up --blue-green`; one line saying what was done (SwitchoverError when it cannot)."""
     lab_dir = os.path.abspath(lab_dir)
-    lock_fd = os.open(os.path.join(lab_dir, "failover.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    lock_fd = try_lock(lab_dir)
+    if lock_fd is None:
+        raise SwitchoverError("a failover, crash or switchover runs in %s: wait for it to finish" % lab_dir,
+                              usage=True) from None
     try:
-        try:
-            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise SwitchoverError("a failover, crash or switchover runs in %s: wait for it to finish" % lab_dir,
-                                  usage=True) from None
         return _recreate(lab_dir)
     finally:
         os.close(lock_fd)

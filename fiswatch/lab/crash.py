@@ -17,7 +17,6 @@ Every outage holds the lab's failover lock: one failover, crash or reboot at a t
 `done` outage_end, as a failover's do, so the report's gap tables read them unchanged.
 """
 import contextlib
-import fcntl
 import os
 import threading
 import time
@@ -29,6 +28,7 @@ from fiswatch.lab.failover import Cancelled, FailoverError, make_emitter, run_fa
 from fiswatch.lab.mariadb import sql
 from fiswatch.lab.outage_now import outage_running
 from fiswatch.lab.settle import end_client_sessions
+from fiswatch.lab.lablock import try_lock
 
 CRASH_DOWN = 3.0  # seconds a crashed engine stays down (Aurora labs: back in about 3 s)
 REBOOT_DOWN = 5.0  # seconds a rebooted instance refuses connects (AWS does not say: the lab's assumption)
@@ -60,13 +60,10 @@ def check_down(value: Any) -> float:
 
 def take_lock(lab_dir: str) -> int:
     """The lab's failover lock, held (an fd), or CrashError when a failover, crash or reboot runs."""
-    fd = os.open(os.path.join(lab_dir, "failover.lock"), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
+    fd = try_lock(lab_dir)
+    if fd is None:
         raise CrashError("a failover, crash or reboot already runs in %s: wait for it to finish" % lab_dir,
-                         usage=True) from None
+                         usage=True)
     return fd
 
 

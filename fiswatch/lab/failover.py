@@ -5,7 +5,6 @@ servers as root over their unix sockets. Each step is emitted as a `lab` Event, 
 order a client meets it.
 """
 import contextlib
-import fcntl
 import os
 import signal
 import threading
@@ -22,6 +21,7 @@ from fiswatch.lab.mariadb import sql
 from fiswatch.lab.settle import end_client_sessions, recover, resync_from, roles_for, state_record
 from fiswatch.lab.profiles import PROFILES, Profile
 from fiswatch.lab.topology import promote_statements
+from fiswatch.lab.lablock import try_lock
 
 
 class FailoverError(RuntimeError):
@@ -337,12 +337,10 @@ def run_failover(lab_dir: str, target: str, emit: Emit, profile: str = "fast", c
         raise FailoverError("unknown DNS style %r: use empty or nxdomain" % dns_style)
     plan = timings or PROFILES[(target, profile)]
     lab_dir = os.path.abspath(lab_dir)
-    lock_fd = os.open(os.path.join(lab_dir, "failover.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    lock_fd = try_lock(lab_dir)
+    if lock_fd is None:
+        raise FailoverError("a failover already runs in %s: wait for it to finish" % lab_dir)
     try:
-        try:
-            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise FailoverError("a failover already runs in %s: wait for it to finish" % lab_dir)
         _recover_abandoned(lab_dir, emit)
         job = Failover(lab_dir, target, emit, plan, crash, dns_style, cancel, stale_dns, reason)
         try:

@@ -21,7 +21,6 @@ back otherwise, so the cluster keeps exactly one writer. Killed midway (SIGKILL:
 runs on), its last step stays recorded as 'running' in the daemon (`lab status`: STOPPED HALFWAY),
 and the next `lab failover maz` finishes or rolls it back first (recover_abandoned), then runs.
 """
-import fcntl
 import os
 import threading
 import time
@@ -35,6 +34,7 @@ from fiswatch.lab.replication import replicate
 from fiswatch.lab.failover import Cancelled, Emit, FailoverError, Interrupted, lab_password, sleep_until, why_text
 from fiswatch.lab.mariadb import sql
 from fiswatch.lab.settle import end_client_sessions, state_record, writable
+from fiswatch.lab.lablock import try_lock
 
 MAX_LAG = 600.0  # seconds; more is a typo, not a scenario
 
@@ -281,12 +281,10 @@ def run_maz_failover(lab_dir: str, state: Dict[str, Any], emit: Emit, profile: s
         raise FailoverError("this lab has no Multi-AZ DB cluster: start one with `fiswatch lab up --multi-az-cluster`")
     check_options(profile, lag)
     lab_dir = os.path.abspath(lab_dir)
-    lock_fd = os.open(os.path.join(lab_dir, "failover.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    lock_fd = try_lock(lab_dir)
+    if lock_fd is None:
+        raise FailoverError("a failover already runs in %s: wait for it to finish" % lab_dir)
     try:
-        try:
-            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise FailoverError("a failover already runs in %s: wait for it to finish" % lab_dir)
         state = recover_abandoned(state, emit)
         job = MazFailover(state, emit, PROFILES[profile], float(lag), stale_reader, cancel)
         try:

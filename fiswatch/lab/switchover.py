@@ -18,7 +18,6 @@ it is completed at once; killed (SIGKILL) midway, the next `lab switchover` does
 `--fault NAME` (lab/bg_faults.py) bends the run into what users hit. The phase is kept by the
 daemon for `lab status --json` (last_failover).
 """
-import fcntl
 import os
 import threading
 import time
@@ -35,6 +34,7 @@ from fiswatch.lab.control import request
 from fiswatch.lab.failover import Cancelled, why_text
 from fiswatch.lab.mariadb import sql
 from fiswatch.lab.settle import state_record
+from fiswatch.lab.lablock import try_lock
 
 
 class SwitchoverError(RuntimeError):
@@ -306,13 +306,11 @@ def run_switchover(lab_dir: str, emit: Emit, profile: str = "fast",
         raise SwitchoverError("unknown switchover profile %r: use %s" % (profile, " or ".join(sorted(PROFILES))),
                               usage=True)
     lab_dir = os.path.abspath(lab_dir)
-    lock_fd = os.open(os.path.join(lab_dir, "failover.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    lock_fd = try_lock(lab_dir)
+    if lock_fd is None:
+        raise SwitchoverError("a failover, crash or switchover already runs in %s: wait for it to finish"
+                              % lab_dir, usage=True) from None
     try:
-        try:
-            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise SwitchoverError("a failover, crash or switchover already runs in %s: wait for it to finish"
-                                  % lab_dir, usage=True) from None
         state = request(os.path.join(lab_dir, L.CONTROL_SOCKET), "state")
         job = Switchover(lab_dir, PROFILES[profile], emit, cancel, parsed, state)
         last = state.get("last_failover")

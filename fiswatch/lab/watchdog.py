@@ -11,11 +11,11 @@ restarted and re-copied. A server the lab kills or restarts on purpose (a `--cra
 a rejoin) is never taken for dead: it is marked `intended` while it is down. While any
 failover runs (its lock is held), the watchdog waits.
 """
-import fcntl
-import os
 import threading
 import time
 from typing import Any, Callable, Dict, Optional
+
+from fiswatch.lab.lablock import is_locked
 
 POLL = 1.0
 
@@ -63,17 +63,7 @@ class WriterWatch:
         self.failover(cluster, spec.name, now - since)
 
     def _failover_running(self) -> bool:
-        try:
-            fd = os.open(os.path.join(self.lab.layout.dir, "failover.lock"), os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return True
-        finally:
-            os.close(fd)
-        return False
+        return is_locked(self.lab.layout.dir)
 
     def failover(self, cluster: str, name: str, dead_for: float) -> None:
         from fiswatch.lab.failover import FailoverError, make_emitter, run_failover
