@@ -292,7 +292,7 @@ def test_demo_record_of_two_failovers_reports_gaps_and_verifies_clean(lab, tmp_p
 
     record = str(tmp_path / "demo.jsonl")
     env = dict(os.environ, PYTHONPATH=ROOT)
-    proc = subprocess.Popen([sys.executable, "-m", "fiswatch", "demo", "--dir", lab.dir, "--json", "--duration", "26",
+    proc = subprocess.Popen([sys.executable, "-m", "fiswatch", "demo", "--dir", lab.dir, "--json", "--duration", "60",
                              "--aurora-after", "4", "--rds-after", "13", "--record", record],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
@@ -309,7 +309,7 @@ def test_demo_record_of_two_failovers_reports_gaps_and_verifies_clean(lab, tmp_p
 
     try:
         wait_for(both_recovered, timeout=120, message="both failovers done and PyMySQL writing after each")
-        # --duration 26 is the bound; once seen, SIGTERM ends the demo like q (verify, record and summary kept)
+        # --duration 60 is only the bound; once seen, SIGTERM ends the demo like q (verify, record and summary kept)
         proc.send_signal(signal.SIGTERM)
         stderr = proc.communicate(timeout=180)[1]
     finally:
