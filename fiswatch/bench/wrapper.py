@@ -13,16 +13,14 @@ Run alone: `python -m fiswatch.bench.wrapper [--repeats N] [--profile fast|reali
 """
 import argparse
 import json
-import random
-import shutil
 import sys
-import tempfile
 import threading
 import time
 from typing import Any, Dict, List, Optional
 
 from fiswatch import events as E
 from fiswatch.bench.common import Figure, median
+from fiswatch.bench.own_lab import own_lab
 from fiswatch.bench.recovery_figure import longest_gap
 
 PROBES = ("pymysql", "aws-wrapper")
@@ -105,23 +103,12 @@ def _r(value: Optional[float]) -> Optional[float]:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from fiswatch.lab.api import LabNotRunning, lab_down, lab_up
-
     p = argparse.ArgumentParser(prog="python -m fiswatch.bench.wrapper", description=__doc__.split("\n\n")[0])
     p.add_argument("--repeats", type=int, default=3, help="failovers (default: %(default)s)")
     p.add_argument("--profile", default="realistic", choices=("fast", "realistic"), help="lab failover profile")
     args = p.parse_args(argv)
-    lab_dir = tempfile.mkdtemp(prefix="fiswatch-bench-wrapper-")
-    base = "127.%d.%d" % (random.randint(20, 250), random.randint(1, 250))
-    info = lab_up(lab_dir, base=base, port=3306, dns_port=random.randint(20000, 30000))
-    try:
+    with own_lab("wrapper") as (lab_dir, info):  # a free loopback prefix, down and removed at the end
         fig = wrapper_figure(lab_dir, info, args.repeats, args.profile)
-    finally:
-        try:
-            lab_down(lab_dir)
-        except LabNotRunning:
-            pass
-        shutil.rmtree(lab_dir, ignore_errors=True)
     print(json.dumps(fig.as_dict(), indent=1))
     return 1 if fig.error else 0
 
