@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import threading
+from dataclasses import replace
 
 import pytest
 
@@ -75,6 +76,13 @@ def test_per_endpoint_copies_pick_dialect_pattern_and_own_topology_cache():
     lab_aurora = Endpoint("aurora", "fiswatch-lab.cluster-c0ffee.lab.rds.local", cluster_id="fiswatch-lab",
                           source="lab:/nonexistent", host_pattern="127.0.10.?:3306")
     assert shared.for_endpoint(lab_aurora).properties()["cluster_instance_host_pattern"] == "127.0.10.?:3306"
+    # two labs one after the other in one process (a test worker): the wrapper's topology cache and monitor
+    # are the process's, by cluster_id; shared, lab B's writer was taken for a reader from lab A's topology
+    other_lab = replace(lab_aurora, source="lab:/elsewhere")
+    assert (shared.for_endpoint(lab_aurora).properties()["cluster_id"]
+            != shared.for_endpoint(other_lab).properties()["cluster_id"])
+    assert (shared.for_endpoint(lab_aurora).properties()["cluster_id"]
+            == AwsWrapperBackend().for_endpoint(lab_aurora).properties()["cluster_id"])  # one lab, one topology
     # AWS: connect by the cluster endpoint's name, so the wrapper can derive the instances' names
     assert connect_host("10.1.2.3", aurora.host, False) == aurora.host
     assert connect_host("127.0.0.1", "db.example.com", False) == "127.0.0.1"

@@ -30,6 +30,7 @@ from dataclasses import replace
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from fiswatch.backends.base import Backend, BackendOptionError, parse_bool, parse_seconds
+from fiswatch.backends.wrapper_process import quiet_logging, release_at_exit, wrapper_cluster_id
 from fiswatch.model import BackendInfo, ErrorInfo
 
 PIP = "pip install 'fiswatch[aws-wrapper]'"
@@ -152,8 +153,7 @@ class AwsWrapperBackend(Backend):
         if pattern:
             props["cluster_instance_host_pattern"] = pattern
         if self.endpoint is not None:
-            # connections with the same cluster_id share one topology: never let two endpoints share
-            props["cluster_id"] = "fiswatch-%s" % getattr(self.endpoint, "name", "db")
+            props["cluster_id"] = wrapper_cluster_id(self.endpoint)
         from fiswatch.backends.mysql_connector import tls_kwargs
 
         props.update(tls_kwargs(self.tls.mode, self.tls.ca))  # every connection it opens, the new writer's too
@@ -288,55 +288,6 @@ def lab_tls_names(endpoint: Any) -> Dict[str, str]:
     except Exception:  # noqa: BLE001
         return {}
     return {i.address: i.dns_name for i in info.instances if i.dns_name}
-
-
-def quiet_logging() -> None:
-    """The wrapper logs its failovers as warnings; unhandled, Python prints them on stderr,
-    across the dashboard. fiswatch shows them itself (the `failover` event)."""
-    import logging
-
-    log = logging.getLogger("aws_advanced_python_wrapper")
-    if not any(isinstance(h, logging.NullHandler) for h in log.handlers):
-        log.addHandler(logging.NullHandler())
-    log.propagate = False
-
-
-_RELEASE: list = []
-RELEASE_BUDGET = 5.0  # seconds the end of the process may spend stopping the wrapper's monitors
-
-
-def release_at_exit(driver: Any) -> None:
-    """Stop the wrapper's topology monitors when the process ends.
-
-    Its monitors run host threads in a ThreadPoolExecutor, which Python joins at exit;
-    they retry a host that is gone forever, so the process would never end. Registered
-    after the wrapper imported concurrent.futures, this runs before that join (threading's
-    exit hooks run newest first), in a daemon thread bounded by RELEASE_BUDGET.
-    """
-    if _RELEASE:
-        return
-    import threading
-
-    def release() -> None:
-        worker = threading.Thread(target=_release_quietly, args=(driver,), name="aws-wrapper release", daemon=True)
-        worker.start()
-        worker.join(RELEASE_BUDGET)
-
-    _RELEASE.append(release)
-    register = getattr(threading, "_register_atexit", None)
-    if register is not None:
-        register(release)
-    else:  # pragma: no cover - every Python the wrapper supports has it
-        import atexit
-
-        atexit.register(release)
-
-
-def _release_quietly(driver: Any) -> None:
-    try:
-        driver.release_resources()
-    except Exception:  # noqa: BLE001
-        pass
 
 
 def is_ip(host: str) -> bool:
