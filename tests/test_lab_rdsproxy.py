@@ -157,7 +157,7 @@ def test_garbage_and_a_64_mb_packet_get_one_error_each_and_the_proxy_serves_on(a
 
 
 def test_pinning_and_tracking_follow_aws_list_as_the_labs_assumption():
-    from fiswatch.lab.rdsproxy_session import statement_effect
+    from fiswatch.lab.rdsproxy_effect import statement_effect
 
     assert statement_effect("SET autocommit=0")[:2] == ("track", "autocommit")
     assert statement_effect("SET NAMES utf8mb4 COLLATE utf8mb4_general_ci")[:2] == ("track", "names")
@@ -408,10 +408,10 @@ def _open_sessions(info):
 def test_doctests():
     import doctest
 
-    from fiswatch.lab import rdsproxy_session, rdsproxy_wire
+    from fiswatch.lab import rdsproxy_effect, rdsproxy_wire
     from fiswatch.report import model
 
-    for module in (rdsproxy_wire, rdsproxy_session, model):
+    for module in (rdsproxy_wire, rdsproxy_effect, model):
         result = doctest.testmod(module)
         assert result.failed == 0 and result.attempted > 0, module.__name__
 

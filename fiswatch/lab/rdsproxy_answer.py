@@ -4,7 +4,7 @@ The server session's protocol (rdsproxy_backend.ForwardingProtocol) hands each c
 `Answer.feed` on the spot: the bytes go to the client unchanged (a command's answer counts from
 sequence id 1 on both sides; an id that differs is rewritten in place) and no task wakes for them.
 When the answer is complete the session is told (`answered`: its transaction state, the server session
-back to the pool) and `done` resolves; when the server session goes first, `answer_lost` (1105).
+back to the pool); when the server session goes first, `answer_lost` (1105).
 A client slower than the server pauses reading from the server (over HIGH_WATER bytes unsent).
 """
 import asyncio
@@ -18,13 +18,12 @@ HIGH_WATER = 1 << 20  # bytes waiting for the client after which the server's an
 
 class Answer:
     def __init__(self, session: Any, server: Any, command: int) -> None:
-        self.session = session  # rdsproxy_session.ClientSession: answered(), answer_lost(), writer, seq_out
+        self.session = session  # rdsproxy_session.ClientSession: to_client(), answered(), answer_lost(), writer, seq_out
         self.server = server  # rdsproxy_backend.ServerSession
         self.command = command
         self.end = W.AnswerEnd(command)
         self.continued = False
         self.buf = bytearray()
-        self.done: "asyncio.Future[bool]" = asyncio.get_event_loop().create_future()  # True: complete
 
     def start(self) -> None:
         self.server.forward(self.feed, self.lost)
@@ -53,12 +52,11 @@ class Answer:
                 break
             self.continued = length == F.MAX_PAYLOAD
         if pos:
-            session.write_answer(bytes(buf) if pos == size else bytes(buf[:pos]))
+            session.to_client(bytes(buf) if pos == size else bytes(buf[:pos]))
             del buf[:pos]
         if ended:
             self.server.forward(None, None)
             session.answered(self.end.status, self.command == F.COM_INIT_DB and head[:1] == b"\xff")
-            self._finish(True)
         elif session.writer.transport.get_write_buffer_size() > HIGH_WATER:
             session.proxy.count("answers_paused")
             self.server.pause_reading()
@@ -75,8 +73,3 @@ class Answer:
         """The server session closed before the answer was complete."""
         self.server.forward(None, None)
         self.session.answer_lost()
-        self._finish(False)
-
-    def _finish(self, complete: bool) -> None:
-        if not self.done.done():
-            self.done.set_result(complete)
