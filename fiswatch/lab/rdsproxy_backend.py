@@ -29,13 +29,22 @@ class BackendError(Exception):
         self.packet = packet
 
 
-class ForwardingProtocol(asyncio.StreamReaderProtocol):
-    """A stream protocol whose data can go straight to a callback (an answer on its way to the client)."""
+class ForwardingProtocol(asyncio.StreamReaderProtocol, asyncio.BufferedProtocol):
+    """A stream protocol whose data can go straight to a callback (an answer on its way to the client).
+    Its socket is read into a buffer of the thread's (rdsproxy_wire.recv_buffer), not into a new bytes each time."""
 
     def __init__(self, reader: asyncio.StreamReader) -> None:
         super().__init__(reader)
         self.sink: Optional[Callable[[bytes], None]] = None
         self.lost: Optional[Callable[[Optional[BaseException]], None]] = None
+        self.buffer = memoryview(b"")
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        self.buffer = W.recv_buffer()
+        return self.buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(bytes(self.buffer[:nbytes]))
 
     def data_received(self, data: bytes) -> None:
         if self.sink is not None:

@@ -13,10 +13,11 @@ it (`pause_reading`), so a client that sends faster than answers come is held by
 import asyncio
 from typing import Any, Callable, List, Optional
 
+from fiswatch.lab import rdsproxy_wire as W
 from fiswatch.lab.wire import framing as F
 
 
-class ClientLink(asyncio.Protocol):
+class ClientLink(asyncio.BufferedProtocol):
     """One client connection: bytes in -> TLS -> packets -> the session; the session's bytes -> TLS -> socket."""
 
     def __init__(self, accept: Callable[["ClientLink"], Any], tls_factory: Optional[Callable[..., Any]]) -> None:
@@ -25,6 +26,7 @@ class ClientLink(asyncio.Protocol):
         self.tls: Any = None
         self.session: Any = None
         self.transport: Any = None
+        self.buffer = memoryview(b"")  # what the socket was read into last (rdsproxy_wire.recv_buffer)
         self.buf = bytearray()  # the start of a packet not yet complete
         self.need = 4  # bytes `buf` must hold before another packet can be complete
         self.dropping = False  # after a packet too big: what arrives is dropped
@@ -39,6 +41,13 @@ class ClientLink(asyncio.Protocol):
         if self.tls_factory is not None:
             self.tls = self.tls_factory(transport.write, self._tls_close)
         self.session = self.accept(self)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        self.buffer = W.recv_buffer()
+        return self.buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(bytes(self.buffer[:nbytes]))
 
     def data_received(self, data: bytes) -> None:
         session = self.session
