@@ -181,7 +181,10 @@ def test_commands_sent_before_the_answer_is_in_are_answered_in_order(alone, mari
     sock = conn._sock
     sock.sendall(raw(0, b"\x03SELECT SLEEP(0.3), 1") + raw(0, b"\x11nobody\x00") + raw(0, b"\x03SELECT 2")
                  + raw(0, b"\x0e"))
-    rows_and_errors = lambda packets: [p for _s, p in packets if p[:1] == b"\xff" or p[:2] in (b"\x010", b"\x012")]
+
+    def rows_and_errors(packets):
+        return [p for _s, p in packets if p[:1] == b"\xff" or p[:2] in (b"\x010", b"\x012")]
+
     packets = _packets_until(sock, lambda packets: len(rows_and_errors(packets)) == 3
                              and packets[-1][1][:1] == b"\x00")  # the last: COM_PING's OK
     assert [p[:3] if p[:1] == b"\xff" else p[:2] for p in rows_and_errors(packets)] == [
