@@ -17,16 +17,23 @@ HIGH_WATER = 1 << 20  # bytes waiting for the client after which the server's an
 
 
 class Answer:
-    def __init__(self, session: Any, server: Any, command: int) -> None:
+    """The answers of one client session, one after the other (`start` for each command: no new objects)."""
+
+    def __init__(self, session: Any) -> None:
         self.session = session  # rdsproxy_session.ClientSession: to_client(), answered(), answer_lost(), writer, seq_out
-        self.server = server  # rdsproxy_backend.ServerSession
-        self.command = command
-        self.end = W.AnswerEnd(command)
+        self.server: Any = None  # rdsproxy_backend.ServerSession
+        self.command = -1
+        self.end = W.AnswerEnd(-1)
         self.continued = False
         self.buf = bytearray()
+        self.sink, self.on_lost = self.feed, self.lost  # bound once
 
-    def start(self) -> None:
-        self.server.forward(self.feed, self.lost)
+    def start(self, server: Any, command: int) -> None:
+        """The answer to `command` comes from `server` now."""
+        self.server, self.command, self.continued = server, command, False
+        self.end.reset(command)
+        del self.buf[:]
+        server.forward(self.sink, self.on_lost)
 
     def feed(self, chunk: bytes) -> None:
         try:
@@ -60,14 +67,14 @@ class Answer:
         elif session.writer.transport.get_write_buffer_size() > HIGH_WATER:
             session.proxy.count("answers_paused")
             self.server.pause_reading()
-            asyncio.ensure_future(self._resume())
+            asyncio.ensure_future(self._resume(self.server))
 
-    async def _resume(self) -> None:
+    async def _resume(self, server: Any) -> None:
         try:
             await self.session.writer.drain()
         except (OSError, RuntimeError):
             pass
-        self.server.resume_reading()
+        server.resume_reading()
 
     def lost(self, _exc: Optional[BaseException]) -> None:
         """The server session closed before the answer was complete."""

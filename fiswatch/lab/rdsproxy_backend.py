@@ -107,7 +107,7 @@ class ServerSession:
             raise
 
     def send(self, payload: bytes) -> None:
-        self.writer.write(W.raw(0, payload))
+        self.writer.transport.write(W.raw(0, payload))
 
     def forward(self, sink: Optional[Callable[[bytes], None]],
                 lost: Optional[Callable[[Optional[BaseException]], None]]) -> None:

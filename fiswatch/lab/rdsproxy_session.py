@@ -54,6 +54,7 @@ class ClientSession:
         self.in_flight = False  # a command sent, its answer not complete
         self.lost = False  # the writer went while a statement was in flight
         self.seq_out = 1  # the sequence id of the next packet the client gets
+        self.answer = Answer(self)  # the answer on its way (forwarded by callbacks, rdsproxy_answer.py)
         self.inbox: Deque[Any] = collections.deque()  # packets (seq, payload) not handled yet, or TOO_BIG
         self.waiter: Optional["asyncio.Future[None]"] = None  # the task waits for a packet
         self.task: Optional["asyncio.Task[None]"] = None  # the login or a wait for a writer, while it runs
@@ -336,7 +337,7 @@ class ClientSession:
             self.answered(-1, False)
             return
         self.in_flight = True
-        Answer(self, server, command).start()
+        self.answer.start(server, command)
         server.send(payload)
 
     def to_client(self, data: bytes) -> None:

@@ -264,6 +264,10 @@ class AnswerEnd:
     """
 
     def __init__(self, command: int) -> None:
+        self.reset(command)
+
+    def reset(self, command: int) -> None:
+        """Start over, for the answer to `command`."""
         self.command = command
         self.state = COLUMNS_EOF if command == COM_FIELD_LIST else FIRST
         self.left = 0
