@@ -2,7 +2,9 @@
 
 The client logs in to the proxy (the proxy's greeting, its connection id, its scramble); the proxy
 then logs in to the writer as that user and forwards each command; the answer goes back by callbacks as
-it arrives (rdsproxy_answer.py; byte-for-byte as the server sent it). When the writer goes (rdsproxy_backend.py):
+it arrives (rdsproxy_answer.py; byte-for-byte as the server sent it). Commands come by callbacks too, from
+the client's link (rdsproxy_client.py), and are handled there and then; a task runs only where the session
+must wait: the login, and a server session to borrow (rdsproxy_borrow.py). When the writer goes (rdsproxy_backend.py):
   - a statement in flight fails with ERR 1105 and the session closes (what AWS's Aurora labs
     observed: error 1105, the exact text is unverified);
   - a session inside an open transaction, or pinned, gets 1105 on its next statement, then closes;
