@@ -37,10 +37,9 @@ class ForwardingProtocol(asyncio.StreamReaderProtocol, asyncio.BufferedProtocol)
         super().__init__(reader)
         self.sink: Optional[Callable[[bytes], None]] = None
         self.lost: Optional[Callable[[Optional[BaseException]], None]] = None
-        self.buffer = memoryview(b"")
+        self.buffer = W.recv_buffer()  # the loop thread's (made on that thread, as the protocol is)
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        self.buffer = W.recv_buffer()
         return self.buffer
 
     def buffer_updated(self, nbytes: int) -> None:

@@ -26,7 +26,7 @@ class ClientLink(asyncio.BufferedProtocol):
         self.tls: Any = None
         self.session: Any = None
         self.transport: Any = None
-        self.buffer = memoryview(b"")  # what the socket was read into last (rdsproxy_wire.recv_buffer)
+        self.buffer = W.recv_buffer()  # what the socket is read into: the loop thread's (made on that thread)
         self.buf = bytearray()  # the start of a packet not yet complete
         self.need = 4  # bytes `buf` must hold before another packet can be complete
         self.dropping = False  # after a packet too big: what arrives is dropped
@@ -43,7 +43,6 @@ class ClientLink(asyncio.BufferedProtocol):
         self.session = self.accept(self)
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        self.buffer = W.recv_buffer()
         return self.buffer
 
     def buffer_updated(self, nbytes: int) -> None:
