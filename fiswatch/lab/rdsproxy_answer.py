@@ -43,24 +43,37 @@ class Answer:
 
     def _feed(self, chunk: bytes) -> None:
         session, buf = self.session, self.buf
-        buf += chunk
-        pos, size, ended, head = 0, len(buf), False, b""
+        data: Any = chunk  # whole packets are read from the chunk itself unless a part came before (buf)
+        if buf:
+            buf += chunk
+            data = buf
+        pos, size, ended, head, seq = 0, len(data), False, b"", session.seq_out
         while size - pos >= 4:
-            length = buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16
+            length = data[pos] | data[pos + 1] << 8 | data[pos + 2] << 16
             if size - pos - 4 < length:
                 break
-            if buf[pos + 3] != session.seq_out:
-                buf[pos + 3] = session.seq_out
-            session.seq_out = (session.seq_out + 1) & 0xFF
-            head = bytes(buf[pos + 4:pos + 4 + min(length, 256)])  # all AnswerEnd reads (OK, EOF, counts)
+            if data[pos + 3] != seq:
+                if data is chunk:
+                    buf += chunk  # a copy to renumber in (buf was empty)
+                    data = buf
+                data[pos + 3] = seq
+            seq = (seq + 1) & 0xFF
+            head = bytes(data[pos + 4:pos + 4 + min(length, 256)])  # all AnswerEnd reads (OK, EOF, counts)
             pos += 4 + length
             if not self.continued and self.end.feed(head):
                 ended = True
                 break
             self.continued = length == F.MAX_PAYLOAD
-        if pos:
-            session.to_client(bytes(buf) if pos == size else bytes(buf[:pos]))
-            del buf[:pos]
+        session.seq_out = seq
+        if data is buf:
+            if pos:
+                session.to_client(bytes(buf) if pos == size else bytes(buf[:pos]))
+                del buf[:pos]
+        else:
+            if pos:
+                session.to_client(chunk if pos == size else chunk[:pos])
+            if pos < size:
+                buf += chunk[pos:]
         if ended:
             self.server.forward(None, None)
             session.answered(self.end.status, self.command == F.COM_INIT_DB and head[:1] == b"\xff")
