@@ -1,0 +1,138 @@
+"""The lab's RDS Proxy in the wire accounting (lab/rdsproxy_account.py, docs/rdsproxy.md): a program through
+`aurora-proxy` is filed under its own process with the writes it was acknowledged, the proxy's own server
+sessions under nobody, a transaction the proxy ends with 1105 is counted rolled back, and `lab exec` judges
+a program writing through the proxy across a failover."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import ROOT, wait_for
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _lab_fixture import answer_of, private_lab  # noqa: E402
+from _wire_fixture import lab_writer  # noqa: E402
+
+pytestmark = pytest.mark.lab
+
+PROGRAM = textwrap.dedent("""\
+    import json, os, sys
+    import pymysql
+    conn = pymysql.connect(host=sys.argv[1], port=int(sys.argv[2]), user=sys.argv[3], password=os.environ["PW"],
+                           database=sys.argv[4], autocommit=True, connect_timeout=5, read_timeout=30)
+    cur = conn.cursor()
+    cur.execute("CREATE TABLE IF NOT EXISTS acct_via (id BIGINT AUTO_INCREMENT PRIMARY KEY, v INT)")
+    ids = []
+    for _ in range(5):
+        cur.execute("INSERT INTO acct_via (v) VALUES (1)")
+        ids.append(cur.lastrowid)
+    conn.begin()
+    for _ in range(3):
+        cur.execute("INSERT INTO acct_via (v) VALUES (2)")
+        ids.append(cur.lastrowid)
+    conn.commit()
+    conn.close()
+    print(json.dumps({"pid": os.getpid(), "ids": ids}))
+""")
+
+
+@pytest.fixture(scope="module")
+def plab(tmp_path_factory):
+    with private_lab(tmp_path_factory, "placct", rds_proxy=True) as info:
+        yield info
+
+
+def _proxy_ip(info):
+    kind, addresses, _cnames, _ttl = answer_of(info, info.endpoint("aurora-proxy").host)
+    assert kind == "ok" and len(addresses) == 1
+    return addresses[0]
+
+
+def _wire(info):
+    from fiswatch.lab import layout as L
+    from fiswatch.lab.control import request
+
+    return request(os.path.join(info.dir, L.CONTROL_SOCKET), "wire", timeout=10)["clients"]
+
+
+def _client(info, pid):
+    return next((c for c in _wire(info) if c["pid"] == pid), None)
+
+
+def _connect(info, host, **kw):
+    import pymysql
+
+    ep = info.endpoint("aurora")
+    return pymysql.connect(host=host, port=ep.port, user=ep.user, password=ep.password.reveal(),
+                           database=ep.database, connect_timeout=5, read_timeout=30, **kw)
+
+
+def test_a_program_through_the_proxy_is_filed_under_its_own_pid_with_its_acknowledged_inserts(plab, tmp_path):
+    ep = plab.endpoint("aurora")
+    (tmp_path / "program.py").write_text(PROGRAM)
+    out = subprocess.run([sys.executable, str(tmp_path / "program.py"), _proxy_ip(plab), str(ep.port), ep.user,
+                          ep.database], capture_output=True, text=True, timeout=60,
+                         env=dict(os.environ, PW=ep.password.reveal()))
+    assert out.returncode == 0, out.stderr
+    ran = json.loads(out.stdout)
+    mine = wait_for(lambda: _client(plab, ran["pid"]), 30, message="the program's process in the ledger")
+    track = mine["endpoints"]["aurora"]  # filed under the cluster the proxy fronts
+    assert track["acked"] == 8 and track["dropped"] == 0 and track["rolled_back"] == 0, track
+    assert mine["instances"] == {"aurora-proxy": 1} and mine["open"] == 0, mine
+    ranges = mine["inserts"]["aurora/%s.acct_via" % ep.database]
+    filed = [first + i for first, rows in ranges for i in range(rows)]
+    assert filed == ran["ids"]
+    check = _connect(plab, _proxy_ip(plab))
+    with check.cursor() as cur:
+        cur.execute("SELECT id FROM acct_via WHERE id IN (%s)" % ",".join(map(str, filed)))
+        assert sorted(r[0] for r in cur.fetchall()) == filed  # the ids really are in the table
+    check.close()
+    clients = _wire(plab)
+    assert not [c for c in clients if c["pid"] == plab.pid], "the lab daemon filed as a client"
+    proxy_ips = {_proxy_ip(plab), _proxy_ip(plab).rsplit(".", 1)[0] + ".51"}
+    assert not [c for c in clients if c["address"].split(":")[0] in proxy_ips or c["key"].split(" ")[-1] in proxy_ips]
+
+
+def test_a_transaction_the_proxy_ends_with_1105_is_counted_rolled_back_with_its_writes(plab):
+    import pymysql
+
+    from fiswatch.lab.api import failover
+
+    def mine():
+        return (_client(plab, os.getpid()) or {}).get("endpoints", {}).get("aurora", {})
+
+    before = mine()
+    in_tx = _connect(plab, _proxy_ip(plab))  # autocommit off: the INSERTs below leave a transaction open
+    with in_tx.cursor() as cur:
+        cur.execute("CREATE TABLE IF NOT EXISTS acct_tx (id BIGINT AUTO_INCREMENT PRIMARY KEY, v INT)")
+        cur.execute("INSERT INTO acct_tx (v) VALUES (1)")
+        cur.execute("INSERT INTO acct_tx (v) VALUES (2)")
+    failover(plab.dir, "aurora", profile="quick")
+    with pytest.raises(pymysql.err.OperationalError) as err:
+        with in_tx.cursor() as cur:
+            cur.execute("SELECT 1")
+    assert err.value.args[0] == 1105
+    after = wait_for(lambda: mine() if mine().get("rolled_back", 0) > before.get("rolled_back", 0) else None, 30,
+                     message="the transaction counted rolled back")
+    assert after["rolled_back"] - before.get("rolled_back", 0) == 1
+    assert after["rolled_back_writes"] - before.get("rolled_back_writes", 0) == 2
+    assert after["acked"] == before.get("acked", 0)  # never acknowledged
+    assert after["errors"].get("1105", 0) - before.get("errors", {}).get("1105", 0) == 1
+
+
+def test_lab_exec_judges_a_program_writing_through_the_proxy_across_a_failover(plab, tmp_path):
+    (tmp_path / "writer.py").write_text(lab_writer("acct_exec").replace("FISWATCH_LAB_AURORA_HOST",
+                                                                        "FISWATCH_LAB_PROXY_HOST"))
+    argv = [sys.executable, "-m", "fiswatch", "lab", "exec", "--dir", plab.dir, "--failover", "aurora@4",
+            "--profile", "quick", "--expect", "lost=0", "--expect", "recovered", "--json", str(tmp_path / "v.json"),
+            "--", sys.executable, "writer.py", "12"]
+    result = subprocess.run(argv, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=ROOT),
+                            timeout=180, cwd=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    doc = json.loads((tmp_path / "v.json").read_text())
+    acked = doc["endpoints"]["aurora"]["acknowledged"]
+    assert acked > 20 and doc["lost"]["checked"] == acked and doc["lost"]["lost"] == [], doc
+    assert "lost writes: 0 of" in result.stderr
