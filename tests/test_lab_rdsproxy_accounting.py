@@ -136,3 +136,25 @@ def test_lab_exec_judges_a_program_writing_through_the_proxy_across_a_failover(p
     acked = doc["endpoints"]["aurora"]["acknowledged"]
     assert acked > 20 and doc["lost"]["checked"] == acked and doc["lost"]["lost"] == [], doc
     assert "lost writes: 0 of" in result.stderr
+
+
+def test_a_transaction_a_patch_ends_through_the_proxy_is_reported_rolled_back_for_the_cluster(plab, tmp_path):
+    """`lab exec --patch` of a program inside a transaction via aurora-proxy: the proxy's 1105 ends it; the
+    verdict, the record and the report say it was rolled back on `aurora`, as by the cluster name."""
+    from test_lab_gate import _gate
+    from test_lab_patch_seen import OPEN_TRANSACTION
+
+    (tmp_path / "txn.py").write_text(OPEN_TRANSACTION.replace("FISWATCH_LAB_AURORA_HOST", "FISWATCH_LAB_PROXY_HOST"))
+    record = tmp_path / "run.jsonl"
+    result = _gate(plab.dir, tmp_path, "--patch", "aurora@2", "--expect", "lost=0", "--record", str(record), "--",
+                   sys.executable, "txn.py")
+    assert result.returncode == 0, result.stderr
+    text = "1 transaction rolled back (2 writes not acknowledged)"
+    assert text in result.stderr and "lost writes: 0 of 2 acknowledged inserts" in result.stderr, result.stderr
+    client = next(e for e in map(json.loads, record.read_text().splitlines()) if e.get("event") == "wire_client")
+    assert client["probe"] == "aurora/program" and client["endpoint"] == "aurora", client
+    assert (client["acked"], client["rolled_back"], client["rolled_back_writes"]) == (2, 1, 2)
+    assert client["errors"].get("1105") == 1, client
+    report = subprocess.run([sys.executable, "-m", "fiswatch", "report", str(record)], capture_output=True, text=True,
+                            timeout=60, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert report.returncode == 0 and "  " + text in report.stdout.splitlines(), report.stdout
