@@ -158,3 +158,24 @@ def test_a_transaction_a_patch_ends_through_the_proxy_is_reported_rolled_back_fo
     report = subprocess.run([sys.executable, "-m", "fiswatch", "report", str(record)], capture_output=True, text=True,
                             timeout=60, env=dict(os.environ, PYTHONPATH=ROOT))
     assert report.returncode == 0 and "  " + text in report.stdout.splitlines(), report.stdout
+
+
+def test_a_refused_change_user_leaves_the_session_accounted(plab):
+    """COM_CHANGE_USER gets 1235 from the proxy and the session serves on: its writes still count."""
+    import pymysql
+
+    def acked():
+        return (_client(plab, os.getpid()) or {}).get("endpoints", {}).get("aurora", {}).get("acked", 0)
+
+    conn = _connect(plab, _proxy_ip(plab), autocommit=True)
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE IF NOT EXISTS acct_cu (id BIGINT AUTO_INCREMENT PRIMARY KEY, v INT)")
+    conn._execute_command(0x11, b"")  # PyMySQL has no change_user: the raw command
+    with pytest.raises(pymysql.err.MySQLError) as err:
+        conn._read_packet()
+    assert err.value.args[0] == 1235
+    before = acked()
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO acct_cu (v) VALUES (1)")  # the next command: no login awaited
+    wait_for(lambda: acked() == before + 1, 30, message="the INSERT after the refused COM_CHANGE_USER counted")
+    conn.close()

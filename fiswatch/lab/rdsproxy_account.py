@@ -25,9 +25,11 @@ that session (as lab/proxy.py does).
 """
 from typing import Any, Callable, Collection, Optional, Tuple
 
-from fiswatch.lab.wire.session import Session
+from fiswatch.lab.wire.framing import COM_CHANGE_USER
+from fiswatch.lab.wire.session import COMMAND, Session
 
 Factory = Callable[[Tuple[str, int]], Any]
+CHANGE_USER = bytes((COM_CHANGE_USER,))
 
 
 class ClientAccount:
@@ -39,9 +41,10 @@ class ClientAccount:
         self.session = session
 
     def from_client(self, seq: int, payload: bytes) -> None:
-        """A complete packet the client sent (the login, a command)."""
+        """A complete packet the client sent (the login, a command). COM_CHANGE_USER is not passed on: the
+        proxy refuses it (1235) and the session stays as it was, where the wire Session would await a new login."""
         session = self.session
-        if session is not None:
+        if session is not None and not (seq == 0 and payload[:1] == CHANGE_USER and session.phase == COMMAND):
             try:
                 session.client_packet(seq, payload)
             except Exception:  # noqa: BLE001 - the accounting goes, the client's session stays
