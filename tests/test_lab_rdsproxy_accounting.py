@@ -179,3 +179,29 @@ def test_a_refused_change_user_leaves_the_session_accounted(plab):
         cur.execute("INSERT INTO acct_cu (v) VALUES (1)")  # the next command: no login awaited
     wait_for(lambda: acked() == before + 1, 30, message="the INSERT after the refused COM_CHANGE_USER counted")
     conn.close()
+
+
+def test_a_session_over_tls_to_the_proxy_is_read_behind_the_tls(plab):
+    import pymysql
+
+    from test_lab_rdsproxy_tls import _context
+
+    from fiswatch.lab import layout as L
+
+    def mine():
+        return _client(plab, os.getpid()) or {}
+
+    before = mine().get("endpoints", {}).get("aurora", {}).get("acked", 0)
+    ep = plab.endpoint(L.RDS_PROXY_ENDPOINT)
+    conn = pymysql.connect(host=_proxy_ip(plab), port=ep.port, user=ep.user, password=ep.password.reveal(),
+                           database=ep.database, ssl=_context(plab.ca_file, L.RDS_PROXY_NAME), connect_timeout=10,
+                           read_timeout=30, autocommit=True)
+    assert conn._sock.version() in ("TLSv1.2", "TLSv1.3")
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE IF NOT EXISTS acct_tls (id BIGINT AUTO_INCREMENT PRIMARY KEY, v INT)")
+        cur.execute("INSERT INTO acct_tls (v) VALUES (1)")
+    conn.close()
+    after = wait_for(lambda: mine() if mine().get("endpoints", {}).get("aurora", {}).get("acked", 0) > before else None,
+                     30, message="the INSERT over TLS counted")
+    assert after["endpoints"]["aurora"]["acked"] == before + 1
+    assert not any("TLS" in why for why in after["unmeasured"]), after["unmeasured"]
