@@ -17,6 +17,7 @@ import re
 from typing import Any, Dict, List, Optional
 
 from fiswatch.lab import rdsproxy_wire as W
+from fiswatch.lab.rdsproxy_account import tap
 from fiswatch.lab.rdsproxy_answer import Answer
 from fiswatch.lab.rdsproxy_backend import BackendError, ServerSession
 from fiswatch.lab.wire import framing as F
@@ -91,7 +92,7 @@ class ClientSession:
     def __init__(self, proxy: Any, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, conn_id: int) -> None:
         self.proxy = proxy
         self.reader = reader
-        self.writer = writer
+        self.writer, self.account = tap(proxy.account, writer)  # the wire accounting (rdsproxy_account.py)
         self.conn_id = conn_id
         self.login: Optional[W.Login] = None
         self.server: Optional[ServerSession] = None
@@ -181,6 +182,7 @@ class ClientSession:
         salt = W.new_salt()
         self.writer.write(W.greeting(self.conn_id, salt, self.proxy.version))
         seq, payload, _more = await W.read_packet(self.reader)
+        self.account.from_client(seq, payload)
         self.seq_out = seq + 1
         login = W.parse_login(payload)
         auth = login.auth
@@ -257,6 +259,7 @@ class ClientSession:
             answer, self.answer = self.answer, None
             if answer is not None and not await answer.done:  # a client that sent before the answer was in
                 return
+            self.account.from_client(seq, payload)
             if self.closed:
                 return
             self.seq_out = 1
