@@ -297,15 +297,22 @@ def test_demo_record_of_two_failovers_reports_gaps_and_verifies_clean(lab, tmp_p
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
     def both_recovered():
-        """Both failovers done, and each endpoint's PyMySQL probe has written after its failover's end."""
+        """Both failovers done, each endpoint's PyMySQL probe has written after its failover's end, and the
+        record holds each name's DNS flip."""
         try:
             with open(record) as fh:
                 events = [json.loads(line) for line in fh if line.endswith("\n")]
         except FileNotFoundError:
             return False
         done = {e.get("target"): e["ts"] for e in events if e["event"] == E.LAB and e.get("step") == "done"}
-        return all(name in done and any(e["event"] == E.WRITE and e.get("probe") == name + "/pymysql"
-                                        and e["ts"] > done[name] for e in events) for name in ("aurora", "rds"))
+        if not all(name in done and any(e["event"] == E.WRITE and e.get("probe") == name + "/pymysql"
+                                        and e["ts"] > done[name] for e in events) for name in ("aurora", "rds")):
+            return False
+        # and the run's DNS watcher has seen each name flip (it looks on its own pace: beside two busy
+        # loops the probe was seen writing on the new RDS writer before the watcher's next look)
+        report = build_report(events)
+        return all(report.dns_for(name) is not None and report.dns_for(name).flip_at is not None
+                   for name in ("aurora", "rds"))
 
     try:
         wait_for(both_recovered, timeout=120, message="both failovers done and PyMySQL writing after each")

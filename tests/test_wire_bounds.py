@@ -73,7 +73,8 @@ def _wave(proxy, mariadb, errors):
         try:
             c = pymysql.connect(host=proxy.address[0], port=proxy.address[1], user=mariadb.user,
                                 password=mariadb.password, database=mariadb.database, autocommit=True,
-                                connect_timeout=30, read_timeout=30)
+                                connect_timeout=30, read_timeout=30,
+                                ssl_disabled=True)  # PyMySQL 1.2: no TLS context (~20 ms of CPU) per connect
             c.cursor().execute("INSERT INTO wire_bounds (v) VALUES (1000)")
             c.close()
         except Exception as exc:  # counted: the test says how many failed and why

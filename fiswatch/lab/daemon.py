@@ -28,6 +28,7 @@ from fiswatch.lab.mariadb import MariaDBError, Server, ensure_template, find_bin
 from fiswatch.lab.orphans import disk_full, waits_for_space
 from fiswatch.lab.provision import setup_sql, write_credentials
 from fiswatch.lab.proxy import FaultProxy, ProxyLoop
+from fiswatch.lab.rdsproxy_account import instance_sessions
 from fiswatch.lab.tls import session_factory
 from fiswatch.lab.tlsca import cert_file, key_file
 from fiswatch.lab.topology import Heartbeat
@@ -91,7 +92,8 @@ class Lab:
             rewriter = bluegreen.rewriter(spec) or rewriter  # green's Aurora instances (lab/bluegreen.py)
             tls = session_factory(cert_file(layout.tls_dir, spec.name), key_file(layout.tls_dir, spec.name), layout.tls)
             self.proxies[spec.name] = FaultProxy(host, port, target[0], target[1], name=spec.name, loop=self.loop,
-                                                 session=self.ledger.session_factory(spec.name, rewriter, spec.cluster),
+                                                 session=instance_sessions(self.ledger, spec.name, rewriter, spec.cluster,
+                                                                           rdsproxy.listen_hosts(layout)),
                                                  tls=tls).start()
         if layout.rds_proxy:
             self.rds_proxy = rdsproxy.start_for_lab(self, password, lambda text: log_line(layout, text))

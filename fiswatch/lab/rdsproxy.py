@@ -18,6 +18,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 from fiswatch.lab import layout as L
 from fiswatch.lab import rdsproxy_wire as W
 from fiswatch.lab.loop import ProxyLoop
+from fiswatch.lab.rdsproxy_account import account_factory
 from fiswatch.lab.rdsproxy_backend import Instance, WriterFollower
 from fiswatch.lab.rdsproxy_client import ClientLink
 from fiswatch.lab.rdsproxy_pool import Pool
@@ -35,7 +36,8 @@ class RdsProxy:
     def __init__(self, listen: Any, instances: Sequence[Instance], users: Dict[str, str], loop: ProxyLoop,
                  log: Callable[[str], None] = lambda line: None, borrow_timeout: float = BORROW_TIMEOUT,
                  connect_timeout: float = CONNECT_TIMEOUT, name: str = "aurora-proxy",
-                 tls: Optional[Callable[..., Any]] = None, **follower: Any) -> None:
+                 tls: Optional[Callable[..., Any]] = None, account: Optional[Callable[..., Any]] = None,
+                 **follower: Any) -> None:
         self.listen = (listen[0], int(listen[1]))
         self.name = name
         self.instances = tuple(instances)
@@ -46,6 +48,7 @@ class RdsProxy:
         self.connect_timeout = float(connect_timeout)
         self.tls = tls  # a TlsSession factory (lab/tls.py): TLS in front of every session (rdsproxy_client.py)
         self.local_host = self.listen[0]  # its server sessions come from its own address (the ledger tells them apart)
+        self.account = account  # each client session's wire Session (rdsproxy_account.py), None: not accounted
         self.sessions: Set[ClientSession] = set()
         self.pool = Pool()
         self.counters = dict.fromkeys(COUNTERS, 0)
@@ -212,6 +215,13 @@ def proxy_address(layout: L.Layout, octet: int = L.RDS_PROXY_OCTET) -> Any:
     return ("%s.%d" % (layout.base, octet), layout.port)
 
 
+def listen_hosts(layout: L.Layout) -> Tuple[str, ...]:
+    """The addresses a lab's RDS Proxies listen on, and their server sessions come from; () without them."""
+    if not layout.rds_proxy:
+        return ()
+    return tuple(proxy_address(layout, octet)[0] for octet in (L.RDS_PROXY_OCTET, L.RDS_MYSQL_PROXY_OCTET))
+
+
 def start_for_lab(lab: Any, password: str, log: Callable[[str], None]) -> RdsProxy:
     """Start the RDS Proxies of a lab daemon (daemon.Lab) on its loop, and name them in DNS:
     the one in front of Aurora (returned: `lab.rds_proxy`, what `lab patch` drives), and the one in front
@@ -224,7 +234,8 @@ def start_for_lab(lab: Any, password: str, log: Callable[[str], None]) -> RdsPro
                                                 L.RDS_MYSQL_PROXY_NAME)):
             instances = [Instance(s.name, layout.proxy_address(s)) for s in layout.cluster(cluster)]
             started.append(RdsProxy(proxy_address(layout, octet), instances, {L.CLIENT_USER: password}, lab.loop,
-                                    log=log, name=name, tls=tls_for_lab(layout)).start())
+                                    log=log, name=name, tls=tls_for_lab(layout),
+                                    account=account_factory(lab.ledger, name, cluster)).start())
             lab.zone.set(dns_name, "A", (started[-1].listen[0],), ttl=5)
     except BaseException:
         for proxy in started:

@@ -19,6 +19,7 @@ import collections
 from typing import Any, Coroutine, Deque, Dict, List, Optional, Tuple, cast
 
 from fiswatch.lab import rdsproxy_wire as W
+from fiswatch.lab.rdsproxy_account import client_account
 from fiswatch.lab.rdsproxy_answer import Answer
 from fiswatch.lab.rdsproxy_backend import ServerSession
 from fiswatch.lab.rdsproxy_borrow import LOST_TEXT, LOST_WRITER, borrow
@@ -41,6 +42,7 @@ class ClientSession:
         self.proxy = proxy
         self.link = link
         self.writer = link  # what rdsproxy_answer.py writes through and waits on (drain, transport)
+        self.account = client_account(proxy.account, link)  # the wire accounting (rdsproxy_account.py)
         self.conn_id = conn_id
         self.login: Optional[W.Login] = None
         self.server: Optional[ServerSession] = None
@@ -81,6 +83,7 @@ class ClientSession:
         if task is not None and task is not asyncio.current_task():
             task.cancel()
         self._drop_server()
+        self.account.close()
         self.link.close()
         self.proxy.forget(self)
 
@@ -227,6 +230,7 @@ class ClientSession:
         salt = W.new_salt()
         self.to_client(W.greeting(self.conn_id, salt, self.proxy.version))
         seq, payload = await self._next_packet()
+        self.account.from_client(seq, payload)
         self.seq_out = seq + 1
         login = W.parse_login(payload)
         auth = login.auth
@@ -261,8 +265,10 @@ class ClientSession:
 
     # --- commands ---------------------------------------------------------------------------------
     def _command(self, seq: int, payload: bytes) -> None:
-        """One command, handled on the spot; a task only when no server session is at hand or idle."""
+        """One command, handled on the spot (the answer before it is complete); a task only when no server
+        session is at hand or idle."""
         try:
+            self.account.from_client(seq, payload)
             self.seq_out = 1
             if seq != 0:
                 self._send(W.err_packet(1, 1156, "Got packets out of order", "08S01"))
@@ -346,6 +352,7 @@ class ClientSession:
         """Every byte the client gets passes here: the answers as the server sent them, the proxy's own packets."""
         if not self.closed and not self.link.is_closing():
             self.link.write(data)
+            self.account.to_client(data)
 
     def answered(self, status: int, init_db_failed: bool) -> None:
         """The answer is complete: its status says whether a transaction is open; the server session goes

@@ -24,10 +24,13 @@ CLIENT_TRANSACTIONS, CLIENT_MULTI_STATEMENTS, CLIENT_MULTI_RESULTS, CLIENT_PS_MU
     0x2000, 0x10000, 0x20000, 0x40000
 # What the proxy offers a client (and asks of the server): no compression, no LOCAL INFILE, no
 # session tracking, no DEPRECATE_EOF (so an answer's end is always an EOF/OK/ERR the proxy can see).
+# Connection attributes are taken (the wire accounting reads the client's `_pid`), never passed on
+# (login_packet drops them).
 PROXY_CAPS = (CLIENT_LONG_PASSWORD | CLIENT_FOUND_ROWS | CLIENT_LONG_FLAG | F.CLIENT_CONNECT_WITH_DB
               | CLIENT_IGNORE_SPACE | F.CLIENT_PROTOCOL_41 | CLIENT_INTERACTIVE | CLIENT_TRANSACTIONS
               | F.CLIENT_SECURE_CONNECTION | CLIENT_MULTI_STATEMENTS | CLIENT_MULTI_RESULTS
-              | CLIENT_PS_MULTI_RESULTS | F.CLIENT_PLUGIN_AUTH | F.CLIENT_PLUGIN_AUTH_LENENC)
+              | CLIENT_PS_MULTI_RESULTS | F.CLIENT_PLUGIN_AUTH | F.CLIENT_PLUGIN_AUTH_LENENC
+              | F.CLIENT_CONNECT_ATTRS)
 MAX_PACKET = F.MAX_PAYLOAD - 1  # a command longer than one packet is refused (1153), as the lab's bound
 COM_FIELD_LIST, COM_STATISTICS = 0x04, 0x09
 

@@ -45,6 +45,13 @@ class Session:
     def from_client(self, data: bytes) -> bytes:
         return self._client.feed(data)
 
+    def client_packet(self, seq: int, payload: bytes) -> None:
+        """One whole client packet its caller framed itself (the lab's RDS Proxy reads its clients packet
+        by packet, rdsproxy_account.py): as `from_client` without framing again. Use one or the other."""
+        framer = self._client
+        if not framer.stopped and self._client_packet(F.Packet(seq, len(payload), payload[:framer.keep])):
+            framer.stopped = True
+
     def take_delay(self) -> float:
         """Seconds the proxy holds the bytes `from_client` just returned (a rewriter's simulated disk
         congestion), then 0.0 again."""
