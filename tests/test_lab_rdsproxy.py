@@ -157,8 +157,49 @@ def test_garbage_and_a_64_mb_packet_get_one_error_each_and_the_proxy_serves_on(a
     assert not [line for line in alone.lines if "internal error" in line], alone.lines
 
 
+def _packets_until(sock, enough, timeout=10.0):
+    """The packets [(seq, payload)] the proxy sends until `enough(packets)` says so."""
+    sock.settimeout(timeout)
+    data, packets = b"", []
+    while not enough(packets):
+        chunk = sock.recv(65536)
+        assert chunk, "the proxy closed the session; so far %r" % packets
+        data += chunk
+        while len(data) >= 4 and len(data) >= 4 + int.from_bytes(data[:3], "little"):
+            length = int.from_bytes(data[:3], "little")
+            packets.append((data[3], data[4:4 + length]))
+            data = data[4 + length:]
+    return packets
+
+
+def test_commands_sent_before_the_answer_is_in_are_answered_in_order(alone, mariadb):
+    """A client that sends its next commands while an answer is still coming (the session reads commands
+    by callbacks and holds these): each is answered in its turn, a refused one too (COM_CHANGE_USER:
+    1235); then a packet out of order ends the session with 1156."""
+    from fiswatch.lab.rdsproxy_wire import raw
+
+    conn = _connect(alone.listen, mariadb, autocommit=True)
+    sock = conn._sock
+    sock.sendall(raw(0, b"\x03SELECT SLEEP(0.3), 1") + raw(0, b"\x11nobody\x00") + raw(0, b"\x03SELECT 2")
+                 + raw(0, b"\x0e"))
+
+    def rows_and_errors(packets):
+        return [p for _s, p in packets if p[:1] == b"\xff" or p[:2] in (b"\x010", b"\x012")]
+
+    packets = _packets_until(sock, lambda packets: len(rows_and_errors(packets)) == 3
+                             and packets[-1][1][:1] == b"\x00")  # the last: COM_PING's OK
+    assert [p[:3] if p[:1] == b"\xff" else p[:2] for p in rows_and_errors(packets)] == [
+        b"\x010", b"\xff" + struct.pack("<H", 1235), b"\x012"]
+    assert packets[-1] == (1, packets[-1][1]) and len([p for p in packets if p[0] == 1]) == 4, packets
+    sock.sendall(raw(5, b"\x0e"))  # a command must start at sequence id 0
+    packets = _read_packets(sock)
+    assert [(s, p[:3]) for s, p in packets] == [(1, b"\xff" + struct.pack("<H", 1156))]
+    conn._sock = None
+    assert not [line for line in alone.lines if "internal error" in line], alone.lines
+
+
 def test_pinning_and_tracking_follow_aws_list_as_the_labs_assumption():
-    from fiswatch.lab.rdsproxy_session import statement_effect
+    from fiswatch.lab.rdsproxy_effect import statement_effect
 
     assert statement_effect("SET autocommit=0")[:2] == ("track", "autocommit")
     assert statement_effect("SET NAMES utf8mb4 COLLATE utf8mb4_general_ci")[:2] == ("track", "names")
@@ -421,10 +462,10 @@ def _open_sessions(info):
 def test_doctests():
     import doctest
 
-    from fiswatch.lab import rdsproxy_session, rdsproxy_wire
+    from fiswatch.lab import rdsproxy_effect, rdsproxy_wire
     from fiswatch.report import model
 
-    for module in (rdsproxy_wire, rdsproxy_session, model):
+    for module in (rdsproxy_wire, rdsproxy_effect, model):
         result = doctest.testmod(module)
         assert result.failed == 0 and result.attempted > 0, module.__name__
 

@@ -20,9 +20,10 @@ from fiswatch.lab import rdsproxy_wire as W
 from fiswatch.lab.loop import ProxyLoop
 from fiswatch.lab.rdsproxy_account import account_factory
 from fiswatch.lab.rdsproxy_backend import Instance, WriterFollower
+from fiswatch.lab.rdsproxy_client import ClientLink
 from fiswatch.lab.rdsproxy_pool import Pool
 from fiswatch.lab.rdsproxy_session import ClientSession
-from fiswatch.lab.rdsproxy_tls import tls_for_lab, tls_front
+from fiswatch.lab.rdsproxy_tls import tls_for_lab
 
 BORROW_TIMEOUT = 120.0  # seconds a statement waits for a writer: AWS's ConnectionBorrowTimeout default
 CONNECT_TIMEOUT = 2.0  # seconds one login to the writer may take before the proxy tries again
@@ -45,7 +46,7 @@ class RdsProxy:
         self.log = log
         self.borrow_timeout = float(borrow_timeout)
         self.connect_timeout = float(connect_timeout)
-        self.tls = tls  # a TlsSession factory (lab/tls.py): TLS in front of every session (rdsproxy_tls.py)
+        self.tls = tls  # a TlsSession factory (lab/tls.py): TLS in front of every session (rdsproxy_client.py)
         self.local_host = self.listen[0]  # its server sessions come from its own address (the ledger tells them apart)
         self.account = account  # each client session's wire Session (rdsproxy_account.py), None: not accounted
         self.sessions: Set[ClientSession] = set()
@@ -102,20 +103,22 @@ class RdsProxy:
         self.follower = WriterFollower(self.instances, login, any_user[1], self._writer_changed,
                                        self.local_host, **self._follower_options)
         self.follower.start()
-        self._server = await asyncio.start_server(self._accept, sock=sock)
+        self._server = await asyncio.get_event_loop().create_server(lambda: ClientLink(self.accept, self.tls),
+                                                                    sock=sock)
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def accept(self, link: ClientLink) -> Optional[ClientSession]:
+        """A client connected (ClientLink.connection_made): its session, greeting it, or None (refused, closed)."""
         if len(self.sessions) >= MAX_SESSIONS:
             self.count("refused")
-            writer.write(W.err_packet(0, 1040, "Too many connections (the lab's RDS Proxy takes %d)" % MAX_SESSIONS))
-            writer.close()
-            return
-        if self.tls is not None:
-            reader, writer = await tls_front(self.tls, reader, writer)
-        session = ClientSession(self, reader, writer, next(self._ids))
+            link.transport.write(W.err_packet(0, 1040, "Too many connections (the lab's RDS Proxy takes %d)"
+                                              % MAX_SESSIONS))
+            link.transport.close()
+            return None
+        session = ClientSession(self, link, next(self._ids))
         self.sessions.add(session)
         self.count("sessions")
-        await session.run()
+        session.start()
+        return session
 
     def _writer_changed(self, old: Optional[str], new: Optional[str]) -> None:
         self.count("writer_changes")

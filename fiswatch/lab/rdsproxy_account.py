@@ -6,8 +6,8 @@ Accounting of its own (`account_factory`: instance = the proxy's name, `aurora-p
 endpoint = the cluster it fronts, `aurora` / `rds`, so a failover's verdict reads these writes as it
 reads the cluster name's), fed the client's plaintext both ways:
 
-  to the client   everything written to it (`tap`: the proxy's greeting, the OK / ERR packets it makes
-                  itself, its 1105s, the answers it forwards), as the bytes go out;
+  to the client   everything written to it (ClientSession.to_client: the proxy's greeting, the OK / ERR
+                  packets it makes itself, its 1105s, the answers it forwards), as the bytes go out;
   from the client each complete packet the session reads (the login, every command), once the answer
                   before it is complete (`ClientAccount.from_client`).
 
@@ -68,58 +68,21 @@ class ClientAccount:
                 pass
 
 
-class AccountedWriter:
-    """The client's writer (a StreamWriter or rdsproxy_tls.TlsWriter) with the accounting on its way out:
-    what a ClientSession writes to; closing it ends the accounting's connection."""
-
-    def __init__(self, writer: Any, account: ClientAccount) -> None:
-        self.writer, self.account = writer, account
-
-    def write(self, data: bytes) -> None:
-        self.writer.write(data)
-        self.account.to_client(data)
-
-    def close(self) -> None:
-        self.account.close()
-        self.writer.close()
-
-    @property
-    def transport(self) -> Any:
-        return self.writer.transport
-
-    async def drain(self) -> None:
-        await self.writer.drain()
-
-    def is_closing(self) -> bool:
-        return bool(self.writer.is_closing())
-
-    def can_write_eof(self) -> bool:
-        return bool(self.writer.can_write_eof())
-
-    def write_eof(self) -> None:
-        self.writer.write_eof()
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self.writer.get_extra_info(name, default)
-
-
 NO_ACCOUNT = ClientAccount(None)
 
 
-def tap(factory: Optional[Factory], writer: Any) -> Tuple[Any, ClientAccount]:
-    """(the writer a ClientSession writes to, its account): `writer` and NO_ACCOUNT when the proxy accounts
-    nothing (`factory` None: a proxy outside a lab), else the client's wire Session behind both."""
+def client_account(factory: Optional[Factory], link: Any) -> ClientAccount:
+    """The account of a ClientSession whose client is on `link` (rdsproxy_client.ClientLink): NO_ACCOUNT when
+    the proxy accounts nothing (`factory` None: a proxy outside a lab), else the client's wire Session. The
+    session feeds it in its two places: each packet it takes, each write to the client (`to_client`)."""
     if factory is None:
-        return writer, NO_ACCOUNT
+        return NO_ACCOUNT
     try:
-        peer = writer.get_extra_info("peername")
+        peer = link.get_extra_info("peername")
         session = factory(tuple(peer[:2]) if peer else ("", 0))
     except Exception:  # noqa: BLE001 - accounting must never cost the client its session
         session = None
-    if session is None:
-        return writer, NO_ACCOUNT
-    account = ClientAccount(session)
-    return AccountedWriter(writer, account), account
+    return NO_ACCOUNT if session is None else ClientAccount(session)
 
 
 def account_factory(ledger: Any, proxy_name: str, cluster: str) -> Factory:

@@ -29,13 +29,21 @@ class BackendError(Exception):
         self.packet = packet
 
 
-class ForwardingProtocol(asyncio.StreamReaderProtocol):
-    """A stream protocol whose data can go straight to a callback (an answer on its way to the client)."""
+class ForwardingProtocol(asyncio.StreamReaderProtocol, asyncio.BufferedProtocol):
+    """A stream protocol whose data can go straight to a callback (an answer on its way to the client).
+    Its socket is read into a buffer of the thread's (rdsproxy_wire.recv_buffer), not into a new bytes each time."""
 
     def __init__(self, reader: asyncio.StreamReader) -> None:
         super().__init__(reader)
         self.sink: Optional[Callable[[bytes], None]] = None
         self.lost: Optional[Callable[[Optional[BaseException]], None]] = None
+        self.buffer = W.recv_buffer()  # the loop thread's (made on that thread, as the protocol is)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(bytes(self.buffer[:nbytes]))
 
     def data_received(self, data: bytes) -> None:
         if self.sink is not None:
@@ -98,7 +106,7 @@ class ServerSession:
             raise
 
     def send(self, payload: bytes) -> None:
-        self.writer.write(W.raw(0, payload))
+        self.writer.transport.write(W.raw(0, payload))
 
     def forward(self, sink: Optional[Callable[[bytes], None]],
                 lost: Optional[Callable[[Optional[BaseException]], None]]) -> None:
