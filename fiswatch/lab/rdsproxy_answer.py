@@ -20,7 +20,7 @@ class Answer:
     """The answers of one client session, one after the other (`start` for each command: no new objects)."""
 
     def __init__(self, session: Any) -> None:
-        self.session = session  # rdsproxy_session.ClientSession: to_client(), answered(), answer_lost(), writer, seq_out
+        self.session = session  # rdsproxy_session.ClientSession: to_client(), answered(), answer_lost(), link, seq_out
         self.server: Any = None  # rdsproxy_backend.ServerSession
         self.command = -1
         self.end = W.AnswerEnd(-1)
@@ -77,14 +77,14 @@ class Answer:
         if ended:
             self.server.forward(None, None)
             session.answered(self.end.status, self.command == F.COM_INIT_DB and head[:1] == b"\xff")
-        elif session.writer.transport.get_write_buffer_size() > HIGH_WATER:
+        elif session.link.transport.get_write_buffer_size() > HIGH_WATER:
             session.proxy.count("answers_paused")
             self.server.pause_reading()
             asyncio.ensure_future(self._resume(self.server))
 
     async def _resume(self, server: Any) -> None:
         try:
-            await self.session.writer.drain()
+            await self.session.link.drain()
         except (OSError, RuntimeError):
             pass
         server.resume_reading()

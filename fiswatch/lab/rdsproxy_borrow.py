@@ -30,8 +30,7 @@ async def borrow(proxy: Any, login: W.Login, key: Tuple[Any, ...],
         writer = await proxy.wait_writer(deadline - loop.time())
         if writer is None:
             proxy.count("borrow_timeouts")
-            return None, -1, W.err_packet(0, BORROW_TIMEOUT_ERROR, "Timed-out waiting to acquire database connection "
-                                          "(the lab's RDS Proxy found no writer within %gs)" % proxy.borrow_timeout)[4:]
+            return None, -1, timed_out("(the lab's RDS Proxy found no writer within %gs)" % proxy.borrow_timeout)
         generation = proxy.generation
         pooled = proxy.pool.take(key, generation)
         if pooled is not None:
@@ -44,8 +43,7 @@ async def borrow(proxy: Any, login: W.Login, key: Tuple[Any, ...],
             return None, -1, exc.packet[:F.MAX_PAYLOAD - 1] or W.err_packet(0, LOST_WRITER, str(exc))[4:]
         except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, W.ProtocolError):
             if loop.time() >= deadline:
-                return None, -1, W.err_packet(0, BORROW_TIMEOUT_ERROR, "Timed-out waiting to acquire database "
-                                              "connection")[4:]
+                return None, -1, timed_out()
             await asyncio.sleep(TRY_AGAIN)
             continue
         try:
@@ -67,3 +65,13 @@ async def borrow(proxy: Any, login: W.Login, key: Tuple[Any, ...],
             server.close()
             continue
         return server, generation, None
+
+
+def timed_out(why: str = "") -> bytes:
+    """The ERR payload of a borrow that ran out of time (9501, RDS Proxy's words; `why` the lab's).
+
+    >>> timed_out()[3:]
+    b'#HY000Timed-out waiting to acquire database connection'
+    """
+    text = "Timed-out waiting to acquire database connection" + (" " + why if why else "")
+    return W.err_packet(0, BORROW_TIMEOUT_ERROR, text)[4:]

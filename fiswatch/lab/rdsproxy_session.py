@@ -40,8 +40,7 @@ class ClientSession:
 
     def __init__(self, proxy: Any, link: Any, conn_id: int) -> None:
         self.proxy = proxy
-        self.link = link
-        self.writer = link  # what rdsproxy_answer.py writes through and waits on (drain, transport)
+        self.link = link  # also what rdsproxy_answer.py waits on (drain, its transport's buffer)
         self.account = client_account(proxy.account, link)  # the wire accounting (rdsproxy_account.py)
         self.conn_id = conn_id
         self.login: Optional[W.Login] = None
@@ -129,17 +128,21 @@ class ClientSession:
         the session is busy (logging in, waiting for a writer, the last answer not in yet)."""
         if self.closed:
             return
-        if self.task is not None or self.in_flight or self.inbox:
+        if self._busy():
             self._queue((seq, payload))
             return
         self._command(seq, payload)
 
     def too_big(self) -> None:
         """The client sent a packet of 16 MB or more (the link drops the rest): 1153, in its turn."""
-        if self.task is not None or self.in_flight or self.inbox:
+        if self._busy():
             self._queue(TOO_BIG)
             return
         self._refuse_too_big()
+
+    def _busy(self) -> bool:
+        """Logging in, waiting for a writer, the last answer not in yet, or packets before this one waiting."""
+        return self.task is not None or self.in_flight or bool(self.inbox)
 
     def client_eof(self) -> None:
         """The client sent its last byte or went: commands already read are still handled."""
